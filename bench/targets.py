@@ -1,0 +1,272 @@
+"""The ASGI applications the benchmarks serve, built by name from string options.
+
+Baselines are deliberately minimal (raw ASGI callables, no framework) so that a ratio to them
+measures what the bridge or shim adds. ``build(name, opts)`` is called by ``bench.serve``
+inside the pinned server process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+ASGIApp = Callable[..., Any]
+
+TOKEN_RESPONSE = json.dumps(
+    {
+        "access_token": "stub-access-token-" + "a" * 40,
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "refresh_token": "stub-refresh-token-" + "r" * 40,
+        "scope": "openid profile offline_access",
+    },
+    separators=(",", ":"),
+).encode()
+
+
+async def _read_body(receive: Callable[[], Any]) -> bytes:
+    chunks = []
+    while True:
+        msg = await receive()
+        chunks.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Callable[[], Any], send: Callable[..., Any]) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _raw(status: int, body: bytes, content_type: bytes) -> ASGIApp:
+    """A raw ASGI app answering every HTTP request with the same pre-encoded response."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    start = {"type": "http.response.start", "status": status, "headers": headers}
+    done = {"type": "http.response.body", "body": body}
+
+    async def app(scope: dict, receive: Callable[[], Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope.get("method") == "POST":
+            await _read_body(receive)
+        await send(start)
+        await send(done)
+
+    return app
+
+
+def trivial(opts: Mapping[str, str]) -> ASGIApp:
+    """The floor: 2 bytes, no framework. Shows what the load generator can drive."""
+    return _raw(200, b"ok", b"text/plain")
+
+
+def preencoded(opts: Mapping[str, str]) -> ASGIApp:
+    """The exact bytes of another answer (file ``body``), served as-is with its content type."""
+    with open(opts["body"], "rb") as f:
+        body = f.read()
+    return _raw(200, body, opts.get("content_type", "application/json").encode())
+
+
+def plain(opts: Mapping[str, str]) -> ASGIApp:
+    """The generated FastAPI app alone (GET /openapi.json runs ``app.openapi()``)."""
+    from bench import genapp
+
+    return genapp.load(int(opts.get("routes", "10"))).app
+
+
+def stub_idp(opts: Mapping[str, str]) -> ASGIApp:
+    """A minimal upstream IdP: token endpoint with a fixed answer, JWKS, discovery document."""
+    issuer = opts["issuer"]
+    jwks = b'{"keys":[]}'
+    if opts.get("jwks"):
+        with open(opts["jwks"], "rb") as f:
+            jwks = f.read()
+    meta = json.dumps(
+        {
+            "issuer": issuer,
+            "authorization_endpoint": issuer + "/authorize",
+            "token_endpoint": issuer + "/token",
+            "jwks_uri": issuer + "/jwks",
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+        }
+    ).encode()
+    token = _raw(200, TOKEN_RESPONSE, b"application/json")
+    routes = {
+        "/token": token,
+        "/jwks": _raw(200, jwks, b"application/json"),
+        "/.well-known/openid-configuration": _raw(200, meta, b"application/json"),
+        "/.well-known/oauth-authorization-server": _raw(200, meta, b"application/json"),
+    }
+    missing = _raw(404, b"{}", b"application/json")
+
+    async def app(scope: dict, receive: Callable[[], Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        await routes.get(scope["path"], missing)(scope, receive, send)
+
+    return app
+
+
+def make_upstream(stub: str) -> Any:
+    """The shim's upstream pointing at the stub IdP, every endpoint explicit (no discovery)."""
+    from mcp_oauth_shim import Upstream
+
+    return Upstream.oidc(
+        issuer=stub,
+        client_id="bench-client",
+        client_secret="bench-upstream-secret",
+        authorization_endpoint=stub + "/authorize",
+        token_endpoint=stub + "/token",
+        jwks_uri=stub + "/jwks",
+        audience=None,
+        audience_param="resource",
+        default_scopes=("openid", "profile"),
+        extra_scopes=("offline_access",),
+    )
+
+
+def make_shim(public_url: str, stub: str) -> Any:
+    from mcp_oauth_shim import OAuthShim
+
+    return OAuthShim(
+        public_url=public_url,
+        resource=public_url + "/mcp",
+        upstream=make_upstream(stub),
+        secret_keys=[os.environ["BENCH_SECRET_KEY"]],
+    )
+
+
+def shim(opts: Mapping[str, str]) -> ASGIApp:
+    """The shim's routes plus a trivial Starlette route (the baseline) in one Starlette app."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    page = "<!doctype html><title>ok</title><p>ok</p>"
+
+    async def trivial_page(request: Any) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    public = f"http://127.0.0.1:{opts['_port']}"
+    s = make_shim(public, opts["stub"])
+    return Starlette(routes=[*s.routes, Route("/bench/trivial", trivial_page)])
+
+
+def bridge(opts: Mapping[str, str]) -> ASGIApp:
+    """The generated app with the bridge mounted at /mcp (``stateless``, ``auth`` = 0/1)."""
+    from bench import genapp
+    from mcp_bridge import MCPBridge
+
+    app = genapp.load(int(opts.get("routes", "10"))).app
+    auth = None
+    if opts.get("auth") == "1":
+        auth = make_shim(f"http://127.0.0.1:{opts['_port']}", opts["stub"])
+    b = MCPBridge(app, auth=auth)
+    b.mount_http("/mcp", stateless=opts.get("stateless") == "1")
+    return app
+
+
+# --- minimal token proxies, one per HTTP client library, for the client choice -----------------
+
+
+def _proxy_app(forward: Callable[[bytes], Any], startup: Callable[[], Any], shutdown: Callable[[], Any]) -> ASGIApp:
+    ctype = b"application/json"
+
+    async def app(scope: dict, receive: Callable[[], Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await startup()
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await shutdown()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = await _read_body(receive)
+        status, data = await forward(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(data)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    return app
+
+
+def proxy(opts: Mapping[str, str]) -> ASGIApp:
+    """A bare token proxy: POST body forwarded to the stub's /token with one pooled client.
+
+    ``client`` = ``httpx`` (tuned: pool sized, trust_env off, HTTP/1.1), ``httpx2``, ``aiohttp``.
+    """
+    url = opts["stub"] + "/token"
+    which = opts["client"]
+    headers = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
+    state: dict[str, Any] = {}
+
+    if which in ("httpx", "httpx2"):
+        lib: Any = __import__(which)
+
+        async def startup() -> None:
+            state["c"] = lib.AsyncClient(
+                limits=lib.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30),
+                timeout=lib.Timeout(10.0),
+                trust_env=False,
+            )
+
+        async def shutdown() -> None:
+            await state["c"].aclose()
+
+        async def forward(body: bytes) -> tuple[int, bytes]:
+            r = await state["c"].post(url, content=body, headers=headers)
+            return r.status_code, r.content
+
+    elif which == "aiohttp":
+        import aiohttp
+
+        async def startup() -> None:
+            state["c"] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(total=10),
+                trust_env=False,
+            )
+
+        async def shutdown() -> None:
+            await state["c"].close()
+
+        async def forward(body: bytes) -> tuple[int, bytes]:
+            async with state["c"].post(url, data=body, headers=headers) as r:
+                return r.status, await r.read()
+
+    else:
+        raise ValueError(f"unknown client {which!r}")
+    return _proxy_app(forward, startup, shutdown)
+
+
+FACTORIES: dict[str, Callable[[Mapping[str, str]], ASGIApp]] = {
+    "trivial": trivial,
+    "preencoded": preencoded,
+    "plain": plain,
+    "stub_idp": stub_idp,
+    "shim": shim,
+    "bridge": bridge,
+    "proxy": proxy,
+}
+
+
+def build(name: str, opts: Mapping[str, str]) -> ASGIApp:
+    return FACTORIES[name](opts)

@@ -1,0 +1,287 @@
+"""MCPBridge: a FastAPI app's routes served as MCP tools on the official `mcp` SDK.
+
+Wiring only: the tool table comes from `tools.py`, calls run through `calls.py`, the endpoint
+is `transport.py`, scope challenges `auth.py`. Three auth modes:
+
+* `auth=OAuthShim(...)`: the shim's OAuth routes are added where the endpoint is mounted, the
+  endpoint is wrapped in `shim.protect(...)` (RFC 6750 401/403 with RFC 9728
+  `resource_metadata`), and per-route `Security(..., scopes=[...])` become per-tool
+  requirements with 403 `insufficient_scope` step-up challenges;
+* `auth=None`: token passthrough - the client's `Authorization` header reaches the routes,
+  which decide;
+* `auth=None, dependencies=[Depends(...)]`: those FastAPI dependencies guard the endpoint,
+  and a refusal always carries a `WWW-Authenticate: Bearer` challenge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import mcp_types as types
+from fastapi import FastAPI
+from fastapi.params import Depends
+from fastapi.routing import APIRoute, APIRouter
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.responses import Response
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_bridge.auth import granted_scopes
+from mcp_bridge.calls import call_tool, unknown_tool
+from mcp_bridge.registry import ToolRegistry
+from mcp_bridge.tools import Filters, ToolSpec, collect_tools
+from mcp_bridge.transport import MCPEndpoint
+
+if TYPE_CHECKING:
+    from mcp_oauth_shim import OAuthShim
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+_METHODS = ["GET", "POST", "DELETE"]
+
+
+class MCPBridge:
+    """Serve `app`'s operations as MCP tools. See docs/bridge.md."""
+
+    def __init__(
+        self,
+        app: FastAPI,
+        *,
+        auth: OAuthShim | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        include_operations: Sequence[str] | None = None,
+        exclude_operations: Sequence[str] | None = None,
+        include_tags: Sequence[str] | None = None,
+        exclude_tags: Sequence[str] | None = None,
+        describe_all_responses: bool = False,
+        describe_full_response_schema: bool = False,
+        forward_headers: Sequence[str] = ("authorization",),
+        dependencies: Sequence[Depends] = (),
+        short_names: bool = False,
+        hide_unreachable_tools: bool = False,
+        fast_path: bool = True,
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.name = name or app.title
+        self.description = description if description is not None else (app.description or None)
+        self.filters = Filters.of(include_operations, exclude_operations, include_tags, exclude_tags)
+        self.describe_all_responses = describe_all_responses
+        self.describe_full_response_schema = describe_full_response_schema
+        self.forward_headers = frozenset(h.lower() for h in forward_headers)
+        self.dependencies = list(dependencies)
+        self.short_names = short_names
+        self.hide_unreachable_tools = hide_unreachable_tools
+        self.fast_path = fast_path
+        self._mounted_paths: set[str] = set()
+        self.server: Server[Any] = Server(
+            self.name,
+            version=app.version or "",
+            description=self.description,
+            instructions=self.description,
+            on_list_tools=self._on_list_tools,
+            on_call_tool=self._on_call_tool,
+        )
+        self._registry = self._build_registry()
+
+    # -- tool table --------------------------------------------------------------------
+
+    def _build_registry(self) -> ToolRegistry:
+        specs = collect_tools(
+            self.app,
+            filters=self.filters,
+            short_names=self.short_names,
+            describe_all_responses=self.describe_all_responses,
+            describe_full_response_schema=self.describe_full_response_schema,
+            excluded_paths=self._mounted_paths,
+        )
+        return ToolRegistry(specs, hide_unreachable=self.hide_unreachable_tools)
+
+    def refresh(self) -> None:
+        """Re-read the app's routes (call after adding routes once the bridge exists).
+
+        FastAPI caches `app.openapi()`; the cache is cleared so the new routes appear.
+        """
+        self.app.openapi_schema = None
+        self._registry = self._build_registry()
+
+    @property
+    def tools(self) -> list[types.Tool]:
+        """The MCP tool definitions, as `tools/list` returns them to a caller with every scope."""
+        return self._registry.tools()
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return self._registry.specs
+
+    # -- execution ---------------------------------------------------------------------
+
+    async def call(self, name: str, arguments: dict[str, Any] | None, origin: Scope) -> dict[str, Any]:
+        """Run tool `name` for the HTTP request `origin`; the wire `CallToolResult`."""
+        spec = self._registry.by_name.get(name)
+        if spec is None:
+            return unknown_tool(name)
+        granted = granted_scopes(origin)
+        if granted is not None and not spec.scopes <= granted:
+            # The endpoint answers this with a 403 before the SDK; kept as a second line.
+            return {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
+        return await call_tool(self.app, spec, arguments, origin, self.forward_headers)
+
+    async def _on_list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        origin = ctx.request.scope if ctx.request is not None else {}
+        return types.ListToolsResult(tools=self._registry.tools(granted_scopes(origin)))
+
+    async def _on_call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        origin: Scope = ctx.request.scope if ctx.request is not None else _EMPTY_ORIGIN
+        result = await self.call(params.name, params.arguments, origin)
+        return types.CallToolResult.model_validate(result)
+
+    # -- mounting ----------------------------------------------------------------------
+
+    def mount_http(
+        self,
+        path: str = "/mcp",
+        *,
+        router: FastAPI | APIRouter | None = None,
+        stateless: bool = False,
+        json_response: bool = False,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_origins: Sequence[str] | None = None,
+    ) -> MCPEndpoint:
+        """Serve Streamable HTTP at `path` on `router` (default: the app itself).
+
+        The endpoint is placed first in the router, ahead of the app's routes; the shim's routes
+        (with `auth`) follow it. The session manager runs in the router's lifespan; for an
+        `APIRouter`, include it in its app after this call (FastAPI merges router lifespans).
+        """
+        host = router if router is not None else self.app
+        host_router: Router = host.router if isinstance(host, FastAPI) else host
+        endpoint = MCPEndpoint(
+            server=self.server,
+            registry=lambda: self._registry,
+            call=self.call,
+            stateless=stateless,
+            json_response=json_response,
+            security=self._security_settings(allowed_hosts, allowed_origins),
+            resource_metadata=self.auth.resource_metadata_url if self.auth is not None else None,
+            enforce_scopes=self.auth is not None,
+            fast_path=self.fast_path,
+        )
+        asgi: ASGIApp = endpoint
+        if self.auth is not None:
+            asgi = self.auth.protect(endpoint)
+        routes: list[Any] = []
+        if self.dependencies:
+            routes.append(self._gated_route(path, asgi, host))
+        else:
+            routes.append(Route(path, endpoint=asgi, methods=_METHODS, include_in_schema=False))
+        if self.auth is not None:
+            routes.extend(self.auth.routes)
+        host_router.routes[0:0] = routes
+        _extend_lifespan(host_router, endpoint)
+        if host is self.app:
+            self._mounted_paths.add(path)
+        return endpoint
+
+    def _security_settings(
+        self, allowed_hosts: Sequence[str] | None, allowed_origins: Sequence[str] | None
+    ) -> TransportSecuritySettings:
+        # DNS rebinding protection (MCP 2025-11-25 "Transports", Security Warning) is always on:
+        # loopback plus the shim's public host by default, the operator's lists otherwise.
+        hosts = [h for base in _LOOPBACK_HOSTS for h in (base, base + ":*")]
+        origins = [f"{scheme}://{h}{port}" for h in _LOOPBACK_HOSTS for scheme in ("http", "https") for port in ("", ":*")]
+        if self.auth is not None:
+            public = urlsplit(str(getattr(self.auth, "public_url", "") or self.auth.issuer))
+            if public.netloc:
+                hosts.append(public.netloc)
+                origins.append(f"{public.scheme}://{public.netloc}")
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=list(allowed_hosts) if allowed_hosts is not None else hosts,
+            allowed_origins=list(allowed_origins) if allowed_origins is not None else origins,
+        )
+
+    def _gated_route(self, path: str, asgi: ASGIApp, host: FastAPI | APIRouter) -> APIRoute:
+        """An APIRoute whose dependencies must pass before the MCP endpoint sees the request."""
+
+        async def mcp_endpoint() -> Response:
+            return _Delegate(asgi)
+
+        overrides = host if isinstance(host, FastAPI) else getattr(host, "dependency_overrides_provider", None)
+        route = APIRoute(
+            path,
+            mcp_endpoint,
+            methods=_METHODS,
+            dependencies=self.dependencies,
+            include_in_schema=False,
+            dependency_overrides_provider=overrides,
+        )
+        metadata = self.auth.resource_metadata_url if self.auth is not None else None
+        route.app = _ChallengeOnRefusal(route.app, metadata)
+        return route
+
+
+_EMPTY_ORIGIN: Scope = {"headers": [], "type": "http"}
+
+
+class _Delegate(Response):
+    """A response that hands the request on to an ASGI app (after dependencies passed)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
+class _ChallengeOnRefusal:
+    """Turn a dependency's bare 401/403 into a 401 with a Bearer challenge (RFC 6750 §3).
+
+    A request with no credentials is always answered 401 (not FastAPI-MCP's bare 403), so
+    MCP clients start their authorization flow.
+    """
+
+    def __init__(self, app: ASGIApp, resource_metadata: str | None) -> None:
+        from mcp_oauth_shim.rfc6750 import bearer_challenge
+
+        self.app = app
+        self.challenge = bearer_challenge(resource_metadata=resource_metadata).encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        has_credentials = any(k == b"authorization" for k, _ in scope.get("headers", ()))
+
+        async def send_with_challenge(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                headers = list(message.get("headers", ()))
+                has_challenge = any(k.lower() == b"www-authenticate" for k, _ in headers)
+                status = message["status"]
+                if status == 403 and not has_credentials:
+                    status = 401
+                if status == 401 and not has_challenge:
+                    headers.append((b"www-authenticate", self.challenge))
+                message = {**message, "status": status, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_challenge)
+
+
+def _extend_lifespan(router: Router, endpoint: MCPEndpoint) -> None:
+    """Run the endpoint's session manager for as long as the router's app runs."""
+    original = router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with endpoint.run(), original(app) as state:
+            yield state
+
+    router.lifespan_context = lifespan

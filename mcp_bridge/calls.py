@@ -1,0 +1,252 @@
+"""A `tools/call` -> one in-process ASGI request to the FastAPI app -> an MCP `CallToolResult`.
+
+No network hop and no HTTP client: the request is handed straight to the app's ASGI callable,
+so it passes the app's middleware and dependencies exactly like a request from outside.
+
+Safety rules (issue 3 item 2):
+* path arguments are percent-encoded into `raw_path`; a value that would add or climb path
+  segments ("/", ".", "..") is refused, and so is any request that a route listed before the
+  tool's own route would match - an argument can never reach another route;
+* tool arguments only fill what the operation declares; they can never set Authorization,
+  Cookie, Host or forwarded headers, and no header value may carry CR/LF;
+* the client's own headers reach the route only through the allow-list (`forward_headers`);
+* redirects are reported, never followed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import anyio
+from starlette.types import ASGIApp, Message, Scope
+
+from mcp_bridge.results import error_result, response_result
+from mcp_bridge.tools import ToolSpec, first_match_is, header_forbidden
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+
+class ArgumentError(ValueError):
+    """The arguments cannot be turned into a safe request for this tool."""
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ArgumentError("expected a string, number or boolean")
+
+
+def _path_value(name: str, value: Any, allow_slash: bool) -> str:
+    text = _scalar(value)
+    if text in ("", ".", ".."):
+        raise ArgumentError(f"path argument {name!r} must not be empty, '.' or '..'")
+    if not allow_slash and "/" in text:
+        raise ArgumentError(f"path argument {name!r} must not contain '/'")
+    if allow_slash and any(seg in (".", "..") for seg in text.split("/")):
+        raise ArgumentError(f"path argument {name!r} must not contain '.' or '..' segments")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise ArgumentError(f"path argument {name!r} contains control characters")
+    return text
+
+
+def _header_value(name: str, value: Any) -> bytes:
+    text = _scalar(value)
+    if any(c in text for c in "\r\n\x00"):
+        raise ArgumentError(f"header argument {name!r} must not contain CR, LF or NUL")
+    return text.encode("latin-1", errors="strict")
+
+
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = bytearray()
+    for name, value in fields:
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{quote(name)}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    for name, data in files:
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{quote(name)}"; filename="{quote(name)}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        out += data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def build_request(
+    spec: ToolSpec,
+    arguments: Mapping[str, Any],
+    origin: Scope,
+    forward_headers: frozenset[str],
+) -> tuple[Scope, bytes]:
+    """The ASGI scope and body for calling `spec` with `arguments` on behalf of `origin`."""
+    missing = [name for name in spec.required if arguments.get(name) is None]
+    if missing:
+        raise ArgumentError("missing required argument(s): " + ", ".join(sorted(missing)))
+
+    path_values: dict[str, str] = {}
+    query: list[tuple[str, str]] = []
+    headers: list[tuple[bytes, bytes]] = []
+    body_fields: dict[str, Any] = {}
+    form_fields: list[tuple[str, str]] = []
+    files: list[tuple[str, bytes]] = []
+    body: Any = None
+    has_body = False
+
+    for key, value in arguments.items():
+        arg = spec.arguments.get(key)
+        if arg is None:
+            raise ArgumentError(f"unknown argument {key!r}")
+        where = arg.location
+        if where == "path":
+            allow_slash = ("{" + arg.wire_name + ":path}") in spec.route.path
+            path_values[arg.wire_name] = _path_value(key, value, allow_slash)
+        elif value is None:
+            continue
+        elif where == "query":
+            if isinstance(value, list):
+                query.extend((arg.wire_name, _scalar(v)) for v in value)
+            else:
+                query.append((arg.wire_name, _scalar(value)))
+        elif where == "header":
+            if header_forbidden(arg.wire_name):
+                raise ArgumentError(f"header {arg.wire_name!r} cannot be set by a tool argument")
+            headers.append((arg.wire_name.lower().encode("latin-1"), _header_value(key, value)))
+        elif where == "body_field":
+            body_fields[arg.wire_name] = value
+            has_body = True
+        elif where == "body":
+            body, has_body = value, True
+        elif where == "form":
+            form_fields.append((arg.wire_name, value if isinstance(value, str) else json.dumps(value)))
+            has_body = True
+        elif where == "file":
+            try:
+                files.append((arg.wire_name, base64.b64decode(_scalar(value), validate=True)))
+            except (ValueError, TypeError) as exc:
+                raise ArgumentError(f"argument {key!r} must be base64") from exc
+            has_body = True
+
+    decoded_path = spec.path_template
+    raw_path = spec.path_template
+    for wire, text in path_values.items():
+        decoded_path = decoded_path.replace("{" + wire + "}", text)
+        raw_path = raw_path.replace("{" + wire + "}", quote(text, safe=":@!$&'()*+,;=-._~"))
+    root_path = origin.get("root_path", "")
+
+    content: bytes = b""
+    content_type: str | None = None
+    if has_body:
+        if spec.body_content_type == "multipart/form-data":
+            content, content_type = _multipart(form_fields, files)
+        elif spec.body_content_type == "application/x-www-form-urlencoded":
+            content, content_type = urlencode(form_fields).encode(), spec.body_content_type
+        else:
+            payload = body_fields if body is None else body
+            content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            content_type = "application/json"
+
+    request_headers: list[tuple[bytes, bytes]] = []
+    for name, value in origin["headers"]:
+        if name == b"host" or name.decode("latin-1") in forward_headers:
+            request_headers.append((name, value))
+    request_headers.extend(headers)
+    request_headers.append((b"accept", b"*/*"))
+    if content_type is not None:
+        request_headers.append((b"content-type", content_type.encode()))
+        request_headers.append((b"content-length", str(len(content)).encode()))
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": _ASGI,
+        "http_version": "1.1",
+        "method": spec.method,
+        "scheme": origin.get("scheme", "http"),
+        "server": origin.get("server"),
+        "client": origin.get("client"),
+        "root_path": root_path,
+        "path": root_path + decoded_path,
+        "raw_path": (root_path + raw_path).encode("ascii"),
+        "query_string": urlencode(query).encode("ascii") if query else b"",
+        "headers": request_headers,
+    }
+    if "state" in origin:
+        scope["state"] = dict(origin["state"])
+    if spec.shadowing_routes and not first_match_is(spec, scope):
+        raise ArgumentError("the arguments would address a different route")
+    return scope, content
+
+
+async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Call `app` once; return status, headers and the (bounded) body."""
+    sent = False
+    status = 0
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+    size = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers, size
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", ()))
+        elif message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise _ResponseTooLarge
+            chunks.append(chunk)
+
+    try:
+        await app(scope, receive, send)
+    except _ResponseTooLarge:
+        return -1, headers, b""
+    except Exception:
+        # ServerErrorMiddleware has already sent its 500 when it re-raises; keep that answer.
+        if status == 0:
+            status = 500
+    return status, headers, b"".join(chunks)
+
+
+class _ResponseTooLarge(Exception):
+    pass
+
+
+async def call_tool(
+    app: ASGIApp,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any] | None,
+    origin: Scope,
+    forward_headers: frozenset[str],
+) -> dict[str, Any]:
+    """Run one tool call; the wire form of a `CallToolResult` (never raises for app errors)."""
+    try:
+        scope, body = build_request(spec, arguments or {}, origin, forward_headers)
+    except ArgumentError as exc:
+        return error_result(f"Invalid arguments for tool {spec.name}: {exc}")
+    status, headers, content = await run_request(app, scope, body)
+    if status == -1:
+        return error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes")
+    return response_result(spec, status, headers, content, scope)
+
+
+def unknown_tool(name: str, known: Sequence[str] = ()) -> dict[str, Any]:
+    del known
+    return error_result(f"Unknown tool: {name[:200]}")

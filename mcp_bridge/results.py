@@ -1,0 +1,107 @@
+"""HTTP response of a route -> wire form of an MCP `CallToolResult` (MCP 2025-11-25 "Tools").
+
+* 2xx JSON: the text, plus `structuredContent` when the tool declares an `outputSchema`
+  (non-object results are wrapped as `{"result": ...}` to match the wrapped schema);
+* 2xx image/*, audio/*: image / audio content, base64; other binary: an embedded resource;
+* 3xx: reported with its status and never followed;
+* 4xx/5xx: `isError` with the status and a bounded body stripped of control characters.
+
+Results are built as plain dicts: the SDK path validates them once through `CallToolResult`,
+the fast path writes them as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+from starlette.types import Scope
+
+from mcp_bridge.tools import ToolSpec
+
+MAX_ERROR_BODY = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TEXTUAL = ("application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded")
+
+
+def text_result(text: str, *, is_error: bool = False) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": is_error}
+
+
+def error_result(text: str) -> dict[str, Any]:
+    return text_result(text, is_error=True)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def sanitize(body: bytes, limit: int = MAX_ERROR_BODY) -> str:
+    """Printable, bounded text of a response body for an error message."""
+    text = body[: limit * 4].decode("utf-8", errors="replace")
+    text = _CONTROL.sub("", text)
+    if len(text) > limit:
+        text = text[:limit] + "... (truncated)"
+    return text
+
+
+def _is_text(media_type: str) -> bool:
+    return media_type.startswith("text/") or media_type in _TEXTUAL or media_type.endswith(("+json", "+xml"))
+
+
+def response_result(
+    spec: ToolSpec, status: int, headers: list[tuple[bytes, bytes]], body: bytes, scope: Scope
+) -> dict[str, Any]:
+    content_type = _header(headers, b"content-type")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+
+    if 300 <= status < 400:
+        location = sanitize(_header(headers, b"location").encode("latin-1"), 500)
+        return error_result(f"HTTP {status}: redirect to {location!r} was not followed")
+    if status >= 400 or status < 200:
+        detail = sanitize(body)
+        return error_result(f"HTTP {status}: {detail}" if detail else f"HTTP {status}")
+
+    if not body:
+        return {"content": [], "isError": False}
+    if media_type == "application/json" or media_type.endswith("+json"):
+        text = body.decode("utf-8", errors="replace")
+        result = text_result(text)
+        if spec.has_output_schema:
+            try:
+                value = json.loads(body)
+            except ValueError:
+                return result
+            if spec.wrap_output:
+                result["structuredContent"] = {"result": value}
+            elif isinstance(value, dict):
+                result["structuredContent"] = value
+        return result
+    if media_type.startswith("image/"):
+        data = base64.b64encode(body).decode("ascii")
+        return {"content": [{"type": "image", "data": data, "mimeType": media_type}], "isError": False}
+    if media_type.startswith("audio/"):
+        data = base64.b64encode(body).decode("ascii")
+        return {"content": [{"type": "audio", "data": data, "mimeType": media_type}], "isError": False}
+    if _is_text(media_type) or not media_type:
+        return text_result(body.decode("utf-8", errors="replace"))
+    uri = _resource_uri(scope)
+    blob = base64.b64encode(body).decode("ascii")
+    resource = {"uri": uri, "mimeType": media_type, "blob": blob}
+    return {"content": [{"type": "resource", "resource": resource}], "isError": False}
+
+
+def _resource_uri(scope: Scope) -> str:
+    host = ""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            host = value.decode("latin-1")
+            break
+    raw = scope["raw_path"].decode("ascii")
+    query = scope.get("query_string", b"").decode("ascii")
+    return f"{scope.get('scheme', 'http')}://{host or 'localhost'}{raw}" + (f"?{query}" if query else "")

@@ -1,0 +1,414 @@
+"""FastAPI operations -> MCP tool definitions (MCP 2025-11-25 "Tools", `tools/list`).
+
+Everything a call needs is computed here, once: the tool's JSON Schemas (refs resolved by
+`schemas.SchemaResolver`), where each argument goes in the HTTP request, the scopes the route
+declares with `Security(..., scopes=[...])`, and the routes that could shadow this one. The hot
+path (`calls.py`) then only looks things up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import mcp_types as types
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match, Route
+
+from mcp_bridge.schemas import SchemaResolver
+
+Location = Literal["path", "query", "header", "body", "body_field", "form", "file"]
+
+# Headers a tool argument may never set, whatever the operation declares (issue 3 item 2):
+# credentials, routing and framing belong to the MCP client's request, not to the model.
+FORBIDDEN_ARGUMENT_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "host",
+        "forwarded",
+        "x-real-ip",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "expect",
+        "mcp-session-id",
+        "mcp-protocol-version",
+    }
+)
+
+_TOOL_NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_JSON_TYPES = ("application/json",)
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def header_forbidden(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in FORBIDDEN_ARGUMENT_HEADERS or lowered.startswith(("x-forwarded-", "proxy-"))
+
+
+class ToolNameClashError(ValueError):
+    """Two operations would publish the same tool name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """Where one tool argument goes in the HTTP request."""
+
+    name: str  # the key in `arguments`
+    location: Location
+    wire_name: str  # the path/query/header/form field name the route declares
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    """A tool and everything needed to turn a `tools/call` into an HTTP request."""
+
+    name: str
+    operation_id: str
+    method: str
+    path_template: str
+    route: APIRoute
+    tool: types.Tool
+    tool_json: dict[str, Any]
+    arguments: dict[str, Argument]
+    required: frozenset[str]
+    body_content_type: str | None
+    body_required: bool
+    wrap_output: bool
+    has_output_schema: bool
+    scopes: frozenset[str]
+    tags: tuple[str, ...]
+    path_params: tuple[str, ...] = ()
+    # Routes listed before this one that some argument values could match first.
+    shadowing_routes: tuple[BaseRoute, ...] = field(default_factory=tuple)
+
+
+def route_scopes(dependant: Dependant) -> frozenset[str]:
+    """All OAuth scopes declared anywhere in a route's dependency tree (`Security(scopes=...)`)."""
+    found: set[str] = set()
+    pending = [dependant]
+    while pending:
+        dep = pending.pop()
+        found.update(dep.own_oauth_scopes or ())
+        pending.extend(dep.dependencies)
+    return frozenset(found)
+
+
+def _annotations(method: str, title: str | None) -> types.ToolAnnotations:
+    # Hints follow HTTP method semantics (RFC 9110 §9.2.1 safe, §9.2.2 idempotent).
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return types.ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True)
+    if method == "DELETE":
+        return types.ToolAnnotations(title=title, read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+    if method == "PUT":
+        return types.ToolAnnotations(title=title, read_only_hint=False, idempotent_hint=True)
+    return types.ToolAnnotations(title=title, read_only_hint=False)
+
+
+def _success_response(operation: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+    for status, response in sorted(operation.get("responses", {}).items()):
+        if str(status).startswith("2"):
+            return str(status), response
+    return None
+
+
+def _describe(
+    operation: Mapping[str, Any],
+    resolver: SchemaResolver,
+    describe_all_responses: bool,
+    describe_full_response_schema: bool,
+) -> str:
+    parts = [p for p in (operation.get("summary"), operation.get("description")) if p]
+    if describe_all_responses or describe_full_response_schema:
+        lines = ["### Responses:"]
+        for status, response in operation.get("responses", {}).items():
+            if not describe_all_responses and not str(status).startswith("2"):
+                continue
+            lines.append(f"- {status}: {response.get('description', '')}".rstrip())
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            if describe_full_response_schema and schema:
+                import json
+
+                lines.append("  Schema: " + json.dumps(resolver.resolve(schema), sort_keys=True))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def _unwrap_root_ref(schema: dict[str, Any]) -> dict[str, Any]:
+    """`{"$ref": "#/$defs/X", "$defs": {...}}` -> X's own schema with the same `$defs`.
+
+    A recursive response model resolves to a bare reference; its target is what the
+    `outputSchema` should say (an object), and inner references still resolve from the root.
+    """
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, dict) and len(schema) == 2:
+        target = defs.get(ref[len("#/$defs/") :])
+        if isinstance(target, dict):
+            return {**target, "$defs": defs}
+    return schema
+
+
+def _unique_key(wanted: str, taken: Iterable[str]) -> str:
+    taken = set(taken)
+    candidate = wanted
+    while candidate in taken:
+        candidate = "request_" + candidate
+    return candidate
+
+
+def build_spec(
+    *,
+    name: str,
+    route: APIRoute,
+    method: str,
+    operation: Mapping[str, Any],
+    resolver: SchemaResolver,
+    describe_all_responses: bool,
+    describe_full_response_schema: bool,
+) -> ToolSpec:
+    """Translate one OpenAPI operation of `route` into a `ToolSpec`."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    arguments: dict[str, Argument] = {}
+    path_params: list[str] = []
+
+    for param in operation.get("parameters", []):
+        where = param.get("in")
+        wire = param["name"]
+        if where == "cookie" or (where == "header" and header_forbidden(wire)):
+            continue  # never settable from arguments
+        if where not in ("path", "query", "header"):
+            continue
+        schema = resolver.resolve(param.get("schema", {}))
+        if param.get("description") and "description" not in schema:
+            schema = {**schema, "description": param["description"]}
+        key = _unique_key(wire, properties)
+        properties[key] = schema
+        arguments[key] = Argument(key, where, wire)
+        if where == "path":
+            path_params.append(key)
+        if param.get("required") or where == "path":
+            required.append(key)
+
+    body_content_type: str | None = None
+    body_required = False
+    request_body = operation.get("requestBody")
+    if request_body:
+        content = request_body.get("content", {})
+        body_content_type = next((t for t in (*_JSON_TYPES, *_FORM_TYPES) if t in content), None)
+        if body_content_type is None and content:
+            body_content_type = next(iter(content))
+        body_required = bool(request_body.get("required"))
+        body_schema = resolver.resolve(content.get(body_content_type, {}).get("schema", {}))
+        is_object = body_schema.get("type") == "object" and isinstance(body_schema.get("properties"), dict)
+        clashes = is_object and any(p in properties for p in body_schema["properties"])
+        if body_content_type in _FORM_TYPES and is_object:
+            # Form fields are always spread; a clash with a parameter gets a prefixed key.
+            for prop, prop_schema in body_schema["properties"].items():
+                is_file = prop_schema.get("format") == "binary" or "contentMediaType" in prop_schema
+                key = _unique_key(prop, properties)
+                if is_file:
+                    prop_schema = {
+                        "type": "string",
+                        "contentEncoding": "base64",
+                        "description": "file content, base64-encoded",
+                    }
+                properties[key] = prop_schema
+                arguments[key] = Argument(key, "file" if is_file else "form", prop)
+                if prop in body_schema.get("required", ()):
+                    required.append(key)
+        elif is_object and not clashes and "$defs" not in body_schema and body_content_type in _JSON_TYPES:
+            # An object body's fields become top-level arguments, which models fill most reliably.
+            for prop, prop_schema in body_schema["properties"].items():
+                properties[prop] = prop_schema
+                arguments[prop] = Argument(prop, "body_field", prop)
+            if body_required:
+                required.extend(body_schema.get("required", ()))
+        else:
+            key = _unique_key("body", properties)
+            properties[key] = body_schema
+            arguments[key] = Argument(key, "body", key)
+            if body_required:
+                required.append(key)
+
+    input_schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        input_schema["required"] = list(dict.fromkeys(required))
+    # Hoist nested $defs (recursive models) to the root, where "#/$defs/X" points.
+    defs: dict[str, Any] = {}
+    for prop_name, prop_schema in list(properties.items()):
+        if isinstance(prop_schema, dict) and "$defs" in prop_schema:
+            defs.update(prop_schema["$defs"])
+            properties[prop_name] = {k: v for k, v in prop_schema.items() if k != "$defs"}
+    if defs:
+        input_schema["$defs"] = defs
+
+    output_schema: dict[str, Any] | None = None
+    wrap_output = False
+    success = _success_response(operation)
+    if success is not None:
+        response_schema = success[1].get("content", {}).get("application/json", {}).get("schema")
+        if response_schema:
+            resolved = _unwrap_root_ref(resolver.resolve(response_schema))
+            if resolved.get("type") == "object":
+                output_schema = resolved
+            else:
+                # MCP requires an object outputSchema; other shapes are wrapped as {"result": ...}.
+                wrap_output = True
+                out_defs = resolved.pop("$defs", None) if "$defs" in resolved else None
+                output_schema = {"type": "object", "properties": {"result": resolved}, "required": ["result"]}
+                if out_defs:
+                    output_schema["$defs"] = out_defs
+
+    title = operation.get("summary")
+    tool = types.Tool(
+        name=name,
+        title=title,
+        description=_describe(operation, resolver, describe_all_responses, describe_full_response_schema) or None,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        annotations=_annotations(method, title),
+    )
+    return ToolSpec(
+        name=name,
+        operation_id=operation.get("operationId", name),
+        method=method,
+        path_template=route.path_format,
+        route=route,
+        tool=tool,
+        tool_json=tool.model_dump(by_alias=True, mode="json", exclude_none=True),
+        arguments=arguments,
+        required=frozenset(input_schema.get("required", ())),
+        body_content_type=body_content_type,
+        body_required=body_required,
+        wrap_output=wrap_output,
+        has_output_schema=output_schema is not None,
+        scopes=route_scopes(route.dependant),
+        tags=tuple(operation.get("tags", ())),
+        path_params=tuple(path_params),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """FastAPI-MCP's filter semantics: includes select (union of operations and tags), excludes remove."""
+
+    include_operations: frozenset[str] | None = None
+    exclude_operations: frozenset[str] | None = None
+    include_tags: frozenset[str] | None = None
+    exclude_tags: frozenset[str] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        include_operations: Sequence[str] | None,
+        exclude_operations: Sequence[str] | None,
+        include_tags: Sequence[str] | None,
+        exclude_tags: Sequence[str] | None,
+    ) -> Filters:
+        if include_operations is not None and exclude_operations is not None:
+            raise ValueError("include_operations and exclude_operations cannot be combined")
+        if include_tags is not None and exclude_tags is not None:
+            raise ValueError("include_tags and exclude_tags cannot be combined")
+
+        def as_set(values: Sequence[str] | None) -> frozenset[str] | None:
+            return None if values is None else frozenset(values)
+
+        return cls(as_set(include_operations), as_set(exclude_operations), as_set(include_tags), as_set(exclude_tags))
+
+    def keeps(self, names: Iterable[str], tags: Iterable[str]) -> bool:
+        names, tags = set(names), set(tags)
+        if self.include_operations is not None or self.include_tags is not None:
+            selected = bool(names & (self.include_operations or set())) or bool(tags & (self.include_tags or set()))
+            if not selected:
+                return False
+        if self.exclude_operations and names & self.exclude_operations:
+            return False
+        return not (self.exclude_tags and tags & self.exclude_tags)
+
+
+def _segments(path: str) -> int:
+    return path.count("/")
+
+
+def _may_shadow(earlier: BaseRoute, spec_route: APIRoute) -> bool:
+    """Could `earlier` match some request path built for `spec_route`? (cheap, conservative)"""
+    if isinstance(earlier, Route):
+        if "{" not in spec_route.path_format:
+            return False  # a literal path is matched exactly; order then is the app's own business
+        if ":path}" in spec_route.path_format or ":path}" in earlier.path_format:
+            return True
+        return _segments(earlier.path_format) == _segments(spec_route.path_format)
+    return True  # Mounts and custom routes: check at call time
+
+
+def collect_tools(
+    app: FastAPI,
+    *,
+    filters: Filters,
+    short_names: bool,
+    describe_all_responses: bool,
+    describe_full_response_schema: bool,
+    excluded_paths: Iterable[str] = (),
+) -> list[ToolSpec]:
+    """Build the tool list of `app` from its OpenAPI document and its route table."""
+    openapi = app.openapi()
+    resolver = SchemaResolver(openapi)
+    paths: Mapping[str, Any] = openapi.get("paths", {})
+    all_routes = list(app.router.routes)
+    excluded = set(excluded_paths)
+    specs: list[ToolSpec] = []
+    owners: dict[str, str] = {}
+
+    for position, route in enumerate(all_routes):
+        if not isinstance(route, APIRoute) or not route.include_in_schema or route.path_format in excluded:
+            continue
+        path_item = paths.get(route.path_format, {})
+        for method in sorted(route.methods or ()):
+            operation = path_item.get(method.lower())
+            if operation is None:
+                continue
+            operation_id = operation.get("operationId") or f"{method.lower()}_{route.name}"
+            name = route.name if short_names else operation_id
+            if not _TOOL_NAME_OK.fullmatch(name):
+                name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:128]
+            if not filters.keeps((operation_id, name, route.name), operation.get("tags", ())):
+                continue
+            where = f"{method} {route.path_format}"
+            if name in owners:
+                hint = " (use short_names=False)" if short_names else " (give one an explicit operation_id)"
+                raise ToolNameClashError(f"tool name {name!r} is produced by both {owners[name]} and {where}{hint}")
+            owners[name] = where
+            spec = build_spec(
+                name=name,
+                route=route,
+                method=method,
+                operation=operation,
+                resolver=resolver,
+                describe_all_responses=describe_all_responses,
+                describe_full_response_schema=describe_full_response_schema,
+            )
+            spec.shadowing_routes = tuple(r for r in all_routes[:position] if _may_shadow(r, route))
+            specs.append(spec)
+    return specs
+
+
+def first_match_is(spec: ToolSpec, scope: dict[str, Any]) -> bool:
+    """True if no route listed before the tool's own route fully matches this request."""
+    for earlier in spec.shadowing_routes:
+        match, _ = earlier.matches(scope)
+        if match is Match.FULL:
+            return False
+    return True

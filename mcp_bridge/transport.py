@@ -1,0 +1,263 @@
+"""The `/mcp` endpoint: Streamable HTTP (MCP 2025-11-25 "Transports") on the official SDK.
+
+`StreamableHTTPSessionManager` serves every request shape - initialize, notifications, the
+`GET` stream (its headers go out at once: `EventSourceResponse`), `DELETE`, sessions,
+resumption, the 2026 per-request envelope. In front of it this endpoint adds what the SDK
+cannot know:
+
+* the per-tool scope check, answered at the HTTP level with a 403 step-up challenge before
+  the SDK sees the request (a JSON-RPC error inside a 200 would not start a step-up);
+* a fast path for the two hot methods. A single `tools/list` or `tools/call` request of a
+  handshake-era revision, for a live session (or in stateless mode), that passes the same
+  Host/Origin/Content-Type/Accept checks, is answered here with one `application/json`
+  response (which the transport spec allows for any request): the pre-encoded tool list, or
+  the in-process call. No per-request task, stream or session object is created. Everything
+  else - and anything this endpoint is unsure about - goes to the SDK unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, check_accept_headers
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import (
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+
+from mcp_bridge.auth import granted_scopes, send_insufficient_scope
+from mcp_bridge.registry import ToolRegistry
+
+logger = logging.getLogger(__name__)
+
+ToolCaller = Callable[[str, Any, Scope], Awaitable[dict[str, Any]]]
+
+_SESSION_HEADER = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
+_VERSION_HEADER = b"mcp-protocol-version"
+_HANDSHAKE_VERSIONS = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
+
+
+class MCPEndpoint:
+    """ASGI app for one mounted MCP path; its session manager lives in the host's lifespan."""
+
+    def __init__(
+        self,
+        *,
+        server: Server[Any],
+        registry: Callable[[], ToolRegistry],
+        call: ToolCaller,
+        stateless: bool,
+        json_response: bool,
+        security: TransportSecuritySettings,
+        resource_metadata: str | None,
+        enforce_scopes: bool,
+        fast_path: bool = True,
+        max_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+    ) -> None:
+        self.server = server
+        self._registry = registry
+        self._call = call
+        self.stateless = stateless
+        self.json_response = json_response
+        self.security = security
+        self._security_check = TransportSecurityMiddleware(security)
+        self.resource_metadata = resource_metadata
+        self.enforce_scopes = enforce_scopes
+        self.fast_path = fast_path
+        self.max_body_size = max_body_size
+        self.manager: StreamableHTTPSessionManager | None = None
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """Run a fresh session manager (the SDK's can run only once) for one app lifespan."""
+        manager = StreamableHTTPSessionManager(
+            app=self.server,
+            json_response=self.json_response,
+            stateless=self.stateless,
+            security_settings=self.security,
+            max_request_body_size=self.max_body_size,
+        )
+        async with manager.run():
+            self.manager = manager
+            try:
+                yield
+            finally:
+                self.manager = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        manager = self.manager
+        if scope["type"] != "http":
+            return
+        if manager is None:
+            await _plain(send, 503, b"MCP endpoint not running: serve the app with its lifespan enabled")
+            return
+        if scope["method"] != "POST":
+            await manager.handle_request(scope, receive, send)
+            return
+
+        body, trailing = await _read_body(receive, self.max_body_size)
+        if body is None:
+            await _plain(send, 413, b"Request body too large")
+            return
+        replay = _replay(body, trailing, receive)
+        try:
+            message = json.loads(body) if body else None
+        except ValueError:
+            message = None
+
+        if self.enforce_scopes and message is not None:
+            denied = self._scope_denial(message, scope)
+            if denied is not None:
+                tool, needed, granted = denied
+                await send_insufficient_scope(
+                    send, needed=needed, granted=granted, resource_metadata=self.resource_metadata, tool=tool
+                )
+                return
+
+        if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, manager):
+            return
+        await manager.handle_request(scope, replay, send)
+
+    def _scope_denial(self, message: Any, scope: Scope) -> tuple[str, set[str], frozenset[str]] | None:
+        granted = granted_scopes(scope)
+        if granted is None:
+            return None
+        registry = self._registry()
+        for item in message if isinstance(message, list) else (message,):
+            if not isinstance(item, dict) or item.get("method") != "tools/call":
+                continue
+            params = item.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            spec = registry.by_name.get(name) if isinstance(name, str) else None
+            if spec is not None and not spec.scopes <= granted:
+                return spec.name, set(spec.scopes - granted), granted
+        return None
+
+    async def _try_fast(
+        self, message: dict[str, Any], scope: Scope, send: Send, manager: StreamableHTTPSessionManager
+    ) -> bool:
+        method = message.get("method")
+        if method not in ("tools/call", "tools/list") or message.get("jsonrpc") != "2.0":
+            return False
+        request_id = message.get("id")
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+            return False
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict):
+            return False
+        version = session = None
+        for key, value in scope["headers"]:
+            if key == _VERSION_HEADER:
+                version = value
+            elif key == _SESSION_HEADER:
+                session = value.decode("latin-1")
+        if version is not None and version not in _HANDSHAKE_VERSIONS:
+            return False
+        request = Request(scope)
+        if await self._security_check.validate_request(request, is_post=True) is not None:
+            return False
+        has_json, has_sse = check_accept_headers(request)
+        if not has_json or (not self.json_response and not has_sse):
+            return False
+        if not self.stateless and not _session_is_live(manager, session, scope):
+            return False
+
+        if method == "tools/list":
+            if params and params.get("cursor") is not None:
+                return False
+            result = self._registry().list_result_bytes(granted_scopes(scope))
+        else:
+            name = (params or {}).get("name")
+            arguments = (params or {}).get("arguments")
+            if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
+                return False
+            result = json.dumps(await self._call(name, arguments, scope), separators=(",", ":")).encode()
+        payload = b'{"jsonrpc":"2.0","id":' + json.dumps(request_id).encode() + b',"result":' + result + b"}"
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        if session is not None and not self.stateless:
+            headers.append((_SESSION_HEADER, session.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        return True
+
+
+def _session_is_live(manager: StreamableHTTPSessionManager, session: str | None, scope: Scope) -> bool:
+    """Whether the SDK would serve this session id for this caller; refreshes its idle clock.
+
+    Reads the manager's session table; if a future SDK renames it, the answer is "no" and
+    every request simply takes the SDK path.
+    """
+    if session is None:
+        return False
+    transports = getattr(manager, "_server_instances", None)
+    owners = getattr(manager, "_session_owners", None)
+    if not isinstance(transports, dict) or not isinstance(owners, dict):
+        return False
+    transport = transports.get(session)
+    if transport is None or transport.is_terminated:
+        return False
+    user = scope.get("user")
+    requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+    if requestor != owners.get(session):
+        return False
+    idle_scope = getattr(transport, "idle_scope", None)
+    timeout = getattr(transport, "_idle_timeout", None)
+    if idle_scope is not None and timeout is not None:
+        if idle_scope.cancel_called:
+            return False
+        if not getattr(transport, "_requests_in_flight", 0) and math.isfinite(idle_scope.deadline):
+            idle_scope.deadline = anyio.current_time() + timeout
+    return True
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Message | None]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), message
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None, None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), None
+
+
+def _replay(body: bytes, trailing: Message | None, receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    if trailing is not None:
+        pending.append(trailing)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+async def _plain(send: Send, status: int, text: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(text)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": text})

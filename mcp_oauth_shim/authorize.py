@@ -1,0 +1,176 @@
+"""``GET /oauth/authorize``: validate the client's request, then ask the person to consent.
+
+RFC 6749 §4.1.1 and §4.1.2.1 (which errors may be redirected), RFC 7636 §4.3 (PKCE, S256 only
+per OAuth 2.1), RFC 8707 (resource), RFC 9207 (``iss`` on every response). Nothing goes to the
+IdP from here: the confused-deputy rule of the MCP security guidance wants the person to approve
+this client on our own page first (:mod:`.consent`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .clients import Client
+from .context import ShimContext
+from .errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    OAuth2Error,
+    UnsupportedResponseTypeError,
+    html_error,
+    invalid_target,
+    oauth_error,
+    redirect_error,
+)
+from .http import DuplicateParameter, single_params
+from .redirects import matches
+from .rfc8707 import resource_matches
+
+logger = logging.getLogger("mcp_oauth_shim.authorize")
+
+# RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is exactly 43 characters.
+_S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+MAX_STATE_LENGTH = 1024
+# OIDC parameters that only shape the IdP's login page; everything else stays here.
+FORWARDED_PARAMS = {"login_hint": 256, "ui_locales": 64, "prompt": 64}
+_PROMPT_VALUES = {"none", "login", "consent", "select_account"}
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A validated authorization request, as it travels (sealed) through consent and the IdP."""
+
+    client: Client
+    redirect_uri: str
+    redirect_uri_given: bool
+    state: str | None
+    code_challenge: str
+    scopes: tuple[str, ...]
+    forward: dict[str, str] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "c": self.client.client_id,
+            "r": self.redirect_uri,
+            "cc": self.code_challenge,
+            "sc": " ".join(self.scopes),
+        }
+        if not self.redirect_uri_given:
+            wire["rg"] = 0
+        if self.state is not None:
+            wire["s"] = self.state
+        if self.forward:
+            wire["f"] = self.forward
+        return wire
+
+
+class RedirectableError(Exception):
+    """An error we may report to the client's (already validated) redirect URI."""
+
+    def __init__(self, err: OAuth2Error, redirect_uri: str, state: str | None) -> None:
+        self.err, self.redirect_uri, self.state = err, redirect_uri, state
+
+
+async def parse_authorization_request(ctx: ShimContext, request: Request) -> AuthorizationRequest:
+    """Validate an authorization request.
+
+    Raises :class:`OAuth2Error` when the client or redirect URI cannot be trusted (shown as a
+    page, never redirected: RFC 6749 §4.1.2.1), :class:`RedirectableError` for the rest.
+    """
+    try:
+        params = single_params(request)
+    except DuplicateParameter as dup:
+        raise InvalidRequestError(description=f"Parameter {str(dup)[:40]} is repeated.")
+
+    client = await ctx.clients.resolve(params.get("client_id"))
+    redirect_uri, given = _redirect_uri(client, params.get("redirect_uri"))
+    state = params.get("state")
+    if state is not None and len(state) > MAX_STATE_LENGTH:
+        raise InvalidRequestError(description=f"state is longer than {MAX_STATE_LENGTH} characters.")
+
+    def fail(err: OAuth2Error) -> RedirectableError:
+        return RedirectableError(err, redirect_uri, state)
+
+    if params.get("response_type") != "code":
+        raise fail(UnsupportedResponseTypeError(params.get("response_type", "")[:40] or "(none)"))
+    for name in ("request", "request_uri"):
+        if name in params:
+            raise fail(oauth_error(f"{name}_not_supported", f"{name} is not supported by this server."))
+    if params.get("response_mode", "query") != "query":
+        raise fail(InvalidRequestError(description="Only response_mode=query is supported."))
+    challenge = params.get("code_challenge")
+    if not challenge:
+        raise fail(InvalidRequestError(description="code_challenge is required (PKCE, RFC 7636)."))
+    if params.get("code_challenge_method") != "S256":
+        raise fail(InvalidRequestError(description="code_challenge_method must be S256."))
+    if not _S256_CHALLENGE.match(challenge):
+        raise fail(InvalidRequestError(description="code_challenge is not a valid S256 challenge."))
+    resource = params.get("resource")
+    if resource is not None and not resource_matches(resource, ctx.resource):
+        raise fail(invalid_target(f"This server only issues tokens for {ctx.resource}."))
+    return AuthorizationRequest(
+        client=client,
+        redirect_uri=redirect_uri,
+        redirect_uri_given=given,
+        state=state,
+        code_challenge=challenge,
+        scopes=choose_scopes(ctx, params.get("scope")),
+        forward=_forwarded(params),
+    )
+
+
+def choose_scopes(ctx: ShimContext, requested: str | None) -> tuple[str, ...]:
+    """Scopes to ask the IdP for: what the client asked for, within what we advertise.
+
+    RFC 6749 §3.3 lets the server ignore scopes; clients that send none (Claude Code) get the
+    defaults. The upstream's ``extra_scopes`` are always added.
+    """
+    allowed = set(ctx.scopes_supported) | set(ctx.upstream.extra_scopes)
+    asked = [s for s in (requested or "").split() if s in allowed]
+    chosen = asked or list(ctx.default_scopes)
+    return tuple(dict.fromkeys([*chosen, *ctx.upstream.extra_scopes]))
+
+
+def _redirect_uri(client: Client, requested: str | None) -> tuple[str, bool]:
+    if requested is None:
+        # RFC 6749 §3.1.2.3: optional only when exactly one URI is registered.
+        if len(client.redirect_uris) == 1:
+            return client.redirect_uris[0], False
+        raise InvalidRequestError(description="redirect_uri is required: this client registered several.")
+    if not matches(requested, client.redirect_uris):
+        raise InvalidRequestError(description="redirect_uri does not match any URI registered for this client.")
+    return requested, True
+
+
+def _forwarded(params: dict[str, str]) -> dict[str, str]:
+    forward: dict[str, str] = {}
+    for name, limit in FORWARDED_PARAMS.items():
+        value = params.get(name)
+        if value and len(value) <= limit and value.isprintable():
+            if name == "prompt" and not set(value.split()) <= _PROMPT_VALUES:
+                continue
+            forward[name] = value
+    return forward
+
+
+class AuthorizeHandler:
+    def __init__(self, ctx: ShimContext, consent_page: Any) -> None:
+        self.ctx = ctx
+        self.consent_page = consent_page
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            auth_request = await parse_authorization_request(self.ctx, request)
+        except RedirectableError as exc:
+            return redirect_error(exc.err, exc.redirect_uri, state=exc.state, issuer=self.ctx.issuer)
+        except InvalidClientError as err:
+            return html_error(err, status_code=400)
+        except OAuth2Error as err:
+            return html_error(err)
+        return self.consent_page.render(request, auth_request)

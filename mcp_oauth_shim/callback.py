@@ -1,0 +1,122 @@
+"""``GET /oauth/callback``: the one redirect URI registered at the IdP.
+
+Honoured only with a state the shim signed, within its lifetime, in the browser that approved
+(the flow cookie set on consent, deleted here so a replay in the same browser fails too), and,
+when the IdP names itself, only from the expected issuer (RFC 9207 §2.4, mix-up defence). The
+IdP's code is then wrapped for the client and relayed with the client's ``state`` and the
+shim's own ``iss``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from .consent import FLOW_COOKIE_PREFIX
+from .context import ShimContext
+from .errors import NO_STORE, InvalidRequestError, append_query, html_error, oauth_error, redirect_error
+from .http import DuplicateParameter, single_params
+from .sealing import CODE, STATE, SealError, digest
+from .upstream import UpstreamError
+
+logger = logging.getLogger("mcp_oauth_shim.callback")
+
+# Errors an IdP may send that mean the same to the MCP client; anything else is server_error.
+RELAYED_ERRORS = {
+    "access_denied",
+    "invalid_scope",
+    "temporarily_unavailable",
+    "login_required",
+    "consent_required",
+    "interaction_required",
+    "account_selection_required",
+}
+MAX_CODE_LENGTH = 4096
+
+
+class CallbackHandler:
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, request: Request) -> Response:
+        ctx = self.ctx
+        try:
+            params = single_params(request)
+        except DuplicateParameter:
+            return html_error(InvalidRequestError(description="A callback parameter is repeated."))
+        try:
+            state = ctx.sealer.unseal(STATE, params.get("state", ""), max_age=ctx.lifetimes.state)
+        except SealError as exc:
+            logger.warning("callback refused: state %s", exc.reason)
+            return html_error(InvalidRequestError(description=f"The sign-in state is {exc.reason}; start the sign-in again."))
+        cookie_name = ctx.cookie_name(FLOW_COOKIE_PREFIX + str(state.get("fl", "")))
+        binding = request.cookies.get(cookie_name)
+        if not binding or not hmac.compare_digest(digest(binding), str(state.get("b", ""))):
+            logger.warning("callback refused: not the browser that approved, or already used")
+            return _forget(
+                html_error(
+                    InvalidRequestError(
+                        description="This sign-in was started in another browser or has already completed."
+                    ),
+                    status_code=403,
+                ),
+                cookie_name,
+                ctx.secure_cookies,
+            )
+        try:
+            upstream = await ctx.upstream_client.metadata()
+        except UpstreamError as err:
+            return _forget(html_error(oauth_error(err.error, err.description, err.status_code)), cookie_name, ctx.secure_cookies)
+        iss = params.get("iss")
+        expected_iss = upstream.issuer
+        if iss is not None and expected_iss is not None and iss != expected_iss:
+            logger.warning("callback refused: iss is not the configured identity provider (mix-up)")
+            return _forget(
+                html_error(InvalidRequestError(description="The answer came from an unexpected identity provider."), status_code=403),
+                cookie_name,
+                ctx.secure_cookies,
+            )
+        if iss is None and upstream.raw.get("authorization_response_iss_parameter_supported") is True:
+            logger.warning("callback refused: the identity provider promised iss and sent none")
+            return _forget(
+                html_error(InvalidRequestError(description="The identity provider's answer lacks its issuer."), status_code=403),
+                cookie_name,
+                ctx.secure_cookies,
+            )
+
+        redirect_uri, client_state = state["r"], state.get("s")
+        error = params.get("error")
+        if error is not None:
+            relayed = error if error in RELAYED_ERRORS else "server_error"
+            description = "The identity provider refused the sign-in." if relayed != "access_denied" else "The user denied access."
+            logger.info("identity provider returned %s", relayed)
+            response = redirect_error(oauth_error(relayed, description), redirect_uri, state=client_state, issuer=ctx.issuer)
+            return _forget(response, cookie_name, ctx.secure_cookies)
+        code = params.get("code")
+        if not code or len(code) > MAX_CODE_LENGTH:
+            response = redirect_error(
+                oauth_error("server_error", "The identity provider sent no usable code."),
+                redirect_uri,
+                state=client_state,
+                issuer=ctx.issuer,
+            )
+            return _forget(response, cookie_name, ctx.secure_cookies)
+
+        wrapped = ctx.sealer.seal(
+            CODE,
+            {"u": code, "c": state["c"], "r": redirect_uri, "rg": state.get("rg", 1), "cc": state["cc"], "sc": state["sc"]},
+        )
+        answer = {"code": wrapped}
+        if client_state is not None:
+            answer["state"] = client_state
+        answer["iss"] = ctx.issuer
+        logger.info("relaying the authorization code to the client (flow %s)", state.get("fl"))
+        return _forget(RedirectResponse(append_query(redirect_uri, answer), 302, headers=NO_STORE), cookie_name, ctx.secure_cookies)
+
+
+def _forget(response: Response, cookie_name: str, secure: bool) -> Response:
+    response.delete_cookie(cookie_name, path="/", secure=secure, httponly=True, samesite="lax")
+    return response

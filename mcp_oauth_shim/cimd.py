@@ -1,0 +1,539 @@
+"""Client ID metadata documents: clients whose ``client_id`` is an HTTPS URL.
+
+Follows draft-ietf-oauth-client-id-metadata-document (the revision the MCP 2025-11-25 and
+2026-07-28 specs cite is -00; section numbers below are -02's, whose rules are the same):
+
+- §3 the client identifier URL: https, a path, no dot segments, no fragment, no userinfo;
+  compared as a plain string (RFC 3986 §6.2.1), so we never normalise it.
+- §4 the document: JSON object whose ``client_id`` equals the URL exactly; §4.1 no shared
+  secrets (we go further and accept only public clients, ``token_endpoint_auth_method: none``).
+- §5 fetched with 200 only and redirects not followed; §5.1 a failed fetch aborts the request.
+- §5.2 cached per HTTP caching (RFC 9111) within our own bounds; errors and invalid documents
+  are never cached.
+- §8.6 SSRF: never fetch from special-use addresses (RFC 6890); §8.7 read at most 5 KB.
+
+SSRF defence in depth: the URL is checked as text, the host is resolved once, every address
+it resolves to must be public, and the connection goes to the address we checked (the URL's
+host is replaced by that IP; ``Host`` and TLS SNI / certificate checks keep the name), so a
+DNS answer that changes between check and connect (rebinding) cannot redirect the fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .redirects import RedirectURIError, check_registrable
+
+__all__ = [
+    "ClientMetadataDocument",
+    "ClientMetadataDocuments",
+    "ClientMetadataError",
+    "Resolver",
+    "is_metadata_client_id",
+    "is_public_address",
+]
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""``await resolver(host, port)`` -> the IP addresses (as text) the host resolves to."""
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_CLIENT_ID_LENGTH = 2000
+# §4.1: methods based on a secret shared with the AS cannot be established by a document.
+SHARED_SECRET_METHODS = frozenset({"client_secret_post", "client_secret_basic", "client_secret_jwt"})
+
+_DNS_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?)*\.?$")
+# The last label decides whether a WHATWG/inet_aton parser reads the host as IPv4:
+# "2130706433", "0x7f.1" and "0177.0.0.1" all mean 127.0.0.1 to some resolver.
+_NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Special-use blocks that older Pythons' ``is_global`` still calls global (RFC 6890 and later
+# registrations): IETF protocol assignments, the deprecated 6to4 relay, IPv6 documentation
+# (RFC 9637), SRv6 SIDs (RFC 9602) and deprecated site-local addresses.
+_ALSO_SPECIAL = tuple(
+    ipaddress.ip_network(net)
+    for net in ("192.0.0.0/24", "192.88.99.0/24", "3fff::/20", "5f00::/16", "fec0::/10")
+)
+
+
+class ClientMetadataError(Exception):
+    """A URL client_id that cannot be used; ``description`` says why (ASCII, safe to show).
+
+    Per RFC 6749 §4.1.2.1 an authorization request with such a client_id is answered to the
+    user, not redirected (we have no validated redirect URI); at the token endpoint it is
+    ``invalid_client``.
+    """
+
+    error = "invalid_client"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class ClientMetadataDocument(BaseModel):
+    """The client metadata we use from a fetched document (RFC 7591 §2 names)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    client_id: str
+    client_name: str | None = Field(default=None, max_length=200)
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    redirect_uris: tuple[str, ...] = Field(min_length=1)
+    token_endpoint_auth_method: str = "none"
+    grant_types: tuple[str, ...] = ("authorization_code",)
+    response_types: tuple[str, ...] = ("code",)
+    scope: str | None = None
+
+    @property
+    def host(self) -> str:
+        """The client_id's host, which the consent page should show (draft §8.5)."""
+        return urlsplit(self.client_id).hostname or ""
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Is this an address on the public Internet (not special-use per RFC 6890)?
+
+    IPv6 forms that embed an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by the
+    embedded address, since that is where the packets end up.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            return is_public_address(address.sixtofour)
+        if any(address in net for net in _NAT64):
+            return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address in _IPV4_COMPATIBLE:  # deprecated ::a.b.c.d (RFC 4291 §2.5.5.1)
+            return False
+    if any(address.version == net.version and address in net for net in _ALSO_SPECIAL):
+        return False
+    return address.is_global and not address.is_multicast
+
+
+def is_metadata_client_id(client_id: str, *, allow_http_loopback: bool = False) -> bool:
+    """Is ``client_id`` a well-formed client identifier URL (draft §3)?
+
+    ``False`` for opaque client_ids (ours from registration) and for malformed URLs;
+    :meth:`ClientMetadataDocuments.get` says what is wrong with a malformed one.
+    """
+    try:
+        _parse_client_id_url(client_id, allow_http_loopback=allow_http_loopback)
+    except ClientMetadataError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _ClientIdURL:
+    url: httpx.URL
+    host: str  # lower-case name or IP text without brackets
+    port: int
+    host_header: str  # the URL's authority exactly as written
+    literal: IPAddress | None  # set when the host is an IP literal
+
+
+def _parse_client_id_url(client_id: object, *, allow_http_loopback: bool) -> _ClientIdURL:
+    """Check a client identifier URL as text (draft §3); no network access."""
+    if not isinstance(client_id, str) or not client_id:
+        raise ClientMetadataError("client_id is missing.")
+    if len(client_id) > MAX_CLIENT_ID_LENGTH:
+        raise ClientMetadataError(f"client_id URL is longer than {MAX_CLIENT_ID_LENGTH} characters.")
+    # Anything a lenient parser would repair (spaces, backslashes, non-ASCII) can make two
+    # parsers disagree about the host; refuse instead of guessing.
+    if not client_id.isascii() or any(c <= " " or c in "\\\x7f" for c in client_id):
+        raise ClientMetadataError("client_id URL contains whitespace, control, backslash or non-ASCII characters.")
+    if client_id.startswith("https://"):
+        scheme = "https"
+    elif client_id.startswith("http://") and allow_http_loopback:
+        scheme = "http"
+    else:
+        raise ClientMetadataError("client_id URL must use the https scheme (draft section 3).")
+    if "#" in client_id:
+        raise ClientMetadataError("client_id URL must not contain a fragment (draft section 3).")
+    parts = urlsplit(client_id)
+    if "@" in parts.netloc:
+        raise ClientMetadataError("client_id URL must not contain a username or password (draft section 3).")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ClientMetadataError("client_id URL has no host.")
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise ClientMetadataError("client_id URL has an invalid port.") from None
+    if explicit_port == 0:
+        raise ClientMetadataError("client_id URL has an invalid port.")
+    port = explicit_port or (443 if scheme == "https" else 80)
+    literal = _host_literal(host, bracketed=parts.netloc.startswith("["))
+    if scheme == "http" and not (_is_loopback_name(host) or (literal is not None and _is_loopback(literal))):
+        raise ClientMetadataError("client_id URL must use https; http is only accepted for loopback hosts in development.")
+    if not parts.path or parts.path == "/":
+        raise ClientMetadataError("client_id URL must have a path, such as https://example.com/client.json (draft section 3).")
+    for segment in parts.path.split("/"):
+        if unquote(segment) in (".", ".."):
+            raise ClientMetadataError("client_id URL must not contain '.' or '..' path segments (draft section 3).")
+    return _ClientIdURL(url=httpx.URL(client_id), host=host, port=port, host_header=parts.netloc, literal=literal)
+
+
+def _host_literal(host: str, *, bracketed: bool) -> IPAddress | None:
+    if bracketed:
+        if "%" in host:
+            # Zone ids ("%25eth0"): a remote client has no business naming our interfaces.
+            raise ClientMetadataError("client_id URL has an invalid IPv6 address.")
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ClientMetadataError("client_id URL has an invalid IPv6 address.") from None
+    labels = host.rstrip(".").split(".")
+    if _NUMERIC_LABEL.match(labels[-1]):
+        try:
+            return ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ClientMetadataError(
+                "client_id URL host is an IP address in a non-canonical form (decimal, octal or hex)."
+            ) from None
+    if not _DNS_NAME.match(host):
+        raise ClientMetadataError("client_id URL host is not a valid DNS name.")
+    return None
+
+
+def _is_loopback_name(host: str) -> bool:
+    return host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost")
+
+
+def _is_loopback(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve with the operating system's resolver (getaddrinfo), off the event loop."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass
+class _Entry:
+    document: ClientMetadataDocument
+    expires: float  # on the instance's monotonic clock
+
+
+class ClientMetadataDocuments:
+    """Fetches, validates and caches client ID metadata documents.
+
+    One instance per shim; safe to share between concurrent requests (one fetch per URL at
+    a time, later callers wait for it).
+
+    ``http``: an ``httpx.AsyncClient`` to send requests with (tests inject a MockTransport;
+    the request URL then carries the checked IP and ``Host`` the name). When ``None``, a
+    short-lived client without proxies or keep-alive is used for each fetch.
+    ``allow_http_loopback``: accept ``http://`` client_ids on loopback hosts and loopback
+    addresses at all; for tests and local development only (draft §8.6).
+    Cache lifetimes come from ``Cache-Control: max-age`` (minus ``Age``) or ``Expires``,
+    clamped to [``min_cache_seconds``, ``max_cache_seconds``]; ``default_cache_seconds`` when
+    the response says nothing. The lower bound also applies to ``no-store``/``no-cache``
+    (draft §5.2 lets the AS set bounds): one login flow sees one document and a client cannot
+    make us fetch on every request.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient | None = None,
+        allow_http_loopback: bool = False,
+        max_bytes: int = 5 * 1024,
+        timeout: float = 5.0,
+        max_cache_seconds: int = 86400,
+        min_cache_seconds: int = 60,
+        default_cache_seconds: int = 300,
+        cache_size: int = 1024,
+        resolver: Resolver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= min_cache_seconds <= default_cache_seconds <= max_cache_seconds:
+            raise ValueError("need 0 <= min_cache_seconds <= default_cache_seconds <= max_cache_seconds")
+        self._http = http
+        self._allow_http_loopback = allow_http_loopback
+        self._max_bytes = max_bytes
+        self._timeout = timeout
+        self._min_ttl = min_cache_seconds
+        self._default_ttl = default_cache_seconds
+        self._max_ttl = max_cache_seconds
+        self._cache_size = cache_size
+        self._resolve = resolver or system_resolver
+        self._clock = clock
+        self._cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[ClientMetadataDocument]] = {}
+
+    def is_metadata_client_id(self, client_id: str) -> bool:
+        """:func:`is_metadata_client_id` with this instance's ``allow_http_loopback``."""
+        return is_metadata_client_id(client_id, allow_http_loopback=self._allow_http_loopback)
+
+    async def get(self, client_id: str) -> ClientMetadataDocument:
+        """The validated document for ``client_id``, from cache or freshly fetched.
+
+        Raises :class:`ClientMetadataError` with a description of what is wrong.
+        """
+        target = _parse_client_id_url(client_id, allow_http_loopback=self._allow_http_loopback)
+        entry = self._cache.get(client_id)
+        if entry is not None:
+            if entry.expires > self._clock():
+                self._cache.move_to_end(client_id)
+                return entry.document
+            del self._cache[client_id]
+        pending = self._inflight.get(client_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch_and_cache(client_id, target))
+            self._inflight[client_id] = pending
+            pending.add_done_callback(lambda task: self._done(client_id, task))
+        # shield: a caller that gives up (client disconnected) does not cancel other waiters.
+        return await asyncio.shield(pending)
+
+    def _done(self, client_id: str, task: asyncio.Future[ClientMetadataDocument]) -> None:
+        self._inflight.pop(client_id, None)
+        if not task.cancelled():
+            task.exception()  # mark retrieved: nobody may be waiting any more
+
+    async def _fetch_and_cache(self, client_id: str, target: _ClientIdURL) -> ClientMetadataDocument:
+        try:
+            async with asyncio.timeout(self._timeout):
+                address = await self._checked_address(target)
+                document, lifetime = await self._download(client_id, target, address)
+        except (TimeoutError, httpx.TimeoutException):
+            raise ClientMetadataError(
+                f"Fetching the client metadata document took longer than {self._timeout:g} seconds."
+            ) from None
+        # §5.2: only valid documents reach this point, so errors are never cached.
+        ttl = self._default_ttl if lifetime is None else min(max(lifetime, self._min_ttl), self._max_ttl)
+        if ttl > 0 and self._cache_size > 0:
+            self._cache[client_id] = _Entry(document, self._clock() + ttl)
+            self._cache.move_to_end(client_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return document
+
+    async def _checked_address(self, target: _ClientIdURL) -> IPAddress:
+        """Resolve once and insist every answer is allowed (draft §8.6, RFC 6890)."""
+        if target.literal is not None:
+            candidates = [target.literal]
+        else:
+            try:
+                answers = await self._resolve(target.host, target.port)
+            except (OSError, UnicodeError):
+                raise ClientMetadataError("The client_id URL's host could not be resolved.") from None
+            try:
+                candidates = [ipaddress.ip_address(a) for a in answers]
+            except ValueError:
+                raise ClientMetadataError("The client_id URL's host resolved to an invalid address.") from None
+            if not candidates:
+                raise ClientMetadataError("The client_id URL's host could not be resolved.")
+        for address in candidates:
+            if not self._address_allowed(address):
+                # The address itself is not echoed: it may describe our internal network.
+                raise ClientMetadataError(
+                    "The client_id URL's host resolves to a private, loopback, link-local or other "
+                    "special-use address, which this server does not fetch from (draft section 8.6)."
+                )
+        return candidates[0]
+
+    def _address_allowed(self, address: IPAddress) -> bool:
+        if self._allow_http_loopback and _is_loopback(address):
+            return True
+        return is_public_address(address)
+
+    async def _download(
+        self, client_id: str, target: _ClientIdURL, address: IPAddress
+    ) -> tuple[ClientMetadataDocument, float | None]:
+        # Pin the connection to the checked address; Host and SNI keep the name so virtual
+        # hosting and certificate verification still apply to it.
+        url = target.url.copy_with(host=str(address))
+        headers = {
+            "Host": target.host_header,
+            "Accept": "application/json",
+            # A compressed body could expand far beyond max_bytes once decoded.
+            "Accept-Encoding": "identity",
+            "User-Agent": "mcp-oauth-shim (client ID metadata document fetcher)",
+        }
+        extensions: dict[str, Any] = {}
+        if target.url.scheme == "https" and target.literal is None:
+            extensions["sni_hostname"] = target.host
+        if self._http is not None:
+            return await self._send(self._http, client_id, url, headers, extensions)
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=self._timeout) as http:
+            return await self._send(http, client_id, url, headers, extensions)
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        client_id: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        extensions: dict[str, Any],
+    ) -> tuple[ClientMetadataDocument, float | None]:
+        try:
+            async with http.stream(
+                "GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self._timeout
+            ) as response:
+                self._check_response_head(response)
+                body = await self._read_limited(response)
+                headers_seen = response.headers
+        except httpx.TimeoutException:
+            raise
+        except httpx.HTTPError as exc:
+            raise ClientMetadataError(
+                f"Could not fetch the client metadata document ({type(exc).__name__})."
+            ) from None
+        document = parse_document(client_id, body, allow_http_loopback=self._allow_http_loopback)
+        return document, cache_lifetime(headers_seen, now=time.time())
+
+    def _check_response_head(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if 300 <= status < 400:
+            raise ClientMetadataError(
+                f"The client_id URL answered with a redirect (HTTP {status}); redirects are not "
+                "followed, serve the document at the client_id URL itself (draft section 5)."
+            )
+        if status != 200:
+            raise ClientMetadataError(
+                f"The client_id URL answered HTTP {status}; the document must be served with 200 (draft section 5)."
+            )
+        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if not (media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))):
+            raise ClientMetadataError(
+                "The client metadata document must be served as application/json (draft section 4)."
+            )
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise ClientMetadataError("The client metadata document must be served uncompressed.")
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+            raise self._too_large()
+
+    async def _read_limited(self, response: httpx.Response) -> bytes:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise self._too_large()  # stop reading: the rest never enters memory
+        return bytes(body)
+
+    def _too_large(self) -> ClientMetadataError:
+        return ClientMetadataError(
+            f"The client metadata document is larger than {self._max_bytes} bytes (draft section 8.7)."
+        )
+
+
+def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = False) -> ClientMetadataDocument:
+    """Validate a fetched document against its client_id URL (draft §4, §4.1)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ClientMetadataError("The client metadata document is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ClientMetadataError("The client metadata document must be a JSON object.")
+    if "client_id" not in data:
+        raise ClientMetadataError("The client metadata document has no client_id.")
+    if data["client_id"] != client_id:
+        raise ClientMetadataError(
+            "The client_id in the client metadata document does not exactly equal the URL it was "
+            "fetched from (draft section 4)."
+        )
+    for secret_field in ("client_secret", "client_secret_expires_at"):
+        if secret_field in data:
+            raise ClientMetadataError(
+                f"The client metadata document must not contain {secret_field} (draft section 4.1)."
+            )
+    method = data.get("token_endpoint_auth_method", "none")
+    if method in SHARED_SECRET_METHODS:
+        raise ClientMetadataError(
+            f"token_endpoint_auth_method {method} relies on a shared secret, which a client metadata "
+            "document cannot establish (draft section 4.1); use none."
+        )
+    if method != "none":
+        shown = method if isinstance(method, str) and method.isascii() and len(method) <= 40 else "(this value)"
+        raise ClientMetadataError(
+            f"token_endpoint_auth_method {shown} is not supported: this server accepts only public "
+            "clients (token_endpoint_auth_method none) with PKCE."
+        )
+    try:
+        document = ClientMetadataDocument.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise ClientMetadataError(f"The client metadata document is invalid: {where}: {first['msg']}.") from None
+    if "authorization_code" not in document.grant_types:
+        raise ClientMetadataError("The client metadata document's grant_types must include authorization_code.")
+    if "code" not in document.response_types:
+        raise ClientMetadataError("The client metadata document's response_types must include code.")
+    for name in ("client_uri", "logo_uri"):
+        value = getattr(document, name)
+        if value is not None and not _is_web_url(value, allow_http=allow_http_loopback):
+            raise ClientMetadataError(f"The client metadata document's {name} must be an https URL.")
+    for uri in document.redirect_uris:
+        try:
+            check_registrable(uri)
+        except RedirectURIError as exc:
+            raise ClientMetadataError(f"The client metadata document lists a redirect URI we refuse: {exc}") from None
+    return document
+
+
+def _is_web_url(value: str, *, allow_http: bool) -> bool:
+    parts = urlsplit(value)
+    return bool(parts.hostname) and (parts.scheme == "https" or (allow_http and parts.scheme == "http"))
+
+
+def cache_lifetime(headers: Mapping[str, str], *, now: float) -> float | None:
+    """Freshness lifetime in seconds per RFC 9111 §4.2.1, or ``None`` if the response gives none.
+
+    ``max-age`` wins over ``Expires``; ``Age`` is subtracted (§4.2.3); ``no-store`` and
+    ``no-cache`` mean 0; an invalid value means stale (0), as §4.2.1 and §5.3 ask.
+    """
+    directives: dict[str, str | None] = {}
+    for item in headers.get("cache-control", "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name:
+            directives[name.lower()] = value.strip().strip('"') if value else None
+    if "no-store" in directives or "no-cache" in directives:
+        return 0.0
+    age = _int_or_none(headers.get("age")) or 0
+    if "max-age" in directives:
+        max_age = _int_or_none(directives["max-age"])
+        return 0.0 if max_age is None else float(max(max_age - age, 0))
+    if "expires" in headers:
+        expires = _http_date(headers["expires"])
+        if expires is None:
+            return 0.0
+        date = _http_date(headers.get("date", "")) or now
+        return max(expires - date - age, 0.0)
+    return None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None

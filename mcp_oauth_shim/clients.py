@@ -1,0 +1,92 @@
+"""Who a ``client_id`` is: a signed registration, a metadata document URL, or the static client.
+
+Nothing is stored. A registered client_id *is* its registration, signed (see :mod:`.rfc7591`);
+a URL client_id is resolved by fetching its metadata document (:mod:`.cimd`); the upstream
+client_id itself is accepted only in ``registration="static"`` mode, with the operator's
+allow-list of redirect URIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .errors import InvalidClientError
+from .sealing import CLIENT, SealError, Sealer
+
+if TYPE_CHECKING:
+    from .cimd import ClientMetadataDocuments
+
+ClientKind = Literal["registered", "metadata_document", "static"]
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    kind: ClientKind
+    name: str | None = None
+    application_type: str = "native"
+    client_uri: str | None = None
+
+
+class ClientResolver:
+    def __init__(
+        self,
+        sealer: Sealer,
+        *,
+        client_id_max_age: int,
+        static_client_id: str | None,
+        allowed_redirect_uris: Sequence[str],
+        metadata_documents: ClientMetadataDocuments | None,
+    ) -> None:
+        self._sealer = sealer
+        self._max_age = client_id_max_age
+        self._static_client_id = static_client_id
+        self._allowed = tuple(allowed_redirect_uris)
+        self._documents = metadata_documents
+
+    async def resolve(self, client_id: object) -> Client:
+        """The client behind ``client_id``, or :class:`InvalidClientError` saying why not."""
+        if not isinstance(client_id, str) or not client_id:
+            raise InvalidClientError(description="client_id is missing.")
+        if self._static_client_id is not None and client_id == self._static_client_id:
+            return Client(client_id, self._allowed, "static", name=None)
+        if self._documents is not None and client_id.startswith(("https://", "http://")):
+            from .cimd import ClientMetadataError
+
+            if self._documents.is_metadata_client_id(client_id):
+                try:
+                    doc = await self._documents.get(client_id)
+                except ClientMetadataError as exc:
+                    raise InvalidClientError(description=_clean(f"Client metadata document refused: {exc}"))
+                return Client(
+                    client_id,
+                    tuple(str(u) for u in doc.redirect_uris),
+                    "metadata_document",
+                    name=doc.client_name,
+                    application_type=getattr(doc, "application_type", None) or "native",
+                    client_uri=str(doc.client_uri) if getattr(doc, "client_uri", None) else None,
+                )
+        try:
+            data = self._sealer.unseal(CLIENT, client_id, max_age=self._max_age)
+        except SealError as exc:
+            raise InvalidClientError(
+                description=f"Unknown client_id ({exc.reason}); register again at the registration endpoint."
+            )
+        redirect_uris = data.get("r") if isinstance(data, dict) else None
+        if not isinstance(redirect_uris, list) or not all(isinstance(u, str) for u in redirect_uris):
+            raise InvalidClientError(description="Unknown client_id; register again at the registration endpoint.")
+        return Client(
+            client_id,
+            tuple(redirect_uris),
+            "registered",
+            name=data.get("n"),
+            application_type=data.get("t") or "native",
+            client_uri=data.get("u"),
+        )
+
+
+def _clean(text: str) -> str:
+    return "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "?" for ch in text)[:300]

@@ -1,0 +1,169 @@
+"""The consent page and ``POST /oauth/consent``.
+
+MCP security guidance (confused deputy): the shim uses ONE client at the IdP for every MCP
+client, so an IdP session cookie alone must never let a new client get a code. The person
+approves this client here first. The form is CSRF-protected (double-submit cookie plus a
+same-origin check), the page cannot be framed and is never cached. Approval sets a cookie
+that binds the rest of the flow to this browser (:mod:`.callback` checks it).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from importlib import resources
+from string import Template
+from urllib.parse import urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from .authorize import AuthorizationRequest
+from .context import ShimContext
+from .errors import NO_STORE, AccessDeniedError, InvalidRequestError, html_error, page_headers, redirect_error
+from .http import DuplicateParameter, parse_form, read_body_limited
+from .rfc8707 import audience_params
+from .sealing import CONSENT, STATE, SealError, digest, random_token
+from .upstream import UpstreamError
+
+logger = logging.getLogger("mcp_oauth_shim.consent")
+
+CSRF_COOKIE = "mcp-shim-csrf"
+FLOW_COOKIE_PREFIX = "mcp-shim-flow-"
+MAX_CONSENT_BODY = 16 * 1024
+
+_TEMPLATE = Template(resources.files(__package__).joinpath("templates/consent.html").read_text("utf-8"))
+
+
+class ConsentPage:
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+
+    def render(self, request: Request, auth: AuthorizationRequest) -> Response:
+        ctx = self.ctx
+        csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
+        if not csrf or len(csrf) > 64:
+            csrf = random_token()
+        ticket = ctx.sealer.seal(CONSENT, {**auth.to_wire(), "x": digest(csrf)})
+        client = auth.client
+        redirect = urlsplit(auth.redirect_uri)
+        redirect_host = redirect.netloc or (redirect.scheme + ":")
+        unverified = ""
+        if client.kind == "registered":
+            unverified = " This application registered itself; its name is not verified."
+        page = _TEMPLATE.substitute(
+            client_name=html.escape(client.name or "An unnamed application"),
+            resource_name=html.escape(ctx.resource_name or urlsplit(ctx.resource).netloc),
+            resource=html.escape(ctx.resource),
+            redirect_host=html.escape(redirect_host),
+            unverified=html.escape(unverified),
+            scopes="".join(f"<li>{html.escape(s)}</li>" for s in auth.scopes) or "<li>basic sign-in</li>",
+            action=html.escape(ctx.route_path(ctx.paths.consent)),
+            ticket=html.escape(ticket),
+            client_id_short=html.escape(_short(client.client_id)),
+        )
+        response = HTMLResponse(page, headers=page_headers())
+        response.set_cookie(
+            ctx.cookie_name(CSRF_COOKIE),
+            csrf,
+            max_age=ctx.lifetimes.consent,
+            path="/",
+            secure=ctx.secure_cookies,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+
+class ConsentHandler:
+    """``POST /oauth/consent``: the person's decision."""
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, request: Request) -> Response:
+        ctx = self.ctx
+        origin = request.headers.get("origin")
+        if origin is not None and origin != ctx.origin:
+            return html_error(InvalidRequestError(description="The consent form was posted from another site."), status_code=403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+            return html_error(InvalidRequestError(description="The consent form must be form-encoded."))
+        body = await read_body_limited(request, MAX_CONSENT_BODY)
+        if body is None:
+            return html_error(InvalidRequestError(description="The consent form is too large."), status_code=413)
+        try:
+            form = parse_form(body)
+        except (DuplicateParameter, ValueError):
+            return html_error(InvalidRequestError(description="The consent form is malformed."))
+        try:
+            ticket = ctx.sealer.unseal(CONSENT, form.get("ticket", ""), max_age=ctx.lifetimes.consent)
+        except SealError as exc:
+            return html_error(InvalidRequestError(description=f"The consent form is {exc.reason}; start the sign-in again."))
+        csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
+        if not csrf or digest(csrf) != ticket.get("x"):
+            return html_error(
+                InvalidRequestError(description="This consent form was not shown in this browser; start the sign-in again."),
+                status_code=403,
+            )
+        decision = form.get("decision")
+        if decision == "deny":
+            return redirect_error(
+                AccessDeniedError(description="The user denied access."),
+                ticket["r"],
+                state=ticket.get("s"),
+                issuer=ctx.issuer,
+            )
+        if decision != "approve":
+            return html_error(InvalidRequestError(description="Choose Allow or Deny."))
+        try:
+            upstream = await ctx.upstream_client.metadata()
+        except UpstreamError as err:
+            logger.warning("cannot start upstream login: %s", err.description)
+            return html_error(
+                InvalidRequestError(description="The identity provider is unavailable; try again shortly."),
+                status_code=err.status_code,
+            )
+        flow = random_token(6)
+        binding = random_token()
+        state = ctx.sealer.seal(
+            STATE,
+            {
+                "c": digest(ticket["c"]),
+                "r": ticket["r"],
+                "rg": ticket.get("rg", 1),
+                "s": ticket.get("s"),
+                "cc": ticket["cc"],
+                "sc": ticket["sc"],
+                "b": digest(binding),
+                "fl": flow,
+            },
+        )
+        params = {
+            "response_type": "code",
+            "client_id": ctx.upstream.client_id,
+            "redirect_uri": ctx.callback_url,
+            "state": state,
+            "code_challenge": ticket["cc"],
+            "code_challenge_method": "S256",
+            "scope": ticket["sc"],
+            **audience_params(ctx.upstream, ctx.resource),
+            **dict(ctx.upstream.extra_authorize_params),
+            **ticket.get("f", {}),
+        }
+        separator = "&" if "?" in upstream.authorization_endpoint else "?"
+        response = RedirectResponse(upstream.authorization_endpoint + separator + urlencode(params), 303, headers=NO_STORE)
+        response.set_cookie(
+            ctx.cookie_name(FLOW_COOKIE_PREFIX + flow),
+            binding,
+            max_age=ctx.lifetimes.state,
+            path="/",
+            secure=ctx.secure_cookies,
+            httponly=True,
+            samesite="lax",
+        )
+        logger.info("consent approved; redirecting to the identity provider (flow %s)", flow)
+        return response
+
+
+def _short(client_id: str) -> str:
+    return client_id if len(client_id) <= 48 else client_id[:24] + "..." + client_id[-12:]

@@ -1,0 +1,74 @@
+"""What every endpoint handler shares: settings derived once, the sealer, the IdP client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .clients import ClientResolver
+from .config import Upstream
+from .sealing import Sealer
+from .upstream import UpstreamClient
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long each signed value is honoured, in seconds."""
+
+    client_id: int = 365 * 24 * 3600
+    consent: int = 600
+    state: int = 600
+    code: int = 300
+    refresh_token: int = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Endpoint paths relative to the public URL."""
+
+    register: str = "/oauth/register"
+    authorize: str = "/oauth/authorize"
+    consent: str = "/oauth/consent"
+    callback: str = "/oauth/callback"
+    token: str = "/oauth/token"
+    revoke: str = "/oauth/revoke"
+
+
+@dataclass
+class ShimContext:
+    public_url: str  # no trailing slash
+    issuer: str
+    resource: str
+    upstream: Upstream
+    upstream_client: UpstreamClient
+    sealer: Sealer
+    clients: ClientResolver
+    scopes_supported: tuple[str, ...]
+    default_scopes: tuple[str, ...]
+    lifetimes: Lifetimes
+    paths: Paths
+    resource_name: str | None = None
+
+    def url(self, path: str) -> str:
+        return self.public_url + path
+
+    def route_path(self, path: str) -> str:
+        """Where a route lives on the host: the public URL's own path plus the endpoint path."""
+        return urlsplit(self.public_url).path.rstrip("/") + path
+
+    @property
+    def callback_url(self) -> str:
+        return self.url(self.paths.callback)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def cookie_name(self, name: str) -> str:
+        # RFC 6265bis §4.1.3.2: __Host- pins the cookie to this host, https and path /.
+        return ("__Host-" if self.secure_cookies else "") + name
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,282 @@
+"""HTTP side of the development IdP: discovery, JWKS, login page, and the OAuth endpoints.
+
+Endpoint paths follow Auth0's (``/authorize``, ``/oauth/token``, ``/oauth/revoke``,
+``/userinfo``, ``/.well-known/jwks.json``) so that a shim configured against this IdP is
+configured the way it will be against the real one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import OAuth2Error
+from joserfc import jwt
+from joserfc.errors import JoseError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .adapter import NO_STORE, StarletteOAuth2Request, to_response
+from .server import Client, DevAuthorizationServer, Principal, requested_audience, user_info
+
+logger = logging.getLogger("mcp_oauth_shim.dev_idp")
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo"
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
+SESSION_COOKIE = "dev_idp_session"
+WARNING = "DEVELOPMENT IdP: a fixed demo account and in-memory keys. Never use it in production."
+
+_PAGE_HEADERS = {
+    **NO_STORE,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _malformed() -> Response:
+    # authlib raises ValueError when an error description would echo characters RFC 6749
+    # §4.1.2.1 forbids (a quote in a redirect_uri, say): answer 400 instead of crashing.
+    return JSONResponse({"error": "invalid_request", "error_description": "Malformed request parameter."},
+                        status_code=400, headers=NO_STORE)
+
+
+@dataclass(frozen=True)
+class _Session:
+    username: str
+    auth_time: int
+
+
+class DevIdP:
+    """An Auth0-like OpenID provider for development and tests. NOT FOR PRODUCTION.
+
+    One static confidential client (``client_secret_post`` or ``client_secret_basic``), exact
+    redirect URIs, PKCE S256 required, RS256 JWT access tokens whose ``aud`` is the requested
+    RFC 8707 ``resource`` or Auth0 ``audience``, rotating refresh tokens with ``offline_access``,
+    one demo account. ``auto_approve=True`` signs the demo user in without showing the login form,
+    for headless runs. ``send_iss=True`` adds RFC 9207 ``iss`` to authorization responses (Auth0
+    does not; oidc-provider does). ``audiences`` restricts which APIs tokens may be requested for
+    (``None``: any). ``issuer`` is used byte for byte, in discovery and in every token.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str = "http://127.0.0.1:9000",
+        client_id: str = "mcp-oauth-shim-dev",
+        client_secret: str | None = None,
+        redirect_uris: Sequence[str] = ("http://127.0.0.1:8000/oauth/callback",),
+        audiences: Iterable[str] | None = None,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        auto_approve: bool = False,
+        send_iss: bool = False,
+        username: str = DEMO_USERNAME,
+        password: str = DEMO_PASSWORD,
+        access_token_ttl: int = 3600,
+    ) -> None:
+        logger.warning(WARNING)
+        parts = urlsplit(issuer)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("issuer must be an http(s) URL without query or fragment")
+        self.issuer = issuer
+        self.client_id = client_id
+        # Random unless given: a demo wires it into the shim in-process and nobody needs to see it.
+        self.client_secret = client_secret or secrets.token_urlsafe(32)
+        self.auto_approve = auto_approve
+        self.send_iss = send_iss
+        self.username = username
+        self._password = password
+        self._base = issuer.rstrip("/")
+        self._path = parts.path.rstrip("/")
+        self._sessions: dict[str, _Session] = {}
+        self.server = DevAuthorizationServer(
+            issuer=issuer,
+            client=Client(client_id, self.client_secret, tuple(redirect_uris), tuple(scopes)),
+            audiences=audiences,
+            access_token_ttl=access_token_ttl,
+            request_factory=StarletteOAuth2Request,
+            response_factory=to_response,
+        )
+        self.scopes = tuple(scopes)
+        self.app = Starlette(
+            routes=[
+                Route("/.well-known/openid-configuration", self.discovery, methods=["GET"]),
+                Route("/.well-known/jwks.json", self.jwks, methods=["GET"]),
+                Route("/authorize", self.authorize, methods=["GET"]),
+                Route("/login", self.login, methods=["POST"]),
+                Route("/oauth/token", self.token, methods=["POST"]),
+                Route("/oauth/revoke", self.revoke, methods=["POST"]),
+                Route("/userinfo", self.userinfo, methods=["GET", "POST"]),
+            ]
+        )
+
+    # -- metadata ------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """OpenID Connect Discovery 1.0 §3 (and the RFC 8414 fields the shim reads)."""
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self._base}/authorize",
+            "token_endpoint": f"{self._base}/oauth/token",
+            "revocation_endpoint": f"{self._base}/oauth/revoke",
+            "userinfo_endpoint": f"{self._base}/userinfo",
+            "jwks_uri": f"{self._base}/.well-known/jwks.json",
+            "scopes_supported": list(self.scopes),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "name", "email"],
+            "authorization_response_iss_parameter_supported": self.send_iss,
+        }
+
+    @property
+    def public_jwks(self) -> dict[str, Any]:
+        """RFC 7517 §5: the public half of the signing keys."""
+        return self.server.keys.as_dict(private=False)
+
+    async def discovery(self, request: Request) -> Response:
+        return JSONResponse(self.metadata, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse(self.public_jwks, headers={"Access-Control-Allow-Origin": "*"})
+
+    # -- authorization endpoint (RFC 6749 §4.1.1) ------------------------------------------
+
+    async def authorize(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None and self.auto_approve:
+            session = _Session(self.username, int(time.time()))  # headless: signed in, no cookie needed
+        try:
+            oauth_request = StarletteOAuth2Request(request)
+            grant = self.server.get_consent_grant(oauth_request, end_user=session)
+        except OAuth2Error as error:
+            return self._with_iss(self.server.handle_error_response(None, error))
+        except ValueError:
+            return _malformed()
+        if session is None:
+            return self._login_page(request.url.query)
+        principal = Principal(
+            username=session.username,
+            name="Demo User",
+            email=f"{session.username}@example.test",
+            audience=requested_audience(grant.request),
+            auth_time=session.auth_time,
+        )
+        response = self.server.create_authorization_response(grant.request, grant_user=principal, grant=grant)
+        return self._with_iss(response)
+
+    def _with_iss(self, response: Response) -> Response:
+        """RFC 9207 §2: ``iss`` on every redirect back to the client, errors included.
+
+        Done here rather than with authlib's IssuerParameter hook, which only sees responses
+        of a successful validation.
+        """
+        location = response.headers.get("location")
+        if self.send_iss and location:
+            response.headers["location"] = add_params_to_uri(location, {"iss": self.issuer})
+        return response
+
+    # -- login ---------------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        username, password = form.get("username"), form.get("password")
+        query = form.get("authorize_query")
+        if not isinstance(query, str) or len(query) > 8192:
+            return JSONResponse({"error": "invalid_request", "error_description": "Missing authorize_query."},
+                                status_code=400, headers=NO_STORE)
+        if not (
+            isinstance(username, str)
+            and isinstance(password, str)
+            and hmac.compare_digest(username.encode(), self.username.encode())
+            and hmac.compare_digest(password.encode(), self._password.encode())
+        ):
+            return self._login_page(query, error="Wrong username or password.", status_code=401)
+        # Back to the authorization endpoint, which now finds the session and issues the code.
+        response = RedirectResponse(f"{self._path}/authorize?{query}", status_code=303, headers=NO_STORE)
+        session_id = secrets.token_urlsafe(32)
+        self._sessions[session_id] = _Session(self.username, int(time.time()))
+        response.set_cookie(SESSION_COOKIE, session_id, path=self._path or "/", httponly=True, samesite="lax")
+        return response
+
+    def _session(self, request: Request) -> _Session | None:
+        return self._sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+
+    def _login_page(self, query: str, error: str | None = None, status_code: int = 200) -> Response:
+        e = html.escape
+        message = f'<p class="error">{e(error)}</p>' if error else ""
+        body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Development IdP - sign in</title>
+<style>body{{font-family:sans-serif;max-width:32em;margin:2em auto}}
+.banner{{background:#b00020;color:#fff;padding:1em;font-weight:bold}}.error{{color:#b00020}}</style></head>
+<body><div class="banner">{e(WARNING)}</div>
+<h1>Sign in</h1>
+<p>Demo account: <code>{e(self.username)}</code> / <code>{e(self._password)}</code></p>{message}
+<form method="post" action="{e(self._path)}/login">
+<input type="hidden" name="authorize_query" value="{e(query)}">
+<label>Username <input name="username" value="{e(self.username)}" autocomplete="username"></label><br>
+<label>Password <input name="password" type="password" value="{e(self._password)}"></label><br>
+<button type="submit" name="action" value="login">Sign in</button>
+</form></body></html>"""
+        return HTMLResponse(body, status_code=status_code, headers=_PAGE_HEADERS)
+
+    # -- token, revocation, userinfo -------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        """RFC 6749 §3.2: authorization_code (RFC 7636 verifier checked) and refresh_token."""
+        try:
+            return self.server.create_token_response(StarletteOAuth2Request(request, await request.form()))
+        except ValueError:
+            return _malformed()
+
+    async def revoke(self, request: Request) -> Response:
+        """RFC 7009 §2."""
+        try:
+            oauth_request = StarletteOAuth2Request(request, await request.form())
+            return self.server.create_endpoint_response("revocation", oauth_request)
+        except ValueError:
+            return _malformed()
+
+    async def userinfo(self, request: Request) -> Response:
+        """OpenID Connect Core §5.3, for any valid access token this IdP issued."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            if scheme.lower() != "bearer":
+                raise JoseError("no bearer token")
+            claims = jwt.decode(token, self.server.keys, algorithms=["RS256"]).claims
+            jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.issuer}, exp={"essential": True}).validate(
+                claims
+            )
+        except (JoseError, ValueError):
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        principal = Principal(claims["sub"], "Demo User", f"{claims['sub']}@example.test", None, 0)
+        return JSONResponse(dict(user_info(principal, claims.get("scope", ""))), headers=NO_STORE)
+
+    # -- serving -------------------------------------------------------------------------
+
+    def uvicorn_server(self, host: str = "127.0.0.1", port: int = 9000) -> uvicorn.Server:
+        """A uvicorn server for this IdP; it listens on ``host`` only (loopback by default)."""
+        return uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off"))
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 9000, sock: socket.socket | None = None) -> None:
+        """Serve until cancelled; pass ``sock`` to use a socket bound beforehand (port 0 in tests)."""
+        server = self.uvicorn_server(host, port)
+        await server.serve(sockets=[sock] if sock else None)

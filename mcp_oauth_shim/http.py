@@ -1,0 +1,75 @@
+"""Small HTTP helpers shared by the endpoint handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def read_body_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                return None
+        except ValueError:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class DuplicateParameter(ValueError):
+    pass
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """An x-www-form-urlencoded body as a dict; RFC 6749 §3.1 forbids repeated parameters."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("The request body is not UTF-8.")
+    result: dict[str, str] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True, max_num_fields=100):
+        if key in result:
+            raise DuplicateParameter(key)
+        result[key] = value
+    return result
+
+
+def single_params(request: Request) -> dict[str, str]:
+    """Query parameters as a dict, refusing repeats (RFC 6749 §3.1)."""
+    result: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key in result:
+            raise DuplicateParameter(key)
+        result[key] = value
+    return result
+
+
+def with_cors(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Open CORS for endpoints browser-based MCP clients call directly (no cookies involved)."""
+
+    async def wrapped(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={**CORS_HEADERS, "Access-Control-Allow-Methods": "GET, POST, OPTIONS"})
+        response = await endpoint(request)
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    return wrapped

@@ -1,0 +1,169 @@
+"""Guarding an ASGI app (an MCP server) with bearer tokens from the upstream IdP.
+
+:class:`RequireBearer` is a pure ASGI middleware (no ``BaseHTTPMiddleware``: it adds a task and
+streams per request, and a verified call must cost almost nothing). For each HTTP request it
+reads ``Authorization: Bearer <token>`` (RFC 6750 §2.1), verifies the token with a
+:class:`~mcp_oauth_shim.verify.BearerVerifier`, and either answers with an RFC 6750 §3 error
+carrying the RFC 9728 ``resource_metadata`` pointer and MCP scope guidance, or calls the app
+with the caller identified the way the ``mcp`` SDK expects:
+
+* ``scope["user"]``: ``mcp.server.auth.middleware.bearer_auth.AuthenticatedUser`` and
+  ``scope["auth"]``: ``starlette.authentication.AuthCredentials`` (what the SDK's own
+  ``AuthenticationMiddleware`` + ``BearerAuthBackend`` set; the streamable HTTP transport
+  reads it to bind sessions to their owner);
+* the SDK's ``auth_context_var`` for the duration of the call (what its
+  ``AuthContextMiddleware`` does), so ``mcp.server.auth.middleware.auth_context.get_access_token()``
+  works inside tools.
+
+Lifespan and WebSocket scopes pass through untouched, and so does a CORS preflight (an
+``OPTIONS`` request with ``Access-Control-Request-Method``: browsers never send credentials on
+those, Fetch §4.8). An IdP that cannot be reached gives 502/504 JSON, never a 500.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.authentication import AuthCredentials
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .rfc6750 import bearer_error_response, validate_scope_token
+from .upstream import UpstreamError
+from .verify import BearerVerifier, InsufficientScope, InvalidToken
+
+__all__ = ["RequireBearer", "upstream_error_response"]
+
+logger = logging.getLogger("mcp_oauth_shim.protect")
+
+# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+
+
+@functools.cache
+def _mcp_auth() -> tuple[Any, Any]:
+    """The SDK's user class and context variable, imported on first use (never at import)."""
+    from mcp.server.auth.middleware.auth_context import auth_context_var
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+
+    return AuthenticatedUser, auth_context_var
+
+
+class _Malformed(Exception):
+    """The Authorization header is there but is not one well-formed Bearer credential."""
+
+
+def _bearer_token(scope: Scope) -> bytes | None:
+    """The token of ``Authorization: Bearer <token>``; ``None`` when no Bearer credential is sent.
+
+    The scheme is case-insensitive (RFC 9110 §11.1). Another scheme (Basic, ...) counts as no
+    Bearer credential: the answer is the plain challenge of RFC 6750 §3.1. Two Authorization
+    headers, or a token outside the b64token syntax, are malformed requests.
+    """
+    found: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if found is not None:
+                raise _Malformed("Send exactly one Authorization header.")
+            found = value
+    if found is None:
+        return None
+    scheme, _, rest = found.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    token = rest.lstrip(b" ")
+    if not token:
+        return None
+    if not _B64TOKEN.fullmatch(token):
+        raise _Malformed("The Authorization header must be 'Bearer <token>' with a single token.")
+    return token
+
+
+def _is_cors_preflight(scope: Scope) -> bool:
+    if scope["method"] != "OPTIONS":
+        return False
+    return any(name == b"access-control-request-method" for name, _ in scope["headers"])
+
+
+def upstream_error_response(exc: UpstreamError) -> Any:
+    """502/504 JSON for an IdP that could not be used (DESIGN.md §6.8): the caller is not to blame."""
+    from starlette.responses import Response
+
+    body = json.dumps({"error": exc.error, "error_description": exc.description}, separators=(",", ":"))
+    return Response(
+        content=body.encode(),
+        status_code=exc.status_code if exc.status_code in (502, 503, 504) else 502,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+class RequireBearer:
+    """ASGI middleware: every HTTP request needs a valid bearer token carrying ``scopes``.
+
+    ``scopes`` are required in addition to ``verifier.required_scopes``. Answers:
+    no token -> 401 with ``WWW-Authenticate: Bearer resource_metadata="...", scope="..."`` (no
+    ``error``, RFC 6750 §3.1); a malformed ``Authorization`` header -> 400 ``invalid_request``;
+    a refused token -> 401 ``invalid_token``; missing scopes -> 403 ``insufficient_scope`` with
+    the scopes to ask for; IdP unreachable -> 502/504.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: BearerVerifier, *, scopes: Iterable[str] = ()) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.scopes: tuple[str, ...] = tuple(dict.fromkeys(validate_scope_token(s) for s in scopes))
+        needed = tuple(dict.fromkeys(verifier.required_scopes + self.scopes))
+        # MCP 2025-11-25: the 401 names the scopes to request; when nothing is required,
+        # the advertised scopes_supported (clients would fall back to them anyway).
+        self._challenge_scopes: tuple[str, ...] = needed or tuple(verifier.scopes_supported or ())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _is_cors_preflight(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            raw = _bearer_token(scope)
+        except _Malformed as exc:
+            response = self._error("invalid_request", str(exc))
+            await response(scope, receive, send)
+            return
+        if raw is None:
+            response = self._error(None, "This resource needs an OAuth access token (Authorization: Bearer).")
+            await response(scope, receive, send)
+            return
+        try:
+            access = await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
+        except InvalidToken as exc:
+            response = self._error("invalid_token", exc.description)
+        except InsufficientScope as exc:
+            response = self._error("insufficient_scope", exc.description, scopes=exc.required)
+        except UpstreamError as exc:
+            logger.warning("request refused, identity provider unavailable: %s", exc.description)
+            response = upstream_error_response(exc)
+        else:
+            await self._call_app(access, scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+    async def _call_app(self, access: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        authenticated_user, auth_context_var = _mcp_auth()
+        user = authenticated_user(access)
+        scope["user"] = user
+        scope["auth"] = AuthCredentials(access.scopes)
+        reset = auth_context_var.set(user)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            auth_context_var.reset(reset)
+
+    def _error(self, error: str | None, description: str, *, scopes: Iterable[str] | None = None) -> Any:
+        return bearer_error_response(
+            error=error,
+            error_description=description,
+            resource_metadata=self.verifier.resource_metadata_url,
+            scope=self._challenge_scopes if scopes is None else scopes,
+        )

@@ -1,0 +1,50 @@
+"""RFC 9728 OAuth 2.0 protected resource metadata for the MCP endpoint.
+
+``authorization_servers[0]`` is byte for byte the shim's issuer. Served path-inserted
+(§3.1: ``/.well-known/oauth-protected-resource/<resource path>``) and at the root, which some
+clients probe when the resource has a path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .context import ShimContext
+
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+def resource_metadata_url(resource: str) -> str:
+    """§3.1: the well-known segment goes between the host and the resource's path."""
+    parts = urlsplit(resource)
+    return f"{parts.scheme}://{parts.netloc}{WELL_KNOWN}{parts.path.rstrip('/')}"
+
+
+def resource_metadata_paths(resource: str) -> list[str]:
+    path = urlsplit(resource).path.rstrip("/")
+    return list(dict.fromkeys([WELL_KNOWN + path, WELL_KNOWN]))
+
+
+def build_resource_metadata(ctx: ShimContext) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "resource": ctx.resource,
+        "authorization_servers": [ctx.issuer],
+        "scopes_supported": list(ctx.scopes_supported),
+        "bearer_methods_supported": ["header"],
+    }
+    if ctx.resource_name:
+        doc["resource_name"] = ctx.resource_name
+    return doc
+
+
+class ResourceMetadataHandler:
+    def __init__(self, ctx: ShimContext) -> None:
+        self._body = json.dumps(build_resource_metadata(ctx)).encode()
+
+    async def __call__(self, request: Request) -> Response:
+        return Response(self._body, media_type="application/json", headers={"Cache-Control": "public, max-age=300"})

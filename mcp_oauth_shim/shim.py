@@ -1,0 +1,261 @@
+"""``OAuthShim``: configuration in, routes / router / app / verifier out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from .authorize import AuthorizeHandler
+from .callback import CallbackHandler
+from .clients import ClientResolver
+from .config import ConfigurationError, Upstream, is_loopback_host
+from .consent import ConsentHandler, ConsentPage
+from .context import Lifetimes, Paths, ShimContext
+from .http import with_cors
+from .revoke import RevocationHandler
+from .rfc7591 import RegistrationHandler
+from .rfc8414 import MetadataHandler, metadata_paths
+from .rfc9728 import ResourceMetadataHandler, resource_metadata_paths, resource_metadata_url
+from .sealing import Sealer
+from .token import TokenHandler
+from .upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from .cimd import ClientMetadataDocuments
+    from .verify import BearerVerifier
+
+logger = logging.getLogger("mcp_oauth_shim")
+
+Registration = Literal["signed", "static"]
+
+
+class OAuthShim:
+    """An OAuth 2.1 authorization server for MCP clients in front of an existing IdP.
+
+    Args:
+        public_url: where clients reach the shim, e.g. ``https://api.example.com``. The issuer
+            is derived from it (no trailing slash) unless ``issuer`` is given.
+        resource: the protected MCP endpoint (RFC 8707 / RFC 9728); default ``public_url + "/mcp"``.
+        upstream: the identity provider (:class:`Upstream`); not needed with ``custom_metadata``.
+        secret_keys: keys signing everything the shim hands out, newest first (rotation: add a
+            new key in front, drop the oldest after the longest lifetime has passed).
+        scopes_supported: scopes advertised to clients; default: the upstream's default scopes.
+        required_scopes: scopes every access token must carry at the MCP endpoint.
+        registration: ``"signed"`` (default: each client gets a signed client_id carrying its
+            own redirect URIs) or ``"static"`` (every client gets the upstream client_id and
+            must use a redirect URI from ``allowed_redirect_uris``).
+        allowed_redirect_uris: redirect URIs the operator accepts beyond the default policy
+            (plain http to an intranet host), and the only ones in ``"static"`` mode.
+        client_metadata_documents: accept URL client_ids (MCP 2025-11-25 CIMD).
+        custom_metadata: serve this RFC 8414 document verbatim instead of proxying an IdP.
+        http_client: the ``httpx.AsyncClient`` for calls to the IdP (default: a pooled one).
+    """
+
+    def __init__(
+        self,
+        *,
+        public_url: str,
+        resource: str | None = None,
+        upstream: Upstream | None = None,
+        secret_keys: Sequence[str | bytes] | None = None,
+        scopes_supported: Iterable[str] | None = None,
+        required_scopes: Iterable[str] = (),
+        registration: Registration = "signed",
+        allowed_redirect_uris: Iterable[str] = (),
+        client_metadata_documents: bool | ClientMetadataDocuments = True,
+        custom_metadata: Mapping[str, Any] | None = None,
+        issuer: str | None = None,
+        resource_name: str | None = None,
+        lifetimes: Lifetimes | None = None,
+        paths: Paths | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.public_url = _check_public_url(public_url)
+        self.resource = resource or self.public_url + "/mcp"
+        _check_same_origin_or_https("resource", self.resource)
+        if registration not in ("signed", "static"):
+            raise ConfigurationError("registration must be 'signed' or 'static'.")
+        self.custom_metadata = dict(custom_metadata) if custom_metadata is not None else None
+        if self.custom_metadata is not None:
+            upstream = upstream or _upstream_from_custom_metadata(self.custom_metadata)
+            issuer = issuer or self.custom_metadata.get("issuer")
+        if upstream is None:
+            raise ConfigurationError("OAuthShim needs upstream=Upstream.oidc(...) (or custom_metadata=...).")
+        if self.custom_metadata is None and not secret_keys:
+            raise ConfigurationError(
+                "OAuthShim needs secret_keys=[...]: generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` and keep it secret."
+            )
+        self.upstream = upstream
+        self.issuer = issuer if issuer is not None else self.public_url
+        self.registration: Registration = registration
+        self.required_scopes = tuple(required_scopes)
+        default_scopes = tuple(upstream.default_scopes)
+        supported = tuple(scopes_supported) if scopes_supported is not None else default_scopes
+        if self.custom_metadata is not None and scopes_supported is None:
+            supported = tuple(self.custom_metadata.get("scopes_supported") or ())
+        self.scopes_supported = tuple(dict.fromkeys([*supported, *self.required_scopes]))
+        self.allowed_redirect_uris = tuple(allowed_redirect_uris)
+        self._http_client = http_client
+        self.upstream_client = UpstreamClient(upstream, http=http_client)
+        sealer = Sealer(secret_keys or [b"custom-metadata-mode-signs-nothing" * 2])
+        lifetimes = lifetimes or Lifetimes()
+        documents = None
+        if client_metadata_documents is not False and self.custom_metadata is None:
+            from .cimd import ClientMetadataDocuments
+
+            documents = (
+                client_metadata_documents
+                if isinstance(client_metadata_documents, ClientMetadataDocuments)
+                else ClientMetadataDocuments()
+            )
+        self.context = ShimContext(
+            public_url=self.public_url,
+            issuer=self.issuer,
+            resource=self.resource,
+            upstream=upstream,
+            upstream_client=self.upstream_client,
+            sealer=sealer,
+            clients=ClientResolver(
+                sealer,
+                client_id_max_age=lifetimes.client_id,
+                static_client_id=upstream.client_id if registration == "static" else None,
+                allowed_redirect_uris=self.allowed_redirect_uris,
+                metadata_documents=documents,
+            ),
+            scopes_supported=self.scopes_supported,
+            default_scopes=tuple(s for s in default_scopes) or self.scopes_supported,
+            lifetimes=lifetimes,
+            paths=paths or Paths(),
+            resource_name=resource_name,
+        )
+        self._documents = documents
+
+    # -- what the shim serves ----------------------------------------------------------------
+
+    @property
+    def resource_metadata_url(self) -> str:
+        return resource_metadata_url(self.resource)
+
+    @cached_property
+    def routes(self) -> list[BaseRoute]:
+        """Starlette routes for every endpoint; mount them at the root of the hosting app."""
+        ctx = self.context
+        routes: list[BaseRoute] = []
+        prm = with_cors(ResourceMetadataHandler(ctx))
+        for path in resource_metadata_paths(self.resource):
+            routes.append(Route(path, prm, methods=["GET", "OPTIONS"], include_in_schema=False))
+        metadata = with_cors(MetadataHandler(ctx, custom=self.custom_metadata))
+        for path in metadata_paths(self.issuer):
+            routes.append(Route(path, metadata, methods=["GET", "OPTIONS"], include_in_schema=False))
+        if self.custom_metadata is not None:
+            return routes
+        p, at = ctx.paths, ctx.route_path
+        endpoints: list[tuple[str, Callable[..., Any], list[str]]] = [
+            (p.register, with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
+            (p.authorize, AuthorizeHandler(ctx, ConsentPage(ctx)).__call__, ["GET"]),
+            (p.consent, ConsentHandler(ctx).__call__, ["POST"]),
+            (p.callback, CallbackHandler(ctx).__call__, ["GET"]),
+            (p.token, with_cors(TokenHandler(ctx)), ["POST", "OPTIONS"]),
+            (p.revoke, with_cors(RevocationHandler(ctx)), ["POST", "OPTIONS"]),
+        ]
+        for path, endpoint, methods in endpoints:
+            routes.append(Route(at(path), endpoint, methods=methods, include_in_schema=False))
+        return routes
+
+    @cached_property
+    def router(self) -> APIRouter:
+        """The same routes as a FastAPI ``APIRouter``: ``app.include_router(shim.router)``."""
+        from fastapi import APIRouter
+
+        router = APIRouter(lifespan=self.lifespan)
+        router.routes.extend(self.routes)
+        return router
+
+    @cached_property
+    def app(self) -> Starlette:
+        """A standalone ASGI app serving only the shim's endpoints."""
+        return Starlette(routes=self.routes, lifespan=self.lifespan)
+
+    @cached_property
+    def verifier(self) -> BearerVerifier:
+        """Verifies the IdP's access tokens for this resource; the mcp SDK's ``TokenVerifier``."""
+        from .verify import BearerVerifier
+
+        return BearerVerifier(
+            self.upstream_client,
+            audience=self.upstream.audience or self.resource,
+            resource_metadata_url=self.resource_metadata_url,
+            required_scopes=self.required_scopes,
+            scopes_supported=self.scopes_supported,
+        )
+
+    def protect(self, app: ASGIApp, *, scopes: Iterable[str] = ()) -> ASGIApp:
+        """Wrap an ASGI app so every HTTP request needs a valid bearer token (RFC 6750)."""
+        from .protect import RequireBearer
+
+        return RequireBearer(app, self.verifier, scopes=scopes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """Closes the pooled connections to the IdP on shutdown."""
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.upstream_client.aclose()
+        if self._documents is not None and hasattr(self._documents, "aclose"):
+            await self._documents.aclose()
+
+    def __repr__(self) -> str:
+        return f"OAuthShim(issuer={self.issuer!r}, resource={self.resource!r}, upstream={self.upstream.name!r})"
+
+
+def _check_public_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(f"public_url must be an absolute http(s) URL without query or fragment, got {url!r}.")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(
+            f"public_url must use https (plain http is only allowed on loopback for development), got {url!r}."
+        )
+    return url.rstrip("/")
+
+
+def _check_same_origin_or_https(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL without fragment, got {url!r}.")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(f"{name} must use https outside loopback, got {url!r}.")
+
+
+def _upstream_from_custom_metadata(doc: Mapping[str, Any]) -> Upstream:
+    issuer = doc.get("issuer")
+    authorize, token = doc.get("authorization_endpoint"), doc.get("token_endpoint")
+    if not isinstance(issuer, str) or not isinstance(authorize, str) or not isinstance(token, str):
+        raise ConfigurationError("custom_metadata needs issuer, authorization_endpoint and token_endpoint.")
+    return Upstream(
+        client_id="",
+        client_secret="",
+        issuer=issuer,
+        authorization_endpoint=authorize,
+        token_endpoint=token,
+        revocation_endpoint=doc.get("revocation_endpoint"),
+        jwks_uri=doc.get("jwks_uri"),
+        default_scopes=tuple(doc.get("scopes_supported") or ()),
+        name="custom",
+    )

@@ -1,0 +1,206 @@
+"""``POST /oauth/token``: the authorization_code and refresh_token grants, proxied.
+
+Everything the client presents is checked here before the IdP is called (RFC 6749 §4.1.3,
+RFC 7636 §4.6, RFC 8707 §2.2); then the IdP is called with the shim's own callback URI and
+client secret. The IdP's tokens are returned as they are, except that the refresh token is
+wrapped and bound to the client it was issued to, and the ID token (issued to the shim, not
+to the client) is dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import re
+from typing import Any
+from urllib.parse import unquote
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .context import ShimContext
+from .errors import (
+    NO_STORE,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    UnsupportedGrantTypeError,
+    invalid_target,
+    json_error,
+    oauth_error,
+)
+from .http import DuplicateParameter, parse_form, read_body_limited
+from .rfc8707 import audience_params, resource_matches
+from .sealing import CODE, REFRESH, SealError, digest
+from .upstream import UpstreamError
+
+logger = logging.getLogger("mcp_oauth_shim.token")
+
+MAX_TOKEN_BODY = 64 * 1024
+# RFC 7636 §4.1: 43-128 characters from the unreserved set.
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+# IdP errors that are about the client's grant, relayed as they are (RFC 6749 §5.2, RFC 8707).
+_CLIENT_ERRORS = {"invalid_grant", "invalid_scope", "invalid_target", "invalid_request"}
+_PASSED_FIELDS = ("access_token", "token_type", "expires_in", "scope")
+
+
+class TokenHandler:
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        except OAuth2Error as err:
+            return json_error(err)
+        except UpstreamError as err:
+            return json_error(oauth_error(err.error, err.description, err.status_code))
+
+    async def _handle(self, request: Request) -> Response:
+        form, basic_client_id = await _read_token_request(request)
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise InvalidRequestError(description="grant_type is required.")
+        if grant_type not in ("authorization_code", "refresh_token"):
+            raise UnsupportedGrantTypeError(grant_type[:60])
+        client_id = _client_id(form, basic_client_id)
+        client = await self.ctx.clients.resolve(client_id)
+        resource = form.get("resource")
+        if resource is not None and not resource_matches(resource, self.ctx.resource):
+            raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")
+        if grant_type == "authorization_code":
+            upstream_form, granted = self._code_grant(form, client.client_id)
+        else:
+            upstream_form, granted = self._refresh_grant(form, client.client_id)
+        upstream_form.update(audience_params(self.ctx.upstream, self.ctx.resource))
+        return await self._exchange(upstream_form, client.client_id, granted)
+
+    def _code_grant(self, form: dict[str, str], client_id: str) -> tuple[dict[str, str], str]:
+        code, verifier = form.get("code"), form.get("code_verifier")
+        if not code:
+            raise InvalidRequestError(description="code is required.")
+        if not verifier:
+            raise InvalidRequestError(description="code_verifier is required (PKCE).")
+        if not _VERIFIER.match(verifier):
+            raise InvalidGrantError(description="code_verifier is malformed (RFC 7636 §4.1).")
+        try:
+            sealed = self.ctx.sealer.unseal(CODE, code, max_age=self.ctx.lifetimes.code)
+        except SealError as exc:
+            raise InvalidGrantError(description=f"The authorization code is {exc.reason}.")
+        if not hmac.compare_digest(sealed["c"], digest(client_id)):
+            raise InvalidGrantError(description="The authorization code was issued to another client.")
+        redirect_uri = form.get("redirect_uri")
+        if sealed.get("rg", 1):
+            if redirect_uri != sealed["r"]:
+                raise InvalidGrantError(description="redirect_uri does not match the authorization request.")
+        elif redirect_uri is not None and redirect_uri != sealed["r"]:
+            raise InvalidGrantError(description="redirect_uri does not match the authorization request.")
+        if not hmac.compare_digest(create_s256_code_challenge(verifier), sealed["cc"]):
+            raise InvalidGrantError(description="code_verifier does not match the code_challenge.")
+        upstream_form = {
+            "grant_type": "authorization_code",
+            "code": sealed["u"],
+            "redirect_uri": self.ctx.callback_url,
+            "code_verifier": verifier,
+        }
+        return upstream_form, sealed["sc"]
+
+    def _refresh_grant(self, form: dict[str, str], client_id: str) -> tuple[dict[str, str], str]:
+        token = form.get("refresh_token")
+        if not token:
+            raise InvalidRequestError(description="refresh_token is required.")
+        try:
+            sealed = self.ctx.sealer.unseal(REFRESH, token, max_age=self.ctx.lifetimes.refresh_token)
+        except SealError as exc:
+            raise InvalidGrantError(description=f"The refresh token is {exc.reason}.")
+        if not hmac.compare_digest(sealed["c"], digest(client_id)):
+            raise InvalidGrantError(description="The refresh token was issued to another client.")
+        granted = sealed.get("sc", "")
+        upstream_form = {"grant_type": "refresh_token", "refresh_token": sealed["u"]}
+        scope = form.get("scope")
+        if scope:
+            # RFC 6749 §6: a refresh may narrow the scope, never widen it.
+            if granted and not set(scope.split()) <= set(granted.split()):
+                raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
+            upstream_form["scope"] = scope
+            granted = scope
+        return upstream_form, granted
+
+    async def _exchange(self, upstream_form: dict[str, str], client_id: str, granted: str) -> Response:
+        ctx = self.ctx
+        metadata = await ctx.upstream_client.metadata()
+        status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
+        if status != 200:
+            return json_error(_map_upstream_error(status, body))
+        access_token = body.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            return json_error(oauth_error("server_error", "The identity provider returned no access token.", 502))
+        answer: dict[str, Any] = {k: body[k] for k in _PASSED_FIELDS if k in body}
+        answer["token_type"] = "Bearer"
+        if "scope" not in answer and granted:
+            answer["scope"] = granted
+        refresh = body.get("refresh_token")
+        if isinstance(refresh, str) and refresh:
+            answer["refresh_token"] = ctx.sealer.seal(
+                REFRESH, {"u": refresh, "c": digest(client_id), "sc": answer.get("scope", granted)}
+            )
+        return JSONResponse(answer, headers=NO_STORE)
+
+
+async def _read_token_request(request: Request) -> tuple[dict[str, str], str | None]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequestError(description="The token request must be application/x-www-form-urlencoded.")
+    body = await read_body_limited(request, MAX_TOKEN_BODY)
+    if body is None:
+        raise InvalidRequestError(description="The token request is too large.")
+    try:
+        form = parse_form(body)
+    except DuplicateParameter as dup:
+        raise InvalidRequestError(description=f"Parameter {str(dup)[:40]} is repeated.")
+    except ValueError:
+        raise InvalidRequestError(description="The token request body is malformed.")
+    return form, _basic_client_id(request.headers.get("authorization"))
+
+
+def _basic_client_id(header: str | None) -> str | None:
+    """Clients registered as public may still send Basic auth (claude.ai asks for a secret)."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClientError(description="Only Basic client authentication or client_id in the body is accepted.")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401)
+    client_id, _, _secret = decoded.partition(":")
+    return unquote(client_id)
+
+
+def _client_id(form: dict[str, str], basic_client_id: str | None) -> str:
+    body_client_id = form.get("client_id")
+    if basic_client_id is not None and body_client_id is not None and basic_client_id != body_client_id:
+        raise InvalidRequestError(description="client_id in the body and the Authorization header differ.")
+    client_id = basic_client_id or body_client_id
+    if not client_id:
+        raise InvalidClientError(description="client_id is required for public clients (RFC 6749 §4.1.3).")
+    return client_id
+
+
+def _map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:
+    """RFC 6749 §5.2 errors from the IdP, seen from the MCP client's side."""
+    error = body.get("error") if isinstance(body.get("error"), str) else None
+    description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
+    if error in _CLIENT_ERRORS and 400 <= status < 500:
+        return oauth_error(error, description or "The identity provider refused the grant.", 400)
+    if error in ("invalid_client", "unauthorized_client", "unsupported_grant_type"):
+        # The shim's own credentials or configuration are wrong: the operator must act.
+        logger.error("identity provider refused the shim's client (%s): check client_id/client_secret", error)
+        return oauth_error("server_error", "The identity provider refused this server's credentials.", 502)
+    logger.warning("identity provider token error: status %s error %s", status, (error or "")[:40])
+    return oauth_error("server_error", "The identity provider could not complete the request.", 502)

@@ -1,0 +1,110 @@
+"""Start and stop `idp.mjs`, the Auth0-like oidc-provider IdP, from Python."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import node
+from .procs import read_ready_line, stop, tail
+
+IDP_SCRIPT = node.PEERS_DIR / "idp.mjs"
+READY_PREFIX = "IDP READY "
+
+# The token endpoint client authentication methods the IdP's one client can be registered
+# with (RFC 6749 §2.3.1), keyed by the value the shim's `Upstream` takes.
+AUTH_METHODS = {"client_secret_post": "post", "client_secret_basic": "basic"}
+
+
+@dataclass(frozen=True)
+class IdP:
+    """A running IdP and the static confidential client registered at it."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    token_endpoint_auth_method: str
+    sends_iss: bool
+    subject: str
+    log: Path
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log, lines)
+
+
+@contextmanager
+def run_idp(
+    *,
+    redirect_uris: Sequence[str],
+    resources: Sequence[str],
+    jwks_file: Path,
+    log: Path,
+    sends_iss: bool = True,
+    token_endpoint_auth_method: str = "client_secret_post",
+    client_id: str = "shim-upstream-client",
+    subject: str = "test-user-1",
+    access_token_ttl_s: int = 600,
+    start_timeout_s: float = 30.0,
+) -> Iterator[IdP]:
+    """Run the IdP on a free loopback port for the duration of the block.
+
+    `redirect_uris` are registered exactly (no wildcard, as at Auth0); `resources` are the
+    APIs ("audiences") it knows, anything else is `invalid_target` (RFC 8707 §2).
+    """
+    node.ensure_installed()
+    client_secret = secrets.token_urlsafe(24)
+    args = [
+        str(node.node_binary()),
+        str(IDP_SCRIPT),
+        "--port",
+        "0",
+        "--client-id",
+        client_id,
+        "--auth-method",
+        AUTH_METHODS[token_endpoint_auth_method],
+        "--jwks-file",
+        str(jwks_file),
+        "--subject",
+        subject,
+        "--access-token-ttl",
+        str(access_token_ttl_s),
+    ]
+    for uri in redirect_uris:
+        args += ["--redirect-uri", uri]
+    for resource in resources:
+        args += ["--resource", resource]
+    if not sends_iss:
+        args.append("--no-iss")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as log_file:
+        # The secret travels in the environment, not argv, so `ps` does not show it.
+        process = subprocess.Popen(
+            args,
+            cwd=node.PEERS_DIR,
+            env=node.peer_env({"IDP_CLIENT_SECRET": client_secret}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+        )
+    try:
+        issuer = read_ready_line(process, READY_PREFIX, start_timeout_s, log)
+        yield IdP(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint_auth_method=token_endpoint_auth_method,
+            sends_iss=sends_iss,
+            subject=subject,
+            log=log,
+        )
+    finally:
+        stop(process)
