@@ -84,7 +84,7 @@ def plain(opts: Mapping[str, str]) -> ASGIApp:
 
 def stub_idp(opts: Mapping[str, str]) -> ASGIApp:
     """A minimal upstream IdP: token endpoint with a fixed answer, JWKS, discovery document."""
-    issuer = opts["issuer"]
+    issuer = opts.get("issuer") or f"http://127.0.0.1:{opts['_port']}"
     jwks = b'{"keys":[]}'
     if opts.get("jwks"):
         with open(opts["jwks"], "rb") as f:

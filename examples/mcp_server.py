@@ -63,13 +63,13 @@ def create_mcp_server() -> MCPServer:
 
     @mcp.tool()
     def whoami() -> dict[str, object]:
-        """Who is calling: the signed-in user (token subject), the client and the granted scopes."""
+        """Who is calling: the signed-in user (the token's subject) and the scopes granted."""
         # The shim verified the bearer token before this runs and handed it to the SDK, which
         # exposes it per request through get_access_token().
         token = get_access_token()
         if token is None:  # cannot happen behind shim.protect; kept for running without it
             return {"subject": None}
-        return {"subject": token.subject, "client_id": token.client_id, "scopes": token.scopes}
+        return {"subject": token.subject, "scopes": token.scopes}
 
     @mcp.tool()
     def current_time(timezone: str = "UTC") -> str:
@@ -96,8 +96,9 @@ def build_app(shim: OAuthShim, mcp: MCPServer, public_url: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # A mounted app's own lifespan is not run by Starlette: start the SDK's session manager here.
-        async with mcp.session_manager.run():
+        # A mounted app's own lifespan is not run by Starlette: start the SDK's session manager
+        # here, and let the shim close its connections to the IdP on shutdown.
+        async with shim.lifespan(app), mcp.session_manager.run():
             yield
 
     return Starlette(
@@ -135,8 +136,21 @@ def shim_from_env(public_url: str) -> OAuthShim:
     return OAuthShim(public_url=public_url, resource=resource, upstream=upstream, secret_keys=keys)
 
 
+class HideQueryStrings(logging.Filter):
+    """Access-log lines with paths only: the callback's query carries an authorization code and
+    the shim's signed state, and neither may ever reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn.access records carry (client, method, path?query, http_version, status).
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).split("?", 1)[0], version, status)
+        return True
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(HideQueryStrings())
     public_url = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     app = build_app(shim_from_env(public_url), create_mcp_server(), public_url)
     host = os.environ.get("HOST", "127.0.0.1")

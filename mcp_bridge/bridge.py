@@ -165,6 +165,8 @@ class MCPBridge:
         """
         host = router if router is not None else self.app
         host_router: Router = host.router if isinstance(host, FastAPI) else host
+        # An APIRouter applies its own prefix when routes are added through it; do the same.
+        route_path = getattr(host_router, "prefix", "") + path
         endpoint = MCPEndpoint(
             server=self.server,
             registry=lambda: self._registry,
@@ -181,15 +183,15 @@ class MCPBridge:
             asgi = self.auth.protect(endpoint)
         routes: list[Any] = []
         if self.dependencies:
-            routes.append(self._gated_route(path, asgi, host))
+            routes.append(self._gated_route(route_path, asgi, host))
         else:
-            routes.append(Route(path, endpoint=asgi, methods=_METHODS, include_in_schema=False))
+            routes.append(Route(route_path, endpoint=asgi, methods=_METHODS, include_in_schema=False))
         if self.auth is not None:
             routes.extend(self.auth.routes)
         host_router.routes[0:0] = routes
         _extend_lifespan(host_router, endpoint)
         if host is self.app:
-            self._mounted_paths.add(path)
+            self._mounted_paths.add(route_path)
         return endpoint
 
     def _security_settings(

@@ -108,7 +108,7 @@ def build_request(
             raise ArgumentError(f"unknown argument {key!r}")
         where = arg.location
         if where == "path":
-            allow_slash = ("{" + arg.wire_name + ":path}") in spec.route.path
+            allow_slash = arg.wire_name in spec.slash_params
             path_values[arg.wire_name] = _path_value(key, value, allow_slash)
         elif value is None:
             continue

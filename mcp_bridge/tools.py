@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 import mcp_types as types
 from fastapi import FastAPI
+from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Match, Route
+from starlette.convertors import PathConvertor
+from starlette.routing import Match
 
 from mcp_bridge.schemas import SchemaResolver
 
@@ -78,7 +80,7 @@ class ToolSpec:
     operation_id: str
     method: str
     path_template: str
-    route: APIRoute
+    route: Any  # APIRoute, or FastAPI's RouteContext view of one inside an included router
     tool: types.Tool
     tool_json: dict[str, Any]
     arguments: dict[str, Argument]
@@ -90,8 +92,10 @@ class ToolSpec:
     scopes: frozenset[str]
     tags: tuple[str, ...]
     path_params: tuple[str, ...] = ()
+    # Path parameters declared `{name:path}`: the only ones whose value may contain "/".
+    slash_params: frozenset[str] = frozenset()
     # Routes listed before this one that some argument values could match first.
-    shadowing_routes: tuple[BaseRoute, ...] = field(default_factory=tuple)
+    shadowing_routes: tuple[Any, ...] = field(default_factory=tuple)
 
 
 def route_scopes(dependant: Dependant) -> frozenset[str]:
@@ -171,7 +175,7 @@ def _unique_key(wanted: str, taken: Iterable[str]) -> str:
 def build_spec(
     *,
     name: str,
-    route: APIRoute,
+    route: Any,
     method: str,
     operation: Mapping[str, Any],
     resolver: SchemaResolver,
@@ -298,6 +302,9 @@ def build_spec(
         scopes=route_scopes(route.dependant),
         tags=tuple(operation.get("tags", ())),
         path_params=tuple(path_params),
+        slash_params=frozenset(
+            name for name, c in (getattr(route, "param_convertors", None) or {}).items() if isinstance(c, PathConvertor)
+        ),
     )
 
 
@@ -339,19 +346,47 @@ class Filters:
         return not (self.exclude_tags and tags & self.exclude_tags)
 
 
-def _segments(path: str) -> int:
-    return path.count("/")
+def _has_path_convertor(route: Any) -> bool:
+    return any(isinstance(c, PathConvertor) for c in (getattr(route, "param_convertors", None) or {}).values())
 
 
-def _may_shadow(earlier: BaseRoute, spec_route: APIRoute) -> bool:
+def _may_shadow(earlier: Any, spec_route: Any) -> bool:
     """Could `earlier` match some request path built for `spec_route`? (cheap, conservative)"""
-    if isinstance(earlier, Route):
-        if "{" not in spec_route.path_format:
-            return False  # a literal path is matched exactly; order then is the app's own business
-        if ":path}" in spec_route.path_format or ":path}" in earlier.path_format:
-            return True
-        return _segments(earlier.path_format) == _segments(spec_route.path_format)
-    return True  # Mounts and custom routes: check at call time
+    if "{" not in spec_route.path_format:
+        return False  # a literal path is matched exactly; which route wins is the app's own business
+    earlier_format = getattr(earlier, "path_format", None)
+    if not isinstance(earlier_format, str) or getattr(earlier, "param_convertors", None) is None:
+        return True  # Mounts, host routes and custom routes: checked at call time
+    mine, theirs = spec_route.path_format.split("/"), earlier_format.split("/")
+    open_ended = _has_path_convertor(spec_route) or _has_path_convertor(earlier)
+    if not open_ended and len(mine) != len(theirs):
+        return False
+    # Two literal segments that differ can never both match the same path. With a {x:path}
+    # parameter somewhere, only the segments before the first parameter are compared.
+    for a, b in zip(mine, theirs, strict=False):
+        if "{" in a or "{" in b:
+            if open_ended:
+                return True
+            continue
+        if a != b:
+            return False
+    return True
+
+
+def route_views(app: FastAPI) -> list[Any]:
+    """The app's routes in matching order, nested `include_router` trees flattened.
+
+    FastAPI >= 0.16x keeps included routers as nodes and exposes their effective routes
+    through `fastapi.routing.iter_route_contexts`; older versions copy routes into the app.
+    """
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    if iterate is None:
+        return list(app.router.routes)
+    return list(iterate(app.router.routes))
+
+
+def _is_api_route(view: Any) -> bool:
+    return isinstance(getattr(view, "original_route", view), APIRoute)
 
 
 def collect_tools(
@@ -367,13 +402,13 @@ def collect_tools(
     openapi = app.openapi()
     resolver = SchemaResolver(openapi)
     paths: Mapping[str, Any] = openapi.get("paths", {})
-    all_routes = list(app.router.routes)
+    all_routes = route_views(app)
     excluded = set(excluded_paths)
     specs: list[ToolSpec] = []
     owners: dict[str, str] = {}
 
     for position, route in enumerate(all_routes):
-        if not isinstance(route, APIRoute) or not route.include_in_schema or route.path_format in excluded:
+        if not _is_api_route(route) or not route.include_in_schema or route.path_format in excluded:
             continue
         path_item = paths.get(route.path_format, {})
         for method in sorted(route.methods or ()):

@@ -7,6 +7,7 @@ it) return a frozen :class:`Upstream` that the rest of the shim reads.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -163,5 +164,10 @@ def is_loopback_host(host: str | None) -> bool:
     """RFC 8252 §7.3 / §8.3: literal loopback addresses, and ``localhost`` for our own config."""
     if not host:
         return False
-    host = host.strip("[]").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -52,7 +52,7 @@ def invalid_target(description: str) -> OAuth2Error:
 
 
 def oauth_error(error: str, description: str, status_code: int = 400) -> OAuth2Error:
-    return OAuth2Error(error=error, description=_ascii(description), status_code=status_code)
+    return OAuth2Error(error=error, description=ascii_description(description), status_code=status_code)
 
 
 def json_error(err: OAuth2Error, *, headers: dict[str, str] | None = None) -> Response:
@@ -110,7 +110,7 @@ def page_headers() -> dict[str, str]:
     }
 
 
-def _ascii(text: str) -> str:
+def ascii_description(text: str) -> str:
     """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E."""
     cleaned = "".join(ch if (0x20 <= ord(ch) <= 0x7E and ch not in '"\\') else "?" for ch in text)
     return cleaned[:300]

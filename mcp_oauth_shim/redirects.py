@@ -55,7 +55,7 @@ def check_registrable(uri: object, *, allowed: Iterable[str] = ()) -> str:
         # short schemes shipped by well-known MCP clients.
         raise RedirectURIError(
             f"Redirect URI scheme {scheme!r} is not allowed; use https, loopback http, or a "
-            "reverse-domain private-use scheme (RFC 8252 §7.1)."
+            "reverse-domain private-use scheme (RFC 8252 section 7.1)."
         )
     return uri
 
@@ -113,7 +113,7 @@ def _parse(uri: str) -> SplitResult:
     if scheme in FORBIDDEN_SCHEMES:
         raise RedirectURIError(f"Redirect URI scheme {scheme!r} is not allowed.")
     if "#" in uri:
-        raise RedirectURIError("A redirect URI must not contain a fragment (RFC 6749 §3.1.2).")
+        raise RedirectURIError("A redirect URI must not contain a fragment (RFC 6749 section 3.1.2).")
     if "@" in parts.netloc:
         raise RedirectURIError("A redirect URI must not contain user information.")
     if _SUSPICIOUS_ENCODINGS.search(uri):

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .context import ShimContext
-from .errors import NO_STORE, InvalidClientMetadataError, InvalidRedirectURIError, json_error
+from .errors import NO_STORE, InvalidClientMetadataError, InvalidRedirectURIError, ascii_description, json_error
 from .http import read_body_limited
 from .redirects import RedirectURIError, check_registrable
 from .sealing import CLIENT
@@ -60,7 +60,7 @@ class RegistrationHandler:
             )
         response_types = meta.get("response_types", ["code"])
         if not _str_list(response_types) or set(response_types) != {"code"}:
-            raise InvalidClientMetadataError(description='response_types must be ["code"].')
+            raise InvalidClientMetadataError(description='response_types must be [code].')
         application_type = meta.get("application_type", "native")
         if application_type not in ("native", "web"):
             raise InvalidClientMetadataError(description="application_type must be native or web.")
@@ -113,7 +113,7 @@ def _redirect_uris(value: object, allowed: tuple[str, ...], *, static: bool) -> 
         try:
             check_registrable(uri, allowed=allowed)
         except RedirectURIError as exc:
-            raise InvalidRedirectURIError(description=str(exc))
+            raise InvalidRedirectURIError(description=ascii_description(str(exc)))
         if static:
             from .redirects import matches
 

@@ -86,7 +86,7 @@ class TokenHandler:
         if not verifier:
             raise InvalidRequestError(description="code_verifier is required (PKCE).")
         if not _VERIFIER.match(verifier):
-            raise InvalidGrantError(description="code_verifier is malformed (RFC 7636 §4.1).")
+            raise InvalidGrantError(description="code_verifier is malformed (RFC 7636 section 4.1).")
         try:
             sealed = self.ctx.sealer.unseal(CODE, code, max_age=self.ctx.lifetimes.code)
         except SealError as exc:
@@ -188,7 +188,7 @@ def _client_id(form: dict[str, str], basic_client_id: str | None) -> str:
         raise InvalidRequestError(description="client_id in the body and the Authorization header differ.")
     client_id = basic_client_id or body_client_id
     if not client_id:
-        raise InvalidClientError(description="client_id is required for public clients (RFC 6749 §4.1.3).")
+        raise InvalidClientError(description="client_id is required for public clients (RFC 6749 section 4.1.3).")
     return client_id
 
 

@@ -238,13 +238,14 @@ class _KeyCache:
                 # The IdP failed moments ago; answer at once instead of queueing behind timeouts.
                 error = self._last_error
             else:
-                self._attempts += 1
                 self._attempted_at = self._clock()
                 try:
                     by_kid, without_kid = await self._fetch()
                 except UpstreamError as exc:
                     self._last_error = error = exc
+                    self._attempts += 1  # counted when done: waiters compare against it
                 else:
+                    self._attempts += 1
                     self._by_kid, self._without_kid = by_kid, without_kid
                     self._fetched_at = self._clock()
                     self._last_error = None
@@ -505,6 +506,11 @@ class BearerVerifier:
         except (JoseError, ValueError, UnicodeError):
             raise InvalidToken("The access token is not a well-formed JWT.") from None
         header = jws.headers()
+        try:
+            # RFC 7515 §4.1.11: a "crit" parameter we do not understand makes the token invalid.
+            self._registry.check_header(header)
+        except JoseError:
+            raise InvalidToken("The access token's header is malformed or has unsupported critical parameters.") from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg in _FORBIDDEN_ALGORITHMS:
             raise InvalidToken("The access token is unsigned or uses a symmetric algorithm; neither is accepted.")

@@ -214,7 +214,8 @@ class DevIdP:
         response = RedirectResponse(f"{self._path}/authorize?{query}", status_code=303, headers=NO_STORE)
         session_id = secrets.token_urlsafe(32)
         self._sessions[session_id] = _Session(self.username, int(time.time()))
-        response.set_cookie(SESSION_COOKIE, session_id, path=self._path or "/", httponly=True, samesite="lax")
+        response.set_cookie(SESSION_COOKIE, session_id, path=self._path or "/", httponly=True, samesite="lax",
+                            secure=self.issuer.startswith("https:"))
         return response
 
     def _session(self, request: Request) -> _Session | None:

@@ -305,7 +305,7 @@ class AccessTokens(JWTBearerTokenGenerator):
     providers do (OpenID Connect Core §11).
     """
 
-    def __init__(self, server: DevAuthorizationServer, access_token_ttl: int, refresh_token_ttl: int) -> None:
+    def __init__(self, server: DevAuthorizationServer, access_token_ttl: int) -> None:
         super().__init__(
             issuer=server.issuer,
             alg="RS256",
@@ -313,7 +313,6 @@ class AccessTokens(JWTBearerTokenGenerator):
             expires_generator=access_token_ttl,
         )
         self.server = server
-        self.refresh_token_ttl = refresh_token_ttl
 
     def get_jwks(self) -> KeySet:
         return self.server.keys
@@ -352,7 +351,7 @@ class DevAuthorizationServer(AuthorizationServer):
         self.refresh_token_ttl = refresh_token_ttl
         self._request_factory = request_factory
         self._response_factory = response_factory
-        self.register_token_generator("default", AccessTokens(self, access_token_ttl, refresh_token_ttl))
+        self.register_token_generator("default", AccessTokens(self, access_token_ttl))
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), IdTokens(self)])
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(Revocation)

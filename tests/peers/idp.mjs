@@ -158,6 +158,23 @@ provider.use(async (ctx, next) => {
   process.stderr.write(`idp: ${ctx.method} ${ctx.path} -> ${ctx.status}\n`);
 });
 
+// Auth0 accepts only the client authentication method configured for the application;
+// oidc-provider takes any secret-based one. Enforce the registered one (RFC 6749 §2.3.1).
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && ['/token', '/token/revocation'].includes(ctx.path)) {
+    const sentBasic = /^basic /i.test(ctx.get('authorization'));
+    if (sentBasic !== (tokenEndpointAuthMethod === 'client_secret_basic')) {
+      ctx.status = 401;
+      ctx.body = {
+        error: 'invalid_client',
+        error_description: `client authentication must use ${tokenEndpointAuthMethod}`,
+      };
+      return;
+    }
+  }
+  await next();
+});
+
 // Auth0's `audience` authorize parameter is RFC 8707's `resource` under another name.
 provider.use(async (ctx, next) => {
   if (ctx.path === '/auth' && ctx.method === 'GET' && ctx.query.audience) {

@@ -6,7 +6,7 @@ import secrets
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import node
@@ -26,7 +26,7 @@ class IdP:
 
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     token_endpoint_auth_method: str
     sends_iss: bool
     subject: str

@@ -46,10 +46,10 @@ class Kit:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def authorize_params(self, client_id: str, challenge: str, **overrides: Any) -> dict[str, str]:
+    def authorize_params(self, client_id_: str, challenge: str, **overrides: Any) -> dict[str, str]:
         params = {
             "response_type": "code",
-            "client_id": client_id,
+            "client_id": client_id_,
             "redirect_uri": CLIENT_REDIRECT,
             "code_challenge": challenge,
             "code_challenge_method": "S256",
@@ -120,13 +120,15 @@ def make_kit(*, send_iss: bool = True, upstream_overrides: dict[str, Any] | None
     )
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=idp.app), base_url=IDP_ISSUER)
     upstream = Upstream.oidc(
-        issuer=IDP_ISSUER,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        audience=RESOURCE,
-        default_scopes=("openid", "profile"),
-        extra_scopes=("offline_access",),
-        **(upstream_overrides or {}),
+        **{
+            "issuer": IDP_ISSUER,
+            "client_id": idp.client_id,
+            "client_secret": idp.client_secret,
+            "audience": RESOURCE,
+            "default_scopes": ("openid", "profile"),
+            "extra_scopes": ("offline_access",),
+            **(upstream_overrides or {}),
+        }
     )
     shim = OAuthShim(
         public_url=PUBLIC_URL,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -30,6 +31,14 @@ ISSUER = "https://idp.example.com/"
 AUDIENCE = "https://api.example.com/mcp"
 PRM = "https://api.example.com/.well-known/oauth-protected-resource/mcp"
 NOW = 1_800_000_000
+# RSA key generation is slow; tests take key material from this pool and give it their own kid.
+_RSA_POOL = [RSAKey.generate_key(2048, private=True) for _ in range(3)]
+
+
+@functools.cache
+def rsa(kid: str, material: int = 1) -> RSAKey:
+    """An RSA key with this kid; material 0 is the IdP's own "rsa-1" key, 1 and 2 are others."""
+    return RSAKey.import_key({**_RSA_POOL[material].as_dict(private=True), "kid": kid})
 
 
 @pytest.fixture
@@ -53,12 +62,13 @@ class FakeIdP:
     """An OIDC discovery document and a JWKS, with switchable failure modes."""
 
     def __init__(self) -> None:
-        self.keys: list[Key] = [RSAKey.generate_key(2048, parameters={"kid": "rsa-1"}, private=True)]
+        self.keys: list[Key] = [rsa("rsa-1", 0)]
         self.jwks_mode = "ok"
         self.jwks_fetches = 0
         self.introspection: dict[str, Any] | None = None
         self.introspection_requests: list[dict[str, str]] = []
         self.metadata_extra: dict[str, Any] = {"jwks_uri": ISSUER + "jwks"}
+        self.extra_jwks: list[dict[str, Any]] = []  # published as given, beside self.keys
 
     def key(self, kid: str) -> Key:
         return next(k for k in self.keys if k.kid == kid)
@@ -90,7 +100,7 @@ class FakeIdP:
                 return httpx.Response(200, json={"kets": []})
             if mode == "only-oct":
                 return httpx.Response(200, json={"keys": [{"kty": "oct", "k": b64(b"s" * 32), "kid": "hs"}]})
-            return httpx.Response(200, json={"keys": [k.as_dict(private=False) for k in self.keys]})
+            return httpx.Response(200, json={"keys": [k.as_dict(private=False) for k in self.keys] + self.extra_jwks})
         if path == "/introspect":
             form = dict(httpx.QueryParams(request.content.decode()))
             self.introspection_requests.append(form)
@@ -180,7 +190,7 @@ def tampered(idp: FakeIdP) -> str:
 
 
 def signed_by_stranger(idp: FakeIdP) -> str:
-    stranger = RSAKey.generate_key(2048, parameters={"kid": "rsa-1"}, private=True)
+    stranger = rsa("rsa-1", 1)
     return sign(stranger, claims())
 
 
@@ -204,7 +214,7 @@ BAD_TOKENS: list[tuple[str, Callable[[FakeIdP], str], str]] = [
     ("exp as a string", lambda idp: good_token(idp, exp=str(NOW + 3600)), "expiry"),
     ("alg none", unsigned, "unsigned"),
     ("HS256 keyed with the public key", hs256_with_public_key, "symmetric"),
-    ("unknown kid", lambda idp: sign(RSAKey.generate_key(2048, parameters={"kid": "nope"}), claims()), "does not publish"),
+    ("unknown kid", lambda idp: sign(rsa("nope"), claims()), "does not publish"),
     ("tampered payload", tampered, "signature"),
     ("signed by another key under our kid", signed_by_stranger, "signature"),
     ("RS256 header on an EC key", lambda idp: raw_segments({"alg": "RS256", "kid": "ec-1"}, claims()), "signature"),
@@ -226,8 +236,8 @@ BAD_TOKENS: list[tuple[str, Callable[[FakeIdP], str], str]] = [
     ),
     (
         "unknown critical header",
-        lambda idp: sign(idp.key("rsa-1"), claims(), crit=["x-must"], **{"x-must": 1}),
-        "well-formed",
+        lambda idp: raw_segments({"alg": "RS256", "kid": "rsa-1", "crit": ["x-must"], "x-must": 1}, claims()),
+        "critical",
     ),
     ("non-ASCII token", lambda idp: "ä.b.c", "well-formed"),
 ]
@@ -342,14 +352,15 @@ async def test_resource_is_the_configured_audience_that_matched(
 @pytest.mark.parametrize(
     ("key", "alg"),
     [
-        (RSAKey.generate_key(2048, parameters={"kid": "ps"}, private=True), "PS256"),
-        (RSAKey.generate_key(2048, parameters={"kid": "rs512"}, private=True), "RS512"),
+        (rsa("ps"), "PS256"),
+        (rsa("rs512"), "RS512"),
         (ECKey.generate_key("P-256", parameters={"kid": "es256"}, private=True), "ES256"),
         (ECKey.generate_key("P-384", parameters={"kid": "es384"}, private=True), "ES384"),
         (OKPKey.generate_key("Ed25519", parameters={"kid": "ed"}, private=True), "EdDSA"),
         (OKPKey.generate_key("Ed25519", parameters={"kid": "ed2"}, private=True), "Ed25519"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 async def test_every_default_asymmetric_algorithm_verifies(
     verifier: BearerVerifier, idp: FakeIdP, key: Key, alg: str
 ) -> None:
@@ -365,17 +376,35 @@ async def test_an_algorithm_outside_the_allow_list_is_refused(
 
 
 async def test_a_key_whose_jwk_alg_differs_from_the_header_is_refused(verifier: BearerVerifier, idp: FakeIdP) -> None:
-    key = RSAKey.generate_key(2048, parameters={"kid": "rs-pinned", "alg": "RS512"}, private=True)
-    idp.keys.append(key)
+    key = rsa("rs-pinned")
+    idp.extra_jwks.append({**key.as_dict(private=False), "alg": "RS512"})
     with pytest.raises(InvalidToken, match="signature"):
         await verifier.authenticate(sign(key, claims(), alg="RS256"))
 
 
-async def test_encryption_keys_in_the_jwks_are_not_used(verifier: BearerVerifier, idp: FakeIdP) -> None:
-    key = RSAKey.generate_key(2048, parameters={"kid": "enc", "use": "enc"}, private=True)
-    idp.keys.append(key)
+@pytest.mark.parametrize("restriction", [{"use": "enc"}, {"key_ops": ["encrypt"]}, {"key_ops": "verify"}])
+async def test_keys_not_meant_for_verifying_signatures_are_not_used(
+    verifier: BearerVerifier, idp: FakeIdP, restriction: dict[str, Any]
+) -> None:
+    key = rsa("enc")
+    idp.extra_jwks.append({**key.as_dict(private=False), **restriction})
     with pytest.raises(InvalidToken, match="does not publish"):
         await verifier.authenticate(sign(key, claims()))
+
+
+async def test_a_symmetric_key_in_the_jwks_is_never_a_trust_anchor(verifier: BearerVerifier, idp: FakeIdP) -> None:
+    secret = b"s" * 32
+    idp.extra_jwks.append({"kty": "oct", "kid": "hs", "k": b64(secret)})
+    header = b64(json.dumps({"alg": "HS256", "kid": "hs"}).encode())
+    payload = b64(json.dumps(claims()).encode())
+    mac = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    with pytest.raises(InvalidToken, match="symmetric"):
+        await verifier.authenticate(f"{header}.{payload}.{b64(mac)}")
+
+
+async def test_a_malformed_key_in_the_jwks_is_skipped(verifier: BearerVerifier, idp: FakeIdP) -> None:
+    idp.extra_jwks.append({"kty": "RSA", "kid": "broken", "n": "!!", "e": 5})
+    assert await verifier.verify_token(good_token(idp)) is not None
 
 
 async def test_token_without_kid_uses_the_only_fitting_key(verifier: BearerVerifier, idp: FakeIdP) -> None:
@@ -383,19 +412,19 @@ async def test_token_without_kid_uses_the_only_fitting_key(verifier: BearerVerif
 
 
 async def test_token_without_kid_is_refused_when_several_keys_fit(verifier: BearerVerifier, idp: FakeIdP) -> None:
-    idp.keys.append(RSAKey.generate_key(2048, parameters={"kid": "rsa-2"}, private=True))
+    idp.keys.append(rsa("rsa-2"))
     with pytest.raises(InvalidToken, match="kid"):
         await verifier.authenticate(sign(idp.key("rsa-1"), claims(), kid=None))
 
 
 @pytest.mark.parametrize("alg", ["none", "HS256", "HS384", "HS512"])
-def test_symmetric_or_no_algorithm_cannot_be_configured(upstream: UpstreamClient, alg: str) -> None:
+async def test_symmetric_or_no_algorithm_cannot_be_configured(upstream: UpstreamClient, alg: str) -> None:
     with pytest.raises(ValueError):
         BearerVerifier(upstream, audience=AUDIENCE, resource_metadata_url=PRM, algorithms=["RS256", alg])
 
 
 @pytest.mark.parametrize("audience", ["", [], [""]])
-def test_an_empty_audience_cannot_be_configured(upstream: UpstreamClient, audience: Any) -> None:
+async def test_an_empty_audience_cannot_be_configured(upstream: UpstreamClient, audience: Any) -> None:
     with pytest.raises(ValueError):
         BearerVerifier(upstream, audience=audience, resource_metadata_url=PRM)
 
@@ -459,7 +488,7 @@ async def test_concurrent_first_requests_share_one_jwks_fetch(verifier: BearerVe
 async def test_a_rotated_in_key_is_picked_up_by_refetching(verifier: BearerVerifier, idp: FakeIdP, clock: Clock) -> None:
     await verifier.authenticate(good_token(idp))
     clock.now += 60  # past the refetch interval
-    new_key = RSAKey.generate_key(2048, parameters={"kid": "rsa-2"}, private=True)
+    new_key = rsa("rsa-2")
     idp.keys.append(new_key)
     access = await verifier.authenticate(sign(new_key, claims(sub="rotated", exp=NOW + 7200)))
     assert access.subject == "rotated"
@@ -470,7 +499,7 @@ async def test_unknown_kids_refetch_at_most_once_per_interval(verifier: BearerVe
     await verifier.authenticate(good_token(idp))
     clock.now += 60
     for n in range(5):
-        stranger = RSAKey.generate_key(2048, parameters={"kid": f"made-up-{n}"}, private=True)
+        stranger = rsa(f"made-up-{n}", 2)
         with pytest.raises(InvalidToken, match="does not publish"):
             await verifier.authenticate(sign(stranger, claims(sub=f"x{n}")))
     assert idp.jwks_fetches == 2
@@ -482,7 +511,7 @@ async def test_unknown_kids_refetch_at_most_once_per_interval(verifier: BearerVe
 
 async def test_unknown_kid_right_after_the_first_fetch_does_not_refetch(verifier: BearerVerifier, idp: FakeIdP) -> None:
     await verifier.authenticate(good_token(idp))
-    stranger = RSAKey.generate_key(2048, parameters={"kid": "made-up"}, private=True)
+    stranger = rsa("made-up")
     with pytest.raises(InvalidToken):
         await verifier.authenticate(sign(stranger, claims()))
     assert idp.jwks_fetches == 1
@@ -504,7 +533,7 @@ async def test_a_removed_key_stops_verifying_after_max_age(
     verifier = make_verifier(jwks_max_age=600, cache_ttl=0)
     old = idp.key("rsa-1")
     await verifier.authenticate(sign(old, claims()))
-    idp.keys = [RSAKey.generate_key(2048, parameters={"kid": "rsa-2"}, private=True)]
+    idp.keys = [rsa("rsa-2")]
     clock.now += 601
     with pytest.raises(InvalidToken, match="does not publish"):
         await verifier.authenticate(sign(old, claims(sub="after-removal", exp=NOW + 7200)))
@@ -568,7 +597,10 @@ async def test_a_verified_token_is_answered_from_the_cache(verifier: BearerVerif
     assert await verifier.authenticate(token) is first
 
 
-async def test_the_cache_never_outlives_the_token(verifier: BearerVerifier, idp: FakeIdP, clock: Clock) -> None:
+async def test_the_cache_never_outlives_the_token(
+    make_verifier: Callable[..., BearerVerifier], idp: FakeIdP, clock: Clock
+) -> None:
+    verifier = make_verifier(leeway=0)
     token = good_token(idp, exp=NOW + 60)
     await verifier.authenticate(token)
     clock.now += 61

@@ -1,0 +1,62 @@
+"""POST /oauth/token through the shim (code and refresh grants) vs the stub token endpoint.
+
+The shim proxies to a stub IdP pinned to the load generator's core (a remote IdP's stand-in);
+the baseline posts the same form bodies straight to a second stub instance on the server
+core. Codes and refresh tokens are distinct per request (made with the shim's sealing API from
+the values of one real flow, see bench/oauthflow.py), and each is sent at most once.
+"""
+
+from __future__ import annotations
+
+from bench.context import Case, Ctx, available
+from bench.loadgen import expect
+from bench.oauthflow import Resealer
+from bench.report import Row, ratio_row, skipped_row
+from bench.scenarios.oauth_setup import code_form, form_post, refresh_form, start_shim
+
+# Enough single-use values for the fastest plausible rate over one measurement.
+MAX_RATE = 5000
+
+
+def run(ctx: Ctx) -> list[Row]:
+    if not available("mcp_oauth_shim"):
+        return [skipped_row("POST /oauth/token via the shim", "stub token endpoint", ">= 0.2x", "mcp_oauth_shim not importable")]
+    ctx.log("[token] shim token endpoint vs stub")
+    s = start_shim(ctx)
+    base = ctx.spawn("stub_idp")
+    reseal = Resealer(ctx.secret_key)
+    n = int(MAX_RATE * (ctx.duration + ctx.warmup))
+    ok = expect(200, contains=b'"access_token"')
+    ok_refresh = expect(200, contains=b'"refresh_token"')
+
+    def code_reqs() -> list[bytes]:
+        return [form_post(s.shim.port, "/oauth/token", code_form(s, c)) for c in reseal.codes(s.flow.code, n)]
+
+    def refresh_reqs() -> list[bytes]:
+        return [
+            form_post(s.shim.port, "/oauth/token", refresh_form(s, t)) for t in reseal.refresh_tokens(s.flow.refresh_token, n)
+        ]
+
+    base_code = [form_post(base.port, "/token", code_form(s, c)) for c in reseal.codes(s.flow.code, 64)]
+    base_refresh = [form_post(base.port, "/token", refresh_form(s, t)) for t in reseal.refresh_tokens(s.flow.refresh_token, 64)]
+    rows: list[Row] = []
+    for grant, make, base_reqs, check in (
+        ("code", code_reqs, base_code, ok),
+        ("refresh", refresh_reqs, base_refresh, ok_refresh),
+    ):
+        cases = []
+        for c in (1, 16):
+            cases.append(Case(f"stub /token {grant} c={c}", base, base_reqs, check, c))
+            cases.append(Case(f"shim /oauth/token {grant} c={c}", s.shim, [], check, c, unique=True, make_requests=make))
+        figs = ctx.compare(cases)
+        for c in (1, 16):
+            sh, st = figs[f"shim /oauth/token {grant} c={c}"], figs[f"stub /token {grant} c={c}"]
+            rows.append(ratio_row(f"POST /oauth/token {grant} req/s c={c}", "same form POST to stub /token", sh.rps, st.rps, ">= 0.2x"))
+            rows.append(
+                ratio_row(
+                    f"POST /oauth/token {grant} capacity by CPU/req c={c}", "stub /token CPU/req",
+                    1 / sh.cpu_ms_per_req, 1 / st.cpu_ms_per_req, ">= 0.2x", "/ms",
+                    note=f"{sh.cpu_ms_per_req:.3f} vs {st.cpu_ms_per_req:.3f} ms CPU/req",
+                )
+            )
+    return rows

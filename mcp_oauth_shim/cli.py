@@ -1,0 +1,429 @@
+"""Command line: ``mcp-oauth-shim serve`` and ``mcp-oauth-shim doctor``.
+
+Every option has a flag and an environment variable (``MCP_OAUTH_SHIM_<NAME>``); a flag wins
+over the variable, the variable over the default. Secrets are best given as variables: flags
+are visible to every user of the machine in the process list. ``serve`` prints the effective
+configuration at start with the secrets redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
+
+from .config import ConfigurationError, is_loopback_host
+
+if TYPE_CHECKING:
+    import httpx
+    from starlette.types import ASGIApp
+
+    from .shim import OAuthShim
+
+ENV_PREFIX = "MCP_OAUTH_SHIM_"
+REDACTED = "<redacted>"
+
+
+class UsageError(Exception):
+    """A flag or variable is missing or malformed; exit status 2."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, its variable, how to read it."""
+
+    name: str  # dest; the variable is ENV_PREFIX + name.upper()
+    help: str
+    kind: str = "str"  # str | list | words | int | bool
+    default: Any = None
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+UPSTREAM_OPTIONS = (
+    Option("upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", metavar="URL"),
+    Option(
+        "upstream_metadata_url",
+        "the IdP's discovery document URL (default: issuer + /.well-known/openid-configuration)",
+        metavar="URL",
+    ),
+    Option("client_id", "the client registered at the IdP for the shim"),
+    Option("client_secret", "that client's secret (prefer the variable: flags show in `ps`)", secret=True),
+    Option(
+        "token_auth_method",
+        "how the shim authenticates at the IdP's token endpoint",
+        default="client_secret_post",
+        choices=("client_secret_post", "client_secret_basic"),
+    ),
+    Option("audience", "what the IdP puts in the access tokens' aud (default: the resource URL)", metavar="AUD"),
+    Option(
+        "audience_param",
+        "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
+        default="resource",
+        choices=("resource", "audience", "none"),
+    ),
+    Option(
+        "scopes",
+        "scopes requested at the IdP when a client asks for none (comma or space separated)",
+        kind="words",
+        default=("openid",),
+    ),
+    Option("extra_scopes", "scopes always added, e.g. offline_access for refresh tokens", kind="words", default=()),
+)
+
+SERVE_OPTIONS = (
+    Option("public_url", "where clients reach the shim (default: http://HOST:PORT on loopback)", metavar="URL"),
+    Option("resource", "the protected MCP endpoint URL (default: PUBLIC_URL/mcp)", metavar="URL"),
+    *UPSTREAM_OPTIONS,
+    Option(
+        "secret_keys",
+        "comma-separated signing keys, newest first (generate: python -c "
+        "'import secrets; print(secrets.token_urlsafe(48))')",
+        kind="list",
+        secret=True,
+    ),
+    Option("required_scopes", "scopes every access token must carry at the MCP endpoint", kind="words", default=()),
+    Option(
+        "registration",
+        "signed: a client_id per client; static: every client gets the IdP client_id",
+        default="signed",
+        choices=("signed", "static"),
+    ),
+    Option("allowed_redirect_uris", "comma-separated redirect URIs accepted beyond the default policy", kind="list", default=()),
+    Option(
+        "client_metadata_documents",
+        "accept URL client_ids (client ID metadata documents)",
+        kind="bool",
+        default=True,
+    ),
+    Option("mcp_upstream", "reverse-proxy the resource path to this MCP server URL, behind the shim's login", metavar="URL"),
+    Option(
+        "forward_authorization",
+        "with --mcp-upstream: pass the user's access token on to the MCP server",
+        kind="bool",
+        default=False,
+    ),
+    Option("host", "interface to listen on", default="127.0.0.1"),
+    Option("port", "port to listen on", kind="int", default=8000),
+    Option("log_level", "uvicorn log level", default="info", choices=("critical", "error", "warning", "info", "debug")),
+)
+
+DOCTOR_OPTIONS = (
+    Option("issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)", metavar="URL"),
+    *(o for o in UPSTREAM_OPTIONS if o.name != "upstream_issuer"),
+    Option("public_url", "the shim's public URL, to check its callback PUBLIC_URL/oauth/callback", metavar="URL"),
+)
+# doctor reads the same variables as serve, so `doctor` checks what `serve` would use.
+_ENV_ALIASES = {"issuer": ENV_PREFIX + "UPSTREAM_ISSUER"}
+
+
+@dataclass
+class Settings:
+    """Resolved option values and where each came from (flag, env, default, derived)."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    options: tuple[Option, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def describe(self) -> list[str]:
+        """One line per setting, secrets redacted (never their length or a prefix)."""
+        lines = []
+        for option in self.options:
+            value = self.values.get(option.name)
+            if option.secret and value:
+                shown = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
+            elif isinstance(value, (tuple, list)):
+                shown = ", ".join(value) if value else "(none)"
+            elif value is None:
+                shown = "(not set)"
+            elif isinstance(value, bool):
+                shown = "true" if value else "false"
+            else:
+                shown = str(value)
+            lines.append(f"  {option.flag[2:]:<26} {shown}  [{self.sources.get(option.name, 'default')}]")
+        return lines
+
+
+def _parse_value(option: Option, raw: str) -> Any:
+    if option.kind == "list":
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if option.kind == "words":
+        return tuple(word for word in raw.replace(",", " ").split() if word)
+    if option.kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise UsageError(f"{option.flag} / {option.env} must be a number, got {raw!r}.") from None
+    if option.kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{option.env} must be true or false, got {raw!r}.")
+    if option.choices and raw not in option.choices:
+        raise UsageError(f"{option.flag} / {option.env} must be one of {', '.join(option.choices)}, got {raw!r}.")
+    return raw
+
+
+def _add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    for option in options:
+        env = _ENV_ALIASES.get(option.name, option.env)
+        default = "" if option.default in (None, (), "") else f"; default: {_show_default(option.default)}"
+        choices = f" (one of: {', '.join(option.choices)})" if option.choices else ""
+        help_text = f"{option.help}{choices} [env: {env}{default}]"
+        if option.kind == "bool":
+            parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                default=None,
+                choices=option.choices,
+                metavar=option.metavar or option.name.upper(),
+                help=help_text,
+            )
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def resolve(options: Sequence[Option], args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Flag, else environment variable, else default, for every option."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in options:
+        env = _ENV_ALIASES.get(option.name, option.env)
+        flag_value = getattr(args, option.name, None)
+        if flag_value is not None:
+            values[option.name] = flag_value if option.kind == "bool" else _parse_value(option, flag_value)
+            sources[option.name] = "flag"
+        elif environ.get(env, "") != "":
+            values[option.name] = _parse_value(option, environ[env])
+            sources[option.name] = f"env {env}"
+        else:
+            values[option.name] = option.default
+            sources[option.name] = "default"
+    return Settings(values, sources, tuple(options))
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def serve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    settings = resolve(SERVE_OPTIONS, args, environ)
+    v = settings.values
+    if not v["public_url"]:
+        if not is_loopback_host(v["host"]):
+            raise UsageError(f"--public-url / {ENV_PREFIX}PUBLIC_URL is required when listening on {v['host']}.")
+        v["public_url"] = f"http://{v['host']}:{v['port']}"
+        settings.sources["public_url"] = "derived from host and port"
+    missing = [o for o in ("client_id", "client_secret", "secret_keys") if not v[o]]
+    if not (v["upstream_issuer"] or v["upstream_metadata_url"]):
+        missing.insert(0, "upstream_issuer")
+    if missing:
+        names = ", ".join(f"--{m.replace('_', '-')} / {ENV_PREFIX}{m.upper()}" for m in missing)
+        raise UsageError(f"missing: {names}. See `mcp-oauth-shim serve --help`.")
+    return settings
+
+
+def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> OAuthShim:
+    """``OAuthShim`` + ``Upstream.oidc`` from resolved settings."""
+    from .config import Upstream
+    from .shim import OAuthShim
+
+    v = settings.values
+    upstream = Upstream.oidc(
+        issuer=v["upstream_issuer"],
+        metadata_url=v["upstream_metadata_url"],
+        client_id=v["client_id"],
+        client_secret=v["client_secret"],
+        audience=v["audience"],
+        audience_param=v["audience_param"],
+        default_scopes=v["scopes"],
+        extra_scopes=v["extra_scopes"],
+        token_auth_method=v["token_auth_method"],
+    )
+    return OAuthShim(
+        public_url=v["public_url"],
+        resource=v["resource"],
+        upstream=upstream,
+        secret_keys=list(v["secret_keys"]),
+        required_scopes=v["required_scopes"],
+        registration=v["registration"],
+        allowed_redirect_uris=v["allowed_redirect_uris"],
+        client_metadata_documents=v["client_metadata_documents"],
+        http_client=http_client,
+    )
+
+
+def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClient | None = None) -> ASGIApp:
+    """The shim's own app, or with ``--mcp-upstream`` the shim plus the guarded proxy."""
+    upstream_url = settings.values["mcp_upstream"]
+    if not upstream_url:
+        return shim.app
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from .mcp_proxy import MCPReverseProxy
+
+    public, resource = urlsplit(shim.public_url), urlsplit(shim.resource)
+    if (public.scheme, public.netloc) != (resource.scheme, resource.netloc):
+        raise UsageError("--mcp-upstream needs the resource on the same origin as the public URL.")
+    path = resource.path.rstrip("/") or "/"
+    proxy = MCPReverseProxy(
+        upstream_url,
+        mount_path=path,
+        forward_authorization=settings.values["forward_authorization"],
+        http=mcp_http,
+    )
+    guarded = shim.protect(proxy)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: object):  # type: ignore[no-untyped-def]
+        async with shim.lifespan(app):
+            try:
+                yield
+            finally:
+                await proxy.aclose()
+
+    # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.
+    routes = [*shim.routes, Route(path, guarded), Route(path.rstrip("/") + "/{rest:path}", guarded)]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    settings = serve_settings(args, environ)
+    shim = build_shim(settings)
+    app = build_app(settings, shim)
+    if settings.values["resource"] is None:
+        settings.values["resource"] = shim.resource
+        settings.sources["resource"] = "derived from public-url"
+    print("mcp-oauth-shim serve, effective configuration:", file=out)
+    for line in settings.describe():
+        print(line, file=out)
+    print(f"  issuer                     {shim.issuer}", file=out)
+    print(f"  register at the IdP as the callback (redirect) URL: {shim.public_url}/oauth/callback", file=out)
+    print(f"  MCP clients connect to: {shim.resource}", file=out)
+    if not settings.values["mcp_upstream"]:
+        print("  (no --mcp-upstream: serving the OAuth endpoints only)", file=out)
+    if settings.sources.get("client_secret") == "flag":
+        print(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET", file=out)
+    out.flush()
+    if args.check:
+        print("configuration OK (--check: not starting the server)", file=out)
+        return 0
+    import uvicorn
+
+    uvicorn.run(app, host=settings.values["host"], port=settings.values["port"], log_level=settings.values["log_level"])
+    return 0
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+
+def doctor_input(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    from .doctor import DoctorInput
+
+    settings = resolve(DOCTOR_OPTIONS, args, environ)
+    v = settings.values
+    if not (v["issuer"] or v["upstream_metadata_url"]):
+        raise UsageError(f"doctor needs --issuer URL (or {ENV_PREFIX}UPSTREAM_ISSUER, or --upstream-metadata-url).")
+    return DoctorInput(
+        issuer=v["issuer"],
+        metadata_url=v["upstream_metadata_url"],
+        client_id=v["client_id"],
+        client_secret=v["client_secret"],
+        token_auth_method=v["token_auth_method"],
+        public_url=v["public_url"],
+        audience=v["audience"],
+        audience_param=v["audience_param"],
+        scopes=tuple(dict.fromkeys([*v["scopes"], *v["extra_scopes"]])),
+    )
+
+
+def doctor(
+    args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, *, http: httpx.AsyncClient | None = None
+) -> int:
+    from .doctor import diagnose, failed, render
+
+    given = doctor_input(args, environ)
+    findings = asyncio.run(diagnose(given, http=http))
+    print(render(findings), file=out)
+    return 1 if failed(findings) else 0
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="mcp-oauth-shim",
+        description="An OAuth 2.1 authorization server for MCP clients in front of an existing identity provider.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the shim (optionally in front of an MCP server) under uvicorn",
+        description="Run the shim standalone. Every flag falls back to the environment variable shown.",
+    )
+    _add_options(serve_parser, SERVE_OPTIONS)
+    serve_parser.add_argument("--check", action="store_true", help="print the configuration, build the app, and exit")
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="check an identity provider against what MCP clients need through the shim",
+        description="Read the IdP's discovery document and say what to fix. Exit status 1 on any FAIL.",
+    )
+    _add_options(doctor_parser, DOCTOR_OPTIONS)
+    return top
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    environ = os.environ if environ is None else environ
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]] = {
+        "serve": serve,
+        "doctor": doctor,
+    }
+    try:
+        return commands[args.command](args, environ, out)
+    except (UsageError, ConfigurationError) as exc:
+        print(f"mcp-oauth-shim {args.command}: {exc}", file=err)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""``mcp-oauth-shim doctor``: does this identity provider have what the shim needs?
+
+Reads the IdP's discovery document (OpenID Connect Discovery 1.0 §4, else RFC 8414 §3) and
+checks it against what the shim relies on to serve MCP clients: an exact issuer (RFC 8414
+§3.3), the authorization code grant with PKCE S256 (RFC 7636, OAuth 2.1), a JWKS to verify
+access tokens, refresh tokens, revocation (RFC 7009) and a client authentication method the
+shim speaks (RFC 6749 §2.3.1). With a client id (and secret) it also probes the IdP's
+authorization and token endpoints the way the shim will call them.
+
+Every finding is OK, INFO, WARN or FAIL with what to change; any FAIL means the shim cannot
+work with this configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import httpx
+
+from .config import is_loopback_host
+
+Level = Literal["OK", "INFO", "WARN", "FAIL"]
+MAX_DOCUMENT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level:<4}  {self.check}: {self.message}"
+
+
+@dataclass(frozen=True)
+class DoctorInput:
+    issuer: str | None = None
+    metadata_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    token_auth_method: str = "client_secret_post"
+    public_url: str | None = None
+    audience: str | None = None
+    audience_param: str = "resource"
+    scopes: tuple[str, ...] = ("openid",)
+
+
+def render(findings: list[Finding]) -> str:
+    counts = {level: sum(1 for f in findings if f.level == level) for level in ("OK", "INFO", "WARN", "FAIL")}
+    summary = ", ".join(f"{n} {level}" for level, n in counts.items() if n)
+    verdict = "the shim cannot work with this IdP as configured" if counts["FAIL"] else "no blocking problems"
+    return "\n".join([*map(str, findings), "", f"{summary}: {verdict}."])
+
+
+def failed(findings: list[Finding]) -> bool:
+    return any(f.level == "FAIL" for f in findings)
+
+
+async def diagnose(given: DoctorInput, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0) -> list[Finding]:
+    """Run every check; network problems become findings, never exceptions."""
+    if http is not None:
+        return await _Doctor(given, http).run()
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        return await _Doctor(given, client).run()
+
+
+class _Doctor:
+    def __init__(self, given: DoctorInput, http: httpx.AsyncClient) -> None:
+        self.given = given
+        self.http = http
+        self.findings: list[Finding] = []
+
+    def add(self, level: Level, check: str, message: str) -> None:
+        self.findings.append(Finding(level, check, message))
+
+    async def run(self) -> list[Finding]:
+        doc = await self.discover()
+        if doc is None:
+            return self.findings
+        self.check_issuer(doc)
+        endpoints_ok = self.check_endpoints(doc)
+        self.check_code_flow(doc)
+        self.check_pkce(doc)
+        await self.check_jwks(doc)
+        self.check_refresh(doc)
+        self.check_revocation(doc)
+        self.check_client_auth(doc)
+        self.check_audience(doc)
+        if endpoints_ok:
+            await self.probe_authorize(doc)
+            await self.probe_token(doc)
+        return self.findings
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def discovery_urls(self) -> list[str]:
+        given = self.given
+        if given.metadata_url:
+            return [given.metadata_url]
+        assert given.issuer
+        issuer = given.issuer.rstrip("/")
+        parts = urlsplit(issuer)
+        # OIDC Discovery appends to the issuer; RFC 8414 §3.1 inserts before the issuer's path.
+        rfc8414 = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+        return [issuer + "/.well-known/openid-configuration", rfc8414]
+
+    async def discover(self) -> dict[str, Any] | None:
+        problems: list[str] = []
+        urls = self.discovery_urls()
+        for url in urls:
+            doc, problem = await self.get_json(url)
+            if doc is not None:
+                self.add("OK", "discovery", f"read {url}")
+                if url != urls[0] and not self.given.metadata_url:
+                    self.add(
+                        "WARN",
+                        "discovery",
+                        "the IdP has no OpenID Connect discovery document; start the shim with "
+                        f"--upstream-metadata-url {url}",
+                    )
+                return doc
+            problems.append(f"{url}: {problem}")
+        self.add(
+            "FAIL",
+            "discovery",
+            "no discovery document found (" + "; ".join(problems) + "). Check --issuer: it must be the "
+            "IdP's issuer URL exactly (e.g. https://tenant.eu.auth0.com/ or "
+            "https://keycloak.example.com/realms/myrealm), or pass --upstream-metadata-url.",
+        )
+        return None
+
+    async def get_json(self, url: str) -> tuple[dict[str, Any] | None, str]:
+        try:
+            response = await self.http.get(url, headers={"Accept": "application/json"})
+        except httpx.TimeoutException:
+            return None, "timed out"
+        except httpx.HTTPError as exc:
+            return None, f"could not connect ({type(exc).__name__})"
+        if response.status_code != 200:
+            return None, f"HTTP {response.status_code}"
+        if len(response.content) > MAX_DOCUMENT_BYTES:
+            return None, "larger than 1 MB"
+        try:
+            value = response.json()
+        except ValueError:
+            return None, "not JSON"
+        if not isinstance(value, dict):
+            return None, "not a JSON object"
+        return value, ""
+
+    # -- the document -------------------------------------------------------------------------
+
+    def check_issuer(self, doc: Mapping[str, Any]) -> None:
+        issuer = doc.get("issuer")
+        if not isinstance(issuer, str) or not issuer:
+            self.add("FAIL", "issuer", "the discovery document has no issuer.")
+            return
+        if self.given.issuer is None:
+            self.add("OK", "issuer", f"{issuer} (use --upstream-issuer {issuer} to have the shim check it)")
+        elif issuer == self.given.issuer:
+            self.add("OK", "issuer", f"{issuer} matches exactly")
+        else:
+            self.add(
+                "FAIL",
+                "issuer",
+                f"the document says {issuer!r} but you gave {self.given.issuer!r}; they must be identical, "
+                f"character for character (RFC 8414 section 3.3). Use --upstream-issuer {issuer}",
+            )
+        if urlsplit(issuer).scheme != "https" and not is_loopback_host(urlsplit(issuer).hostname):
+            self.add("FAIL", "issuer", "the issuer must use https.")
+
+    def check_endpoints(self, doc: Mapping[str, Any]) -> bool:
+        ok = True
+        for key in ("authorization_endpoint", "token_endpoint"):
+            value = doc.get(key)
+            if not isinstance(value, str) or not value:
+                self.add("FAIL", key, "missing from the discovery document; the shim cannot log anyone in.")
+                ok = False
+            elif not _secure(value):
+                self.add("FAIL", key, f"{value} does not use https.")
+                ok = False
+            else:
+                self.add("OK", key, value)
+        return ok
+
+    def check_code_flow(self, doc: Mapping[str, Any]) -> None:
+        response_types = doc.get("response_types_supported")
+        if isinstance(response_types, list) and "code" not in response_types:
+            self.add("FAIL", "response_types_supported", "does not include code; the shim needs the authorization code flow.")
+        grants = doc.get("grant_types_supported")
+        if isinstance(grants, list) and "authorization_code" not in grants:
+            self.add("FAIL", "grant_types_supported", "does not include authorization_code.")
+        elif grants is None or isinstance(grants, list):
+            self.add("OK", "authorization code flow", "supported")
+
+    def check_pkce(self, doc: Mapping[str, Any]) -> None:
+        methods = doc.get("code_challenge_methods_supported")
+        if methods is None:
+            self.add(
+                "WARN",
+                "code_challenge_methods_supported",
+                "not advertised. The shim passes each MCP client's PKCE S256 challenge on to the IdP; "
+                "most IdPs support it without saying so, but check that yours does.",
+            )
+        elif isinstance(methods, list) and "S256" in methods:
+            self.add("OK", "PKCE", "S256 supported")
+        else:
+            self.add(
+                "FAIL",
+                "code_challenge_methods_supported",
+                f"{methods!r} lacks S256; MCP clients must use PKCE S256 and the shim relays it. Enable PKCE S256 at the IdP.",
+            )
+
+    async def check_jwks(self, doc: Mapping[str, Any]) -> None:
+        uri = doc.get("jwks_uri")
+        if not isinstance(uri, str) or not uri:
+            self.add(
+                "FAIL",
+                "jwks_uri",
+                "missing; the shim verifies access tokens as JWTs against the IdP's published keys.",
+            )
+            return
+        keys_doc, problem = await self.get_json(uri)
+        if keys_doc is None:
+            self.add("FAIL", "jwks_uri", f"{uri}: {problem}; the shim could not verify any access token.")
+            return
+        keys = keys_doc.get("keys")
+        if not isinstance(keys, list) or not keys:
+            self.add("FAIL", "jwks_uri", f"{uri} publishes no keys.")
+            return
+        asymmetric = [k for k in keys if isinstance(k, dict) and k.get("kty") in ("RSA", "EC", "OKP")]
+        if not asymmetric:
+            self.add("FAIL", "jwks_uri", f"{uri} has no RSA/EC/OKP public keys to verify signatures with.")
+            return
+        self.add("OK", "jwks_uri", f"{len(asymmetric)} signing key(s) at {uri}")
+
+    def check_refresh(self, doc: Mapping[str, Any]) -> None:
+        grants = doc.get("grant_types_supported")
+        scopes = doc.get("scopes_supported")
+        offline = isinstance(scopes, list) and "offline_access" in scopes
+        if isinstance(grants, list) and "refresh_token" not in grants:
+            self.add(
+                "WARN",
+                "refresh tokens",
+                "grant_types_supported lacks refresh_token: users must log in again whenever an access token expires.",
+            )
+        elif offline:
+            self.add(
+                "OK" if "offline_access" in self.given.scopes else "WARN",
+                "refresh tokens",
+                "the IdP issues refresh tokens for the offline_access scope"
+                + ("." if "offline_access" in self.given.scopes else "; add --extra-scopes offline_access."),
+            )
+        else:
+            self.add("OK", "refresh tokens", "refresh_token grant available")
+
+    def check_revocation(self, doc: Mapping[str, Any]) -> None:
+        uri = doc.get("revocation_endpoint")
+        if isinstance(uri, str) and uri:
+            self.add("OK", "revocation_endpoint", f"{uri} (the shim offers RFC 7009 revocation)")
+        else:
+            self.add("WARN", "revocation_endpoint", "none: the shim will not offer token revocation to clients.")
+
+    def check_client_auth(self, doc: Mapping[str, Any]) -> None:
+        methods = doc.get("token_endpoint_auth_methods_supported")
+        wanted = self.given.token_auth_method
+        if methods is None:
+            # RFC 8414 section 2: the default is client_secret_basic.
+            if wanted == "client_secret_basic":
+                self.add("OK", "client authentication", "client_secret_basic (the RFC 8414 default)")
+            else:
+                self.add(
+                    "WARN",
+                    "client authentication",
+                    "not advertised; the RFC 8414 default is client_secret_basic. If token requests fail with "
+                    "invalid_client, use --token-auth-method client_secret_basic.",
+                )
+            return
+        if not isinstance(methods, list):
+            self.add("WARN", "client authentication", "token_endpoint_auth_methods_supported is not a list.")
+            return
+        if wanted in methods:
+            self.add("OK", "client authentication", f"{wanted} supported")
+            return
+        usable = [m for m in ("client_secret_post", "client_secret_basic") if m in methods]
+        if usable:
+            self.add("FAIL", "client authentication", f"{wanted} is not supported; use --token-auth-method {usable[0]}.")
+        else:
+            self.add(
+                "FAIL",
+                "client authentication",
+                f"the IdP supports only {methods!r}; the shim authenticates with a client secret "
+                "(client_secret_post or client_secret_basic).",
+            )
+
+    def check_audience(self, doc: Mapping[str, Any]) -> None:
+        host = (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+        given = self.given
+        if host.endswith(".auth0.com") and given.audience_param != "audience":
+            self.add(
+                "WARN",
+                "audience",
+                "Auth0 takes the API identifier as audience=, not RFC 8707 resource=: use "
+                "--audience <API identifier> --audience-param audience.",
+            )
+        elif host in ("login.microsoftonline.com", "sts.windows.net") and given.audience_param != "none":
+            self.add(
+                "WARN",
+                "audience",
+                "Entra ID derives the audience from the scope (api://<app-id>/<scope>): use --audience-param none "
+                "and put that scope in --scopes.",
+            )
+        elif given.audience:
+            self.add(
+                "INFO",
+                "audience",
+                f"the shim will ask for {given.audience} via {given.audience_param}=; access tokens must "
+                "carry it in aud. Discovery cannot show whether the IdP honours that: try a login.",
+            )
+        else:
+            self.add(
+                "INFO",
+                "audience",
+                "no --audience given: access tokens must carry the MCP resource URL in aud (RFC 8707), or "
+                "the shim refuses them. Set --audience to what the IdP puts in aud.",
+            )
+
+    # -- probes with the shim's own client --------------------------------------------------
+
+    def callback_url(self) -> str:
+        public = (self.given.public_url or "http://127.0.0.1:8000").rstrip("/")
+        return public + "/oauth/callback"
+
+    async def probe_authorize(self, doc: Mapping[str, Any]) -> None:
+        """Ask the IdP to start a login as the shim would; an error now is an error for every user."""
+        given = self.given
+        if not given.client_id:
+            self.add("INFO", "authorization request", "pass --client-id to check the client and its callback URL.")
+            return
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        params = {
+            "response_type": "code",
+            "client_id": given.client_id,
+            "redirect_uri": self.callback_url(),
+            "scope": " ".join(given.scopes),
+            "state": secrets.token_urlsafe(16),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        if given.audience and given.audience_param in ("resource", "audience"):
+            params[given.audience_param] = given.audience
+        endpoint = str(doc["authorization_endpoint"])
+        separator = "&" if urlsplit(endpoint).query else "?"
+        try:
+            response = await self.http.get(endpoint + separator + urlencode(params))
+        except httpx.HTTPError as exc:
+            self.add("WARN", "authorization request", f"could not reach {endpoint} ({type(exc).__name__}).")
+            return
+        location = response.headers.get("location", "")
+        if response.is_redirect and location.startswith(self.callback_url()):
+            query = parse_qs(urlsplit(location).query)
+            error = (query.get("error") or ["?"])[0]
+            detail = (query.get("error_description") or [""])[0]
+            self.add("FAIL", "authorization request", f"the IdP answered {error}: {detail}".rstrip(": "))
+        elif response.is_redirect or response.status_code == 200:
+            self.add(
+                "OK",
+                "authorization request",
+                f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
+                "(it went on to its login page).",
+            )
+        else:
+            self.add(
+                "FAIL",
+                "authorization request",
+                f"the IdP refused it with HTTP {response.status_code}. Check that client {given.client_id} "
+                f"exists and that {self.callback_url()} is registered as its callback (redirect) URL.",
+            )
+
+    async def probe_token(self, doc: Mapping[str, Any]) -> None:
+        """Redeem a made-up code: invalid_grant proves the client credentials are accepted."""
+        given = self.given
+        if not (given.client_id and given.client_secret):
+            self.add("INFO", "client credentials", "pass --client-id and --client-secret to check them.")
+            return
+        form = {
+            "grant_type": "authorization_code",
+            "code": "mcp-oauth-shim-doctor-" + secrets.token_urlsafe(8),
+            "redirect_uri": self.callback_url(),
+        }
+        headers = {"Accept": "application/json"}
+        if given.token_auth_method == "client_secret_basic":
+            pair = f"{quote(given.client_id, safe='')}:{quote(given.client_secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form |= {"client_id": given.client_id, "client_secret": given.client_secret}
+        endpoint = str(doc["token_endpoint"])
+        try:
+            response = await self.http.post(endpoint, data=form, headers=headers)
+        except httpx.HTTPError as exc:
+            self.add("WARN", "client credentials", f"could not reach {endpoint} ({type(exc).__name__}).")
+            return
+        try:
+            error = response.json().get("error")
+        except (ValueError, AttributeError):
+            error = None
+        if error == "invalid_grant":
+            self.add("OK", "client credentials", f"accepted by the token endpoint ({given.token_auth_method}).")
+        elif error == "invalid_client" or response.status_code == 401:
+            self.add(
+                "FAIL",
+                "client credentials",
+                f"the token endpoint refused the client id/secret with {given.token_auth_method}. Check them, "
+                "or try the other --token-auth-method.",
+            )
+        elif error == "unauthorized_client":
+            self.add("FAIL", "client credentials", "the client may not use the authorization_code grant; allow it at the IdP.")
+        else:
+            self.add(
+                "WARN",
+                "client credentials",
+                f"unexpected answer (HTTP {response.status_code}, error={error!r}); could not confirm the credentials.",
+            )
+
+
+def _secure(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))

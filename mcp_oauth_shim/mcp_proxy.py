@@ -1,0 +1,222 @@
+"""A streaming reverse proxy to an MCP server in any language (``serve --mcp-upstream``).
+
+The shim guards the public MCP endpoint (``shim.protect``) and forwards each authorised request
+to the real server. What it does to a request, and why:
+
+- hop-by-hop headers (RFC 9110 §7.6.1: ``Connection`` and the fields it names, ``Keep-Alive``,
+  ``TE``, ``Transfer-Encoding``, ``Upgrade``, ``Proxy-*``) are per connection and are dropped;
+- ``Authorization`` carries the user's IdP access token; it is dropped unless the operator
+  asks for it (``forward_authorization``), since the MCP server may log or relay it;
+- ``Cookie`` is dropped: the shim's consent and browser-binding cookies live on this origin
+  and are none of the MCP server's business; MCP clients use ``Mcp-Session-Id`` instead,
+  which passes through both ways like every other end-to-end header;
+- ``Host`` becomes the upstream's (so its DNS-rebinding checks see its own name) and the
+  original one travels in ``X-Forwarded-Host`` with ``X-Forwarded-Proto`` and ``-For``.
+
+Responses stream chunk by chunk (Server-Sent Events arrive as they are written) and bytes are
+passed on undecoded, so ``Content-Encoding`` stays true. When the client goes away the upstream
+response is closed. An unreachable upstream is a 502, a slow connect a 504, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+__all__ = ["MCPReverseProxy"]
+
+logger = logging.getLogger("mcp_oauth_shim.mcp_proxy")
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set by us (host, forwarding info) or recomputed by httpx (content-length) for the upstream.
+_REPLACED_REQUEST_HEADERS = frozenset(
+    {"host", "content-length", "cookie", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"}
+)
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class MCPReverseProxy:
+    """ASGI app forwarding ``mount_path`` (and below) to ``upstream_url`` (and below).
+
+    ``http``: the client for upstream calls (default: no read timeout, since an SSE stream may
+    stay quiet for minutes; connect/write/pool bounded).
+    """
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        mount_path: str,
+        forward_authorization: bool = False,
+        http: httpx.AsyncClient | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        parts = urlsplit(upstream_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"MCP upstream must be an http(s) URL without query or fragment, got {upstream_url!r}")
+        self.upstream_url = upstream_url.rstrip("/")
+        self.mount_path = mount_path.rstrip("/")
+        self.forward_authorization = forward_authorization
+        self.max_body_bytes = max_body_bytes
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def target_url(self, path: str, query_string: bytes) -> str:
+        suffix = path[len(self.mount_path) :] if path.startswith(self.mount_path) else path
+        url = self.upstream_url + suffix
+        return url + "?" + query_string.decode("latin-1") if query_string else url
+
+    def request_headers(self, scope: Scope) -> list[tuple[str, str]]:
+        """The client's headers as the upstream should see them (see the module docstring)."""
+        raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        dropped = set(HOP_BY_HOP) | _REPLACED_REQUEST_HEADERS
+        for name, value in raw:
+            if name == "connection":
+                dropped |= {token.strip().lower() for token in value.split(",")}
+        if not self.forward_authorization:
+            dropped.add("authorization")
+        headers = [(name, value) for name, value in raw if name not in dropped]
+        original_host = next((value for name, value in raw if name == "host"), None)
+        if original_host:
+            headers.append(("x-forwarded-host", original_host))
+        headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
+        client = scope.get("client")
+        if client:
+            headers.append(("x-forwarded-for", str(client[0])))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan and websockets are not proxied
+        try:
+            body = await self._read_body(receive)
+        except _BodyTooLarge:
+            await _json(send, 413, "invalid_request", "The request body is too large.")
+            return
+        except _ClientGone:
+            return
+        request = self._http.build_request(
+            scope["method"],
+            self.target_url(scope["path"], scope.get("query_string", b"")),
+            headers=self.request_headers(scope),
+            content=body,
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException:
+            logger.warning("MCP upstream timed out: %s", self.upstream_url)
+            await _json(send, 504, "temporarily_unavailable", "The MCP server behind the shim did not answer in time.")
+            return
+        except httpx.HTTPError as exc:
+            logger.warning("MCP upstream unreachable: %s (%s)", self.upstream_url, type(exc).__name__)
+            await _json(send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
+            return
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": _response_headers(response),
+                }
+            )
+            await self._stream(response, receive, send)
+        finally:
+            await response.aclose()
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                raise _BodyTooLarge
+            if not message.get("more_body", False):
+                return bytes(body)
+
+    async def _stream(self, response: httpx.Response, receive: Receive, send: Send) -> None:
+        """Copy the body as it arrives; stop as soon as the client disconnects."""
+
+        async def pump() -> None:
+            async for chunk in response.aiter_raw():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def client_gone() -> None:
+            message: Message = {"type": ""}
+            while message["type"] != "http.disconnect":
+                message = await receive()
+
+        pumping = asyncio.ensure_future(pump())
+        watching = asyncio.ensure_future(client_gone())
+        try:
+            await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pumping, watching):
+                task.cancel()
+            await asyncio.gather(pumping, watching, return_exceptions=True)
+        if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
+            exc = pumping.exception()
+            if isinstance(exc, httpx.HTTPError):
+                # Headers are already sent: all we can do is end the stream early.
+                logger.warning("MCP upstream stream broke off (%s)", type(exc).__name__)
+                return
+            raise exc  # type: ignore[misc]
+
+
+def _response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    dropped = set(HOP_BY_HOP)
+    for value in response.headers.get_list("connection"):
+        dropped |= {token.strip().lower() for token in value.split(",")}
+    return [
+        (name.lower(), value)
+        for name, value in response.headers.raw
+        if name.decode("latin-1").lower() not in dropped
+    ]
+
+
+async def _json(send: Send, status: int, error: str, description: str) -> None:
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
