@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -100,6 +100,7 @@ class ClientMetadataDocument(BaseModel):
     grant_types: tuple[str, ...] = ("authorization_code",)
     response_types: tuple[str, ...] = ("code",)
     scope: str | None = None
+    application_type: Literal["native", "web"] | None = None  # OpenID Connect Dynamic Client Registration §2
 
     @property
     def host(self) -> str:

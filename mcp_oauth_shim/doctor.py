@@ -171,7 +171,7 @@ class _Doctor:
                 "FAIL",
                 "issuer",
                 f"the document says {issuer!r} but you gave {self.given.issuer!r}; they must be identical, "
-                f"character for character (RFC 8414 section 3.3). Use --upstream-issuer {issuer}",
+                f"character for character (RFC 8414 section 3.3). Use {issuer} (serve --upstream-issuer, doctor --issuer).",
             )
         if urlsplit(issuer).scheme != "https" and not is_loopback_host(urlsplit(issuer).hostname):
             self.add("FAIL", "issuer", "the issuer must use https.")

@@ -503,13 +503,13 @@ class BearerVerifier:
     async def _verify_jwt(self, token: str, now: float) -> AccessToken:
         try:
             jws = extract_compact(token.encode("ascii"), registry=self._registry)
-        except (JoseError, ValueError, UnicodeError):
+        except (JoseError, ValueError, TypeError, UnicodeError):
             raise InvalidToken("The access token is not a well-formed JWT.") from None
         header = jws.headers()
         try:
             # RFC 7515 §4.1.11: a "crit" parameter we do not understand makes the token invalid.
             self._registry.check_header(header)
-        except JoseError:
+        except (JoseError, ValueError, TypeError):  # joserfc raises TypeError for e.g. crit: [1]
             raise InvalidToken("The access token's header is malformed or has unsupported critical parameters.") from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg in _FORBIDDEN_ALGORITHMS:
@@ -537,7 +537,7 @@ class BearerVerifier:
     def _signature_ok(self, jws: CompactSignature, key: Key) -> bool:
         try:
             return validate_compact(jws, key, registry=self._registry)
-        except JoseError:
+        except (JoseError, ValueError, TypeError):
             # Key type, curve or key "alg" does not match the header: not a valid signature.
             return False
 

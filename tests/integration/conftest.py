@@ -8,23 +8,15 @@ live in tests/peers/fixtures.py; other suites take them with the same star impor
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-# tests/ is not a package and pytest puts only this directory on sys.path; the peers
-# helpers are imported as `tests.peers`, so the repository root has to be importable.
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
-from tests.peers.fixtures import *  # noqa: E402,F403 - fixtures and the failure-report hook
-from tests.peers.idp import IdP  # noqa: E402
-from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim_app  # noqa: E402
-from tests.peers.servers import RunningServer  # noqa: E402
+from tests.peers.fixtures import *  # noqa: F403 - fixtures and the failure-report hook
+from tests.peers.idp import IdP
+from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim_app
+from tests.peers.servers import RunningServer
 
 
 @dataclass(frozen=True)

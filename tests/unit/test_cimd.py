@@ -508,6 +508,7 @@ def test_client_secret_fields_are_refused(field: str) -> None:
         ({"client_name": "n" * 500}, "client_name"),
         ({"logo_uri": "javascript:alert(1)"}, "logo_uri"),
         ({"client_uri": "http://client.example"}, "client_uri"),
+        ({"application_type": "browser"}, "application_type"),
     ],
 )
 def test_invalid_document_fields_are_refused(overrides: dict[str, object], reason: str) -> None:

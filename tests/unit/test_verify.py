@@ -239,6 +239,12 @@ BAD_TOKENS: list[tuple[str, Callable[[FakeIdP], str], str]] = [
         lambda idp: raw_segments({"alg": "RS256", "kid": "rsa-1", "crit": ["x-must"], "x-must": 1}, claims()),
         "critical",
     ),
+    (
+        "critical header list of non-strings",
+        lambda idp: raw_segments({"alg": "RS256", "kid": "rsa-1", "crit": [1]}, claims()),
+        "critical",
+    ),
+    ("JWK embedded in the header is ignored", lambda idp: raw_segments({"alg": "RS256", "jwk": {"kty": "RSA"}}, claims()), "signature"),
     ("non-ASCII token", lambda idp: "ä.b.c", "well-formed"),
 ]
 
