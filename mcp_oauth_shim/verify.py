@@ -234,7 +234,10 @@ class _KeyCache:
             if self._attempts != attempts:
                 # Another request fetched while we waited for the lock: share its outcome.
                 error = self._last_error
-            elif self._last_error is not None and abs(self._clock() - (self._attempted_at or 0.0)) < self._failure_backoff:
+            elif (
+                self._last_error is not None
+                and abs(self._clock() - (self._attempted_at or 0.0)) < self._failure_backoff
+            ):
                 # The IdP failed moments ago; answer at once instead of queueing behind timeouts.
                 error = self._last_error
             else:
@@ -270,13 +273,19 @@ class _KeyCache:
             response = await self._upstream.http.get(url, headers={"Accept": "application/json"})
         except httpx.TimeoutException:
             logger.warning("JWKS fetch timed out: %s", url)
-            raise UpstreamError(504, "temporarily_unavailable", "The identity provider's key set did not arrive in time.")
+            raise UpstreamError(
+                504, "temporarily_unavailable", "The identity provider's key set did not arrive in time."
+            ) from None
         except httpx.HTTPError as exc:
             logger.warning("JWKS fetch failed: %s (%s)", url, type(exc).__name__)
-            raise UpstreamError(502, "temporarily_unavailable", "The identity provider's key set could not be fetched.")
+            raise UpstreamError(
+                502, "temporarily_unavailable", "The identity provider's key set could not be fetched."
+            ) from None
         if response.status_code != 200:
             logger.warning("JWKS fetch answered %s: %s", response.status_code, url)
-            raise UpstreamError(502, "server_error", f"The identity provider answered {response.status_code} for its key set.")
+            raise UpstreamError(
+                502, "server_error", f"The identity provider answered {response.status_code} for its key set."
+            )
         if len(response.content) > MAX_JWKS_BYTES:
             raise UpstreamError(502, "server_error", "The identity provider's key set is too large.")
         try:
@@ -316,8 +325,10 @@ def _import_public_key(data: Any) -> Key | None:
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         return None
     try:
-        key = RSAKey.import_key(data) if data["kty"] == "RSA" else (
-            ECKey.import_key(data) if data["kty"] == "EC" else OKPKey.import_key(data)
+        key = (
+            RSAKey.import_key(data)
+            if data["kty"] == "RSA"
+            else (ECKey.import_key(data) if data["kty"] == "EC" else OKPKey.import_key(data))
         )
     except (JoseError, ValueError, TypeError, KeyError):
         logger.warning("ignoring a malformed key in the JWKS (kid=%r)", data.get("kid"))
@@ -397,9 +408,7 @@ class BearerVerifier:
         self._cache: OrderedDict[bytes, _CacheEntry] = OrderedDict()
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl
-        self.keys = _KeyCache(
-            upstream, refetch_interval=jwks_refetch_interval, max_age=jwks_max_age, clock=clock
-        )
+        self.keys = _KeyCache(upstream, refetch_interval=jwks_refetch_interval, max_age=jwks_max_age, clock=clock)
 
     # -- what a 401 advertises --------------------------------------------------------------
 
@@ -510,7 +519,9 @@ class BearerVerifier:
             # RFC 7515 §4.1.11: a "crit" parameter we do not understand makes the token invalid.
             self._registry.check_header(header)
         except (JoseError, ValueError, TypeError):  # joserfc raises TypeError for e.g. crit: [1]
-            raise InvalidToken("The access token's header is malformed or has unsupported critical parameters.") from None
+            raise InvalidToken(
+                "The access token's header is malformed or has unsupported critical parameters."
+            ) from None
         alg = header.get("alg")
         if not isinstance(alg, str) or alg in _FORBIDDEN_ALGORITHMS:
             raise InvalidToken("The access token is unsigned or uses a symmetric algorithm; neither is accepted.")
@@ -556,7 +567,9 @@ class BearerVerifier:
         except ExpiredTokenError:
             raise InvalidToken("The access token has expired.") from None
         except InvalidClaimError as exc:
-            raise InvalidToken(_CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid.")) from None
+            raise InvalidToken(
+                _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid.")
+            ) from None
 
     def _to_access_token(self, token: str, claims: dict[str, Any]) -> AccessToken:
         from mcp.server.auth.provider import AccessToken

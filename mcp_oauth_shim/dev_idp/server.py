@@ -96,7 +96,7 @@ class Client(ClientMixin):
 class AuthorizationCode:
     code: str
     client_id: str
-    redirect_uri: str
+    redirect_uri: str | None  # only when the request named one (RFC 6749 §4.1.3)
     scope: str
     principal: Principal
     code_challenge: str
@@ -104,7 +104,7 @@ class AuthorizationCode:
     nonce: str | None
     expires_at: float
 
-    def get_redirect_uri(self) -> str:
+    def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
 
     def get_scope(self) -> str:
@@ -193,16 +193,20 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         data = request.payload.data
-        self.server.store.codes[code] = AuthorizationCode(
+        now = time.time()
+        codes = self.server.store.codes
+        for stale in [c for c, item in codes.items() if item.expires_at <= now]:
+            del codes[stale]  # abandoned logins must not pile up in memory
+        codes[code] = AuthorizationCode(
             code=code,
             client_id=request.client.get_client_id(),
-            redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+            redirect_uri=request.payload.redirect_uri,
             scope=request.scope,
             principal=request.user,
             code_challenge=data["code_challenge"],
             code_challenge_method=data.get("code_challenge_method", "S256"),
             nonce=data.get("nonce"),
-            expires_at=time.time() + 60,
+            expires_at=now + 60,
         )
 
     def query_authorization_code(self, code: str, client: ClientMixin) -> AuthorizationCode | None:

@@ -362,3 +362,12 @@ def test_listens_on_loopback_unless_told_otherwise(idp: DevIdP) -> None:
 def test_characters_authlib_cannot_echo_give_400_not_500(client: TestClient, redirect_uri: str) -> None:
     response = authorize(client, pkce()[1], redirect_uri=redirect_uri)
     assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+
+
+def test_redirect_uri_may_be_omitted_at_both_ends_with_one_registered(client: TestClient) -> None:
+    verifier, challenge = pkce()
+    code = redirect_params(authorize(client, challenge, redirect_uri=""))["code"]
+    response = client.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
+                                                 "code_verifier": verifier, "client_id": CLIENT_ID,
+                                                 "client_secret": SECRET})
+    assert response.status_code == 200, response.text

@@ -57,7 +57,14 @@ class Idp:
 
 
 def token(**overrides: Any) -> str:
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": NOW + 3600, "iat": NOW, "scope": "openid files:read"}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "alice",
+        "exp": NOW + 3600,
+        "iat": NOW,
+        "scope": "openid files:read",
+    }
     claims.update(overrides)
     return jwt.encode({"alg": "RS256", "kid": "k1"}, {k: v for k, v in claims.items() if v is not None}, KEY)
 
@@ -75,7 +82,9 @@ class Recorder:
         self.calls.append({"scope": scope, "context_token": current})
         if scope["type"] == "http":
             body = json.dumps({"sub": current.subject if current else None}).encode()
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
             await send({"type": "http.response.body", "body": body})
 
 
@@ -107,7 +116,9 @@ def client(guard: RequireBearer) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="https://api.example.com")
 
 
-async def test_missing_token_gets_401_with_metadata_and_scope_but_no_error(verifier: BearerVerifier, app: Recorder) -> None:
+async def test_missing_token_gets_401_with_metadata_and_scope_but_no_error(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
     async with client(RequireBearer(app, verifier)) as http:
         response = await http.post("/mcp")
     assert response.status_code == 401
@@ -162,8 +173,14 @@ async def test_two_authorization_headers_are_invalid_request(verifier: BearerVer
 @pytest.mark.parametrize(
     ("bad", "description"),
     [
-        (token(aud="https://other.example.com/mcp"), "The access token was not issued for this resource (audience mismatch)."),
-        (token(iss="https://evil.example.com/"), "The access token was issued by another issuer than this resource trusts."),
+        (
+            token(aud="https://other.example.com/mcp"),
+            "The access token was not issued for this resource (audience mismatch).",
+        ),
+        (
+            token(iss="https://evil.example.com/"),
+            "The access token was issued by another issuer than this resource trusts.",
+        ),
         (token(exp=NOW - 3600), "The access token has expired."),
     ],
 )
@@ -194,7 +211,9 @@ async def test_missing_scopes_get_403_insufficient_scope_naming_them(verifier: B
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
-async def test_a_valid_token_reaches_the_app_as_the_sdk_user(verifier: BearerVerifier, app: Recorder, scheme: str) -> None:
+async def test_a_valid_token_reaches_the_app_as_the_sdk_user(
+    verifier: BearerVerifier, app: Recorder, scheme: str
+) -> None:
     from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
     from starlette.authentication import AuthCredentials
 
@@ -292,7 +311,10 @@ async def test_a_starlette_app_with_lifespan_runs_behind_the_guard(verifier: Bea
         yield
         events.append("shutdown")
 
-    inner = Starlette(routes=[Route("/mcp", lambda r: PlainTextResponse(r.user.access_token.subject), methods=["POST"])], lifespan=lifespan)
+    inner = Starlette(
+        routes=[Route("/mcp", lambda r: PlainTextResponse(r.user.access_token.subject), methods=["POST"])],
+        lifespan=lifespan,
+    )
     guard = RequireBearer(inner, verifier)
     sent: list[dict[str, Any]] = []
     queue = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]

@@ -27,8 +27,7 @@ def test_invalid_token_challenge_is_exact() -> None:
         resource_metadata=PRM, error="invalid_token", error_description="The access token has expired."
     )
     assert value == (
-        f'Bearer resource_metadata="{PRM}", error="invalid_token", '
-        'error_description="The access token has expired."'
+        f'Bearer resource_metadata="{PRM}", error="invalid_token", error_description="The access token has expired."'
     )
 
 
@@ -159,7 +158,11 @@ def test_insufficient_scope_response_body_lists_the_scopes() -> None:
     response = bearer_error_response(
         error="insufficient_scope", error_description="more please", resource_metadata=PRM, scope=["a", "b"]
     )
-    assert json.loads(response.body) == {"error": "insufficient_scope", "error_description": "more please", "scope": "a b"}
+    assert json.loads(response.body) == {
+        "error": "insufficient_scope",
+        "error_description": "more please",
+        "scope": "a b",
+    }
     assert response.headers["www-authenticate"].endswith('scope="a b"')
 
 

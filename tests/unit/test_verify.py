@@ -194,6 +194,12 @@ def signed_by_stranger(idp: FakeIdP) -> str:
     return sign(stranger, claims())
 
 
+def self_signed_with_embedded_jwk() -> str:
+    """RFC 7515 §4.1.3 ``jwk``: a key the token brings itself is no trust anchor."""
+    attacker = ECKey.generate_key("P-256", private=True)
+    return sign(attacker, claims(), alg="ES256", kid=None, jwk=attacker.as_dict(private=False))
+
+
 def raw_segments(header: dict[str, Any], payload: Any) -> str:
     return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}.{b64(b'sig')}"
 
@@ -227,11 +233,13 @@ BAD_TOKENS: list[tuple[str, Callable[[FakeIdP], str], str]] = [
     ("kid of the wrong type", lambda idp: raw_segments({"alg": "RS256", "kid": 5}, claims()), "malformed"),
     (
         "payload swapped for a list",
-        lambda idp: sign(idp.key("rsa-1"), claims()).split(".")[0]
-        + "."
-        + b64(b"[1,2]")
-        + "."
-        + sign(idp.key("rsa-1"), claims()).split(".")[2],
+        lambda idp: (
+            sign(idp.key("rsa-1"), claims()).split(".")[0]
+            + "."
+            + b64(b"[1,2]")
+            + "."
+            + sign(idp.key("rsa-1"), claims()).split(".")[2]
+        ),
         "signature",
     ),
     (
@@ -244,7 +252,7 @@ BAD_TOKENS: list[tuple[str, Callable[[FakeIdP], str], str]] = [
         lambda idp: raw_segments({"alg": "RS256", "kid": "rsa-1", "crit": [1]}, claims()),
         "critical",
     ),
-    ("JWK embedded in the header is ignored", lambda idp: raw_segments({"alg": "RS256", "jwk": {"kty": "RSA"}}, claims()), "signature"),
+    ("attacker's JWK embedded in the header is ignored", lambda idp: self_signed_with_embedded_jwk(), "signature"),
     ("non-ASCII token", lambda idp: "ä.b.c", "well-formed"),
 ]
 
@@ -292,7 +300,9 @@ async def test_nbf_within_the_leeway_is_accepted(verifier: BearerVerifier, idp: 
     assert await verifier.verify_token(good_token(idp, nbf=NOW + 20)) is not None
 
 
-async def test_zero_leeway_refuses_a_just_expired_token(make_verifier: Callable[..., BearerVerifier], idp: FakeIdP) -> None:
+async def test_zero_leeway_refuses_a_just_expired_token(
+    make_verifier: Callable[..., BearerVerifier], idp: FakeIdP
+) -> None:
     with pytest.raises(InvalidToken, match="expired"):
         await make_verifier(leeway=0).authenticate(good_token(idp, exp=NOW - 1))
 
@@ -461,7 +471,9 @@ async def test_required_scopes_missing_make_verify_token_refuse(
     assert await make_verifier(required_scopes=["admin"]).verify_token(good_token(idp)) is None
 
 
-async def test_per_call_scopes_add_to_the_required_ones(make_verifier: Callable[..., BearerVerifier], idp: FakeIdP) -> None:
+async def test_per_call_scopes_add_to_the_required_ones(
+    make_verifier: Callable[..., BearerVerifier], idp: FakeIdP
+) -> None:
     verifier = make_verifier(required_scopes=["openid"])
     with pytest.raises(InsufficientScope) as caught:
         await verifier.authenticate(good_token(idp), scopes=["files:write"])
@@ -491,7 +503,9 @@ async def test_concurrent_first_requests_share_one_jwks_fetch(verifier: BearerVe
     assert idp.jwks_fetches == 1
 
 
-async def test_a_rotated_in_key_is_picked_up_by_refetching(verifier: BearerVerifier, idp: FakeIdP, clock: Clock) -> None:
+async def test_a_rotated_in_key_is_picked_up_by_refetching(
+    verifier: BearerVerifier, idp: FakeIdP, clock: Clock
+) -> None:
     await verifier.authenticate(good_token(idp))
     clock.now += 60  # past the refetch interval
     new_key = rsa("rsa-2")
@@ -501,7 +515,9 @@ async def test_a_rotated_in_key_is_picked_up_by_refetching(verifier: BearerVerif
     assert idp.jwks_fetches == 2
 
 
-async def test_unknown_kids_refetch_at_most_once_per_interval(verifier: BearerVerifier, idp: FakeIdP, clock: Clock) -> None:
+async def test_unknown_kids_refetch_at_most_once_per_interval(
+    verifier: BearerVerifier, idp: FakeIdP, clock: Clock
+) -> None:
     await verifier.authenticate(good_token(idp))
     clock.now += 60
     for n in range(5):
@@ -552,14 +568,18 @@ async def test_stale_keys_keep_working_while_the_idp_is_down(
     await verifier.authenticate(good_token(idp))
     idp.jwks_mode = "down"
     clock.now += 601
-    assert (await verifier.authenticate(good_token(idp, sub="during-outage", exp=NOW + 7200))).subject == "during-outage"
+    assert (
+        await verifier.authenticate(good_token(idp, sub="during-outage", exp=NOW + 7200))
+    ).subject == "during-outage"
 
 
 @pytest.mark.parametrize(
     ("mode", "status"),
     [("down", 502), ("slow", 504), ("garbage", 502), ("error", 502), ("no-keys-member", 502), ("only-oct", 502)],
 )
-async def test_jwks_failures_raise_upstream_errors(verifier: BearerVerifier, idp: FakeIdP, mode: str, status: int) -> None:
+async def test_jwks_failures_raise_upstream_errors(
+    verifier: BearerVerifier, idp: FakeIdP, mode: str, status: int
+) -> None:
     idp.jwks_mode = mode
     with pytest.raises(UpstreamError) as caught:
         await verifier.authenticate(good_token(idp))
@@ -567,7 +587,9 @@ async def test_jwks_failures_raise_upstream_errors(verifier: BearerVerifier, idp
     assert await verifier.verify_token(good_token(idp)) is None
 
 
-async def test_an_idp_failure_is_answered_from_memory_for_a_moment(verifier: BearerVerifier, idp: FakeIdP, clock: Clock) -> None:
+async def test_an_idp_failure_is_answered_from_memory_for_a_moment(
+    verifier: BearerVerifier, idp: FakeIdP, clock: Clock
+) -> None:
     idp.jwks_mode = "down"
     for _ in range(3):
         with pytest.raises(UpstreamError):
@@ -614,7 +636,9 @@ async def test_the_cache_never_outlives_the_token(
         await verifier.authenticate(token)
 
 
-async def test_the_cache_entry_expires_after_its_ttl(make_verifier: Callable[..., BearerVerifier], idp: FakeIdP, clock: Clock) -> None:
+async def test_the_cache_entry_expires_after_its_ttl(
+    make_verifier: Callable[..., BearerVerifier], idp: FakeIdP, clock: Clock
+) -> None:
     verifier = make_verifier(cache_ttl=10)
     token = good_token(idp)
     first = await verifier.authenticate(token)
@@ -640,7 +664,9 @@ async def test_the_cache_is_keyed_by_a_hash_not_the_token(verifier: BearerVerifi
     assert list(verifier._cache) == [hashlib.sha256(token.encode()).digest()]
 
 
-async def test_a_cached_token_still_meets_the_scope_check(make_verifier: Callable[..., BearerVerifier], idp: FakeIdP) -> None:
+async def test_a_cached_token_still_meets_the_scope_check(
+    make_verifier: Callable[..., BearerVerifier], idp: FakeIdP
+) -> None:
     verifier = make_verifier()
     token = good_token(idp)
     await verifier.authenticate(token)
@@ -651,8 +677,17 @@ async def test_a_cached_token_still_meets_the_scope_check(make_verifier: Callabl
 # -- opaque tokens (RFC 7662 introspection) ------------------------------------------------------
 
 
-async def test_opaque_token_is_introspected_with_the_upstream_credentials(verifier: BearerVerifier, idp: FakeIdP) -> None:
-    idp.introspection = {"active": True, "aud": AUDIENCE, "sub": "u", "scope": "files:read", "exp": NOW + 60, "client_id": "c"}
+async def test_opaque_token_is_introspected_with_the_upstream_credentials(
+    verifier: BearerVerifier, idp: FakeIdP
+) -> None:
+    idp.introspection = {
+        "active": True,
+        "aud": AUDIENCE,
+        "sub": "u",
+        "scope": "files:read",
+        "exp": NOW + 60,
+        "client_id": "c",
+    }
     access = await verifier.authenticate("opaque-token-value")
     assert (access.subject, access.client_id, access.scopes, access.resource) == ("u", "c", ["files:read"], AUDIENCE)
     request = idp.introspection_requests[0]
@@ -671,7 +706,9 @@ async def test_opaque_token_is_introspected_with_the_upstream_credentials(verifi
         ({"active": True, "aud": AUDIENCE, "exp": NOW - 3600}, "expired"),
     ],
 )
-async def test_introspection_refusals(verifier: BearerVerifier, idp: FakeIdP, answer: dict[str, Any], reason: str) -> None:
+async def test_introspection_refusals(
+    verifier: BearerVerifier, idp: FakeIdP, answer: dict[str, Any], reason: str
+) -> None:
     idp.introspection = answer
     with pytest.raises(InvalidToken) as caught:
         await verifier.authenticate("opaque-token-value")
@@ -721,6 +758,9 @@ def test_importing_the_verifier_does_not_import_mcp() -> None:
     import subprocess
     import sys
 
-    code = "import sys, mcp_oauth_shim.verify, mcp_oauth_shim.protect; print('mcp' in sys.modules, 'fastapi' in sys.modules)"
+    code = (
+        "import sys, mcp_oauth_shim.verify, mcp_oauth_shim.protect, mcp_oauth_shim.rfc6750;"
+        "print('mcp' in sys.modules, 'fastapi' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
