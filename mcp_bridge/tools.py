@@ -346,24 +346,36 @@ class Filters:
         return not (self.exclude_tags and tags & self.exclude_tags)
 
 
-def _has_path_convertor(route: Any) -> bool:
-    return any(isinstance(c, PathConvertor) for c in (getattr(route, "param_convertors", None) or {}).values())
+@dataclass(frozen=True, slots=True)
+class _PathShape:
+    """What the shadow check needs of a route, read once (route attributes can be slow views)."""
+
+    segments: tuple[str, ...] | None  # None: not a path route (Mount, host, custom): always checked
+    open_ended: bool  # has a {x:path} parameter
+    literal: bool  # no parameter at all
+
+    @classmethod
+    def of(cls, route: Any) -> _PathShape:
+        path_format = getattr(route, "path_format", None)
+        convertors = getattr(route, "param_convertors", None)
+        if not isinstance(path_format, str) or convertors is None:
+            return cls(None, True, False)
+        open_ended = any(isinstance(c, PathConvertor) for c in convertors.values())
+        return cls(tuple(path_format.split("/")), open_ended, "{" not in path_format)
 
 
-def _may_shadow(earlier: Any, spec_route: Any) -> bool:
-    """Could `earlier` match some request path built for `spec_route`? (cheap, conservative)"""
-    if "{" not in spec_route.path_format:
+def _may_shadow(earlier: _PathShape, mine: _PathShape) -> bool:
+    """Could the earlier route match some request path built for mine? (cheap, conservative)"""
+    if mine.literal:
         return False  # a literal path is matched exactly; which route wins is the app's own business
-    earlier_format = getattr(earlier, "path_format", None)
-    if not isinstance(earlier_format, str) or getattr(earlier, "param_convertors", None) is None:
-        return True  # Mounts, host routes and custom routes: checked at call time
-    mine, theirs = spec_route.path_format.split("/"), earlier_format.split("/")
-    open_ended = _has_path_convertor(spec_route) or _has_path_convertor(earlier)
-    if not open_ended and len(mine) != len(theirs):
+    if earlier.segments is None or mine.segments is None:
+        return True
+    open_ended = mine.open_ended or earlier.open_ended
+    if not open_ended and len(mine.segments) != len(earlier.segments):
         return False
     # Two literal segments that differ can never both match the same path. With a {x:path}
     # parameter somewhere, only the segments before the first parameter are compared.
-    for a, b in zip(mine, theirs, strict=False):
+    for a, b in zip(mine.segments, earlier.segments, strict=False):
         if "{" in a or "{" in b:
             if open_ended:
                 return True
@@ -371,6 +383,43 @@ def _may_shadow(earlier: Any, spec_route: Any) -> bool:
         if a != b:
             return False
     return True
+
+
+class _ShadowIndex:
+    """Earlier routes bucketed by (segment count, first segment), so that finding the routes
+    that could shadow one route does not compare it with every other route (500 routes: 125k
+    pairs -> a handful)."""
+
+    def __init__(self, shapes: Sequence[_PathShape]) -> None:
+        self.shapes = shapes
+        self.wild: list[int] = []  # open-ended or not path routes: compared with everything
+        self.by_first: dict[tuple[int, str], list[int]] = {}
+        self.by_length: dict[int, list[int]] = {}
+        for i, shape in enumerate(shapes):
+            if shape.segments is None or shape.open_ended:
+                self.wild.append(i)
+                continue
+            self.by_length.setdefault(len(shape.segments), []).append(i)
+            self.by_first.setdefault((len(shape.segments), self._first(shape)), []).append(i)
+
+    @staticmethod
+    def _first(shape: _PathShape) -> str:
+        assert shape.segments is not None
+        first = shape.segments[1] if len(shape.segments) > 1 else ""
+        return "{" if "{" in first else first
+
+    def candidates(self, position: int) -> list[int]:
+        mine = self.shapes[position]
+        if mine.literal:
+            return []
+        if mine.segments is None or mine.open_ended:
+            return list(range(position))
+        length, first = len(mine.segments), self._first(mine)
+        if first == "{":
+            found = list(self.by_length.get(length, ()))
+        else:
+            found = self.by_first.get((length, first), []) + self.by_first.get((length, "{"), [])
+        return sorted(i for i in {*found, *self.wild} if i < position)
 
 
 def route_views(app: FastAPI) -> list[Any]:
@@ -403,6 +452,8 @@ def collect_tools(
     resolver = SchemaResolver(openapi)
     paths: Mapping[str, Any] = openapi.get("paths", {})
     all_routes = route_views(app)
+    shapes = [_PathShape.of(r) for r in all_routes]
+    shadow_index = _ShadowIndex(shapes)
     excluded = set(excluded_paths)
     specs: list[ToolSpec] = []
     owners: dict[str, str] = {}
@@ -435,7 +486,9 @@ def collect_tools(
                 describe_all_responses=describe_all_responses,
                 describe_full_response_schema=describe_full_response_schema,
             )
-            spec.shadowing_routes = tuple(r for r in all_routes[:position] if _may_shadow(r, route))
+            spec.shadowing_routes = tuple(
+                all_routes[i] for i in shadow_index.candidates(position) if _may_shadow(shapes[i], shapes[position])
+            )
             specs.append(spec)
     return specs
 

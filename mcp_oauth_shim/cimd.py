@@ -43,8 +43,11 @@ __all__ = [
     "ClientMetadataDocuments",
     "ClientMetadataError",
     "Resolver",
+    "cache_lifetime",
     "is_metadata_client_id",
     "is_public_address",
+    "parse_document",
+    "system_resolver",
 ]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import httpx
     from starlette.types import ASGIApp
 
+    from .doctor import DoctorInput
     from .shim import OAuthShim
 
 ENV_PREFIX = "MCP_OAUTH_SHIM_"
@@ -138,12 +140,6 @@ class Settings:
     values: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
     options: tuple[Option, ...] = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def describe(self) -> list[str]:
         """One line per setting, secrets redacted (never their length or a prefix)."""
@@ -285,8 +281,6 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     upstream_url = settings.values["mcp_upstream"]
     if not upstream_url:
         return shim.app
-    import contextlib
-
     from starlette.applications import Starlette
     from starlette.routing import Route
 
@@ -328,7 +322,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     for line in settings.describe():
         print(line, file=out)
     print(f"  issuer                     {shim.issuer}", file=out)
-    print(f"  register at the IdP as the callback (redirect) URL: {shim.public_url}/oauth/callback", file=out)
+    print(f"  register at the IdP as the callback (redirect) URL: {shim.context.callback_url}", file=out)
     print(f"  MCP clients connect to: {shim.resource}", file=out)
     if not settings.values["mcp_upstream"]:
         print("  (no --mcp-upstream: serving the OAuth endpoints only)", file=out)
@@ -347,7 +341,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
 # -- doctor ---------------------------------------------------------------------------------
 
 
-def doctor_input(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+def doctor_input(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorInput:
     from .doctor import DoctorInput
 
     settings = resolve(DOCTOR_OPTIONS, args, environ)

@@ -122,6 +122,9 @@ class RequireBearer:
         self._challenge_scopes: tuple[str, ...] = needed or tuple(verifier.scopes_supported or ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or _is_cors_preflight(scope):
             await self.app(scope, receive, send)
             return
@@ -148,6 +151,22 @@ class RequireBearer:
             await self._call_app(access, scope, receive, send)
             return
         await response(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Secure by default: a WebSocket behind this middleware needs a bearer token too.
+
+        There is no challenge to send before the handshake is accepted; closing with 1008
+        (policy violation) makes the server answer the upgrade with 403.
+        """
+        try:
+            raw = _bearer_token(scope)
+            if raw is None:
+                raise InvalidToken("no bearer token")
+            access = await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
+        except (_Malformed, InvalidToken, InsufficientScope, UpstreamError):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await self._call_app(access, scope, receive, send)
 
     async def _call_app(self, access: Any, scope: Scope, receive: Receive, send: Send) -> None:
         authenticated_user, auth_context_var = _mcp_auth()

@@ -195,7 +195,8 @@ class OAuthShim:
 
         return BearerVerifier(
             self.upstream_client,
-            audience=self.upstream.audience or self.resource,
+            # Tokens name the configured API identifier (Auth0 style) or the resource URL itself.
+            audience=tuple(dict.fromkeys([self.upstream.audience or self.resource, self.resource])),
             resource_metadata_url=self.resource_metadata_url,
             required_scopes=self.required_scopes,
             scopes_supported=self.scopes_supported,

@@ -190,16 +190,11 @@ class _KeyCache:
         self._without_kid: list[Key] = []
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch attempt, successful or not
-        self._generation = 0  # successful fetches
         self._attempts = 0
         self._last_error: UpstreamError | None = None
         self._failure_backoff = min(refetch_interval, 5.0)
         self._lock = asyncio.Lock()
-
-    @property
-    def fetch_count(self) -> int:
-        """How many times the key set was fetched successfully (for diagnostics and tests)."""
-        return self._generation
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that must have signed a token with this header, or :class:`InvalidToken`."""
@@ -230,6 +225,11 @@ class _KeyCache:
 
     async def _refresh(self, *, stale_ok: bool) -> None:
         attempts = self._attempts
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            # An asyncio.Lock belongs to one event loop; a verifier may outlive one (test clients,
+            # several servers in one process). Refreshes are rare, so a fresh lock is cheap.
+            self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
             if self._attempts != attempts:
                 # Another request fetched while we waited for the lock: share its outcome.
@@ -252,7 +252,6 @@ class _KeyCache:
                     self._by_kid, self._without_kid = by_kid, without_kid
                     self._fetched_at = self._clock()
                     self._last_error = None
-                    self._generation += 1
                     return
         if error is None:
             return

@@ -87,7 +87,9 @@ def build_shim_app(public_url: str, idp: IdP, settings: ShimSettings = ShimSetti
         extra_scopes=settings.extra_scopes,
         token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
     )
-    shim = OAuthShim(public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)])
+    shim = OAuthShim(
+        public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)]
+    )
     mcp = build_mcp_server()
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",

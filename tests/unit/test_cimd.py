@@ -744,3 +744,80 @@ def test_real_redirect_is_not_followed(loopback_server: _Server) -> None:
     docs = ClientMetadataDocuments(allow_http_loopback=True)
     assert "redirect" in refused(docs, client_id)
     assert len(loopback_server.seen_hosts) == 1
+
+
+# --- TLS: the pinned connection still verifies the certificate for the name --------------------
+
+
+def _self_signed(name: str, directory: object) -> tuple[str, str]:
+    """A throwaway certificate for ``name`` and its key, as PEM files."""
+    import datetime
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    base = Path(str(directory))
+    cert_path, key_path = base / f"{name}.pem", base / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def tls_server(loopback_server: _Server, tmp_path: object) -> Iterator[tuple[_Server, str]]:
+    """The loopback server speaking TLS with a certificate for client.test; yields the CA file."""
+    import ssl
+
+    cert, key = _self_signed("client.test", tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    loopback_server.socket = context.wrap_socket(loopback_server.socket, server_side=True)
+    yield loopback_server, cert
+
+
+def _trusting(ca_file: str) -> httpx.AsyncClient:
+    import ssl
+
+    return httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca_file), trust_env=False)
+
+
+def test_pinned_tls_connection_verifies_the_certificate_for_the_name(tls_server: tuple[_Server, str]) -> None:
+    server, ca_file = tls_server
+    client_id = f"https://client.test:{server.server_port}/client.json"
+    server.behaviour = _serve_document(client_id)
+    docs = ClientMetadataDocuments(
+        http=_trusting(ca_file), allow_http_loopback=True, resolver=FakeResolver({"client.test": ["127.0.0.1"]})
+    )
+    assert asyncio.run(docs.get(client_id)).client_id == client_id
+    assert server.seen_hosts == [f"client.test:{server.server_port}"]
+
+
+def test_pinned_tls_connection_refuses_a_certificate_for_another_name(tls_server: tuple[_Server, str]) -> None:
+    server, ca_file = tls_server
+    client_id = f"https://other.test:{server.server_port}/client.json"
+    server.behaviour = _serve_document(client_id)
+    docs = ClientMetadataDocuments(
+        http=_trusting(ca_file), allow_http_loopback=True, resolver=FakeResolver({"other.test": ["127.0.0.1"]})
+    )
+    assert "Could not fetch" in refused(docs, client_id)
+    assert server.seen_hosts == []

@@ -240,10 +240,11 @@ def test_mcp_upstream_needs_resource_on_the_public_origin() -> None:
         build_app(settings, build_shim(settings))
 
 
-def test_serve_app_runs_under_uvicorn_on_an_ephemeral_port() -> None:
+@pytest.mark.parametrize("argv", [[], ["--mcp-upstream", "http://127.0.0.1:9/mcp"]])
+def test_serve_app_runs_under_uvicorn_on_an_ephemeral_port(argv: list[str]) -> None:
     import uvicorn
 
-    settings = settings_for([], BASE_ENV)
+    settings = settings_for(argv, BASE_ENV)
     app = build_app(settings, build_shim(settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -711,3 +712,95 @@ def test_doctor_points_auth0_users_at_the_audience_parameter() -> None:
     (audience,) = [f for f in findings if f.check == "audience"]
     assert audience.level == "WARN"
     assert "--audience-param audience" in audience.message
+
+
+# --- the proxy with real MCP peers -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _uvicorn(app: Any) -> Iterator[int]:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.02)
+            assert thread.is_alive(), "uvicorn exited during startup"
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_proxy_carries_an_mcp_sdk_session_end_to_end() -> None:
+    """The mcp SDK client, through the proxy, to the mcp SDK server: sessions, SSE, DELETE."""
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.server.mcpserver import MCPServer
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    server = MCPServer("proxied")
+
+    @server.tool()
+    def shout(text: str) -> str:
+        return text.upper()
+
+    with _uvicorn(server.streamable_http_app(streamable_http_path="/mcp")) as upstream_port:
+        proxy = MCPReverseProxy(f"http://127.0.0.1:{upstream_port}/mcp", mount_path="/mcp")
+        front = Starlette(routes=[Route("/mcp", proxy), Route("/mcp/{rest:path}", proxy)])
+        with _uvicorn(front) as port:
+
+            async def session() -> tuple[list[str], str]:
+                async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, *_):
+                    async with ClientSession(read, write) as client:
+                        await client.initialize()
+                        tools = [tool.name for tool in (await client.list_tools()).tools]
+                        result = await client.call_tool("shout", {"text": "through the shim"})
+                        return tools, result.content[0].text  # type: ignore[union-attr]
+
+            assert asyncio.run(session()) == (["shout"], "THROUGH THE SHIM")
+
+
+# --- doctor against the project's development IdP (a real authlib authorization server) -------
+
+
+def _dev_idp_doctor(argv: list[str], *, secret: str) -> tuple[int, str]:
+    from mcp_oauth_shim.dev_idp import DevIdP
+
+    idp = DevIdP(
+        issuer="http://127.0.0.1:9000",
+        client_secret="the-right-secret-" + "x" * 20,
+        redirect_uris=["https://api.example.com/oauth/callback"],
+    )
+    out = io.StringIO()
+    args = parser().parse_args(["doctor", "--issuer", "http://127.0.0.1:9000", "--client-id", idp.client_id, *argv])
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=idp.app), base_url="http://127.0.0.1:9000")
+    code = cli.doctor(args, {"MCP_OAUTH_SHIM_CLIENT_SECRET": secret}, out, http=http)
+    return code, out.getvalue()
+
+
+def test_doctor_passes_the_development_idp() -> None:
+    code, out = _dev_idp_doctor(
+        ["--public-url", "https://api.example.com", "--extra-scopes", "offline_access"], secret="the-right-secret-" + "x" * 20
+    )
+    assert code == 0, out
+    found = levels(out)
+    assert found["authorization request"] == {"OK"}
+    assert found["client credentials"] == {"OK"}
+
+
+def test_doctor_catches_a_wrong_secret_at_the_development_idp() -> None:
+    code, out = _dev_idp_doctor(["--public-url", "https://api.example.com"], secret="a-wrong-secret")
+    assert code == 1
+    assert levels(out)["client credentials"] == {"FAIL"}
+    assert "a-wrong-secret" not in out
+
+
+def test_doctor_catches_an_unregistered_callback_at_the_development_idp() -> None:
+    code, out = _dev_idp_doctor(["--public-url", "https://elsewhere.example.com"], secret="the-right-secret-" + "x" * 20)
+    assert code == 1
+    assert levels(out)["authorization request"] == {"FAIL"}
+    assert "https://elsewhere.example.com/oauth/callback" in out

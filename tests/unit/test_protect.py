@@ -280,8 +280,8 @@ async def test_a_plain_options_request_still_needs_a_token(verifier: BearerVerif
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
-async def test_non_http_scopes_pass_through_untouched(verifier: BearerVerifier, app: Recorder, scope_type: str) -> None:
+async def test_lifespan_passes_through_untouched(verifier: BearerVerifier, app: Recorder) -> None:
+    scope_type = "lifespan"
     scope: dict[str, Any] = {"type": scope_type, "headers": []}
 
     async def receive() -> dict[str, Any]:
@@ -293,6 +293,34 @@ async def test_non_http_scopes_pass_through_untouched(verifier: BearerVerifier, 
     await RequireBearer(app, verifier)(scope, receive, send)
     assert app.calls[0]["scope"] is scope
     assert app.calls[0]["scope"] == {"type": scope_type, "headers": []}
+
+
+async def test_a_websocket_without_a_token_is_closed_before_the_handshake(verifier: BearerVerifier, app: Recorder) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await RequireBearer(app, verifier)({"type": "websocket", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert app.calls == []
+
+
+async def test_a_websocket_with_a_valid_token_reaches_the_app_as_the_sdk_user(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("the guard must not answer")
+
+    scope = {"type": "websocket", "headers": [(b"authorization", f"Bearer {token()}".encode())]}
+    await RequireBearer(app, verifier)(scope, receive, send)
+    assert app.calls[0]["scope"]["user"].access_token.subject
 
 
 async def test_a_starlette_app_with_lifespan_runs_behind_the_guard(verifier: BearerVerifier) -> None:

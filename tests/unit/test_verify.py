@@ -764,3 +764,26 @@ def test_importing_the_verifier_does_not_import_mcp() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+def test_one_verifier_serves_successive_event_loops(idp: FakeIdP) -> None:
+    """Test clients and embedded servers run one loop after another; the key cache must follow."""
+
+    async def slow_handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)  # let the other requests queue on the refresh lock
+        return idp.handler(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(slow_handler))
+    config = Upstream.oidc(issuer=ISSUER, client_id="shim", client_secret="s")
+    verifier = BearerVerifier(
+        UpstreamClient(config, http=http), audience=AUDIENCE, resource_metadata_url=PRM, clock=Clock(), cache_size=0
+    )
+
+    async def burst(subject: str) -> list[Any]:
+        tokens = [good_token(idp, sub=f"{subject}-{n}") for n in range(5)]
+        return await asyncio.gather(*(verifier.verify_token(t) for t in tokens))
+
+    first = asyncio.run(burst("a"))
+    verifier.keys._fetched_at = None  # force a contended refresh in the next loop
+    second = asyncio.run(burst("b"))
+    assert all(first) and all(second)
