@@ -27,7 +27,12 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+import httpx2
 import uvicorn
+from mcp.client import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `import mcp_server` however we are run
 
@@ -41,6 +46,7 @@ SELF_CHECK_TIMEOUT = 90.0
 # when it is redirected to it, exactly where a real browser would hand over to the client.
 SELF_CHECK_REDIRECT = "http://127.0.0.1:33418/callback"
 APPROVE_WORDS = ("approve", "allow", "accept", "consent", "continue", "sign in", "login", "yes")
+REFUSE_WORDS = ("deny", "cancel", "reject", "don't", "do not", "no thanks")
 
 
 def bind(port: int) -> socket.socket:
@@ -99,7 +105,11 @@ def _submission(page: str, base_url: str) -> tuple[str, dict[str, str], str]:
     if "password" in fields:  # the development IdP's login page
         fields.update(username=DEMO_USERNAME, password=DEMO_PASSWORD)
     buttons = form["buttons"]
-    chosen = next((b for b in buttons if any(w in f"{b['value']} {b['label']}".lower() for w in APPROVE_WORDS)),
+
+    def says(button: dict[str, str], words: tuple[str, ...]) -> bool:
+        return any(w in f"{button['value']} {button['label']}".lower() for w in words)
+
+    chosen = next((b for b in buttons if says(b, APPROVE_WORDS) and not says(b, REFUSE_WORDS)),
                   buttons[0] if len(buttons) == 1 else None)
     if chosen is None:
         raise SelfCheckError(f"no approve button on {urlsplit(base_url).path}")
@@ -110,7 +120,7 @@ def _submission(page: str, base_url: str) -> tuple[str, dict[str, str], str]:
 
 
 class SelfCheckError(Exception):
-    pass
+    """The self-check found something that a real client and user would have run into."""
 
 
 class HeadlessBrowser:
@@ -124,8 +134,6 @@ class HeadlessBrowser:
 
     async def open(self, url: str) -> None:
         """The SDK's ``redirect_handler``."""
-        from mcp.shared.auth import AuthorizationCodeResult
-
         method, data = "GET", None
         async with httpx.AsyncClient(follow_redirects=False, timeout=15.0) as browser:
             for _ in range(20):
@@ -191,12 +199,6 @@ async def _whoami(client: Any) -> dict[str, Any]:
 
 async def self_check(mcp_url: str) -> str:
     """Log in with the `mcp` SDK's OAuth client, list tools, call them, refresh; return a summary."""
-    import httpx2
-    from mcp.client import Client
-    from mcp.client.auth import OAuthClientProvider
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared.auth import OAuthClientMetadata
-
     browser = HeadlessBrowser(SELF_CHECK_REDIRECT)
     storage = _MemoryStorage()
     auth = OAuthClientProvider(

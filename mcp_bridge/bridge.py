@@ -189,7 +189,7 @@ class MCPBridge:
         if self.auth is not None:
             routes.extend(self.auth.routes)
         host_router.routes[0:0] = routes
-        _extend_lifespan(host_router, endpoint)
+        _extend_lifespan(host_router, endpoint, self.auth.lifespan if self.auth is not None else None)
         if host is self.app:
             self._mounted_paths.add(route_path)
         return endpoint
@@ -277,13 +277,18 @@ class _ChallengeOnRefusal:
         await self.app(scope, receive, send_with_challenge)
 
 
-def _extend_lifespan(router: Router, endpoint: MCPEndpoint) -> None:
-    """Run the endpoint's session manager for as long as the router's app runs."""
+def _extend_lifespan(router: Router, endpoint: MCPEndpoint, shim_lifespan: Any = None) -> None:
+    """Run the endpoint's session manager (and close the shim's IdP connections at the end)
+    for as long as the router's app runs, around the app's own lifespan."""
     original = router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with endpoint.run(), original(app) as state:
+        async with contextlib.AsyncExitStack() as stack:
+            if shim_lifespan is not None:
+                await stack.enter_async_context(shim_lifespan(app))
+            await stack.enter_async_context(endpoint.run())
+            state = await stack.enter_async_context(original(app))
             yield state
 
     router.lifespan_context = lifespan

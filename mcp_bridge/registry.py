@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-
-import mcp_types as types
+from typing import Any
 
 from mcp_bridge.tools import ToolSpec
 
@@ -29,7 +28,8 @@ class ToolRegistry:
             return list(self.specs)
         return [spec for spec in self.specs if spec.scopes <= granted]
 
-    def tools(self, granted: frozenset[str] | None = None) -> list[types.Tool]:
+    def tools(self, granted: frozenset[str] | None = None) -> list[Any]:
+        """`mcp_types.Tool` models (the SDK path and `MCPBridge.tools`)."""
         return [spec.tool for spec in self.visible(granted)]
 
     def list_result_bytes(self, granted: frozenset[str] | None) -> bytes:

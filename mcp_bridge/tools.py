@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import mcp_types as types
 from fastapi import FastAPI
 from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
@@ -72,16 +71,20 @@ class Argument:
     wire_name: str  # the path/query/header/form field name the route declares
 
 
-@dataclass(slots=True)
+@dataclass
 class ToolSpec:
-    """A tool and everything needed to turn a `tools/call` into an HTTP request."""
+    """A tool and everything needed to turn a `tools/call` into an HTTP request.
+
+    `tool_json` is the tool's wire form (MCP 2025-11-25 `Tool`), built as plain JSON so that
+    building 500 tools costs no model validation and loads no SDK; `tool` gives the SDK's
+    `Tool` model on demand.
+    """
 
     name: str
     operation_id: str
     method: str
     path_template: str
     route: Any  # APIRoute, or FastAPI's RouteContext view of one inside an included router
-    tool: types.Tool
     tool_json: dict[str, Any]
     arguments: dict[str, Argument]
     required: frozenset[str]
@@ -96,6 +99,16 @@ class ToolSpec:
     slash_params: frozenset[str] = frozenset()
     # Routes listed before this one that some argument values could match first.
     shadowing_routes: tuple[Any, ...] = field(default_factory=tuple)
+    _tool: Any = field(default=None, repr=False)
+
+    @property
+    def tool(self) -> Any:
+        """The `mcp_types.Tool` model of this tool (validated once, on first use)."""
+        if self._tool is None:
+            import mcp_types
+
+            self._tool = mcp_types.Tool.model_validate(self.tool_json)
+        return self._tool
 
 
 def route_scopes(dependant: Dependant) -> frozenset[str]:
@@ -109,15 +122,16 @@ def route_scopes(dependant: Dependant) -> frozenset[str]:
     return frozenset(found)
 
 
-def _annotations(method: str, title: str | None) -> types.ToolAnnotations:
-    # Hints follow HTTP method semantics (RFC 9110 §9.2.1 safe, §9.2.2 idempotent).
+def _annotations(method: str, title: str | None) -> dict[str, Any]:
+    """`ToolAnnotations` hints from HTTP method semantics (RFC 9110 §9.2.1 safe, §9.2.2 idempotent)."""
+    hints: dict[str, Any] = {"title": title} if title else {}
     if method in ("GET", "HEAD", "OPTIONS"):
-        return types.ToolAnnotations(title=title, read_only_hint=True, destructive_hint=False, idempotent_hint=True)
+        return {**hints, "readOnlyHint": True, "destructiveHint": False, "idempotentHint": True}
     if method == "DELETE":
-        return types.ToolAnnotations(title=title, read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+        return {**hints, "readOnlyHint": False, "destructiveHint": True, "idempotentHint": True}
     if method == "PUT":
-        return types.ToolAnnotations(title=title, read_only_hint=False, idempotent_hint=True)
-    return types.ToolAnnotations(title=title, read_only_hint=False)
+        return {**hints, "readOnlyHint": False, "idempotentHint": True}
+    return {**hints, "readOnlyHint": False}
 
 
 def _success_response(operation: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
@@ -277,22 +291,23 @@ def build_spec(
                     output_schema["$defs"] = out_defs
 
     title = operation.get("summary")
-    tool = types.Tool(
-        name=name,
-        title=title,
-        description=_describe(operation, resolver, describe_all_responses, describe_full_response_schema) or None,
-        input_schema=input_schema,
-        output_schema=output_schema,
-        annotations=_annotations(method, title),
-    )
+    tool_json: dict[str, Any] = {"name": name}
+    if title:
+        tool_json["title"] = title
+    description = _describe(operation, resolver, describe_all_responses, describe_full_response_schema)
+    if description:
+        tool_json["description"] = description
+    tool_json["inputSchema"] = input_schema
+    if output_schema is not None:
+        tool_json["outputSchema"] = output_schema
+    tool_json["annotations"] = _annotations(method, title)
     return ToolSpec(
         name=name,
         operation_id=operation.get("operationId", name),
         method=method,
         path_template=route.path_format,
         route=route,
-        tool=tool,
-        tool_json=tool.model_dump(by_alias=True, mode="json", exclude_none=True),
+        tool_json=tool_json,
         arguments=arguments,
         required=frozenset(input_schema.get("required", ())),
         body_content_type=body_content_type,

@@ -54,21 +54,21 @@ class ClientResolver:
         if self._static_client_id is not None and client_id == self._static_client_id:
             return Client(client_id, self._allowed, "static", name=None)
         if self._documents is not None and client_id.startswith(("https://", "http://")):
+            # Signed client_ids never look like URLs, so every URL is a metadata document.
             from .cimd import ClientMetadataError
 
-            if self._documents.is_metadata_client_id(client_id):
-                try:
-                    doc = await self._documents.get(client_id)
-                except ClientMetadataError as exc:
-                    raise InvalidClientError(description=_clean(f"Client metadata document refused: {exc}"))
-                return Client(
-                    client_id,
-                    tuple(str(u) for u in doc.redirect_uris),
-                    "metadata_document",
-                    name=doc.client_name,
-                    application_type=getattr(doc, "application_type", None) or "native",
-                    client_uri=str(doc.client_uri) if getattr(doc, "client_uri", None) else None,
-                )
+            try:
+                doc = await self._documents.get(client_id)
+            except ClientMetadataError as exc:
+                raise InvalidClientError(description=_clean(f"Client metadata document refused: {exc}"))
+            return Client(
+                client_id,
+                tuple(str(u) for u in doc.redirect_uris),
+                "metadata_document",
+                name=doc.client_name,
+                application_type=getattr(doc, "application_type", None) or "native",
+                client_uri=str(doc.client_uri) if getattr(doc, "client_uri", None) else None,
+            )
         try:
             data = self._sealer.unseal(CLIENT, client_id, max_age=self._max_age)
         except SealError as exc:

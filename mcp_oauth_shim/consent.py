@@ -51,6 +51,11 @@ class ConsentPage:
         unverified = ""
         if client.kind == "registered":
             unverified = " This application registered itself; its name is not verified."
+        elif client.kind == "metadata_document":
+            # CIMD draft section 8.5: the client_id's host is the identity that was verified.
+            unverified = f" This application is published by {urlsplit(client.client_id).netloc}."
+        if redirect.scheme == "http" and redirect.hostname in ("127.0.0.1", "localhost", "::1"):
+            unverified += " The answer goes to a program on this computer."
         page = _TEMPLATE.substitute(
             client_name=html.escape(client.name or "An unnamed application"),
             resource_name=html.escape(ctx.resource_name or urlsplit(ctx.resource).netloc),

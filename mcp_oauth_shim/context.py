@@ -48,6 +48,7 @@ class ShimContext:
     lifetimes: Lifetimes
     paths: Paths
     resource_name: str | None = None
+    metadata_documents: bool = False
 
     def url(self, path: str) -> str:
         return self.public_url + path

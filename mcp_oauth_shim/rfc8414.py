@@ -52,7 +52,7 @@ def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["none"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
-        "client_id_metadata_document_supported": True,
+        "client_id_metadata_document_supported": ctx.metadata_documents,
     }
     if revocation:
         doc["revocation_endpoint"] = ctx.url(ctx.paths.revoke)

@@ -139,6 +139,7 @@ class OAuthShim:
             lifetimes=lifetimes,
             paths=paths or Paths(),
             resource_name=resource_name,
+            metadata_documents=documents is not None,
         )
         self._documents = documents
 

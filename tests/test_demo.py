@@ -104,8 +104,9 @@ def test_headless_browser_submits_what_a_user_would(page: str, page_url: str, ta
 @pytest.mark.parametrize(
     "page",
     ["<p>no form</p>", '<form method="get" action="/x"><button>Allow</button></form>',
-     '<form method="post"><button value="a">One</button><button value="b">Two</button></form>'],
-    ids=["no-form", "get-form", "no-approve-button"],
+     '<form method="post"><button value="a">One</button><button value="b">Two</button></form>',
+     '<form method="post"><button value="no">Do not allow</button><button value="x">Later</button></form>'],
+    ids=["no-form", "get-form", "no-approve-button", "only-a-refusal-mentions-allow"],
 )
 def test_headless_browser_refuses_pages_it_cannot_approve(page: str) -> None:
     demo = load_demo()

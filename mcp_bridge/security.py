@@ -1,0 +1,56 @@
+"""Host/Origin checks of the MCP endpoint (MCP 2025-11-25 "Transports", Security Warning).
+
+A DNS-rebinding page reaches a local server with a foreign `Host` or `Origin`; both are
+checked on every request. The rules are the SDK's `TransportSecurityMiddleware` rules (exact
+value, or `name:*` for any port; a missing Origin is a same-origin request; a missing Host is
+refused) so that the fast path and the SDK path always agree - `to_sdk()` hands the same lists
+to the SDK. Kept here rather than imported so that serving `tools/list` never loads the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+def _allowed(value: str, patterns: Sequence[str]) -> bool:
+    if value in patterns:
+        return True
+    for pattern in patterns:
+        if pattern.endswith(":*") and value.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class HostOriginPolicy:
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+
+    def refusal(self, host: str | None, origin: str | None) -> int | None:
+        """The HTTP status to refuse with (421 foreign Host, 403 foreign Origin), or None."""
+        if not host or not _allowed(host, self.allowed_hosts):
+            return 421
+        if origin and not _allowed(origin, self.allowed_origins):
+            return 403
+        return None
+
+    def to_sdk(self) -> Any:
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=list(self.allowed_hosts),
+            allowed_origins=list(self.allowed_origins),
+        )
+
+
+def accepts(accept: str) -> tuple[bool, bool]:
+    """(JSON acceptable, SSE acceptable) for an Accept header, wildcards included (RFC 9110 §12.5.1)."""
+    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    anything = "*/*" in types
+    return (
+        anything or "application/json" in types or "application/*" in types,
+        anything or "text/event-stream" in types or "text/*" in types,
+    )

@@ -1,0 +1,202 @@
+"""Real MCP clients log in through `MCPBridge(app, auth=shim)` and call FastAPI routes (issue 3).
+
+The same real IdP (oidc-provider, both profiles of conftest.IDP_PROFILES) and the same headless
+user as the shim's own client tests; the server is a FastAPI app served by the bridge, whose
+`whoami` route reads the bearer token the bridge forwarded to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import httpx2
+import pytest
+from fastapi import Body, FastAPI, Header
+from fastapi.responses import PlainTextResponse
+from mcp.client import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientMetadata
+from mcp.types import CallToolResult, TextContent
+
+from mcp_bridge import MCPBridge
+from mcp_oauth_shim import OAuthShim, Upstream
+from tests.integration.conftest import IdPProfile
+from tests.integration.test_clients import MCP_REMOTES, HeadlessUser, McpRemote, MemoryStorage
+from tests.peers import node
+from tests.peers.browser_cli import BrowserCommand
+from tests.peers.fixtures import PeerLogs
+from tests.peers.idp import IdP
+from tests.peers.procs import tail
+from tests.peers.servers import RunningServer, free_port
+
+pytestmark = pytest.mark.integration
+
+SESSION_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 60.0
+
+
+def _claims(jwt: str) -> dict[str, Any]:
+    # The bridge verified this token before the route ran; the route only reads it.
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def build_api() -> FastAPI:
+    """An ordinary FastAPI app: what a team would put behind the bridge."""
+    app = FastAPI(title="bridge-under-test")
+
+    @app.get("/whoami", operation_id="whoami")
+    def whoami(authorization: Annotated[str, Header()]) -> dict[str, Any]:
+        scheme, _, token = authorization.partition(" ")
+        claims = _claims(token)
+        return {"scheme": scheme, "subject": claims["sub"], "iss": claims["iss"], "aud": claims["aud"]}
+
+    @app.post("/echo", operation_id="echo", response_class=PlainTextResponse)
+    def echo(text: Annotated[str, Body(embed=True)]) -> str:
+        return text
+
+    return app
+
+
+@dataclass(frozen=True)
+class BridgeServer:
+    mcp_url: str
+    idp: IdP
+    running: RunningServer
+
+
+def serve_bridge(
+    idp: IdP, profile: IdPProfile, public_url: str, serve_app: Callable[..., RunningServer], *, stateless: bool
+) -> BridgeServer:
+    mcp_url = public_url + "/mcp"
+    upstream = Upstream.oidc(
+        issuer=idp.issuer,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        audience=mcp_url,
+        audience_param=profile.audience_param,  # type: ignore[arg-type]
+        default_scopes=("openid", "profile", "email"),
+        extra_scopes=("offline_access",),
+        token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
+    )
+    shim = OAuthShim(public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)])
+    app = build_api()
+    MCPBridge(app, auth=shim).mount_http("/mcp", stateless=stateless)
+    running = serve_app(app)
+    return BridgeServer(mcp_url=running.url + "/mcp", idp=idp, running=running)
+
+
+def assert_route_saw_the_idp_token(result: CallToolResult, server: BridgeServer) -> None:
+    assert not result.is_error, result
+    content = result.content[0]
+    assert isinstance(content, TextContent), result
+    seen = json.loads(content.text)
+    assert seen["scheme"] == "Bearer"
+    audience = seen["aud"] if isinstance(seen["aud"], str) else seen["aud"][0]
+    assert (seen["subject"], seen["iss"], audience) == (server.idp.subject, server.idp.issuer, server.mcp_url)
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+@pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["initialize-handshake", "discover-2026"])
+def test_mcp_sdk_oauth_client_calls_a_route_through_the_bridge(
+    idp: IdP,
+    idp_profile: IdPProfile,
+    public_url: str,
+    serve_app: Callable[..., RunningServer],
+    peer_logs: PeerLogs,
+    stateless: bool,
+    mode: str,
+) -> None:
+    server = serve_bridge(idp, idp_profile, public_url, serve_app, stateless=stateless)
+    user = HeadlessUser(redirect_uri=f"http://127.0.0.1:{free_port()}/callback")
+    peer_logs.add("headless browser (SDK client)", lambda: str(user.trace))
+    provider = OAuthClientProvider(
+        server_url=server.mcp_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="bridge integration test",
+            redirect_uris=[user.redirect_uri],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=MemoryStorage(),
+        redirect_handler=user.open,
+        callback_handler=user.callback,
+    )
+
+    async def scenario() -> tuple[set[str], CallToolResult, CallToolResult]:
+        with anyio.fail_after(SESSION_TIMEOUT_S):
+            async with httpx2.AsyncClient(auth=provider, timeout=REQUEST_TIMEOUT_S) as http:
+                async with Client(
+                    streamable_http_client(server.mcp_url, http_client=http),
+                    mode=mode,
+                    read_timeout_seconds=REQUEST_TIMEOUT_S,
+                ) as session:
+                    tools = await session.list_tools()
+                    return (
+                        {tool.name for tool in tools.tools},
+                        await session.call_tool("whoami"),
+                        await session.call_tool("echo", {"text": "hello through the bridge"}),
+                    )
+
+    names, caller, echoed = anyio.run(scenario)
+    assert names == {"whoami", "echo"}
+    assert_route_saw_the_idp_token(caller, server)
+    assert echoed.content == [TextContent(type="text", text="hello through the bridge")]
+    assert user.logins == 1
+
+
+@pytest.mark.parametrize("remote", MCP_REMOTES, ids=lambda remote: f"mcp-remote-{remote.release}")
+def test_mcp_remote_calls_a_route_through_the_bridge(
+    idp: IdP,
+    idp_profile: IdPProfile,
+    public_url: str,
+    serve_app: Callable[..., RunningServer],
+    headless_browser: BrowserCommand,
+    peer_logs: PeerLogs,
+    tmp_path: Path,
+    remote: McpRemote,
+) -> None:
+    server = serve_bridge(idp, idp_profile, public_url, serve_app, stateless=False)
+    stderr_log = tmp_path / "mcp-remote.stderr"
+    peer_logs.add(f"mcp-remote {remote.release} (stderr)", lambda: tail(stderr_log, 60))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": node.peer_env()["PATH"],
+        "HOME": str(home),
+        "MCP_REMOTE_CONFIG_DIR": str(tmp_path / "mcp-remote-config"),
+        **headless_browser.env(),
+    }
+    params = StdioServerParameters(
+        command=str(node.node_binary()),
+        args=[str(node.package_bin(remote.package, "mcp-remote")), server.mcp_url, str(free_port())],
+        env=env,
+        cwd=str(tmp_path),
+    )
+
+    async def scenario() -> tuple[set[str], CallToolResult, CallToolResult]:
+        with anyio.fail_after(SESSION_TIMEOUT_S), open(stderr_log, "w") as errlog:
+            async with Client(
+                stdio_client(params, errlog=errlog), mode="legacy", read_timeout_seconds=SESSION_TIMEOUT_S
+            ) as session:
+                tools = await session.list_tools()
+                return (
+                    {tool.name for tool in tools.tools},
+                    await session.call_tool("whoami"),
+                    await session.call_tool("echo", {"text": "hello through mcp-remote"}),
+                )
+
+    names, caller, echoed = anyio.run(scenario)
+    assert names == {"whoami", "echo"}
+    assert_route_saw_the_idp_token(caller, server)
+    assert echoed.content == [TextContent(type="text", text="hello through mcp-remote")]
