@@ -1,7 +1,7 @@
 """Where a measured server's CPU goes: ``python bench/profile.py WHAT [options]``.
 
 WHAT is one of: ``tools_call``, ``direct`` (the baseline POST), ``tools_list``, ``token``,
-``authorize``, ``callback``, ``auth_call``. The server is set up exactly as in the benchmark
+``authorize``, ``callback``, ``auth_call``, ``startup`` (exec to first tools/list). The server is set up exactly as in the benchmark
 scenario and loaded with the same requests; meanwhile ``py-spy record --format raw`` samples
 it (Python frames; idle excluded). The report gives, as a share of samples:
 
@@ -15,6 +15,7 @@ The raw stacks are kept in ``bench/results/profiles/`` for flame graphs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import subprocess
@@ -158,9 +159,48 @@ def setup(what: str, ctx: Ctx, a: argparse.Namespace) -> Setup:
     raise SystemExit(f"unknown target {what!r}")
 
 
+def profile_startup(a: argparse.Namespace, pyspy: str) -> int:
+    """py-spy runs the server itself (from exec to the first tools/list answered)."""
+    import os
+    import signal
+
+    from bench.scenarios.startup import _first_tools_list, _until
+
+    port = procs.free_port()
+    out_dir = RESULTS / "profiles"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / f"startup-N{a.routes}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.txt"
+    core = procs.server_core()
+    cmd = [pyspy, "record", "--rate", str(a.rate), "--format", "raw", "--output", str(raw), "--",
+           sys.executable, "-m", "bench.serve", "bridge", "--port", str(port), "--opt", f"routes={a.routes}"]
+    if core is not None:
+        cmd += ["--core", str(core)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.perf_counter()
+    spy = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    fake = procs.Server("bridge", port, spy, RESULTS / "profiles" / "startup.log", t0)
+    try:
+        took = _until(fake, lambda: _first_tools_list(fake))
+    finally:
+        children = Path(f"/proc/{spy.pid}/task/{spy.pid}/children").read_text().split()
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(30)
+        finally:
+            for c in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(c), signal.SIGINT)
+    print(f"startup (bridge, N={a.routes}): first tools/list after {took:.2f} s under py-spy; profile {raw}")
+    if not raw.exists():
+        print(spy.stderr.read().decode(errors="replace")[-2000:] if spy.stderr else "", file=sys.stderr)
+        return 1
+    print(analyse(raw, a.top))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tools_call", "direct", "tools_list", "token", "authorize", "callback", "auth_call"])
+    p.add_argument("what", choices=["tools_call", "direct", "tools_list", "token", "authorize", "callback", "auth_call", "startup"])
     p.add_argument("--routes", type=int, default=10)
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
     p.add_argument("--grant", choices=["code", "refresh"], default="code")
@@ -173,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(pyspy).exists():
         raise SystemExit("py-spy is not installed: pip install py-spy")
     procs.pin_self_to_load_core()
+    if a.what == "startup":
+        return profile_startup(a, pyspy)
     ctx = Ctx()
     try:
         server, reqs, check, unique, _ = setup(a.what, ctx, a)

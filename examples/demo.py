@@ -36,7 +36,9 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `import mcp_server` however we are run
 
-from mcp_server import HideQueryStrings, build_app, create_mcp_server  # noqa: E402
+from mcp_server import build_app, create_mcp_server  # noqa: E402
+
+from mcp_oauth_shim.logs import RedactQueryStrings  # noqa: E402
 
 from mcp_oauth_shim import OAuthShim, Upstream  # noqa: E402
 from mcp_oauth_shim.dev_idp import DEMO_PASSWORD, DEMO_USERNAME, DevIdP  # noqa: E402
@@ -293,7 +295,7 @@ async def run(args: argparse.Namespace) -> int:
     app = build_app(shim, create_mcp_server(), public_url)
 
     log_level = "info" if args.verbose else "warning"
-    logging.getLogger("uvicorn.access").addFilter(HideQueryStrings())
+    logging.getLogger("uvicorn.access").addFilter(RedactQueryStrings())
     servers = [
         (uvicorn.Server(uvicorn.Config(idp.app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=5)), idp_sock),
         (uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5)), shim_sock),

@@ -53,6 +53,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from mcp_oauth_shim import OAuthShim, Upstream
+from mcp_oauth_shim.logs import RedactQueryStrings
 
 logger = logging.getLogger("examples.mcp_server")
 
@@ -136,21 +137,9 @@ def shim_from_env(public_url: str) -> OAuthShim:
     return OAuthShim(public_url=public_url, resource=resource, upstream=upstream, secret_keys=keys)
 
 
-class HideQueryStrings(logging.Filter):
-    """Access-log lines with paths only: the callback's query carries an authorization code and
-    the shim's signed state, and neither may ever reach a log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # uvicorn.access records carry (client, method, path?query, http_version, status).
-        if isinstance(record.args, tuple) and len(record.args) == 5:
-            client, method, path, version, status = record.args
-            record.args = (client, method, str(path).split("?", 1)[0], version, status)
-        return True
-
-
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("uvicorn.access").addFilter(HideQueryStrings())
+    logging.getLogger("uvicorn.access").addFilter(RedactQueryStrings())
     public_url = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     app = build_app(shim_from_env(public_url), create_mcp_server(), public_url)
     host = os.environ.get("HOST", "127.0.0.1")

@@ -20,13 +20,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import mcp_types as types
 from fastapi import FastAPI
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIRouter
-from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel.server import Server
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +31,7 @@ from mcp_bridge.auth import granted_scopes
 from mcp_bridge.calls import call_tool, unknown_tool
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
+from mcp_bridge.security import HostOriginPolicy
 from mcp_bridge.transport import MCPEndpoint
 
 if TYPE_CHECKING:
@@ -79,15 +76,24 @@ class MCPBridge:
         self.hide_unreachable_tools = hide_unreachable_tools
         self.fast_path = fast_path
         self._mounted_paths: set[str] = set()
-        self.server: Server[Any] = Server(
-            self.name,
-            version=app.version or "",
-            description=self.description,
-            instructions=self.description,
-            on_list_tools=self._on_list_tools,
-            on_call_tool=self._on_call_tool,
-        )
+        self._server: Any = None
         self._registry = self._build_registry()
+
+    @property
+    def server(self) -> Any:
+        """The SDK's low-level `Server` behind every mounted endpoint (created on first use)."""
+        if self._server is None:
+            from mcp.server.lowlevel.server import Server
+
+            self._server = Server(
+                self.name,
+                version=self.app.version or "",
+                description=self.description,
+                instructions=self.description,
+                on_list_tools=self._on_list_tools,
+                on_call_tool=self._on_call_tool,
+            )
+        return self._server
 
     # -- tool table --------------------------------------------------------------------
 
@@ -111,7 +117,7 @@ class MCPBridge:
         self._registry = self._build_registry()
 
     @property
-    def tools(self) -> list[types.Tool]:
+    def tools(self) -> list[Any]:
         """The MCP tool definitions, as `tools/list` returns them to a caller with every scope."""
         return self._registry.tools()
 
@@ -132,18 +138,21 @@ class MCPBridge:
             return {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
         return await call_tool(self.app, spec, arguments, origin, self.forward_headers)
 
-    async def _on_list_tools(
-        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        origin = ctx.request.scope if ctx.request is not None else {}
-        return types.ListToolsResult(tools=self._registry.tools(granted_scopes(origin)))
+    # The SDK's handlers (mcp.server.lowlevel.Server on_list_tools / on_call_tool): `ctx.request`
+    # is the Starlette request that carried the message.
 
-    async def _on_call_tool(
-        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    async def _on_list_tools(self, ctx: Any, params: Any) -> Any:
+        import mcp_types
+
+        origin = ctx.request.scope if ctx.request is not None else _EMPTY_ORIGIN
+        return mcp_types.ListToolsResult(tools=self._registry.tools(granted_scopes(origin)))
+
+    async def _on_call_tool(self, ctx: Any, params: Any) -> Any:
+        import mcp_types
+
         origin: Scope = ctx.request.scope if ctx.request is not None else _EMPTY_ORIGIN
         result = await self.call(params.name, params.arguments, origin)
-        return types.CallToolResult.model_validate(result)
+        return mcp_types.CallToolResult.model_validate(result)
 
     # -- mounting ----------------------------------------------------------------------
 
@@ -168,12 +177,12 @@ class MCPBridge:
         # An APIRouter applies its own prefix when routes are added through it; do the same.
         route_path = getattr(host_router, "prefix", "") + path
         endpoint = MCPEndpoint(
-            server=self.server,
+            server=lambda: self.server,
             registry=lambda: self._registry,
             call=self.call,
             stateless=stateless,
             json_response=json_response,
-            security=self._security_settings(allowed_hosts, allowed_origins),
+            policy=self._host_origin_policy(allowed_hosts, allowed_origins),
             resource_metadata=self.auth.resource_metadata_url if self.auth is not None else None,
             enforce_scopes=self.auth is not None,
             fast_path=self.fast_path,
@@ -194,9 +203,9 @@ class MCPBridge:
             self._mounted_paths.add(route_path)
         return endpoint
 
-    def _security_settings(
+    def _host_origin_policy(
         self, allowed_hosts: Sequence[str] | None, allowed_origins: Sequence[str] | None
-    ) -> TransportSecuritySettings:
+    ) -> HostOriginPolicy:
         # DNS rebinding protection (MCP 2025-11-25 "Transports", Security Warning) is always on:
         # loopback plus the shim's public host by default, the operator's lists otherwise.
         hosts = [h for base in _LOOPBACK_HOSTS for h in (base, base + ":*")]
@@ -206,10 +215,9 @@ class MCPBridge:
             if public.netloc:
                 hosts.append(public.netloc)
                 origins.append(f"{public.scheme}://{public.netloc}")
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=list(allowed_hosts) if allowed_hosts is not None else hosts,
-            allowed_origins=list(allowed_origins) if allowed_origins is not None else origins,
+        return HostOriginPolicy(
+            allowed_hosts=tuple(allowed_hosts) if allowed_hosts is not None else tuple(hosts),
+            allowed_origins=tuple(allowed_origins) if allowed_origins is not None else tuple(origins),
         )
 
     def _gated_route(self, path: str, asgi: ASGIApp, host: FastAPI | APIRouter) -> APIRoute:

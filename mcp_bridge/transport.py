@@ -13,11 +13,16 @@ cannot know:
   response (which the transport spec allows for any request): the pre-encoded tool list, or
   the in-process call. No per-request task, stream or session object is created. Everything
   else - and anything this endpoint is unsure about - goes to the SDK unchanged.
+
+The SDK is loaded and its session manager started on the first request that needs it, inside
+a task group owned by the host app's lifespan: importing the `mcp` package costs more start-up
+time and memory than the whole tool table, and a stateless `tools/list` never needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import math
@@ -25,29 +30,27 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
-from mcp.server.lowlevel.server import Server
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, check_accept_headers
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import (
-    DEFAULT_MAX_REQUEST_BODY_SIZE,
-    TransportSecurityMiddleware,
-    TransportSecuritySettings,
-)
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from starlette.requests import Request
+from anyio.abc import TaskGroup, TaskStatus
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_bridge.auth import granted_scopes, send_insufficient_scope
 from mcp_bridge.registry import ToolRegistry
+from mcp_bridge.security import HostOriginPolicy, accepts
 
 logger = logging.getLogger(__name__)
 
 ToolCaller = Callable[[str, Any, Scope], Awaitable[dict[str, Any]]]
 
-_SESSION_HEADER = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
+_SESSION_HEADER = b"mcp-session-id"
 _VERSION_HEADER = b"mcp-protocol-version"
-_HANDSHAKE_VERSIONS = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
+# The revisions reached through the initialize handshake (mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS);
+# anything else (the 2026-07-28 per-request envelope) is the SDK's to serve.
+_HANDSHAKE_VERSIONS = frozenset({b"2024-11-05", b"2025-03-26", b"2025-06-18", b"2025-11-25"})
+DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+
+
+class _NotRunning(Exception):
+    pass
 
 
 class MCPEndpoint:
@@ -56,56 +59,88 @@ class MCPEndpoint:
     def __init__(
         self,
         *,
-        server: Server[Any],
+        server: Callable[[], Any],
         registry: Callable[[], ToolRegistry],
         call: ToolCaller,
         stateless: bool,
         json_response: bool,
-        security: TransportSecuritySettings,
+        policy: HostOriginPolicy,
         resource_metadata: str | None,
         enforce_scopes: bool,
         fast_path: bool = True,
-        max_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self.server = server
+        self._server = server
         self._registry = registry
         self._call = call
         self.stateless = stateless
         self.json_response = json_response
-        self.security = security
-        self._security_check = TransportSecurityMiddleware(security)
+        self.policy = policy
         self.resource_metadata = resource_metadata
         self.enforce_scopes = enforce_scopes
         self.fast_path = fast_path
         self.max_body_size = max_body_size
-        self.manager: StreamableHTTPSessionManager | None = None
+        self.manager: Any = None  # the SDK's StreamableHTTPSessionManager, once started
+        self._task_group: TaskGroup | None = None
+        self._stopping: anyio.Event | None = None
+        self._starting: anyio.Lock | None = None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """Run a fresh session manager (the SDK's can run only once) for one app lifespan."""
-        manager = StreamableHTTPSessionManager(
-            app=self.server,
-            json_response=self.json_response,
-            stateless=self.stateless,
-            security_settings=self.security,
-            max_request_body_size=self.max_body_size,
-        )
-        async with manager.run():
-            self.manager = manager
+        """For one lifespan of the host app: own the task group the session manager runs in."""
+        async with anyio.create_task_group() as task_group:
+            self._task_group, self._stopping, self._starting = task_group, anyio.Event(), anyio.Lock()
             try:
                 yield
             finally:
+                self._stopping.set()
+                self._task_group = None
+
+    async def _ensure_manager(self) -> Any:
+        if self.manager is not None:
+            return self.manager
+        if self._starting is None or self._task_group is None:
+            raise _NotRunning
+        async with self._starting:
+            if self.manager is None:
+                if self._task_group is None:
+                    raise _NotRunning
+                await self._task_group.start(self._run_manager)
+        return self.manager
+
+    async def _run_manager(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        # The SDK's import takes a while: do it off the event loop, which keeps serving meanwhile.
+        module = await anyio.to_thread.run_sync(importlib.import_module, "mcp.server.streamable_http_manager")
+        manager = module.StreamableHTTPSessionManager(
+            app=self._server(),
+            json_response=self.json_response,
+            stateless=self.stateless,
+            security_settings=self.policy.to_sdk(),
+            max_request_body_size=self.max_body_size,
+        )
+        assert self._stopping is not None
+        stopping = self._stopping
+        async with manager.run():
+            self.manager = manager
+            task_status.started()
+            try:
+                await stopping.wait()
+            finally:
                 self.manager = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        manager = self.manager
-        if scope["type"] != "http":
-            return
-        if manager is None:
+    async def _to_sdk(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            manager = await self._ensure_manager()
+        except _NotRunning:
             await _plain(send, 503, b"MCP endpoint not running: serve the app with its lifespan enabled")
             return
+        await manager.handle_request(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
         if scope["method"] != "POST":
-            await manager.handle_request(scope, receive, send)
+            await self._to_sdk(scope, receive, send)
             return
 
         body, trailing = await _read_body(receive, self.max_body_size)
@@ -127,9 +162,9 @@ class MCPEndpoint:
                 )
                 return
 
-        if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, manager):
+        if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send):
             return
-        await manager.handle_request(scope, replay, send)
+        await self._to_sdk(scope, replay, send)
 
     def _scope_denial(self, message: Any, scope: Scope) -> tuple[str, set[str], frozenset[str]] | None:
         granted = granted_scopes(scope)
@@ -146,9 +181,7 @@ class MCPEndpoint:
                 return spec.name, set(spec.scopes - granted), granted
         return None
 
-    async def _try_fast(
-        self, message: dict[str, Any], scope: Scope, send: Send, manager: StreamableHTTPSessionManager
-    ) -> bool:
+    async def _try_fast(self, message: dict[str, Any], scope: Scope, send: Send) -> bool:
         method = message.get("method")
         if method not in ("tools/call", "tools/list") or message.get("jsonrpc") != "2.0":
             return False
@@ -158,21 +191,32 @@ class MCPEndpoint:
         params = message.get("params")
         if params is not None and not isinstance(params, dict):
             return False
-        version = session = None
+        version = session = host = origin = None
+        accept = content_type = b""
         for key, value in scope["headers"]:
             if key == _VERSION_HEADER:
                 version = value
             elif key == _SESSION_HEADER:
                 session = value.decode("latin-1")
+            elif key == b"host":
+                host = value.decode("latin-1")
+            elif key == b"origin":
+                origin = value.decode("latin-1")
+            elif key == b"accept":
+                accept = value
+            elif key == b"content-type":
+                content_type = value
         if version is not None and version not in _HANDSHAKE_VERSIONS:
             return False
-        request = Request(scope)
-        if await self._security_check.validate_request(request, is_post=True) is not None:
+        # Anything the SDK would refuse is left to the SDK, so refusals look the same either way.
+        if self.policy.refusal(host, origin) is not None:
             return False
-        has_json, has_sse = check_accept_headers(request)
+        if not content_type.split(b";", 1)[0].strip().lower() == b"application/json":
+            return False
+        has_json, has_sse = accepts(accept.decode("latin-1"))
         if not has_json or (not self.json_response and not has_sse):
             return False
-        if not self.stateless and not _session_is_live(manager, session, scope):
+        if not self.stateless and not _session_is_live(self.manager, session, scope):
             return False
 
         if method == "tools/list":
@@ -194,14 +238,16 @@ class MCPEndpoint:
         return True
 
 
-def _session_is_live(manager: StreamableHTTPSessionManager, session: str | None, scope: Scope) -> bool:
+def _session_is_live(manager: Any, session: str | None, scope: Scope) -> bool:
     """Whether the SDK would serve this session id for this caller; refreshes its idle clock.
 
     Reads the manager's session table; if a future SDK renames it, the answer is "no" and
     every request simply takes the SDK path.
     """
-    if session is None:
+    if session is None or manager is None:
         return False
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+
     transports = getattr(manager, "_server_instances", None)
     owners = getattr(manager, "_session_owners", None)
     if not isinstance(transports, dict) or not isinstance(owners, dict):

@@ -334,7 +334,15 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         return 0
     import uvicorn
 
-    uvicorn.run(app, host=settings.values["host"], port=settings.values["port"], log_level=settings.values["log_level"])
+    from .logs import uvicorn_log_config
+
+    uvicorn.run(
+        app,
+        host=settings.values["host"],
+        port=settings.values["port"],
+        log_level=settings.values["log_level"],
+        log_config=uvicorn_log_config(),
+    )
     return 0
 
 

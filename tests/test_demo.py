@@ -44,7 +44,7 @@ def test_self_check_prints_no_codes_or_tokens_even_in_access_logs() -> None:
                          capture_output=True, text=True, timeout=150)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    assert '"GET /oauth/callback HTTP/1.1" 302' in output, output  # access logs are on
+    assert '"GET /oauth/callback?[redacted] HTTP/1.1" 302' in output, output  # access logs are on, queries hidden
     assert not re.search(r"(code|state|token)=", output), output
     assert not re.search(r"eyJ[\w-]+\.[\w-]+\.", output), output  # no JWT
 

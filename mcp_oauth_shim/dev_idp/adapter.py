@@ -61,23 +61,11 @@ class StarletteOAuth2Request(OAuth2Request):
         return self._form
 
 
-class OAuthResponse(Response):
-    """A response that exposes ``location`` the way authlib's hooks expect."""
-
-    @property
-    def location(self) -> str | None:
-        return self.headers.get("location")
-
-    @location.setter
-    def location(self, value: str) -> None:
-        self.headers["location"] = value
-
-
-def to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> OAuthResponse:
+def to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
     """authlib's ``(status, body, headers)`` as a Starlette response; JSON bodies are never cached."""
     merged = dict(headers)
     if isinstance(body, dict):
         merged.update(NO_STORE)
         merged["Content-Type"] = "application/json"
-        return OAuthResponse(json.dumps(body), status_code=status, headers=merged)
-    return OAuthResponse(body or "", status_code=status, headers=merged)
+        return Response(json.dumps(body), status_code=status, headers=merged)
+    return Response(body or "", status_code=status, headers=merged)

@@ -246,3 +246,41 @@ def test_dependency_overrides_of_the_app_apply_to_the_gate() -> None:
     with serve_asgi(app) as server:
         response = httpx.post(server.url + "/mcp", json=INIT, headers=ACCEPT)
     assert response.status_code == 200
+
+
+def test_fast_path_knows_exactly_the_sdks_handshake_revisions() -> None:
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+    from mcp_bridge.transport import _HANDSHAKE_VERSIONS
+
+    assert _HANDSHAKE_VERSIONS == {v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS}
+
+
+_NO_SDK_SCRIPT = """
+import json, sys
+from starlette.testclient import TestClient
+from mcp_bridge import MCPBridge
+from tests.bridge.sample_app import build_app
+app, _ = build_app()
+MCPBridge(app).mount_http(stateless=True)
+with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+    answer = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                         headers={"accept": "application/json, text/event-stream"})
+print(json.dumps({"tools": len(answer.json()["result"]["tools"]),
+                  "sdk": sorted(m for m in sys.modules if m == "mcp" or m.startswith(("mcp.", "mcp_types")))}))
+"""
+
+
+def test_stateless_tools_list_does_not_load_the_sdk() -> None:
+    # Start-up time and memory of a bridge with many routes must stay close to the bare app's.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_SDK_SCRIPT], capture_output=True, text=True, cwd=root, timeout=120, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["tools"] > 20
+    assert report["sdk"] == []

@@ -2,39 +2,21 @@
 in two profiles, and the shim in front of the mcp SDK's MCPServer.
 
 The generic peer fixtures (`start_idp`, `serve_app`, `headless_browser`, `peer_logs`, ...)
-live in tests/peers/fixtures.py; other suites take them with the same star import.
+live in tests/peers/fixtures.py; other suites take them with the same star import. The IdP
+profiles live in tests/peers/idp.py (IdPProfile and IDP_PROFILES are re-exported here).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
 from tests.peers.fixtures import *  # noqa: F403 - fixtures and the failure-report hook
-from tests.peers.idp import IdP
+from tests.peers.idp import IDP_PROFILES, IdP, IdPProfile
 from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim_app
 from tests.peers.servers import RunningServer
-
-
-@dataclass(frozen=True)
-class IdPProfile:
-    """How the upstream IdP behaves, and how the shim is told to talk to it."""
-
-    id: str
-    sends_iss: bool  # RFC 9207 `iss` on the authorization response
-    audience_param: str  # Auth0's `audience=` or RFC 8707 `resource=`
-    token_endpoint_auth_method: str
-
-
-IDP_PROFILES = (
-    # Auth0 as it is: no `iss` on the redirect, `audience=`, client_secret_post.
-    IdPProfile("auth0-like-no-iss", False, "audience", "client_secret_post"),
-    # A spec-complete OIDC provider: RFC 9207 `iss`, RFC 8707 `resource=`, client_secret_basic.
-    IdPProfile("rfc9207-iss", True, "resource", "client_secret_basic"),
-)
 
 
 @pytest.fixture(params=IDP_PROFILES, ids=lambda profile: profile.id)

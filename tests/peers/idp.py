@@ -21,6 +21,24 @@ AUTH_METHODS = {"client_secret_post": "post", "client_secret_basic": "basic"}
 
 
 @dataclass(frozen=True)
+class IdPProfile:
+    """How the upstream IdP behaves, and how the shim is told to talk to it."""
+
+    id: str
+    sends_iss: bool  # RFC 9207 `iss` on the authorization response
+    audience_param: str  # Auth0's `audience=` or RFC 8707 `resource=`
+    token_endpoint_auth_method: str
+
+
+IDP_PROFILES = (
+    # Auth0 as it is: no `iss` on the redirect, `audience=`, client_secret_post.
+    IdPProfile("auth0-like-no-iss", False, "audience", "client_secret_post"),
+    # A spec-complete OIDC provider: RFC 9207 `iss`, RFC 8707 `resource=`, client_secret_basic.
+    IdPProfile("rfc9207-iss", True, "resource", "client_secret_basic"),
+)
+
+
+@dataclass(frozen=True)
 class IdP:
     """A running IdP and the static confidential client registered at it."""
 
