@@ -25,6 +25,9 @@ class Sample:
     requests: int
     errors: int
     client_cpu_ms_per_req: float
+    # Share of the window the load generator's process was on CPU: near 1.0 means the client,
+    # not the server, may have set the pace.
+    client_busy: float = 0.0
     bad_samples: list[str] = field(default_factory=list)
 
 
@@ -41,6 +44,7 @@ class Figure:
     errors: int
     requests: int
     client_cpu_ms_per_req: float
+    client_busy: float
     samples: list[Sample]
 
     def to_json(self) -> dict:
@@ -86,7 +90,8 @@ def measure(
         rss_mib=server.rss() / 2**20,
         requests=res.requests,
         errors=res.errors,
-        client_cpu_ms_per_req=res.client_cpu / n * 1e3,
+        client_cpu_ms_per_req=res.client_cpu * share / n * 1e3,
+        client_busy=res.client_cpu / (res.elapsed + warmup) if res.elapsed + warmup > 0 else 0.0,
         bad_samples=[f"{s} {b[:300]!r}" for s, b in res.bad_samples],
     )
 
@@ -103,6 +108,7 @@ def summarize(name: str, samples: list[Sample]) -> Figure:
         errors=sum(s.errors for s in samples),
         requests=sum(s.requests for s in samples),
         client_cpu_ms_per_req=med(s.client_cpu_ms_per_req for s in samples),
+        client_busy=max(s.client_busy for s in samples),
         samples=samples,
     )
 
@@ -110,5 +116,5 @@ def summarize(name: str, samples: list[Sample]) -> Figure:
 def fmt_figure(f: Figure) -> str:
     return (
         f"{f.name:<44} {f.rps:>9.0f} req/s  p50 {f.p50_ms:7.3f} ms  p99 {f.p99_ms:7.3f} ms  "
-        f"cpu {f.cpu_ms_per_req:6.3f} ms/req  rss {f.rss_mib:6.1f} MiB  err {f.errors}"
+        f"cpu {f.cpu_ms_per_req:6.3f} ms/req  rss {f.rss_mib:6.1f} MiB  client busy {f.client_busy:4.0%}  err {f.errors}"
     )

@@ -32,7 +32,8 @@ from mcp_bridge.calls import call_tool, unknown_tool
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.security import HostOriginPolicy
-from mcp_bridge.transport import MCPEndpoint
+from mcp_bridge.sse import SSEEndpoint
+from mcp_bridge.transport import MCPEndpoint, ScopeGuard
 
 if TYPE_CHECKING:
     from mcp_oauth_shim import OAuthShim
@@ -62,6 +63,7 @@ class MCPBridge:
         short_names: bool = False,
         hide_unreachable_tools: bool = False,
         fast_path: bool = True,
+        http_client: Any = None,
     ) -> None:
         self.app = app
         self.auth = auth
@@ -75,6 +77,9 @@ class MCPBridge:
         self.short_names = short_names
         self.hide_unreachable_tools = hide_unreachable_tools
         self.fast_path = fast_path
+        # FastAPI-MCP's option: an httpx.AsyncClient (base_url = the API) to call the routes
+        # over HTTP instead of in-process; slower, for an API that runs elsewhere.
+        self.http_client = http_client
         self._mounted_paths: set[str] = set()
         self._server: Any = None
         self._registry = self._build_registry()
@@ -136,7 +141,7 @@ class MCPBridge:
         if granted is not None and not spec.scopes <= granted:
             # The endpoint answers this with a 403 before the SDK; kept as a second line.
             return {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
-        return await call_tool(self.app, spec, arguments, origin, self.forward_headers)
+        return await call_tool(self.app, spec, arguments, origin, self.forward_headers, self.http_client)
 
     # The SDK's handlers (mcp.server.lowlevel.Server on_list_tools / on_call_tool): `ctx.request`
     # is the Starlette request that carried the message.
@@ -183,8 +188,7 @@ class MCPBridge:
             stateless=stateless,
             json_response=json_response,
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
-            resource_metadata=self.auth.resource_metadata_url if self.auth is not None else None,
-            enforce_scopes=self.auth is not None,
+            guard=self._scope_guard(),
             fast_path=self.fast_path,
         )
         asgi: ASGIApp = endpoint
@@ -192,16 +196,65 @@ class MCPBridge:
             asgi = self.auth.protect(endpoint)
         routes: list[Any] = []
         if self.dependencies:
-            routes.append(self._gated_route(route_path, asgi, host))
+            routes.append(self._gated_route(route_path, asgi, host, _METHODS))
         else:
             routes.append(Route(route_path, endpoint=asgi, methods=_METHODS, include_in_schema=False))
-        if self.auth is not None:
+        if self.auth is not None and not self._shim_routes_added(host_router):
             routes.extend(self.auth.routes)
         host_router.routes[0:0] = routes
         _extend_lifespan(host_router, endpoint, self.auth.lifespan if self.auth is not None else None)
         if host is self.app:
             self._mounted_paths.add(route_path)
         return endpoint
+
+    def mount_sse(
+        self,
+        path: str = "/sse",
+        *,
+        router: FastAPI | APIRouter | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_origins: Sequence[str] | None = None,
+    ) -> SSEEndpoint:
+        """Serve the legacy HTTP+SSE transport: `GET path` (stream), `POST path/messages/`.
+
+        For clients that predate Streamable HTTP (FastAPI-MCP's `mount_sse`); same auth,
+        scope checks and Host/Origin policy as `mount_http`.
+        """
+        host = router if router is not None else self.app
+        host_router: Router = host.router if isinstance(host, FastAPI) else host
+        stream_path = getattr(host_router, "prefix", "") + path.rstrip("/")
+        messages_path = stream_path + "/messages/"
+        endpoint = SSEEndpoint(
+            server=lambda: self.server,
+            messages_path=messages_path,
+            policy=self._host_origin_policy(allowed_hosts, allowed_origins),
+            guard=self._scope_guard(),
+        )
+        stream: ASGIApp = endpoint.stream_app
+        messages: ASGIApp = endpoint.messages_app
+        if self.auth is not None:
+            stream, messages = self.auth.protect(stream), self.auth.protect(messages)
+        routes: list[Any] = []
+        for route_path, app, methods in ((stream_path, stream, ["GET"]), (messages_path, messages, ["POST"])):
+            if self.dependencies:
+                routes.append(self._gated_route(route_path, app, host, methods))
+            else:
+                routes.append(Route(route_path, endpoint=app, methods=methods, include_in_schema=False))
+        if self.auth is not None and not self._shim_routes_added(host_router):
+            routes.extend(self.auth.routes)
+        host_router.routes[0:0] = routes
+        if host is self.app:
+            self._mounted_paths.update((stream_path, messages_path))
+        return endpoint
+
+    def _scope_guard(self) -> ScopeGuard | None:
+        if self.auth is None:
+            return None
+        return ScopeGuard(lambda: self._registry, self.auth.resource_metadata_url)
+
+    def _shim_routes_added(self, router: Router) -> bool:
+        shim_routes = set(map(id, self.auth.routes)) if self.auth is not None else set()
+        return any(id(route) in shim_routes for route in router.routes)
 
     def _host_origin_policy(
         self, allowed_hosts: Sequence[str] | None, allowed_origins: Sequence[str] | None
@@ -220,7 +273,7 @@ class MCPBridge:
             allowed_origins=tuple(allowed_origins) if allowed_origins is not None else tuple(origins),
         )
 
-    def _gated_route(self, path: str, asgi: ASGIApp, host: FastAPI | APIRouter) -> APIRoute:
+    def _gated_route(self, path: str, asgi: ASGIApp, host: FastAPI | APIRouter, methods: list[str]) -> APIRoute:
         """An APIRoute whose dependencies must pass before the MCP endpoint sees the request."""
 
         async def mcp_endpoint() -> Response:
@@ -230,7 +283,7 @@ class MCPBridge:
         route = APIRoute(
             path,
             mcp_endpoint,
-            methods=_METHODS,
+            methods=methods,
             dependencies=self.dependencies,
             include_in_schema=False,
             dependency_overrides_provider=overrides,

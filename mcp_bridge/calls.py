@@ -229,19 +229,58 @@ class _ResponseTooLarge(Exception):
     pass
 
 
+_NOT_SENT_OVER_HTTP = frozenset({b"host", b"content-length", b"connection"})
+
+
+async def run_request_over(client: Any, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Send the request over `client` (an `httpx.AsyncClient` whose `base_url` is the API).
+
+    FastAPI-MCP's `http_client` option: for an API served elsewhere. The path keeps the
+    bridge's percent-encoding (`raw_path`), redirects are not followed, the body is bounded.
+    """
+    import httpx
+
+    base = client.base_url
+    raw = base.raw_path.split(b"?", 1)[0].rstrip(b"/") + scope["raw_path"]
+    if scope["query_string"]:
+        raw += b"?" + scope["query_string"]
+    url = base.copy_with(raw_path=raw)
+    headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_SENT_OVER_HTTP]
+    request = client.build_request(scope["method"], url, content=body or None, headers=headers)
+    try:
+        response = await client.send(request, stream=True, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return 502, [(b"content-type", b"text/plain")], f"the API could not be reached: {type(exc).__name__}".encode()
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                return -1, [], b""
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return response.status_code, list(response.headers.raw), b"".join(chunks)
+
+
 async def call_tool(
     app: ASGIApp,
     spec: ToolSpec,
     arguments: Mapping[str, Any] | None,
     origin: Scope,
     forward_headers: frozenset[str],
+    http_client: Any = None,
 ) -> dict[str, Any]:
     """Run one tool call; the wire form of a `CallToolResult` (never raises for app errors)."""
     try:
         scope, body = build_request(spec, arguments or {}, origin, forward_headers)
     except ArgumentError as exc:
         return error_result(f"Invalid arguments for tool {spec.name}: {exc}")
-    status, headers, content = await run_request(app, scope, body)
+    if http_client is None:
+        status, headers, content = await run_request(app, scope, body)
+    else:
+        status, headers, content = await run_request_over(http_client, scope, body)
     if status == -1:
         return error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes")
     return response_result(spec, status, headers, content, scope)

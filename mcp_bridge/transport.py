@@ -53,6 +53,30 @@ class _NotRunning(Exception):
     pass
 
 
+class ScopeGuard:
+    """Finds the first `tools/call` in a message whose tool needs scopes the caller lacks."""
+
+    def __init__(self, registry: Callable[[], ToolRegistry], resource_metadata: str | None) -> None:
+        self._registry = registry
+        self.resource_metadata = resource_metadata
+
+    def denial(self, message: Any, scope: Scope) -> tuple[str, set[str], frozenset[str]] | None:
+        """(tool, missing scopes, granted scopes) for a refused call, else None."""
+        granted = granted_scopes(scope)
+        if granted is None:
+            return None
+        registry = self._registry()
+        for item in message if isinstance(message, list) else (message,):
+            if not isinstance(item, dict) or item.get("method") != "tools/call":
+                continue
+            params = item.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            spec = registry.by_name.get(name) if isinstance(name, str) else None
+            if spec is not None and not spec.scopes <= granted:
+                return spec.name, set(spec.scopes - granted), granted
+        return None
+
+
 class MCPEndpoint:
     """ASGI app for one mounted MCP path; its session manager lives in the host's lifespan."""
 
@@ -65,8 +89,7 @@ class MCPEndpoint:
         stateless: bool,
         json_response: bool,
         policy: HostOriginPolicy,
-        resource_metadata: str | None,
-        enforce_scopes: bool,
+        guard: ScopeGuard | None,
         fast_path: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
@@ -76,8 +99,7 @@ class MCPEndpoint:
         self.stateless = stateless
         self.json_response = json_response
         self.policy = policy
-        self.resource_metadata = resource_metadata
-        self.enforce_scopes = enforce_scopes
+        self.guard = guard
         self.fast_path = fast_path
         self.max_body_size = max_body_size
         self.manager: Any = None  # the SDK's StreamableHTTPSessionManager, once started
@@ -153,33 +175,18 @@ class MCPEndpoint:
         except ValueError:
             message = None
 
-        if self.enforce_scopes and message is not None:
-            denied = self._scope_denial(message, scope)
+        if self.guard is not None and message is not None:
+            denied = self.guard.denial(message, scope)
             if denied is not None:
                 tool, needed, granted = denied
                 await send_insufficient_scope(
-                    send, needed=needed, granted=granted, resource_metadata=self.resource_metadata, tool=tool
+                    send, needed=needed, granted=granted, resource_metadata=self.guard.resource_metadata, tool=tool
                 )
                 return
 
         if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send):
             return
         await self._to_sdk(scope, replay, send)
-
-    def _scope_denial(self, message: Any, scope: Scope) -> tuple[str, set[str], frozenset[str]] | None:
-        granted = granted_scopes(scope)
-        if granted is None:
-            return None
-        registry = self._registry()
-        for item in message if isinstance(message, list) else (message,):
-            if not isinstance(item, dict) or item.get("method") != "tools/call":
-                continue
-            params = item.get("params")
-            name = params.get("name") if isinstance(params, dict) else None
-            spec = registry.by_name.get(name) if isinstance(name, str) else None
-            if spec is not None and not spec.scopes <= granted:
-                return spec.name, set(spec.scopes - granted), granted
-        return None
 
     async def _try_fast(self, message: dict[str, Any], scope: Scope, send: Send) -> bool:
         method = message.get("method")

@@ -62,10 +62,19 @@ class RevocationHandler:
             metadata = await ctx.upstream_client.metadata()
             if not metadata.revocation_endpoint:
                 raise InvalidRequestError(description="The identity provider offers no revocation.")
-            status, _ = await ctx.upstream_client.post_form(metadata.revocation_endpoint, upstream_form)
+            status, body = await ctx.upstream_client.post_form(metadata.revocation_endpoint, upstream_form)
         except UpstreamError as err:
             # RFC 7009 §2.2.1: 503 tells the client to retry later.
             return json_error(oauth_error("temporarily_unavailable", err.description, 503))
         if status >= 500:
             return json_error(oauth_error("temporarily_unavailable", "The identity provider could not revoke now.", 503))
+        error = body.get("error") if status >= 400 else None
+        if error in ("invalid_client", "unauthorized_client"):
+            # The shim's own credentials are wrong: the operator must act, the client cannot.
+            logger.error("identity provider refused the shim's client at revocation (%s)", error)
+            return json_error(oauth_error("server_error", "The identity provider refused this server's credentials.", 502))
+        if error == "unsupported_token_type":
+            return json_error(oauth_error("unsupported_token_type", "The identity provider cannot revoke this token."))
+        if error:
+            logger.warning("identity provider revocation answered %s %s", status, str(error)[:40])
         return Response(status_code=200, headers=NO_STORE)

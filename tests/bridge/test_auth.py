@@ -207,3 +207,23 @@ def test_session_is_bound_to_the_token_owner(fast_path: bool) -> None:
         mine = rpc(server, LIST, owner, **headers)
         theirs = rpc(server, LIST, server.token(subject="mallory"), **headers)
     assert (mine.status_code, theirs.status_code) == (200, 404)
+
+
+def test_legacy_sse_transport_is_protected_and_checks_tool_scopes() -> None:
+    sock = bind_loopback()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    issuer = TokenIssuer()
+    app, _ = build_app()
+    MCPBridge(app, auth=issuer.shim(url)).mount_sse("/sse")
+    token = issuer.token(audience=url + "/mcp")
+    with serve_asgi(app, sock):
+        anonymous = httpx.get(url + "/sse", timeout=10)
+        auth = {"authorization": f"Bearer {token}"}
+        with httpx.stream("GET", url + "/sse", headers=auth, timeout=10) as stream:
+            lines = stream.iter_lines()
+            endpoint = next(line[5:].strip() for line in lines if line.startswith("data:"))
+            refused = httpx.post(url + endpoint, json=call("read_reports"), headers=auth, timeout=10)
+            accepted = httpx.post(url + endpoint, json=INIT, headers=auth, timeout=10)
+    assert anonymous.status_code == 401
+    assert refused.status_code == 403 and 'error="insufficient_scope"' in _challenge(refused)
+    assert accepted.status_code == 202

@@ -254,3 +254,33 @@ async def test_redirects_are_reported_not_followed(bridge: MCPBridge, calls: Cal
     assert location in _text(result) and "not followed" in _text(result)
     assert "secret-token" not in json.dumps(result)
     assert calls.seen == []
+
+
+# -- over an http_client (FastAPI-MCP's option for an API served elsewhere) -----------------
+
+
+@pytest.fixture
+def over_http(sample: tuple[FastAPI, Calls]) -> MCPBridge:
+    import httpx
+
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sample[0]), base_url="http://api.internal")
+    return MCPBridge(sample[0], http_client=client)
+
+
+async def test_http_client_calls_keep_the_encoded_path(over_http: MCPBridge, calls: Calls) -> None:
+    result = await call(over_http, "get_item", {"item_id": "a b?c"}, authorization="Bearer t")
+    assert result["structuredContent"] == {"id": 5, "name": "a b?c", "price": 1.0}
+    assert calls.seen[-1]["raw_path"] == b"/items/a%20b%3Fc"
+    assert calls.seen[-1]["authorization"] == "Bearer t"
+
+
+async def test_http_client_calls_do_not_follow_redirects(over_http: MCPBridge, calls: Calls) -> None:
+    result = await call(over_http, "redirect_inside", {})
+    assert result["isError"] is True and "not followed" in _text(result)
+    assert calls.seen == []
+
+
+async def test_http_client_calls_keep_the_traversal_rules(over_http: MCPBridge, calls: Calls) -> None:
+    assert (await call(over_http, "get_item", {"item_id": "admin"}))["isError"] is True
+    assert (await call(over_http, "get_item", {"item_id": "../x"}))["isError"] is True
+    assert calls.seen == []

@@ -284,3 +284,29 @@ def test_stateless_tools_list_does_not_load_the_sdk() -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["tools"] > 20
     assert report["sdk"] == []
+
+
+@pytest.mark.parametrize("with_http_too", [False, True])
+async def test_legacy_sse_transport_lists_and_calls_tools(with_http_too: bool) -> None:
+    from mcp.client.sse import sse_client
+
+    app, calls = build_app()
+    bridge = MCPBridge(app)
+    if with_http_too:
+        bridge.mount_http("/mcp")
+    bridge.mount_sse("/sse")
+    with serve_asgi(app) as server:
+        async with Client(sse_client(server.url + "/sse", headers={"Authorization": "Bearer sse-1"}), mode="legacy") as mcp:  # type: ignore[arg-type]
+            names = {tool.name for tool in (await mcp.list_tools()).tools}
+            result = await mcp.call_tool("whoami", {})
+    assert "get_item" in names and not any("sse" in name for name in names)
+    assert json.loads(result.content[0].text)["authorization"] == "Bearer sse-1"  # type: ignore[union-attr]
+
+
+def test_legacy_sse_transport_refuses_a_foreign_host() -> None:
+    app, _ = build_app()
+    MCPBridge(app).mount_sse("/sse")
+    with serve_asgi(app) as server:
+        with httpx.stream("GET", server.url + "/sse", headers={"host": "evil.example.com"}, timeout=10) as response:
+            status = response.status_code
+    assert status == 421

@@ -48,3 +48,25 @@ def test_idp_down_during_revocation_gives_503():
     response = kit.client.post("/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": login["client_id"]})
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
+
+
+def _answering(kit, response):
+    kit.shim.upstream_client.http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: response))
+
+
+def test_idp_refusing_the_shims_credentials_at_revocation_is_a_502():
+    kit = make_kit()
+    login, tokens = _tokens(kit)
+    _answering(kit, httpx.Response(401, json={"error": "invalid_client"}))
+    response = kit.client.post("/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": login["client_id"]})
+    assert response.status_code == 502
+    assert response.json()["error"] == "server_error"
+
+
+def test_unsupported_token_type_is_relayed():
+    kit = make_kit()
+    login, tokens = _tokens(kit)
+    _answering(kit, httpx.Response(400, json={"error": "unsupported_token_type"}))
+    response = kit.client.post("/oauth/revoke", data={"token": tokens["access_token"], "client_id": login["client_id"]})
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_token_type"
