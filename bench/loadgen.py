@@ -118,10 +118,12 @@ class _Conn(asyncio.Protocol):
             if body is None:
                 return
         else:
-            if len(buf) - self._body_start < self._need:
+            end = self._body_start + self._need
+            if len(buf) < end:
                 return
-            body = bytes(buf[self._body_start : self._body_start + self._need])
-            del buf[: self._body_start + self._need]
+            with memoryview(buf) as view:  # one copy of the body, not two
+                body = view[self._body_start : end].tobytes()
+            del buf[:end]
         status, close = self._status, self._close_after
         self._reset()
         fut, self.fut = self.fut, None

@@ -16,6 +16,7 @@ is `transport.py`, scope challenges `auth.py`. Three auth modes:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,13 +31,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_bridge.auth import granted_scopes
 from mcp_bridge.calls import call_tool, unknown_tool
 from mcp_bridge.registry import ToolRegistry
-from mcp_bridge.tools import Filters, ToolSpec, collect_tools
+from mcp_bridge.results import error_result
 from mcp_bridge.security import HostOriginPolicy
 from mcp_bridge.sse import SSEEndpoint
+from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint, ScopeGuard
 
 if TYPE_CHECKING:
     from mcp_oauth_shim import OAuthShim
+
+logger = logging.getLogger(__name__)
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _METHODS = ["GET", "POST", "DELETE"]
@@ -141,7 +145,13 @@ class MCPBridge:
         if granted is not None and not spec.scopes <= granted:
             # The endpoint answers this with a 403 before the SDK; kept as a second line.
             return {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
-        return await call_tool(self.app, spec, arguments, origin, self.forward_headers, self.http_client)
+        try:
+            return await call_tool(self.app, spec, arguments, origin, self.forward_headers, self.http_client)
+        except Exception:
+            # call_tool turns every app failure into a result; this is a bridge bug. Keep the
+            # details in the log (they may hold request data), give the client a plain error.
+            logger.exception("tool %s failed inside the bridge", name)
+            return error_result(f"Tool {name} failed: internal error")
 
     # The SDK's handlers (mcp.server.lowlevel.Server on_list_tools / on_call_tool): `ctx.request`
     # is the Starlette request that carried the message.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +31,9 @@ from mcp_bridge.tools import ToolSpec, first_match_is, header_forbidden
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
+_PARAM = re.compile(r"\{([^{}]+)\}")
+# RFC 3986 §3.3 pchar minus "%" (so a literal "%" is encoded, never taken as an escape).
+_PCHAR = ":@!$&'()*+,;=-._~"
 
 
 class ArgumentError(ValueError):
@@ -136,11 +140,9 @@ def build_request(
                 raise ArgumentError(f"argument {key!r} must be base64") from exc
             has_body = True
 
-    decoded_path = spec.path_template
-    raw_path = spec.path_template
-    for wire, text in path_values.items():
-        decoded_path = decoded_path.replace("{" + wire + "}", text)
-        raw_path = raw_path.replace("{" + wire + "}", quote(text, safe=":@!$&'()*+,;=-._~"))
+    # One pass over the template: a value that looks like "{other}" stays a value.
+    decoded_path = _PARAM.sub(lambda m: path_values[m.group(1)], spec.path_template)
+    raw_path = _PARAM.sub(lambda m: quote(path_values[m.group(1)], safe=_PCHAR), spec.path_template)
     root_path = origin.get("root_path", "")
 
     content: bytes = b""

@@ -8,6 +8,7 @@ path (`calls.py`) then only looks things up.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,8 +157,6 @@ def _describe(
             lines.append(f"- {status}: {response.get('description', '')}".rstrip())
             schema = response.get("content", {}).get("application/json", {}).get("schema")
             if describe_full_response_schema and schema:
-                import json
-
                 lines.append("  Schema: " + json.dumps(resolver.resolve(schema), sort_keys=True))
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
@@ -201,6 +200,14 @@ def build_spec(
     required: list[str] = []
     arguments: dict[str, Argument] = {}
     path_params: list[str] = []
+    # Definitions of recursive models used anywhere in the input; "#/$defs/X" points at the root.
+    defs: dict[str, Any] = {}
+
+    def hoist(schema: dict[str, Any]) -> dict[str, Any]:
+        if "$defs" not in schema:
+            return schema
+        defs.update(schema["$defs"])
+        return {k: v for k, v in schema.items() if k != "$defs"}
 
     for param in operation.get("parameters", []):
         where = param.get("in")
@@ -209,7 +216,7 @@ def build_spec(
             continue  # never settable from arguments
         if where not in ("path", "query", "header"):
             continue
-        schema = resolver.resolve(param.get("schema", {}))
+        schema = hoist(resolver.resolve(param.get("schema", {})))
         if param.get("description") and "description" not in schema:
             schema = {**schema, "description": param["description"]}
         key = _unique_key(wire, properties)
@@ -229,7 +236,8 @@ def build_spec(
         if body_content_type is None and content:
             body_content_type = next(iter(content))
         body_required = bool(request_body.get("required"))
-        body_schema = resolver.resolve(content.get(body_content_type, {}).get("schema", {}))
+        raw_body = content.get(body_content_type, {}).get("schema", {})
+        body_schema = hoist(_unwrap_root_ref(resolver.resolve(raw_body)))
         is_object = body_schema.get("type") == "object" and isinstance(body_schema.get("properties"), dict)
         clashes = is_object and any(p in properties for p in body_schema["properties"])
         if body_content_type in _FORM_TYPES and is_object:
@@ -247,7 +255,7 @@ def build_spec(
                 arguments[key] = Argument(key, "file" if is_file else "form", prop)
                 if prop in body_schema.get("required", ()):
                     required.append(key)
-        elif is_object and not clashes and "$defs" not in body_schema and body_content_type in _JSON_TYPES:
+        elif is_object and not clashes and body_content_type in _JSON_TYPES:
             # An object body's fields become top-level arguments, which models fill most reliably.
             for prop, prop_schema in body_schema["properties"].items():
                 properties[prop] = prop_schema
@@ -264,12 +272,6 @@ def build_spec(
     input_schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         input_schema["required"] = list(dict.fromkeys(required))
-    # Hoist nested $defs (recursive models) to the root, where "#/$defs/X" points.
-    defs: dict[str, Any] = {}
-    for prop_name, prop_schema in list(properties.items()):
-        if isinstance(prop_schema, dict) and "$defs" in prop_schema:
-            defs.update(prop_schema["$defs"])
-            properties[prop_name] = {k: v for k, v in prop_schema.items() if k != "$defs"}
     if defs:
         input_schema["$defs"] = defs
 

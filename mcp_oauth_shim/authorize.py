@@ -23,6 +23,7 @@ from .errors import (
     InvalidRequestError,
     OAuth2Error,
     UnsupportedResponseTypeError,
+    ascii_description,
     html_error,
     invalid_target,
     oauth_error,
@@ -86,7 +87,7 @@ async def parse_authorization_request(ctx: ShimContext, request: Request) -> Aut
     try:
         params = single_params(request)
     except DuplicateParameter as dup:
-        raise InvalidRequestError(description=f"Parameter {str(dup)[:40]} is repeated.")
+        raise InvalidRequestError(description=ascii_description(f"Parameter {str(dup)[:40]} is repeated."))
 
     client = await ctx.clients.resolve(params.get("client_id"))
     redirect_uri, given = _redirect_uri(client, params.get("redirect_uri"))

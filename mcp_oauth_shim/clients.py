@@ -8,11 +8,13 @@ allow-list of redirect URIs.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import unquote
 
-from .errors import InvalidClientError
+from .errors import InvalidClientError, InvalidRequestError
 from .sealing import CLIENT, SealError, Sealer
 
 if TYPE_CHECKING:
@@ -51,7 +53,10 @@ class ClientResolver:
         """The client behind ``client_id``, or :class:`InvalidClientError` saying why not."""
         if not isinstance(client_id, str) or not client_id:
             raise InvalidClientError(description="client_id is missing.")
-        if self._static_client_id is not None and client_id == self._static_client_id:
+        if self._static_client_id is not None:
+            # Static mode: the one upstream client_id, confined to the operator's allow-list.
+            if client_id != self._static_client_id:
+                raise InvalidClientError(description="Unknown client_id; register at the registration endpoint.")
             return Client(client_id, self._allowed, "static", name=None)
         if self._documents is not None and client_id.startswith(("https://", "http://")):
             # Signed client_ids never look like URLs, so every URL is a metadata document.
@@ -86,6 +91,31 @@ class ClientResolver:
             application_type=data.get("t") or "native",
             client_uri=data.get("u"),
         )
+
+
+def basic_client_id(header: str | None) -> str | None:
+    """Clients registered as public may still send Basic auth (claude.ai asks for a secret)."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClientError(description="Only Basic client authentication or client_id in the body is accepted.")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401)
+    client_id, _, _secret = decoded.partition(":")
+    return unquote(client_id)
+
+
+def presented_client_id(form: dict[str, str], basic_client_id: str | None) -> str:
+    body_client_id = form.get("client_id")
+    if basic_client_id is not None and body_client_id is not None and basic_client_id != body_client_id:
+        raise InvalidRequestError(description="client_id in the body and the Authorization header differ.")
+    client_id = basic_client_id or body_client_id
+    if not client_id:
+        raise InvalidClientError(description="client_id is required for public clients (RFC 6749 section 4.1.3).")
+    return client_id
 
 
 def _clean(text: str) -> str:

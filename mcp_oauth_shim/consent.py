@@ -152,8 +152,9 @@ class ConsentHandler:
             "code_challenge_method": "S256",
             "scope": ticket["sc"],
             **audience_params(ctx.upstream, ctx.resource),
-            **dict(ctx.upstream.extra_authorize_params),
             **ticket.get("f", {}),
+            # The operator's settings win over the client's login-page hints.
+            **dict(ctx.upstream.extra_authorize_params),
         }
         separator = "&" if "?" in upstream.authorization_endpoint else "?"
         response = RedirectResponse(upstream.authorization_endpoint + separator + urlencode(params), 303, headers=NO_STORE)

@@ -106,7 +106,9 @@ def page_headers() -> dict[str, str]:
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the
+        # consent POST, which the same-origin check must refuse.
+        "Referrer-Policy": "same-origin",
     }
 
 

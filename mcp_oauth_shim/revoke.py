@@ -13,6 +13,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .clients import basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
 from .http import DuplicateParameter, parse_form, read_body_limited
@@ -46,7 +47,8 @@ class RevocationHandler:
         token = form.get("token")
         if not token:
             raise InvalidRequestError(description="token is required.")
-        await ctx.clients.resolve(form.get("client_id"))
+        client_id = presented_client_id(form, basic_client_id(request.headers.get("authorization")))
+        await ctx.clients.resolve(client_id)
         upstream_form = {"token": token}
         try:
             sealed = ctx.sealer.unseal(REFRESH, token, max_age=ctx.lifetimes.refresh_token)
@@ -54,7 +56,7 @@ class RevocationHandler:
             if form.get("token_type_hint") == "access_token":
                 upstream_form["token_type_hint"] = "access_token"
         else:
-            if not hmac.compare_digest(sealed["c"], digest(form.get("client_id", ""))):
+            if not hmac.compare_digest(sealed["c"], digest(client_id)):
                 logger.info("revocation of another client's refresh token ignored")
                 return Response(status_code=200, headers=NO_STORE)
             upstream_form = {"token": sealed["u"], "token_type_hint": "refresh_token"}

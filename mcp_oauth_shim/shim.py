@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -83,7 +84,7 @@ class OAuthShim:
     ) -> None:
         self.public_url = _check_public_url(public_url)
         self.resource = resource or self.public_url + "/mcp"
-        _check_same_origin_or_https("resource", self.resource)
+        _check_absolute_url("resource", self.resource)
         if registration not in ("signed", "static"):
             raise ConfigurationError("registration must be 'signed' or 'static'.")
         self.custom_metadata = dict(custom_metadata) if custom_metadata is not None else None
@@ -109,10 +110,14 @@ class OAuthShim:
         self.allowed_redirect_uris = tuple(allowed_redirect_uris)
         self._http_client = http_client
         self.upstream_client = UpstreamClient(upstream, http=http_client)
-        sealer = Sealer(secret_keys or [b"custom-metadata-mode-signs-nothing" * 2])
+        # In custom-metadata mode nothing is signed; a throwaway key keeps the types simple.
+        sealer = Sealer(secret_keys or [secrets.token_bytes(32)])
         lifetimes = lifetimes or Lifetimes()
         documents = None
-        if client_metadata_documents is not False and self.custom_metadata is None:
+        if registration == "static" and not self.allowed_redirect_uris:
+            raise ConfigurationError('registration="static" needs allowed_redirect_uris=[...]: the only URIs clients may use.')
+        # In static mode the allow-list is the whole policy: no self-describing clients.
+        if client_metadata_documents is not False and self.custom_metadata is None and registration == "signed":
             from .cimd import ClientMetadataDocuments
 
             documents = (
@@ -135,7 +140,8 @@ class OAuthShim:
                 metadata_documents=documents,
             ),
             scopes_supported=self.scopes_supported,
-            default_scopes=tuple(s for s in default_scopes) or self.scopes_supported,
+            # A client that asks for nothing must still get what the MCP endpoint requires.
+            default_scopes=tuple(dict.fromkeys([*default_scopes, *self.required_scopes])) or self.scopes_supported,
             lifetimes=lifetimes,
             paths=paths or Paths(),
             resource_name=resource_name,
@@ -237,7 +243,7 @@ def _check_public_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def _check_same_origin_or_https(name: str, url: str) -> None:
+def _check_absolute_url(name: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
         raise ConfigurationError(f"{name} must be an absolute http(s) URL without fragment, got {url!r}.")

@@ -9,17 +9,16 @@ to the client) is dropped.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import logging
 import re
 from typing import Any
-from urllib.parse import unquote
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .clients import basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import (
     NO_STORE,
@@ -29,6 +28,7 @@ from .errors import (
     InvalidScopeError,
     OAuth2Error,
     UnsupportedGrantTypeError,
+    ascii_description,
     invalid_target,
     json_error,
     oauth_error,
@@ -67,7 +67,7 @@ class TokenHandler:
             raise InvalidRequestError(description="grant_type is required.")
         if grant_type not in ("authorization_code", "refresh_token"):
             raise UnsupportedGrantTypeError(grant_type[:60])
-        client_id = _client_id(form, basic_client_id)
+        client_id = presented_client_id(form, basic_client_id)
         client = await self.ctx.clients.resolve(client_id)
         resource = form.get("resource")
         if resource is not None and not resource_matches(resource, self.ctx.resource):
@@ -161,35 +161,10 @@ async def _read_token_request(request: Request) -> tuple[dict[str, str], str | N
     try:
         form = parse_form(body)
     except DuplicateParameter as dup:
-        raise InvalidRequestError(description=f"Parameter {str(dup)[:40]} is repeated.")
+        raise InvalidRequestError(description=ascii_description(f"Parameter {str(dup)[:40]} is repeated."))
     except ValueError:
         raise InvalidRequestError(description="The token request body is malformed.")
-    return form, _basic_client_id(request.headers.get("authorization"))
-
-
-def _basic_client_id(header: str | None) -> str | None:
-    """Clients registered as public may still send Basic auth (claude.ai asks for a secret)."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        raise InvalidClientError(description="Only Basic client authentication or client_id in the body is accepted.")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401)
-    client_id, _, _secret = decoded.partition(":")
-    return unquote(client_id)
-
-
-def _client_id(form: dict[str, str], basic_client_id: str | None) -> str:
-    body_client_id = form.get("client_id")
-    if basic_client_id is not None and body_client_id is not None and basic_client_id != body_client_id:
-        raise InvalidRequestError(description="client_id in the body and the Authorization header differ.")
-    client_id = basic_client_id or body_client_id
-    if not client_id:
-        raise InvalidClientError(description="client_id is required for public clients (RFC 6749 section 4.1.3).")
-    return client_id
+    return form, basic_client_id(request.headers.get("authorization"))
 
 
 def _map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:

@@ -26,6 +26,13 @@ class TreeNode(BaseModel):
     children: list[TreeNode] = []
 
 
+class Forest(BaseModel):
+    """Not recursive itself, but holds a recursive model."""
+
+    name: str
+    trees: list[TreeNode]
+
+
 class Item(BaseModel):
     name: str = Field(min_length=1, max_length=40)
     price: float = Field(gt=0)
@@ -128,6 +135,14 @@ def build_app() -> tuple[FastAPI, Calls]:
     @app.get("/trees/list", response_model=list[TreeNode], operation_id="list_trees", tags=["trees"])
     def list_trees() -> list[TreeNode]:
         return [TreeNode(label="root", children=[TreeNode(label="leaf")])]
+
+    @app.post("/forests", operation_id="plant_forest", tags=["trees"])
+    def plant_forest(forest: Forest) -> dict[str, object]:
+        return {"name": forest.name, "trees": len(forest.trees)}
+
+    @app.put("/forests/{name}", operation_id="rename_forest", tags=["trees"])
+    def rename_forest(name: str, forest: Forest) -> dict[str, object]:
+        return {"old": name, "new": forest.name}
 
     @app.post("/login-form", operation_id="login_form", tags=["forms"])
     def login_form(username: Annotated[str, Form()], remember: Annotated[bool, Form()] = False) -> dict[str, object]:

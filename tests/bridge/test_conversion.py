@@ -48,7 +48,8 @@ def test_every_schema_operation_becomes_a_tool_and_hidden_routes_do_not(tools: d
         ("create_item", "dry_run"),  # query next to a body
         ("sum_numbers", "body"),  # array body
         ("echo_name", "body"),  # scalar body
-        ("echo_tree", "body"),  # recursive model body
+        ("echo_tree", "label"),  # recursive model body, fields spread
+        ("echo_tree", "children"),
         ("login_form", "username"),  # urlencoded form field
         ("upload", "blob"),  # multipart file
         ("upload", "note"),  # multipart field
@@ -83,11 +84,26 @@ def test_recursive_model_keeps_a_resolvable_reference(tools: dict[str, dict[str,
     schema = tools["echo_tree"]["inputSchema"]
     text = json.dumps(schema)
     assert "#/components/" not in text
-    assert schema["properties"]["body"]["$ref"].startswith("#/$defs/")
+    assert schema["properties"]["children"]["items"]["$ref"].startswith("#/$defs/")
     deep = {"label": "a", "children": [{"label": "b", "children": [{"label": "c"}]}]}
-    jsonschema.validate({"body": deep}, schema)
+    jsonschema.validate(deep, schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"body": {"children": []}}, schema)
+        jsonschema.validate({"label": "a", "children": [{"children": []}]}, schema)
+
+
+def test_body_holding_a_recursive_model_is_spread_with_root_definitions(tools: dict[str, dict[str, Any]]) -> None:
+    schema = tools["plant_forest"]["inputSchema"]
+    assert set(schema["properties"]) == {"name", "trees"}
+    jsonschema.validate({"name": "f", "trees": [{"label": "a", "children": [{"label": "b"}]}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "f", "trees": [{"children": []}]}, schema)
+
+
+def test_body_field_clashing_with_a_parameter_keeps_the_body_whole(tools: dict[str, dict[str, Any]]) -> None:
+    schema = tools["rename_forest"]["inputSchema"]
+    assert set(schema["properties"]) == {"name", "body"}
+    assert set(schema["required"]) == {"name", "body"}
+    jsonschema.validate({"name": "old", "body": {"name": "new", "trees": []}}, schema)
 
 
 def test_recursive_response_model_gives_an_object_output_schema(tools: dict[str, dict[str, Any]]) -> None:
@@ -194,8 +210,8 @@ def test_operation_id_clash_is_a_clear_error() -> None:
     ("filters", "expected"),
     [
         ({"include_operations": ["get_item", "png"]}, {"get_item", "png"}),
-        ({"include_tags": ["trees"]}, {"echo_tree", "list_trees"}),
-        ({"include_operations": ["png"], "include_tags": ["trees"]}, {"png", "echo_tree", "list_trees"}),
+        ({"include_tags": ["trees"]}, {"echo_tree", "list_trees", "plant_forest", "rename_forest"}),
+        ({"include_operations": ["png"], "include_tags": ["math"]}, {"png", "sum_numbers", "echo_name"}),
         ({"include_tags": ["items"], "exclude_operations": ["delete_item"]}, {"get_item", "create_item", "replace_item"}),
     ],
 )

@@ -55,8 +55,13 @@ async def test_body_kinds_reach_the_route(bridge: MCPBridge, tool: str, argument
 
 async def test_recursive_body_round_trips(bridge: MCPBridge) -> None:
     tree = {"label": "a", "children": [{"label": "b", "children": [{"label": "c", "children": []}]}]}
-    result = await call(bridge, "echo_tree", {"body": tree})
+    result = await call(bridge, "echo_tree", tree)
     assert result["structuredContent"] == tree
+
+
+async def test_clashing_body_is_sent_whole_next_to_the_path_parameter(bridge: MCPBridge) -> None:
+    result = await call(bridge, "rename_forest", {"name": "old", "body": {"name": "new", "trees": []}})
+    assert json.loads(_text(result)) == {"old": "old", "new": "new"}
 
 
 async def test_multipart_file_is_uploaded_from_base64(bridge: MCPBridge) -> None:
@@ -284,3 +289,17 @@ async def test_http_client_calls_keep_the_traversal_rules(over_http: MCPBridge, 
     assert (await call(over_http, "get_item", {"item_id": "admin"}))["isError"] is True
     assert (await call(over_http, "get_item", {"item_id": "../x"}))["isError"] is True
     assert calls.seen == []
+
+
+async def test_path_value_that_looks_like_a_placeholder_stays_a_value() -> None:
+    app = FastAPI()
+    seen: list[tuple[str, str]] = []
+
+    @app.get("/pairs/{left}/{right}", operation_id="pair")
+    def pair(left: str, right: str) -> None:
+        seen.append((left, right))
+
+    bridge = MCPBridge(app)
+    result = await bridge.call("pair", {"left": "{right}", "right": "b"}, origin_scope())
+    assert result["isError"] is False
+    assert seen == [("{right}", "b")]
