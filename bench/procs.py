@@ -153,10 +153,10 @@ def wait_listening(server: Server, timeout: float = 60.0) -> float:
         try:
             with socket.create_connection(("127.0.0.1", server.port), timeout=0.2):
                 return time.perf_counter() - server.started_at
-        except OSError:
+        except OSError as exc:
             if time.perf_counter() > deadline:
                 server.stop()
-                raise RuntimeError(f"{server.target} did not listen within {timeout}s:\n{server.log_tail()}")
+                raise RuntimeError(f"{server.target} did not listen within {timeout}s:\n{server.log_tail()}") from exc
             time.sleep(0.01)
 
 

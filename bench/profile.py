@@ -90,7 +90,8 @@ def analyse(raw: Path, top: int = 25) -> str:
     out += [f"  {100 * c / total:5.1f}%  {k}" for k, c in pkg_c.most_common(15)]
     out += ["", f"self time, top {top} functions:"]
     out += [f"  {100 * c / total:5.1f}%  {k}" for k, c in self_c.most_common(top)]
-    out += ["", f"inclusive time, top {top} functions below the event loop:"]
+    out += ["", f"inclusive time, top {top} functions below the event loop (a lower bound for coroutine frames:"
+            " py-spy may see a resumed coroutine chain only from an inner frame):"]
     loop_frames = ("uvloop", "asyncio/base_events", "asyncio/events", "asyncio/runners", "uvicorn/server", "uvicorn/main",
                    "bench/serve", "<frozen runpy>", "runpy")
     shown = 0

@@ -83,9 +83,9 @@ def table(rows: list[Row]) -> str:
         for r in rows
     ]
     widths = [min(60, max(len(h), *(len(c[i]) for c in cells))) if cells else len(h) for i, h in enumerate(heads)]
-    out = [" | ".join(h.ljust(w) for h, w in zip(heads, widths))]
+    out = [" | ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))]
     out.append("-+-".join("-" * w for w in widths))
-    out.extend(" | ".join(c.ljust(w) for c, w in zip(cell, widths)) for cell in cells)
+    out.extend(" | ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells)
     return "\n".join(out)
 
 

@@ -211,7 +211,8 @@ def _proxy_app(forward: Callable[[bytes], Any], startup: Callable[[], Any], shut
 def proxy(opts: Mapping[str, str]) -> ASGIApp:
     """A bare token proxy: POST body forwarded to the stub's /token with one pooled client.
 
-    ``client`` = ``httpx`` (tuned: pool sized, trust_env off, HTTP/1.1), ``httpx2``, ``aiohttp``.
+    ``client`` = ``httpx`` (tuned: pool sized, trust_env off, HTTP/1.1), ``httpx2``, ``aiohttp``,
+    or ``rawpool`` (a minimal keep-alive connection pool: the floor any library can reach).
     """
     url = opts["stub"] + "/token"
     which = opts["client"]
@@ -251,6 +252,31 @@ def proxy(opts: Mapping[str, str]) -> ASGIApp:
         async def forward(body: bytes) -> tuple[int, bytes]:
             async with state["c"].post(url, data=body, headers=headers) as r:
                 return r.status, await r.read()
+
+    elif which == "rawpool":
+        # The floor for any client library: bench.loadgen's keep-alive protocol as a pool.
+        from urllib.parse import urlsplit
+
+        from bench.loadgen import _connect, encode_request
+
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        idle: list[Any] = []
+
+        async def startup() -> None:
+            return None
+
+        async def shutdown() -> None:
+            for conn in idle:
+                conn.transport.close()
+
+        async def forward(body: bytes) -> tuple[int, bytes]:
+            conn = idle.pop() if idle else await _connect(host, port)
+            data = encode_request("POST", parts.path, host=parts.netloc, headers=list(headers.items()), body=body)
+            status, answer = await conn.send(data)
+            if not conn.closed:
+                idle.append(conn)
+            return status, answer
 
     else:
         raise ValueError(f"unknown client {which!r}")

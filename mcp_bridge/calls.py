@@ -27,7 +27,8 @@ import anyio
 from starlette.types import ASGIApp, Message, Scope
 
 from mcp_bridge.results import error_result, response_result
-from mcp_bridge.tools import ToolSpec, first_match_is, header_forbidden
+from mcp_bridge.routes import first_match_is
+from mcp_bridge.tools import ToolSpec, header_forbidden
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
@@ -183,7 +184,7 @@ def build_request(
     }
     if "state" in origin:
         scope["state"] = dict(origin["state"])
-    if spec.shadowing_routes and not first_match_is(spec, scope):
+    if spec.shadowing_routes and not first_match_is(spec.shadowing_routes, scope):
         raise ArgumentError("the arguments would address a different route")
     return scope, content
 

@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from starlette.convertors import PathConvertor
-from starlette.routing import Match
 
+from mcp_bridge.routes import PathShape, ShadowIndex, is_api_route, may_shadow, route_views
 from mcp_bridge.schemas import SchemaResolver
 
 Location = Literal["path", "query", "header", "body", "body_field", "form", "file"]
@@ -363,98 +361,6 @@ class Filters:
         return not (self.exclude_tags and tags & self.exclude_tags)
 
 
-@dataclass(frozen=True, slots=True)
-class _PathShape:
-    """What the shadow check needs of a route, read once (route attributes can be slow views)."""
-
-    segments: tuple[str, ...] | None  # None: not a path route (Mount, host, custom): always checked
-    open_ended: bool  # has a {x:path} parameter
-    literal: bool  # no parameter at all
-
-    @classmethod
-    def of(cls, route: Any) -> _PathShape:
-        path_format = getattr(route, "path_format", None)
-        convertors = getattr(route, "param_convertors", None)
-        if not isinstance(path_format, str) or convertors is None:
-            return cls(None, True, False)
-        open_ended = any(isinstance(c, PathConvertor) for c in convertors.values())
-        return cls(tuple(path_format.split("/")), open_ended, "{" not in path_format)
-
-
-def _may_shadow(earlier: _PathShape, mine: _PathShape) -> bool:
-    """Could the earlier route match some request path built for mine? (cheap, conservative)"""
-    if mine.literal:
-        return False  # a literal path is matched exactly; which route wins is the app's own business
-    if earlier.segments is None or mine.segments is None:
-        return True
-    open_ended = mine.open_ended or earlier.open_ended
-    if not open_ended and len(mine.segments) != len(earlier.segments):
-        return False
-    # Two literal segments that differ can never both match the same path. With a {x:path}
-    # parameter somewhere, only the segments before the first parameter are compared.
-    for a, b in zip(mine.segments, earlier.segments, strict=False):
-        if "{" in a or "{" in b:
-            if open_ended:
-                return True
-            continue
-        if a != b:
-            return False
-    return True
-
-
-class _ShadowIndex:
-    """Earlier routes bucketed by (segment count, first segment), so that finding the routes
-    that could shadow one route does not compare it with every other route (500 routes: 125k
-    pairs -> a handful)."""
-
-    def __init__(self, shapes: Sequence[_PathShape]) -> None:
-        self.shapes = shapes
-        self.wild: list[int] = []  # open-ended or not path routes: compared with everything
-        self.by_first: dict[tuple[int, str], list[int]] = {}
-        self.by_length: dict[int, list[int]] = {}
-        for i, shape in enumerate(shapes):
-            if shape.segments is None or shape.open_ended:
-                self.wild.append(i)
-                continue
-            self.by_length.setdefault(len(shape.segments), []).append(i)
-            self.by_first.setdefault((len(shape.segments), self._first(shape)), []).append(i)
-
-    @staticmethod
-    def _first(shape: _PathShape) -> str:
-        assert shape.segments is not None
-        first = shape.segments[1] if len(shape.segments) > 1 else ""
-        return "{" if "{" in first else first
-
-    def candidates(self, position: int) -> list[int]:
-        mine = self.shapes[position]
-        if mine.literal:
-            return []
-        if mine.segments is None or mine.open_ended:
-            return list(range(position))
-        length, first = len(mine.segments), self._first(mine)
-        if first == "{":
-            found = list(self.by_length.get(length, ()))
-        else:
-            found = self.by_first.get((length, first), []) + self.by_first.get((length, "{"), [])
-        return sorted(i for i in {*found, *self.wild} if i < position)
-
-
-def route_views(app: FastAPI) -> list[Any]:
-    """The app's routes in matching order, nested `include_router` trees flattened.
-
-    FastAPI >= 0.16x keeps included routers as nodes and exposes their effective routes
-    through `fastapi.routing.iter_route_contexts`; older versions copy routes into the app.
-    """
-    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
-    if iterate is None:
-        return list(app.router.routes)
-    return list(iterate(app.router.routes))
-
-
-def _is_api_route(view: Any) -> bool:
-    return isinstance(getattr(view, "original_route", view), APIRoute)
-
-
 def collect_tools(
     app: FastAPI,
     *,
@@ -469,14 +375,14 @@ def collect_tools(
     resolver = SchemaResolver(openapi)
     paths: Mapping[str, Any] = openapi.get("paths", {})
     all_routes = route_views(app)
-    shapes = [_PathShape.of(r) for r in all_routes]
-    shadow_index = _ShadowIndex(shapes)
+    shapes = [PathShape.of(r) for r in all_routes]
+    shadow_index = ShadowIndex(shapes)
     excluded = set(excluded_paths)
     specs: list[ToolSpec] = []
     owners: dict[str, str] = {}
 
     for position, route in enumerate(all_routes):
-        if not _is_api_route(route) or not route.include_in_schema or route.path_format in excluded:
+        if not is_api_route(route) or not route.include_in_schema or route.path_format in excluded:
             continue
         path_item = paths.get(route.path_format, {})
         for method in sorted(route.methods or ()):
@@ -504,16 +410,7 @@ def collect_tools(
                 describe_full_response_schema=describe_full_response_schema,
             )
             spec.shadowing_routes = tuple(
-                all_routes[i] for i in shadow_index.candidates(position) if _may_shadow(shapes[i], shapes[position])
+                all_routes[i] for i in shadow_index.candidates(position) if may_shadow(shapes[i], shapes[position])
             )
             specs.append(spec)
     return specs
-
-
-def first_match_is(spec: ToolSpec, scope: dict[str, Any]) -> bool:
-    """True if no route listed before the tool's own route fully matches this request."""
-    for earlier in spec.shadowing_routes:
-        match, _ = earlier.matches(scope)
-        if match is Match.FULL:
-            return False
-    return True

@@ -14,14 +14,16 @@ cannot know:
   the in-process call. No per-request task, stream or session object is created. Everything
   else - and anything this endpoint is unsure about - goes to the SDK unchanged.
 
-The SDK is loaded and its session manager started on the first request that needs it, inside
-a task group owned by the host app's lifespan: importing the `mcp` package costs more start-up
-time and memory than the whole tool table, and a stateless `tools/list` never needs it.
+The SDK is loaded and its session manager started inside a task group owned by the host app's
+lifespan: in stateful mode right away in the background (the first client's `initialize` needs
+it), in stateless mode on the first request that needs it (importing the `mcp` package costs
+more start-up time and memory than the whole tool table, and `tools/list` never needs it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -112,6 +114,10 @@ class MCPEndpoint:
         """For one lifespan of the host app: own the task group the session manager runs in."""
         async with anyio.create_task_group() as task_group:
             self._task_group, self._stopping, self._starting = task_group, anyio.Event(), anyio.Lock()
+            if not self.stateless:
+                # A stateful client's first request (initialize) needs the SDK anyway: load it
+                # while the server finishes starting instead of when that client is waiting.
+                task_group.start_soon(self._preload)
             try:
                 yield
             finally:
@@ -149,6 +155,14 @@ class MCPEndpoint:
                 await stopping.wait()
             finally:
                 self.manager = None
+
+    async def _preload(self) -> None:
+        try:
+            await self._ensure_manager()
+        except _NotRunning:
+            pass  # the lifespan ended first
+        except Exception:
+            logger.exception("could not start the MCP session manager; retrying on the first request")
 
     async def _to_sdk(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -245,6 +259,18 @@ class MCPEndpoint:
         return True
 
 
+@functools.cache
+def _sdk_auth() -> tuple[type, Callable[[Any], Any]]:
+    # Loaded once the SDK runs (stateful fast path only): the SDK's own owner comparison.
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+
+    return AuthenticatedUser, authorization_context
+
+
+def _is_authenticated(user: Any) -> bool:
+    return isinstance(user, _sdk_auth()[0])
+
+
 def _session_is_live(manager: Any, session: str | None, scope: Scope) -> bool:
     """Whether the SDK would serve this session id for this caller; refreshes its idle clock.
 
@@ -253,8 +279,6 @@ def _session_is_live(manager: Any, session: str | None, scope: Scope) -> bool:
     """
     if session is None or manager is None:
         return False
-    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
-
     transports = getattr(manager, "_server_instances", None)
     owners = getattr(manager, "_session_owners", None)
     if not isinstance(transports, dict) or not isinstance(owners, dict):
@@ -262,9 +286,12 @@ def _session_is_live(manager: Any, session: str | None, scope: Scope) -> bool:
     transport = transports.get(session)
     if transport is None or transport.is_terminated:
         return False
+    owner = owners.get(session)
     user = scope.get("user")
-    requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
-    if requestor != owners.get(session):
+    if owner is None:
+        if user is not None and _is_authenticated(user):
+            return False
+    elif not _is_authenticated(user) or _sdk_auth()[1](user) != owner:
         return False
     idle_scope = getattr(transport, "idle_scope", None)
     timeout = getattr(transport, "_idle_timeout", None)

@@ -20,7 +20,9 @@ MAX_RATE = 6000
 
 def run(ctx: Ctx) -> list[Row]:
     if not available("mcp_oauth_shim"):
-        return [skipped_row("GET /oauth/authorize; callback", "trivial Starlette route", ">= 0.5x", "mcp_oauth_shim not importable")]
+        return [
+            skipped_row("GET /oauth/authorize; callback", "trivial Starlette route", ">= 0.5x", "mcp_oauth_shim not importable")
+        ]
     ctx.log("[browser] authorize page and callback relay vs a trivial Starlette route")
     s = start_shim(ctx)
     host = f"127.0.0.1:{s.shim.port}"

@@ -57,7 +57,9 @@ def _first_openapi(server: Server) -> None:
 
 def run(ctx: Ctx) -> list[Row]:
     if not available("mcp_bridge"):
-        return [skipped_row("start to first tools/list, 500 routes", "plain app + openapi()", "<= 1.05x", "mcp_bridge not importable")]
+        return [
+            skipped_row("start to first tools/list, 500 routes", "plain app + openapi()", "<= 1.05x", "mcp_bridge not importable")
+        ]
     rounds = max(ctx.rounds, 1)
     times = {"bridge": [], "plain": []}
     rss = {"bridge": [], "plain": []}
@@ -66,10 +68,10 @@ def run(ctx: Ctx) -> list[Row]:
             ctx.log(f"[startup] round {i + 1}/{rounds}: {kind}")
             if kind == "plain":
                 s = ctx.spawn("plain", routes=N, _wait=False)
-                t = _until(s, lambda: _first_openapi(s))
+                t = _until(s, lambda s=s: _first_openapi(s))
             else:
                 s = ctx.spawn("bridge", routes=N, stateless="0", _wait=False)
-                t = _until(s, lambda: _first_tools_list(s))
+                t = _until(s, lambda s=s: _first_tools_list(s))
             times[kind].append(t)
             rss[kind].append(s.rss() / 2**20)
             ctx.stop(s)

@@ -20,7 +20,9 @@ MAX_RATE = 5000
 
 def run(ctx: Ctx) -> list[Row]:
     if not available("mcp_oauth_shim"):
-        return [skipped_row("POST /oauth/token via the shim", "stub token endpoint", ">= 0.2x", "mcp_oauth_shim not importable")]
+        return [
+            skipped_row("POST /oauth/token via the shim", "stub token endpoint", ">= 0.2x", "mcp_oauth_shim not importable")
+        ]
     ctx.log("[token] shim token endpoint vs stub")
     s = start_shim(ctx)
     base = ctx.spawn("stub_idp")

@@ -40,13 +40,14 @@ def run(ctx: Ctx) -> list[Row]:
     figs = ctx.compare(
         [
             Case(f"tools/list N={N} c=1", s, req, check, 1),
-            Case(f"pre-encoded tools/list bytes c=1", pre, [sess.encode("tools/list", {}, rid=1)], check, 1),
+            Case("pre-encoded tools/list bytes c=1", pre, [sess.encode("tools/list", {}, rid=1)], check, 1),
         ]
     )
     b, p = figs[f"tools/list N={N} c=1"], figs["pre-encoded tools/list bytes c=1"]
     return [
         ratio_row(
-            f"tools/list p50, {N} routes ({len(raw) / 1024:.0f} KiB)", "same bytes pre-encoded", b.p50_ms, p.p50_ms, "<= 3x", " ms"
+            f"tools/list p50, {N} routes ({len(raw) / 1024:.0f} KiB)", "same bytes pre-encoded",
+            b.p50_ms, p.p50_ms, "<= 3x", " ms",
         ),
         ratio_row(f"tools/list CPU/req, {N} routes", "same bytes pre-encoded", b.cpu_ms_per_req, p.cpu_ms_per_req, "", " ms"),
     ]

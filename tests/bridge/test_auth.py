@@ -227,3 +227,21 @@ def test_legacy_sse_transport_is_protected_and_checks_tool_scopes() -> None:
     assert anonymous.status_code == 401
     assert refused.status_code == 403 and 'error="insufficient_scope"' in _challenge(refused)
     assert accepted.status_code == 202
+
+
+def test_auth_routes_go_where_the_endpoint_is_mounted() -> None:
+    sock = bind_loopback()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    issuer = TokenIssuer()
+    source, calls = build_app()
+    host = FastAPI()
+    MCPBridge(source, auth=issuer.shim(url)).mount_http("/mcp", router=host, stateless=True)
+    token = issuer.token(audience=url + "/mcp")
+    with serve_asgi(host, sock):
+        prm = httpx.get(url + "/.well-known/oauth-protected-resource/mcp")
+        anonymous = rpc(Protected(url, issuer, calls, host), INIT, None)
+        result = result_of(rpc(Protected(url, issuer, calls, host), call("whoami"), token))
+    assert prm.status_code == 200 and prm.json()["resource"] == url + "/mcp"
+    assert anonymous.status_code == 401
+    assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
+    assert not any(getattr(r, "path", "").startswith("/.well-known") for r in source.routes)

@@ -72,18 +72,31 @@ async def test_client_authorization_reaches_the_route(mount: dict[str, Any], fas
     assert json.loads(result.content[0].text)["authorization"] == "Bearer passthrough-1"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
-async def test_fast_and_sdk_paths_give_the_same_tool_list(fast_path: bool) -> None:
+@pytest.mark.parametrize("json_response", [False, True])
+def test_fast_and_sdk_paths_give_the_same_tool_list(json_response: bool) -> None:
     # The pre-encoded answer and the SDK's own serialization must agree.
     answers = []
     for use_fast in (True, False):
-        with served({"stateless": True}, use_fast) as server:
+        with served({"stateless": True, "json_response": json_response}, use_fast) as server:
             response = httpx.post(
-                server.url + "/mcp",
-                json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
-                headers={**ACCEPT, "accept": "application/json"} if fast_path else ACCEPT,
+                server.url + "/mcp", json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=ACCEPT
             )
             answers.append(_json_rpc(response))
+    assert answers[0] == answers[1]
+    assert len(answers[0]["result"]["tools"]) > 20
+
+
+def test_fast_and_sdk_paths_give_the_same_call_result() -> None:
+    call = {
+        "jsonrpc": "2.0",
+        "id": 4,
+        "method": "tools/call",
+        "params": {"name": "list_trees", "arguments": {}},
+    }
+    answers = []
+    for use_fast in (True, False):
+        with served({"stateless": True}, use_fast) as server:
+            answers.append(_json_rpc(httpx.post(server.url + "/mcp", json=call, headers=ACCEPT)))
     assert answers[0] == answers[1]
 
 
@@ -106,8 +119,11 @@ def _session(session: str) -> dict[str, str]:
     return {**ACCEPT, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
 
 
-def test_get_stream_sends_its_headers_at_once() -> None:
-    with served({"stateless": False}) as server, httpx.Client(timeout=10) as http:
+@pytest.mark.parametrize("gated", [False, True], ids=["plain", "behind-dependencies"])
+def test_get_stream_sends_its_headers_at_once(gated: bool) -> None:
+    options: dict[str, Any] = {"dependencies": [Depends(_require_key)]} if gated else {}
+    key = {"x-api-key": "letmein"}
+    with served({"stateless": False}, **options) as server, httpx.Client(timeout=10, headers=key) as http:
         url = server.url + "/mcp"
         session = _initialize(http, url)
         # The read timeout only guards against a hang; a buffered stream would trip it.
