@@ -30,7 +30,6 @@ class Case:
     unique: bool = False
     # Built fresh per round (e.g. single-use codes); overrides ``requests`` when set.
     make_requests: Callable[[], Sequence[bytes]] | None = None
-    cpu_pids: Sequence[int] = ()
 
 
 @dataclass
@@ -87,7 +86,6 @@ class Ctx:
                     duration=duration or self.duration,
                     warmup=self.warmup,
                     unique=c.unique,
-                    cpu_pids=c.cpu_pids,
                 )
                 if s.errors or s.requests == 0:
                     raise CheckFailed(

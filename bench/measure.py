@@ -65,22 +65,18 @@ def measure(
     duration: float,
     warmup: float,
     unique: bool = False,
-    cpu_pids: Sequence[int] = (),
 ) -> Sample:
-    """Load ``server`` and read its CPU (plus ``cpu_pids``' CPU, e.g. helpers it depends on)."""
-    pids = [server.pid, *cpu_pids]
-    from bench.procs import cpu_seconds
-
-    cpu0 = [cpu_seconds(p) for p in pids]
+    """Load ``server`` for ``warmup + duration`` seconds and read its CPU time around the run."""
+    cpu0 = server.cpu()
     res: LoadResult = run_load_sync(
         "127.0.0.1", server.port, requests, check, concurrency=concurrency, duration=duration, warmup=warmup, unique=unique
     )
-    cpu1 = [cpu_seconds(p) for p in pids]
+    cpu1 = server.cpu()
     # The warmup's requests are not counted; scale CPU to the recorded window's share of the
     # total time so CPU/request is not inflated by the warmup.
     total_time = res.elapsed + warmup
     share = res.elapsed / total_time if total_time > 0 else 1.0
-    server_cpu = (cpu1[0] - cpu0[0]) * share
+    server_cpu = (cpu1 - cpu0) * share
     n = max(res.requests, 1)
     return Sample(
         rps=res.rps,

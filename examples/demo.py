@@ -5,11 +5,12 @@
 
 Two listeners in one process, like a real deployment with Auth0 on another origin:
 
-    http://127.0.0.1:8000   the shim (OAuth endpoints) + the MCP endpoint /mcp   (examples/mcp_server.py)
+    http://127.0.0.1:8000   a FastAPI app (examples/demo_api.py) whose routes are MCP tools at /mcp
+                            through mcp_bridge, behind the shim's OAuth endpoints
     http://127.0.0.1:9000   the development IdP (demo / demo)                    NOT FOR PRODUCTION
 
 Nothing here is specific to the development IdP except where the upstream comes from: swap it
-for your IdP with examples/mcp_server.py.
+for your IdP (examples/bridge_oauth.py, or examples/mcp_server.py for the mcp SDK's MCPServer).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `import mcp_server` however we are run
 
-from mcp_server import build_app, create_mcp_server  # noqa: E402
+from demo_api import build_demo_api  # noqa: E402
 
 from mcp_oauth_shim.logs import RedactQueryStrings  # noqa: E402
 
@@ -292,7 +293,7 @@ async def run(args: argparse.Namespace) -> int:
         ),
         secret_keys=[secrets.token_urlsafe(32)],
     )
-    app = build_app(shim, create_mcp_server(), public_url)
+    app = build_demo_api(shim)
 
     log_level = "info" if args.verbose else "warning"
     logging.getLogger("uvicorn.access").addFilter(RedactQueryStrings())
