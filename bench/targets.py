@@ -136,15 +136,57 @@ def make_upstream(stub: str) -> Any:
     )
 
 
-def make_shim(public_url: str, stub: str) -> Any:
+def make_shim(public_url: str, stub: str, transport: str = "") -> Any:
+    """The shim as configured by default; ``transport="aiohttp"`` is a what-if: the shim's
+    ``http_client`` stays an ``httpx.AsyncClient`` but sends through aiohttp underneath."""
     from mcp_oauth_shim import OAuthShim
 
+    http_client = None
+    if transport == "aiohttp":
+        import httpx
+
+        http_client = httpx.AsyncClient(transport=_AiohttpTransport(), trust_env=False)
     return OAuthShim(
         public_url=public_url,
         resource=public_url + "/mcp",
         upstream=make_upstream(stub),
         secret_keys=[os.environ["BENCH_SECRET_KEY"]],
+        http_client=http_client,
     )
+
+
+def _aiohttp_transport_class() -> type:
+    import aiohttp
+    import httpx
+
+    class AiohttpTransport(httpx.AsyncBaseTransport):
+        """httpx's client API over an aiohttp connection pool (cookies off, pool of 64)."""
+
+        def __init__(self) -> None:
+            self._session: aiohttp.ClientSession | None = None
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=64), cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False, trust_env=False,
+                )
+            body = await request.aread()
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.lower() != b"host"]
+            async with self._session.request(request.method, str(request.url), data=body, headers=headers,
+                                             allow_redirects=False) as r:
+                content = await r.read()
+                return httpx.Response(r.status, headers=list(r.raw_headers), content=content, request=request)
+
+        async def aclose(self) -> None:
+            if self._session is not None:
+                await self._session.close()
+
+    return AiohttpTransport
+
+
+def _AiohttpTransport() -> Any:  # noqa: N802 - a class made on demand (aiohttp is optional)
+    return _aiohttp_transport_class()()
 
 
 def shim(opts: Mapping[str, str]) -> ASGIApp:
@@ -159,7 +201,7 @@ def shim(opts: Mapping[str, str]) -> ASGIApp:
         return HTMLResponse(page)
 
     public = f"http://127.0.0.1:{opts['_port']}"
-    s = make_shim(public, opts["stub"])
+    s = make_shim(public, opts["stub"], opts.get("transport", ""))
     return Starlette(routes=[*s.routes, Route("/bench/trivial", trivial_page)])
 
 

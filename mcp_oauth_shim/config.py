@@ -37,6 +37,10 @@ RESERVED_AUTHORIZE_PARAMS = frozenset(
 )
 
 
+# Scopes the IdP defines itself (OpenID Connect Core §5.4, §11); never prefixed.
+OPENID_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
+
+
 class ConfigurationError(ValueError):
     """The shim was configured in a way that cannot work; the message says what to change."""
 
@@ -65,6 +69,7 @@ class Upstream:
     token_auth_method: TokenAuthMethod = "client_secret_post"
     timeout: float = 10.0
     name: str = "oidc"
+    scope_prefix: str = ""
 
     @classmethod
     def oidc(
@@ -86,6 +91,7 @@ class Upstream:
         jwks_uri: str | None = None,
         timeout: float = 10.0,
         name: str = "oidc",
+        scope_prefix: str = "",
     ) -> Upstream:
         """A generic OpenID Connect / RFC 8414 provider.
 
@@ -94,7 +100,9 @@ class Upstream:
         ``audience_param`` says how to ask for it: ``"resource"`` (RFC 8707), ``"audience"``
         (Auth0 style) or ``"none"`` (the IdP decides on its own).
         ``default_scopes`` are requested when an MCP client asks for none; ``extra_scopes``
-        are always added (``offline_access`` for refresh tokens, say).
+        are always added (``offline_access`` for refresh tokens, say). ``scope_prefix`` is put
+        in front of every non-OpenID scope sent to the IdP (Entra ID names API scopes
+        ``api://<app>/<scope>`` while its tokens carry ``<scope>``).
         """
         if not client_id:
             raise ConfigurationError("Upstream.client_id is required: the client you registered at the IdP.")
@@ -143,6 +151,96 @@ class Upstream:
             token_auth_method=token_auth_method,
             timeout=timeout,
             name=name,
+            scope_prefix=scope_prefix,
+        )
+
+    def upstream_scope(self, scopes: str) -> str:
+        """The ``scope`` value to send the IdP for a space-separated list of our scopes."""
+        if not self.scope_prefix:
+            return scopes
+        return " ".join(s if s in OPENID_SCOPES else self.scope_prefix + s for s in scopes.split())
+
+    # -- presets: values built on oidc() ----------------------------------------------------
+
+    @classmethod
+    def auth0(
+        cls, *, domain: str, client_id: str, client_secret: str, audience: str, **options: object
+    ) -> Upstream:
+        """Auth0: a "Regular Web Application" plus an API whose identifier is ``audience``.
+
+        Auth0 has no dynamic registration for this and wants ``audience=`` instead of RFC 8707
+        ``resource``; its issuer ends with a slash. Enable "Allow Offline Access" on the API for
+        refresh tokens.
+        """
+        defaults: dict[str, object] = {
+            "audience_param": "audience",
+            "default_scopes": ("openid", "profile", "email"),
+            "extra_scopes": ("offline_access",),
+            "name": "auth0",
+        }
+        host = domain.removeprefix("https://").rstrip("/")
+        return cls.oidc(
+            issuer=f"https://{host}/", client_id=client_id, client_secret=client_secret, audience=audience,
+            **{**defaults, **options},  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def keycloak(
+        cls, *, base_url: str, realm: str, client_id: str, client_secret: str, audience: str | None = None,
+        **options: object,
+    ) -> Upstream:
+        """Keycloak: a confidential OpenID Connect client in ``realm``.
+
+        Keycloak ignores ``resource``/``audience`` parameters: add an "Audience" mapper to the
+        client (included custom audience = your MCP resource URL, or ``audience``) so access
+        tokens carry it in ``aud``.
+        """
+        defaults: dict[str, object] = {"audience_param": "none", "extra_scopes": ("offline_access",), "name": "keycloak"}
+        return cls.oidc(
+            issuer=f"{base_url.rstrip('/')}/realms/{realm}", client_id=client_id, client_secret=client_secret,
+            audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def okta(
+        cls, *, domain: str, client_id: str, client_secret: str, authorization_server: str = "default",
+        audience: str = "api://default", **options: object,
+    ) -> Upstream:
+        """Okta: a Web application and a custom authorization server (``default`` unless named).
+
+        The authorization server's audience (``api://default`` for the default one) is what its
+        access tokens carry; Okta chooses it, so nothing is sent for it.
+        """
+        defaults: dict[str, object] = {"audience_param": "none", "extra_scopes": ("offline_access",), "name": "okta"}
+        host = domain.removeprefix("https://").rstrip("/")
+        return cls.oidc(
+            issuer=f"https://{host}/oauth2/{authorization_server}", client_id=client_id,
+            client_secret=client_secret, audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def entra(
+        cls, *, tenant_id: str, client_id: str, client_secret: str, app_id_uri: str | None = None,
+        default_scopes: tuple[str, ...] | list[str] = ("openid", "profile"), **options: object,
+    ) -> Upstream:
+        """Microsoft Entra ID (v2.0 endpoints), the app registration exposing an API.
+
+        Entra refuses RFC 8707 ``resource`` (``invalid_target``); API scopes are requested as
+        ``<app_id_uri>/<scope>`` (default ``api://<client_id>``) and the tokens carry the short
+        name in ``scp``. Set ``accessTokenAcceptedVersion: 2`` in the app manifest so access
+        tokens are v2 (``aud`` = the client ID, ``iss`` = the v2.0 issuer checked here).
+        """
+        prefix = (app_id_uri or f"api://{client_id}").rstrip("/") + "/"
+        defaults: dict[str, object] = {
+            "audience_param": "none",
+            "extra_scopes": ("offline_access",),
+            "name": "entra",
+            "scope_prefix": prefix,
+        }
+        return cls.oidc(
+            issuer=f"https://login.microsoftonline.com/{tenant_id}/v2.0", client_id=client_id,
+            client_secret=client_secret, audience=client_id, default_scopes=default_scopes,
+            **{**defaults, **options},  # type: ignore[arg-type]
         )
 
     def replace(self, **changes: object) -> Upstream:

@@ -150,7 +150,7 @@ class ConsentHandler:
             "state": state,
             "code_challenge": ticket["cc"],
             "code_challenge_method": "S256",
-            "scope": ticket["sc"],
+            "scope": ctx.upstream.upstream_scope(ticket["sc"]),
             **audience_params(ctx.upstream, ctx.resource),
             **ticket.get("f", {}),
             # The operator's settings win over the client's login-page hints.

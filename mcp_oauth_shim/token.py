@@ -126,7 +126,7 @@ class TokenHandler:
             # RFC 6749 §6: a refresh may narrow the scope, never widen it.
             if granted and not set(scope.split()) <= set(granted.split()):
                 raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
-            upstream_form["scope"] = scope
+            upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
             granted = scope
         return upstream_form, granted
 

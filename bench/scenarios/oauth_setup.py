@@ -28,12 +28,12 @@ def load_core() -> int | None:
     return cs[-1] if len(cs) >= 2 else None
 
 
-def start_shim(ctx: Ctx) -> ShimSetup:
+def start_shim(ctx: Ctx, **options: str) -> ShimSetup:
     """The upstream stub runs on the load generator's core: it stands for a remote IdP and must
     not take CPU from the shim being measured (its cost per request is ~0.03 ms)."""
     up = ctx.spawn("stub_idp", _core=load_core())
     issuer = f"http://127.0.0.1:{up.port}"
-    shim = ctx.spawn("shim", stub=issuer)
+    shim = ctx.spawn("shim", stub=issuer, **options)
     flow = run_flow(shim.port, issuer)
     return ShimSetup(up, shim, issuer, flow)
 

@@ -4,9 +4,15 @@ The shim proxies to a stub IdP pinned to the load generator's core (a remote IdP
 the baseline posts the same form bodies straight to a second stub instance on the server
 core. Codes and refresh tokens are distinct per request (made with the shim's sealing API from
 the values of one real flow, see bench/oauthflow.py), and each is sent at most once.
+
+What-if (informational, when aiohttp is installed): the same shim given an ``httpx.AsyncClient``
+whose transport is aiohttp (``targets._AiohttpTransport``), code grant only - how much of the
+cost is the HTTP client, measured rather than guessed.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from bench.context import Case, Ctx, available
 from bench.loadgen import expect
@@ -61,4 +67,31 @@ def run(ctx: Ctx) -> list[Row]:
                     note=f"{sh.cpu_ms_per_req:.3f} vs {st.cpu_ms_per_req:.3f} ms CPU/req",
                 )
             )
+    if importlib.util.find_spec("aiohttp"):
+        rows.extend(_what_if_aiohttp(ctx, base, reseal, n, ok))
+    return rows
+
+
+def _what_if_aiohttp(ctx: Ctx, base, reseal: Resealer, n: int, ok) -> list[Row]:  # noqa: ANN001
+    w = start_shim(ctx, transport="aiohttp")
+
+    def code_reqs() -> list[bytes]:
+        return [form_post(w.shim.port, "/oauth/token", code_form(w, c)) for c in reseal.codes(w.flow.code, n)]
+
+    base_code = [form_post(base.port, "/token", code_form(w, c)) for c in reseal.codes(w.flow.code, 64)]
+    cases = []
+    for c in (1, 16):
+        cases.append(Case(f"stub /token code (what-if run) c={c}", base, base_code, ok, c))
+        cases.append(Case(f"shim[httpx over aiohttp] /oauth/token code c={c}", w.shim, [], ok, c, unique=True,
+                          make_requests=code_reqs))
+    figs = ctx.compare(cases)
+    rows = []
+    for c in (1, 16):
+        sh, st = figs[f"shim[httpx over aiohttp] /oauth/token code c={c}"], figs[f"stub /token code (what-if run) c={c}"]
+        rows.append(
+            ratio_row(
+                f"what-if: /oauth/token code, httpx over aiohttp, c={c}", "same form POST to stub /token",
+                sh.rps, st.rps, "", note=f"{sh.cpu_ms_per_req:.3f} vs {st.cpu_ms_per_req:.3f} ms CPU/req",
+            )
+        )
     return rows

@@ -1,4 +1,4 @@
-"""Where a measured server's CPU goes: ``python bench/profile.py WHAT [options]``.
+"""Where a measured server's CPU goes: ``python bench/profile_server.py WHAT [options]``.
 
 WHAT is one of: ``tools_call``, ``direct`` (the baseline POST), ``tools_list``, ``token``,
 ``authorize``, ``callback``, ``auth_call``, ``startup`` (exec to first tools/list). The server is set up exactly as in the benchmark
