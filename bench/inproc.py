@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -36,14 +35,24 @@ from bench.mcpclient import ACCEPT, PROTOCOL_VERSION  # noqa: E402
 ASGI = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
-async def request(app: ASGI, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, dict]:
+async def request(
+    app: ASGI, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes, dict]:
     """One HTTP request through the ASGI app; (status, body, response headers)."""
     path_only, _, query = path.partition("?")
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path_only, "raw_path": path_only.encode(), "query_string": query.encode(), "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path_only,
+        "raw_path": path_only.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
         "headers": [(b"host", b"127.0.0.1:8000"), (b"content-length", str(len(body)).encode()), *headers],
-        "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
     }
     sent = False
     status = 0
@@ -79,7 +88,9 @@ class Lifespan:
         self.outbox: asyncio.Queue[dict] = asyncio.Queue()
 
     async def __aenter__(self) -> Lifespan:
-        self.task = asyncio.create_task(self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, self.inbox.get, self.outbox.put))
+        self.task = asyncio.create_task(
+            self.app({"type": "lifespan", "asgi": {"version": "3.0"}}, self.inbox.get, self.outbox.put)
+        )
         await self.inbox.put({"type": "lifespan.startup"})
         msg = await self.outbox.get()
         if msg["type"] != "lifespan.startup.complete":
@@ -93,7 +104,11 @@ class Lifespan:
 
 
 def mcp_headers(session: str | None) -> list[tuple[bytes, bytes]]:
-    h = [(b"content-type", b"application/json"), (b"accept", ACCEPT.encode()), (b"mcp-protocol-version", PROTOCOL_VERSION.encode())]
+    h = [
+        (b"content-type", b"application/json"),
+        (b"accept", ACCEPT.encode()),
+        (b"mcp-protocol-version", PROTOCOL_VERSION.encode()),
+    ]
     if session:
         h.append((b"mcp-session-id", session.encode()))
     return h
@@ -105,18 +120,37 @@ async def main_async(a: argparse.Namespace) -> int:
     app = genapp.load(a.routes).app
     MCPBridge(app).mount_http("/mcp", stateless=a.mode == "stateless")
     async with Lifespan(app):
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
+        }
         status, body, headers = await request(app, "POST", "/mcp", json.dumps(init).encode(), mcp_headers(None))
         session = headers.get(b"mcp-session-id", b"").decode() or None
-        await request(app, "POST", "/mcp", b'{"jsonrpc":"2.0","method":"notifications/initialized"}', mcp_headers(session))
+        await request(
+            app, "POST", "/mcp", b'{"jsonrpc":"2.0","method":"notifications/initialized"}', mcp_headers(session)
+        )
         from bench.mcpclient import decode
 
-        _, listed, lh = await request(app, "POST", "/mcp", b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', mcp_headers(session))
+        _, listed, lh = await request(
+            app, "POST", "/mcp", b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', mcp_headers(session)
+        )
         tools = {t["name"]: t for t in decode(listed, lh.get(b"content-type", b"").decode())["result"]["tools"]}
         tool = tools[genapp.TARGET_OPERATION]
-        call = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": tool["name"], "arguments": genapp.tool_arguments(tool["inputSchema"])}}, separators=(",", ":")).encode()
+        call = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": tool["name"], "arguments": genapp.tool_arguments(tool["inputSchema"])},
+            },
+            separators=(",", ":"),
+        ).encode()
         direct_body = genapp.target_direct_body()
         direct_headers = [(b"content-type", b"application/json")]
 
@@ -143,9 +177,12 @@ async def main_async(a: argparse.Namespace) -> int:
             results["direct"].append(await cost(one_direct, a.calls))
             results["tools/call"].append(await cost(one_call, a.calls))
         med = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
-        print(f"in-process, N={a.routes}, {a.mode}: direct {med['direct']:.1f} us/call, tools/call {med['tools/call']:.1f} us/call; "
-              f"bridge overhead {med['tools/call'] - med['direct']:.1f} us/call; capacity ratio {med['direct'] / med['tools/call']:.2f}x "
-              f"(medians of {a.rounds} rounds x {a.calls} calls)")
+        direct, bridged = med["direct"], med["tools/call"]
+        print(
+            f"in-process, N={a.routes}, {a.mode}: direct {direct:.1f} us/call, tools/call {bridged:.1f} us/call; "
+            f"bridge overhead {bridged - direct:.1f} us/call; capacity ratio {direct / bridged:.2f}x "
+            f"(medians of {a.rounds} rounds x {a.calls} calls)"
+        )
         if a.profile:
             prof = cProfile.Profile()
             prof.enable()

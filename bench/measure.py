@@ -69,7 +69,14 @@ def measure(
     """Load ``server`` for ``warmup + duration`` seconds and read its CPU time around the run."""
     cpu0 = server.cpu()
     res: LoadResult = run_load_sync(
-        "127.0.0.1", server.port, requests, check, concurrency=concurrency, duration=duration, warmup=warmup, unique=unique
+        "127.0.0.1",
+        server.port,
+        requests,
+        check,
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        unique=unique,
     )
     cpu1 = server.cpu()
     # The warmup's requests are not counted; scale CPU to the recorded window's share of the

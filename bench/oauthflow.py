@@ -156,7 +156,9 @@ def run_flow(port: int, upstream_issuer: str) -> Flow:
             "resource": resource,
         }
     ).encode()
-    status, _, data = b.request("POST", "/oauth/token", token_form, {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, data = b.request(
+        "POST", "/oauth/token", token_form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     if status != 200:
         raise RuntimeError(f"token: {status} {data[:300]!r}")
     answer = json.loads(data)
@@ -181,7 +183,9 @@ class Resealer:
         """``n`` wrapped codes like ``real_code``, each for a different upstream code."""
         payload = self._open(self._sealing.CODE, real_code)
         upstream_key = _upstream_key(payload, "upstream-code-0")
-        return [self._sealer.seal(self._sealing.CODE, {**payload, upstream_key: f"upstream-code-{i + 1}"}) for i in range(n)]
+        return [
+            self._sealer.seal(self._sealing.CODE, {**payload, upstream_key: f"upstream-code-{i + 1}"}) for i in range(n)
+        ]
 
     def refresh_tokens(self, real: str, n: int) -> list[str]:
         payload = self._open(self._sealing.REFRESH, real)

@@ -1,4 +1,6 @@
-"""Where a measured server's CPU goes: ``python bench/profile_server.py WHAT [options]``.
+"""Where a measured server's CPU goes.
+
+``python bench/profile_server.py WHAT [options]``.
 
 WHAT is one of: ``tools_call``, ``direct`` (the baseline POST), ``tools_list``, ``token``,
 ``authorize``, ``callback``, ``auth_call``, ``startup`` (exec to first tools/list). The server is set up exactly as in the benchmark
@@ -90,10 +92,22 @@ def analyse(raw: Path, top: int = 25) -> str:
     out += [f"  {100 * c / total:5.1f}%  {k}" for k, c in pkg_c.most_common(15)]
     out += ["", f"self time, top {top} functions:"]
     out += [f"  {100 * c / total:5.1f}%  {k}" for k, c in self_c.most_common(top)]
-    out += ["", f"inclusive time, top {top} functions below the event loop (a lower bound for coroutine frames:"
-            " py-spy may see a resumed coroutine chain only from an inner frame):"]
-    loop_frames = ("uvloop", "asyncio/base_events", "asyncio/events", "asyncio/runners", "uvicorn/server", "uvicorn/main",
-                   "bench/serve", "<frozen runpy>", "runpy")
+    out += [
+        "",
+        f"inclusive time, top {top} functions below the event loop (a lower bound for coroutine frames:"
+        " py-spy may see a resumed coroutine chain only from an inner frame):",
+    ]
+    loop_frames = (
+        "uvloop",
+        "asyncio/base_events",
+        "asyncio/events",
+        "asyncio/runners",
+        "uvicorn/server",
+        "uvicorn/main",
+        "bench/serve",
+        "<frozen runpy>",
+        "runpy",
+    )
     shown = 0
     for k, c in incl_c.most_common():
         if any(s in k for s in loop_frames) or 100 * c / total > 99.5:
@@ -138,7 +152,7 @@ def setup(what: str, ctx: Ctx, a: argparse.Namespace) -> Setup:
         from bench.oauthflow import Resealer
         from bench.scenarios.oauth_setup import code_form, form_post, refresh_form, start_shim
 
-        st = start_shim(ctx)
+        st = start_shim(ctx, **({"transport": a.transport} if a.transport else {}))
         reseal = Resealer(ctx.secret_key)
         n = 5000 * int(a.seconds + 2)
         port = st.shim.port
@@ -149,11 +163,20 @@ def setup(what: str, ctx: Ctx, a: argparse.Namespace) -> Setup:
             reqs = []
             for i, (state, cookie, value) in enumerate(reseal.callback_states(st.flow.state, st.flow.flow_cookie, n)):
                 q = urlencode({"code": f"c{i}", "state": state, "iss": st.issuer})
-                reqs.append(encode_request("GET", "/oauth/callback?" + q, host=f"127.0.0.1:{port}",
-                                           headers=[("Cookie", f"{cookie}={value}")]))
+                reqs.append(
+                    encode_request(
+                        "GET",
+                        "/oauth/callback?" + q,
+                        host=f"127.0.0.1:{port}",
+                        headers=[("Cookie", f"{cookie}={value}")],
+                    )
+                )
             return st.shim, reqs, expect(302), True, None
         if a.grant == "refresh":
-            reqs = [form_post(port, "/oauth/token", refresh_form(st, t)) for t in reseal.refresh_tokens(st.flow.refresh_token, n)]
+            reqs = [
+                form_post(port, "/oauth/token", refresh_form(st, t))
+                for t in reseal.refresh_tokens(st.flow.refresh_token, n)
+            ]
         else:
             reqs = [form_post(port, "/oauth/token", code_form(st, c)) for c in reseal.codes(st.flow.code, n)]
         return st.shim, reqs, expect(200, contains=b'"access_token"'), True, None
@@ -172,8 +195,25 @@ def profile_startup(a: argparse.Namespace, pyspy: str) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f"startup-N{a.routes}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.txt"
     core = procs.server_core()
-    cmd = [pyspy, "record", "--rate", str(a.rate), "--format", "raw", "--output", str(raw), "--",
-           sys.executable, "-m", "bench.serve", "bridge", "--port", str(port), "--opt", f"routes={a.routes}"]
+    cmd = [
+        pyspy,
+        "record",
+        "--rate",
+        str(a.rate),
+        "--format",
+        "raw",
+        "--output",
+        str(raw),
+        "--",
+        sys.executable,
+        "-m",
+        "bench.serve",
+        "bridge",
+        "--port",
+        str(port),
+        "--opt",
+        f"routes={a.routes}",
+    ]
     if core is not None:
         cmd += ["--core", str(core)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -201,10 +241,13 @@ def profile_startup(a: argparse.Namespace, pyspy: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tools_call", "direct", "tools_list", "token", "authorize", "callback", "auth_call", "startup"])
+    p.add_argument(
+        "what", choices=["tools_call", "direct", "tools_list", "token", "authorize", "callback", "auth_call", "startup"]
+    )
     p.add_argument("--routes", type=int, default=10)
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
     p.add_argument("--grant", choices=["code", "refresh"], default="code")
+    p.add_argument("--transport", choices=["", "aiohttp"], default="", help="shim targets: httpx over aiohttp (what-if)")
     p.add_argument("--concurrency", "-c", type=int, default=16)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--rate", type=int, default=400, help="py-spy samples per second")
@@ -220,29 +263,64 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server, reqs, check, unique, _ = setup(a.what, ctx, a)
         # Warm up (first calls build caches) before sampling.
-        run_load_sync("127.0.0.1", server.port, reqs[:2000] if unique else reqs, check,
-                      concurrency=a.concurrency, duration=0.5, warmup=0.0, unique=unique)
+        run_load_sync(
+            "127.0.0.1",
+            server.port,
+            reqs[:2000] if unique else reqs,
+            check,
+            concurrency=a.concurrency,
+            duration=0.5,
+            warmup=0.0,
+            unique=unique,
+        )
         rest = reqs[2000:] if unique else reqs
         out_dir = RESULTS / "profiles"
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         raw = out_dir / f"{a.what}-{a.mode}-N{a.routes}-c{a.concurrency}-{stamp}.txt"
         spy = subprocess.Popen(
-            [pyspy, "record", "--pid", str(server.pid), "--duration", str(int(a.seconds)), "--rate", str(a.rate),
-             "--format", "raw", "--output", str(raw), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                pyspy,
+                "record",
+                "--pid",
+                str(server.pid),
+                "--duration",
+                str(int(a.seconds)),
+                "--rate",
+                str(a.rate),
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         time.sleep(0.3)
         result: list = []
-        t = threading.Thread(target=lambda: result.append(run_load_sync(
-            "127.0.0.1", server.port, rest, check, concurrency=a.concurrency, duration=a.seconds + 0.5, warmup=0.0,
-            unique=unique)))
+        t = threading.Thread(
+            target=lambda: result.append(
+                run_load_sync(
+                    "127.0.0.1",
+                    server.port,
+                    rest,
+                    check,
+                    concurrency=a.concurrency,
+                    duration=a.seconds + 0.5,
+                    warmup=0.0,
+                    unique=unique,
+                )
+            )
+        )
         t.start()
         t.join()
         _, err = spy.communicate(timeout=60)
         res = result[0]
-        print(f"{a.what} ({a.mode}, N={a.routes}, c={a.concurrency}): {res.rps:.0f} req/s, "
-              f"{res.errors} errors of {res.requests}; profile {raw}")
+        print(
+            f"{a.what} ({a.mode}, N={a.routes}, c={a.concurrency}): {res.rps:.0f} req/s, "
+            f"{res.errors} errors of {res.requests}; profile {raw}"
+        )
         if spy.returncode != 0 or not raw.exists():
             print(err.decode(errors="replace")[-2000:], file=sys.stderr)
             return 1

@@ -25,7 +25,9 @@ class Row:
 _OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le}
 
 
-def ratio_row(figure: str, baseline: str, value: float, base: float, target: str, unit: str = "", note: str = "") -> Row:
+def ratio_row(
+    figure: str, baseline: str, value: float, base: float, target: str, unit: str = "", note: str = ""
+) -> Row:
     """``target`` like ``">= 0.7x"`` or ``"<= 2x"`` compares value/base; ``""`` is informational."""
     r = value / base if base else float("inf")
     passed = None
@@ -36,7 +38,9 @@ def ratio_row(figure: str, baseline: str, value: float, base: float, target: str
     return Row(figure, baseline, value, base, r, text, target, passed, note)
 
 
-def growth_row(figure: str, baseline: str, value: float, base: float, target: str, unit: str = "", note: str = "") -> Row:
+def growth_row(
+    figure: str, baseline: str, value: float, base: float, target: str, unit: str = "", note: str = ""
+) -> Row:
     """``target`` like ``"<= +5%"``: relative growth of value over base."""
     g = (value / base - 1.0) * 100 if base else float("inf")
     passed = None

@@ -116,7 +116,12 @@ def _floor_margin(ctx: Ctx) -> list[Row]:
     busiest = max(others.values(), key=lambda f: f.client_busy)
     return [
         ratio_row(
-            f"fastest measured server ({name})", "load generator capacity c=16", best.rps, capacity, "<= 0.9x", " req/s",
+            f"fastest measured server ({name})",
+            "load generator capacity c=16",
+            best.rps,
+            capacity,
+            "<= 0.9x",
+            " req/s",
             note=f"client CPU busy at most {busiest.client_busy:.0%} ({busiest.name})",
         )
     ]

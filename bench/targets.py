@@ -168,13 +168,18 @@ def _aiohttp_transport_class() -> type:
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             if self._session is None:
                 self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=64), cookie_jar=aiohttp.DummyCookieJar(),
-                    auto_decompress=False, trust_env=False,
+                    connector=aiohttp.TCPConnector(limit=64),
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False,
+                    trust_env=False,
                 )
             body = await request.aread()
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.lower() != b"host"]
-            async with self._session.request(request.method, str(request.url), data=body, headers=headers,
-                                             allow_redirects=False) as r:
+            headers = [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.lower() != b"host"
+            ]
+            async with self._session.request(
+                request.method, str(request.url), data=body, headers=headers, allow_redirects=False
+            ) as r:
                 content = await r.read()
                 return httpx.Response(r.status, headers=list(r.raw_headers), content=content, request=request)
 

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from .consent import FLOW_COOKIE_PREFIX
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, append_query, html_error, oauth_error, redirect_error
-from .http import DuplicateParameter, single_params
+from .http import DuplicateParameter, delete_cookie, single_params
 from .sealing import CODE, STATE, SealError, digest
 from .upstream import UpstreamError
 
@@ -118,5 +118,5 @@ class CallbackHandler:
 
 
 def _forget(response: Response, cookie_name: str, secure: bool) -> Response:
-    response.delete_cookie(cookie_name, path="/", secure=secure, httponly=True, samesite="lax")
+    delete_cookie(response, cookie_name, secure=secure)
     return response

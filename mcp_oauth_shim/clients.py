@@ -9,6 +9,8 @@ allow-list of redirect URIs.
 from __future__ import annotations
 
 import base64
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from .cimd import ClientMetadataDocuments
 
 ClientKind = Literal["registered", "metadata_document", "static"]
+CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class ClientResolver:
         self._static_client_id = static_client_id
         self._allowed = tuple(allowed_redirect_uris)
         self._documents = metadata_documents
+        # Resolved signed client_ids, each kept no longer than its own validity.
+        self._cache: OrderedDict[str, tuple[Client, float]] = OrderedDict()
 
     async def resolve(self, client_id: object) -> Client:
         """The client behind ``client_id``, or :class:`InvalidClientError` saying why not."""
@@ -74,8 +79,11 @@ class ClientResolver:
                 application_type=getattr(doc, "application_type", None) or "native",
                 client_uri=str(doc.client_uri) if getattr(doc, "client_uri", None) else None,
             )
+        cached = self._cache.get(client_id)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
         try:
-            data = self._sealer.unseal(CLIENT, client_id, max_age=self._max_age)
+            data, signed_at = self._sealer.unseal_timed(CLIENT, client_id, max_age=self._max_age)
         except SealError as exc:
             raise InvalidClientError(
                 description=f"Unknown client_id ({exc.reason}); register again at the registration endpoint."
@@ -83,7 +91,7 @@ class ClientResolver:
         redirect_uris = data.get("r") if isinstance(data, dict) else None
         if not isinstance(redirect_uris, list) or not all(isinstance(u, str) for u in redirect_uris):
             raise InvalidClientError(description="Unknown client_id; register again at the registration endpoint.")
-        return Client(
+        client = Client(
             client_id,
             tuple(redirect_uris),
             "registered",
@@ -91,6 +99,10 @@ class ClientResolver:
             application_type=data.get("t") or "native",
             client_uri=data.get("u"),
         )
+        self._cache[client_id] = (client, signed_at + self._max_age)
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return client
 
 
 def basic_client_id(header: str | None) -> str | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from importlib import resources
-from string import Template
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from .authorize import AuthorizationRequest
 from .context import ShimContext
 from .errors import NO_STORE, AccessDeniedError, InvalidRequestError, html_error, page_headers, redirect_error
-from .http import DuplicateParameter, parse_form, read_body_limited
+from .http import DuplicateParameter, parse_form, read_body_limited, set_cookie
 from .rfc8707 import audience_params
 from .sealing import CONSENT, STATE, SealError, digest, random_token
 from .upstream import UpstreamError
@@ -32,17 +32,31 @@ CSRF_COOKIE = "mcp-shim-csrf"
 FLOW_COOKIE_PREFIX = "mcp-shim-flow-"
 MAX_CONSENT_BODY = 16 * 1024
 
-_TEMPLATE = Template(resources.files(__package__).joinpath("templates/consent.html").read_text("utf-8"))
+
+def _load_template() -> str:
+    """The consent page as a ``str.format`` template: ``$name`` placeholders, literal braces kept."""
+    text = resources.files(__package__).joinpath("templates/consent.html").read_text("utf-8")
+    return re.sub(r"\$(\w+)", r"{\1}", text.replace("{", "{{").replace("}", "}}"))
+
+
+_TEMPLATE = _load_template()
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class ConsentPage:
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
+        self._csrf_cookie = ctx.cookie_name(CSRF_COOKIE)
+        self._static = {
+            "resource_name": html.escape(ctx.resource_name or urlsplit(ctx.resource).netloc),
+            "resource": html.escape(ctx.resource),
+            "action": html.escape(ctx.route_path(ctx.paths.consent)),
+        }
 
     def render(self, request: Request, auth: AuthorizationRequest) -> Response:
         ctx = self.ctx
-        csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
-        if not csrf or len(csrf) > 64:
+        csrf = request.cookies.get(self._csrf_cookie)
+        if not csrf or not _TOKEN.fullmatch(csrf):  # only ever reuse a value we could have minted
             csrf = random_token()
         ticket = ctx.sealer.seal(CONSENT, {**auth.to_wire(), "x": digest(csrf)})
         client = auth.client
@@ -56,27 +70,17 @@ class ConsentPage:
             unverified = f" This application is published by {urlsplit(client.client_id).netloc}."
         if redirect.scheme == "http" and redirect.hostname in ("127.0.0.1", "localhost", "::1"):
             unverified += " The answer goes to a program on this computer."
-        page = _TEMPLATE.substitute(
+        page = _TEMPLATE.format(
             client_name=html.escape(client.name or "An unnamed application"),
-            resource_name=html.escape(ctx.resource_name or urlsplit(ctx.resource).netloc),
-            resource=html.escape(ctx.resource),
             redirect_host=html.escape(redirect_host),
             unverified=html.escape(unverified),
             scopes="".join(f"<li>{html.escape(s)}</li>" for s in auth.scopes) or "<li>basic sign-in</li>",
-            action=html.escape(ctx.route_path(ctx.paths.consent)),
-            ticket=html.escape(ticket),
+            ticket=ticket,  # base64url and dots only: nothing to escape
             client_id_short=html.escape(_short(client.client_id)),
+            **self._static,
         )
         response = HTMLResponse(page, headers=page_headers())
-        response.set_cookie(
-            ctx.cookie_name(CSRF_COOKIE),
-            csrf,
-            max_age=ctx.lifetimes.consent,
-            path="/",
-            secure=ctx.secure_cookies,
-            httponly=True,
-            samesite="lax",
-        )
+        set_cookie(response, self._csrf_cookie, csrf, max_age=ctx.lifetimes.consent, secure=ctx.secure_cookies)
         return response
 
 
@@ -158,14 +162,8 @@ class ConsentHandler:
         }
         separator = "&" if "?" in upstream.authorization_endpoint else "?"
         response = RedirectResponse(upstream.authorization_endpoint + separator + urlencode(params), 303, headers=NO_STORE)
-        response.set_cookie(
-            ctx.cookie_name(FLOW_COOKIE_PREFIX + flow),
-            binding,
-            max_age=ctx.lifetimes.state,
-            path="/",
-            secure=ctx.secure_cookies,
-            httponly=True,
-            samesite="lax",
+        set_cookie(
+            response, ctx.cookie_name(FLOW_COOKIE_PREFIX + flow), binding, max_age=ctx.lifetimes.state, secure=ctx.secure_cookies
         )
         logger.info("consent approved; redirecting to the identity provider (flow %s)", flow)
         return response

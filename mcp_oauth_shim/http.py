@@ -34,6 +34,18 @@ async def read_body_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def set_cookie(response: Response, name: str, value: str, *, max_age: int, secure: bool) -> None:
+    """Add an HttpOnly, SameSite=Lax, Path=/ cookie (RFC 6265bis); ``value`` must be base64url."""
+    attributes = f"{name}={value}; HttpOnly; Max-Age={max_age}; Path=/; SameSite=lax"
+    if secure:
+        attributes += "; Secure"
+    response.raw_headers.append((b"set-cookie", attributes.encode("latin-1")))
+
+
+def delete_cookie(response: Response, name: str, *, secure: bool) -> None:
+    set_cookie(response, name, '""', max_age=0, secure=secure)
+
+
 class DuplicateParameter(ValueError):
     pass
 

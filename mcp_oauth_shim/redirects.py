@@ -23,6 +23,8 @@ FORBIDDEN_SCHEMES = frozenset(
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 # Encoded dots, slashes and backslashes only serve to confuse path comparison downstream.
 _SUSPICIOUS_ENCODINGS = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
+# Anything outside printable ASCII, and the backslash some parsers read as a slash.
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]|\\")
 
 
 class RedirectURIError(ValueError):
@@ -100,7 +102,7 @@ def _parse_or_none(uri: str) -> SplitResult | None:
 def _parse(uri: str) -> SplitResult:
     if not uri or len(uri) > MAX_REDIRECT_URI_LENGTH:
         raise RedirectURIError("A redirect URI must be 1 to 2000 characters long.")
-    if any(ord(ch) <= 0x20 or ord(ch) >= 0x7F for ch in uri) or "\\" in uri:
+    if _UNPRINTABLE.search(uri):
         raise RedirectURIError(f"Redirect URI {_show(uri)} contains whitespace, control or non-ASCII characters.")
     try:
         parts = urlsplit(uri)

@@ -7,6 +7,7 @@ value never travels upstream: it is checked here, and the configured audience is
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from .config import Upstream
@@ -28,6 +29,11 @@ def _canonical(url: str) -> tuple[str, str, int | None, str] | None:
     return scheme, parts.hostname.lower(), port, parts.path.rstrip("/")
 
 
+@functools.lru_cache(maxsize=64)
+def _canonical_configured(url: str) -> tuple[str, str, int | None, str] | None:
+    return _canonical(url)
+
+
 def resource_matches(requested: str, configured: str) -> bool:
     """Does the client's ``resource`` name our protected resource?
 
@@ -36,9 +42,11 @@ def resource_matches(requested: str, configured: str) -> bool:
     parent of the configured resource is accepted too, because clients of the 2025-03-26
     revision name the server's origin; the token is still bound to the configured audience.
     """
+    if requested == configured:
+        return True
     if not isinstance(requested, str) or len(requested) > 2048:
         return False
-    want = _canonical(configured)
+    want = _canonical_configured(configured)
     got = _canonical(requested)
     if want is None or got is None or got[:3] != want[:3]:
         return False

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .config import ConfigurationError
 
@@ -35,6 +37,18 @@ class SealError(Exception):
         self.reason = reason
 
 
+class _CompactJSON:
+    """Base64url JSON, uncompressed: the values are small and zlib costs more than it saves."""
+
+    @staticmethod
+    def dumps(value: Any) -> bytes:
+        return base64_encode(json.dumps(value, separators=(",", ":")).encode())
+
+    @staticmethod
+    def loads(payload: bytes | str) -> Any:
+        return json.loads(base64_decode(payload))
+
+
 class Sealer:
     """Signs and verifies JSON values for each purpose with rotating keys."""
 
@@ -50,25 +64,31 @@ class Sealer:
                 )
         # itsdangerous signs with the LAST key and verifies with all; our API is newest first.
         self._keys = list(reversed(keys))
-        self._serializers: dict[str, URLSafeTimedSerializer] = {}
+        self._serializers: dict[str, TimedSerializer[bytes]] = {}
 
-    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
+    def _serializer(self, purpose: str) -> TimedSerializer[bytes]:
         serializer = self._serializers.get(purpose)
         if serializer is None:
-            serializer = URLSafeTimedSerializer(
-                self._keys, salt=purpose, signer_kwargs={"digest_method": hashlib.sha256}
+            serializer = TimedSerializer(
+                self._keys, salt=purpose, serializer=_CompactJSON, signer_kwargs={"digest_method": hashlib.sha256}
             )
             self._serializers[purpose] = serializer
         return serializer
 
     def seal(self, purpose: str, value: Any) -> str:
-        return self._serializer(purpose).dumps(value)
+        # payload.timestamp.signature, all base64url: safe in URLs, forms and cookies as is.
+        return self._serializer(purpose).dumps(value).decode("ascii")
 
     def unseal(self, purpose: str, token: str, *, max_age: int) -> Any:
+        return self.unseal_timed(purpose, token, max_age=max_age)[0]
+
+    def unseal_timed(self, purpose: str, token: str, *, max_age: int) -> tuple[Any, float]:
+        """The value and when it was sealed (a POSIX timestamp)."""
         if not isinstance(token, str) or not token or len(token) > MAX_SEALED_LENGTH:
             raise SealError("malformed")
         try:
-            return self._serializer(purpose).loads(token, max_age=max_age)
+            value, signed_at = self._serializer(purpose).loads(token, max_age=max_age, return_timestamp=True)
+            return value, signed_at.timestamp()
         except SignatureExpired:
             raise SealError("expired")
         except (BadSignature, ValueError, UnicodeError):

@@ -56,8 +56,15 @@ def test_quick_run_on_the_trivial_app_writes_checked_results(tmp_path: Path) -> 
 
 
 def test_correct_answers_pass_the_check(trivial_server: procs.Server) -> None:
-    res = run_load_sync("127.0.0.1", trivial_server.port, _get(trivial_server), expect(200, contains=b"ok"),
-                        concurrency=4, duration=0.2, warmup=0.05)
+    res = run_load_sync(
+        "127.0.0.1",
+        trivial_server.port,
+        _get(trivial_server),
+        expect(200, contains=b"ok"),
+        concurrency=4,
+        duration=0.2,
+        warmup=0.05,
+    )
     assert res.requests > 0 and res.errors == 0
 
 
@@ -70,8 +77,9 @@ def test_correct_answers_pass_the_check(trivial_server: procs.Server) -> None:
     ],
 )
 def test_wrong_answers_are_counted_as_errors(trivial_server: procs.Server, check) -> None:
-    res = run_load_sync("127.0.0.1", trivial_server.port, _get(trivial_server), check,
-                        concurrency=2, duration=0.2, warmup=0.05)
+    res = run_load_sync(
+        "127.0.0.1", trivial_server.port, _get(trivial_server), check, concurrency=2, duration=0.2, warmup=0.05
+    )
     assert res.requests > 0 and res.errors == res.requests
     assert res.bad_samples and res.bad_samples[0][1] == b"ok"
 
@@ -112,8 +120,9 @@ def test_chunked_bodies_are_reassembled() -> None:
     port, loop, thread = _chunked_server()
     try:
         req = [encode_request("GET", "/", host=f"127.0.0.1:{port}")]
-        res = run_load_sync("127.0.0.1", port, req, expect(200, contains=b"hello world"),
-                            concurrency=2, duration=0.2, warmup=0.05)
+        res = run_load_sync(
+            "127.0.0.1", port, req, expect(200, contains=b"hello world"), concurrency=2, duration=0.2, warmup=0.05
+        )
         assert res.requests > 0 and res.errors == 0
     finally:
         asyncio.run_coroutine_threadsafe(_shutdown(loop), loop).result(10)

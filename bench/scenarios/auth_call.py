@@ -75,7 +75,9 @@ def run(ctx: Ctx) -> list[Row]:
     def fresh() -> list[bytes]:
         # The same request with a new token each time (same length: only `sub` differs).
         return [
-            call_a[0].replace(old_auth, f"Authorization: Bearer {make_token(key, issuer, audience, f'user-{i:06d}')}".encode())
+            call_a[0].replace(
+                old_auth, f"Authorization: Bearer {make_token(key, issuer, audience, f'user-{i:06d}')}".encode()
+            )
             for i in range(n_fresh)
         ]
 
@@ -83,25 +85,44 @@ def run(ctx: Ctx) -> list[Row]:
     for c in (1, 16):
         cases.append(Case(f"tools/call no auth c={c}", plain, call_p, CALL_CHECK, c))
         cases.append(Case(f"tools/call JWT-verified c={c}", authed, call_a, CALL_CHECK, c))
-        cases.append(Case(f"tools/call JWT-verified, new token per call c={c}", authed, [], CALL_CHECK, c,
-                          unique=True, make_requests=fresh))
+        cases.append(
+            Case(
+                f"tools/call JWT-verified, new token per call c={c}",
+                authed,
+                [],
+                CALL_CHECK,
+                c,
+                unique=True,
+                make_requests=fresh,
+            )
+        )
     figs = ctx.compare(cases)
     rows = []
     for c in (1, 16):
         a, p = figs[f"tools/call JWT-verified c={c}"], figs[f"tools/call no auth c={c}"]
         f = figs[f"tools/call JWT-verified, new token per call c={c}"]
-        rows.append(ratio_row(f"authenticated tools/call req/s c={c}", "same call, verification off", a.rps, p.rps, ">= 0.9x"))
+        rows.append(
+            ratio_row(f"authenticated tools/call req/s c={c}", "same call, verification off", a.rps, p.rps, ">= 0.9x")
+        )
         rows.append(
             ratio_row(
-                f"authenticated tools/call capacity by CPU/req c={c}", "verification off",
-                1 / a.cpu_ms_per_req, 1 / p.cpu_ms_per_req, ">= 0.9x", "/ms",
+                f"authenticated tools/call capacity by CPU/req c={c}",
+                "verification off",
+                1 / a.cpu_ms_per_req,
+                1 / p.cpu_ms_per_req,
+                ">= 0.9x",
+                "/ms",
                 note=f"{a.cpu_ms_per_req:.3f} vs {p.cpu_ms_per_req:.3f} ms CPU/req",
             )
         )
         rows.append(
             ratio_row(
-                f"authenticated tools/call, new token per call, capacity by CPU/req c={c}", "verification off",
-                1 / f.cpu_ms_per_req, 1 / p.cpu_ms_per_req, "", "/ms",
+                f"authenticated tools/call, new token per call, capacity by CPU/req c={c}",
+                "verification off",
+                1 / f.cpu_ms_per_req,
+                1 / p.cpu_ms_per_req,
+                "",
+                "/ms",
                 note=f"{f.cpu_ms_per_req:.3f} vs {p.cpu_ms_per_req:.3f} ms CPU/req; {f.rps:.0f} vs {p.rps:.0f} req/s",
             )
         )

@@ -21,7 +21,9 @@ MAX_RATE = 6000
 def run(ctx: Ctx) -> list[Row]:
     if not available("mcp_oauth_shim"):
         return [
-            skipped_row("GET /oauth/authorize; callback", "trivial Starlette route", ">= 0.5x", "mcp_oauth_shim not importable")
+            skipped_row(
+                "GET /oauth/authorize; callback", "trivial Starlette route", ">= 0.5x", "mcp_oauth_shim not importable"
+            )
         ]
     ctx.log("[browser] authorize page and callback relay vs a trivial Starlette route")
     s = start_shim(ctx)
@@ -35,7 +37,9 @@ def run(ctx: Ctx) -> list[Row]:
         out = []
         for i, (state, cookie, value) in enumerate(reseal.callback_states(s.flow.state, s.flow.flow_cookie, n)):
             q = urlencode({"code": f"upstream-code-{i}", "state": state, "iss": s.issuer})
-            out.append(encode_request("GET", "/oauth/callback?" + q, host=host, headers=[("Cookie", f"{cookie}={value}")]))
+            out.append(
+                encode_request("GET", "/oauth/callback?" + q, host=host, headers=[("Cookie", f"{cookie}={value}")])
+            )
         return out
 
     ok_trivial = expect(200, contains=b"ok")
@@ -54,8 +58,12 @@ def run(ctx: Ctx) -> list[Row]:
             rows.append(ratio_row(f"{what} req/s c={c}", "trivial Starlette route", f.rps, t.rps, ">= 0.5x"))
             rows.append(
                 ratio_row(
-                    f"{what} capacity by CPU/req c={c}", "trivial Starlette route",
-                    1 / f.cpu_ms_per_req, 1 / t.cpu_ms_per_req, ">= 0.5x", "/ms",
+                    f"{what} capacity by CPU/req c={c}",
+                    "trivial Starlette route",
+                    1 / f.cpu_ms_per_req,
+                    1 / t.cpu_ms_per_req,
+                    ">= 0.5x",
+                    "/ms",
                     note=f"{f.cpu_ms_per_req:.3f} vs {t.cpu_ms_per_req:.3f} ms CPU/req",
                 )
             )

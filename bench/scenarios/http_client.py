@@ -42,14 +42,22 @@ def run(ctx: Ctx) -> list[Row]:
             f, b = figs[f"proxy[{c}] c={conc}"], figs[f"stub /token c={conc}"]
             rows.append(
                 ratio_row(
-                    f"token proxy on {c} req/s c={conc}", "stub /token direct", f.rps, b.rps, "",
+                    f"token proxy on {c} req/s c={conc}",
+                    "stub /token direct",
+                    f.rps,
+                    b.rps,
+                    "",
                     note=f"p99 {f.p99_ms:.2f} ms",
                 )
             )
             rows.append(
                 ratio_row(
-                    f"token proxy on {c} capacity by CPU/req c={conc}", "stub /token direct",
-                    1 / f.cpu_ms_per_req, 1 / b.cpu_ms_per_req, "", "/ms",
+                    f"token proxy on {c} capacity by CPU/req c={conc}",
+                    "stub /token direct",
+                    1 / f.cpu_ms_per_req,
+                    1 / b.cpu_ms_per_req,
+                    "",
+                    "/ms",
                     note=f"{f.cpu_ms_per_req:.3f} vs {b.cpu_ms_per_req:.3f} ms CPU/req",
                 )
             )

@@ -58,7 +58,12 @@ def _first_openapi(server: Server) -> None:
 def run(ctx: Ctx) -> list[Row]:
     if not available("mcp_bridge"):
         return [
-            skipped_row("start to first tools/list, 500 routes", "plain app + openapi()", "<= 1.05x", "mcp_bridge not importable")
+            skipped_row(
+                "start to first tools/list, 500 routes",
+                "plain app + openapi()",
+                "<= 1.05x",
+                "mcp_bridge not importable",
+            )
         ]
     rounds = max(ctx.rounds, 1)
     times = {"bridge": [], "plain": []}

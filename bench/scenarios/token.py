@@ -27,7 +27,9 @@ MAX_RATE = 5000
 def run(ctx: Ctx) -> list[Row]:
     if not available("mcp_oauth_shim"):
         return [
-            skipped_row("POST /oauth/token via the shim", "stub token endpoint", ">= 0.2x", "mcp_oauth_shim not importable")
+            skipped_row(
+                "POST /oauth/token via the shim", "stub token endpoint", ">= 0.2x", "mcp_oauth_shim not importable"
+            )
         ]
     ctx.log("[token] shim token endpoint vs stub")
     s = start_shim(ctx)
@@ -42,11 +44,14 @@ def run(ctx: Ctx) -> list[Row]:
 
     def refresh_reqs() -> list[bytes]:
         return [
-            form_post(s.shim.port, "/oauth/token", refresh_form(s, t)) for t in reseal.refresh_tokens(s.flow.refresh_token, n)
+            form_post(s.shim.port, "/oauth/token", refresh_form(s, t))
+            for t in reseal.refresh_tokens(s.flow.refresh_token, n)
         ]
 
     base_code = [form_post(base.port, "/token", code_form(s, c)) for c in reseal.codes(s.flow.code, 64)]
-    base_refresh = [form_post(base.port, "/token", refresh_form(s, t)) for t in reseal.refresh_tokens(s.flow.refresh_token, 64)]
+    base_refresh = [
+        form_post(base.port, "/token", refresh_form(s, t)) for t in reseal.refresh_tokens(s.flow.refresh_token, 64)
+    ]
     rows: list[Row] = []
     for grant, make, base_reqs, check in (
         ("code", code_reqs, base_code, ok),
@@ -55,15 +60,25 @@ def run(ctx: Ctx) -> list[Row]:
         cases = []
         for c in (1, 16):
             cases.append(Case(f"stub /token {grant} c={c}", base, base_reqs, check, c))
-            cases.append(Case(f"shim /oauth/token {grant} c={c}", s.shim, [], check, c, unique=True, make_requests=make))
+            cases.append(
+                Case(f"shim /oauth/token {grant} c={c}", s.shim, [], check, c, unique=True, make_requests=make)
+            )
         figs = ctx.compare(cases)
         for c in (1, 16):
             sh, st = figs[f"shim /oauth/token {grant} c={c}"], figs[f"stub /token {grant} c={c}"]
-            rows.append(ratio_row(f"POST /oauth/token {grant} req/s c={c}", "same form POST to stub /token", sh.rps, st.rps, ">= 0.2x"))
             rows.append(
                 ratio_row(
-                    f"POST /oauth/token {grant} capacity by CPU/req c={c}", "stub /token CPU/req",
-                    1 / sh.cpu_ms_per_req, 1 / st.cpu_ms_per_req, ">= 0.2x", "/ms",
+                    f"POST /oauth/token {grant} req/s c={c}", "same form POST to stub /token", sh.rps, st.rps, ">= 0.2x"
+                )
+            )
+            rows.append(
+                ratio_row(
+                    f"POST /oauth/token {grant} capacity by CPU/req c={c}",
+                    "stub /token CPU/req",
+                    1 / sh.cpu_ms_per_req,
+                    1 / st.cpu_ms_per_req,
+                    ">= 0.2x",
+                    "/ms",
                     note=f"{sh.cpu_ms_per_req:.3f} vs {st.cpu_ms_per_req:.3f} ms CPU/req",
                 )
             )
@@ -82,16 +97,32 @@ def _what_if_aiohttp(ctx: Ctx, base, reseal: Resealer, n: int, ok) -> list[Row]:
     cases = []
     for c in (1, 16):
         cases.append(Case(f"stub /token code (what-if run) c={c}", base, base_code, ok, c))
-        cases.append(Case(f"shim[httpx over aiohttp] /oauth/token code c={c}", w.shim, [], ok, c, unique=True,
-                          make_requests=code_reqs))
+        cases.append(
+            Case(
+                f"shim[httpx over aiohttp] /oauth/token code c={c}",
+                w.shim,
+                [],
+                ok,
+                c,
+                unique=True,
+                make_requests=code_reqs,
+            )
+        )
     figs = ctx.compare(cases)
     rows = []
     for c in (1, 16):
-        sh, st = figs[f"shim[httpx over aiohttp] /oauth/token code c={c}"], figs[f"stub /token code (what-if run) c={c}"]
+        sh, st = (
+            figs[f"shim[httpx over aiohttp] /oauth/token code c={c}"],
+            figs[f"stub /token code (what-if run) c={c}"],
+        )
         rows.append(
             ratio_row(
-                f"what-if: /oauth/token code, httpx over aiohttp, c={c}", "same form POST to stub /token",
-                sh.rps, st.rps, "", note=f"{sh.cpu_ms_per_req:.3f} vs {st.cpu_ms_per_req:.3f} ms CPU/req",
+                f"what-if: /oauth/token code, httpx over aiohttp, c={c}",
+                "same form POST to stub /token",
+                sh.rps,
+                st.rps,
+                "",
+                note=f"{sh.cpu_ms_per_req:.3f} vs {st.cpu_ms_per_req:.3f} ms CPU/req",
             )
         )
     return rows

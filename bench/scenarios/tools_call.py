@@ -39,32 +39,50 @@ def run(ctx: Ctx) -> list[Row]:
                 b = figs[f"tools/call {mode} N={n} c={c}"]
                 d = figs[f"direct N={n} c={c} ({mode} srv)"]
                 rows.append(
-                    ratio_row(f"tools/call req/s {mode} N={n} c={c}", "direct POST, same server", b.rps, d.rps, ">= 0.7x")
+                    ratio_row(
+                        f"tools/call req/s {mode} N={n} c={c}", "direct POST, same server", b.rps, d.rps, ">= 0.7x"
+                    )
                 )
                 # Server CPU per request is far less sensitive to other load on a shared machine
                 # than req/s: the capacity it implies is the noise-robust reading of the same target.
                 rows.append(
                     ratio_row(
-                        f"tools/call capacity by CPU/req {mode} N={n} c={c}", "direct POST, same server",
-                        1 / b.cpu_ms_per_req, 1 / d.cpu_ms_per_req, ">= 0.7x", "/ms",
+                        f"tools/call capacity by CPU/req {mode} N={n} c={c}",
+                        "direct POST, same server",
+                        1 / b.cpu_ms_per_req,
+                        1 / d.cpu_ms_per_req,
+                        ">= 0.7x",
+                        "/ms",
                         note=f"{b.cpu_ms_per_req:.3f} vs {d.cpu_ms_per_req:.3f} ms CPU/req",
                     )
                 )
             b16 = figs[f"tools/call {mode} N={n} c=16"]
             d16 = figs[f"direct N={n} c=16 ({mode} srv)"]
-            rows.append(ratio_row(f"tools/call p99 {mode} N={n} c=16", "direct POST p99", b16.p99_ms, d16.p99_ms, "<= 2x", " ms"))
+            rows.append(
+                ratio_row(
+                    f"tools/call p99 {mode} N={n} c=16", "direct POST p99", b16.p99_ms, d16.p99_ms, "<= 2x", " ms"
+                )
+            )
             cpu_by_size[n] = b16.cpu_ms_per_req
             direct_cpu_by_size[n] = d16.cpu_ms_per_req
         rows.append(
             growth_row(
-                f"tools/call CPU/req growth N=10->500 ({mode})", "itself at N=10",
-                cpu_by_size[500], cpu_by_size[10], "<= +5%", " ms",
+                f"tools/call CPU/req growth N=10->500 ({mode})",
+                "itself at N=10",
+                cpu_by_size[500],
+                cpu_by_size[10],
+                "<= +5%",
+                " ms",
             )
         )
         rows.append(
             growth_row(
-                f"direct POST CPU/req growth N=10->500 ({mode} srv)", "itself at N=10",
-                direct_cpu_by_size[500], direct_cpu_by_size[10], "", " ms",
+                f"direct POST CPU/req growth N=10->500 ({mode} srv)",
+                "itself at N=10",
+                direct_cpu_by_size[500],
+                direct_cpu_by_size[10],
+                "",
+                " ms",
             )
         )
     return rows

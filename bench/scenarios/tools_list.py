@@ -46,8 +46,14 @@ def run(ctx: Ctx) -> list[Row]:
     b, p = figs[f"tools/list N={N} c=1"], figs["pre-encoded tools/list bytes c=1"]
     return [
         ratio_row(
-            f"tools/list p50, {N} routes ({len(raw) / 1024:.0f} KiB)", "same bytes pre-encoded",
-            b.p50_ms, p.p50_ms, "<= 3x", " ms",
+            f"tools/list p50, {N} routes ({len(raw) / 1024:.0f} KiB)",
+            "same bytes pre-encoded",
+            b.p50_ms,
+            p.p50_ms,
+            "<= 3x",
+            " ms",
         ),
-        ratio_row(f"tools/list CPU/req, {N} routes", "same bytes pre-encoded", b.cpu_ms_per_req, p.cpu_ms_per_req, "", " ms"),
+        ratio_row(
+            f"tools/list CPU/req, {N} routes", "same bytes pre-encoded", b.cpu_ms_per_req, p.cpu_ms_per_req, "", " ms"
+        ),
     ]
