@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from .clients import ClientResolver
@@ -57,7 +58,7 @@ class ShimContext:
         """Where a route lives on the host: the public URL's own path plus the endpoint path."""
         return urlsplit(self.public_url).path.rstrip("/") + path
 
-    @property
+    @cached_property
     def callback_url(self) -> str:
         return self.url(self.paths.callback)
 

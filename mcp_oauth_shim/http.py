@@ -13,6 +13,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version",
     "Access-Control-Max-Age": "86400",
 }
+_CORS_RAW = [(b"access-control-allow-origin", b"*")]
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes | None:
@@ -81,7 +82,7 @@ def with_cors(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[R
         if request.method == "OPTIONS":
             return Response(status_code=204, headers={**CORS_HEADERS, "Access-Control-Allow-Methods": "GET, POST, OPTIONS"})
         response = await endpoint(request)
-        response.headers.update(CORS_HEADERS)
+        response.raw_headers.extend(_CORS_RAW)  # a simple request needs only this one
         return response
 
     return wrapped

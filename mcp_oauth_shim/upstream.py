@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from .config import Upstream
+from .http11 import ConnectionPool, HTTPError
 
 logger = logging.getLogger("mcp_oauth_shim.upstream")
 
@@ -65,6 +67,9 @@ class UpstreamClient:
         self.upstream = upstream
         self._owns_http = http is None
         self.http = http or default_http_client(upstream.timeout)
+        # The token and revocation POSTs are the hot path: a lean keep-alive pool serves them
+        # unless the caller brought its own httpx client (proxies, custom TLS, tests).
+        self._pool = ConnectionPool(timeout=upstream.timeout) if http is None else None
         self._metadata: UpstreamMetadata | None = None
         self._metadata_at = 0.0
         self._discovery: asyncio.Future[UpstreamMetadata] | None = None
@@ -72,6 +77,8 @@ class UpstreamClient:
     async def aclose(self) -> None:
         if self._owns_http:
             await self.http.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -151,7 +158,7 @@ class UpstreamClient:
         response = await self._send("GET", url)
         if response.status_code != 200:
             raise UpstreamError(502, "server_error", f"The identity provider answered {response.status_code} for {url}.")
-        return _json_object(response, url)
+        return _json_object(response.content, url)
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form with the shim's client authentication added (RFC 6749 §2.3.1).
@@ -170,10 +177,27 @@ class UpstreamClient:
         else:
             data["client_id"] = up.client_id
             data["client_secret"] = up.client_secret
+        if self._pool is not None:
+            return await self._post_pooled(url, data, headers)
         response = await self._send("POST", url, data=data, headers=headers)
         if not response.content and 200 <= response.status_code < 300:
             return response.status_code, {}
-        return response.status_code, _json_object(response, url)
+        return response.status_code, _json_object(response.content, url)
+
+    async def _post_pooled(self, url: str, data: dict[str, str], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        body = urlencode(data).encode()
+        header_list = [*headers.items(), ("Content-Type", "application/x-www-form-urlencoded")]
+        try:
+            response = await self._pool.request("POST", url, body=body, headers=header_list)  # type: ignore[union-attr]
+        except TimeoutError:
+            logger.warning("identity provider timed out: POST %s", url)
+            raise UpstreamError(504, "temporarily_unavailable", "The identity provider did not answer in time.")
+        except HTTPError as exc:
+            logger.warning("identity provider unreachable: POST %s (%s)", url, exc)
+            raise UpstreamError(502, "temporarily_unavailable", "The identity provider could not be reached.")
+        if not response.body and 200 <= response.status < 300:
+            return response.status, {}
+        return response.status, _json_object(response.body, url)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -186,11 +210,11 @@ class UpstreamClient:
             raise UpstreamError(502, "temporarily_unavailable", "The identity provider could not be reached.")
 
 
-def _json_object(response: httpx.Response, url: str) -> dict[str, Any]:
-    if len(response.content) > MAX_JSON_BYTES:
+def _json_object(content: bytes, url: str) -> dict[str, Any]:
+    if len(content) > MAX_JSON_BYTES:
         raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is too large.")
     try:
-        value = response.json()
+        value = json.loads(content)
     except ValueError:
         raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is not JSON.")
     if not isinstance(value, dict):
