@@ -23,13 +23,12 @@ from .errors import (
     InvalidRequestError,
     OAuth2Error,
     UnsupportedResponseTypeError,
-    ascii_description,
     html_error,
     invalid_target,
     oauth_error,
     redirect_error,
 )
-from .http import DuplicateParameter, single_params
+from .http import ParameterError, single_params
 from .redirects import matches
 from .rfc8707 import resource_matches
 
@@ -86,8 +85,8 @@ async def parse_authorization_request(ctx: ShimContext, request: Request) -> Aut
     """
     try:
         params = single_params(request)
-    except DuplicateParameter as dup:
-        raise InvalidRequestError(description=ascii_description(f"Parameter {str(dup)[:40]} is repeated."))
+    except ParameterError as exc:
+        raise InvalidRequestError(description=exc.description)
 
     client = await ctx.clients.resolve(params.get("client_id"))
     redirect_uri, given = _redirect_uri(client, params.get("redirect_uri"))

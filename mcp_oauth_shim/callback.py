@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from .consent import FLOW_COOKIE_PREFIX
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, append_query, html_error, oauth_error, redirect_error
-from .http import DuplicateParameter, delete_cookie, single_params
+from .http import ParameterError, delete_cookie, single_params
 from .sealing import CODE, STATE, SealError, digest
 from .upstream import UpstreamError
 
@@ -45,8 +45,8 @@ class CallbackHandler:
         ctx = self.ctx
         try:
             params = single_params(request)
-        except DuplicateParameter:
-            return html_error(InvalidRequestError(description="A callback parameter is repeated."))
+        except ParameterError as exc:
+            return html_error(InvalidRequestError(description=exc.description))
         try:
             state = ctx.sealer.unseal(STATE, params.get("state", ""), max_age=ctx.lifetimes.state)
         except SealError as exc:

@@ -20,8 +20,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .authorize import AuthorizationRequest
 from .context import ShimContext
-from .errors import NO_STORE, AccessDeniedError, InvalidRequestError, html_error, page_headers, redirect_error
-from .http import DuplicateParameter, parse_form, read_body_limited, set_cookie
+from .errors import PAGE_HEADERS_RAW, NO_STORE, AccessDeniedError, InvalidRequestError, html_error, redirect_error
+from .http import ParameterError, parse_form, read_body_limited, set_cookie
 from .rfc8707 import audience_params
 from .sealing import CONSENT, STATE, SealError, digest, random_token
 from .upstream import UpstreamError
@@ -79,7 +79,8 @@ class ConsentPage:
             client_id_short=html.escape(_short(client.client_id)),
             **self._static,
         )
-        response = HTMLResponse(page, headers=page_headers())
+        response = HTMLResponse(page)
+        response.raw_headers.extend(PAGE_HEADERS_RAW)
         set_cookie(response, self._csrf_cookie, csrf, max_age=ctx.lifetimes.consent, secure=ctx.secure_cookies)
         return response
 
@@ -102,7 +103,7 @@ class ConsentHandler:
             return html_error(InvalidRequestError(description="The consent form is too large."), status_code=413)
         try:
             form = parse_form(body)
-        except (DuplicateParameter, ValueError):
+        except ParameterError:
             return html_error(InvalidRequestError(description="The consent form is malformed."))
         try:
             ticket = ctx.sealer.unseal(CONSENT, form.get("ticket", ""), max_age=ctx.lifetimes.consent)

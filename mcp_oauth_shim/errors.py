@@ -116,3 +116,6 @@ def ascii_description(text: str) -> str:
     """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E."""
     cleaned = "".join(ch if (0x20 <= ord(ch) <= 0x7E and ch not in '"\\') else "?" for ch in text)
     return cleaned[:300]
+
+
+PAGE_HEADERS_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in page_headers().items()]

@@ -47,8 +47,15 @@ def delete_cookie(response: Response, name: str, *, secure: bool) -> None:
     set_cookie(response, name, '""', max_age=0, secure=secure)
 
 
-class DuplicateParameter(ValueError):
-    pass
+class ParameterError(ValueError):
+    """Request parameters that no endpoint accepts; ``description`` is safe to show."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+MAX_PARAMETERS = 100
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -56,21 +63,26 @@ def parse_form(body: bytes) -> dict[str, str]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError("The request body is not UTF-8.")
-    result: dict[str, str] = {}
-    for key, value in parse_qsl(text, keep_blank_values=True, max_num_fields=100):
-        if key in result:
-            raise DuplicateParameter(key)
-        result[key] = value
-    return result
+        raise ParameterError("The request body is not UTF-8.")
+    return _single(text)
 
 
 def single_params(request: Request) -> dict[str, str]:
     """Query parameters as a dict, refusing repeats (RFC 6749 §3.1)."""
+    # Parsed straight from the raw query, as Starlette would, without building a multidict.
+    return _single(request.scope["query_string"].decode("latin-1"))
+
+
+def _single(text: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
+    except ValueError:
+        raise ParameterError(f"More than {MAX_PARAMETERS} parameters.")
     result: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
+    for key, value in pairs:
         if key in result:
-            raise DuplicateParameter(key)
+            shown = "".join(ch if 0x20 < ord(ch) < 0x7F and ch not in '"\\' else "?" for ch in key[:40])
+            raise ParameterError(f"Parameter {shown} is repeated.")
         result[key] = value
     return result
 

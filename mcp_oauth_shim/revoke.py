@@ -16,7 +16,7 @@ from starlette.responses import Response
 from .clients import basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
-from .http import DuplicateParameter, parse_form, read_body_limited
+from .http import ParameterError, parse_form, read_body_limited
 from .sealing import REFRESH, SealError, digest
 from .upstream import UpstreamError
 
@@ -42,7 +42,7 @@ class RevocationHandler:
             raise InvalidRequestError(description="The revocation request is too large.")
         try:
             form = parse_form(body)
-        except (DuplicateParameter, ValueError):
+        except ParameterError:
             raise InvalidRequestError(description="The revocation request body is malformed.")
         token = form.get("token")
         if not token:

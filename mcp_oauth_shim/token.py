@@ -22,18 +22,16 @@ from .clients import basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import (
     NO_STORE,
-    InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Error,
     UnsupportedGrantTypeError,
-    ascii_description,
     invalid_target,
     json_error,
     oauth_error,
 )
-from .http import DuplicateParameter, parse_form, read_body_limited
+from .http import ParameterError, parse_form, read_body_limited
 from .rfc8707 import audience_params, resource_matches
 from .sealing import CODE, REFRESH, SealError, digest
 from .upstream import UpstreamError
@@ -160,10 +158,8 @@ async def _read_token_request(request: Request) -> tuple[dict[str, str], str | N
         raise InvalidRequestError(description="The token request is too large.")
     try:
         form = parse_form(body)
-    except DuplicateParameter as dup:
-        raise InvalidRequestError(description=ascii_description(f"Parameter {str(dup)[:40]} is repeated."))
-    except ValueError:
-        raise InvalidRequestError(description="The token request body is malformed.")
+    except ParameterError as exc:
+        raise InvalidRequestError(description=exc.description)
     return form, basic_client_id(request.headers.get("authorization"))
 
 

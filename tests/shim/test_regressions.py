@@ -104,3 +104,13 @@ def test_static_mode_accepts_only_the_upstream_client_id():
     params = kit.authorize_params(kit.idp.client_id, pkce_pair()[1], redirect_uri="http://127.0.0.1:5555/callback")
     assert kit.client.get("/oauth/authorize", params=params).status_code == 200
     assert kit.client.get("/.well-known/oauth-authorization-server").json()["client_id_metadata_document_supported"] is False
+
+
+def test_more_than_a_hundred_parameters_are_refused_not_a_500(kit):
+    many = [(f"p{i}", "x") for i in range(150)]
+    assert kit.client.get("/oauth/authorize", params=many, follow_redirects=False).status_code == 400
+    assert kit.client.get("/oauth/callback", params=many, follow_redirects=False).status_code == 400
+    body = "&".join(f"p{i}=x" for i in range(150)).encode()
+    response = kit.client.post("/oauth/token", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

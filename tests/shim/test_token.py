@@ -7,7 +7,7 @@ import pytest
 
 from mcp_oauth_shim import Lifetimes
 
-from .kit import CLIENT_REDIRECT, RESOURCE, make_kit, pkce_pair
+from .kit import CLIENT_REDIRECT, RESOURCE, make_kit
 
 
 def test_authorization_code_grant_returns_the_idps_audience_bound_tokens(kit):
