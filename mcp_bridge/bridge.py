@@ -29,16 +29,18 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_bridge.auth import granted_scopes
-from mcp_bridge.calls import call_tool, unknown_tool
+from mcp_bridge.calls import call_tool, call_tool_encoded, unknown_tool
+from mcp_bridge.handshake import InitializeAnswer
 from mcp_bridge.registry import ToolRegistry
-from mcp_bridge.results import error_result
+from mcp_bridge.results import encode_result, error_result
 from mcp_bridge.security import HostOriginPolicy
-from mcp_bridge.sse import SSEEndpoint
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint, ScopeGuard
 
 if TYPE_CHECKING:
     from mcp_oauth_shim import OAuthShim
+
+    from mcp_bridge.sse import SSEEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class MCPBridge:
         self.describe_all_responses = describe_all_responses
         self.describe_full_response_schema = describe_full_response_schema
         self.forward_headers = frozenset(h.lower() for h in forward_headers)
+        self._forward_header_bytes = frozenset(h.encode("latin-1") for h in self.forward_headers)
         self.dependencies = list(dependencies)
         self.short_names = short_names
         self.hide_unreachable_tools = hide_unreachable_tools
@@ -86,11 +89,19 @@ class MCPBridge:
         self.http_client = http_client
         self._mounted_paths: set[str] = set()
         self._server: Any = None
+        # Whether anyone outside the bridge was handed the SDK `Server` (and may have changed
+        # what `initialize` answers): then only the SDK answers it.
+        self._server_shared = False
+        self._initialize_answer: InitializeAnswer | None = None
         self._registry = self._build_registry()
 
     @property
     def server(self) -> Any:
         """The SDK's low-level `Server` behind every mounted endpoint (created on first use)."""
+        self._server_shared = True
+        return self._sdk_server()
+
+    def _sdk_server(self) -> Any:
         if self._server is None:
             from mcp.server.lowlevel.server import Server
 
@@ -103,6 +114,19 @@ class MCPBridge:
                 on_call_tool=self._on_call_tool,
             )
         return self._server
+
+    def _initialize(self) -> InitializeAnswer | None:
+        """What the endpoint answers `initialize` with, while that is the SDK `Server`'s default."""
+        if self._server_shared:
+            return None
+        if self._initialize_answer is None:
+            self._initialize_answer = InitializeAnswer(
+                name=self.name,
+                version=self.app.version or "",
+                description=self.description,
+                instructions=self.description,
+            )
+        return self._initialize_answer
 
     # -- tool table --------------------------------------------------------------------
 
@@ -141,17 +165,34 @@ class MCPBridge:
         spec = self._registry.by_name.get(name)
         if spec is None:
             return unknown_tool(name)
-        granted = granted_scopes(origin)
-        if granted is not None and not spec.scopes <= granted:
+        if not self._may_call(spec, origin):
             # The endpoint answers this with a 403 before the SDK; kept as a second line.
             return {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
         try:
-            return await call_tool(self.app, spec, arguments, origin, self.forward_headers, self.http_client)
+            return await call_tool(self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client)
         except Exception:
             # call_tool turns every app failure into a result; this is a bridge bug. Keep the
             # details in the log (they may hold request data), give the client a plain error.
             logger.exception("tool %s failed inside the bridge", name)
             return error_result(f"Tool {name} failed: internal error")
+
+    async def call_encoded(self, name: str, arguments: dict[str, Any] | None, origin: Scope) -> bytes:
+        """`call`, as the JSON bytes of the `CallToolResult` (what the endpoint's fast path sends)."""
+        spec = self._registry.by_name.get(name)
+        if spec is None or not self._may_call(spec, origin):
+            return encode_result(await self.call(name, arguments, origin))
+        try:
+            return await call_tool_encoded(
+                self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client
+            )
+        except Exception:
+            logger.exception("tool %s failed inside the bridge", name)
+            return encode_result(error_result(f"Tool {name} failed: internal error"))
+
+    @staticmethod
+    def _may_call(spec: ToolSpec, origin: Scope) -> bool:
+        granted = granted_scopes(origin)
+        return granted is None or spec.scopes <= granted
 
     # The SDK's handlers (mcp.server.lowlevel.Server on_list_tools / on_call_tool): `ctx.request`
     # is the Starlette request that carried the message.
@@ -192,9 +233,10 @@ class MCPBridge:
         # An APIRouter applies its own prefix when routes are added through it; do the same.
         route_path = getattr(host_router, "prefix", "") + path
         endpoint = MCPEndpoint(
-            server=lambda: self.server,
+            server=self._sdk_server,
             registry=lambda: self._registry,
-            call=self.call,
+            call=self.call_encoded,
+            initialize=self._initialize,
             stateless=stateless,
             json_response=json_response,
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
@@ -230,12 +272,14 @@ class MCPBridge:
         For clients that predate Streamable HTTP (FastAPI-MCP's `mount_sse`); same auth,
         scope checks and Host/Origin policy as `mount_http`.
         """
+        from mcp_bridge.sse import SSEEndpoint  # the legacy transport: loaded only when mounted
+
         host = router if router is not None else self.app
         host_router: Router = host.router if isinstance(host, FastAPI) else host
         stream_path = getattr(host_router, "prefix", "") + path.rstrip("/")
         messages_path = stream_path + "/messages/"
         endpoint = SSEEndpoint(
-            server=lambda: self.server,
+            server=self._sdk_server,
             messages_path=messages_path,
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
             guard=self._scope_guard(),

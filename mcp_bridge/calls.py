@@ -17,24 +17,24 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import anyio
 from starlette.types import ASGIApp, Message, Scope
 
-from mcp_bridge.results import error_result, response_result
+from mcp_bridge.results import encode_response_result, encode_result, error_result, response_result
 from mcp_bridge.routes import first_match_is
 from mcp_bridge.tools import ToolSpec, header_forbidden
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
-_PARAM = re.compile(r"\{([^{}]+)\}")
 # RFC 3986 §3.3 pchar minus "%" (so a literal "%" is encoded, never taken as an escape).
 _PCHAR = ":@!$&'()*+,;=-._~"
+# json.dumps(..., separators=(",", ":"), ensure_ascii=False) without building an encoder per call.
+_encode_body = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class ArgumentError(ValueError):
@@ -87,19 +87,30 @@ def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) ->
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
+def _query_value(value: Any) -> str:
+    # urlencode's quote_plus, minus the call for the common case of an integer.
+    if type(value) is int:
+        return str(value)
+    return quote_plus(_scalar(value))
+
+
 def build_request(
     spec: ToolSpec,
     arguments: Mapping[str, Any],
     origin: Scope,
-    forward_headers: frozenset[str],
+    forward_headers: frozenset[bytes],
 ) -> tuple[Scope, bytes]:
-    """The ASGI scope and body for calling `spec` with `arguments` on behalf of `origin`."""
-    missing = [name for name in spec.required if arguments.get(name) is None]
-    if missing:
-        raise ArgumentError("missing required argument(s): " + ", ".join(sorted(missing)))
+    """The ASGI scope and body for calling `spec` with `arguments` on behalf of `origin`.
+
+    `forward_headers`: the lower-case names of the client's headers that reach the route.
+    """
+    for name in spec.required:
+        if arguments.get(name) is None:
+            missing = sorted(n for n in spec.required if arguments.get(n) is None)
+            raise ArgumentError("missing required argument(s): " + ", ".join(missing))
 
     path_values: dict[str, str] = {}
-    query: list[tuple[str, str]] = []
+    query: list[str] = []
     headers: list[tuple[bytes, bytes]] = []
     body_fields: dict[str, Any] = {}
     form_fields: list[tuple[str, str]] = []
@@ -107,28 +118,30 @@ def build_request(
     body: Any = None
     has_body = False
 
+    specs_arguments = spec.arguments
     for key, value in arguments.items():
-        arg = spec.arguments.get(key)
+        arg = specs_arguments.get(key)
         if arg is None:
             raise ArgumentError(f"unknown argument {key!r}")
         where = arg.location
-        if where == "path":
+        if where == "body_field":
+            body_fields[arg.wire_name] = value
+            has_body = True
+        elif where == "path":
             allow_slash = arg.wire_name in spec.slash_params
             path_values[arg.wire_name] = _path_value(key, value, allow_slash)
         elif value is None:
             continue
         elif where == "query":
+            prefix = arg.query_key
             if isinstance(value, list):
-                query.extend((arg.wire_name, _scalar(v)) for v in value)
+                query.extend(prefix + _query_value(v) for v in value)
             else:
-                query.append((arg.wire_name, _scalar(value)))
+                query.append(prefix + _query_value(value))
         elif where == "header":
             if header_forbidden(arg.wire_name):
                 raise ArgumentError(f"header {arg.wire_name!r} cannot be set by a tool argument")
             headers.append((arg.wire_name.lower().encode("latin-1"), _header_value(key, value)))
-        elif where == "body_field":
-            body_fields[arg.wire_name] = value
-            has_body = True
         elif where == "body":
             body, has_body = value, True
         elif where == "form":
@@ -142,30 +155,31 @@ def build_request(
             has_body = True
 
     # One pass over the template: a value that looks like "{other}" stays a value.
-    decoded_path = _PARAM.sub(lambda m: path_values[m.group(1)], spec.path_template)
-    raw_path = _PARAM.sub(lambda m: quote(path_values[m.group(1)], safe=_PCHAR), spec.path_template)
+    decoded = list(spec.path_parts)
+    raw = list(decoded)
+    for i in range(1, len(decoded), 2):
+        value = path_values[decoded[i]]
+        decoded[i] = value
+        raw[i] = quote(value, safe=_PCHAR)
     root_path = origin.get("root_path", "")
 
     content: bytes = b""
-    content_type: str | None = None
+    content_type: bytes | None = None
     if has_body:
         if spec.body_content_type == "multipart/form-data":
-            content, content_type = _multipart(form_fields, files)
+            content, multipart_type = _multipart(form_fields, files)
+            content_type = multipart_type.encode()
         elif spec.body_content_type == "application/x-www-form-urlencoded":
-            content, content_type = urlencode(form_fields).encode(), spec.body_content_type
+            content, content_type = urlencode(form_fields).encode(), b"application/x-www-form-urlencoded"
         else:
-            payload = body_fields if body is None else body
-            content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-            content_type = "application/json"
+            content = _encode_body(body_fields if body is None else body).encode()
+            content_type = b"application/json"
 
-    request_headers: list[tuple[bytes, bytes]] = []
-    for name, value in origin["headers"]:
-        if name == b"host" or name.decode("latin-1") in forward_headers:
-            request_headers.append((name, value))
+    request_headers = [(name, value) for name, value in origin["headers"] if name == b"host" or name in forward_headers]
     request_headers.extend(headers)
     request_headers.append((b"accept", b"*/*"))
     if content_type is not None:
-        request_headers.append((b"content-type", content_type.encode()))
+        request_headers.append((b"content-type", content_type))
         request_headers.append((b"content-length", str(len(content)).encode()))
 
     scope: Scope = {
@@ -177,9 +191,9 @@ def build_request(
         "server": origin.get("server"),
         "client": origin.get("client"),
         "root_path": root_path,
-        "path": root_path + decoded_path,
-        "raw_path": (root_path + raw_path).encode("ascii"),
-        "query_string": urlencode(query).encode("ascii") if query else b"",
+        "path": root_path + "".join(decoded),
+        "raw_path": (root_path + "".join(raw)).encode("ascii"),
+        "query_string": "&".join(query).encode("ascii") if query else b"",
         "headers": request_headers,
     }
     if "state" in origin:
@@ -267,15 +281,15 @@ async def run_request_over(client: Any, scope: Scope, body: bytes) -> tuple[int,
     return response.status_code, list(response.headers.raw), b"".join(chunks)
 
 
-async def call_tool(
+async def _execute(
     app: ASGIApp,
     spec: ToolSpec,
     arguments: Mapping[str, Any] | None,
     origin: Scope,
-    forward_headers: frozenset[str],
-    http_client: Any = None,
-) -> dict[str, Any]:
-    """Run one tool call; the wire form of a `CallToolResult` (never raises for app errors)."""
+    forward_headers: frozenset[bytes],
+    http_client: Any,
+) -> tuple[int, list[tuple[bytes, bytes]], bytes, Scope] | dict[str, Any]:
+    """The route's answer (status, headers, body, request scope), or an error result."""
     try:
         scope, body = build_request(spec, arguments or {}, origin, forward_headers)
     except ArgumentError as exc:
@@ -286,7 +300,37 @@ async def call_tool(
         status, headers, content = await run_request_over(http_client, scope, body)
     if status == -1:
         return error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes")
-    return response_result(spec, status, headers, content, scope)
+    return status, headers, content, scope
+
+
+async def call_tool(
+    app: ASGIApp,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any] | None,
+    origin: Scope,
+    forward_headers: frozenset[bytes],
+    http_client: Any = None,
+) -> dict[str, Any]:
+    """Run one tool call; the wire form of a `CallToolResult` (never raises for app errors)."""
+    outcome = await _execute(app, spec, arguments, origin, forward_headers, http_client)
+    if isinstance(outcome, dict):
+        return outcome
+    return response_result(spec, *outcome)
+
+
+async def call_tool_encoded(
+    app: ASGIApp,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any] | None,
+    origin: Scope,
+    forward_headers: frozenset[bytes],
+    http_client: Any = None,
+) -> bytes:
+    """`call_tool`, as the JSON bytes of the `CallToolResult` (the endpoint's fast path)."""
+    outcome = await _execute(app, spec, arguments, origin, forward_headers, http_client)
+    if isinstance(outcome, dict):
+        return encode_result(outcome)
+    return encode_response_result(spec, *outcome)
 
 
 def unknown_tool(name: str, known: Sequence[str] = ()) -> dict[str, Any]:

@@ -9,9 +9,13 @@ to the SDK. Kept here rather than imported so that serving `tools/list` never lo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+# Bounds the memo of refusals: Host/Origin values come from clients.
+_MAX_MEMO = 256
 
 
 def _allowed(value: str, patterns: Sequence[str]) -> bool:
@@ -27,14 +31,26 @@ def _allowed(value: str, patterns: Sequence[str]) -> bool:
 class HostOriginPolicy:
     allowed_hosts: tuple[str, ...]
     allowed_origins: tuple[str, ...]
+    _memo: dict[tuple[str | None, str | None], int | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def refusal(self, host: str | None, origin: str | None) -> int | None:
         """The HTTP status to refuse with (421 foreign Host, 403 foreign Origin), or None."""
+        key = (host, origin)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        status: int | None = None
         if not host or not _allowed(host, self.allowed_hosts):
-            return 421
-        if origin and not _allowed(origin, self.allowed_origins):
-            return 403
-        return None
+            status = 421
+        elif origin and not _allowed(origin, self.allowed_origins):
+            status = 403
+        if len(self._memo) >= _MAX_MEMO:
+            self._memo.clear()
+        self._memo[key] = status
+        return status
 
     def to_sdk(self) -> Any:
         from mcp.server.transport_security import TransportSecuritySettings
@@ -46,6 +62,7 @@ class HostOriginPolicy:
         )
 
 
+@functools.lru_cache(maxsize=_MAX_MEMO)
 def accepts(accept: str) -> tuple[bool, bool]:
     """(JSON acceptable, SSE acceptable) for an Accept header, wildcards included (RFC 9110 §12.5.1)."""
     types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote_plus
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -47,6 +48,7 @@ FORBIDDEN_ARGUMENT_HEADERS = frozenset(
     }
 )
 
+_PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 _TOOL_NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _JSON_TYPES = ("application/json",)
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -68,6 +70,10 @@ class Argument:
     name: str  # the key in `arguments`
     location: Location
     wire_name: str  # the path/query/header/form field name the route declares
+    query_key: str = field(init=False, repr=False)  # `wire_name=` as urlencode writes it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query_key", quote_plus(self.wire_name) + "=")
 
 
 @dataclass
@@ -94,6 +100,8 @@ class ToolSpec:
     scopes: frozenset[str]
     tags: tuple[str, ...]
     path_params: tuple[str, ...] = ()
+    # `path_template` split at its parameters: literal, name, literal, ..., literal.
+    path_parts: tuple[str, ...] = ()
     # Path parameters declared `{name:path}`: the only ones whose value may contain "/".
     slash_params: frozenset[str] = frozenset()
     # Routes listed before this one that some argument values could match first.
@@ -306,6 +314,7 @@ def build_spec(
         operation_id=operation.get("operationId", name),
         method=method,
         path_template=route.path_format,
+        path_parts=tuple(_PATH_PARAM.split(route.path_format)),
         route=route,
         tool_json=tool_json,
         arguments=arguments,

@@ -7,27 +7,29 @@ cannot know:
 
 * the per-tool scope check, answered at the HTTP level with a 403 step-up challenge before
   the SDK sees the request (a JSON-RPC error inside a 200 would not start a step-up);
-* a fast path for the two hot methods. A single `tools/list` or `tools/call` request of a
-  handshake-era revision, for a live session (or in stateless mode), that passes the same
-  Host/Origin/Content-Type/Accept checks, is answered here with one `application/json`
-  response (which the transport spec allows for any request): the pre-encoded tool list, or
-  the in-process call. No per-request task, stream or session object is created. Everything
-  else - and anything this endpoint is unsure about - goes to the SDK unchanged.
+* a fast path for the requests a tool client makes all the time. A single `initialize`,
+  `notifications/initialized`, `ping`, `tools/list` or `tools/call` of a handshake-era
+  revision, that passes the same Host/Origin/Content-Type/Accept checks as the SDK's, is
+  answered here with one `application/json` response (which the transport spec allows for
+  any request): the pre-encoded handshake or tool list, or the in-process call. No
+  per-request task, stream or session object is created. In stateful mode the endpoint issues
+  the session itself (`sessions.py`) and hands it to the SDK on its first request that needs
+  the SDK. Everything else - and anything this endpoint is unsure about - goes to the SDK.
 
-The SDK is loaded and its session manager started inside a task group owned by the host app's
-lifespan: in stateful mode right away in the background (the first client's `initialize` needs
-it), in stateless mode on the first request that needs it (importing the `mcp` package costs
-more start-up time and memory than the whole tool table, and `tools/list` never needs it).
+The SDK is loaded, and its session manager started, on the first request that needs it, inside
+a task group owned by the host app's lifespan: importing the `mcp` package costs more start-up
+time and memory than the whole tool table, and a client that initializes, lists and calls
+tools never needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -36,19 +38,27 @@ from anyio.abc import TaskGroup, TaskStatus
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_bridge.auth import granted_scopes, send_insufficient_scope
+from mcp_bridge.handshake import HANDSHAKE_VERSIONS, InitializeAnswer, initialize_params_are_plain, negotiate
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import HostOriginPolicy, accepts
+from mcp_bridge.sessions import SessionTable, adopt, requestor
 
 logger = logging.getLogger(__name__)
 
-ToolCaller = Callable[[str, Any, Scope], Awaitable[dict[str, Any]]]
+# (tool name, arguments, the request's scope) -> the JSON bytes of a `CallToolResult`.
+EncodedToolCaller = Callable[[str, Any, Scope], Awaitable[bytes]]
 
 _SESSION_HEADER = b"mcp-session-id"
 _VERSION_HEADER = b"mcp-protocol-version"
-# The revisions reached through the initialize handshake (mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS);
-# anything else (the 2026-07-28 per-request envelope) is the SDK's to serve.
-_HANDSHAKE_VERSIONS = frozenset({b"2024-11-05", b"2025-03-26", b"2025-06-18", b"2025-11-25"})
+# Anything else (the 2026-07-28 per-request envelope) is the SDK's to serve.
+_HANDSHAKE_VERSIONS = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+_FAST_METHODS = frozenset({"tools/call", "tools/list", "ping", "initialize", "notifications/initialized"})
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
+# The SDK's answers without a request id (mcp.server.streamable_http_manager._error_response).
+_SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+_TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
+# How often a fast-path request pushes back the idle deadline of an SDK session.
+_IDLE_REFRESH_EVERY = 1.0
 
 
 class _NotRunning(Exception):
@@ -79,6 +89,36 @@ class ScopeGuard:
         return None
 
 
+class _Headers:
+    """The request headers the endpoint decides on, read in one pass."""
+
+    __slots__ = ("version", "session", "host", "origin", "accept", "content_type")
+
+    def __init__(self, scope: Scope) -> None:
+        self.version: bytes | None = None
+        self.session: str | None = None
+        self.host: str | None = None
+        self.origin: str | None = None
+        self.accept = self.content_type = b""
+        for key, value in scope["headers"]:
+            if key == _VERSION_HEADER:
+                self.version = value
+            elif key == _SESSION_HEADER:
+                self.session = value.decode("latin-1")
+            elif key == b"host":
+                self.host = value.decode("latin-1")
+            elif key == b"origin":
+                self.origin = value.decode("latin-1")
+            elif key == b"accept":
+                self.accept = value
+            elif key == b"content-type":
+                self.content_type = value
+
+    @property
+    def handshake_era(self) -> bool:
+        return self.version is None or self.version in _HANDSHAKE_VERSIONS
+
+
 class MCPEndpoint:
     """ASGI app for one mounted MCP path; its session manager lives in the host's lifespan."""
 
@@ -87,17 +127,19 @@ class MCPEndpoint:
         *,
         server: Callable[[], Any],
         registry: Callable[[], ToolRegistry],
-        call: ToolCaller,
+        call: EncodedToolCaller,
         stateless: bool,
         json_response: bool,
         policy: HostOriginPolicy,
         guard: ScopeGuard | None,
         fast_path: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        initialize: Callable[[], InitializeAnswer | None] = lambda: None,
     ) -> None:
         self._server = server
         self._registry = registry
         self._call = call
+        self._initialize = initialize
         self.stateless = stateless
         self.json_response = json_response
         self.policy = policy
@@ -105,24 +147,27 @@ class MCPEndpoint:
         self.fast_path = fast_path
         self.max_body_size = max_body_size
         self.manager: Any = None  # the SDK's StreamableHTTPSessionManager, once started
+        self.sessions = SessionTable()  # sessions issued here and not yet handed to the SDK
+        self._issue_sessions = True  # off if the SDK ever refuses to adopt one
+        self._idle_refreshed: dict[str, float] = {}
         self._task_group: TaskGroup | None = None
         self._stopping: anyio.Event | None = None
         self._starting: anyio.Lock | None = None
+        self._adopting: anyio.Lock | None = None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
         """For one lifespan of the host app: own the task group the session manager runs in."""
         async with anyio.create_task_group() as task_group:
-            self._task_group, self._stopping, self._starting = task_group, anyio.Event(), anyio.Lock()
-            if not self.stateless:
-                # A stateful client's first request (initialize) needs the SDK anyway: load it
-                # while the server finishes starting instead of when that client is waiting.
-                task_group.start_soon(self._preload)
+            self._task_group, self._stopping = task_group, anyio.Event()
+            self._starting, self._adopting = anyio.Lock(), anyio.Lock()
             try:
                 yield
             finally:
                 self._stopping.set()
                 self._task_group = None
+                self.sessions.clear()
+                self._idle_refreshed.clear()
 
     async def _ensure_manager(self) -> Any:
         if self.manager is not None:
@@ -156,15 +201,18 @@ class MCPEndpoint:
             finally:
                 self.manager = None
 
-    async def _preload(self) -> None:
-        try:
-            await self._ensure_manager()
-        except _NotRunning:
-            pass  # the lifespan ended first
-        except Exception:
-            logger.exception("could not start the MCP session manager; retrying on the first request")
-
-    async def _to_sdk(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _to_sdk(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
+        if not self.stateless and headers.session is not None and headers.handshake_era:
+            # A session this endpoint issued becomes the SDK's before the SDK sees its request.
+            opened = self.sessions.find(headers.session, requestor(scope))
+            if opened is not None:
+                if not await self._adopt(opened, scope):
+                    await _json(send, 404, _SESSION_NOT_FOUND)
+                    return
+            elif self.manager is None:
+                # No SDK session can exist before the SDK runs: unknown, as the SDK would say.
+                await _json(send, 404, _SESSION_NOT_FOUND)
+                return
         try:
             manager = await self._ensure_manager()
         except _NotRunning:
@@ -172,18 +220,38 @@ class MCPEndpoint:
             return
         await manager.handle_request(scope, receive, send)
 
+    async def _adopt(self, opened: Any, scope: Scope) -> bool:
+        try:
+            manager = await self._ensure_manager()
+        except _NotRunning:
+            return False
+        assert self._adopting is not None
+        async with self._adopting:
+            if opened.id not in self.sessions:  # a concurrent request adopted it meanwhile
+                return opened.id in getattr(manager, "_server_instances", {})
+            try:
+                adopted = await adopt(manager, opened, scope)
+            except Exception:
+                logger.exception("the MCP SDK did not take over a session; sessions are left to the SDK from now on")
+                self._issue_sessions = False
+                adopted = False
+            finally:
+                self.sessions.discard(opened.id)
+        return adopted
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        headers = _Headers(scope)
         if scope["method"] != "POST":
-            await self._to_sdk(scope, receive, send)
+            if not (scope["method"] == "DELETE" and self.fast_path and await self._try_delete(scope, send, headers)):
+                await self._to_sdk(scope, receive, send, headers)
             return
 
         body, trailing = await _read_body(receive, self.max_body_size)
         if body is None:
             await _plain(send, 413, b"Request body too large")
             return
-        replay = _replay(body, trailing, receive)
         try:
             message = json.loads(body) if body else None
         except ValueError:
@@ -198,87 +266,128 @@ class MCPEndpoint:
                 )
                 return
 
-        if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send):
+        if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, headers):
             return
-        await self._to_sdk(scope, replay, send)
+        await self._to_sdk(scope, _replay(body, trailing, receive), send, headers)
 
-    async def _try_fast(self, message: dict[str, Any], scope: Scope, send: Send) -> bool:
-        method = message.get("method")
-        if method not in ("tools/call", "tools/list") or message.get("jsonrpc") != "2.0":
+    def _passes_sdk_checks(self, headers: _Headers) -> bool:
+        """The SDK would accept this POST's headers (anything it refuses is left to it)."""
+        if not headers.handshake_era or self.policy.refusal(headers.host, headers.origin) is not None:
             return False
-        request_id = message.get("id")
-        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+        if headers.content_type.split(b";", 1)[0].strip().lower() != b"application/json":
+            return False
+        has_json, has_sse = accepts(headers.accept.decode("latin-1"))
+        return has_json and (self.json_response or has_sse)
+
+    async def _try_fast(self, message: dict[str, Any], scope: Scope, send: Send, headers: _Headers) -> bool:
+        method = message.get("method")
+        if method not in _FAST_METHODS or message.get("jsonrpc") != "2.0" or not self._passes_sdk_checks(headers):
             return False
         params = message.get("params")
         if params is not None and not isinstance(params, dict):
             return False
-        version = session = host = origin = None
-        accept = content_type = b""
-        for key, value in scope["headers"]:
-            if key == _VERSION_HEADER:
-                version = value
-            elif key == _SESSION_HEADER:
-                session = value.decode("latin-1")
-            elif key == b"host":
-                host = value.decode("latin-1")
-            elif key == b"origin":
-                origin = value.decode("latin-1")
-            elif key == b"accept":
-                accept = value
-            elif key == b"content-type":
-                content_type = value
-        if version is not None and version not in _HANDSHAKE_VERSIONS:
+        if method == "notifications/initialized":
+            return "id" not in message and await self._initialized(scope, send, headers)
+        request_id = message.get("id")
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
             return False
-        # Anything the SDK would refuse is left to the SDK, so refusals look the same either way.
-        if self.policy.refusal(host, origin) is not None:
-            return False
-        if not content_type.split(b";", 1)[0].strip().lower() == b"application/json":
-            return False
-        has_json, has_sse = accepts(accept.decode("latin-1"))
-        if not has_json or (not self.json_response and not has_sse):
-            return False
-        if not self.stateless and not _session_is_live(self.manager, session, scope):
+        if method == "initialize":
+            return await self._initialize_session(request_id, params, scope, send, headers)
+        if not self.stateless and not self._session_is_live(headers.session, scope):
             return False
 
-        if method == "tools/list":
-            if params and params.get("cursor") is not None:
-                return False
-            result = self._registry().list_result_bytes(granted_scopes(scope))
-        else:
+        if method == "tools/call":
             name = (params or {}).get("name")
             arguments = (params or {}).get("arguments")
             if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
                 return False
-            result = json.dumps(await self._call(name, arguments, scope), separators=(",", ":")).encode()
-        payload = b'{"jsonrpc":"2.0","id":' + json.dumps(request_id).encode() + b',"result":' + result + b"}"
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if session is not None and not self.stateless:
-            headers.append((_SESSION_HEADER, session.encode("latin-1")))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+            result = await self._call(name, arguments, scope)
+        elif method == "tools/list":
+            if params and params.get("cursor") is not None:
+                return False
+            result = self._registry().list_result_bytes(granted_scopes(scope))
+        else:  # ping (2025-11-25 "Utilities": an empty result)
+            result = b"{}"
+        await _json(send, 200, _response(request_id, result), self._session_echo(headers))
+        return True
+
+    def _session_echo(self, headers: _Headers) -> str | None:
+        return headers.session if not self.stateless else None
+
+    def _session_is_live(self, session: str | None, scope: Scope) -> bool:
+        if session is None:
+            return False
+        if session in self.sessions:
+            return self.sessions.find(session, requestor(scope)) is not None
+        if self.manager is None or not _sdk_session_is_live(self.manager, session, scope):
+            return False
+        self._refresh_idle_clock(session)
+        return True
+
+    def _refresh_idle_clock(self, session: str) -> None:
+        """Push back the SDK session's idle deadline, as its own requests do, at most once a second."""
+        now = time.monotonic()
+        if now - self._idle_refreshed.get(session, -math.inf) < _IDLE_REFRESH_EVERY:
+            return
+        if len(self._idle_refreshed) > 2 * len(getattr(self.manager, "_server_instances", ())) + 64:
+            self._idle_refreshed.clear()  # forget sessions the SDK has ended
+        self._idle_refreshed[session] = now
+        _refresh_sdk_idle_deadline(self.manager, session)
+
+    async def _initialize_session(
+        self, request_id: str | int, params: Any, scope: Scope, send: Send, headers: _Headers
+    ) -> bool:
+        """`initialize` (2025-11-25 "Lifecycle"): the server's answer and, when stateful, a session."""
+        answer = self._initialize()
+        if answer is None or headers.session is not None or not initialize_params_are_plain(params):
+            return False
+        negotiated = negotiate(params["protocolVersion"])
+        session_id: str | None = None
+        if not self.stateless:
+            if not self._issue_sessions:
+                return False
+            others = len(getattr(self.manager, "_server_instances", ())) if self.manager is not None else 0
+            opened = self.sessions.open(requestor(scope), params, negotiated, others)
+            if opened is None:
+                await _json(send, 503, _TOO_MANY_SESSIONS)
+                return True
+            session_id = opened.id
+        await _json(send, 200, _response(request_id, answer.result_bytes(negotiated)), session_id)
+        return True
+
+    async def _initialized(self, scope: Scope, send: Send, headers: _Headers) -> bool:
+        """`notifications/initialized`: accepted with 202, as the SDK does."""
+        if not self.stateless:
+            opened = self.sessions.find(headers.session, requestor(scope))
+            if opened is None:
+                return False  # the SDK's session (or none): the SDK records it
+            opened.initialized = True
+        await _json(send, 202, b"", self._session_echo(headers))
+        return True
+
+    async def _try_delete(self, scope: Scope, send: Send, headers: _Headers) -> bool:
+        """`DELETE` of a session issued here and never handed to the SDK: it ends."""
+        if self.stateless or not headers.handshake_era or self.policy.refusal(headers.host, headers.origin):
+            return False
+        opened = self.sessions.find(headers.session, requestor(scope))
+        if opened is None:
+            return False
+        self.sessions.discard(opened.id)
+        await _json(send, 200, b"", opened.id)
         return True
 
 
-@functools.cache
-def _sdk_auth() -> tuple[type, Callable[[Any], Any]]:
-    # Loaded once the SDK runs (stateful fast path only): the SDK's own owner comparison.
-    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
-
-    return AuthenticatedUser, authorization_context
+def _response(request_id: str | int, result: bytes) -> bytes:
+    encoded_id = str(request_id).encode() if type(request_id) is int else json.dumps(request_id).encode()
+    return b'{"jsonrpc":"2.0","id":' + encoded_id + b',"result":' + result + b"}"
 
 
-def _is_authenticated(user: Any) -> bool:
-    return isinstance(user, _sdk_auth()[0])
-
-
-def _session_is_live(manager: Any, session: str | None, scope: Scope) -> bool:
-    """Whether the SDK would serve this session id for this caller; refreshes its idle clock.
+def _sdk_session_is_live(manager: Any, session: str, scope: Scope) -> bool:
+    """Whether the SDK would serve this session id for this caller.
 
     Reads the manager's session table; if a future SDK renames it, the answer is "no" and
     every request simply takes the SDK path.
     """
-    if session is None or manager is None:
-        return False
     transports = getattr(manager, "_server_instances", None)
     owners = getattr(manager, "_session_owners", None)
     if not isinstance(transports, dict) or not isinstance(owners, dict):
@@ -286,21 +395,21 @@ def _session_is_live(manager: Any, session: str | None, scope: Scope) -> bool:
     transport = transports.get(session)
     if transport is None or transport.is_terminated:
         return False
-    owner = owners.get(session)
-    user = scope.get("user")
-    if owner is None:
-        if user is not None and _is_authenticated(user):
-            return False
-    elif not _is_authenticated(user) or _sdk_auth()[1](user) != owner:
+    if owners.get(session) != requestor(scope):
         return False
     idle_scope = getattr(transport, "idle_scope", None)
+    return idle_scope is None or not idle_scope.cancel_called
+
+
+def _refresh_sdk_idle_deadline(manager: Any, session: str) -> None:
+    transport = getattr(manager, "_server_instances", {}).get(session)
+    idle_scope = getattr(transport, "idle_scope", None)
     timeout = getattr(transport, "_idle_timeout", None)
-    if idle_scope is not None and timeout is not None:
-        if idle_scope.cancel_called:
-            return False
-        if not getattr(transport, "_requests_in_flight", 0) and math.isfinite(idle_scope.deadline):
-            idle_scope.deadline = anyio.current_time() + timeout
-    return True
+    if idle_scope is None or timeout is None:
+        return
+    # A request in flight (an open GET stream) holds the session: its deadline is infinite.
+    if not getattr(transport, "_requests_in_flight", 0) and math.isfinite(idle_scope.deadline):
+        idle_scope.deadline = anyio.current_time() + timeout
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Message | None]:
@@ -330,6 +439,14 @@ def _replay(body: bytes, trailing: Message | None, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+async def _json(send: Send, status: int, payload: bytes, session: str | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if session is not None:
+        headers.append((_SESSION_HEADER, session.encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _plain(send: Send, status: int, text: bytes) -> None:

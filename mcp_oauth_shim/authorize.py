@@ -30,6 +30,7 @@ from .errors import (
 )
 from .http import ParameterError, single_params
 from .redirects import matches
+from .sealing import digest
 from .rfc8707 import resource_matches
 
 logger = logging.getLogger("mcp_oauth_shim.authorize")
@@ -56,7 +57,7 @@ class AuthorizationRequest:
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
-            "c": self.client.client_id,
+            "c": digest(self.client.client_id),
             "r": self.redirect_uri,
             "cc": self.code_challenge,
             "sc": " ".join(self.scopes),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import re
 import socket
 import time
@@ -36,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import jsonsafe
 from .redirects import RedirectURIError, check_registrable
 
 __all__ = [
@@ -448,7 +448,7 @@ class ClientMetadataDocuments:
 def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = False) -> ClientMetadataDocument:
     """Validate a fetched document against its client_id URL (draft §4, §4.1)."""
     try:
-        data = json.loads(body)
+        data = jsonsafe.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ClientMetadataError("The client metadata document is not valid JSON.") from None
     if not isinstance(data, dict):

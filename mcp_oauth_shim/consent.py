@@ -9,6 +9,7 @@ that binds the rest of the flow to this browser (:mod:`.callback` checks it).
 
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 import re
@@ -110,7 +111,7 @@ class ConsentHandler:
         except SealError as exc:
             return html_error(InvalidRequestError(description=f"The consent form is {exc.reason}; start the sign-in again."))
         csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
-        if not csrf or digest(csrf) != ticket.get("x"):
+        if not csrf or not hmac.compare_digest(digest(csrf), str(ticket.get("x", ""))):
             return html_error(
                 InvalidRequestError(description="This consent form was not shown in this browser; start the sign-in again."),
                 status_code=403,
@@ -138,7 +139,7 @@ class ConsentHandler:
         state = ctx.sealer.seal(
             STATE,
             {
-                "c": digest(ticket["c"]),
+                "c": ticket["c"],
                 "r": ticket["r"],
                 "rg": ticket.get("rg", 1),
                 "s": ticket.get("s"),

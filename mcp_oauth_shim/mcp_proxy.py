@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -60,6 +61,10 @@ class _ClientGone(Exception):
     pass
 
 
+# Encoded dots, slashes, backslashes, "?" and "#", or a raw backslash, in the part after the mount.
+_UNSAFE_SUFFIX = re.compile(r"%(2e|2f|5c|3f|23|00)|\\", re.IGNORECASE)
+
+
 class MCPReverseProxy:
     """ASGI app forwarding ``mount_path`` (and below) to ``upstream_url`` (and below).
 
@@ -94,8 +99,18 @@ class MCPReverseProxy:
         if self._owns_http:
             await self._http.aclose()
 
-    def target_url(self, path: str, query_string: bytes) -> str:
-        suffix = path[len(self.mount_path) :] if path.startswith(self.mount_path) else path
+    def target_url(self, raw_path: bytes, query_string: bytes) -> str | None:
+        """The upstream URL for a request path, or None when the path would leave the MCP path.
+
+        Built from the raw (still percent-encoded) path: decoding first would let
+        ``/mcp/%2e%2e/admin`` or ``/mcp/x%3Fq=1`` reach other upstream paths or add a query.
+        """
+        path = raw_path.decode("latin-1")
+        if path != self.mount_path and not path.startswith(self.mount_path + "/"):
+            return None
+        suffix = path[len(self.mount_path) :]
+        if _UNSAFE_SUFFIX.search(suffix) or any(seg in (".", "..") for seg in suffix.split("/")):
+            return None
         url = self.upstream_url + suffix
         return url + "?" + query_string.decode("latin-1") if query_string else url
 
@@ -108,6 +123,8 @@ class MCPReverseProxy:
                 dropped |= {token.strip().lower() for token in value.split(",")}
         if not self.forward_authorization:
             dropped.add("authorization")
+        # A method override would let a request authorised as one method act as another.
+        dropped |= {"x-http-method-override", "x-http-method", "x-method-override"}
         headers = [(name, value) for name, value in raw if name not in dropped]
         original_host = next((value for name, value in raw if name == "host"), None)
         if original_host:
@@ -128,12 +145,11 @@ class MCPReverseProxy:
             return
         except _ClientGone:
             return
-        request = self._http.build_request(
-            scope["method"],
-            self.target_url(scope["path"], scope.get("query_string", b"")),
-            headers=self.request_headers(scope),
-            content=body,
-        )
+        url = self.target_url(scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
+        if url is None:
+            await _json(send, 400, "invalid_request", "This path is not served here.")
+            return
+        request = self._http.build_request(scope["method"], url, headers=self.request_headers(scope), content=body)
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:

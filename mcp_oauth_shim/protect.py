@@ -84,9 +84,21 @@ def _bearer_token(scope: Scope) -> bytes | None:
 
 
 def _is_cors_preflight(scope: Scope) -> bool:
+    """A real preflight (Fetch §4.8): OPTIONS with Access-Control-Request-Method and no body.
+
+    Anything else dressed as one (a body, a method-override header) needs a token like any request.
+    """
     if scope["method"] != "OPTIONS":
         return False
-    return any(name == b"access-control-request-method" for name, _ in scope["headers"])
+    preflight = False
+    for name, value in scope["headers"]:
+        if name == b"access-control-request-method":
+            preflight = True
+        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return False
+        elif name.startswith(b"x-http-method") or name == b"x-method-override":
+            return False
+    return preflight
 
 
 def upstream_error_response(exc: UpstreamError) -> Any:

@@ -109,8 +109,9 @@ def _parse(uri: str) -> SplitResult:
         port = parts.port  # raises on a malformed port
     except ValueError:
         raise RedirectURIError(f"Redirect URI {_show(uri)} is not a valid URI.")
-    scheme = parts.scheme.lower()
-    if not _SCHEME.match(parts.scheme) or scheme != parts.scheme:
+    scheme = parts.scheme
+    # urlsplit lower-cases the scheme; the policy is about what the client wrote.
+    if not _SCHEME.match(uri.split(":", 1)[0]):
         raise RedirectURIError(f"Redirect URI {_show(uri)} must be absolute with a lower-case scheme.")
     if scheme in FORBIDDEN_SCHEMES:
         raise RedirectURIError(f"Redirect URI scheme {scheme!r} is not allowed.")

@@ -8,7 +8,6 @@ server replace what the client asked for) and never sees the upstream secret.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -16,8 +15,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from . import jsonsafe
 from .context import ShimContext
-from .errors import NO_STORE, InvalidClientMetadataError, InvalidRedirectURIError, ascii_description, json_error
+from .errors import (
+    NO_STORE,
+    InvalidClientMetadataError,
+    InvalidRedirectURIError,
+    ascii_description,
+    json_error,
+)
 from .http import read_body_limited
 from .redirects import RedirectURIError, check_registrable
 from .sealing import CLIENT
@@ -26,6 +32,7 @@ logger = logging.getLogger("mcp_oauth_shim.register")
 
 MAX_REGISTRATION_BYTES = 64 * 1024
 MAX_REDIRECT_URIS = 20
+MAX_CLIENT_ID_LENGTH = 4096
 _GRANT_TYPES = {"authorization_code", "refresh_token"}
 
 
@@ -40,7 +47,7 @@ class RegistrationHandler:
         if body is None:
             return json_error(InvalidClientMetadataError(description="The registration request is too large."))
         try:
-            meta = json.loads(body)
+            meta = jsonsafe.loads(body)
         except (ValueError, UnicodeDecodeError):
             return json_error(InvalidClientMetadataError(description="The registration request must be a JSON object."))
         if not isinstance(meta, dict):
@@ -85,6 +92,11 @@ class RegistrationHandler:
             if client_uri:
                 payload["u"] = client_uri
             client_id = self.ctx.sealer.seal(CLIENT, payload)
+            if len(client_id) > MAX_CLIENT_ID_LENGTH:
+                # It travels in every authorization URL; browsers and proxies cap those.
+                raise InvalidClientMetadataError(
+                    description="The registration is too large: use fewer or shorter redirect_uris and a shorter name."
+                )
         answer: dict[str, Any] = {
             "client_id": client_id,
             "client_id_issued_at": now,
@@ -132,6 +144,15 @@ def _optional_str(meta: dict[str, Any], key: str, limit: int) -> str | None:
     value = meta.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit:
+    if not isinstance(value, str) or len(value) > limit or not _encodable(value):
         raise InvalidClientMetadataError(description=f"{key} must be a string of at most {limit} characters.")
     return value
+
+
+def _encodable(value: str) -> bool:
+    """JSON may carry lone UTF-16 surrogates that no UTF-8 answer can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

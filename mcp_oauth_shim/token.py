@@ -10,13 +10,14 @@ to the client) is dropped.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 from typing import Any
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from .clients import basic_client_id, presented_client_id
 from .context import ShimContext
@@ -146,7 +147,8 @@ class TokenHandler:
             answer["refresh_token"] = ctx.sealer.seal(
                 REFRESH, {"u": refresh, "c": digest(client_id), "sc": answer.get("scope", granted)}
             )
-        return JSONResponse(answer, headers=NO_STORE)
+        # ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded.
+        return Response(json.dumps(answer).encode(), media_type="application/json", headers=NO_STORE)
 
 
 async def _read_token_request(request: Request) -> tuple[dict[str, str], str | None]:

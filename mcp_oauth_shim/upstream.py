@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from . import jsonsafe
 from .config import Upstream
 from .http11 import ConnectionPool, HTTPError
 
@@ -214,7 +214,7 @@ def _json_object(content: bytes, url: str) -> dict[str, Any]:
     if len(content) > MAX_JSON_BYTES:
         raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is too large.")
     try:
-        value = json.loads(content)
+        value = jsonsafe.loads(content)
     except ValueError:
         raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is not JSON.")
     if not isinstance(value, dict):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -38,9 +37,16 @@ from joserfc.errors import (
     UnsupportedAlgorithmError,
 )
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
-from joserfc.jws import CompactSignature, JWSAlgModel, JWSRegistry, extract_compact, validate_compact
+from joserfc.jws import (
+    CompactSignature,
+    JWSAlgModel,
+    JWSRegistry,
+    extract_compact,
+    validate_compact,
+)
 from joserfc.jwt import JWTClaimsRegistry
 
+from . import jsonsafe
 from .rfc6750 import validate_scope_token
 from .upstream import UpstreamError, UpstreamMetadata
 
@@ -288,7 +294,7 @@ class _KeyCache:
         if len(response.content) > MAX_JWKS_BYTES:
             raise UpstreamError(502, "server_error", "The identity provider's key set is too large.")
         try:
-            document = json.loads(response.content)
+            document = jsonsafe.loads(response.content)
         except ValueError:
             document = None
         keys = document.get("keys") if isinstance(document, dict) else None
@@ -535,7 +541,7 @@ class BearerVerifier:
         if not self._signature_ok(jws, key):
             raise InvalidToken("The access token's signature is invalid.")
         try:
-            claims = json.loads(jws.payload or b"")
+            claims = jsonsafe.loads(jws.payload or b"")
         except ValueError:
             claims = None
         if not isinstance(claims, dict):

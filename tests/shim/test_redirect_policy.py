@@ -19,7 +19,7 @@ ACCEPTED = [
 
 REFUSED = [
     ("javascript:alert(1)", "scheme"),
-    ("JAVASCRIPT:alert(1)", "not allowed"),
+    ("JAVASCRIPT:alert(1)", "lower-case"),
     ("data:text/html,<script>alert(1)</script>", ""),
     ("file:///etc/passwd", "scheme"),
     ("vbscript:msgbox", "scheme"),

@@ -1,0 +1,100 @@
+"""The `initialize` handshake answered without loading the SDK (MCP 2025-11-25 "Lifecycle").
+
+Importing the `mcp` package costs more start-up time and memory than the bridge's whole tool
+table, and every stateful client starts with `initialize`. Its answer depends only on the
+server's identity and on the protocol revision negotiated, so the endpoint can give it from
+pre-encoded bytes - provided the answer is exactly the SDK's. A test compares the two for
+every revision; what this module is unsure about (`initialize_params_are_plain`) goes to the
+SDK, so that the SDK accepts every session opened here when it later takes one over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# Revisions reached through the initialize handshake, oldest first
+# (`mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps the two equal).
+HANDSHAKE_VERSIONS: tuple[str, ...] = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
+LATEST_HANDSHAKE_VERSION = HANDSHAKE_VERSIONS[-1]
+
+# `clientInfo` members (schema `Implementation`) a plain client sends as strings.
+_INFO_TEXT = ("title", "description", "websiteUrl")
+# `ClientCapabilities` members made of objects only, at every depth (or absent).
+_OBJECT_CAPABILITIES = ("sampling", "elicitation", "tasks")
+# `ClientCapabilities` members that map names to free-form objects.
+_MAP_CAPABILITIES = ("experimental", "extensions")
+
+
+def negotiate(requested: str) -> str:
+    """The revision the server answers with (2025-11-25 "Lifecycle", Version Negotiation)."""
+    return requested if requested in HANDSHAKE_VERSIONS else LATEST_HANDSHAKE_VERSION
+
+
+def _objects_only(value: Any, depth: int = 0) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, dict) or depth > 8:
+        return False
+    return all(_objects_only(member, depth + 1) for member in value.values())
+
+
+def _capabilities_are_plain(capabilities: Any) -> bool:
+    if not isinstance(capabilities, dict):
+        return False
+    roots = capabilities.get("roots")
+    if roots is not None and (not isinstance(roots, dict) or not isinstance(roots.get("listChanged", False), bool)):
+        return False
+    if not all(_objects_only(capabilities.get(name)) for name in _OBJECT_CAPABILITIES):
+        return False
+    for name in _MAP_CAPABILITIES:
+        member = capabilities.get(name)
+        if member is not None and not (isinstance(member, dict) and all(isinstance(v, dict) for v in member.values())):
+            return False
+    return True
+
+
+def initialize_params_are_plain(params: Any) -> bool:
+    """True for `initialize` params that the SDK certainly accepts as they are.
+
+    Deliberately narrower than the schema (no `_meta`, no icons, known shapes only): anything
+    else is left to the SDK, which validates it and gives the error a client expects.
+    """
+    if not isinstance(params, dict) or "_meta" in params:
+        return False
+    if not isinstance(params.get("protocolVersion"), str) or not _capabilities_are_plain(params.get("capabilities")):
+        return False
+    info = params.get("clientInfo")
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str) or not isinstance(info.get("version"), str):
+        return False
+    if info.get("icons") is not None:
+        return False
+    return all(info.get(key) is None or isinstance(info.get(key), str) for key in _INFO_TEXT)
+
+
+class InitializeAnswer:
+    """The `InitializeResult` of a server that serves tools only, encoded once per revision.
+
+    Mirrors what the SDK's low-level `Server` built with a name, version, description and
+    instructions (and tool handlers, no list-changed notifications) answers.
+    """
+
+    def __init__(self, *, name: str, version: str, description: str | None, instructions: str | None) -> None:
+        server_info: dict[str, Any] = {"name": name, "version": version}
+        if description is not None:
+            server_info["description"] = description
+        self._template: dict[str, Any] = {"capabilities": {"tools": {"listChanged": False}}, "serverInfo": server_info}
+        if instructions is not None:
+            self._template["instructions"] = instructions
+        self._encoded: dict[str, bytes] = {}
+
+    def result(self, negotiated: str) -> Mapping[str, Any]:
+        return {"protocolVersion": negotiated, **self._template}
+
+    def result_bytes(self, negotiated: str) -> bytes:
+        encoded = self._encoded.get(negotiated)
+        if encoded is None:
+            encoded = json.dumps(self.result(negotiated), separators=(",", ":"), ensure_ascii=False).encode()
+            self._encoded[negotiated] = encoded
+        return encoded
