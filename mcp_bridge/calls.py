@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 # RFC 3986 §3.3 pchar minus "%" (so a literal "%" is encoded, never taken as an escape).
 _PCHAR = ":@!$&'()*+,;=-._~"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # json.dumps(..., separators=(",", ":"), ensure_ascii=False) without building an encoder per call.
 _encode_body = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -59,7 +61,7 @@ def _path_value(name: str, value: Any, allow_slash: bool) -> str:
         raise ArgumentError(f"path argument {name!r} must not contain '/'")
     if allow_slash and any(seg in (".", "..") for seg in text.split("/")):
         raise ArgumentError(f"path argument {name!r} must not contain '.' or '..' segments")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+    if _CONTROL.search(text):
         raise ArgumentError(f"path argument {name!r} contains control characters")
     return text
 
@@ -281,6 +283,18 @@ async def run_request_over(client: Any, scope: Scope, body: bytes) -> tuple[int,
     return response.status_code, list(response.headers.raw), b"".join(chunks)
 
 
+def _observed_as_part_of(origin: Scope, scope: Scope, app: ASGIApp) -> None:
+    """Let FastAPI treat the call as part of the MCP request when that request was not traced.
+
+    FastAPI (>= 0.16x) traces a request unless its scope already says whether it is observed;
+    when the MCP request came through the same app without a trace (telemetry off), the call
+    says so too, which spares FastAPI asking its providers again. A traced MCP request leaves
+    the call to be traced on its own, as before.
+    """
+    if origin.get("app") is app and "fastapi.telemetry" not in origin:
+        scope["fastapi.telemetry"] = None
+
+
 async def _execute(
     app: ASGIApp,
     spec: ToolSpec,
@@ -295,6 +309,7 @@ async def _execute(
     except ArgumentError as exc:
         return error_result(f"Invalid arguments for tool {spec.name}: {exc}")
     if http_client is None:
+        _observed_as_part_of(origin, scope, app)
         status, headers, content = await run_request(app, scope, body)
     else:
         status, headers, content = await run_request_over(http_client, scope, body)

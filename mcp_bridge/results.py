@@ -112,6 +112,9 @@ def _not_json_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+_strict_json = json.JSONDecoder(parse_constant=_not_json_constant).decode
+
+
 def _json_success_bytes(spec: ToolSpec, body: bytes) -> bytes | None:
     """The result of a 2xx JSON body as bytes, or None to take the general path."""
     try:
@@ -122,7 +125,7 @@ def _json_success_bytes(spec: ToolSpec, body: bytes) -> bytes | None:
     if not spec.has_output_schema:
         return head + b"}"
     try:
-        value = json.loads(text, parse_constant=_not_json_constant)
+        value = _strict_json(text)
     except ValueError:
         return head + b"}"  # not JSON after all: text only, as `response_result` gives it
     if spec.wrap_output:

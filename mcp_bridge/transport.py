@@ -57,6 +57,7 @@ DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 # The SDK's answers without a request id (mcp.server.streamable_http_manager._error_response).
 _SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
 _TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
+_MAX_CHECKED = 256
 # How often a fast-path request pushes back the idle deadline of an SDK session.
 _IDLE_REFRESH_EVERY = 1.0
 
@@ -150,6 +151,7 @@ class MCPEndpoint:
         self.sessions = SessionTable()  # sessions issued here and not yet handed to the SDK
         self._issue_sessions = True  # off if the SDK ever refuses to adopt one
         self._idle_refreshed: dict[str, float] = {}
+        self._checked: dict[tuple[str | None, str | None, bytes, bytes], bool] = {}
         self._task_group: TaskGroup | None = None
         self._stopping: anyio.Event | None = None
         self._starting: anyio.Lock | None = None
@@ -272,7 +274,19 @@ class MCPEndpoint:
 
     def _passes_sdk_checks(self, headers: _Headers) -> bool:
         """The SDK would accept this POST's headers (anything it refuses is left to it)."""
-        if not headers.handshake_era or self.policy.refusal(headers.host, headers.origin) is not None:
+        if headers.version is not None and headers.version not in _HANDSHAKE_VERSIONS:
+            return False
+        key = (headers.host, headers.origin, headers.content_type, headers.accept)
+        passed = self._checked.get(key)
+        if passed is None:
+            passed = self._check(headers)
+            if len(self._checked) >= _MAX_CHECKED:
+                self._checked.clear()  # the values come from clients: keep the memo bounded
+            self._checked[key] = passed
+        return passed
+
+    def _check(self, headers: _Headers) -> bool:
+        if self.policy.refusal(headers.host, headers.origin) is not None:
             return False
         if headers.content_type.split(b";", 1)[0].strip().lower() != b"application/json":
             return False
