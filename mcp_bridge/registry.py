@@ -38,7 +38,10 @@ class ToolRegistry:
         cached = self._encoded.get(key)
         if cached is None:
             tools = [spec.tool_json for spec in self.visible(key)]
-            cached = json.dumps({"tools": tools}, separators=(",", ":"), ensure_ascii=False).encode()
+            # Tool schemas are trees built by the bridge (recursion stays a `$ref`): no cycle check.
+            cached = json.dumps(
+                {"tools": tools}, separators=(",", ":"), ensure_ascii=False, check_circular=False
+            ).encode()
             if len(self._encoded) >= _MAX_CACHED_SCOPE_SETS:
                 self._encoded.clear()
             self._encoded[key] = cached

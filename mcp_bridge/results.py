@@ -24,6 +24,7 @@ from typing import Any
 from starlette.types import Scope
 
 from mcp_bridge.tools import ToolSpec
+from mcp_oauth_shim import jsonsafe
 
 MAX_ERROR_BODY = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -80,7 +81,7 @@ def response_result(
         result = text_result(text)
         if spec.has_output_schema:
             try:
-                value = json.loads(body)
+                value = jsonsafe.loads(body)
             except ValueError:
                 return result
             if spec.wrap_output:

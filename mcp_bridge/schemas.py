@@ -26,8 +26,16 @@ def _component_name(ref: str) -> str | None:
     return ref[len(_COMPONENT_PREFIX) :] if ref.startswith(_COMPONENT_PREFIX) else None
 
 
+_NOT_MAPPINGS = (str, int, float, list, type(None))
+
+
+def _is_mapping(node: Any) -> bool:
+    # OpenAPI documents are plain dicts; the abstract (slow) check is only the fallback.
+    return isinstance(node, dict) or (not isinstance(node, _NOT_MAPPINGS) and isinstance(node, Mapping))
+
+
 def _direct_refs(node: Any, found: set[str]) -> None:
-    if isinstance(node, Mapping):
+    if _is_mapping(node):
         ref = node.get("$ref")
         if isinstance(ref, str) and (name := _component_name(ref)) is not None:
             found.add(name)
@@ -118,7 +126,7 @@ class SchemaResolver:
         return body
 
     def _walk(self, node: Any, needed: set[str], expanding: str | None = None) -> Any:
-        if isinstance(node, Mapping):
+        if _is_mapping(node):
             ref = node.get("$ref")
             if isinstance(ref, str):
                 name = _component_name(ref)

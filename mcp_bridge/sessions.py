@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.types import Message, Receive, Scope
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ class SessionTable:
             del self._sessions[key]
 
 
+_COPIED_SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path", "raw_path")
+
+
 def _post(origin: Scope, session_id: str, protocol_version: str | None) -> Scope:
     """A POST to the endpoint carrying the caller's Host/Origin (the transport checks them)."""
     headers = [(k, v) for k, v in origin["headers"] if k in (b"host", b"origin")]
@@ -127,7 +131,7 @@ def _post(origin: Scope, session_id: str, protocol_version: str | None) -> Scope
     ]
     if protocol_version is not None:
         headers.append((b"mcp-protocol-version", protocol_version.encode("ascii")))
-    scope = {key: origin[key] for key in ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path", "raw_path") if key in origin}
+    scope = {key: origin[key] for key in _COPIED_SCOPE_KEYS if key in origin}
     scope.update(method="POST", query_string=b"", headers=headers)
     if "user" in origin:
         scope["user"] = origin["user"]
@@ -143,8 +147,6 @@ def _one_body(message: dict[str, Any]) -> Receive:
         if pending:
             return pending.pop()
         # The replayed request has no client waiting on it; its stream ends with its answer.
-        import anyio
-
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
@@ -180,5 +182,6 @@ async def adopt(manager: Any, session: Session, origin: Scope) -> bool:
         return False
     if session.initialized:
         notification = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        await transport.handle_request(_post(origin, session.id, session.protocol_version), _one_body(notification), discard)
+        replayed = _post(origin, session.id, session.protocol_version)
+        await transport.handle_request(replayed, _one_body(notification), discard)
     return True

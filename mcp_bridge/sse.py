@@ -10,7 +10,6 @@ Streamable HTTP (`mount_http`) is what current clients use; this exists for Fast
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from mcp_bridge.auth import send_insufficient_scope
 from mcp_bridge.security import HostOriginPolicy
 from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE, ScopeGuard, _read_body, _replay
+from mcp_oauth_shim import jsonsafe
 
 
 class _Asgi:
@@ -84,7 +84,7 @@ class SSEEndpoint:
             await Response("Request body too large", status_code=413)(scope, receive, send)
             return
         try:
-            message = json.loads(body) if body else None
+            message = jsonsafe.loads(body) if body else None
         except ValueError:
             message = None
         denied = self._guard.denial(message, scope) if message is not None else None

@@ -70,10 +70,10 @@ class Argument:
     name: str  # the key in `arguments`
     location: Location
     wire_name: str  # the path/query/header/form field name the route declares
-    query_key: str = field(init=False, repr=False)  # `wire_name=` as urlencode writes it
+    query_key: str = field(init=False, repr=False)  # query parameters: `wire_name=` as urlencode writes it
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "query_key", quote_plus(self.wire_name) + "=")
+        object.__setattr__(self, "query_key", quote_plus(self.wire_name) + "=" if self.location == "query" else "")
 
 
 @dataclass
@@ -102,6 +102,8 @@ class ToolSpec:
     path_params: tuple[str, ...] = ()
     # `path_template` split at its parameters: literal, name, literal, ..., literal.
     path_parts: tuple[str, ...] = ()
+    # Arguments that are fields of a JSON object body (their key is the field name).
+    body_keys: frozenset[str] = frozenset()
     # Path parameters declared `{name:path}`: the only ones whose value may contain "/".
     slash_params: frozenset[str] = frozenset()
     # Routes listed before this one that some argument values could match first.
@@ -315,6 +317,7 @@ def build_spec(
         method=method,
         path_template=route.path_format,
         path_parts=tuple(_PATH_PARAM.split(route.path_format)),
+        body_keys=frozenset(key for key, arg in arguments.items() if arg.location == "body_field"),
         route=route,
         tool_json=tool_json,
         arguments=arguments,

@@ -38,10 +38,16 @@ from anyio.abc import TaskGroup, TaskStatus
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_bridge.auth import granted_scopes, send_insufficient_scope
-from mcp_bridge.handshake import HANDSHAKE_VERSIONS, InitializeAnswer, initialize_params_are_plain, negotiate
+from mcp_bridge.handshake import (
+    HANDSHAKE_VERSIONS,
+    InitializeAnswer,
+    initialize_params_are_plain,
+    negotiate,
+)
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import HostOriginPolicy, accepts
 from mcp_bridge.sessions import SessionTable, adopt, requestor
+from mcp_oauth_shim import jsonsafe
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +261,7 @@ class MCPEndpoint:
             await _plain(send, 413, b"Request body too large")
             return
         try:
-            message = json.loads(body) if body else None
+            message = jsonsafe.loads(body) if body else None
         except ValueError:
             message = None
 

@@ -31,6 +31,7 @@ from tests.peers.servers import RunningServer, serve_asgi
 
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 CLIENT_INFO = {"name": "t", "version": "1"}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
 def initialize(version: str = "2025-11-25", **params: Any) -> dict[str, Any]:
@@ -133,7 +134,7 @@ def test_ping_answer_is_the_sdks(stateless: bool) -> None:
             opened = client.post("/mcp", json=initialize(), headers=ACCEPT)
             session = {"mcp-session-id": opened.headers["mcp-session-id"]} if not stateless else {}
             headers = {**ACCEPT, **session, "mcp-protocol-version": "2025-11-25"}
-            notified = client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+            notified = client.post("/mcp", json=INITIALIZED, headers=headers)
             results.append((notified.status_code, message_of(client.post("/mcp", json=ping, headers=headers))))
     assert results[0] == results[1] == (202, {"jsonrpc": "2.0", "id": "p-1", "result": {}})
 
@@ -159,7 +160,8 @@ with TestClient(app, base_url="http://127.0.0.1:8000") as client:
                     {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "text", "arguments": {}}}):
         statuses.append(client.post("/mcp", json=message, headers=headers).status_code)
     statuses.append(client.delete("/mcp", headers=headers).status_code)
-    statuses.append(client.post("/mcp", json={"jsonrpc": "2.0", "id": 4, "method": "ping"}, headers=headers).status_code)
+    ping = {"jsonrpc": "2.0", "id": 4, "method": "ping"}
+    statuses.append(client.post("/mcp", json=ping, headers=headers).status_code)
 print(json.dumps({"statuses": statuses,
                   "sdk": sorted(m for m in sys.modules if m == "mcp" or m.startswith(("mcp.", "mcp_types")))}))
 """
@@ -196,7 +198,7 @@ def open_session(http: httpx.Client, url: str) -> dict[str, str]:
     opened = http.post(url, json=initialize(), headers=ACCEPT)
     assert opened.status_code == 200
     headers = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
-    assert http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers).status_code == 202
+    assert http.post(url, json=INITIALIZED, headers=headers).status_code == 202
     return headers
 
 
@@ -356,3 +358,46 @@ async def test_only_strict_json_objects_become_structured_content(body: bytes, s
     result = json.loads(encoded, parse_constant=refuse)  # what goes on the wire is strict JSON
     assert result.get("structuredContent") == structured
     assert result["isError"] is False
+
+
+# -- telemetry --------------------------------------------------------------------------
+
+
+def test_tool_call_is_still_traced_as_its_route_when_fastapi_traces_requests() -> None:
+    from opentelemetry import trace
+
+    spans: list[Any] = []
+
+    class Span(trace.NonRecordingSpan):
+        def __init__(self, name: str) -> None:
+            super().__init__(trace.INVALID_SPAN_CONTEXT)
+            self.name, self.attributes = name, {}
+            spans.append(self)
+
+        def set_attributes(self, attributes: Any) -> None:
+            self.attributes.update(attributes)
+
+        def set_attribute(self, key: str, value: Any) -> None:
+            self.attributes[key] = value
+
+    class Tracer(trace.NoOpTracer):
+        def start_span(self, name: str, *args: Any, **kwargs: Any) -> Any:
+            return Span(name)
+
+    class Provider(trace.TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+            return Tracer()
+
+    app = FastAPI(telemetry={"tracer_provider": Provider(), "metrics": False, "logs": False})
+
+    @app.get("/things/{thing_id}", operation_id="get_thing")
+    def get_thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    params = {"name": "get_thing", "arguments": {"thing_id": 3}}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    with local(app, stateless=True) as client:
+        answer = message_of(client.post("/mcp", json=call, headers=ACCEPT))
+    assert answer["result"]["structuredContent"] == {"id": 3}
+    routes = {span.attributes.get("http.route") for span in spans}
+    assert "/things/{thing_id}" in routes
