@@ -1,12 +1,43 @@
 """mcp-oauth-shim: let any MCP server accept logins from any existing identity provider.
 
 >>> from mcp_oauth_shim import OAuthShim, Upstream
+
+The public names load on first use (PEP 562), so importing one small submodule (the bridge
+uses :mod:`mcp_oauth_shim.jsonsafe`) does not pull in the whole OAuth stack.
 """
 
-from .config import ConfigurationError, Upstream
-from .context import Lifetimes, Paths
-from .shim import OAuthShim
-from .upstream import UpstreamError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import ConfigurationError, Upstream
+    from .context import Lifetimes, Paths
+    from .shim import OAuthShim
+    from .upstream import UpstreamError
 
 __all__ = ["ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
 __version__ = "0.1.0"
+
+_HOMES = {
+    "ConfigurationError": ".config",
+    "Upstream": ".config",
+    "Lifetimes": ".context",
+    "Paths": ".context",
+    "OAuthShim": ".shim",
+    "UpstreamError": ".upstream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mcp_oauth_shim' has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
