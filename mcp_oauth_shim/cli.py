@@ -346,6 +346,18 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     return 0
 
 
+def create_app() -> ASGIApp:
+    """The ``serve`` app configured from ``MCP_OAUTH_SHIM_*`` variables alone, for your own server.
+
+    ``uvicorn --factory mcp_oauth_shim.cli:create_app --workers 4`` (or gunicorn with uvicorn
+    workers): the shim is stateless, so every worker, like every replica, serves every user as
+    long as they share ``MCP_OAUTH_SHIM_SECRET_KEYS``. Run uvicorn with
+    ``--log-config`` of your own or ``--no-access-log`` to keep callback queries out of logs.
+    """
+    settings = serve_settings(parser().parse_args(["serve"]), os.environ)
+    return build_app(settings, build_shim(settings))
+
+
 # -- doctor ---------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -804,3 +805,34 @@ def test_doctor_catches_an_unregistered_callback_at_the_development_idp() -> Non
     assert code == 1
     assert levels(out)["authorization request"] == {"FAIL"}
     assert "https://elsewhere.example.com/oauth/callback" in out
+
+
+def test_create_app_builds_the_serve_app_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    from mcp_oauth_shim.cli import create_app
+
+    for name, value in {
+        "MCP_OAUTH_SHIM_PUBLIC_URL": "https://mcp.example.com",
+        "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": "https://idp.example.com",
+        "MCP_OAUTH_SHIM_CLIENT_ID": "shim",
+        "MCP_OAUTH_SHIM_CLIENT_SECRET": "s3cret-value",
+        "MCP_OAUTH_SHIM_SECRET_KEYS": "k" * 40,
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = TestClient(create_app(), base_url="https://mcp.example.com")
+    prm = client.get("/.well-known/oauth-protected-resource/mcp").json()
+    assert prm["authorization_servers"] == ["https://mcp.example.com"]
+    assert "s3cret-value" not in client.post("/oauth/register", json={"redirect_uris": ["http://127.0.0.1/cb"]}).text
+
+
+def test_create_app_without_configuration_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_oauth_shim.cli import UsageError, create_app
+
+    for name in list(os.environ):
+        if name.startswith("MCP_OAUTH_SHIM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MCP_OAUTH_SHIM_PUBLIC_URL", "https://mcp.example.com")
+    with pytest.raises(UsageError) as exc:
+        create_app()
+    assert "MCP_OAUTH_SHIM_CLIENT_ID" in str(exc.value)
