@@ -38,10 +38,8 @@ class HostOriginPolicy:
     def refusal(self, host: str | None, origin: str | None) -> int | None:
         """The HTTP status to refuse with (421 foreign Host, 403 foreign Origin), or None."""
         key = (host, origin)
-        try:
+        if key in self._memo:
             return self._memo[key]
-        except KeyError:
-            pass
         status: int | None = None
         if not host or not _allowed(host, self.allowed_hosts):
             status = 421

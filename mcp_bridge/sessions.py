@@ -174,7 +174,7 @@ async def adopt(manager: Any, session: Session, origin: Scope) -> bool:
         manager._session_owners[session.id] = session.owner
 
     async def discard(message: Message) -> None:
-        pass
+        """The replayed handshake's answers went to the client long ago: drop them."""
 
     initialize = {"jsonrpc": "2.0", "id": "mcp-bridge-adopt", "method": "initialize", "params": session.params}
     await manager._serve_opening_request(transport, _post(origin, session.id, None), _one_body(initialize), discard)

@@ -69,7 +69,7 @@ _IDLE_REFRESH_EVERY = 1.0
 
 
 class _NotRunning(Exception):
-    pass
+    """The session manager is not running (the app's lifespan did not start it)."""
 
 
 class ScopeGuard:

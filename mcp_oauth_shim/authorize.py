@@ -30,8 +30,8 @@ from .errors import (
 )
 from .http import ParameterError, single_params
 from .redirects import matches
-from .sealing import digest
 from .rfc8707 import resource_matches
+from .sealing import digest
 
 logger = logging.getLogger("mcp_oauth_shim.authorize")
 

@@ -17,7 +17,14 @@ from starlette.responses import RedirectResponse, Response
 
 from .consent import FLOW_COOKIE_PREFIX
 from .context import ShimContext
-from .errors import NO_STORE, InvalidRequestError, append_query, html_error, oauth_error, redirect_error
+from .errors import (
+    NO_STORE,
+    InvalidRequestError,
+    append_query,
+    html_error,
+    oauth_error,
+    redirect_error,
+)
 from .http import ParameterError, delete_cookie, single_params
 from .sealing import CODE, STATE, SealError, digest
 from .upstream import UpstreamError

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
-from .errors import InvalidClientError, InvalidRequestError
-from .sealing import CLIENT, SealError, Sealer
+from .errors import InvalidClientError, InvalidRequestError, ascii_description
+from .sealing import CLIENT, Sealer, SealError
 
 if TYPE_CHECKING:
     from .cimd import ClientMetadataDocuments
@@ -70,7 +70,7 @@ class ClientResolver:
             try:
                 doc = await self._documents.get(client_id)
             except ClientMetadataError as exc:
-                raise InvalidClientError(description=_clean(f"Client metadata document refused: {exc}"))
+                raise InvalidClientError(description=ascii_description(f"Client metadata document refused: {exc}"))
             return Client(
                 client_id,
                 tuple(str(u) for u in doc.redirect_uris),
@@ -128,7 +128,3 @@ def presented_client_id(form: dict[str, str], basic_client_id: str | None) -> st
     if not client_id:
         raise InvalidClientError(description="client_id is required for public clients (RFC 6749 section 4.1.3).")
     return client_id
-
-
-def _clean(text: str) -> str:
-    return "".join(ch if 0x20 <= ord(ch) <= 0x7E and ch not in '"\\' else "?" for ch in text)[:300]

@@ -21,7 +21,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .authorize import AuthorizationRequest
 from .context import ShimContext
-from .errors import PAGE_HEADERS_RAW, NO_STORE, AccessDeniedError, InvalidRequestError, html_error, redirect_error
+from .errors import (
+    NO_STORE,
+    PAGE_HEADERS_RAW,
+    AccessDeniedError,
+    InvalidRequestError,
+    html_error,
+    redirect_error,
+)
 from .http import ParameterError, parse_form, read_body_limited, set_cookie
 from .rfc8707 import audience_params
 from .sealing import CONSENT, STATE, SealError, digest, random_token

@@ -22,8 +22,13 @@ from authlib.oauth2.rfc6749.errors import (
     UnsupportedGrantTypeError,
     UnsupportedResponseTypeError,
 )
-from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError, InvalidRedirectURIError
+from authlib.oauth2.rfc7591.errors import (
+    InvalidClientMetadataError,
+    InvalidRedirectURIError,
+)
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from .rfc6750 import sanitize_description
 
 __all__ = [
     "AccessDeniedError",
@@ -113,9 +118,9 @@ def page_headers() -> dict[str, str]:
 
 
 def ascii_description(text: str) -> str:
-    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E."""
-    cleaned = "".join(ch if (0x20 <= ord(ch) <= 0x7E and ch not in '"\\') else "?" for ch in text)
-    return cleaned[:300]
+    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, the same
+    set as RFC 6750 §3, so one sanitiser serves both."""
+    return sanitize_description(text)
 
 
 PAGE_HEADERS_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in page_headers().items()]

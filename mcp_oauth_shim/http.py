@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .errors import ascii_description
+
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, MCP-Protocol-Version",
@@ -81,8 +83,7 @@ def _single(text: str) -> dict[str, str]:
     result: dict[str, str] = {}
     for key, value in pairs:
         if key in result:
-            shown = "".join(ch if 0x20 < ord(ch) < 0x7F and ch not in '"\\' else "?" for ch in key[:40])
-            raise ParameterError(f"Parameter {shown} is repeated.")
+            raise ParameterError(ascii_description(f"Parameter {key[:40]} is repeated."))
         result[key] = value
     return result
 

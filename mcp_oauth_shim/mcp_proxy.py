@@ -54,11 +54,11 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class _BodyTooLarge(Exception):
-    pass
+    """The client's body is over ``max_body_bytes``: answered with 413."""
 
 
 class _ClientGone(Exception):
-    pass
+    """The client disconnected while its body was being read: nothing to answer."""
 
 
 # Encoded dots, slashes, backslashes, "?" and "#", or a raw backslash, in the part after the mount.

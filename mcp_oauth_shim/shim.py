@@ -25,7 +25,11 @@ from .http import with_cors
 from .revoke import RevocationHandler
 from .rfc7591 import RegistrationHandler
 from .rfc8414 import MetadataHandler, metadata_paths
-from .rfc9728 import ResourceMetadataHandler, resource_metadata_paths, resource_metadata_url
+from .rfc9728 import (
+    ResourceMetadataHandler,
+    resource_metadata_paths,
+    resource_metadata_url,
+)
 from .sealing import Sealer
 from .token import TokenHandler
 from .upstream import UpstreamClient

@@ -29,7 +29,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from .adapter import NO_STORE, StarletteOAuth2Request, to_response
-from .server import Client, DevAuthorizationServer, Principal, requested_audience, user_info
+from .server import (
+    Client,
+    DevAuthorizationServer,
+    Principal,
+    requested_audience,
+    user_info,
+)
 
 logger = logging.getLogger("mcp_oauth_shim.dev_idp")
 

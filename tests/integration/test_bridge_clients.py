@@ -22,7 +22,6 @@ from fastapi import Body, FastAPI, Header
 from fastapi.responses import PlainTextResponse
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
-from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 from mcp.types import CallToolResult, TextContent
@@ -30,9 +29,14 @@ from mcp.types import CallToolResult, TextContent
 from mcp_bridge import MCPBridge
 from mcp_oauth_shim import OAuthShim, Upstream
 from tests.integration.conftest import IdPProfile
-from tests.integration.test_clients import MCP_REMOTES, HeadlessUser, McpRemote, MemoryStorage
-from tests.peers import node
+from tests.integration.test_clients import (
+    MCP_REMOTES,
+    HeadlessUser,
+    McpRemote,
+    MemoryStorage,
+)
 from tests.peers.browser_cli import BrowserCommand
+from tests.peers.clients import list_whoami_echo_over_stdio, mcp_remote_params
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import IdP
 from tests.peers.procs import tail
@@ -169,34 +173,9 @@ def test_mcp_remote_calls_a_route_through_the_bridge(
     server = serve_bridge(idp, idp_profile, public_url, serve_app, stateless=False)
     stderr_log = tmp_path / "mcp-remote.stderr"
     peer_logs.add(f"mcp-remote {remote.release} (stderr)", lambda: tail(stderr_log, 60))
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {
-        "PATH": node.peer_env()["PATH"],
-        "HOME": str(home),
-        "MCP_REMOTE_CONFIG_DIR": str(tmp_path / "mcp-remote-config"),
-        **headless_browser.env(),
-    }
-    params = StdioServerParameters(
-        command=str(node.node_binary()),
-        args=[str(node.package_bin(remote.package, "mcp-remote")), server.mcp_url, str(free_port())],
-        env=env,
-        cwd=str(tmp_path),
-    )
+    params = mcp_remote_params(remote, server.mcp_url, headless_browser, tmp_path)
 
-    async def scenario() -> tuple[set[str], CallToolResult, CallToolResult]:
-        with anyio.fail_after(SESSION_TIMEOUT_S), open(stderr_log, "w") as errlog:
-            async with Client(
-                stdio_client(params, errlog=errlog), mode="legacy", read_timeout_seconds=SESSION_TIMEOUT_S
-            ) as session:
-                tools = await session.list_tools()
-                return (
-                    {tool.name for tool in tools.tools},
-                    await session.call_tool("whoami"),
-                    await session.call_tool("echo", {"text": "hello through mcp-remote"}),
-                )
-
-    names, caller, echoed = anyio.run(scenario)
+    names, caller, echoed = list_whoami_echo_over_stdio(params, stderr_log)
     assert names == {"whoami", "echo"}
     assert_route_saw_the_idp_token(caller, server)
     assert echoed.content == [TextContent(type="text", text="hello through mcp-remote")]

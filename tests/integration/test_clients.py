@@ -15,7 +15,6 @@ import anyio
 import httpx2
 import pytest
 from mcp.client import Client
-from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
@@ -28,6 +27,7 @@ from tests.peers.clients import (  # noqa: F401 - HeadlessUser, MemoryStorage: i
     McpRemote,
     MemoryStorage,
     SdkClient,
+    list_whoami_echo_over_stdio,
     mcp_remote_params,
     sdk_oauth_client,
 )
@@ -121,19 +121,7 @@ def test_mcp_remote_logs_in_and_calls_tools(
     peer_logs.add(f"mcp-remote {remote.release} (stderr)", lambda: tail(stderr_log, 60))
     params = mcp_remote_params(remote, shim_server.mcp_url, headless_browser, tmp_path)
 
-    async def scenario() -> tuple[set[str], CallToolResult, CallToolResult]:
-        with anyio.fail_after(SESSION_TIMEOUT_S), open(stderr_log, "w") as errlog:
-            async with Client(
-                stdio_client(params, errlog=errlog), mode="legacy", read_timeout_seconds=SESSION_TIMEOUT_S
-            ) as session:
-                tools = await session.list_tools()
-                return (
-                    {tool.name for tool in tools.tools},
-                    await session.call_tool("whoami"),
-                    await session.call_tool("echo", {"text": "hello through mcp-remote"}),
-                )
-
-    names, caller, echoed = anyio.run(scenario)
+    names, caller, echoed = list_whoami_echo_over_stdio(params, stderr_log)
     assert {"whoami", "echo"} <= names
     assert_caller_is_the_idp_user(caller, shim_server)
     assert echoed.content == [TextContent(type="text", text="hello through mcp-remote")]

@@ -9,9 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
-from mcp.client.stdio import StdioServerParameters
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+from mcp.types import CallToolResult
 
 from . import node
 from .browser import AuthorizationResponse, LoginTrace, follow_login
@@ -137,3 +144,23 @@ def mcp_remote_params(remote: McpRemote, mcp_url: str, browser: BrowserCommand, 
         env=env,
         cwd=str(workdir),
     )
+
+
+def list_whoami_echo_over_stdio(
+    params: StdioServerParameters, stderr_log: Path
+) -> tuple[set[str], CallToolResult, CallToolResult]:
+    """Start a stdio proxy (mcp-remote), list its tools, call `whoami` and `echo`; bounded in time."""
+
+    async def scenario() -> tuple[set[str], CallToolResult, CallToolResult]:
+        with anyio.fail_after(SESSION_TIMEOUT_S), open(stderr_log, "w") as errlog:
+            async with Client(
+                stdio_client(params, errlog=errlog), mode="legacy", read_timeout_seconds=SESSION_TIMEOUT_S
+            ) as session:
+                tools = await session.list_tools()
+                return (
+                    {tool.name for tool in tools.tools},
+                    await session.call_tool("whoami"),
+                    await session.call_tool("echo", {"text": "hello through mcp-remote"}),
+                )
+
+    return anyio.run(scenario)
