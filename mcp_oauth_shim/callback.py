@@ -13,19 +13,18 @@ import hmac
 import logging
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from .consent import FLOW_COOKIE_PREFIX
 from .context import ShimContext
 from .errors import (
-    NO_STORE,
     InvalidRequestError,
-    append_query,
     html_error,
     oauth_error,
     redirect_error,
 )
-from .http import ParameterError, delete_cookie, single_params
+from .forms import append_query
+from .http import ParameterError, delete_cookie, redirect, single_params
 from .sealing import CODE, STATE, SealError, digest
 from .upstream import UpstreamError
 
@@ -121,7 +120,7 @@ class CallbackHandler:
             answer["state"] = client_state
         answer["iss"] = ctx.issuer
         logger.info("relaying the authorization code to the client (flow %s)", state.get("fl"))
-        return _forget(RedirectResponse(append_query(redirect_uri, answer), 302, headers=NO_STORE), cookie_name, ctx.secure_cookies)
+        return _forget(redirect(append_query(redirect_uri, answer)), cookie_name, ctx.secure_cookies)
 
 
 def _forget(response: Response, cookie_name: str, secure: bool) -> Response:

@@ -9,27 +9,29 @@ that binds the rest of the flow to this browser (:mod:`.callback` checks it).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import logging
 import re
 from importlib import resources
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from .authorize import AuthorizationRequest
+from .clients import Client
 from .context import ShimContext
 from .errors import (
-    NO_STORE,
     PAGE_HEADERS_RAW,
     AccessDeniedError,
     InvalidRequestError,
     html_error,
     redirect_error,
 )
-from .http import ParameterError, parse_form, read_body_limited, set_cookie
+from .forms import append_query
+from .http import ParameterError, parse_form, read_body_limited, redirect, set_cookie
 from .rfc8707 import audience_params
 from .sealing import CONSENT, STATE, SealError, digest, random_token
 from .upstream import UpstreamError
@@ -48,6 +50,8 @@ def _load_template() -> str:
 
 
 _TEMPLATE = _load_template()
+# Every value in the page is HTML-escaped, so "<ticket>" can only be this placeholder.
+_TICKET_MARK = "<ticket>"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -60,6 +64,9 @@ class ConsentPage:
             "resource": html.escape(ctx.resource),
             "action": html.escape(ctx.route_path(ctx.paths.consent)),
         }
+        # The page differs per request only in its ticket: the rest is rendered once per
+        # client, redirect URI and scopes (a bounded LRU).
+        self._page_around_ticket = functools.lru_cache(maxsize=256)(self._render_around_ticket)
 
     def render(self, request: Request, auth: AuthorizationRequest) -> Response:
         ctx = self.ctx
@@ -68,7 +75,14 @@ class ConsentPage:
             csrf = random_token()
         ticket = ctx.sealer.seal(CONSENT, {**auth.to_wire(), "x": digest(csrf)})
         client = auth.client
-        redirect = urlsplit(auth.redirect_uri)
+        head, tail = self._page_around_ticket(client, auth.redirect_uri, auth.scopes)
+        response = HTMLResponse(head + ticket.encode("ascii") + tail)
+        response.raw_headers.extend(PAGE_HEADERS_RAW)
+        set_cookie(response, self._csrf_cookie, csrf, max_age=ctx.lifetimes.consent, secure=ctx.secure_cookies)
+        return response
+
+    def _render_around_ticket(self, client: Client, redirect_uri: str, scopes: tuple[str, ...]) -> tuple[bytes, bytes]:
+        redirect = urlsplit(redirect_uri)
         redirect_host = redirect.netloc or (redirect.scheme + ":")
         unverified = ""
         if client.kind == "registered":
@@ -82,15 +96,13 @@ class ConsentPage:
             client_name=html.escape(client.name or "An unnamed application"),
             redirect_host=html.escape(redirect_host),
             unverified=html.escape(unverified),
-            scopes="".join(f"<li>{html.escape(s)}</li>" for s in auth.scopes) or "<li>basic sign-in</li>",
-            ticket=ticket,  # base64url and dots only: nothing to escape
+            scopes="".join(f"<li>{html.escape(s)}</li>" for s in scopes) or "<li>basic sign-in</li>",
+            ticket=_TICKET_MARK,  # the ticket is base64url and dots only: nothing to escape
             client_id_short=html.escape(_short(client.client_id)),
             **self._static,
         )
-        response = HTMLResponse(page)
-        response.raw_headers.extend(PAGE_HEADERS_RAW)
-        set_cookie(response, self._csrf_cookie, csrf, max_age=ctx.lifetimes.consent, secure=ctx.secure_cookies)
-        return response
+        head, tail = page.split(_TICKET_MARK)
+        return head.encode("utf-8"), tail.encode("utf-8")
 
 
 class ConsentHandler:
@@ -169,8 +181,7 @@ class ConsentHandler:
             # The operator's settings win over the client's login-page hints.
             **dict(ctx.upstream.extra_authorize_params),
         }
-        separator = "&" if "?" in upstream.authorization_endpoint else "?"
-        response = RedirectResponse(upstream.authorization_endpoint + separator + urlencode(params), 303, headers=NO_STORE)
+        response = redirect(append_query(upstream.authorization_endpoint, params), 303)
         set_cookie(
             response, ctx.cookie_name(FLOW_COOKIE_PREFIX + flow), binding, max_age=ctx.lifetimes.state, secure=ctx.secure_cookies
         )

@@ -9,7 +9,6 @@ an HTML page when there is no URI we may redirect to.
 from __future__ import annotations
 
 import html
-from urllib.parse import urlencode
 
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import (
@@ -26,8 +25,10 @@ from authlib.oauth2.rfc7591.errors import (
     InvalidClientMetadataError,
     InvalidRedirectURIError,
 )
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from .forms import append_query
+from .http import redirect
 from .rfc6750 import sanitize_description
 
 __all__ = [
@@ -80,13 +81,7 @@ def redirect_error(err: OAuth2Error, redirect_uri: str, *, state: str | None, is
     if state is not None:
         params["state"] = state
     params["iss"] = issuer  # RFC 9207 §2: on error responses too.
-    return RedirectResponse(append_query(redirect_uri, params), status_code=302, headers=NO_STORE)
-
-
-def append_query(uri: str, params: dict[str, str]) -> str:
-    """Add parameters to a URI that may already carry a query (RFC 6749 §3.1.2 keeps it)."""
-    separator = "&" if "?" in uri else "?"
-    return uri + separator + urlencode(params)
+    return redirect(append_query(redirect_uri, params))
 
 
 def html_error(err: OAuth2Error, *, status_code: int | None = None) -> Response:

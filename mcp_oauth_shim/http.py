@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import ascii_description
+from .forms import ParameterError, location, parse_form, parse_query
+
+__all__ = ["ParameterError", "parse_form", "single_params", "read_body_limited", "set_cookie", "delete_cookie", "with_cors", "redirect"]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -16,6 +17,7 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "86400",
 }
 _CORS_RAW = [(b"access-control-allow-origin", b"*")]
+NO_STORE_RAW = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes | None:
@@ -49,43 +51,10 @@ def delete_cookie(response: Response, name: str, *, secure: bool) -> None:
     set_cookie(response, name, '""', max_age=0, secure=secure)
 
 
-class ParameterError(ValueError):
-    """Request parameters that no endpoint accepts; ``description`` is safe to show."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-MAX_PARAMETERS = 100
-
-
-def parse_form(body: bytes) -> dict[str, str]:
-    """An x-www-form-urlencoded body as a dict; RFC 6749 §3.1 forbids repeated parameters."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ParameterError("The request body is not UTF-8.")
-    return _single(text)
-
-
 def single_params(request: Request) -> dict[str, str]:
     """Query parameters as a dict, refusing repeats (RFC 6749 §3.1)."""
     # Parsed straight from the raw query, as Starlette would, without building a multidict.
-    return _single(request.scope["query_string"].decode("latin-1"))
-
-
-def _single(text: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
-    except ValueError:
-        raise ParameterError(f"More than {MAX_PARAMETERS} parameters.")
-    result: dict[str, str] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ParameterError(ascii_description(f"Parameter {key[:40]} is repeated."))
-        result[key] = value
-    return result
+    return parse_query(request.scope["query_string"].decode("latin-1"))
 
 
 def with_cors(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -99,3 +68,11 @@ def with_cors(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[R
         return response
 
     return wrapped
+
+
+def redirect(url: str, status_code: int = 302) -> Response:
+    """A redirect that is never cached (RFC 6749 §4.1.2, §10.12); ``Location`` as starlette's
+    ``RedirectResponse`` writes it, without re-quoting URLs that need none."""
+    response = Response(status_code=status_code)
+    response.raw_headers += [(b"location", location(url).encode("latin-1")), *NO_STORE_RAW]
+    return response

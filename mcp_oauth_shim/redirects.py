@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import SplitResult, urlsplit
@@ -92,6 +93,7 @@ def _without_port(parts: SplitResult) -> tuple[str, str, str, str]:
     return host, parts.path or "/", parts.query, parts.username or ""
 
 
+@functools.lru_cache(maxsize=1024)  # every authorize and token request checks the same few URIs
 def _parse_or_none(uri: str) -> SplitResult | None:
     try:
         return _parse(uri)

@@ -164,25 +164,25 @@ class OAuthShim:
         """Starlette routes for every endpoint; mount them at the root of the hosting app."""
         ctx = self.context
         routes: list[BaseRoute] = []
+        if self.custom_metadata is None:
+            p, at = ctx.paths, ctx.route_path
+            # The endpoints of every login and refresh first: a router tries routes in order.
+            endpoints: list[tuple[str, Callable[..., Any], list[str]]] = [
+                (p.token, with_cors(TokenHandler(ctx)), ["POST", "OPTIONS"]),
+                (p.authorize, AuthorizeHandler(ctx, ConsentPage(ctx)).__call__, ["GET"]),
+                (p.callback, CallbackHandler(ctx).__call__, ["GET"]),
+                (p.consent, ConsentHandler(ctx).__call__, ["POST"]),
+                (p.register, with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
+                (p.revoke, with_cors(RevocationHandler(ctx)), ["POST", "OPTIONS"]),
+            ]
+            for path, endpoint, methods in endpoints:
+                routes.append(Route(at(path), endpoint, methods=methods, include_in_schema=False))
         prm = with_cors(ResourceMetadataHandler(ctx))
         for path in resource_metadata_paths(self.resource):
             routes.append(Route(path, prm, methods=["GET", "OPTIONS"], include_in_schema=False))
         metadata = with_cors(MetadataHandler(ctx, custom=self.custom_metadata))
         for path in metadata_paths(self.issuer):
             routes.append(Route(path, metadata, methods=["GET", "OPTIONS"], include_in_schema=False))
-        if self.custom_metadata is not None:
-            return routes
-        p, at = ctx.paths, ctx.route_path
-        endpoints: list[tuple[str, Callable[..., Any], list[str]]] = [
-            (p.register, with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
-            (p.authorize, AuthorizeHandler(ctx, ConsentPage(ctx)).__call__, ["GET"]),
-            (p.consent, ConsentHandler(ctx).__call__, ["POST"]),
-            (p.callback, CallbackHandler(ctx).__call__, ["GET"]),
-            (p.token, with_cors(TokenHandler(ctx)), ["POST", "OPTIONS"]),
-            (p.revoke, with_cors(RevocationHandler(ctx)), ["POST", "OPTIONS"]),
-        ]
-        for path, endpoint, methods in endpoints:
-            routes.append(Route(at(path), endpoint, methods=methods, include_in_schema=False))
         return routes
 
     @cached_property

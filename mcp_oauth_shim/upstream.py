@@ -13,12 +13,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 
 from . import jsonsafe
 from .config import Upstream
+from .forms import urlencode
 from .http11 import ConnectionPool, HTTPError
 
 logger = logging.getLogger("mcp_oauth_shim.upstream")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -24,6 +25,17 @@ RESOURCE = PUBLIC_URL + "/mcp"
 IDP_ISSUER = "http://127.0.0.1:9000"
 CLIENT_REDIRECT = "http://127.0.0.1:53682/callback"
 SECRET_KEY = "k" * 48
+
+
+def sealed_at(purpose: str, value: Any, signed_at: int, key: str = SECRET_KEY) -> str:
+    """A value sealed ``signed_at`` (POSIX seconds) by itsdangerous itself, the reference for
+    the shim's wire format (tests/unit/test_sealing.py): for tests about expiry."""
+    from itsdangerous import TimestampSigner
+
+    signer = TimestampSigner(key, salt=purpose, digest_method=hashlib.sha256)
+    signer.get_timestamp = lambda: signed_at  # type: ignore[method-assign]
+    payload = base64.urlsafe_b64encode(json.dumps(value, separators=(",", ":")).encode()).rstrip(b"=")
+    return signer.sign(payload).decode()
 
 
 def pkce_pair() -> tuple[str, str]:
