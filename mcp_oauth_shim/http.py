@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .forms import ParameterError, location, parse_form, parse_query
 
-__all__ = ["ParameterError", "parse_form", "single_params", "read_body_limited", "set_cookie", "delete_cookie", "with_cors", "redirect"]
+__all__ = ["ParameterError", "delete_cookie", "no_store_json", "parse_form", "read_body_limited", "redirect", "set_cookie", "single_params", "with_cors"]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -29,14 +29,21 @@ async def read_body_limited(request: Request, limit: int) -> bytes | None:
                 return None
         except ValueError:
             return None
+    # Straight from ``receive``: an OAuth form is one message, and ``request.stream()``'s
+    # async generator costs more than the rest of reading it.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return None
+        if not message.get("more_body", False):
+            return b"".join(chunks) + chunk if chunks else chunk
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def set_cookie(response: Response, name: str, value: str, *, max_age: int, secure: bool) -> None:
@@ -68,6 +75,13 @@ def with_cors(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[R
         return response
 
     return wrapped
+
+
+def no_store_json(body: bytes, status_code: int = 200) -> Response:
+    """A JSON answer that must never be cached (RFC 6749 §5.1: tokens, and errors about them)."""
+    response = Response(body, status_code=status_code, media_type="application/json")
+    response.raw_headers += NO_STORE_RAW
+    return response
 
 
 def redirect(url: str, status_code: int = 302) -> Response:

@@ -22,7 +22,6 @@ from starlette.responses import Response
 from .clients import basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import (
-    NO_STORE,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -32,7 +31,7 @@ from .errors import (
     json_error,
     oauth_error,
 )
-from .http import ParameterError, parse_form, read_body_limited
+from .http import ParameterError, no_store_json, parse_form, read_body_limited
 from .rfc8707 import audience_params, resource_matches
 from .sealing import CODE, REFRESH, SealError, digest
 from .upstream import UpstreamError
@@ -148,7 +147,7 @@ class TokenHandler:
                 REFRESH, {"u": refresh, "c": digest(client_id), "sc": answer.get("scope", granted)}
             )
         # ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded.
-        return Response(json.dumps(answer).encode(), media_type="application/json", headers=NO_STORE)
+        return no_store_json(json.dumps(answer).encode())
 
 
 async def _read_token_request(request: Request) -> tuple[dict[str, str], str | None]:

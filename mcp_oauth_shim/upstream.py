@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from .http11 import ConnectionPool, HTTPError
 logger = logging.getLogger("mcp_oauth_shim.upstream")
 
 DISCOVERY_TTL = 3600.0
+_CREDENTIAL_FIELDS = frozenset({"client_id", "client_secret"})
 # A JSON document from an IdP larger than this is not metadata, it is an attack or a bug.
 MAX_JSON_BYTES = 1024 * 1024
 
@@ -166,30 +168,35 @@ class UpstreamClient:
 
         Returns the IdP's status and JSON object; a non-JSON answer is an :class:`UpstreamError`.
         """
-        up = self.upstream
-        data = dict(form)
-        headers = {"Accept": "application/json"}
-        if up.token_auth_method == "client_secret_basic":
-            # RFC 6749 §2.3.1: form-urlencode each part before base64, not just join them.
-            pair = f"{quote(up.client_id, safe='')}:{quote(up.client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-            data.pop("client_secret", None)
-            data.setdefault("client_id", up.client_id)
-        else:
-            data["client_id"] = up.client_id
-            data["client_secret"] = up.client_secret
+        auth_form, headers = self._client_authentication
+        # The shim's own credentials always win over anything of the same name in ``form``.
+        if _CREDENTIAL_FIELDS & form.keys():
+            form = {k: v for k, v in form.items() if k not in _CREDENTIAL_FIELDS}
+        body = urlencode(form) + "&" + auth_form if form else auth_form
         if self._pool is not None:
-            return await self._post_pooled(url, data, headers)
-        response = await self._send("POST", url, data=data, headers=headers)
+            return await self._post_pooled(url, body.encode(), headers)
+        response = await self._send("POST", url, content=body.encode(), headers=dict(headers))
         if not response.content and 200 <= response.status_code < 300:
             return response.status_code, {}
         return response.status_code, _json_object(response.content, url)
 
-    async def _post_pooled(self, url: str, data: dict[str, str], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        body = urlencode(data).encode()
-        header_list = [*headers.items(), ("Content-Type", "application/x-www-form-urlencoded")]
+    @cached_property
+    def _client_authentication(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """The form fields and header fields that authenticate the shim, encoded once."""
+        up = self.upstream
+        headers = [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")]
+        if up.token_auth_method == "client_secret_basic":
+            # RFC 6749 §2.3.1: form-urlencode each part before base64, not just join them.
+            pair = f"{quote(up.client_id, safe='')}:{quote(up.client_secret, safe='')}"
+            headers.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
+            return urlencode({"client_id": up.client_id}), tuple(headers)
+        return urlencode({"client_id": up.client_id, "client_secret": up.client_secret}), tuple(headers)
+
+    async def _post_pooled(
+        self, url: str, body: bytes, headers: tuple[tuple[str, str], ...]
+    ) -> tuple[int, dict[str, Any]]:
         try:
-            response = await self._pool.request("POST", url, body=body, headers=header_list)  # type: ignore[union-attr]
+            response = await self._pool.request("POST", url, body=body, headers=headers)  # type: ignore[union-attr]
         except TimeoutError:
             logger.warning("identity provider timed out: POST %s", url)
             raise UpstreamError(504, "temporarily_unavailable", "The identity provider did not answer in time.")

@@ -164,6 +164,65 @@ async def test_a_silent_peer_times_out_within_the_bound():
         await pool.aclose()
 
 
+async def test_a_slow_peer_within_the_bound_is_not_cut_off():
+    async def slow(reader, writer, ctx):
+        await _read_request(reader)
+        await asyncio.sleep(0.3)  # two watchdog ticks, less than the timeout
+        writer.write(OK)
+        await writer.drain()
+        await reader.read()
+
+    async with Server(slow) as url:
+        pool = ConnectionPool(timeout=0.8)
+        assert (await pool.request("POST", url)).body == b'{"a":"ok"}\n'
+        await pool.aclose()
+
+
+async def test_after_a_timeout_the_next_request_gets_a_fresh_connection():
+    async def silent_then_answering(reader, writer, ctx):
+        if ctx["server"].connections == 1:
+            await _read_request(reader)
+            await asyncio.sleep(10)
+        await answering(OK)(reader, writer, ctx)
+
+    server = Server(silent_then_answering)
+    async with server as url:
+        pool = ConnectionPool(timeout=0.3)
+        with pytest.raises(TimeoutError):
+            await pool.request("POST", url)
+        assert (await pool.request("POST", url)).status == 200
+        assert server.connections == 2
+        await pool.aclose()
+
+
+async def test_timeouts_still_fire_when_the_pool_moves_to_another_event_loop():
+    """One shim, several event loops (test suites, servers restarted in one process): a loop
+    that ended with the watchdog still scheduled must not leave the next one without it."""
+    pool = ConnectionPool(timeout=0.3)
+
+    async def silent(reader, writer, ctx):
+        await _read_request(reader)
+        await asyncio.sleep(5)
+
+    async def quick_answer() -> None:
+        async with Server(answering(OK)) as url:
+            await pool.request("POST", url)  # the loop ends right after, watchdog pending
+
+    async def silent_peer() -> float:
+        async with Server(silent) as url:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                await asyncio.wait_for(pool.request("POST", url), 3)
+            except TimeoutError:
+                return loop.time() - started
+            raise AssertionError("no timeout")
+
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, asyncio.run, quick_answer())
+    assert await loop.run_in_executor(None, asyncio.run, silent_peer()) < 2
+
+
 async def test_a_peer_that_closes_a_fresh_connection_without_answering_is_an_error():
     async def hang_up(reader, writer, ctx):
         await _read_request(reader)
@@ -225,3 +284,26 @@ async def test_upstream_client_sends_form_and_client_credentials_over_the_pool()
     request = server.requests[0]
     assert b"Content-Type: application/x-www-form-urlencoded" in request
     assert request.endswith(b"grant_type=refresh_token&refresh_token=r+t&client_id=shim&client_secret=s3cret")
+
+
+@pytest.mark.parametrize(
+    ("method", "expected_body", "basic"),
+    [
+        ("client_secret_post", b"grant_type=refresh_token&refresh_token=r+1&client_id=c&client_secret=s%26x", False),
+        ("client_secret_basic", b"grant_type=refresh_token&refresh_token=r+1&client_id=c", True),
+    ],
+)
+async def test_the_shims_own_client_credentials_are_sent_and_win(method, expected_body, basic):
+    server = Server(answering(OK))
+    async with server as url:
+        upstream = Upstream.oidc(
+            client_id="c", client_secret="s&x", authorization_endpoint=url, token_endpoint=url, token_auth_method=method
+        )
+        client = UpstreamClient(upstream)
+        form = {"grant_type": "refresh_token", "client_id": "forged", "refresh_token": "r 1", "client_secret": "forged"}
+        assert await client.post_form(url, form) == (200, {"a": "ok"})
+        await client.aclose()
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    assert body == expected_body
+    assert (b"\r\nAuthorization: Basic YzpzJTI2eA==" in head) is basic  # base64("c:s%26x")
+    assert b"\r\nContent-Type: application/x-www-form-urlencoded" in head

@@ -13,7 +13,14 @@ import pytest
 from itsdangerous import TimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
-from mcp_oauth_shim.sealing import CODE, MAX_SEALED_LENGTH, REFRESH, STATE, Sealer, SealError
+from mcp_oauth_shim.sealing import (
+    CODE,
+    MAX_SEALED_LENGTH,
+    REFRESH,
+    STATE,
+    Sealer,
+    SealError,
+)
 
 KEY = "k" * 48
 OLD_KEY = "o" * 48
