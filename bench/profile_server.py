@@ -3,7 +3,8 @@
 ``python bench/profile_server.py WHAT [options]``.
 
 WHAT is one of: ``tools_call``, ``direct`` (the baseline POST), ``tools_list``, ``token``,
-``authorize``, ``callback``, ``auth_call``, ``startup`` (exec to first tools/list). The server is set up exactly as in the benchmark
+``authorize``, ``callback``, ``trivial`` (their baseline route in the same server), ``auth_call``,
+``startup`` (exec to first tools/list). The server is set up exactly as in the benchmark
 scenario and loaded with the same requests; meanwhile ``py-spy record --format raw`` samples
 it (Python frames; idle excluded). The report gives, as a share of samples:
 
@@ -146,7 +147,7 @@ def setup(what: str, ctx: Ctx, a: argparse.Namespace) -> Setup:
         token = make_token(key, issuer, f"http://127.0.0.1:{s.port}/mcp")
         sess, tool = open_session(s, [("Authorization", f"Bearer {token}")])
         return s, [call_request(sess, tool)], CALL_CHECK, False, None
-    if what in ("token", "authorize", "callback"):
+    if what in ("token", "authorize", "callback", "trivial"):
         from urllib.parse import urlencode
 
         from bench.oauthflow import Resealer
@@ -156,6 +157,9 @@ def setup(what: str, ctx: Ctx, a: argparse.Namespace) -> Setup:
         reseal = Resealer(ctx.secret_key)
         n = 5000 * int(a.seconds + 2)
         port = st.shim.port
+        if what == "trivial":  # the browser scenario's baseline, in the same server
+            req = [encode_request("GET", "/bench/trivial", host=f"127.0.0.1:{port}")]
+            return st.shim, req, expect(200, contains=b"ok"), False, None
         if what == "authorize":
             req = [encode_request("GET", st.flow.authorize_path, host=f"127.0.0.1:{port}")]
             return st.shim, req, expect(200, contains=b'name="ticket"'), False, None
@@ -242,7 +246,8 @@ def profile_startup(a: argparse.Namespace, pyspy: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "what", choices=["tools_call", "direct", "tools_list", "token", "authorize", "callback", "auth_call", "startup"]
+        "what",
+        choices=["tools_call", "direct", "tools_list", "token", "authorize", "callback", "trivial", "auth_call", "startup"],
     )
     p.add_argument("--routes", type=int, default=10)
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")

@@ -31,7 +31,6 @@ from .errors import (
 from .http import ParameterError, single_params
 from .redirects import matches
 from .rfc8707 import resource_matches
-from .sealing import digest
 
 logger = logging.getLogger("mcp_oauth_shim.authorize")
 
@@ -57,7 +56,7 @@ class AuthorizationRequest:
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
-            "c": digest(self.client.client_id),
+            "c": self.client.fingerprint,
             "r": self.redirect_uri,
             "cc": self.code_challenge,
             "sc": " ".join(self.scopes),

@@ -13,11 +13,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 from .errors import InvalidClientError, InvalidRequestError, ascii_description
-from .sealing import CLIENT, Sealer, SealError
+from .sealing import CLIENT, Sealer, SealError, digest
 
 if TYPE_CHECKING:
     from .cimd import ClientMetadataDocuments
@@ -34,6 +35,11 @@ class Client:
     name: str | None = None
     application_type: str = "native"
     client_uri: str | None = None
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """How sealed codes and refresh tokens name the client they were issued to."""
+        return digest(self.client_id)
 
 
 class ClientResolver:

@@ -102,7 +102,8 @@ def html_error(err: OAuth2Error, *, status_code: int | None = None) -> Response:
 def page_headers() -> dict[str, str]:
     """Headers for every HTML page the shim shows: not cacheable, not frameable, no referrer."""
     return {
-        **NO_STORE,
+        # Cache-Control alone: Pragma (RFC 9111 §5.4, deprecated) adds nothing for a page.
+        "Cache-Control": "no-store",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",

@@ -16,7 +16,6 @@ issued by earlier versions stay valid.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -126,17 +125,22 @@ class Sealer:
         return value, float(signed_at)
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _b64encode(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    # base64.urlsafe_b64encode is this, behind two more Python calls; it runs 3-4 times a request.
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _b64decode(data: bytes) -> bytes:
-    return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
 
 
 def digest(value: str) -> str:
     """A short, stable fingerprint used to bind one sealed value to another (no secrets in it)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest()[:18]).decode()
+    return _b64encode(hashlib.sha256(value.encode()).digest()[:18]).decode()
 
 
 def random_token(nbytes: int = 24) -> str:

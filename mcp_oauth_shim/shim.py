@@ -21,7 +21,7 @@ from .clients import ClientResolver
 from .config import ConfigurationError, Upstream, is_loopback_host
 from .consent import ConsentHandler, ConsentPage
 from .context import Lifetimes, Paths, ShimContext
-from .http import with_cors
+from .http import Endpoint, with_cors
 from .revoke import RevocationHandler
 from .rfc7591 import RegistrationHandler
 from .rfc8414 import MetadataHandler, metadata_paths
@@ -176,11 +176,11 @@ class OAuthShim:
                 (p.revoke, with_cors(RevocationHandler(ctx)), ["POST", "OPTIONS"]),
             ]
             for path, endpoint, methods in endpoints:
-                routes.append(Route(at(path), endpoint, methods=methods, include_in_schema=False))
-        prm = with_cors(ResourceMetadataHandler(ctx))
+                routes.append(Route(at(path), Endpoint(endpoint), methods=methods, include_in_schema=False))
+        prm = Endpoint(with_cors(ResourceMetadataHandler(ctx)))
         for path in resource_metadata_paths(self.resource):
             routes.append(Route(path, prm, methods=["GET", "OPTIONS"], include_in_schema=False))
-        metadata = with_cors(MetadataHandler(ctx, custom=self.custom_metadata))
+        metadata = Endpoint(with_cors(MetadataHandler(ctx, custom=self.custom_metadata)))
         for path in metadata_paths(self.issuer):
             routes.append(Route(path, metadata, methods=["GET", "OPTIONS"], include_in_schema=False))
         return routes

@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import basic_client_id, presented_client_id
+from .clients import Client, basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import (
     InvalidGrantError,
@@ -33,7 +33,7 @@ from .errors import (
 )
 from .http import ParameterError, no_store_json, parse_form, read_body_limited
 from .rfc8707 import audience_params, resource_matches
-from .sealing import CODE, REFRESH, SealError, digest
+from .sealing import CODE, REFRESH, SealError
 from .upstream import UpstreamError
 
 logger = logging.getLogger("mcp_oauth_shim.token")
@@ -49,6 +49,7 @@ _PASSED_FIELDS = ("access_token", "token_type", "expires_in", "scope")
 class TokenHandler:
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
+        self._audience = audience_params(ctx.upstream, ctx.resource)
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -71,13 +72,13 @@ class TokenHandler:
         if resource is not None and not resource_matches(resource, self.ctx.resource):
             raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")
         if grant_type == "authorization_code":
-            upstream_form, granted = self._code_grant(form, client.client_id)
+            upstream_form, granted = self._code_grant(form, client)
         else:
-            upstream_form, granted = self._refresh_grant(form, client.client_id)
-        upstream_form.update(audience_params(self.ctx.upstream, self.ctx.resource))
-        return await self._exchange(upstream_form, client.client_id, granted)
+            upstream_form, granted = self._refresh_grant(form, client)
+        upstream_form.update(self._audience)
+        return await self._exchange(upstream_form, client, granted)
 
-    def _code_grant(self, form: dict[str, str], client_id: str) -> tuple[dict[str, str], str]:
+    def _code_grant(self, form: dict[str, str], client: Client) -> tuple[dict[str, str], str]:
         code, verifier = form.get("code"), form.get("code_verifier")
         if not code:
             raise InvalidRequestError(description="code is required.")
@@ -89,7 +90,7 @@ class TokenHandler:
             sealed = self.ctx.sealer.unseal(CODE, code, max_age=self.ctx.lifetimes.code)
         except SealError as exc:
             raise InvalidGrantError(description=f"The authorization code is {exc.reason}.")
-        if not hmac.compare_digest(sealed["c"], digest(client_id)):
+        if not hmac.compare_digest(sealed["c"], client.fingerprint):
             raise InvalidGrantError(description="The authorization code was issued to another client.")
         redirect_uri = form.get("redirect_uri")
         if sealed.get("rg", 1):
@@ -107,7 +108,7 @@ class TokenHandler:
         }
         return upstream_form, sealed["sc"]
 
-    def _refresh_grant(self, form: dict[str, str], client_id: str) -> tuple[dict[str, str], str]:
+    def _refresh_grant(self, form: dict[str, str], client: Client) -> tuple[dict[str, str], str]:
         token = form.get("refresh_token")
         if not token:
             raise InvalidRequestError(description="refresh_token is required.")
@@ -115,7 +116,7 @@ class TokenHandler:
             sealed = self.ctx.sealer.unseal(REFRESH, token, max_age=self.ctx.lifetimes.refresh_token)
         except SealError as exc:
             raise InvalidGrantError(description=f"The refresh token is {exc.reason}.")
-        if not hmac.compare_digest(sealed["c"], digest(client_id)):
+        if not hmac.compare_digest(sealed["c"], client.fingerprint):
             raise InvalidGrantError(description="The refresh token was issued to another client.")
         granted = sealed.get("sc", "")
         upstream_form = {"grant_type": "refresh_token", "refresh_token": sealed["u"]}
@@ -128,7 +129,7 @@ class TokenHandler:
             granted = scope
         return upstream_form, granted
 
-    async def _exchange(self, upstream_form: dict[str, str], client_id: str, granted: str) -> Response:
+    async def _exchange(self, upstream_form: dict[str, str], client: Client, granted: str) -> Response:
         ctx = self.ctx
         metadata = await ctx.upstream_client.metadata()
         status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
@@ -144,7 +145,7 @@ class TokenHandler:
         refresh = body.get("refresh_token")
         if isinstance(refresh, str) and refresh:
             answer["refresh_token"] = ctx.sealer.seal(
-                REFRESH, {"u": refresh, "c": digest(client_id), "sc": answer.get("scope", granted)}
+                REFRESH, {"u": refresh, "c": client.fingerprint, "sc": answer.get("scope", granted)}
             )
         # ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded.
         return no_store_json(json.dumps(answer).encode())
