@@ -27,6 +27,8 @@ def _component_name(ref: str) -> str | None:
 
 
 _NOT_MAPPINGS = (str, int, float, list, type(None))
+# Most nodes of a schema are leaves: they are copied as they are, without a call each.
+_SCALARS = (str, int, float, type(None))
 
 
 def _is_mapping(node: Any) -> bool:
@@ -40,10 +42,12 @@ def _direct_refs(node: Any, found: set[str]) -> None:
         if isinstance(ref, str) and (name := _component_name(ref)) is not None:
             found.add(name)
         for value in node.values():
-            _direct_refs(value, found)
+            if not isinstance(value, _SCALARS):
+                _direct_refs(value, found)
     elif isinstance(node, list):
         for item in node:
-            _direct_refs(item, found)
+            if not isinstance(item, _SCALARS):
+                _direct_refs(item, found)
 
 
 def recursive_components(components: Mapping[str, Any]) -> frozenset[str]:
@@ -142,9 +146,13 @@ class SchemaResolver:
                     # 2020-12 allows keywords beside $ref; keep them without mutating the memo.
                     merged = {**target, **{k: self._walk(v, needed) for k, v in siblings.items()}}
                     return merged
-            return {k: self._walk(v, needed) for k, v in node.items() if k not in _OPENAPI_ONLY}
+            return {
+                k: v if isinstance(v, _SCALARS) else self._walk(v, needed)
+                for k, v in node.items()
+                if k not in _OPENAPI_ONLY
+            }
         if isinstance(node, list):
-            return [self._walk(item, needed) for item in node]
+            return [item if isinstance(item, _SCALARS) else self._walk(item, needed) for item in node]
         return node
 
     def _inline(self, name: str, needed: set[str]) -> Any:
