@@ -33,6 +33,7 @@ from mcp_bridge.calls import call_tool, call_tool_encoded, unknown_tool
 from mcp_bridge.handshake import InitializeAnswer
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.results import encode_result, error_result
+from mcp_bridge.routes import LiteralRoutes
 from mcp_bridge.security import HostOriginPolicy
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint, ScopeGuard
@@ -191,6 +192,8 @@ class MCPBridge:
 
     @staticmethod
     def _may_call(spec: ToolSpec, origin: Scope) -> bool:
+        if not spec.scopes:
+            return True
         granted = granted_scopes(origin)
         return granted is None or spec.scopes <= granted
 
@@ -252,7 +255,7 @@ class MCPBridge:
         else:
             routes.append(Route(route_path, endpoint=asgi, methods=_METHODS, include_in_schema=False))
         if self.auth is not None and not self._shim_routes_added(host_router):
-            routes.extend(self.auth.routes)
+            routes.extend(LiteralRoutes.group(self.auth.routes))
         host_router.routes[0:0] = routes
         _extend_lifespan(host_router, endpoint, self.auth.lifespan if self.auth is not None else None)
         if host is self.app:
@@ -295,7 +298,7 @@ class MCPBridge:
             else:
                 routes.append(Route(route_path, endpoint=app, methods=methods, include_in_schema=False))
         if self.auth is not None and not self._shim_routes_added(host_router):
-            routes.extend(self.auth.routes)
+            routes.extend(LiteralRoutes.group(self.auth.routes))
         host_router.routes[0:0] = routes
         if host is self.app:
             self._mounted_paths.update((stream_path, messages_path))
@@ -308,7 +311,11 @@ class MCPBridge:
 
     def _shim_routes_added(self, router: Router) -> bool:
         shim_routes = set(map(id, self.auth.routes)) if self.auth is not None else set()
-        return any(id(route) in shim_routes for route in router.routes)
+        return any(
+            id(member) in shim_routes
+            for route in router.routes
+            for member in (route.routes if isinstance(route, LiteralRoutes) else (route,))
+        )
 
     def _host_origin_policy(
         self, allowed_hosts: Sequence[str] | None, allowed_origins: Sequence[str] | None

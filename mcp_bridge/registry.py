@@ -19,6 +19,7 @@ class ToolRegistry:
     def __init__(self, specs: Sequence[ToolSpec], *, hide_unreachable: bool) -> None:
         self.specs: tuple[ToolSpec, ...] = tuple(specs)
         self.by_name: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
+        self.scoped = any(spec.scopes for spec in self.specs)  # does any tool need scopes?
         self.hide_unreachable = hide_unreachable
         self._encoded: dict[frozenset[str] | None, bytes] = {}
 

@@ -17,8 +17,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
+from starlette._utils import get_route_path
 from starlette.convertors import PathConvertor
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import Receive, Scope, Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +109,66 @@ def _key(segment: str) -> str:
     return "{" if "{" in segment else "/" + segment
 
 
+class LiteralRoutes(BaseRoute):
+    """Routes with fixed paths, tried by the router as one: a dict lookup instead of one
+    regular expression per route.
+
+    The bridge puts the shim's endpoints (a dozen paths) in front of the app's routes, where
+    every request would otherwise try each of them first, tool calls twice (the MCP request,
+    then the route the tool calls). Matching, 405s and ``url_path_for`` are the member routes'
+    own; only the lookup is shared.
+    """
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = list(routes)
+        self._by_path: dict[str, Route] = {}
+        for route in self.routes:
+            self._by_path.setdefault(route.path, route)  # the first one wins, as in a router
+
+    @staticmethod
+    def group(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+        """``routes`` as one ``LiteralRoutes`` when every one is a parameterless HTTP route."""
+        if all(isinstance(r, Route) and not r.param_convertors for r in routes):
+            return [LiteralRoutes(routes)]  # type: ignore[arg-type]
+        return list(routes)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            route = self._by_path.get(get_route_path(scope))
+            if route is not None:
+                return route.matches(scope)
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._by_path[get_route_path(scope)].handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        for route in self.routes:
+            try:
+                return route.url_path_for(name, **path_params)
+            except NoMatchFound:
+                pass
+        raise NoMatchFound(name, path_params)
+
+    def __repr__(self) -> str:
+        return f"LiteralRoutes({[r.path for r in self.routes]!r})"
+
+
 def route_views(app: FastAPI) -> list[Any]:
     """The app's routes in matching order, nested `include_router` trees flattened.
 
     FastAPI >= 0.16x keeps included routers as nodes and exposes their effective routes
     through `fastapi.routing.iter_route_contexts`; older versions copy routes into the app.
     """
+    routes = [
+        member
+        for route in app.router.routes
+        for member in (route.routes if isinstance(route, LiteralRoutes) else (route,))
+    ]
     iterate = getattr(fastapi_routing, "iter_route_contexts", None)
     if iterate is None:
-        return list(app.router.routes)
-    return list(iterate(app.router.routes))
+        return routes
+    return list(iterate(routes))
 
 
 def is_api_route(view: Any) -> bool:

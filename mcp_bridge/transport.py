@@ -81,10 +81,12 @@ class ScopeGuard:
 
     def denial(self, message: Any, scope: Scope) -> tuple[str, set[str], frozenset[str]] | None:
         """(tool, missing scopes, granted scopes) for a refused call, else None."""
+        registry = self._registry()
+        if not registry.scoped:
+            return None
         granted = granted_scopes(scope)
         if granted is None:
             return None
-        registry = self._registry()
         for item in message if isinstance(message, list) else (message,):
             if not isinstance(item, dict) or item.get("method") != "tools/call":
                 continue
