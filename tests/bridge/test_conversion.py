@@ -273,3 +273,30 @@ def test_mcp_endpoint_is_not_a_tool() -> None:
     bridge.mount_http("/mcp")
     bridge.refresh()
     assert all("mcp" not in t.name for t in bridge.tools)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_building_tools_leaves_the_cycle_collector_as_it_was(enabled: bool) -> None:
+    import gc
+
+    app, _ = build_app()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        MCPBridge(app)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
+def test_a_failing_openapi_leaves_the_cycle_collector_on() -> None:
+    import gc
+
+    app = FastAPI()
+
+    def broken_openapi() -> dict[str, Any]:
+        raise RuntimeError("custom openapi failed")
+
+    app.openapi = broken_openapi  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="custom openapi failed"):
+        MCPBridge(app)
+    assert gc.isenabled()
