@@ -196,6 +196,12 @@ def _AiohttpTransport() -> Any:  # noqa: N802 - a class made on demand (aiohttp 
 
 def shim(opts: Mapping[str, str]) -> ASGIApp:
     """The shim's routes plus a trivial Starlette route (the baseline) in one Starlette app."""
+    public = f"http://127.0.0.1:{opts['_port']}"
+    return shim_app(make_shim(public, opts["stub"], opts.get("transport", "")))
+
+
+def shim_app(s: Any) -> ASGIApp:
+    """``s.routes`` and ``GET /bench/trivial`` (a small HTML page) in one Starlette app."""
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
@@ -205,8 +211,6 @@ def shim(opts: Mapping[str, str]) -> ASGIApp:
     async def trivial_page(request: Any) -> HTMLResponse:
         return HTMLResponse(page)
 
-    public = f"http://127.0.0.1:{opts['_port']}"
-    s = make_shim(public, opts["stub"], opts.get("transport", ""))
     return Starlette(routes=[*s.routes, Route("/bench/trivial", trivial_page)])
 
 

@@ -137,3 +137,16 @@ async def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     loop.call_soon(loop.stop)
+
+
+def test_the_in_process_oauth_measurement_runs_a_real_flow_and_checks_answers() -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/inproc_oauth.py", "--calls", "20", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("trivial", "authorize", "callback", "token"):
+        assert f"  {name}" in proc.stdout
