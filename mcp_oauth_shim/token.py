@@ -44,6 +44,9 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 # IdP errors that are about the client's grant, relayed as they are (RFC 6749 §5.2, RFC 8707).
 _CLIENT_ERRORS = {"invalid_grant", "invalid_scope", "invalid_target", "invalid_request"}
 _PASSED_FIELDS = ("access_token", "token_type", "expires_in", "scope")
+# ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded. Built once:
+# json.dumps makes an encoder per call.
+_encode_json = json.JSONEncoder().encode
 
 
 class TokenHandler:
@@ -147,8 +150,7 @@ class TokenHandler:
             answer["refresh_token"] = ctx.sealer.seal(
                 REFRESH, {"u": refresh, "c": client.fingerprint, "sc": answer.get("scope", granted)}
             )
-        # ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded.
-        return no_store_json(json.dumps(answer).encode())
+        return no_store_json(_encode_json(answer).encode())
 
 
 async def _read_token_request(request: Request) -> tuple[dict[str, str], str | None]:
