@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 
 from bench import genapp  # noqa: E402
 from bench.loadgen import new_event_loop  # noqa: E402
-from bench.mcpclient import ACCEPT, PROTOCOL_VERSION  # noqa: E402
+from bench.mcpclient import ACCEPT, INITIALIZE, PROTOCOL_VERSION  # noqa: E402
 
 ASGI = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
@@ -121,17 +121,7 @@ async def main_async(a: argparse.Namespace) -> int:
     app = genapp.load(a.routes).app
     MCPBridge(app).mount_http("/mcp", stateless=a.mode == "stateless")
     async with Lifespan(app):
-        init = {
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"},
-            },
-        }
-        status, body, headers = await request(app, "POST", "/mcp", json.dumps(init).encode(), mcp_headers(None))
+        status, body, headers = await request(app, "POST", "/mcp", json.dumps(INITIALIZE).encode(), mcp_headers(None))
         session = headers.get(b"mcp-session-id", b"").decode() or None
         await request(
             app, "POST", "/mcp", b'{"jsonrpc":"2.0","method":"notifications/initialized"}', mcp_headers(session)

@@ -17,6 +17,17 @@ from bench.loadgen import encode_request
 
 PROTOCOL_VERSION = "2025-11-25"
 ACCEPT = "application/json, text/event-stream"
+# The client's first message (2025-11-25 "Lifecycle").
+INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": PROTOCOL_VERSION,
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    },
+}
 
 
 @dataclass
@@ -73,17 +84,7 @@ class Session:
         return decoded, data, ctype
 
     def initialize(self) -> dict[str, Any]:
-        msg = {
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"},
-            },
-        }
-        status, ctype, data, headers = self.post(msg)
+        status, ctype, data, headers = self.post(INITIALIZE)
         if status != 200:
             raise RuntimeError(f"initialize: HTTP {status}: {data[:300]!r}")
         self.session_id = headers.get("mcp-session-id")

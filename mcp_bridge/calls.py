@@ -280,7 +280,7 @@ async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, lis
 
 
 class _ResponseTooLarge(Exception):
-    pass
+    """The route's answer passed MAX_RESPONSE_BYTES: stop collecting it."""
 
 
 _NOT_SENT_OVER_HTTP = frozenset({b"host", b"content-length", b"connection"})

@@ -10,6 +10,7 @@ once, when tools are built, and checked with `route.matches` on each call.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,10 +145,8 @@ class LiteralRoutes(BaseRoute):
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         for route in self.routes:
-            try:
+            with contextlib.suppress(NoMatchFound):  # the next member may have that name
                 return route.url_path_for(name, **path_params)
-            except NoMatchFound:
-                pass
         raise NoMatchFound(name, path_params)
 
     def __repr__(self) -> str:

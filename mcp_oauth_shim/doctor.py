@@ -14,7 +14,6 @@ work with this configuration.
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import httpx
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from .config import is_loopback_host
 
@@ -345,7 +345,7 @@ class _Doctor:
             self.add("INFO", "authorization request", "pass --client-id to check the client and its callback URL.")
             return
         verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        challenge = create_s256_code_challenge(verifier)
         params = {
             "response_type": "code",
             "client_id": given.client_id,

@@ -28,7 +28,7 @@ from authlib.oauth2.rfc7591.errors import (
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from .forms import append_query
-from .http import redirect
+from .http import NO_STORE, redirect
 from .rfc6750 import sanitize_description
 
 __all__ = [
@@ -48,9 +48,6 @@ __all__ = [
     "redirect_error",
     "html_error",
 ]
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
 
 def invalid_target(description: str) -> OAuth2Error:
     """RFC 8707 §2: the requested resource is not one we serve."""

@@ -29,7 +29,9 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "86400",
 }
 _CORS_RAW = [(b"access-control-allow-origin", b"*")]
-NO_STORE_RAW = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+# RFC 6749 §5.1: answers with tokens or credentials are never cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()]
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes | None:

@@ -62,6 +62,12 @@ def answering(*responses: bytes, keep_open: bool = True) -> Handler:
     return handler
 
 
+async def silent(reader, writer, ctx):
+    """Reads the request and never answers."""
+    await _read_request(reader)
+    await asyncio.sleep(10)
+
+
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"a":"ok"}\n'
 
 
@@ -150,10 +156,6 @@ async def test_malformed_answers_are_errors_not_crashes(response):
 
 
 async def test_a_silent_peer_times_out_within_the_bound():
-    async def silent(reader, writer, ctx):
-        await _read_request(reader)
-        await asyncio.sleep(10)
-
     async with Server(silent) as url:
         pool = ConnectionPool(timeout=0.3)
         loop = asyncio.get_running_loop()
@@ -181,8 +183,7 @@ async def test_a_slow_peer_within_the_bound_is_not_cut_off():
 async def test_after_a_timeout_the_next_request_gets_a_fresh_connection():
     async def silent_then_answering(reader, writer, ctx):
         if ctx["server"].connections == 1:
-            await _read_request(reader)
-            await asyncio.sleep(10)
+            await silent(reader, writer, ctx)
         await answering(OK)(reader, writer, ctx)
 
     server = Server(silent_then_answering)
@@ -199,10 +200,6 @@ async def test_timeouts_still_fire_when_the_pool_moves_to_another_event_loop():
     """One shim, several event loops (test suites, servers restarted in one process): a loop
     that ended with the watchdog still scheduled must not leave the next one without it."""
     pool = ConnectionPool(timeout=0.3)
-
-    async def silent(reader, writer, ctx):
-        await _read_request(reader)
-        await asyncio.sleep(5)
 
     async def quick_answer() -> None:
         async with Server(answering(OK)) as url:
@@ -261,11 +258,7 @@ async def test_upstream_client_maps_pool_failures_to_502(handler, status):
 
 
 async def test_upstream_client_maps_a_slow_idp_to_504():
-    async def slow(reader, writer, ctx):
-        await _read_request(reader)
-        await asyncio.sleep(10)
-
-    async with Server(slow) as url:
+    async with Server(silent) as url:
         upstream = Upstream.oidc(client_id="c", client_secret="s", authorization_endpoint=url, token_endpoint=url, timeout=0.3)
         client = UpstreamClient(upstream)
         with pytest.raises(UpstreamError) as exc:

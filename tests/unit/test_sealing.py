@@ -21,6 +21,7 @@ from mcp_oauth_shim.sealing import (
     Sealer,
     SealError,
 )
+from tests.shim.kit import sealed_at
 
 KEY = "k" * 48
 OLD_KEY = "o" * 48
@@ -102,21 +103,14 @@ def test_a_value_sealed_for_one_purpose_does_not_open_for_another() -> None:
         sealer.unseal(REFRESH, sealer.seal(CODE, VALUE), max_age=60)
 
 
-def _sealed_at(purpose: str, signed_at: int) -> str:
-    ref = reference(purpose)
-    signer = ref.make_signer(ref.salt)
-    signer.get_timestamp = lambda: signed_at  # type: ignore[method-assign]
-    return signer.sign(ref.dump_payload(VALUE)).decode()
-
-
 @pytest.mark.parametrize("age", [61, 3600, -5], ids=["just-expired", "long-expired", "from-the-future"])
 def test_a_value_outside_its_lifetime_is_expired(age: int) -> None:
     with pytest.raises(SealError, match="expired"):
-        Sealer([KEY]).unseal(CODE, _sealed_at(CODE, int(time.time()) - age), max_age=60)
+        Sealer([KEY]).unseal(CODE, sealed_at(CODE, VALUE, int(time.time()) - age, key=KEY), max_age=60)
 
 
 def test_a_value_at_the_end_of_its_lifetime_still_opens() -> None:
-    assert Sealer([KEY]).unseal(CODE, _sealed_at(CODE, int(time.time()) - 50), max_age=60) == VALUE
+    assert Sealer([KEY]).unseal(CODE, sealed_at(CODE, VALUE, int(time.time()) - 50, key=KEY), max_age=60) == VALUE
 
 
 def _tamper(sealed: str, part: int, change: str) -> str:
