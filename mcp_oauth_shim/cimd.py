@@ -538,7 +538,7 @@ def _web_url_problem(value: str, *, allow_http: bool) -> str | None:
         return "has a '%' that does not start a percent-encoded octet"
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a malformed or out-of-range port
+        _ = parts.port  # raises ValueError on a malformed or out-of-range port
     except ValueError:
         return "is not a valid URL (malformed host, IPv6 brackets or port)"
     if not (parts.scheme == "https" or (allow_http and parts.scheme == "http")):
