@@ -4,6 +4,13 @@ RFC 6749 §4.1.1 and §4.1.2.1 (which errors may be redirected), RFC 7636 §4.3 
 per OAuth 2.1), RFC 8707 (resource), RFC 9207 (``iss`` on every response). Nothing goes to the
 IdP from here: the confused-deputy rule of the MCP security guidance wants the person to approve
 this client on our own page first (:mod:`.consent`).
+
+Errors are redirected to the client only when its redirect URI is trusted before consent,
+which here means the operator allow-listed it (RFC 9700 §4.11.2: an authorization server that
+redirects errors to any registered URI is an open redirector, since anyone may register any
+URI). Every other error, including those of self-registered and metadata-document clients on
+loopback, is shown as a page; once the person has approved the client on the consent page its
+URI is trusted, and the consent and callback endpoints redirect their errors there.
 """
 
 from __future__ import annotations
@@ -71,7 +78,8 @@ class AuthorizationRequest:
 
 
 class RedirectableError(Exception):
-    """An error we may report to the client's (already validated) redirect URI."""
+    """An error after the client and its redirect URI were validated: RFC 6749 §4.1.2.1 lets it
+    be reported to that URI, which the handler does only when the URI is trusted."""
 
     def __init__(self, err: OAuth2Error, redirect_uri: str, state: str | None) -> None:
         self.err, self.redirect_uri, self.state = err, redirect_uri, state
@@ -159,6 +167,14 @@ def _forwarded(params: dict[str, str]) -> dict[str, str]:
     return forward
 
 
+UNAPPROVED_HEADLINE = "This sign-in request is not valid"
+UNAPPROVED_EXPLANATION = (
+    "The application that sent you here made a sign-in request this server cannot accept. "
+    "You have not approved this application, so the error is shown here instead of being "
+    "sent back to it. If you started this sign-in, tell the application's developers."
+)
+
+
 class AuthorizeHandler:
     def __init__(self, ctx: ShimContext, consent_page: Any) -> None:
         self.ctx = ctx
@@ -168,7 +184,14 @@ class AuthorizeHandler:
         try:
             auth_request = await parse_authorization_request(self.ctx, request)
         except RedirectableError as exc:
-            return redirect_error(exc.err, exc.redirect_uri, state=exc.state, issuer=self.ctx.issuer)
+            if self.ctx.clients.is_operator_approved(exc.redirect_uri):
+                return redirect_error(exc.err, exc.redirect_uri, state=exc.state, issuer=self.ctx.issuer)
+            return html_error(
+                exc.err,
+                status_code=400,
+                headline=UNAPPROVED_HEADLINE,
+                explanation=UNAPPROVED_EXPLANATION,
+            )
         except InvalidClientError as err:
             return html_error(err, status_code=400)
         except OAuth2Error as err:

@@ -56,9 +56,17 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_CLIENT_ID_LENGTH = 2000
+MAX_URI_LENGTH = 2000
 # §4.1: methods based on a secret shared with the AS cannot be established by a document.
 SHARED_SECRET_METHODS = frozenset({"client_secret_post", "client_secret_basic", "client_secret_jwt"})
 
+# RFC 3986 §3.2: authority = host [":" port]; userinfo is refused before this is applied.
+# Brackets only around an IPv6 literal (checked by ipaddress afterwards), digits only in a port.
+_AUTHORITY = re.compile(r"(?P<host>\[(?P<ipv6>[0-9A-Za-z:.%]+)\]|[^\[\]:]*)(?::(?P<port>[0-9]*))?")
+_AUTHORITY_END = re.compile(r"[/?#]")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# C0/C1 controls, line and paragraph separators, bidi embeddings, overrides and isolates.
+_SPOOFING_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _DNS_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?)*\.?$")
 # The last label decides whether a WHATWG/inet_aton parser reads the host as IPv4:
 # "2130706433", "0x7f.1" and "0177.0.0.1" all mean 127.0.0.1 to some resolver.
@@ -96,13 +104,13 @@ class ClientMetadataDocument(BaseModel):
 
     client_id: str
     client_name: str | None = Field(default=None, max_length=200)
-    client_uri: str | None = None
-    logo_uri: str | None = None
+    client_uri: str | None = Field(default=None, max_length=MAX_URI_LENGTH)
+    logo_uri: str | None = Field(default=None, max_length=MAX_URI_LENGTH)
     redirect_uris: tuple[str, ...] = Field(min_length=1)
     token_endpoint_auth_method: str = "none"
     grant_types: tuple[str, ...] = ("authorization_code",)
     response_types: tuple[str, ...] = ("code",)
-    scope: str | None = None
+    scope: str | None = Field(default=None, max_length=MAX_URI_LENGTH)
     application_type: Literal["native", "web"] | None = None  # OpenID Connect Dynamic Client Registration §2
 
     @property
@@ -171,20 +179,35 @@ def _parse_client_id_url(client_id: object, *, allow_http_loopback: bool) -> _Cl
         raise ClientMetadataError("client_id URL must use the https scheme (draft section 3).")
     if "#" in client_id:
         raise ClientMetadataError("client_id URL must not contain a fragment (draft section 3).")
-    parts = urlsplit(client_id)
-    if "@" in parts.netloc:
+    if _BAD_PERCENT.search(client_id):
+        raise ClientMetadataError(
+            "client_id URL has a '%' that does not start a percent-encoded octet (RFC 3986 section 2.1)."
+        )
+    # The authority is checked as text first: urlsplit raises ValueError on malformed IPv6
+    # brackets (and accepts some ports it should not), and its exact behaviour varies by version.
+    authority = _AUTHORITY_END.split(client_id[len(scheme) + 3 :], maxsplit=1)[0]
+    if "@" in authority:
         raise ClientMetadataError("client_id URL must not contain a username or password (draft section 3).")
-    host = (parts.hostname or "").lower()
+    shape = _AUTHORITY.fullmatch(authority)
+    if shape is None:
+        raise ClientMetadataError(
+            "client_id URL has a malformed host or port (RFC 3986 section 3.2.2: a name, an IPv4 "
+            "address or an IPv6 address in brackets, then optionally ':' and a port number)."
+        )
+    bracketed = shape["ipv6"] is not None
+    host = (shape["ipv6"] if bracketed else shape["host"]).lower()
     if not host:
         raise ClientMetadataError("client_id URL has no host.")
+    port_text = shape["port"]
+    if port_text and not (len(port_text) <= 5 and 0 < int(port_text) <= 65535):
+        raise ClientMetadataError("client_id URL has an invalid port (1 to 65535).")
+    port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+    literal = _host_literal(host, bracketed=bracketed)
     try:
-        explicit_port = parts.port
-    except ValueError:
-        raise ClientMetadataError("client_id URL has an invalid port.") from None
-    if explicit_port == 0:
-        raise ClientMetadataError("client_id URL has an invalid port.")
-    port = explicit_port or (443 if scheme == "https" else 80)
-    literal = _host_literal(host, bracketed=parts.netloc.startswith("["))
+        parts = urlsplit(client_id)
+        url = httpx.URL(client_id)
+    except (ValueError, httpx.InvalidURL):
+        raise ClientMetadataError("client_id URL is not a valid URL (RFC 3986).") from None
     if scheme == "http" and not (_is_loopback_name(host) or (literal is not None and _is_loopback(literal))):
         raise ClientMetadataError("client_id URL must use https; http is only accepted for loopback hosts in development.")
     if not parts.path or parts.path == "/":
@@ -192,7 +215,7 @@ def _parse_client_id_url(client_id: object, *, allow_http_loopback: bool) -> _Cl
     for segment in parts.path.split("/"):
         if unquote(segment) in (".", ".."):
             raise ClientMetadataError("client_id URL must not contain '.' or '..' path segments (draft section 3).")
-    return _ClientIdURL(url=httpx.URL(client_id), host=host, port=port, host_header=parts.netloc, literal=literal)
+    return _ClientIdURL(url=url, host=host, port=port, host_header=authority, literal=literal)
 
 
 def _host_literal(host: str, *, bracketed: bool) -> IPAddress | None:
@@ -466,13 +489,14 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
                 f"The client metadata document must not contain {secret_field} (draft section 4.1)."
             )
     method = data.get("token_endpoint_auth_method", "none")
-    if method in SHARED_SECRET_METHODS:
+    if isinstance(method, str) and method in SHARED_SECRET_METHODS:  # a list or object is unhashable
         raise ClientMetadataError(
             f"token_endpoint_auth_method {method} relies on a shared secret, which a client metadata "
             "document cannot establish (draft section 4.1); use none."
         )
     if method != "none":
-        shown = method if isinstance(method, str) and method.isascii() and len(method) <= 40 else "(this value)"
+        readable = isinstance(method, str) and method.isascii() and method.isprintable() and len(method) <= 40
+        shown = method if readable else "(this value)"
         raise ClientMetadataError(
             f"token_endpoint_auth_method {shown} is not supported: this server accepts only public "
             "clients (token_endpoint_auth_method none) with PKCE."
@@ -487,10 +511,15 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
         raise ClientMetadataError("The client metadata document's grant_types must include authorization_code.")
     if "code" not in document.response_types:
         raise ClientMetadataError("The client metadata document's response_types must include code.")
+    if document.client_name is not None and _SPOOFING_CHARACTERS.search(document.client_name):
+        # The name is shown on the consent page: no line breaks, control or bidi override
+        # characters that could make it read as something else.
+        raise ClientMetadataError("The client metadata document's client_name contains control or formatting characters.")
     for name in ("client_uri", "logo_uri"):
         value = getattr(document, name)
-        if value is not None and not _is_web_url(value, allow_http=allow_http_loopback):
-            raise ClientMetadataError(f"The client metadata document's {name} must be an https URL.")
+        problem = None if value is None else _web_url_problem(value, allow_http=allow_http_loopback)
+        if problem is not None:
+            raise ClientMetadataError(f"The client metadata document's {name} {problem}.")
     for uri in document.redirect_uris:
         try:
             check_registrable(uri)
@@ -499,9 +528,26 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
     return document
 
 
-def _is_web_url(value: str, *, allow_http: bool) -> bool:
-    parts = urlsplit(value)
-    return bool(parts.hostname) and (parts.scheme == "https" or (allow_http and parts.scheme == "http"))
+def _web_url_problem(value: str, *, allow_http: bool) -> str | None:
+    """What is wrong with a ``client_uri`` or ``logo_uri`` (RFC 7591 §2: URLs of web pages the
+    consent page may show), or ``None``. Never raises: ``urlsplit`` does on malformed brackets
+    and ports, so those are caught and reported."""
+    if not value.isascii() or any(c <= " " or c in "\\\x7f" for c in value):
+        return "contains whitespace, control, backslash or non-ASCII characters"
+    if _BAD_PERCENT.search(value):
+        return "has a '%' that does not start a percent-encoded octet"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError on a malformed or out-of-range port
+    except ValueError:
+        return "is not a valid URL (malformed host, IPv6 brackets or port)"
+    if not (parts.scheme == "https" or (allow_http and parts.scheme == "http")):
+        return "must be an https URL"
+    if not parts.hostname:
+        return "must be an https URL with a host"
+    if "@" in parts.netloc:
+        return "must not contain a username or password"
+    return None
 
 
 def cache_lifetime(headers: Mapping[str, str], *, now: float) -> float | None:

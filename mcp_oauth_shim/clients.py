@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 from .errors import InvalidClientError, InvalidRequestError, ascii_description
+from .redirects import matches
 from .sealing import CLIENT, Sealer, SealError, digest
 
 if TYPE_CHECKING:
@@ -59,6 +60,14 @@ class ClientResolver:
         self._documents = metadata_documents
         # Resolved signed client_ids, each kept no longer than its own validity.
         self._cache: OrderedDict[str, tuple[Client, float]] = OrderedDict()
+
+    def is_operator_approved(self, redirect_uri: str) -> bool:
+        """Is ``redirect_uri`` one the operator allow-listed (every static client's URI is)?
+
+        Such a URI is trusted before any person approved the client, so authorization errors
+        may be redirected to it (RFC 9700 §4.11.2); a URI a client registered itself is not.
+        """
+        return bool(self._allowed) and matches(redirect_uri, self._allowed)
 
     async def resolve(self, client_id: object) -> Client:
         """The client behind ``client_id``, or :class:`InvalidClientError` saying why not."""

@@ -14,7 +14,6 @@ import hmac
 import html
 import logging
 import re
-from importlib import resources
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -24,7 +23,6 @@ from .authorize import AuthorizationRequest
 from .clients import Client
 from .context import ShimContext
 from .errors import (
-    PAGE_HEADERS_RAW,
     AccessDeniedError,
     InvalidRequestError,
     html_error,
@@ -32,6 +30,7 @@ from .errors import (
 )
 from .forms import append_query
 from .http import ParameterError, parse_form, read_body_limited, redirect, set_cookie
+from .pages import PAGE_HEADERS_RAW, load_template
 from .rfc8707 import audience_params
 from .sealing import CONSENT, STATE, SealError, digest, random_token
 from .upstream import UpstreamError
@@ -43,13 +42,7 @@ FLOW_COOKIE_PREFIX = "mcp-shim-flow-"
 MAX_CONSENT_BODY = 16 * 1024
 
 
-def _load_template() -> str:
-    """The consent page as a ``str.format`` template: ``$name`` placeholders, literal braces kept."""
-    text = resources.files(__package__).joinpath("templates/consent.html").read_text("utf-8")
-    return re.sub(r"\$(\w+)", r"{\1}", text.replace("{", "{{").replace("}", "}}"))
-
-
-_TEMPLATE = _load_template()
+_TEMPLATE = load_template("consent.html")
 # Every value in the page is HTML-escaped, so "<ticket>" can only be this placeholder.
 _TICKET_MARK = "<ticket>"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from .forms import append_query
 from .http import NO_STORE, redirect
+from .pages import PAGE_HEADERS_RAW, load_template, page_headers
 from .rfc6750 import sanitize_description
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "json_error",
     "redirect_error",
     "html_error",
+    "PAGE_HEADERS_RAW",
+    "page_headers",
 ]
 
 def invalid_target(description: str) -> OAuth2Error:
@@ -71,43 +74,52 @@ def json_error(err: OAuth2Error, *, headers: dict[str, str] | None = None) -> Re
 
 
 def redirect_error(err: OAuth2Error, redirect_uri: str, *, state: str | None, issuer: str) -> Response:
-    """RFC 6749 §4.1.2.1 error redirect; only ever called with a validated redirect URI."""
+    """RFC 6749 §4.1.2.1 error redirect, with RFC 9207 ``iss``.
+
+    Only ever called with a redirect URI that is trusted, not merely registered: one the
+    person approved on the consent page, or one the operator allow-listed (RFC 9700 §4.11.2).
+    """
     params = {"error": err.error}
-    if err.description:
-        params["error_description"] = err.description
+    description = error_description(err)
+    if description:
+        params["error_description"] = ascii_description(description)
     if state is not None:
         params["state"] = state
     params["iss"] = issuer  # RFC 9207 §2: on error responses too.
     return redirect(append_query(redirect_uri, params))
 
 
-def html_error(err: OAuth2Error, *, status_code: int | None = None) -> Response:
-    """Shown to the person in the browser when there is no trusted redirect URI to report to."""
-    title = html.escape(err.error or "error")
-    detail = html.escape(err.description or "")
-    page = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Sign-in error</title>"
-        "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}"
-        "code{background:#eee;padding:.1rem .3rem}</style></head><body>"
-        f"<h1>Sign-in could not continue</h1><p><code>{title}</code></p><p>{detail}</p>"
-        "<p>Close this window and start the sign-in again from your application.</p></body></html>"
+GENERIC_HEADLINE = "Sign-in could not continue"
+GENERIC_EXPLANATION = "This server could not complete the sign-in."
+_ERROR_PAGE = load_template("error.html")
+
+
+def html_error(
+    err: OAuth2Error,
+    *,
+    status_code: int | None = None,
+    headline: str = GENERIC_HEADLINE,
+    explanation: str = GENERIC_EXPLANATION,
+) -> Response:
+    """An error shown to the person in the browser, when there is no trusted redirect URI to
+    report it to (RFC 6749 §4.1.2.1 first paragraph, RFC 9700 §4.11.2).
+
+    Every text is escaped; the page links nowhere, so it cannot be used to bounce the browser
+    on to a URI nobody approved.
+    """
+    page = _ERROR_PAGE.format(
+        headline=html.escape(headline),
+        explanation=html.escape(explanation),
+        detail=html.escape(error_description(err) or "no further details."),
+        error=html.escape(err.error or "error"),
     )
     return HTMLResponse(page, status_code=status_code or err.status_code or 400, headers=page_headers())
 
 
-def page_headers() -> dict[str, str]:
-    """Headers for every HTML page the shim shows: not cacheable, not frameable, no referrer."""
-    return {
-        # Cache-Control alone: Pragma (RFC 9111 §5.4, deprecated) adds nothing for a page.
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the
-        # consent POST, which the same-origin check must refuse.
-        "Referrer-Policy": "same-origin",
-    }
+def error_description(err: OAuth2Error) -> str:
+    """The human-readable text of an error: its description, or the one authlib derives (for
+    ``unsupported_response_type`` it names the response type)."""
+    return err.description or err.get_error_description() or ""
 
 
 def ascii_description(text: str) -> str:
@@ -115,5 +127,3 @@ def ascii_description(text: str) -> str:
     set as RFC 6750 §3, so one sanitiser serves both."""
     return sanitize_description(text)
 
-
-PAGE_HEADERS_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in page_headers().items()]

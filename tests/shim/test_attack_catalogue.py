@@ -636,8 +636,8 @@ def test_client_parameters_never_reach_the_idp(extra: dict[str, str]) -> None:
     kit = make_kit()
     params = kit.authorize_params(kit.register()["client_id"], pkce_pair()[1], **extra)
     page = kit.client.get("/oauth/authorize", params=params, follow_redirects=False)
-    if page.status_code == 302:  # refused outright, reported to the client
-        assert page.headers["location"].startswith(CLIENT_REDIRECT + "?error=")
+    if page.status_code == 400:  # refused outright, shown to the person (no approved URI yet)
+        assert "location" not in page.headers and 'name="ticket"' not in page.text
         return
     response = kit.approve(params)
     upstream = parse_qs(urlsplit(response.headers["location"]).query)
@@ -778,9 +778,10 @@ def test_pkce_cannot_be_downgraded(override: dict[str, Any]) -> None:
     client_id = kit.register()["client_id"]
     params = kit.authorize_params(client_id, pkce_pair()[1], **override)
     response = kit.client.get("/oauth/authorize", params=params, follow_redirects=False)
-    assert response.status_code == 302
-    assert _query(response.headers["location"])["error"] == "invalid_request"
-    assert "code" not in _query(response.headers["location"])
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "<code>invalid_request</code>" in response.text
+    assert 'name="ticket"' not in response.text  # no consent form, so no way on to the IdP
 
 
 # -- §6.1: no secrets in responses or logs ----------------------------------------------------
