@@ -77,7 +77,7 @@ def test_the_access_token_of_the_same_exchange_is_accepted(client_audience_kit: 
     assert response.json() == {"client_id": kit.idp.client_id, "scopes": ["openid", "profile", "offline_access"]}
 
 
-def test_the_bridge_sdk_protocol_refuses_a_real_id_token_too(client_audience_kit: Kit) -> None:
+def test_the_sdk_token_verifier_refuses_a_real_id_token_too(client_audience_kit: Kit) -> None:
     import anyio
 
     kit = client_audience_kit
