@@ -45,6 +45,119 @@ class ConfigurationError(ValueError):
     """The shim was configured in a way that cannot work; the message says what to change."""
 
 
+#: Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11): the request ``nonce`` and the
+#: hashes binding an ID token to the access token, code or state it came with.
+ID_TOKEN_CLAIMS = frozenset({"nonce", "at_hash", "c_hash", "s_hash"})
+
+
+@dataclass(frozen=True)
+class AccessTokenProfile:
+    """What the IdP's JWT access tokens look like, so that no other JWT it signs passes for one.
+
+    An IdP signs its ID tokens (OpenID Connect Core §2) with the same keys as its access tokens,
+    and some give both the same ``aud`` (Entra ID v2: the client ID). RFC 9068 §2.1 and
+    RFC 8725 §3.11 tell them apart by the ``typ`` header (``at+jwt``), but only some IdPs follow
+    RFC 9068; the others differ in their claims. Each preset carries the profile of its IdP.
+
+    ``header_types``: the accepted ``typ`` header values, lower-cased without ``application/``
+    (RFC 7515 §4.1.9); ``""`` stands for no ``typ`` at all.
+    ``type_claim`` / ``type_claim_values``: a claim that must be present with one of these
+    values (Keycloak writes ``"typ": "Bearer"`` into access tokens and ``"ID"`` into ID tokens).
+    ``id_token_claims``: claims whose presence marks an ID token.
+    ``scope_claims``: where the token's scopes are, merged in this order (strings are
+    space-separated lists). ``app_permission_claims``: where an application (client
+    credentials) token's permissions are; read only when no ``scope_claims`` claim is present
+    and ``idtyp`` does not say ``user`` (Entra ID ``roles``: in a user's token they are that
+    user's roles, not permissions granted to the client).
+    ``client_claims``: the claims naming the client the token was issued to, first found wins;
+    ``require_client_claim``: refuse a token that has none of them.
+    ``client_audience_needs_scopes``: a token whose ``aud`` is the upstream client ID (what ID
+    tokens carry) is refused unless it grants scopes or permissions.
+    ``opaque_tokens``: whether tokens that are not JWTs may be valid at all; ``False`` refuses
+    them without asking the IdP's introspection endpoint (no IdP call for a random string).
+    """
+
+    name: str = "oidc"
+    header_types: frozenset[str] = frozenset({"", "jwt", "at+jwt"})
+    type_claim: str | None = None
+    type_claim_values: frozenset[str] = frozenset()
+    id_token_claims: frozenset[str] = ID_TOKEN_CLAIMS
+    scope_claims: tuple[str, ...] = ("scope", "scp", "permissions")
+    app_permission_claims: tuple[str, ...] = ()
+    client_claims: tuple[str, ...] = ("azp", "client_id")
+    require_client_claim: bool = False
+    client_audience_needs_scopes: bool = True
+    opaque_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        for value in self.header_types:
+            if value != value.lower() or value.startswith("application/"):
+                raise ConfigurationError(
+                    f"AccessTokenProfile.header_types holds {value!r}: write it lower-case without 'application/'."
+                )
+        if not self.header_types:
+            raise ConfigurationError("AccessTokenProfile.header_types must accept at least one typ value.")
+        if self.type_claim is not None and not self.type_claim_values:
+            raise ConfigurationError("AccessTokenProfile.type_claim needs type_claim_values.")
+        if self.require_client_claim and not self.client_claims:
+            raise ConfigurationError("AccessTokenProfile.require_client_claim needs client_claims.")
+
+    # -- the profiles of the presets: values ----------------------------------------------------
+
+    @classmethod
+    def rfc9068(cls, **changes: object) -> AccessTokenProfile:
+        """RFC 9068 §4: ``typ`` must be ``at+jwt`` (oidc-provider, authlib, Auth0's RFC 9068
+        token dialect, the shim's development IdP). The strictest choice; use it when your IdP
+        follows RFC 9068."""
+        fields: dict[str, object] = {"name": "rfc9068", "header_types": frozenset({"at+jwt"}), **changes}
+        return dataclasses.replace(OIDC_ACCESS_TOKENS, **fields)  # type: ignore[arg-type]
+
+
+#: Any OpenID Connect provider: ``typ`` absent, ``JWT`` or ``at+jwt``; ID-token claims refused;
+#: scopes from ``scope``, ``scp`` and ``permissions``; opaque tokens introspected when the IdP can.
+OIDC_ACCESS_TOKENS = AccessTokenProfile()
+
+#: Auth0: ``typ: JWT`` (``at+jwt`` with the RFC 9068 token dialect), ``scope`` and, with RBAC,
+#: ``permissions``; ``azp`` (``client_id`` in the RFC 9068 dialect). Tokens for an API are always
+#: JWTs and Auth0 has no introspection, so opaque tokens are refused without an IdP call.
+AUTH0_ACCESS_TOKENS = AccessTokenProfile(
+    name="auth0", scope_claims=("scope", "permissions"), opaque_tokens=False
+)
+
+#: Keycloak: ``typ: JWT`` header and a ``typ`` claim: ``Bearer`` in access tokens, ``ID`` in ID
+#: tokens, ``Refresh``/``Offline`` in refresh tokens. ``nonce`` is not used as a sign: older
+#: Keycloak versions copy the authorization request's nonce into access tokens too. Access
+#: tokens are always JWTs, so random strings never reach the introspection endpoint.
+KEYCLOAK_ACCESS_TOKENS = AccessTokenProfile(
+    name="keycloak",
+    type_claim="typ",
+    type_claim_values=frozenset({"Bearer"}),
+    id_token_claims=frozenset({"at_hash", "c_hash", "s_hash"}),
+    scope_claims=("scope",),
+    opaque_tokens=False,
+)
+
+#: Okta (custom authorization server): scopes in ``scp`` (a list), the client in ``cid``; access
+#: tokens are always JWTs.
+OKTA_ACCESS_TOKENS = AccessTokenProfile(
+    name="okta", scope_claims=("scp",), client_claims=("cid",), opaque_tokens=False
+)
+
+#: Entra ID v2: ``typ: JWT`` on ID and access tokens alike, and ``aud`` = the client ID on both.
+#: Delegated tokens carry ``scp`` (space-separated); application tokens carry ``roles`` (the app
+#: permissions granted to the client) and no ``scp``. Every v2 access token names its client in
+#: ``azp`` (``appid`` in v1); ID tokens do not. ``tid`` and ``ver`` are pinned by the issuer
+#: (``https://login.microsoftonline.com/<tenant>/v2.0``), which is checked exactly.
+ENTRA_ACCESS_TOKENS = AccessTokenProfile(
+    name="entra",
+    scope_claims=("scp",),
+    app_permission_claims=("roles",),
+    client_claims=("azp", "appid"),
+    require_client_claim=True,
+    opaque_tokens=False,
+)
+
+
 @dataclass(frozen=True)
 class Upstream:
     """The identity provider behind the shim: one static confidential client.
@@ -70,6 +183,7 @@ class Upstream:
     timeout: float = 10.0
     name: str = "oidc"
     scope_prefix: str = ""
+    access_tokens: AccessTokenProfile = OIDC_ACCESS_TOKENS
 
     @classmethod
     def oidc(
@@ -92,6 +206,7 @@ class Upstream:
         timeout: float = 10.0,
         name: str = "oidc",
         scope_prefix: str = "",
+        access_tokens: AccessTokenProfile = OIDC_ACCESS_TOKENS,
     ) -> Upstream:
         """A generic OpenID Connect / RFC 8414 provider.
 
@@ -102,7 +217,9 @@ class Upstream:
         ``default_scopes`` are requested when an MCP client asks for none; ``extra_scopes``
         are always added (``offline_access`` for refresh tokens, say). ``scope_prefix`` is put
         in front of every non-OpenID scope sent to the IdP (Entra ID names API scopes
-        ``api://<app>/<scope>`` while its tokens carry ``<scope>``).
+        ``api://<app>/<scope>`` while its tokens carry ``<scope>``). ``access_tokens`` says what
+        the IdP's access tokens look like, so that the verifier refuses its ID tokens
+        (:class:`AccessTokenProfile`; each preset sets its own).
         """
         if not client_id:
             raise ConfigurationError("Upstream.client_id is required: the client you registered at the IdP.")
@@ -126,6 +243,8 @@ class Upstream:
             raise ConfigurationError("audience_param must be 'resource', 'audience' or 'none'.")
         if token_auth_method not in ("client_secret_post", "client_secret_basic"):
             raise ConfigurationError("token_auth_method must be 'client_secret_post' or 'client_secret_basic'.")
+        if not isinstance(access_tokens, AccessTokenProfile):
+            raise ConfigurationError("access_tokens must be an AccessTokenProfile (e.g. AccessTokenProfile.rfc9068()).")
         params = dict(extra_authorize_params or {})
         clash = sorted(RESERVED_AUTHORIZE_PARAMS & {k.lower() for k in params})
         if clash:
@@ -152,6 +271,7 @@ class Upstream:
             timeout=timeout,
             name=name,
             scope_prefix=scope_prefix,
+            access_tokens=access_tokens,
         )
 
     def upstream_scope(self, scopes: str) -> str:
@@ -177,6 +297,7 @@ class Upstream:
             "default_scopes": ("openid", "profile", "email"),
             "extra_scopes": ("offline_access",),
             "name": "auth0",
+            "access_tokens": AUTH0_ACCESS_TOKENS,
         }
         host = domain.removeprefix("https://").rstrip("/")
         return cls.oidc(
@@ -195,7 +316,12 @@ class Upstream:
         client (included custom audience = your MCP resource URL, or ``audience``) so access
         tokens carry it in ``aud``.
         """
-        defaults: dict[str, object] = {"audience_param": "none", "extra_scopes": ("offline_access",), "name": "keycloak"}
+        defaults: dict[str, object] = {
+            "audience_param": "none",
+            "extra_scopes": ("offline_access",),
+            "name": "keycloak",
+            "access_tokens": KEYCLOAK_ACCESS_TOKENS,
+        }
         return cls.oidc(
             issuer=f"{base_url.rstrip('/')}/realms/{realm}", client_id=client_id, client_secret=client_secret,
             audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
@@ -211,7 +337,12 @@ class Upstream:
         The authorization server's audience (``api://default`` for the default one) is what its
         access tokens carry; Okta chooses it, so nothing is sent for it.
         """
-        defaults: dict[str, object] = {"audience_param": "none", "extra_scopes": ("offline_access",), "name": "okta"}
+        defaults: dict[str, object] = {
+            "audience_param": "none",
+            "extra_scopes": ("offline_access",),
+            "name": "okta",
+            "access_tokens": OKTA_ACCESS_TOKENS,
+        }
         host = domain.removeprefix("https://").rstrip("/")
         return cls.oidc(
             issuer=f"https://{host}/oauth2/{authorization_server}", client_id=client_id,
@@ -236,6 +367,7 @@ class Upstream:
             "extra_scopes": ("offline_access",),
             "name": "entra",
             "scope_prefix": prefix,
+            "access_tokens": ENTRA_ACCESS_TOKENS,
         }
         return cls.oidc(
             issuer=f"https://login.microsoftonline.com/{tenant_id}/v2.0", client_id=client_id,

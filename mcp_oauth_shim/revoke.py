@@ -1,31 +1,61 @@
-"""``POST /oauth/revoke``: RFC 7009 token revocation, forwarded to the IdP's endpoint.
+"""``POST /oauth/revoke``: RFC 7009 token revocation, forwarded to the IdP only for our tokens.
 
-Wrapped refresh tokens are unwrapped (and must belong to the calling client); access tokens are
-the IdP's own and are forwarded as they are. Per RFC 7009 §2.2 an unknown or invalid token is
-not an error: the answer is 200 either way.
+Registration is stateless, so anyone can mint a client_id in one request; were every revocation
+forwarded, anyone could make the shim send authenticated requests to the IdP at will. A token is
+therefore forwarded only when it is one the calling client may revoke:
+
+* a refresh token the shim sealed and bound to this client: the IdP's refresh token inside it
+  is what the IdP is asked to revoke;
+* an access token that verifies locally (signature against the IdP's cached keys, issuer,
+  audience = this resource, lifetime, the IdP's access-token profile; an opaque token only when
+  a recent introspection accepted it) and that the IdP issued to the shim's own client. The
+  IdP's access tokens do not say which MCP client holds them (every client is served by the
+  shim's one upstream client), so holding one is the proof: revoking it takes nothing from
+  anyone but its holder.
+
+Everything else is answered 200 without a request to the IdP: RFC 7009 §2.2, "invalid tokens
+do not cause an error response since the client cannot handle such an error in a reasonable
+way", and the same holds for another client's refresh token (§2.1: the server checks that the
+token was issued to the client asking). Client authentication problems still get RFC 6749 §5.2
+``invalid_client``.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import basic_client_id, presented_client_id
+from .clients import Client, basic_client_id, presented_client_id
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
 from .http import ParameterError, parse_form, read_body_limited
-from .sealing import REFRESH, SealError, digest
+from .sealing import REFRESH, SealError
 from .upstream import UpstreamError
+
+if TYPE_CHECKING:
+    from .verify import BearerVerifier
 
 logger = logging.getLogger("mcp_oauth_shim.revoke")
 
+MAX_REVOCATION_BODY = 64 * 1024
+
 
 class RevocationHandler:
-    def __init__(self, ctx: ShimContext) -> None:
+    """The revocation endpoint.
+
+    ``verifier`` gives the verifier that recognises access tokens for this resource; it is
+    called on the first revocation that needs it, so that serving the shim's endpoints alone
+    does not load the JWT stack. Without it only the shim's own refresh tokens are forwarded.
+    """
+
+    def __init__(self, ctx: ShimContext, verifier: Callable[[], BearerVerifier] | None = None) -> None:
         self.ctx = ctx
+        self._verifier = verifier
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -37,7 +67,7 @@ class RevocationHandler:
         ctx = self.ctx
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
             raise InvalidRequestError(description="The revocation request must be form-encoded.")
-        body = await read_body_limited(request, 64 * 1024)
+        body = await read_body_limited(request, MAX_REVOCATION_BODY)
         if body is None:
             raise InvalidRequestError(description="The revocation request is too large.")
         try:
@@ -48,19 +78,11 @@ class RevocationHandler:
         if not token:
             raise InvalidRequestError(description="token is required.")
         client_id = presented_client_id(form, basic_client_id(request.headers.get("authorization")))
-        await ctx.clients.resolve(client_id)
-        upstream_form = {"token": token}
+        client = await ctx.clients.resolve(client_id)
         try:
-            sealed = ctx.sealer.unseal(REFRESH, token, max_age=ctx.lifetimes.refresh_token)
-        except SealError:
-            if form.get("token_type_hint") == "access_token":
-                upstream_form["token_type_hint"] = "access_token"
-        else:
-            if not hmac.compare_digest(sealed["c"], digest(client_id)):
-                logger.info("revocation of another client's refresh token ignored")
+            upstream_form = await self._upstream_form(token, client)
+            if upstream_form is None:
                 return Response(status_code=200, headers=NO_STORE)
-            upstream_form = {"token": sealed["u"], "token_type_hint": "refresh_token"}
-        try:
             metadata = await ctx.upstream_client.metadata()
             if not metadata.revocation_endpoint:
                 raise InvalidRequestError(description="The identity provider offers no revocation.")
@@ -80,3 +102,34 @@ class RevocationHandler:
         if error:
             logger.warning("identity provider revocation answered %s %s", status, str(error)[:40])
         return Response(status_code=200, headers=NO_STORE)
+
+    async def _upstream_form(self, token: str, client: Client) -> dict[str, str] | None:
+        """What to send the IdP's revocation endpoint for ``token``, or ``None``: nothing to send.
+
+        Raises :class:`UpstreamError` when the IdP's keys are needed and cannot be fetched.
+        """
+        try:
+            sealed = self.ctx.sealer.unseal(REFRESH, token, max_age=self.ctx.lifetimes.refresh_token)
+        except SealError:
+            pass
+        else:
+            if hmac.compare_digest(sealed["c"], client.fingerprint):
+                return {"token": sealed["u"], "token_type_hint": "refresh_token"}
+            logger.info("revocation of another client's refresh token ignored")
+            return None
+        if self._verifier is None:
+            logger.info("revocation of a token the shim did not issue ignored")
+            return None
+        from .verify import InvalidToken, token_client  # the JWT stack, loaded on first use
+
+        verifier = self._verifier()
+        try:
+            access = await verifier.verify_locally(token)
+        except InvalidToken:
+            logger.info("revocation of a token that is not an access token for this resource ignored")
+            return None
+        holder = token_client(access.claims or {}, verifier.profile)
+        if holder is not None and holder != self.ctx.upstream.client_id:
+            logger.info("revocation of an access token issued to another client of the IdP ignored")
+            return None
+        return {"token": token, "token_type_hint": "access_token"}

@@ -173,7 +173,7 @@ class OAuthShim:
                 (p.callback, CallbackHandler(ctx).__call__, ["GET"]),
                 (p.consent, ConsentHandler(ctx).__call__, ["POST"]),
                 (p.register, with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
-                (p.revoke, with_cors(RevocationHandler(ctx)), ["POST", "OPTIONS"]),
+                (p.revoke, with_cors(RevocationHandler(ctx, lambda: self.verifier)), ["POST", "OPTIONS"]),
             ]
             for path, endpoint, methods in endpoints:
                 routes.append(Route(at(path), Endpoint(endpoint), methods=methods, include_in_schema=False))

@@ -11,9 +11,19 @@ RFC 7662 introspection when the IdP offers it.
 (``verify_token``); :meth:`BearerVerifier.authenticate` is the richer path that says *why* a
 token was refused, which :mod:`mcp_oauth_shim.protect` turns into RFC 6750 challenges.
 
+Only access tokens pass: the IdP signs its ID tokens with the same keys, and some IdPs give
+them the access tokens' audience, so each token is also checked against the IdP's
+:class:`~mcp_oauth_shim.config.AccessTokenProfile` (RFC 9068 §4 ``typ``, ID-token claims, where
+the scopes are).
+
 Speed matters (a verified call must cost almost nothing over an unauthenticated one), so keys
 are imported once per JWKS fetch and kept by ``kid``, and each verified token is remembered,
 under its SHA-256 hash, in a bounded LRU until shortly before it expires.
+
+Nobody may turn the verifier into an amplifier that makes the IdP work for unauthenticated
+callers: JWKS refetches for unknown ``kid`` values are rate-limited, introspection refusals are
+remembered for a while (bounded, by hash, like successes), and concurrent requests with the same
+opaque token share one introspection.
 
 The ``mcp`` SDK is imported lazily: this package must not import it at module import time.
 """
@@ -21,6 +31,7 @@ The ``mcp`` SDK is imported lazily: this package must not import it at module im
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -47,6 +58,7 @@ from joserfc.jws import (
 from joserfc.jwt import JWTClaimsRegistry
 
 from . import jsonsafe
+from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
 from .rfc6750 import validate_scope_token
 from .upstream import UpstreamError, UpstreamMetadata
 
@@ -88,6 +100,10 @@ MAX_TOKEN_LENGTH = 16 * 1024
 MAX_JWKS_BYTES = 512 * 1024
 #: Seconds an introspection result is reused (RFC 7662 §4: caching trades freshness for load).
 INTROSPECTION_CACHE_TTL = 60.0
+#: Seconds a token the introspection refused stays refused without asking again. A refused token
+#: does not become valid (short of IdP replication lag right after issuance, which the shortness
+#: covers), and a client or attacker repeating one costs the IdP one call per period at most.
+REFUSAL_CACHE_TTL = 30.0
 
 
 class InvalidToken(Exception):
@@ -141,15 +157,26 @@ class _Registry(JWSRegistry):
         return self.algorithms[name]
 
 
-def token_scopes(claims: Mapping[str, Any]) -> list[str]:
-    """The scopes a token grants, from every claim IdPs use for them, in first-seen order.
+def token_scopes(claims: Mapping[str, Any], profile: AccessTokenProfile = OIDC_ACCESS_TOKENS) -> list[str]:
+    """The scopes a token grants, from the claims the IdP's profile names, in first-seen order.
 
     ``scope``: a space-separated string (RFC 9068 §2.2.3, RFC 8693 §4.2; Auth0, Keycloak,
     oidc-provider). ``scp``: a list (Okta) or a space-separated string (Entra ID).
-    ``permissions``: a list (Auth0 RBAC). Values of any other shape are ignored.
+    ``permissions``: a list (Auth0 RBAC). ``roles`` (Entra ID application permissions, from
+    ``profile.app_permission_claims``) only on an application's token: one with none of the
+    scope claims and no ``idtyp: user``. Values of any other shape are ignored.
     """
     found: dict[str, None] = {}
-    for name in ("scope", "scp", "permissions"):
+    delegated = _collect(claims, profile.scope_claims, found)
+    if not delegated and profile.app_permission_claims and claims.get("idtyp") != "user":
+        _collect(claims, profile.app_permission_claims, found)
+    return list(found)
+
+
+def _collect(claims: Mapping[str, Any], names: Iterable[str], found: dict[str, None]) -> bool:
+    """Add the scopes of the claims ``names`` to ``found``; whether any such claim was there."""
+    present = False
+    for name in names:
         value = claims.get(name)
         if isinstance(value, str):
             items: Iterable[Any] = value.split()
@@ -157,10 +184,20 @@ def token_scopes(claims: Mapping[str, Any]) -> list[str]:
             items = value
         else:
             continue
+        present = True
         for item in items:
             if isinstance(item, str) and item:
                 found[item] = None
-    return list(found)
+    return present
+
+
+def token_client(claims: Mapping[str, Any], profile: AccessTokenProfile = OIDC_ACCESS_TOKENS) -> str | None:
+    """The client a token was issued to, from the first of ``profile.client_claims`` present."""
+    for name in profile.client_claims:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 class _CacheEntry:
@@ -168,6 +205,16 @@ class _CacheEntry:
 
     def __init__(self, token: AccessToken, valid_until: float) -> None:
         self.token = token
+        self.valid_until = valid_until
+
+
+class _Refusal:
+    """A token the IdP's introspection refused: why, and until when that answer is reused."""
+
+    __slots__ = ("description", "valid_until")
+
+    def __init__(self, description: str, valid_until: float) -> None:
+        self.description = description
         self.valid_until = valid_until
 
 
@@ -360,7 +407,11 @@ class BearerVerifier:
     ``nbf`` and ``iat``. ``jwks_refetch_interval`` bounds refetches for unknown ``kid`` values,
     ``jwks_max_age`` how long keys are trusted without a refetch. ``cache_size`` and
     ``cache_ttl`` bound the verified-token cache. ``introspect`` enables RFC 7662 for opaque
-    tokens when the IdP metadata lists an ``introspection_endpoint``.
+    tokens when the IdP metadata lists an ``introspection_endpoint`` (and ``profile`` allows
+    opaque tokens); ``refusal_cache_size`` and ``refusal_cache_ttl`` bound the memory of
+    tokens the introspection refused. ``profile`` describes the IdP's access tokens and
+    ``client_id`` is the shim's client at the IdP (what ID tokens carry as ``aud``); both
+    default to the values of the upstream's :class:`~mcp_oauth_shim.config.Upstream`.
     """
 
     def __init__(
@@ -379,6 +430,10 @@ class BearerVerifier:
         cache_size: int = 4096,
         cache_ttl: float = 300.0,
         introspect: bool = True,
+        refusal_cache_size: int = 4096,
+        refusal_cache_ttl: float = REFUSAL_CACHE_TTL,
+        profile: AccessTokenProfile | None = None,
+        client_id: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         audiences = (audience,) if isinstance(audience, str) else tuple(audience)
@@ -394,8 +449,15 @@ class BearerVerifier:
         unknown = sorted(set(chosen) - set(JWSRegistry.algorithms))
         if unknown or not chosen:
             raise ValueError(f"unsupported JWS algorithms: {', '.join(unknown) or '(none given)'}")
-        if leeway < 0 or cache_size < 0 or cache_ttl < 0:
-            raise ValueError("leeway, cache_size and cache_ttl must not be negative")
+        if min(leeway, cache_size, cache_ttl, refusal_cache_size, refusal_cache_ttl) < 0:
+            raise ValueError("leeway and the cache sizes and lifetimes must not be negative")
+        config = getattr(upstream, "upstream", None)
+        if not isinstance(config, Upstream):
+            config = None
+        if profile is None:
+            profile = config.access_tokens if config is not None else OIDC_ACCESS_TOKENS
+        if client_id is None and config is not None:
+            client_id = config.client_id or None
         self.upstream = upstream
         self.audiences: tuple[str, ...] = audiences
         self.audience: str = audiences[0]
@@ -407,12 +469,18 @@ class BearerVerifier:
         self.algorithms = chosen
         self.leeway = int(leeway)
         self.introspect = introspect
+        self.profile = profile
+        self.client_id = client_id
         self._issuer = issuer
         self._registry = _Registry(chosen)
         self._clock = clock
         self._cache: OrderedDict[bytes, _CacheEntry] = OrderedDict()
         self._cache_size = cache_size
         self._cache_ttl = cache_ttl
+        self._refused: OrderedDict[bytes, _Refusal] = OrderedDict()
+        self._refusal_cache_size = refusal_cache_size
+        self._refusal_cache_ttl = refusal_cache_ttl
+        self._introspections: dict[bytes, asyncio.Task[AccessToken]] = {}
         self.keys = _KeyCache(upstream, refetch_interval=jwks_refetch_interval, max_age=jwks_max_age, clock=clock)
 
     # -- what a 401 advertises --------------------------------------------------------------
@@ -478,16 +546,40 @@ class BearerVerifier:
         try:
             if token.count(".") == 2:
                 access = await self._verify_jwt(token, now)
-                ttl = self._cache_ttl
+                self._remember(cache_key, access, now, self._cache_ttl)
             else:
-                access = await self._introspect(token, now)
-                # A revocation at the IdP must show here soon: remember introspections briefly.
-                ttl = min(self._cache_ttl, INTROSPECTION_CACHE_TTL)
+                access = await self._introspect_once(cache_key, token, now)
         except InvalidToken as exc:
             logger.info("token refused: %s", exc.description)
             raise
-        self._remember(cache_key, access, now, ttl)
         return access
+
+    async def verify_locally(self, token: str) -> AccessToken:
+        """Like :meth:`access_token`, but never asks the IdP about this token: a JWT is checked
+        against the IdP's (cached) keys; an opaque token is known only if a recent introspection
+        accepted it. For callers that must not make the IdP work for whoever sends a string
+        (token revocation). Raises :class:`InvalidToken` or
+        :class:`~mcp_oauth_shim.upstream.UpstreamError` (keys unavailable)."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("The token is not an access token for this resource.")
+        cache_key = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        entry = self._cache.get(cache_key)
+        if entry is not None and now < entry.valid_until:
+            return entry.token
+        if token.count(".") != 2:
+            raise InvalidToken("The token is not an access token this resource has seen.")
+        access = await self._verify_jwt(token, now)
+        self._remember(cache_key, access, now, self._cache_ttl)
+        return access
+
+    def _remember_refusal(self, cache_key: bytes, description: str, now: float) -> None:
+        if self._refusal_cache_size == 0 or self._refusal_cache_ttl <= 0:
+            return
+        self._refused[cache_key] = _Refusal(description, now + self._refusal_cache_ttl)
+        self._refused.move_to_end(cache_key)
+        while len(self._refused) > self._refusal_cache_size:
+            self._refused.popitem(last=False)
 
     def _remember(self, cache_key: bytes, access: AccessToken, now: float, ttl: float) -> None:
         if self._cache_size == 0 or ttl <= 0:
@@ -548,7 +640,36 @@ class BearerVerifier:
             raise InvalidToken("The access token's payload is not a JSON object.")
         issuer = await self._expected_issuer()
         self._check_claims(claims, issuer, now)
-        return self._to_access_token(token, claims)
+        scopes = token_scopes(claims, self.profile)
+        self._check_access_token_kind(header, claims, scopes)
+        return self._to_access_token(token, claims, scopes)
+
+    def _check_access_token_kind(self, header: Mapping[str, Any], claims: Mapping[str, Any], scopes: list[str]) -> None:
+        """Refuse every genuinely signed JWT that is not an access token: ID tokens above all.
+
+        RFC 9068 §4 and RFC 8725 §3.11: an explicit ``typ`` other than the profile's (``at+jwt``,
+        or ``JWT`` for IdPs that do not follow RFC 9068) is another kind of token. OpenID
+        Connect Core §2: ``nonce``/``at_hash``/``c_hash``/``s_hash`` are ID-token claims, and an
+        ID token's ``aud`` is the client ID; an access token for this resource addressed to the
+        client ID must at least grant something.
+        """
+        profile = self.profile
+        typ = header.get("typ")
+        kind = "" if typ is None else typ.lower().removeprefix("application/")
+        if kind not in profile.header_types:
+            raise InvalidToken("The token is not an access token: its typ header names another kind of token.")
+        if profile.type_claim is not None:
+            value = claims.get(profile.type_claim)
+            if not isinstance(value, str) or value not in profile.type_claim_values:
+                raise InvalidToken(f"The token is not an access token: its {profile.type_claim} claim says otherwise.")
+        if not profile.id_token_claims.isdisjoint(claims):
+            raise InvalidToken("The token is an ID token, not an access token.")
+        if profile.require_client_claim and token_client(claims, profile) is None:
+            raise InvalidToken("The token names no client it was issued to, as every access token of this IdP does.")
+        if profile.client_audience_needs_scopes and not scopes and self.client_id is not None:
+            aud = claims.get("aud")
+            if aud == self.client_id or (isinstance(aud, list) and self.client_id in aud):
+                raise InvalidToken("The token is addressed to the client and grants nothing: an ID token, not an access token.")
 
     def _signature_ok(self, jws: CompactSignature, key: Key) -> bool:
         try:
@@ -576,19 +697,18 @@ class BearerVerifier:
                 _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid.")
             ) from None
 
-    def _to_access_token(self, token: str, claims: dict[str, Any]) -> AccessToken:
+    def _to_access_token(self, token: str, claims: dict[str, Any], scopes: list[str]) -> AccessToken:
         from mcp.server.auth.provider import AccessToken
 
         aud = claims.get("aud")
         audience_list = [aud] if isinstance(aud, str) else (aud if isinstance(aud, list) else [])
         resource = next((a for a in self.audiences if a in audience_list), self.audience)
-        client_id = claims.get("azp") or claims.get("client_id") or "unknown"
         exp = claims.get("exp")
         sub = claims.get("sub")
         return AccessToken(
             token=token,
-            client_id=str(client_id),
-            scopes=token_scopes(claims),
+            client_id=token_client(claims, self.profile) or "unknown",
+            scopes=scopes,
             expires_at=int(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None,
             resource=resource,
             subject=sub if isinstance(sub, str) else None,
@@ -596,6 +716,41 @@ class BearerVerifier:
         )
 
     # -- opaque tokens (RFC 7662) ------------------------------------------------------------
+
+    async def _introspect_once(self, cache_key: bytes, token: str, now: float) -> AccessToken:
+        """Introspect ``token`` unless a recent introspection refused it; concurrent callers with
+        the same token share one introspection (and so one IdP request)."""
+        refusal = self._refused.get(cache_key)
+        if refusal is not None:
+            if now < refusal.valid_until:
+                self._refused.move_to_end(cache_key)
+                raise InvalidToken(refusal.description)
+            del self._refused[cache_key]
+        if not self.profile.opaque_tokens:
+            raise InvalidToken(_OPAQUE_REFUSED)
+        loop = asyncio.get_running_loop()
+        flight = self._introspections.get(cache_key)
+        if flight is None or flight.get_loop() is not loop:
+            flight = loop.create_task(self._introspect(token, now))
+            self._introspections[cache_key] = flight
+            flight.add_done_callback(functools.partial(self._introspected, cache_key))
+        # shield: a caller that goes away (client disconnect) does not cancel the others' answer.
+        return await asyncio.shield(flight)
+
+    def _introspected(self, cache_key: bytes, flight: asyncio.Task[AccessToken]) -> None:
+        """Remember what one introspection said, whoever is still waiting for it."""
+        if self._introspections.get(cache_key) is flight:
+            del self._introspections[cache_key]
+        if flight.cancelled():
+            return
+        error = flight.exception()  # also marks it retrieved when every waiter went away
+        now = self._clock()
+        if error is None:
+            # A revocation at the IdP must show here soon: remember introspections briefly.
+            self._remember(cache_key, flight.result(), now, min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
+        elif isinstance(error, InvalidToken):
+            self._remember_refusal(cache_key, error.description, now)
+        # An UpstreamError is not the token's fault: the next request asks again.
 
     async def _introspect(self, token: str, now: float) -> AccessToken:
         post_form = getattr(self.upstream, "post_form", None)
@@ -621,7 +776,13 @@ class BearerVerifier:
         # RFC 7662 §2.2 makes exp optional: the IdP said "active" just now. Audience binding is
         # not optional: an active token for another API must still be refused here.
         self._check_claims(claims, issuer, now, require_exp=False)
-        return self._to_access_token(token, claims)
+        return self._to_access_token(token, claims, token_scopes(claims, self.profile))
+
+
+_OPAQUE_REFUSED = (
+    "The access token is not a JWT, and this identity provider's access tokens for an API always "
+    "are. Ask the identity provider for a JWT access token for this resource (set the audience)."
+)
 
 
 _CLAIM_PROBLEMS = {
