@@ -124,10 +124,8 @@ class TokenHandler:
         granted = sealed.get("sc", "")
         upstream_form = {"grant_type": "refresh_token", "refresh_token": sealed["u"]}
         scope = form.get("scope")
-        if scope:
-            # RFC 6749 §6: a refresh may narrow the scope, never widen it.
-            if granted and not set(scope.split()) <= set(granted.split()):
-                raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
+        if scope and not scope.isspace():
+            _check_refresh_scope(scope, granted)
             upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
             granted = scope
         return upstream_form, granted
@@ -165,6 +163,26 @@ async def _read_token_request(request: Request) -> tuple[dict[str, str], str | N
     except ParameterError as exc:
         raise InvalidRequestError(description=exc.description)
     return form, basic_client_id(request.headers.get("authorization"))
+
+
+def _check_refresh_scope(requested: str, granted: str) -> None:
+    """RFC 6749 §6: the scope of a refresh "MUST NOT include any scope not originally granted".
+
+    ``granted`` is what the shim knows was granted: the scope the IdP reported, or else the
+    scope the shim asked for (RFC 6749 §5.1: an absent ``scope`` means the requested one). It is
+    empty only when the shim asked for no scope and the IdP reported none: the IdP applied its
+    own defaults (RFC 6749 §3.3), which the shim cannot see. Nothing requested can be shown to
+    be within such a grant, so every requested scope is refused; the client may refresh without
+    ``scope`` and keep whatever the IdP granted. Relying on the IdP to refuse would not do:
+    some let a refresh token obtain any scope the user ever consented to.
+    """
+    asked = set(requested.split())
+    if not granted:
+        raise InvalidScopeError(
+            description="The original grant named no scope: refresh without the scope parameter."
+        )
+    if not asked <= set(granted.split()):
+        raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
 
 
 def _map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:
