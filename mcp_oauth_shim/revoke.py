@@ -13,7 +13,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import basic_client_id, presented_client_id
+from .clients import authenticate_client, presented_credentials
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
 from .http import ParameterError, parse_form, read_body_limited
@@ -47,8 +47,9 @@ class RevocationHandler:
         token = form.get("token")
         if not token:
             raise InvalidRequestError(description="token is required.")
-        client_id = presented_client_id(form, basic_client_id(request.headers.get("authorization")))
-        await ctx.clients.resolve(client_id)
+        credentials = presented_credentials(form, request.headers.get("authorization"))
+        client = await authenticate_client(ctx.clients, credentials, static_secret=ctx.upstream.client_secret)
+        client_id = client.client_id
         upstream_form = {"token": token}
         try:
             sealed = ctx.sealer.unseal(REFRESH, token, max_age=ctx.lifetimes.refresh_token)

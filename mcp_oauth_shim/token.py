@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import Client, basic_client_id, presented_client_id
+from .clients import Client, authenticate_client, presented_credentials
 from .context import ShimContext
 from .errors import (
     InvalidGrantError,
@@ -63,14 +63,16 @@ class TokenHandler:
             return json_error(oauth_error(err.error, err.description, err.status_code))
 
     async def _handle(self, request: Request) -> Response:
-        form, basic_client_id = await _read_token_request(request)
+        form = await _read_token_request(request)
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequestError(description="grant_type is required.")
         if grant_type not in ("authorization_code", "refresh_token"):
             raise UnsupportedGrantTypeError(grant_type[:60])
-        client_id = presented_client_id(form, basic_client_id)
-        client = await self.ctx.clients.resolve(client_id)
+        credentials = presented_credentials(form, request.headers.get("authorization"))
+        client = await authenticate_client(
+            self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
+        )
         resource = form.get("resource")
         if resource is not None and not resource_matches(resource, self.ctx.resource):
             raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")
@@ -151,7 +153,7 @@ class TokenHandler:
         return no_store_json(_encode_json(answer).encode())
 
 
-async def _read_token_request(request: Request) -> tuple[dict[str, str], str | None]:
+async def _read_token_request(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidRequestError(description="The token request must be application/x-www-form-urlencoded.")
@@ -162,7 +164,7 @@ async def _read_token_request(request: Request) -> tuple[dict[str, str], str | N
         form = parse_form(body)
     except ParameterError as exc:
         raise InvalidRequestError(description=exc.description)
-    return form, basic_client_id(request.headers.get("authorization"))
+    return form
 
 
 def _check_refresh_scope(requested: str, granted: str) -> None:
