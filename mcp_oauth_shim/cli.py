@@ -351,8 +351,8 @@ def create_app() -> ASGIApp:
 
     ``uvicorn --factory mcp_oauth_shim.cli:create_app --workers 4`` (or gunicorn with uvicorn
     workers): the shim is stateless, so every worker, like every replica, serves every user as
-    long as they share ``MCP_OAUTH_SHIM_SECRET_KEYS``. Run uvicorn with
-    ``--log-config`` of your own or ``--no-access-log`` to keep callback queries out of logs.
+    long as they share ``MCP_OAUTH_SHIM_SECRET_KEYS``. The shim keeps query strings (the
+    callback's code and state) out of uvicorn's access log whatever its ``--log-config``.
     """
     settings = serve_settings(parser().parse_args(["serve"]), os.environ)
     return build_app(settings, build_shim(settings))

@@ -9,6 +9,7 @@ allow-list of redirect URIs.
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -120,26 +121,82 @@ class ClientResolver:
         return client
 
 
-def basic_client_id(header: str | None) -> str | None:
-    """Clients registered as public may still send Basic auth (claude.ai asks for a secret)."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
+@dataclass(frozen=True)
+class ClientCredentials:
+    """How a token or revocation request names (and may authenticate) its client.
+
+    RFC 6749 §2.3.1: in an HTTP Basic header (``basic``) or as ``client_id`` and
+    ``client_secret`` in the form body; RFC 6749 §3.2.1: a public client sends its
+    ``client_id`` in the body. ``secret`` is ``None`` when none was presented.
+    """
+
+    client_id: str
+    secret: str | None
+    basic: bool
+
+    def refused(self, description: str) -> InvalidClientError:
+        """RFC 6749 §5.2: ``invalid_client``; 401 (and a Basic challenge, added by
+        :func:`.errors.json_error`) when the client tried the Authorization header."""
+        return InvalidClientError(description=description, status_code=401 if self.basic else 400)
+
+
+def presented_credentials(form: dict[str, str], authorization: str | None) -> ClientCredentials:
+    """The client credentials of a token or revocation request, checked for shape only."""
+    body_client_id = form.get("client_id")
+    body_secret = form.get("client_secret")
+    if not authorization:
+        if not body_client_id:
+            raise InvalidClientError(description="client_id is required for public clients (RFC 6749 section 4.1.3).")
+        return ClientCredentials(body_client_id, body_secret, basic=False)
+    client_id, secret = _basic_credentials(authorization)
+    if body_secret is not None:
+        # RFC 6749 §2.3 and §5.2: one client authentication method per request.
+        raise InvalidRequestError(description="Send the client secret in the Authorization header or the body, not both.")
+    if body_client_id is not None and body_client_id != client_id:
+        raise InvalidClientError(
+            description="client_id in the body and the Authorization header differ.", status_code=401
+        )
+    return ClientCredentials(client_id, secret, basic=True)
+
+
+async def authenticate_client(
+    resolver: ClientResolver, credentials: ClientCredentials, *, static_secret: str
+) -> Client:
+    """The client the credentials name, or :class:`InvalidClientError` (RFC 6749 §2.3, §5.2).
+
+    Every client the shim serves is public (RFC 7591 registrations and metadata documents get
+    ``token_endpoint_auth_method: none``), so a client presents its ``client_id`` and no
+    secret, or an empty one (some clients always send Basic). A non-empty secret is checked:
+    the static client (``registration="static"``) is the IdP's own client, whose secret is
+    ``static_secret``; every other client has none, so any secret it presents is wrong.
+    """
+    try:
+        client = await resolver.resolve(credentials.client_id)
+    except InvalidClientError as err:
+        raise credentials.refused(err.description or "Unknown client_id.")
+    if credentials.secret:
+        expected = static_secret if client.kind == "static" else ""
+        if not expected:
+            raise credentials.refused("This client is public and has no secret: send none.")
+        if not hmac.compare_digest(credentials.secret.encode(), expected.encode()):
+            raise credentials.refused("The client secret is wrong.")
+    return client
+
+
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """RFC 7617 §2 ``user-id ":" password``, each form-encoded first (RFC 6749 §2.3.1)."""
+    scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "basic":
-        raise InvalidClientError(description="Only Basic client authentication or client_id in the body is accepted.")
+        raise InvalidClientError(
+            description="Only Basic client authentication or client_id in the body is accepted.", status_code=401
+        )
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401)
-    client_id, _, _secret = decoded.partition(":")
-    return unquote(client_id)
-
-
-def presented_client_id(form: dict[str, str], basic_client_id: str | None) -> str:
-    body_client_id = form.get("client_id")
-    if basic_client_id is not None and body_client_id is not None and basic_client_id != body_client_id:
-        raise InvalidRequestError(description="client_id in the body and the Authorization header differ.")
-    client_id = basic_client_id or body_client_id
-    if not client_id:
-        raise InvalidClientError(description="client_id is required for public clients (RFC 6749 section 4.1.3).")
-    return client_id
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id:
+        raise InvalidClientError(
+            description="The Basic authorization header must carry client_id:client_secret.", status_code=401
+        )
+    return unquote(client_id), unquote(secret)

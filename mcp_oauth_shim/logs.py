@@ -1,9 +1,23 @@
 """Keep codes, states and tokens out of access logs.
 
 The shim itself never logs them, but a server's access log prints every request line, and the
-callback's query string carries the IdP's code and the signed state. Install
-:class:`RedactQueryStrings` on ``uvicorn.access`` (``mcp-oauth-shim serve`` does) or use
-:func:`uvicorn_log_config`.
+query strings of ``/oauth/callback`` (the IdP's code, the signed state) and ``/oauth/authorize``
+(the client's state) are secrets. :class:`OAuthShim` therefore installs
+:class:`RedactQueryStrings` on the ``uvicorn.access`` logger when it is constructed
+(:func:`redact_access_logs`; ``OAuthShim(redact_access_logs=False)`` opts out).
+
+Why on the *logger*, when the shim is constructed: uvicorn configures logging with
+``logging.config.dictConfig`` (or ``fileConfig`` for ``--log-config x.ini``) either before the
+app module is imported (``uvicorn module:app``, workers) or after the app was built
+(``uvicorn.run(app)``). Both replace the handlers of the loggers they name, and with them any
+filter on a handler, but leave a logger's own filters in place; gunicorn's ``UvicornWorker``
+also only swaps handlers. So a filter on the logger works in either order and with any log
+configuration, and nothing depends on the lifespan being run (``shim.routes`` mounted in an
+app of your own does not run the shim's lifespan).
+
+Every query string on that logger is redacted, not only the shim's: the filter is process-wide,
+the paths the shim serves depend on its ``Paths`` and on any ``root_path`` prefix, and an
+application's own query strings may carry secrets too (RFC 6750 §2.3 ``access_token=``).
 """
 
 from __future__ import annotations
@@ -11,10 +25,17 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import threading
 from typing import Any
+
+# Where ASGI servers print request lines with their query strings. uvicorn (also under gunicorn
+# with ``uvicorn.workers.UvicornWorker``) is the one the shim is served with; hypercorn's default
+# access format (``%(r)s``) prints the path without the query string.
+ACCESS_LOGGERS = ("uvicorn.access",)
 
 _QUERY = re.compile(r"\?[^\s\"']*")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_installing = threading.Lock()
 
 
 def redact(text: str) -> str:
@@ -26,11 +47,24 @@ class RedactQueryStrings(logging.Filter):
     """A logging filter that removes query strings (and bearer tokens) from records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        # Positional arguments only: a mapping (hypercorn's access atoms) is left as it is.
+        if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
+
+
+def redact_access_logs(loggers: tuple[str, ...] = ACCESS_LOGGERS) -> None:
+    """Install :class:`RedactQueryStrings` on the access loggers, once per process.
+
+    Idempotent: several shims (or an explicit call besides one) install a single filter.
+    """
+    with _installing:
+        for name in loggers:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
+                logger.addFilter(RedactQueryStrings())
 
 
 def uvicorn_log_config() -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import Client, basic_client_id, presented_client_id
+from .clients import Client, authenticate_client, presented_credentials
 from .context import ShimContext
 from .errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
 from .http import ParameterError, parse_form, read_body_limited
@@ -77,8 +77,8 @@ class RevocationHandler:
         token = form.get("token")
         if not token:
             raise InvalidRequestError(description="token is required.")
-        client_id = presented_client_id(form, basic_client_id(request.headers.get("authorization")))
-        client = await ctx.clients.resolve(client_id)
+        credentials = presented_credentials(form, request.headers.get("authorization"))
+        client = await authenticate_client(ctx.clients, credentials, static_secret=ctx.upstream.client_secret)
         try:
             upstream_form = await self._upstream_form(token, client)
             if upstream_form is None:

@@ -43,6 +43,12 @@ class RegistrationHandler:
         self.allowed = allowed_redirect_uris
 
     async def __call__(self, request: Request) -> Response:
+        if not _is_json(request.headers.get("content-type")):
+            # RFC 7591 §3.1: the request is application/json. §3.2.2: errors are 400 with an
+            # error code; a body in another media type is metadata we cannot read.
+            return json_error(
+                InvalidClientMetadataError(description="The registration request must be application/json.")
+            )
         body = await read_body_limited(request, MAX_REGISTRATION_BYTES)
         if body is None:
             return json_error(InvalidClientMetadataError(description="The registration request is too large."))
@@ -134,6 +140,13 @@ def _redirect_uris(value: object, allowed: tuple[str, ...], *, static: bool) -> 
                     description="This server only accepts the redirect URIs its operator allow-listed."
                 )
     return uris
+
+
+def _is_json(content_type: str | None) -> bool:
+    """``application/json``, in any case, with or without parameters (RFC 9110 §8.3.1)."""
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 def _str_list(value: object) -> bool:

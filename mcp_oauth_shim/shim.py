@@ -22,6 +22,7 @@ from .config import ConfigurationError, Upstream, is_loopback_host
 from .consent import ConsentHandler, ConsentPage
 from .context import Lifetimes, Paths, ShimContext
 from .http import Endpoint, with_cors
+from .logs import redact_access_logs as install_access_log_redaction
 from .revoke import RevocationHandler
 from .rfc7591 import RegistrationHandler
 from .rfc8414 import MetadataHandler, metadata_paths
@@ -65,6 +66,9 @@ class OAuthShim:
         client_metadata_documents: accept URL client_ids (MCP 2025-11-25 CIMD).
         custom_metadata: serve this RFC 8414 document verbatim instead of proxying an IdP.
         http_client: the ``httpx.AsyncClient`` for calls to the IdP (default: a pooled one).
+        redact_access_logs: remove query strings (the callback's code and state) from the
+            ``uvicorn.access`` log of the whole process, wherever the shim is mounted
+            (:func:`.logs.redact_access_logs`); default on.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class OAuthShim:
         lifetimes: Lifetimes | None = None,
         paths: Paths | None = None,
         http_client: httpx.AsyncClient | None = None,
+        redact_access_logs: bool = True,
     ) -> None:
         self.public_url = _check_public_url(public_url)
         self.resource = resource or self.public_url + "/mcp"
@@ -152,6 +157,9 @@ class OAuthShim:
             metadata_documents=documents is not None,
         )
         self._documents = documents
+        if redact_access_logs:
+            # Now rather than at start-up: routes mounted in another app never run our lifespan.
+            install_access_log_redaction()
 
     # -- what the shim serves ----------------------------------------------------------------
 

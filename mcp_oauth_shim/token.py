@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import Client, basic_client_id, presented_client_id
+from .clients import Client, authenticate_client, presented_credentials
 from .context import ShimContext
 from .errors import (
     InvalidGrantError,
@@ -63,14 +63,16 @@ class TokenHandler:
             return json_error(oauth_error(err.error, err.description, err.status_code))
 
     async def _handle(self, request: Request) -> Response:
-        form, basic_client_id = await _read_token_request(request)
+        form = await _read_token_request(request)
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequestError(description="grant_type is required.")
         if grant_type not in ("authorization_code", "refresh_token"):
             raise UnsupportedGrantTypeError(grant_type[:60])
-        client_id = presented_client_id(form, basic_client_id)
-        client = await self.ctx.clients.resolve(client_id)
+        credentials = presented_credentials(form, request.headers.get("authorization"))
+        client = await authenticate_client(
+            self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
+        )
         resource = form.get("resource")
         if resource is not None and not resource_matches(resource, self.ctx.resource):
             raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")
@@ -124,10 +126,8 @@ class TokenHandler:
         granted = sealed.get("sc", "")
         upstream_form = {"grant_type": "refresh_token", "refresh_token": sealed["u"]}
         scope = form.get("scope")
-        if scope:
-            # RFC 6749 §6: a refresh may narrow the scope, never widen it.
-            if granted and not set(scope.split()) <= set(granted.split()):
-                raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
+        if scope and not scope.isspace():
+            _check_refresh_scope(scope, granted)
             upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
             granted = scope
         return upstream_form, granted
@@ -153,7 +153,7 @@ class TokenHandler:
         return no_store_json(_encode_json(answer).encode())
 
 
-async def _read_token_request(request: Request) -> tuple[dict[str, str], str | None]:
+async def _read_token_request(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidRequestError(description="The token request must be application/x-www-form-urlencoded.")
@@ -164,7 +164,27 @@ async def _read_token_request(request: Request) -> tuple[dict[str, str], str | N
         form = parse_form(body)
     except ParameterError as exc:
         raise InvalidRequestError(description=exc.description)
-    return form, basic_client_id(request.headers.get("authorization"))
+    return form
+
+
+def _check_refresh_scope(requested: str, granted: str) -> None:
+    """RFC 6749 §6: the scope of a refresh "MUST NOT include any scope not originally granted".
+
+    ``granted`` is what the shim knows was granted: the scope the IdP reported, or else the
+    scope the shim asked for (RFC 6749 §5.1: an absent ``scope`` means the requested one). It is
+    empty only when the shim asked for no scope and the IdP reported none: the IdP applied its
+    own defaults (RFC 6749 §3.3), which the shim cannot see. Nothing requested can be shown to
+    be within such a grant, so every requested scope is refused; the client may refresh without
+    ``scope`` and keep whatever the IdP granted. Relying on the IdP to refuse would not do:
+    some let a refresh token obtain any scope the user ever consented to.
+    """
+    asked = set(requested.split())
+    if not granted:
+        raise InvalidScopeError(
+            description="The original grant named no scope: refresh without the scope parameter."
+        )
+    if not asked <= set(granted.split()):
+        raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
 
 
 def _map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:

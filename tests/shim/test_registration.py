@@ -102,3 +102,28 @@ def test_static_mode_refuses_redirect_uris_off_the_allow_list():
     response = kit.client.post("/oauth/register", json={"redirect_uris": ["https://evil.example/cb"]})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_redirect_uri"
+
+
+REGISTRATION_JSON = b'{"redirect_uris": ["' + CLIENT_REDIRECT.encode() + b'"]}'
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/json ;charset=UTF-8"],
+)
+def test_registration_accepts_json_in_any_spelling_of_its_media_type(kit, content_type):
+    response = kit.client.post("/oauth/register", content=REGISTRATION_JSON, headers={"Content-Type": content_type})
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+     "application/jsonp", "application/json-patch+json", ""],
+)
+def test_registration_in_another_media_type_is_refused_with_invalid_client_metadata(kit, content_type):
+    headers = {"Content-Type": content_type} if content_type is not None else {}
+    response = kit.client.post("/oauth/register", content=REGISTRATION_JSON, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"
+    assert response.headers["cache-control"] == "no-store"

@@ -168,7 +168,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, str], dict[str, str], int, str]] = [
     ("no client_id", {"token": "x"}, {}, 400, "invalid_client"),
     ("self-made client_id that is not signed", {"token": "x", "client_id": "made-up"}, {}, 400, "invalid_client"),
     ("malformed Basic header", {"token": "x"}, {"Authorization": "Basic !!!"}, 401, "invalid_client"),
-    ("Basic and body client_id differ", {"token": "x", "client_id": "a"}, _basic("b:"), 400, "invalid_request"),
+    ("Basic and body client_id differ", {"token": "x", "client_id": "a"}, _basic("b:"), 401, "invalid_client"),
     ("no token", {"client_id": "anything"}, {}, 400, "invalid_request"),
 ]
 

@@ -7,7 +7,7 @@ import pytest
 
 from mcp_oauth_shim import Lifetimes
 
-from .kit import CLIENT_REDIRECT, RESOURCE, make_kit
+from .kit import CLIENT_REDIRECT, RESOURCE, Kit, make_kit
 
 
 def test_authorization_code_grant_returns_the_idps_audience_bound_tokens(kit):
@@ -45,6 +45,60 @@ def test_refresh_cannot_widen_the_scope(kit):
         grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=login["client_id"], scope="openid admin"
     )
     assert response.json()["error"] == "invalid_scope"
+
+
+def test_refresh_may_narrow_the_scope(kit):
+    login = kit.login()
+    tokens = kit.exchange(login).json()
+    assert set(tokens["scope"].split()) > {"openid"}
+    response = kit.token(
+        grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=login["client_id"], scope="openid"
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "openid"
+
+
+class SilentScopeIdP:
+    """An IdP that applies its own default scope and never reports it (RFC 6749 §5.1 allows an
+    absent ``scope``), so the shim knows of no granted scope. Records what it is sent."""
+
+    def __init__(self) -> None:
+        self.forms: list[dict[str, str]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.forms.append(dict(httpx.QueryParams(request.content.decode())))
+        return httpx.Response(200, json={"access_token": "a.b.c", "token_type": "Bearer", "refresh_token": "upstream-rt"})
+
+
+def _grant_without_scope() -> tuple[Kit, SilentScopeIdP, dict[str, str], str]:
+    """A login for which the shim asked the IdP for no scope, and the IdP reported none."""
+    kit = make_kit(upstream_overrides={"default_scopes": (), "extra_scopes": ()})
+    login = kit.login()
+    idp = SilentScopeIdP()
+    kit.shim.upstream_client.http = httpx.AsyncClient(transport=httpx.MockTransport(idp))
+    tokens = kit.exchange(login).json()
+    assert "scope" not in tokens
+    return kit, idp, tokens, login["client_id"]
+
+
+@pytest.mark.parametrize("scope", ["openid", "admin", "openid profile offline_access"])
+def test_refresh_asking_for_a_scope_is_refused_when_the_grant_named_none(scope):
+    kit, idp, tokens, client_id = _grant_without_scope()
+    response = kit.token(grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=client_id, scope=scope)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+    assert [form["grant_type"] for form in idp.forms] == ["authorization_code"]  # the IdP was not asked
+
+
+@pytest.mark.parametrize("scope", [None, "", " "])
+def test_refresh_without_a_scope_is_accepted_when_the_grant_named_none(scope):
+    kit, idp, tokens, client_id = _grant_without_scope()
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client_id}
+    if scope is not None:
+        form["scope"] = scope
+    response = kit.token(**form)
+    assert response.status_code == 200, response.text
+    assert "scope" not in idp.forms[-1]
 
 
 def test_code_cannot_be_redeemed_twice(kit):
