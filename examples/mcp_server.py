@@ -19,20 +19,19 @@ finally swaps the code for the IdP's access token at the shim. The shim adds the
 secret on the way; the client never sees it. Every call to /mcp then carries that access token,
 and ``shim.protect`` checks it (signature, issuer, audience, expiry) before the SDK sees it.
 
-Environment variables, named as for ``mcp-oauth-shim serve`` (only the first three are required),
-all with the prefix ``MCP_OAUTH_SHIM_``:
+Environment variables, named as for ``mcp-oauth-shim serve`` (only the first three are required):
 
-    UPSTREAM_ISSUER     the IdP's issuer URL (its discovery document lives under it)
-    CLIENT_ID           the confidential client registered at the IdP for this server
-    CLIENT_SECRET       its secret (stays on the server)
-    AUDIENCE            what the IdP puts in the tokens' ``aud``; default: the MCP URL
-    AUDIENCE_PARAM      how to ask for it: resource (RFC 8707) | audience (Auth0) | none
-    SCOPES              scopes asked for when a client asks for none; default "openid profile"
-    EXTRA_SCOPES        always added; default "offline_access" (gives refresh tokens)
-    TOKEN_AUTH_METHOD   client_secret_post (default) | client_secret_basic
-    PUBLIC_URL          where clients reach this server; default http://127.0.0.1:8000
-    HOST, PORT          where to listen; default 127.0.0.1 and the port of PUBLIC_URL
-    SECRET_KEYS         comma-separated signing keys, newest first (rotate by prepending)
+    MCP_OAUTH_SHIM_UPSTREAM_ISSUER     the IdP's issuer URL (its discovery document lives under it)
+    MCP_OAUTH_SHIM_CLIENT_ID           the confidential client registered at the IdP for this server
+    MCP_OAUTH_SHIM_CLIENT_SECRET       its secret (stays on the server)
+    MCP_OAUTH_SHIM_AUDIENCE            what the IdP puts in the tokens' ``aud``; default: the MCP URL
+    MCP_OAUTH_SHIM_AUDIENCE_PARAM      how to ask for it: resource (RFC 8707) | audience (Auth0) | none
+    MCP_OAUTH_SHIM_SCOPES              asked for when a client asks for none; default "openid profile"
+    MCP_OAUTH_SHIM_EXTRA_SCOPES        always added; default "offline_access" (gives refresh tokens)
+    MCP_OAUTH_SHIM_TOKEN_AUTH_METHOD   client_secret_post (default) | client_secret_basic
+    MCP_OAUTH_SHIM_PUBLIC_URL          where clients reach this server; default http://127.0.0.1:8000
+    MCP_OAUTH_SHIM_HOST, _PORT         where to listen; default 127.0.0.1 and the public URL's port
+    MCP_OAUTH_SHIM_SECRET_KEYS         comma-separated signing keys, newest first (rotate by prepending)
 """
 
 from __future__ import annotations
