@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -137,7 +138,7 @@ def test_serve_does_not_warn_when_the_public_url_is_derived_from_the_listener() 
 
 @pytest.fixture
 def factory_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("MCP_OAUTH_SHIM_"):
             monkeypatch.delenv(name)
     for name, value in BASE_ENV.items():

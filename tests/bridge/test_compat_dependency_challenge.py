@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.bridge.test_compat_oauth import INIT, MCP_HEADERS, Deployment, auth0
-
-__all__ = ["auth0"]
+# auth0: that module's fixture (the Auth0 example on loopback), shared rather than rebuilt.
+from tests.bridge.test_compat_oauth import INIT, MCP_HEADERS, Deployment, auth0  # noqa: F401
 
 
 def test_a_bad_token_gets_the_shims_challenge_not_the_dependencys(auth0: Deployment) -> None:  # noqa: F811
