@@ -81,6 +81,11 @@ class _Doctor:
         self.findings.append(Finding(level, check, message))
 
     async def run(self) -> list[Finding]:
+        for name, url in (("issuer", self.given.issuer), ("metadata URL", self.given.metadata_url)):
+            if url is not None and not _is_absolute_http_url(url):
+                # Discovery URLs built from a scheme-less value would only confuse the report.
+                self.add("FAIL", "discovery", f"the {name} must be an absolute http:// or https:// URL, got {url!r}.")
+                return self.findings
         doc = await self.discover()
         if doc is None:
             return self.findings
@@ -449,3 +454,11 @@ def _answers_with_code(location: str) -> bool:
     """A redirect carrying an authorization code and no error (RFC 6749 §4.1.2 / §4.1.2.1)."""
     query = parse_qs(urlsplit(location).query)
     return "code" in query and "error" not in query
+
+
+def _is_absolute_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False

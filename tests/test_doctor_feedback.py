@@ -68,3 +68,21 @@ def test_an_unregistered_callback_still_fails_the_authorization_check(auto_appro
     code, out = idp.doctor()
     assert levels(out)["authorization request"] == {"FAIL"}
     assert code == 1
+
+
+@pytest.mark.parametrize("issuer", ["127.0.0.1:8820", "idp.example.com/realms/x", "http://[::1"])
+def test_doctor_from_python_reports_a_scheme_less_issuer_instead_of_garbling_it(issuer: str) -> None:
+    import asyncio
+
+    from mcp_oauth_shim.doctor import DoctorInput, diagnose, failed, render
+
+    def unexpected(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"doctor sent a request to {request.url}")
+
+    findings = asyncio.run(
+        diagnose(DoctorInput(issuer=issuer), http=httpx.AsyncClient(transport=httpx.MockTransport(unexpected)))
+    )
+    report = render(findings)
+    assert failed(findings)
+    assert f"absolute http:// or https:// URL, got {issuer!r}" in report
+    assert "://.well-known" not in report
