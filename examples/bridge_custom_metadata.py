@@ -38,7 +38,7 @@ if __name__ == "__main__":
         raise SystemExit("Set OAUTH_METADATA_FILE to a JSON file holding your RFC 8414 document.")
     with open(path, encoding="utf-8") as file:
         document = json.load(file)
-    public_url = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_url = os.environ.get("MCP_OAUTH_SHIM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     # No upstream= and no secret_keys=: nothing is proxied and nothing is signed in this mode.
     shim = OAuthShim(public_url=public_url, custom_metadata=document)
-    uvicorn.run(build_app(shim), host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
+    uvicorn.run(build_app(shim), host="127.0.0.1", port=int(os.environ.get("MCP_OAUTH_SHIM_PORT", "8000")))

@@ -1,9 +1,10 @@
 """Full OAuth: MCP clients log in with your existing IdP through the shim, then call your routes.
 
-    export UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/     # exactly as the IdP spells it
-    export UPSTREAM_CLIENT_ID=...  UPSTREAM_CLIENT_SECRET=...    # a confidential web app client
-    export UPSTREAM_AUDIENCE_PARAM=audience                      # Auth0; RFC 8707 IdPs: resource
-    export SHIM_SECRET_KEYS=$(python -c "import secrets; print(secrets.token_urlsafe(32))")
+    export MCP_OAUTH_SHIM_UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/  # exactly as the IdP spells it
+    export MCP_OAUTH_SHIM_CLIENT_ID=...                 # a confidential web app client
+    export MCP_OAUTH_SHIM_CLIENT_SECRET=...
+    export MCP_OAUTH_SHIM_AUDIENCE_PARAM=audience       # Auth0; RFC 8707 IdPs: resource
+    export MCP_OAUTH_SHIM_SECRET_KEYS=$(python -c "import secrets; print(secrets.token_urlsafe(48))")
     python examples/bridge_oauth.py
 
 Register http://127.0.0.1:8000/oauth/callback as the only callback URL at the IdP; MCP clients
@@ -57,20 +58,22 @@ def build_app(shim: OAuthShim) -> FastAPI:
 
 def shim_from_env(public_url: str) -> OAuthShim:
     env = os.environ
-    missing = [n for n in ("UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET") if not env.get(n)]
+    required = ("MCP_OAUTH_SHIM_UPSTREAM_ISSUER", "MCP_OAUTH_SHIM_CLIENT_ID", "MCP_OAUTH_SHIM_CLIENT_SECRET")
+    missing = [n for n in required if not env.get(n)]
     if missing:
         sys.exit(f"Set {', '.join(missing)} (see the top of examples/bridge_oauth.py).")
     resource = public_url + "/mcp"
     upstream = Upstream.oidc(
-        issuer=env["UPSTREAM_ISSUER"],
-        client_id=env["UPSTREAM_CLIENT_ID"],
-        client_secret=env["UPSTREAM_CLIENT_SECRET"],
-        audience=env.get("UPSTREAM_AUDIENCE", resource),
-        audience_param=env.get("UPSTREAM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
+        issuer=env["MCP_OAUTH_SHIM_UPSTREAM_ISSUER"],
+        client_id=env["MCP_OAUTH_SHIM_CLIENT_ID"],
+        client_secret=env["MCP_OAUTH_SHIM_CLIENT_SECRET"],
+        audience=env.get("MCP_OAUTH_SHIM_AUDIENCE", resource),
+        audience_param=env.get("MCP_OAUTH_SHIM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
         default_scopes=("openid", "profile", "notes:read"),
         extra_scopes=("offline_access",),
     )
-    keys = [k.strip() for k in env.get("SHIM_SECRET_KEYS", "").split(",") if k.strip()] or [secrets.token_urlsafe(32)]
+    keys = [k.strip() for k in env.get("MCP_OAUTH_SHIM_SECRET_KEYS", "").split(",") if k.strip()]
+    keys = keys or [secrets.token_urlsafe(32)]
     return OAuthShim(
         public_url=public_url,
         resource=resource,
@@ -81,6 +84,6 @@ def shim_from_env(public_url: str) -> OAuthShim:
 
 
 if __name__ == "__main__":
-    public_url = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_url = os.environ.get("MCP_OAUTH_SHIM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     app = build_app(shim_from_env(public_url))
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("MCP_OAUTH_SHIM_PORT", "8000")))

@@ -63,4 +63,4 @@ if __name__ == "__main__":
     token = os.environ.get("API_TOKEN")
     if not token:
         raise SystemExit("Set API_TOKEN: the bearer token your routes accept.")
-    uvicorn.run(build_app(token), host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
+    uvicorn.run(build_app(token), host="127.0.0.1", port=int(os.environ.get("MCP_OAUTH_SHIM_PORT", "8000")))

@@ -10,7 +10,7 @@ See docs/custom-metadata.md for when this is (and is not) what you want.
                                                   # token_endpoint; jwks_uri to verify tokens
     python examples/custom_metadata.py
 
-Optional: PUBLIC_URL (default http://127.0.0.1:8000), PORT. Listens on 127.0.0.1 only.
+Optional: MCP_OAUTH_SHIM_PUBLIC_URL (default http://127.0.0.1:8000), MCP_OAUTH_SHIM_PORT. Listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def metadata_from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def shim_from_env(env: Mapping[str, str]) -> OAuthShim:
-    public_url = env.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_url = env.get("MCP_OAUTH_SHIM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     try:
         # No upstream= and no secret_keys=: nothing is proxied and nothing is signed in this mode.
         return OAuthShim(public_url=public_url, custom_metadata=metadata_from_env(env))
@@ -85,7 +85,7 @@ def build_app(shim: OAuthShim) -> Starlette:
 
 def main() -> None:
     shim = shim_from_env(os.environ)
-    port = int(os.environ.get("PORT") or urlsplit(shim.public_url).port or 8000)
+    port = int(os.environ.get("MCP_OAUTH_SHIM_PORT") or urlsplit(shim.public_url).port or 8000)
     print(f"MCP endpoint: {shim.resource}   (authorization server: {shim.issuer})")
     uvicorn.run(build_app(shim), host="127.0.0.1", port=port, log_config=uvicorn_log_config())
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import logging
+import logging.config
 import secrets
 import socket
 import sys
@@ -254,6 +256,54 @@ def _first_leaf(error: BaseException) -> BaseException:
     return error
 
 
+# -- logs: every line says which server wrote it ----------------------------------------------
+
+SERVER = contextvars.ContextVar("demo_server", default="demo")
+
+
+class ServerLabel(logging.Filter):
+    """Adds ``server`` (``idp`` or ``mcp``) to every record: each server runs in its own task
+    (:func:`serve_labelled`), and the tasks serving its requests inherit that task's context."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.server = SERVER.get()
+        return True
+
+
+async def serve_labelled(server: uvicorn.Server, sock: socket.socket, label: str) -> None:
+    SERVER.set(label)
+    await server.serve(sockets=[sock])
+
+
+def log_config(*, verbose: bool) -> dict[str, Any]:
+    """One handler for both servers, labelled, query strings (codes, state) redacted.
+
+    The shim's own lines (consent approved, code relayed: one or two per login) always show;
+    the servers' access logs with ``--verbose``.
+    """
+    level = "INFO" if verbose else "WARNING"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"label": {"()": ServerLabel}, "redact": {"()": RedactQueryStrings}},
+        "formatters": {"labelled": {"format": "[%(server)s] %(levelname)s: %(message)s"}},
+        "handlers": {
+            "labelled": {
+                "class": "logging.StreamHandler",
+                "formatter": "labelled",
+                "filters": ["label", "redact"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["labelled"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": ["labelled"], "level": level, "propagate": False},
+            "mcp_oauth_shim": {"handlers": ["labelled"], "level": "INFO", "propagate": False},
+            "mcp_bridge": {"handlers": ["labelled"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
 # -- wiring --------------------------------------------------------------------------------------
 
 
@@ -268,6 +318,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"Cannot listen: {error.strerror}. Is a demo already running? Use --port / --idp-port.",
               file=sys.stderr)
         return 2
+    logs = log_config(verbose=args.verbose)
+    logging.config.dictConfig(logs)
     public_url = f"http://127.0.0.1:{shim_sock.getsockname()[1]}"
     issuer = f"http://127.0.0.1:{idp_sock.getsockname()[1]}"
     resource = f"{public_url}/mcp"
@@ -296,15 +348,16 @@ async def run(args: argparse.Namespace) -> int:
     app = build_demo_api(shim)
 
     log_level = "info" if args.verbose else "warning"
-    logging.getLogger("uvicorn.access").addFilter(RedactQueryStrings())
     servers = [
-        (uvicorn.Server(uvicorn.Config(idp.app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=5)), idp_sock),
-        (uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5)), shim_sock),
+        (uvicorn.Server(uvicorn.Config(idp.app, log_config=logs, log_level=log_level, lifespan="off",
+                                       timeout_graceful_shutdown=5)), idp_sock, "idp"),
+        (uvicorn.Server(uvicorn.Config(app, log_config=logs, log_level=log_level, timeout_graceful_shutdown=5)),
+         shim_sock, "mcp"),
     ]
-    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    tasks = [asyncio.create_task(serve_labelled(server, sock, label)) for server, sock, label in servers]
     try:
         deadline = time.monotonic() + 15
-        while not all(server.started for server, _ in servers):
+        while not all(server.started for server, _, _ in servers):
             if time.monotonic() > deadline or any(t.done() for t in tasks):
                 print("FAIL: the servers did not start", file=sys.stderr)
                 return 1
@@ -328,7 +381,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"SELF-CHECK PASS: {summary}")
         return 0
     finally:
-        for server, _ in servers:
+        for server, _, _ in servers:
             server.should_exit = True
         await asyncio.wait(tasks, timeout=10)
 

@@ -3,14 +3,23 @@
     # was: from fastapi_mcp import FastApiMCP, AuthConfig
     from mcp_bridge.compat import FastApiMCP, AuthConfig
 
-Run it against your Auth0 tenant (or any OIDC provider):
+Run it against your Auth0 tenant (or any OIDC provider), with the variables in a ``.env`` file
+in the current directory, as FastAPI-MCP's example has them, or exported (those win):
 
-    export AUTH0_DOMAIN=your-tenant.eu.auth0.com
-    export AUTH0_AUDIENCE=https://items.example/api      # the API identifier at Auth0
-    export AUTH0_CLIENT_ID=...  AUTH0_CLIENT_SECRET=...  # a "Regular Web Application" client
-    export MCP_OAUTH_SHIM_PUBLIC_URL=http://127.0.0.1:8000
-    export MCP_OAUTH_SHIM_SECRET_KEYS=$(python -c "import secrets; print(secrets.token_urlsafe(48))")
+    AUTH0_DOMAIN=your-tenant.eu.auth0.com
+    AUTH0_AUDIENCE=https://items.example/api           # the API identifier at Auth0
+    AUTH0_CLIENT_ID=...                                # a "Regular Web Application" client
+    AUTH0_CLIENT_SECRET=...
+    MCP_OAUTH_SHIM_PUBLIC_URL=http://127.0.0.1:8000
+    MCP_OAUTH_SHIM_SECRET_KEYS=...                     # python -c "import secrets; print(secrets.token_urlsafe(48))"
+
     python examples/fastapi_mcp_migration.py
+
+The ``AUTH0_*`` names are FastAPI-MCP's own, so an existing ``.env`` keeps working; the two
+``MCP_OAUTH_SHIM_*`` ones are those of ``mcp-oauth-shim serve``. It listens on 127.0.0.1, on
+``MCP_OAUTH_SHIM_PORT``, else the public URL's port, else 8000. ``.env`` is read with
+python-dotenv (what FastAPI-MCP's pydantic-settings reads it with, so migrating users have it);
+without it, export the variables.
 
 What changes for you (docs/migrating-from-fastapi-mcp.md has every difference):
 - register ONE callback URL at Auth0: MCP_OAUTH_SHIM_PUBLIC_URL + /oauth/callback
@@ -19,12 +28,13 @@ What changes for you (docs/migrating-from-fastapi-mcp.md has every difference):
   `npx mcp-remote http://127.0.0.1:8000/mcp`, Claude, VS Code, Cursor, the SDKs;
 - the two variables above: where clients reach this server (FastAPI-MCP read it from the
   Host header) and the key that signs registrations and logins (stable across restarts).
-Listens on 127.0.0.1 only.
 """
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -91,6 +101,28 @@ def build_app(
     return app
 
 
+def read_dotenv(path: str = ".env") -> bool:
+    """Load ``path`` into the environment if it exists; variables already set win. True if read.
+
+    python-dotenv parses it (quotes, ``export``, comments as FastAPI-MCP users' files have them);
+    it is optional: without it a present file is reported, not misread by a home-made parser.
+    """
+    if not os.path.isfile(path):
+        return False
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        print(f"{path} not read: `pip install python-dotenv`, or export its variables.", file=sys.stderr)
+        return False
+    return bool(load_dotenv(path, override=False))
+
+
+def listen_port(env: Mapping[str, str]) -> int:
+    """MCP_OAUTH_SHIM_PORT, else the public URL's port, else 8000: the URL clients are given."""
+    public = urlsplit(env.get("MCP_OAUTH_SHIM_PUBLIC_URL", ""))
+    return int(env.get("MCP_OAUTH_SHIM_PORT") or public.port or 8000)
+
+
 def app_from_env() -> FastAPI:
     env = os.environ
     needed = ("AUTH0_DOMAIN", "AUTH0_AUDIENCE", "AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "MCP_OAUTH_SHIM_PUBLIC_URL")
@@ -114,5 +146,6 @@ if __name__ == "__main__":
 
     from mcp_oauth_shim.logs import uvicorn_log_config
 
+    read_dotenv()
     # The access log is redacted: authorization codes and states travel in query strings.
-    uvicorn.run(app_from_env(), host="127.0.0.1", port=8000, log_config=uvicorn_log_config())
+    uvicorn.run(app_from_env(), host="127.0.0.1", port=listen_port(os.environ), log_config=uvicorn_log_config())

@@ -1,16 +1,18 @@
 """The shim inside a FastAPI app: ``app.include_router(shim.router)`` plus a route that needs a token.
 
     pip install -e ".[fastapi]"
-    export UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/    # exactly as the IdP spells it
-    export UPSTREAM_CLIENT_ID=...  UPSTREAM_CLIENT_SECRET=...   # a confidential client at the IdP
-    export SHIM_SECRET_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')
+    export MCP_OAUTH_SHIM_UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/  # exactly as the IdP spells it
+    export MCP_OAUTH_SHIM_CLIENT_ID=...                 # a confidential client at the IdP
+    export MCP_OAUTH_SHIM_CLIENT_SECRET=...
+    export MCP_OAUTH_SHIM_SECRET_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')
     python examples/fastapi_router.py
 
 Register ``http://127.0.0.1:8000/oauth/callback`` at the IdP. ``GET /api/me`` then answers 401
 with a ``WWW-Authenticate`` challenge that tells an OAuth client where to log in, and the
-caller's identity once it sends ``Authorization: Bearer <access token>``. Optional variables:
-UPSTREAM_AUDIENCE (default: PUBLIC_URL + "/mcp"), UPSTREAM_AUDIENCE_PARAM (resource | audience |
-none), PUBLIC_URL (default http://127.0.0.1:8000), PORT. Listens on 127.0.0.1 only.
+caller's identity once it sends ``Authorization: Bearer <access token>``. Optional variables
+(named as for ``mcp-oauth-shim serve``): MCP_OAUTH_SHIM_AUDIENCE (default: the public URL +
+"/mcp"), MCP_OAUTH_SHIM_AUDIENCE_PARAM (resource | audience | none), MCP_OAUTH_SHIM_PUBLIC_URL
+(default http://127.0.0.1:8000), MCP_OAUTH_SHIM_PORT. Listens on 127.0.0.1 only.
 
 To serve FastAPI routes as MCP tools behind this login, see docs/bridge.md.
 """
@@ -32,7 +34,13 @@ from mcp_oauth_shim.logs import uvicorn_log_config
 from mcp_oauth_shim.rfc6750 import bearer_challenge
 from mcp_oauth_shim.verify import InsufficientScope, InvalidToken
 
-REQUIRED = ("UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET", "SHIM_SECRET_KEYS")
+# The variables of `mcp-oauth-shim serve`, so one environment configures either.
+REQUIRED = (
+    "MCP_OAUTH_SHIM_UPSTREAM_ISSUER",
+    "MCP_OAUTH_SHIM_CLIENT_ID",
+    "MCP_OAUTH_SHIM_CLIENT_SECRET",
+    "MCP_OAUTH_SHIM_SECRET_KEYS",
+)
 
 
 def shim_from_env(env: Mapping[str, str]) -> OAuthShim:
@@ -43,16 +51,16 @@ def shim_from_env(env: Mapping[str, str]) -> OAuthShim:
             f"fastapi_router.py: set {', '.join(missing)} (see the top of examples/fastapi_router.py). "
             "A key: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
-    public_url = env.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_url = env.get("MCP_OAUTH_SHIM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     try:
         upstream = Upstream.oidc(
-            issuer=env["UPSTREAM_ISSUER"],
-            client_id=env["UPSTREAM_CLIENT_ID"],
-            client_secret=env["UPSTREAM_CLIENT_SECRET"],
-            audience=env.get("UPSTREAM_AUDIENCE") or public_url + "/mcp",
-            audience_param=env.get("UPSTREAM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
+            issuer=env["MCP_OAUTH_SHIM_UPSTREAM_ISSUER"],
+            client_id=env["MCP_OAUTH_SHIM_CLIENT_ID"],
+            client_secret=env["MCP_OAUTH_SHIM_CLIENT_SECRET"],
+            audience=env.get("MCP_OAUTH_SHIM_AUDIENCE") or public_url + "/mcp",
+            audience_param=env.get("MCP_OAUTH_SHIM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
         )
-        keys = [key.strip() for key in env["SHIM_SECRET_KEYS"].split(",") if key.strip()]  # newest first
+        keys = [key.strip() for key in env["MCP_OAUTH_SHIM_SECRET_KEYS"].split(",") if key.strip()]  # newest first
         return OAuthShim(public_url=public_url, upstream=upstream, secret_keys=keys)
     except ConfigurationError as exc:
         raise SystemExit(f"fastapi_router.py: {exc}") from None
@@ -110,7 +118,7 @@ def build_app(shim: OAuthShim) -> FastAPI:
 
 def main() -> None:
     shim = shim_from_env(os.environ)
-    port = int(os.environ.get("PORT") or urlsplit(shim.public_url).port or 8000)
+    port = int(os.environ.get("MCP_OAUTH_SHIM_PORT") or urlsplit(shim.public_url).port or 8000)
     print(f"Protected route: {shim.public_url}/api/me")
     print(f"Register this callback URL at the IdP: {shim.public_url}/oauth/callback")
     uvicorn.run(build_app(shim), host="127.0.0.1", port=port, log_config=uvicorn_log_config())

@@ -2,10 +2,11 @@
 
 Run it against any OpenID Connect provider (Auth0, Keycloak, Okta, Entra ID, ...):
 
-    export UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/     # exactly as the IdP spells it
-    export UPSTREAM_CLIENT_ID=...  UPSTREAM_CLIENT_SECRET=...    # a confidential "regular web app"
-    export UPSTREAM_AUDIENCE_PARAM=audience                      # Auth0; RFC 8707 IdPs: resource
-    export SHIM_SECRET_KEYS=$(python -c "import secrets; print(secrets.token_urlsafe(32))")
+    export MCP_OAUTH_SHIM_UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/  # exactly as the IdP spells it
+    export MCP_OAUTH_SHIM_CLIENT_ID=...                 # a confidential "regular web app" client
+    export MCP_OAUTH_SHIM_CLIENT_SECRET=...
+    export MCP_OAUTH_SHIM_AUDIENCE_PARAM=audience       # Auth0; RFC 8707 IdPs: resource
+    export MCP_OAUTH_SHIM_SECRET_KEYS=$(python -c "import secrets; print(secrets.token_urlsafe(48))")
     python examples/mcp_server.py
 
 and register ``http://127.0.0.1:8000/oauth/callback`` as the ONLY callback URL of that client
@@ -18,19 +19,19 @@ finally swaps the code for the IdP's access token at the shim. The shim adds the
 secret on the way; the client never sees it. Every call to /mcp then carries that access token,
 and ``shim.protect`` checks it (signature, issuer, audience, expiry) before the SDK sees it.
 
-Environment variables (only the first three are required):
+Environment variables, named as for ``mcp-oauth-shim serve`` (only the first three are required):
 
-    UPSTREAM_ISSUER          the IdP's issuer URL (its discovery document lives under it)
-    UPSTREAM_CLIENT_ID       the confidential client registered at the IdP for this server
-    UPSTREAM_CLIENT_SECRET   its secret (stays on the server)
-    UPSTREAM_AUDIENCE        what the IdP puts in the tokens' ``aud``; default: the MCP URL
-    UPSTREAM_AUDIENCE_PARAM  how to ask for it: resource (RFC 8707) | audience (Auth0) | none
-    UPSTREAM_SCOPES          scopes asked for when a client asks for none; default "openid profile"
-    UPSTREAM_EXTRA_SCOPES    always added; default "offline_access" (gives refresh tokens)
-    UPSTREAM_AUTH_METHOD     client_secret_post (default) | client_secret_basic
-    PUBLIC_URL               where clients reach this server; default http://127.0.0.1:8000
-    HOST, PORT               where to listen; default 127.0.0.1 and the port of PUBLIC_URL
-    SHIM_SECRET_KEYS         comma-separated signing keys, newest first (rotate by prepending)
+    MCP_OAUTH_SHIM_UPSTREAM_ISSUER     the IdP's issuer URL (its discovery document lives under it)
+    MCP_OAUTH_SHIM_CLIENT_ID           the confidential client registered at the IdP for this server
+    MCP_OAUTH_SHIM_CLIENT_SECRET       its secret (stays on the server)
+    MCP_OAUTH_SHIM_AUDIENCE            what the IdP puts in the tokens' ``aud``; default: the MCP URL
+    MCP_OAUTH_SHIM_AUDIENCE_PARAM      how to ask for it: resource (RFC 8707) | audience (Auth0) | none
+    MCP_OAUTH_SHIM_SCOPES              asked for when a client asks for none; default "openid profile"
+    MCP_OAUTH_SHIM_EXTRA_SCOPES        always added; default "offline_access" (gives refresh tokens)
+    MCP_OAUTH_SHIM_TOKEN_AUTH_METHOD   client_secret_post (default) | client_secret_basic
+    MCP_OAUTH_SHIM_PUBLIC_URL          where clients reach this server; default http://127.0.0.1:8000
+    MCP_OAUTH_SHIM_HOST, _PORT         where to listen; default 127.0.0.1 and the public URL's port
+    MCP_OAUTH_SHIM_SECRET_KEYS         comma-separated signing keys, newest first (rotate by prepending)
 """
 
 from __future__ import annotations
@@ -114,25 +115,28 @@ def build_app(shim: OAuthShim, mcp: MCPServer, public_url: str) -> Starlette:
 def shim_from_env(public_url: str) -> OAuthShim:
     """The shim configured from the environment variables listed at the top of this file."""
     env = os.environ
-    missing = [name for name in ("UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET") if not env.get(name)]
+    required = ("MCP_OAUTH_SHIM_UPSTREAM_ISSUER", "MCP_OAUTH_SHIM_CLIENT_ID", "MCP_OAUTH_SHIM_CLIENT_SECRET")
+    missing = [name for name in required if not env.get(name)]
     if missing:
         sys.exit(f"Set {', '.join(missing)} (see the top of examples/mcp_server.py). "
                  "No IdP at hand? Run `python examples/demo.py` instead.")
     resource = public_url + "/mcp"
     upstream = Upstream.oidc(
-        issuer=env["UPSTREAM_ISSUER"],
-        client_id=env["UPSTREAM_CLIENT_ID"],
-        client_secret=env["UPSTREAM_CLIENT_SECRET"],
-        audience=env.get("UPSTREAM_AUDIENCE", resource),
-        audience_param=env.get("UPSTREAM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
-        default_scopes=tuple(env.get("UPSTREAM_SCOPES", "openid profile").split()),
-        extra_scopes=tuple(env.get("UPSTREAM_EXTRA_SCOPES", "offline_access").split()),
-        token_auth_method=env.get("UPSTREAM_AUTH_METHOD", "client_secret_post"),  # type: ignore[arg-type]
+        issuer=env["MCP_OAUTH_SHIM_UPSTREAM_ISSUER"],
+        client_id=env["MCP_OAUTH_SHIM_CLIENT_ID"],
+        client_secret=env["MCP_OAUTH_SHIM_CLIENT_SECRET"],
+        audience=env.get("MCP_OAUTH_SHIM_AUDIENCE", resource),
+        audience_param=env.get("MCP_OAUTH_SHIM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
+        default_scopes=tuple(env.get("MCP_OAUTH_SHIM_SCOPES", "openid profile").split()),
+        extra_scopes=tuple(env.get("MCP_OAUTH_SHIM_EXTRA_SCOPES", "offline_access").split()),
+        token_auth_method=env.get("MCP_OAUTH_SHIM_TOKEN_AUTH_METHOD", "client_secret_post"),  # type: ignore[arg-type]
     )
-    keys = [k.strip() for k in env.get("SHIM_SECRET_KEYS", "").split(",") if k.strip()]
+    keys = [k.strip() for k in env.get("MCP_OAUTH_SHIM_SECRET_KEYS", "").split(",") if k.strip()]
     if not keys:
         # Fine for a first try; with a fixed key, logins survive restarts and replicas agree.
-        logger.warning("SHIM_SECRET_KEYS is not set: using a random key, clients must log in again after a restart.")
+        logger.warning(
+            "MCP_OAUTH_SHIM_SECRET_KEYS is not set: using a random key, clients must log in again after a restart."
+        )
         keys = [secrets.token_urlsafe(32)]
     return OAuthShim(public_url=public_url, resource=resource, upstream=upstream, secret_keys=keys)
 
@@ -140,10 +144,10 @@ def shim_from_env(public_url: str) -> OAuthShim:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").addFilter(RedactQueryStrings())
-    public_url = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_url = os.environ.get("MCP_OAUTH_SHIM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     app = build_app(shim_from_env(public_url), create_mcp_server(), public_url)
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT") or urlsplit(public_url).port or 8000)
+    host = os.environ.get("MCP_OAUTH_SHIM_HOST", "127.0.0.1")
+    port = int(os.environ.get("MCP_OAUTH_SHIM_PORT") or urlsplit(public_url).port or 8000)
     print(f"MCP endpoint: {public_url}/mcp   (register {public_url}/oauth/callback at your IdP)")
     uvicorn.run(app, host=host, port=port)
 

@@ -1,17 +1,18 @@
 """The shim in front of an MCP server (the `mcp` SDK's MCPServer), in one Starlette app.
 
-    export UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/    # exactly as the IdP spells it
-    export UPSTREAM_CLIENT_ID=...  UPSTREAM_CLIENT_SECRET=...   # a confidential client at the IdP
-    export SHIM_SECRET_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')
+    export MCP_OAUTH_SHIM_UPSTREAM_ISSUER=https://your-tenant.eu.auth0.com/  # exactly as the IdP spells it
+    export MCP_OAUTH_SHIM_CLIENT_ID=...                 # a confidential client at the IdP
+    export MCP_OAUTH_SHIM_CLIENT_SECRET=...
+    export MCP_OAUTH_SHIM_SECRET_KEYS=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')
     python examples/starlette_app.py
 
 Register ``http://127.0.0.1:8000/oauth/callback`` as the only callback URL of that client at
 the IdP, then point an MCP client at ``http://127.0.0.1:8000/mcp``. Optional variables:
 
-    UPSTREAM_AUDIENCE        the ``aud`` the IdP puts in tokens for this API (default: the MCP URL)
-    UPSTREAM_AUDIENCE_PARAM  how to ask the IdP for it: resource (default) | audience | none
-    PUBLIC_URL               where clients reach this server (default http://127.0.0.1:8000)
-    PORT                     the local port (default: the port of PUBLIC_URL, else 8000)
+    MCP_OAUTH_SHIM_AUDIENCE         the ``aud`` the IdP puts in tokens for this API (default: the MCP URL)
+    MCP_OAUTH_SHIM_AUDIENCE_PARAM   how to ask the IdP for it: resource (default) | audience | none
+    MCP_OAUTH_SHIM_PUBLIC_URL       where clients reach this server (default http://127.0.0.1:8000)
+    MCP_OAUTH_SHIM_PORT             the local port (default: the port of the public URL, else 8000)
 
 The server listens on 127.0.0.1 only. See docs/configuration.md for every option.
 """
@@ -33,7 +34,13 @@ from starlette.routing import Mount
 from mcp_oauth_shim import ConfigurationError, OAuthShim, Upstream
 from mcp_oauth_shim.logs import uvicorn_log_config
 
-REQUIRED = ("UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET", "SHIM_SECRET_KEYS")
+# The variables of `mcp-oauth-shim serve`, so one environment configures either.
+REQUIRED = (
+    "MCP_OAUTH_SHIM_UPSTREAM_ISSUER",
+    "MCP_OAUTH_SHIM_CLIENT_ID",
+    "MCP_OAUTH_SHIM_CLIENT_SECRET",
+    "MCP_OAUTH_SHIM_SECRET_KEYS",
+)
 
 
 def shim_from_env(env: Mapping[str, str]) -> OAuthShim:
@@ -44,19 +51,19 @@ def shim_from_env(env: Mapping[str, str]) -> OAuthShim:
             f"starlette_app.py: set {', '.join(missing)} (see the top of examples/starlette_app.py). "
             "A key: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
-    public_url = env.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_url = env.get("MCP_OAUTH_SHIM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
     resource = public_url + "/mcp"
     try:
         upstream = Upstream.oidc(
-            issuer=env["UPSTREAM_ISSUER"],
-            client_id=env["UPSTREAM_CLIENT_ID"],
-            client_secret=env["UPSTREAM_CLIENT_SECRET"],
-            audience=env.get("UPSTREAM_AUDIENCE") or resource,
-            audience_param=env.get("UPSTREAM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
+            issuer=env["MCP_OAUTH_SHIM_UPSTREAM_ISSUER"],
+            client_id=env["MCP_OAUTH_SHIM_CLIENT_ID"],
+            client_secret=env["MCP_OAUTH_SHIM_CLIENT_SECRET"],
+            audience=env.get("MCP_OAUTH_SHIM_AUDIENCE") or resource,
+            audience_param=env.get("MCP_OAUTH_SHIM_AUDIENCE_PARAM", "resource"),  # type: ignore[arg-type]
             default_scopes=("openid", "profile"),
             extra_scopes=("offline_access",),  # refresh tokens, where the IdP allows them
         )
-        keys = [key.strip() for key in env["SHIM_SECRET_KEYS"].split(",") if key.strip()]  # newest first
+        keys = [key.strip() for key in env["MCP_OAUTH_SHIM_SECRET_KEYS"].split(",") if key.strip()]  # newest first
         return OAuthShim(public_url=public_url, resource=resource, upstream=upstream, secret_keys=keys)
     except ConfigurationError as exc:  # the message says what to change
         raise SystemExit(f"starlette_app.py: {exc}") from None
@@ -103,7 +110,7 @@ def build_app(shim: OAuthShim, mcp: MCPServer) -> Starlette:
 
 def main() -> None:
     shim = shim_from_env(os.environ)
-    port = int(os.environ.get("PORT") or urlsplit(shim.public_url).port or 8000)
+    port = int(os.environ.get("MCP_OAUTH_SHIM_PORT") or urlsplit(shim.public_url).port or 8000)
     print(f"MCP endpoint: {shim.resource}")
     print(f"Register this callback URL at the IdP: {shim.public_url}/oauth/callback")
     # Query strings (authorization codes, signed state) are redacted from the access log.

@@ -33,7 +33,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.params import Depends
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from starlette.routing import BaseRoute, Route
@@ -296,7 +296,7 @@ class FastApiMCP:
             describe_all_responses=describe_all_responses,
             describe_full_response_schema=describe_full_response_schema,
             forward_headers=tuple(headers),
-            dependencies=tuple(self._auth_config.dependencies or ()) if self._auth_config else (),
+            dependencies=_with_token_check_first(self._auth, self._auth_config),
             http_client=_api_client(http_client),
         )
 
@@ -471,6 +471,49 @@ class FastApiMCP:
             metadata_path=config.metadata_path,
             verify=True,
         )
+
+
+def _with_token_check_first(auth: _DeferredShim | None, config: AuthConfig | None) -> tuple[Depends, ...]:
+    """The user's dependencies, after the shim's own token check when the shim verifies tokens.
+
+    The endpoint's dependencies run before the bridge checks the token, so a bad token was
+    refused by the user's dependency, with whatever challenge it sends (often a bare
+    ``Bearer``). Checked first by the shim, it gets RFC 6750 §3's: ``error="invalid_token"``,
+    ``scope`` and ``resource_metadata``; the user's dependencies then see only good tokens.
+    """
+    if config is None or not config.dependencies:
+        return ()
+    if auth is None or not auth.verify:
+        return tuple(config.dependencies)
+    return (Depends(_shim_token_check(auth)), *config.dependencies)
+
+
+def _shim_token_check(auth: _DeferredShim) -> Callable[..., Any]:
+    from mcp_oauth_shim.rfc6750 import bearer_challenge
+    from mcp_oauth_shim.upstream import UpstreamError
+    from mcp_oauth_shim.verify import InsufficientScope, InvalidToken
+
+    def refuse(status: int, error: str | None, description: str, scopes: Sequence[str]) -> HTTPException:
+        challenge = bearer_challenge(
+            resource_metadata=auth.shim.resource_metadata_url, scope=scopes, error=error, error_description=description
+        )
+        return HTTPException(status_code=status, detail=description, headers={"WWW-Authenticate": challenge})
+
+    async def shim_checks_the_token(request: Request) -> None:
+        verifier = auth.shim.verifier  # the shim exists once the endpoint is mounted
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise refuse(401, None, "An OAuth access token is required.", verifier.challenge_scopes)
+        try:
+            await verifier.authenticate(token.strip())
+        except InvalidToken as exc:
+            raise refuse(401, "invalid_token", exc.description, verifier.challenge_scopes) from None
+        except InsufficientScope as exc:
+            raise refuse(403, "insufficient_scope", exc.description, exc.required) from None
+        except UpstreamError as exc:
+            raise HTTPException(status_code=exc.status_code, detail=exc.description) from None
+
+    return shim_checks_the_token
 
 
 def _proxy_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:

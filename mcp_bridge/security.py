@@ -10,12 +10,22 @@ to the SDK. Kept here rather than imported so that serving `tools/list` never lo
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+logger = logging.getLogger("mcp_bridge")
+
 # Bounds the memo of refusals: Host/Origin values come from clients.
 _MAX_MEMO = 256
+
+# RFC 9110 §15.5.20 421 Misdirected Request. The Host itself is not echoed: the log has it.
+FOREIGN_HOST_BODY = (
+    b"421 Misdirected Request: this MCP endpoint does not answer to the Host name in the request "
+    b"(DNS rebinding protection). If clients reach the server under that name, its operator "
+    b"adds it to allowed_hosts=[...] of mount_http() / mount_sse(); the server log names the host."
+)
 
 
 def _allowed(value: str, patterns: Sequence[str]) -> bool:
@@ -43,6 +53,13 @@ class HostOriginPolicy:
         status: int | None = None
         if not host or not _allowed(host, self.allowed_hosts):
             status = 421
+            # Once per value (the memo): a refused Host must be visible to the operator.
+            logger.warning(
+                "refused a request for Host %r with 421: not in allowed_hosts %s. If clients reach "
+                "this server under that name, pass allowed_hosts=[...] to mount_http() / mount_sse().",
+                (host or "")[:200],
+                list(self.allowed_hosts),
+            )
         elif origin and not _allowed(origin, self.allowed_origins):
             status = 403
         if len(self._memo) >= _MAX_MEMO:

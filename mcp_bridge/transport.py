@@ -45,7 +45,7 @@ from mcp_bridge.handshake import (
     negotiate,
 )
 from mcp_bridge.registry import ToolRegistry
-from mcp_bridge.security import HostOriginPolicy, accepts
+from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
 from mcp_bridge.sessions import SessionTable, adopt, requestor
 from mcp_oauth_shim import jsonsafe
 
@@ -227,6 +227,9 @@ class MCPEndpoint:
             manager = await self._ensure_manager()
         except _NotRunning:
             await _plain(send, 503, b"MCP endpoint not running: serve the app with its lifespan enabled")
+            return
+        if self.policy.refusal(headers.host, headers.origin) == 421:
+            await _plain(send, 421, FOREIGN_HOST_BODY)  # the SDK's own answer names no setting
             return
         await manager.handle_request(scope, receive, send)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -27,8 +28,13 @@ if TYPE_CHECKING:
     from .doctor import DoctorInput
     from .shim import OAuthShim
 
+logger = logging.getLogger("mcp_oauth_shim")
+
 ENV_PREFIX = "MCP_OAUTH_SHIM_"
 REDACTED = "<redacted>"
+# uvicorn's STARTUP_FAILURE and gunicorn's WORKER_BOOT_ERROR: a worker exiting with it stops
+# the whole server rather than being restarted.
+APP_BOOT_FAILURE = 3
 
 
 class UsageError(Exception):
@@ -41,7 +47,7 @@ class Option:
 
     name: str  # dest; the variable is ENV_PREFIX + name.upper()
     help: str
-    kind: str = "str"  # str | list | words | int | bool
+    kind: str = "str"  # str | url | list | words | int | port | bool
     default: Any = None
     secret: bool = False
     choices: tuple[str, ...] | None = None
@@ -57,10 +63,11 @@ class Option:
 
 
 UPSTREAM_OPTIONS = (
-    Option("upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", metavar="URL"),
+    Option("upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", kind="url", metavar="URL"),
     Option(
         "upstream_metadata_url",
         "the IdP's discovery document URL (default: issuer + /.well-known/openid-configuration)",
+        kind="url",
         metavar="URL",
     ),
     Option("client_id", "the client registered at the IdP for the shim"),
@@ -88,8 +95,8 @@ UPSTREAM_OPTIONS = (
 )
 
 SERVE_OPTIONS = (
-    Option("public_url", "where clients reach the shim (default: http://HOST:PORT on loopback)", metavar="URL"),
-    Option("resource", "the protected MCP endpoint URL (default: PUBLIC_URL/mcp)", metavar="URL"),
+    Option("public_url", "where clients reach the shim (default: http://HOST:PORT on loopback)", kind="url", metavar="URL"),
+    Option("resource", "the protected MCP endpoint URL (default: PUBLIC_URL/mcp)", kind="url", metavar="URL"),
     *UPSTREAM_OPTIONS,
     Option(
         "secret_keys",
@@ -112,7 +119,12 @@ SERVE_OPTIONS = (
         kind="bool",
         default=True,
     ),
-    Option("mcp_upstream", "reverse-proxy the resource path to this MCP server URL, behind the shim's login", metavar="URL"),
+    Option(
+        "mcp_upstream",
+        "reverse-proxy the resource path to this MCP server URL, behind the shim's login",
+        kind="url",
+        metavar="URL",
+    ),
     Option(
         "forward_authorization",
         "with --mcp-upstream: pass the user's access token on to the MCP server",
@@ -120,14 +132,14 @@ SERVE_OPTIONS = (
         default=False,
     ),
     Option("host", "interface to listen on", default="127.0.0.1"),
-    Option("port", "port to listen on", kind="int", default=8000),
+    Option("port", "port to listen on (1-65535)", kind="port", default=8000),
     Option("log_level", "uvicorn log level", default="info", choices=("critical", "error", "warning", "info", "debug")),
 )
 
 DOCTOR_OPTIONS = (
-    Option("issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)", metavar="URL"),
+    Option("issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)", kind="url", metavar="URL"),
     *(o for o in UPSTREAM_OPTIONS if o.name != "upstream_issuer"),
-    Option("public_url", "the shim's public URL, to check its callback PUBLIC_URL/oauth/callback", metavar="URL"),
+    Option("public_url", "the shim's public URL, to check its callback PUBLIC_URL/oauth/callback", kind="url", metavar="URL"),
 )
 # doctor reads the same variables as serve, so `doctor` checks what `serve` would use.
 _ENV_ALIASES = {"issuer": ENV_PREFIX + "UPSTREAM_ISSUER"}
@@ -160,25 +172,40 @@ class Settings:
         return lines
 
 
-def _parse_value(option: Option, raw: str) -> Any:
+def _parse_value(option: Option, raw: str, env: str | None = None) -> Any:
+    """``raw`` read as ``option`` says; a malformed value is a :class:`UsageError` naming both
+    the flag and the variable, so a wrong setting reads the same from either."""
+    names = f"{option.flag} / {env or option.env}"
     if option.kind == "list":
         return tuple(item.strip() for item in raw.split(",") if item.strip())
     if option.kind == "words":
         return tuple(word for word in raw.replace(",", " ").split() if word)
-    if option.kind == "int":
+    if option.kind in ("int", "port"):
         try:
-            return int(raw)
+            number = int(raw)
         except ValueError:
-            raise UsageError(f"{option.flag} / {option.env} must be a number, got {raw!r}.") from None
+            raise UsageError(f"{names} must be a number, got {raw!r}.") from None
+        if option.kind == "port" and not 1 <= number <= 65535:
+            raise UsageError(f"{names} must be a port number from 1 to 65535, got {raw!r}.")
+        return number
+    if option.kind == "url":
+        try:
+            parts = urlsplit(raw)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a bad port or an unclosed IPv6 bracket
+            usable = False
+        if not usable:
+            raise UsageError(f"{names} must be an absolute http:// or https:// URL, got {raw!r}.")
+        return raw
     if option.kind == "bool":
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise UsageError(f"{option.env} must be true or false, got {raw!r}.")
+        raise UsageError(f"{names} must be true or false, got {raw!r}.")
     if option.choices and raw not in option.choices:
-        raise UsageError(f"{option.flag} / {option.env} must be one of {', '.join(option.choices)}, got {raw!r}.")
+        raise UsageError(f"{names} must be one of {', '.join(option.choices)}, got {raw!r}.")
     return raw
 
 
@@ -215,10 +242,10 @@ def resolve(options: Sequence[Option], args: argparse.Namespace, environ: Mappin
         env = _ENV_ALIASES.get(option.name, option.env)
         flag_value = getattr(args, option.name, None)
         if flag_value is not None:
-            values[option.name] = flag_value if option.kind == "bool" else _parse_value(option, flag_value)
+            values[option.name] = flag_value if option.kind == "bool" else _parse_value(option, flag_value, env)
             sources[option.name] = "flag"
         elif environ.get(env, "") != "":
-            values[option.name] = _parse_value(option, environ[env])
+            values[option.name] = _parse_value(option, environ[env], env)
             sources[option.name] = f"env {env}"
         else:
             values[option.name] = option.default
@@ -229,13 +256,20 @@ def resolve(options: Sequence[Option], args: argparse.Namespace, environ: Mappin
 # -- serve ----------------------------------------------------------------------------------
 
 
-def serve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+def serve_settings(args: argparse.Namespace, environ: Mapping[str, str], *, factory: bool = False) -> Settings:
+    """The ``serve`` settings, checked. ``factory``: for :func:`create_app`, which cannot see the
+    host and port the server listens on, so the public URL must be given."""
     settings = resolve(SERVE_OPTIONS, args, environ)
     v = settings.values
     if not v["public_url"]:
+        if factory:
+            raise UsageError(
+                f"{ENV_PREFIX}PUBLIC_URL is required with the app factory: it cannot see the address the server "
+                f"listens on (e.g. {ENV_PREFIX}PUBLIC_URL=http://127.0.0.1:8000 for uvicorn --port 8000)."
+            )
         if not is_loopback_host(v["host"]):
             raise UsageError(f"--public-url / {ENV_PREFIX}PUBLIC_URL is required when listening on {v['host']}.")
-        v["public_url"] = f"http://{v['host']}:{v['port']}"
+        v["public_url"] = f"http://{_url_host(v['host'])}:{v['port']}"
         settings.sources["public_url"] = "derived from host and port"
     missing = [o for o in ("client_id", "client_secret", "secret_keys") if not v[o]]
     if not (v["upstream_issuer"] or v["upstream_metadata_url"]):
@@ -244,6 +278,26 @@ def serve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Sett
         names = ", ".join(f"--{m.replace('_', '-')} / {ENV_PREFIX}{m.upper()}" for m in missing)
         raise UsageError(f"missing: {names}. See `mcp-oauth-shim serve --help`.")
     return settings
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def listener_mismatch(settings: Settings) -> str | None:
+    """A warning when the public URL names this machine's loopback on another port than the one
+    ``serve`` listens on: clients would be sent to an address nobody answers."""
+    v = settings.values
+    public = urlsplit(v["public_url"])
+    if not (public.hostname and is_loopback_host(public.hostname) and is_loopback_host(v["host"])):
+        return None
+    port = public.port or (443 if public.scheme == "https" else 80)
+    if port == v["port"]:
+        return None
+    return (
+        f"warning: --public-url {v['public_url']} names port {port} but the shim listens on {v['port']}; "
+        "clients are sent to the public URL (fine behind a local proxy, otherwise fix --port or --public-url)"
+    )
 
 
 def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> OAuthShim:
@@ -277,38 +331,61 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
 
 
 def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClient | None = None) -> ASGIApp:
-    """The shim's own app, or with ``--mcp-upstream`` the shim plus the guarded proxy."""
-    upstream_url = settings.values["mcp_upstream"]
-    if not upstream_url:
-        return shim.app
+    """The shim's own routes, or with ``--mcp-upstream`` the shim plus the guarded proxy.
+
+    At start-up the app reads the IdP's discovery document once: an IdP that is down or
+    misconfigured is logged as a warning then, not first met by a user; start-up goes on.
+    """
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from .mcp_proxy import MCPReverseProxy
+    upstream_url = settings.values["mcp_upstream"]
+    proxy = None
+    routes = list(shim.routes)
+    if upstream_url:
+        from .mcp_proxy import MCPReverseProxy
 
-    public, resource = urlsplit(shim.public_url), urlsplit(shim.resource)
-    if (public.scheme, public.netloc) != (resource.scheme, resource.netloc):
-        raise UsageError("--mcp-upstream needs the resource on the same origin as the public URL.")
-    path = resource.path.rstrip("/") or "/"
-    proxy = MCPReverseProxy(
-        upstream_url,
-        mount_path=path,
-        forward_authorization=settings.values["forward_authorization"],
-        http=mcp_http,
-    )
-    guarded = shim.protect(proxy)
+        public, resource = urlsplit(shim.public_url), urlsplit(shim.resource)
+        if (public.scheme, public.netloc) != (resource.scheme, resource.netloc):
+            raise UsageError("--mcp-upstream needs the resource on the same origin as the public URL.")
+        path = resource.path.rstrip("/") or "/"
+        proxy = MCPReverseProxy(
+            upstream_url,
+            mount_path=path,
+            forward_authorization=settings.values["forward_authorization"],
+            http=mcp_http,
+        )
+        guarded = shim.protect(proxy)
+        # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.
+        routes += [Route(path, guarded), Route(path.rstrip("/") + "/{rest:path}", guarded)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: object):  # type: ignore[no-untyped-def]
         async with shim.lifespan(app):
+            await warn_if_idp_unavailable(shim)
             try:
                 yield
             finally:
-                await proxy.aclose()
+                if proxy is not None:
+                    await proxy.aclose()
 
-    # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.
-    routes = [*shim.routes, Route(path, guarded), Route(path.rstrip("/") + "/{rest:path}", guarded)]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def warn_if_idp_unavailable(shim: OAuthShim) -> bool:
+    """Read the IdP's metadata once; log a warning (and go on) when that fails. True if it worked."""
+    from .upstream import UpstreamError
+
+    try:
+        await shim.upstream_client.metadata()
+    except UpstreamError as exc:
+        logger.warning(
+            "The identity provider is not usable at start-up: %s Starting anyway; "
+            "sign-ins fail until it answers (check it with `mcp-oauth-shim doctor`).",
+            exc.description,
+        )
+        return False
+    return True
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
@@ -326,6 +403,9 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     print(f"  MCP clients connect to: {shim.resource}", file=out)
     if not settings.values["mcp_upstream"]:
         print("  (no --mcp-upstream: serving the OAuth endpoints only)", file=out)
+    mismatch = listener_mismatch(settings)
+    if mismatch:
+        print(f"  {mismatch}", file=out)
     if settings.sources.get("client_secret") == "flag":
         print(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET", file=out)
     out.flush()
@@ -349,13 +429,22 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
 def create_app() -> ASGIApp:
     """The ``serve`` app configured from ``MCP_OAUTH_SHIM_*`` variables alone, for your own server.
 
-    ``uvicorn --factory mcp_oauth_shim.cli:create_app --workers 4`` (or gunicorn with uvicorn
-    workers): the shim is stateless, so every worker, like every replica, serves every user as
-    long as they share ``MCP_OAUTH_SHIM_SECRET_KEYS``. The shim keeps query strings (the
-    callback's code and state) out of uvicorn's access log whatever its ``--log-config``.
+    ``MCP_OAUTH_SHIM_PUBLIC_URL=https://mcp.example.com uvicorn --factory
+    mcp_oauth_shim.cli:create_app --workers 4`` (or gunicorn with uvicorn workers): the shim is
+    stateless, so every worker, like every replica, serves every user as long as they share
+    ``MCP_OAUTH_SHIM_SECRET_KEYS``. The public URL is required here: the factory cannot see the
+    ``--host``/``--port`` given to the server, and a guessed one would send clients elsewhere.
+    The shim keeps query strings (the callback's code and state) out of uvicorn's access log
+    whatever its ``--log-config``. A wrong setting ends the process with one line, as with
+    ``serve``, and status 3: uvicorn's and gunicorn's "the app failed to boot", on which their
+    supervisors stop instead of restarting the worker forever.
     """
-    settings = serve_settings(parser().parse_args(["serve"]), os.environ)
-    return build_app(settings, build_shim(settings))
+    try:
+        settings = serve_settings(parser().parse_args(["serve"]), os.environ, factory=True)
+        return build_app(settings, build_shim(settings))
+    except (UsageError, ConfigurationError) as exc:
+        print(f"mcp-oauth-shim create_app: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(APP_BOOT_FAILURE) from None
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -400,6 +489,9 @@ def parser() -> argparse.ArgumentParser:
         prog="mcp-oauth-shim",
         description="An OAuth 2.1 authorization server for MCP clients in front of an existing identity provider.",
     )
+    from . import __version__
+
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser(
         "serve",

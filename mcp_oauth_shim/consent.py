@@ -26,6 +26,7 @@ from .errors import (
     AccessDeniedError,
     InvalidRequestError,
     html_error,
+    oauth_error,
     redirect_error,
 )
 from .forms import append_query
@@ -142,10 +143,9 @@ class ConsentHandler:
             upstream = await ctx.upstream_client.metadata()
         except UpstreamError as err:
             logger.warning("cannot start upstream login: %s", err.description)
-            return html_error(
-                InvalidRequestError(description="The identity provider is unavailable; try again shortly."),
-                status_code=err.status_code,
-            )
+            # The IdP's fault, not the request's: its own error code (temporarily_unavailable or
+            # server_error) and status (502/504), never invalid_request.
+            return html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
         flow = random_token(6)
         binding = random_token()
         state = ctx.sealer.seal(

@@ -81,6 +81,11 @@ class _Doctor:
         self.findings.append(Finding(level, check, message))
 
     async def run(self) -> list[Finding]:
+        for name, url in (("issuer", self.given.issuer), ("metadata URL", self.given.metadata_url)):
+            if url is not None and not _is_absolute_http_url(url):
+                # Discovery URLs built from a scheme-less value would only confuse the report.
+                self.add("FAIL", "discovery", f"the {name} must be an absolute http:// or https:// URL, got {url!r}.")
+                return self.findings
         doc = await self.discover()
         if doc is None:
             return self.findings
@@ -365,7 +370,16 @@ class _Doctor:
             self.add("WARN", "authorization request", f"could not reach {endpoint} ({type(exc).__name__}).")
             return
         location = response.headers.get("location", "")
-        if response.is_redirect and location.startswith(self.callback_url()):
+        if response.is_redirect and location.startswith(self.callback_url()) and _answers_with_code(location):
+            # RFC 6749 §4.1.2: no login page, straight back with a code (auto-approve, an SSO
+            # session): the request was accepted. The code is left unused and never printed.
+            self.add(
+                "OK",
+                "authorization request",
+                f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
+                "(it answered at once with a code: auto-approve or an existing session).",
+            )
+        elif response.is_redirect and location.startswith(self.callback_url()):
             query = parse_qs(urlsplit(location).query)
             error = (query.get("error") or ["?"])[0]
             detail = (query.get("error_description") or [""])[0]
@@ -434,3 +448,17 @@ class _Doctor:
 def _secure(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+
+
+def _answers_with_code(location: str) -> bool:
+    """A redirect carrying an authorization code and no error (RFC 6749 §4.1.2 / §4.1.2.1)."""
+    query = parse_qs(urlsplit(location).query)
+    return "code" in query and "error" not in query
+
+
+def _is_absolute_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False

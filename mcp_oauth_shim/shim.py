@@ -33,7 +33,7 @@ from .rfc9728 import (
 )
 from .sealing import Sealer
 from .token import TokenHandler
-from .upstream import UpstreamClient
+from .upstream import UpstreamClient, default_http_client
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -102,6 +102,11 @@ class OAuthShim:
             issuer = issuer or self.custom_metadata.get("issuer")
         if upstream is None:
             raise ConfigurationError("OAuthShim needs upstream=Upstream.oidc(...) (or custom_metadata=...).")
+        if isinstance(secret_keys, (str, bytes)):
+            raise ConfigurationError(
+                "secret_keys must be a list of keys, newest first: secret_keys=[key], not secret_keys=key."
+            )
+        _refuse_placeholders(upstream, secret_keys or ())
         if self.custom_metadata is None and not secret_keys:
             raise ConfigurationError(
                 "OAuthShim needs secret_keys=[...]: generate one with "
@@ -236,12 +241,38 @@ class OAuthShim:
             await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the connections to the IdP. The shim stays usable: a later request or lifespan
+        (a second ``TestClient``, an app restarted in the same process) opens new ones."""
         await self.upstream_client.aclose()
+        if self._http_client is None:
+            # A fresh httpx client holds no connection until its first request.
+            self.upstream_client.http = default_http_client(self.upstream.timeout)
         if self._documents is not None and hasattr(self._documents, "aclose"):
             await self._documents.aclose()
 
     def __repr__(self) -> str:
         return f"OAuthShim(issuer={self.issuer!r}, resource={self.resource!r}, upstream={self.upstream.name!r})"
+
+
+def _is_placeholder(value: str) -> bool:
+    """A documentation placeholder pasted as is: ``...``, ``…``, ``<your key here>``."""
+    text = value.strip()
+    return bool(text) and (set(text) <= {".", "\u2026"} or (text.startswith("<") and text.endswith(">")))
+
+
+def _refuse_placeholders(upstream: Upstream, secret_keys: Sequence[str | bytes]) -> None:
+    """Refuse the README's snippet pasted unchanged, which would otherwise build a shim that
+    starts, signs with a published key and fails only at the IdP."""
+    fields = {"client_id": upstream.client_id, "client_secret": upstream.client_secret}
+    for name, value in fields.items():
+        if isinstance(value, str) and _is_placeholder(value):
+            raise ConfigurationError(f"{name}={value!r} is a placeholder: use the value from your identity provider.")
+    for key in secret_keys:
+        if isinstance(key, str) and _is_placeholder(key):
+            raise ConfigurationError(
+                f"secret_keys contains the placeholder {key!r}: generate a key with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` and keep it secret."
+            )
 
 
 def _check_public_url(url: str) -> str:

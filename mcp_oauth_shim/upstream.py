@@ -111,7 +111,12 @@ class UpstreamClient:
                 jwks_uri=up.jwks_uri,
             )
         else:
-            doc = await self.get_json(up.metadata_url)
+            try:
+                doc = await self.get_json(up.metadata_url)
+            except UpstreamError as exc:
+                # Name the document: "could not be reached" alone does not say what was asked.
+                where = "" if up.metadata_url in exc.description else f" (reading {up.metadata_url})"
+                raise UpstreamError(exc.status_code, exc.error, exc.description.rstrip(".") + where + ".") from None
             meta = self._from_document(doc)
         self._metadata, self._metadata_at = meta, time.monotonic()
         return meta

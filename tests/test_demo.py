@@ -112,3 +112,52 @@ def test_headless_browser_refuses_pages_it_cannot_approve(page: str) -> None:
     demo = load_demo()
     with pytest.raises(demo.SelfCheckError):
         demo._submission(page, "http://127.0.0.1:8000/")
+
+
+# -- what the demo tells its user -----------------------------------------------------------------
+
+
+def test_each_login_is_shown_without_verbose() -> None:
+    run = subprocess.run([sys.executable, str(DEMO), "--self-check"], capture_output=True, text=True, timeout=150)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[mcp] INFO: consent approved; redirecting to the identity provider" in run.stderr
+    assert "[mcp] INFO: relaying the authorization code to the client" in run.stderr
+    assert '"GET /oauth/callback' not in run.stderr  # access logs only with --verbose
+
+
+def test_verbose_logs_say_which_server_wrote_them() -> None:
+    run = subprocess.run([sys.executable, str(DEMO), "--self-check", "--verbose"],
+                         capture_output=True, text=True, timeout=150)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert lines and all(re.match(r"^\[(idp|mcp|demo)\] ", line) for line in lines), run.stderr
+    assert re.search(r'^\[idp\] INFO: .*"GET /authorize\?\[redacted\] HTTP/1\.1" 302', run.stderr, re.MULTILINE)
+    assert re.search(r'^\[mcp\] INFO: .*"GET /oauth/callback\?\[redacted\] HTTP/1\.1" 302', run.stderr, re.MULTILINE)
+
+
+def test_the_demo_imports_only_declared_dependencies() -> None:
+    """`pip install -e ".[fastapi]"` must be enough: every third-party import is declared."""
+    import ast
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    root = DEMO.parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower().replace("_", "-")
+                for req in [*project["dependencies"], *project["optional-dependencies"]["fastapi"]]}
+    local = {"demo_api", "mcp_oauth_shim", "mcp_bridge"}
+    distributions = packages_distributions()
+    for path in (DEMO, root / "examples" / "demo_api.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in local:
+                    continue
+                owners = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                assert owners & declared, f"{path.name} imports {top} ({owners}), not declared in pyproject.toml"

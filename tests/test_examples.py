@@ -33,11 +33,11 @@ RESOURCE = PUBLIC_URL + "/mcp"
 PRM_URL = PUBLIC_URL + "/.well-known/oauth-protected-resource/mcp"
 ISSUER = "https://idp.example.test/"
 ENV = {
-    "UPSTREAM_ISSUER": ISSUER,
-    "UPSTREAM_CLIENT_ID": "upstream-client",
-    "UPSTREAM_CLIENT_SECRET": "upstream-secret-never-shown",
-    "SHIM_SECRET_KEYS": "a-signing-key-for-the-example-tests-0123456789",
-    "PUBLIC_URL": PUBLIC_URL,
+    "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": ISSUER,
+    "MCP_OAUTH_SHIM_CLIENT_ID": "upstream-client",
+    "MCP_OAUTH_SHIM_CLIENT_SECRET": "upstream-secret-never-shown",
+    "MCP_OAUTH_SHIM_SECRET_KEYS": "a-signing-key-for-the-example-tests-0123456789",
+    "MCP_OAUTH_SHIM_PUBLIC_URL": PUBLIC_URL,
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -86,10 +86,10 @@ class Issuer:
     def shim(self) -> OAuthShim:
         """What the examples' shim_from_env builds, but reaching this IdP in-process."""
         upstream = Upstream.oidc(
-            issuer=ISSUER, client_id=ENV["UPSTREAM_CLIENT_ID"], client_secret=ENV["UPSTREAM_CLIENT_SECRET"],
+            issuer=ISSUER, client_id=ENV["MCP_OAUTH_SHIM_CLIENT_ID"], client_secret=ENV["MCP_OAUTH_SHIM_CLIENT_SECRET"],
             audience=RESOURCE, default_scopes=("openid", "profile"),
         )
-        return OAuthShim(public_url=PUBLIC_URL, upstream=upstream, secret_keys=[ENV["SHIM_SECRET_KEYS"]],
+        return OAuthShim(public_url=PUBLIC_URL, upstream=upstream, secret_keys=[ENV["MCP_OAUTH_SHIM_SECRET_KEYS"]],
                          http_client=self.http())
 
 
@@ -127,7 +127,10 @@ def whoami_over_mcp(client: TestClient, token: str) -> str:
 
 
 @pytest.mark.parametrize("example", ["starlette_app", "fastapi_router"])
-@pytest.mark.parametrize("missing", ["UPSTREAM_ISSUER", "UPSTREAM_CLIENT_ID", "UPSTREAM_CLIENT_SECRET", "SHIM_SECRET_KEYS"])
+@pytest.mark.parametrize(
+    "missing",
+    ["MCP_OAUTH_SHIM_UPSTREAM_ISSUER", "MCP_OAUTH_SHIM_CLIENT_ID", "MCP_OAUTH_SHIM_CLIENT_SECRET", "MCP_OAUTH_SHIM_SECRET_KEYS"],
+)
 def test_a_missing_variable_is_named_in_the_exit_message(example: str, missing: str) -> None:
     env = {k: v for k, v in ENV.items() if k != missing}
     with pytest.raises(SystemExit) as exit_:
@@ -139,10 +142,10 @@ def test_a_missing_variable_is_named_in_the_exit_message(example: str, missing: 
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        ({"UPSTREAM_AUDIENCE_PARAM": "aud"}, "audience_param"),
-        ({"SHIM_SECRET_KEYS": "short"}, "32 bytes"),
-        ({"UPSTREAM_ISSUER": "http://idp.example.com"}, "https"),
-        ({"PUBLIC_URL": "http://api.example.com"}, "https"),
+        ({"MCP_OAUTH_SHIM_AUDIENCE_PARAM": "aud"}, "audience_param"),
+        ({"MCP_OAUTH_SHIM_SECRET_KEYS": "short"}, "32 bytes"),
+        ({"MCP_OAUTH_SHIM_UPSTREAM_ISSUER": "http://idp.example.com"}, "https"),
+        ({"MCP_OAUTH_SHIM_PUBLIC_URL": "http://api.example.com"}, "https"),
     ],
 )
 def test_a_bad_setting_exits_with_the_shims_explanation(example: str, change: dict[str, str], complaint: str) -> None:
@@ -153,8 +156,8 @@ def test_a_bad_setting_exits_with_the_shims_explanation(example: str, change: di
 
 def test_the_upstream_secret_is_not_in_any_exit_message() -> None:
     with pytest.raises(SystemExit) as exit_:
-        load("starlette_app").shim_from_env({**ENV, "SHIM_SECRET_KEYS": "short"})
-    assert ENV["UPSTREAM_CLIENT_SECRET"] not in str(exit_.value.code)
+        load("starlette_app").shim_from_env({**ENV, "MCP_OAUTH_SHIM_SECRET_KEYS": "short"})
+    assert ENV["MCP_OAUTH_SHIM_CLIENT_SECRET"] not in str(exit_.value.code)
 
 
 # -- starlette_app.py: shim.routes + an MCPServer behind shim.protect ------------------------
@@ -168,7 +171,7 @@ def test_starlette_app_from_env_serves_resource_metadata_and_registration() -> N
     assert prm["authorization_servers"] == [PUBLIC_URL]
     registered = client.post("/oauth/register", json={"redirect_uris": ["http://127.0.0.1:33418/callback"]})
     assert registered.status_code == 201
-    assert ENV["UPSTREAM_CLIENT_SECRET"] not in registered.text
+    assert ENV["MCP_OAUTH_SHIM_CLIENT_SECRET"] not in registered.text
 
 
 def test_starlette_app_answers_an_anonymous_mcp_call_with_a_challenge() -> None:
@@ -287,7 +290,7 @@ def metadata_file(tmp_path: Path, issuer: Issuer) -> Path:
 def test_custom_metadata_exits_clearly_without_its_file(tmp_path: Path) -> None:
     example = load("custom_metadata")
     with pytest.raises(SystemExit) as unset:
-        example.shim_from_env({"PUBLIC_URL": PUBLIC_URL})
+        example.shim_from_env({"MCP_OAUTH_SHIM_PUBLIC_URL": PUBLIC_URL})
     assert "OAUTH_METADATA_FILE" in str(unset.value.code)
     with pytest.raises(SystemExit) as absent:
         example.shim_from_env({"OAUTH_METADATA_FILE": str(tmp_path / "nope.json")})
@@ -324,3 +327,70 @@ def test_custom_metadata_accepts_tokens_of_that_authorization_server(issuer: Iss
     shim = OAuthShim(public_url=PUBLIC_URL, custom_metadata=issuer.metadata, http_client=issuer.http())
     with TestClient(example.build_app(shim), base_url=PUBLIC_URL) as client:
         assert whoami_over_mcp(client, issuer.token(subject="carol")) == "carol"
+
+
+# -- fastapi_mcp_migration.py: FastAPI-MCP's Auth0 example, its .env and its port ------------------
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("AUTH0_DOMAIN", "AUTH0_AUDIENCE"):
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)  # recorded, so whatever .env sets is undone after the test
+    return tmp_path
+
+
+def test_the_auth0_example_reads_dotenv_and_exported_variables_win(
+    in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    (in_tmp_dir / ".env").write_text('AUTH0_DOMAIN="tenant.eu.auth0.com"\nAUTH0_AUDIENCE=https://from-the-file\n')
+    monkeypatch.setenv("AUTH0_AUDIENCE", "https://exported")
+    assert load("fastapi_mcp_migration").read_dotenv() is True
+    assert os.environ["AUTH0_DOMAIN"] == "tenant.eu.auth0.com"
+    assert os.environ["AUTH0_AUDIENCE"] == "https://exported"
+
+
+def test_the_auth0_example_without_dotenv_file_reads_nothing(in_tmp_dir: Path) -> None:
+    assert load("fastapi_mcp_migration").read_dotenv() is False
+
+
+def test_the_auth0_example_says_so_when_it_cannot_read_dotenv(
+    in_tmp_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    (in_tmp_dir / ".env").write_text("AUTH0_DOMAIN=tenant.eu.auth0.com\n")
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # python-dotenv not installed
+    assert load("fastapi_mcp_migration").read_dotenv() is False
+    assert "pip install python-dotenv" in capsys.readouterr().err
+    assert "AUTH0_DOMAIN" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("env", "port"),
+    [
+        ({"MCP_OAUTH_SHIM_PUBLIC_URL": "http://127.0.0.1:8825"}, 8825),
+        ({"MCP_OAUTH_SHIM_PUBLIC_URL": "http://127.0.0.1:8825", "MCP_OAUTH_SHIM_PORT": "9000"}, 9000),
+        ({"MCP_OAUTH_SHIM_PUBLIC_URL": "https://api.example.com"}, 8000),
+        ({}, 8000),
+    ],
+)
+def test_the_auth0_example_listens_where_its_public_url_says(env: dict[str, str], port: int) -> None:
+    assert load("fastapi_mcp_migration").listen_port(env) == port
+
+
+def test_the_examples_name_their_variables_as_the_command_line_does() -> None:
+    """One environment configures `mcp-oauth-shim serve` and every example alike."""
+    import re
+
+    from mcp_oauth_shim.cli import SERVE_OPTIONS
+
+    known = {option.env for option in SERVE_OPTIONS}
+    for path in sorted(EXAMPLES.glob("*.py")):
+        text = path.read_text()
+        assert not re.search(r"(?<![A-Z_])(UPSTREAM_[A-Z_]+|SHIM_SECRET_KEYS)\b", text), path.name
+        unknown = set(re.findall(r"MCP_OAUTH_SHIM_[A-Z_]+", text)) - known
+        assert not unknown, f"{path.name}: {sorted(unknown)} is not a variable of mcp-oauth-shim serve"

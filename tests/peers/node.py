@@ -14,7 +14,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 PEERS_DIR = Path(__file__).resolve().parent
@@ -52,13 +54,20 @@ def ensure_installed() -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        raise PeerInstallError("npm is not on PATH; install Node.js (any version with npm) first")
+        raise PeerInstallError(
+            'npm is not on PATH; install Node.js (any version with npm) first, or run python -m pytest -m "not integration"'
+        )
     lock_name = "mcp-oauth-shim-peers-" + hashlib.sha256(str(PEERS_DIR).encode()).hexdigest()[:16] + ".lock"
     with open(Path(tempfile.gettempdir()) / lock_name, "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         if _is_current(digest):
             return
         command = [npm, "ci" if (PEERS_DIR / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
+        announce(
+            f"mcp-oauth-shim tests: installing the pinned npm test peers into {NODE_MODULES} "
+            f"(about 340 MB, once per lock file; `python -m pytest -m \"not integration\"` runs without them) ..."
+        )
+        started = time.monotonic()
         try:
             done = subprocess.run(
                 command,
@@ -73,6 +82,15 @@ def ensure_installed() -> None:
         if done.returncode != 0:
             raise PeerInstallError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
         _STAMP.write_text(digest + "\n")
+        announce(f"mcp-oauth-shim tests: npm test peers installed in {time.monotonic() - started:.0f} s.")
+
+
+def announce(line: str) -> None:
+    """One progress line on the terminal, past pytest's output capture (which would hold it
+    back until the end without ``-s``): a long silent install looks like a hang."""
+    stream = sys.__stderr__
+    if stream is not None:
+        print(line, file=stream, flush=True)
 
 
 def node_binary() -> Path:

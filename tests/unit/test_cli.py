@@ -826,13 +826,17 @@ def test_create_app_builds_the_serve_app_from_the_environment(monkeypatch: pytes
     assert "s3cret-value" not in client.post("/oauth/register", json={"redirect_uris": ["http://127.0.0.1/cb"]}).text
 
 
-def test_create_app_without_configuration_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mcp_oauth_shim.cli import UsageError, create_app
+def test_create_app_without_configuration_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mcp_oauth_shim.cli import APP_BOOT_FAILURE, create_app
 
     for name in list(os.environ):
         if name.startswith("MCP_OAUTH_SHIM_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MCP_OAUTH_SHIM_PUBLIC_URL", "https://mcp.example.com")
-    with pytest.raises(UsageError) as exc:
+    with pytest.raises(SystemExit) as exc:
         create_app()
-    assert "MCP_OAUTH_SHIM_CLIENT_ID" in str(exc.value)
+    assert exc.value.code == APP_BOOT_FAILURE
+    err = capsys.readouterr().err
+    assert "MCP_OAUTH_SHIM_CLIENT_ID" in err and len(err.strip().splitlines()) == 1
