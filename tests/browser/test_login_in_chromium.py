@@ -150,18 +150,21 @@ def test_keyboard_user_tabs_to_allow_sees_the_focus_and_presses_enter(
     assert not client.finish().is_error
 
 
-@pytest.mark.parametrize("client_name", ["Claude", LONG_CLIENT_NAME], ids=["short-name", "long-unbroken-name"])
+@pytest.mark.parametrize(
+    ("slug", "client_name"), [("short-name", "Claude"), ("long-name", LONG_CLIENT_NAME)], ids=["short-name", "long-name"]
+)
 def test_consent_page_fits_a_360_px_wide_screen(
     open_page: Callable[..., Page],
     shim_server: ShimServer,
     receiver: RedirectReceiver,
     screenshots: Path,
+    slug: str,
     client_name: str,
 ) -> None:
     page = open_page(width=PHONE_WIDTH, height=780)
     client = McpClientRun(shim_server.mcp_url, receiver, client_name=client_name).start()
     open_consent_page(page, client, shim_server)
-    keep_screenshot(page, screenshots, f"consent-{PHONE_WIDTH}px-{len(client_name)}")
+    keep_screenshot(page, screenshots, f"consent-{PHONE_WIDTH}px-{slug}")
 
     assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE_WIDTH
     assert page.get_by_role("button", name="Allow").is_visible()
