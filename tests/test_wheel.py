@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tomllib
 import zipfile
 from dataclasses import dataclass
 from email.message import Message
@@ -23,11 +22,13 @@ from pathlib import Path
 
 import pytest
 
+import mcp_oauth_shim
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-VERSION = PYPROJECT["project"]["version"]
+# The one place the version is written; the build reads it from there (pyproject.toml).
+VERSION = mcp_oauth_shim.__version__
 COMMAND_TIMEOUT_S = 300
 
 
