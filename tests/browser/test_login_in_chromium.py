@@ -264,3 +264,20 @@ def test_consent_page_text_has_enough_contrast(page: Page, shim_server: ShimServ
             if contrast(t["fg"], t["bg"]) < MIN_TEXT_CONTRAST]
     assert not weak, weak
 
+
+
+def test_idp_sign_in_form_refuses_a_wrong_password_and_stays_put(
+    page: Page, shim_server: ShimServer, receiver: RedirectReceiver
+) -> None:
+    client = McpClientRun(shim_server.mcp_url, receiver).start()
+    open_consent_page(page, client, shim_server)
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(f"{shim_server.idp.issuer}/interaction/**")
+
+    page.get_by_label("Username").fill(LOGIN_USERNAME)
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+
+    assert page.get_by_role("alert").inner_text() == "Wrong username or password."
+    assert page.url.startswith(f"{shim_server.idp.issuer}/interaction/")
+    assert receiver.response is None
