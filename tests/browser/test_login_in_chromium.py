@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from mcp.types import TextContent
+from mcp.types import CallToolResult, TextContent
 from playwright.sync_api import Page
 
 from tests.peers.idp import LOGIN_USERNAME, IdP
@@ -65,8 +65,9 @@ def sign_in_at_the_idp(page: Page, idp: IdP, receiver: RedirectReceiver) -> None
     arrived.wait_for()
 
 
-def caller_of(result: object, idp: IdP) -> dict:
-    content = result.content[0]  # type: ignore[attr-defined]
+def caller_of(result: CallToolResult) -> dict:
+    """What the `whoami` tool says about the caller's access token."""
+    content = result.content[0]
     assert isinstance(content, TextContent), result
     return json.loads(content.text)
 
@@ -77,9 +78,12 @@ def authorization_server_issuer(shim: ShimServer) -> str:
 
 def errors_in(exc: BaseException) -> list[BaseException]:
     """`exc` and every exception grouped in it or chained to it."""
-    found, todo = [], [exc]
+    found: list[BaseException] = []
+    todo = [exc]
     while todo:
         current = todo.pop()
+        if any(current is seen for seen in found):
+            continue
         found.append(current)
         todo.extend(getattr(current, "exceptions", ()))
         todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
@@ -98,7 +102,7 @@ def test_user_allows_signs_in_at_the_idp_and_the_client_calls_a_tool(
 
     result = client.finish()
     assert not result.is_error, result
-    assert caller_of(result, shim_server.idp)["subject"] == shim_server.idp.subject
+    assert caller_of(result)["subject"] == shim_server.idp.subject
 
 
 def test_user_denies_and_the_client_receives_access_denied(
