@@ -10,12 +10,15 @@
 //     for offline_access without a consent prompt);
 //   - login and consent finished automatically for one fixed test account (no HTML, no
 //     devInteractions): a cookie-keeping HTTP client that follows redirects logs in;
+//     with --login-form, real HTML pages instead: a sign-in form (username and password of the
+//     one test account) and an approval form, for tests that drive a real browser;
 //   - RFC 9207 `iss` on the authorization response (oidc-provider's default) or, with
 //     --no-iss, stripped from the redirect and from discovery, as Auth0 does.
 //
 // Usage: node idp.mjs --port 0 --redirect-uri URI [--redirect-uri URI ...] --jwks-file FILE
 //        [--client-id ID] [--client-secret S | env IDP_CLIENT_SECRET] [--auth-method post|basic]
 //        [--resource URI ...] [--no-iss] [--subject SUB] [--access-token-ttl SECONDS]
+//        [--login-form [--password P | env IDP_USER_PASSWORD]]
 // Prints one line `IDP READY <issuer>` on stdout once it listens on 127.0.0.1.
 
 import * as crypto from 'node:crypto';
@@ -38,6 +41,8 @@ const { values: opts } = parseArgs({
     'no-iss': { type: 'boolean', default: false },
     subject: { type: 'string', default: 'test-user-1' },
     'access-token-ttl': { type: 'string', default: '600' },
+    'login-form': { type: 'boolean', default: false },
+    password: { type: 'string', default: process.env.IDP_USER_PASSWORD },
   },
   strict: true,
 });
@@ -50,6 +55,7 @@ function fail(message) {
 if (!opts['client-secret']) fail('a client secret is required (--client-secret or IDP_CLIENT_SECRET)');
 if (opts['redirect-uri'].length === 0) fail('at least one --redirect-uri is required');
 if (!opts['jwks-file']) fail('--jwks-file is required');
+if (opts['login-form'] && !opts.password) fail('--login-form needs a password (--password or IDP_USER_PASSWORD)');
 const authMethods = { post: 'client_secret_post', basic: 'client_secret_basic' };
 const tokenEndpointAuthMethod = authMethods[opts['auth-method']];
 if (!tokenEndpointAuthMethod) fail(`--auth-method must be one of ${Object.keys(authMethods)}`);
@@ -67,6 +73,8 @@ function loadOrCreateJwks(path) {
 
 const withIss = !opts['no-iss'];
 const subject = opts.subject;
+// --login-form: the one account's username (tests/peers/idp.py LOGIN_USERNAME).
+const loginUsername = 'tester';
 const redirectUris = opts['redirect-uri'];
 const allowedResources = new Set(opts.resource);
 const accessTokenTtl = Number.parseInt(opts['access-token-ttl'], 10);
@@ -205,35 +213,132 @@ if (!withIss) {
   });
 }
 
+// The test account grants whatever the client asked for that is still missing.
+async function consentGrant(details) {
+  const { prompt, params, session } = details;
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const missing = prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  return grant.save();
+}
+
 // Scripted login and consent: the test account signs in and approves whatever the client
 // asked for. Each prompt is one GET on the interaction URL, answered with a redirect back to
 // the authorization endpoint, so a browser that just follows redirects gets through.
-provider.use(async (ctx, next) => {
-  const match = /^\/interaction\/([^/]+)$/.exec(ctx.path);
-  if (!match || ctx.method !== 'GET') return next();
-  const details = await provider.interactionDetails(ctx.req, ctx.res);
-  const { prompt, params, session } = details;
-  let result;
-  if (prompt.name === 'login') {
-    result = { login: { accountId: subject } };
-  } else if (prompt.name === 'consent') {
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
-    const missing = prompt.details;
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
+function scriptedInteractions() {
+  provider.use(async (ctx, next) => {
+    const match = /^\/interaction\/([^/]+)$/.exec(ctx.path);
+    if (!match || ctx.method !== 'GET') return next();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const { prompt } = details;
+    let result;
+    if (prompt.name === 'login') {
+      result = { login: { accountId: subject } };
+    } else if (prompt.name === 'consent') {
+      result = { consent: { grantId: await consentGrant(details) } };
+    } else {
+      result = { error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` };
     }
-    result = { consent: { grantId: await grant.save() } };
-  } else {
-    result = { error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` };
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  });
+}
+
+// --login-form: the same account behind real HTML, as a user meets it at an IdP. GET on the
+// interaction URL shows the page for the current prompt: a sign-in form (username, password)
+// or an approval form; the POST checks the password (a wrong one shows the form again with
+// an error, status 401) and finishes the prompt with a 303 back to the authorization endpoint.
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title, body) {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem;color:#111}
+label{display:block;margin-top:1rem}input{display:block;width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}
+button{margin-top:1.25rem;padding:.6rem 1.2rem;font-size:1rem}.error{color:#a00000}
+</style></head><body><main><h1>${escapeHtml(title)}</h1>${body}</main></body></html>`;
+}
+
+function loginPage(uid, clientId, error) {
+  return page('Sign in to the test IdP', `
+<p>Application <code>${escapeHtml(clientId)}</code> asks you to sign in.</p>
+${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="/interaction/${escapeHtml(uid)}/login" autocomplete="off">
+<label for="username">Username</label><input id="username" name="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" required>
+<button type="submit">Sign in</button>
+</form>`);
+}
+
+function consentPage(uid, clientId, scopes) {
+  return page('Authorize the application', `
+<p>Application <code>${escapeHtml(clientId)}</code> asks for: ${escapeHtml(scopes.join(' ') || 'sign-in')}.</p>
+<form method="post" action="/interaction/${escapeHtml(uid)}/confirm">
+<button type="submit">Continue</button>
+</form>`);
+}
+
+async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 16 * 1024) throw new errors.InvalidRequest('form too large');
+    chunks.push(chunk);
   }
-  const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
-  ctx.status = 303;
-  ctx.redirect(returnTo);
-});
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function loginFormInteractions() {
+  provider.use(async (ctx, next) => {
+    const match = /^\/interaction\/([^/]+)(?:\/(login|confirm))?$/.exec(ctx.path);
+    if (!match) return next();
+    const [, uid, action] = match;
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== uid) throw new errors.InvalidRequest('interaction mismatch');
+    const { prompt, params } = details;
+    ctx.set('Cache-Control', 'no-store');
+    if (ctx.method === 'GET' && !action) {
+      ctx.type = 'html';
+      ctx.body = prompt.name === 'login'
+        ? loginPage(uid, params.client_id)
+        : consentPage(uid, params.client_id, String(params.scope ?? '').split(' ').filter(Boolean));
+      return;
+    }
+    if (ctx.method !== 'POST' || !action) return next();
+    let result;
+    if (action === 'login' && prompt.name === 'login') {
+      const form = await readForm(ctx.req);
+      if (form.get('username') !== loginUsername || form.get('password') !== opts.password) {
+        ctx.status = 401;
+        ctx.type = 'html';
+        ctx.body = loginPage(uid, params.client_id, 'Wrong username or password.');
+        return;
+      }
+      result = { login: { accountId: subject } };
+    } else if (action === 'confirm' && prompt.name === 'consent') {
+      result = { consent: { grantId: await consentGrant(details) } };
+    } else {
+      throw new errors.InvalidRequest(`no ${action} step for the ${prompt.name} prompt`);
+    }
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  });
+}
+
+if (opts['login-form']) loginFormInteractions();
+else scriptedInteractions();
 
 server.on('request', provider.callback());
 

@@ -14,6 +14,8 @@ from .procs import read_ready_line, stop, tail
 
 IDP_SCRIPT = node.PEERS_DIR / "idp.mjs"
 READY_PREFIX = "IDP READY "
+# The one account's username on the --login-form sign-in page (its password is per run).
+LOGIN_USERNAME = "tester"
 
 # The token endpoint client authentication methods the IdP's one client can be registered
 # with (RFC 6749 §2.3.1), keyed by the value the shim's `Upstream` takes.
@@ -49,6 +51,8 @@ class IdP:
     sends_iss: bool
     subject: str
     log: Path
+    # Set when the IdP shows real HTML sign-in and approval pages (`login_form=True`).
+    login_password: str | None = field(default=None, repr=False)
 
     @property
     def discovery_url(self) -> str:
@@ -70,15 +74,20 @@ def run_idp(
     client_id: str = "shim-upstream-client",
     subject: str = "test-user-1",
     access_token_ttl_s: int = 600,
+    login_form: bool = False,
     start_timeout_s: float = 30.0,
 ) -> Iterator[IdP]:
     """Run the IdP on a free loopback port for the duration of the block.
 
     `redirect_uris` are registered exactly (no wildcard, as at Auth0); `resources` are the
     APIs ("audiences") it knows, anything else is `invalid_target` (RFC 8707 §2).
+    `login_form=True` replaces the scripted login with HTML pages a real browser fills in:
+    username `LOGIN_USERNAME`, password `IdP.login_password`.
     """
     node.ensure_installed()
     client_secret = secrets.token_urlsafe(24)
+    secrets_env = {"IDP_CLIENT_SECRET": client_secret}
+    login_password = secrets.token_urlsafe(12) if login_form else None
     args = [
         str(node.node_binary()),
         str(IDP_SCRIPT),
@@ -101,13 +110,16 @@ def run_idp(
         args += ["--resource", resource]
     if not sends_iss:
         args.append("--no-iss")
+    if login_password is not None:
+        args.append("--login-form")
+        secrets_env["IDP_USER_PASSWORD"] = login_password
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as log_file:
         # The secret travels in the environment, not argv, so `ps` does not show it.
         process = subprocess.Popen(
             args,
             cwd=node.PEERS_DIR,
-            env=node.peer_env({"IDP_CLIENT_SECRET": client_secret}),
+            env=node.peer_env(secrets_env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log_file,
@@ -123,6 +135,7 @@ def run_idp(
             sends_iss=sends_iss,
             subject=subject,
             log=log,
+            login_password=login_password,
         )
     finally:
         stop(process)
