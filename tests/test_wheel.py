@@ -150,6 +150,11 @@ def test_installed_console_script_shows_its_commands(installed: InstalledWheel) 
     assert "serve" in done.stdout and "doctor" in done.stdout, done.stdout
 
 
+def test_installed_console_script_reports_the_version(installed: InstalledWheel) -> None:
+    done = run([installed.scripts / "mcp-oauth-shim", "--version"], cwd=installed.outside)
+    assert done.stdout.strip() == f"mcp-oauth-shim {VERSION}"
+
+
 def test_demo_self_check_passes_against_the_installed_wheel(installed: InstalledWheel) -> None:
     # The examples are copied out of the checkout: demo.py puts its own folder on sys.path,
     # and nothing else of the checkout may be importable.
