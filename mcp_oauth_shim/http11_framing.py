@@ -91,6 +91,9 @@ class ResponseReader:
 
     def feed(self, data: bytes) -> RawResponse | None:
         """The response once ``data`` completes it, else None; :class:`HTTPError` if refused."""
+        if not self._wire_bytes and data[:1] not in (b"H", b""):
+            # llhttp skips empty lines before a status line; an answer starts with its own.
+            raise HTTPError("not an HTTP/1.1 response")
         self._wire_bytes += len(data)
         try:
             self._parser.feed_data(data)
@@ -155,14 +158,15 @@ class ResponseReader:
                 length = value
             elif lower == b"transfer-encoding":
                 coding.append(value.strip().lower())
+        if coding and coding != [b"chunked"]:
+            raise HTTPError("unsupported Transfer-Encoding")
         if self._head_request or status in (204, 304):
             if self._head_request:  # llhttp would read a body: the response ends here
                 self._finish()
                 raise _Stop
             return
         if coding:
-            if coding != [b"chunked"]:
-                raise HTTPError("unsupported Transfer-Encoding")
+            pass  # chunked: llhttp reads the chunks
         elif length is not None:
             if int(length) > MAX_BODY_BYTES:  # digits only: llhttp checked
                 raise HTTPError("response body too large")
