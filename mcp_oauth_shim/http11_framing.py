@@ -59,12 +59,13 @@ class ResponseReader:
     __slots__ = (
         "_parser",
         "_head_request",
-        "_fields",
+        "_headers",
         "_field_count",
         "_body",
         "_body_size",
         "_wire_bytes",
         "_status",
+        "_version",
         "_in_header_section",
         "_interim",
         "_framing_by_eof",
@@ -75,12 +76,13 @@ class ResponseReader:
     def __init__(self, *, head_request: bool = False) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._head_request = head_request
-        self._fields: list[tuple[bytes, bytes]] = []
+        self._headers: dict[str, str] = {}
         self._field_count = 0
         self._body: list[bytes] = []
         self._body_size = 0
         self._wire_bytes = 0
         self._status = 0
+        self._version = ""
         self._in_header_section = True
         self._interim = False
         self._framing_by_eof = False
@@ -133,12 +135,15 @@ class ResponseReader:
         if self._field_count > MAX_HEADER_FIELDS:
             raise HTTPError("too many response header fields")
         if self._in_header_section:  # trailer fields are counted, never merged (RFC 9110 §6.5)
-            self._fields.append((name, value))
+            headers = self._headers
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1").strip()
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         status = parser.get_status_code()
-        if parser.get_http_version() not in ("1.1", "1.0"):
+        self._version = version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
             raise HTTPError("not an HTTP/1.1 response")
         if not 100 <= status <= 599:
             raise HTTPError(f"invalid status code {status}")
@@ -146,32 +151,24 @@ class ResponseReader:
             if status == 101:
                 raise HTTPError("the peer switched protocols")
             self._interim = True  # RFC 9110 §15.2: skipped, the final response follows
-            self._fields.clear()
+            self._headers = {}
             return
         self._status = status
         self._in_header_section = False
-        length: bytes | None = None
-        coding: list[bytes] = []
-        for name, value in self._fields:
-            lower = name.lower()
-            if lower == b"content-length":
-                length = value
-            elif lower == b"transfer-encoding":
-                coding.append(value.strip().lower())
-        if coding and coding != [b"chunked"]:
+        headers = self._headers
+        coding = headers.get("transfer-encoding")
+        if coding is not None and coding.lower() != "chunked":  # several fields: "a, chunked"
             raise HTTPError("unsupported Transfer-Encoding")
-        if self._head_request or status in (204, 304):
-            if self._head_request:  # llhttp would read a body: the response ends here
-                self._finish()
-                raise _Stop
-            return
-        if coding:
-            pass  # chunked: llhttp reads the chunks
-        elif length is not None:
-            if int(length) > MAX_BODY_BYTES:  # digits only: llhttp checked
-                raise HTTPError("response body too large")
-        else:
+        if self._head_request:  # llhttp would read a body: the response ends here
+            self._finish()
+            raise _Stop
+        if coding is not None or status == 204 or status == 304:
+            return  # chunked (llhttp reads the chunks), or no body
+        length = headers.get("content-length")
+        if length is None:
             self._framing_by_eof = True
+        elif int(length) > MAX_BODY_BYTES:  # digits only, one field: llhttp checked
+            raise HTTPError("response body too large")
 
     def on_body(self, data: bytes) -> None:
         self._body_size += len(data)
@@ -188,16 +185,11 @@ class ResponseReader:
     # -- result ----------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        parser = self._parser
         self.reusable = (
-            not self._framing_by_eof
+            self._version == "1.1"
+            and not self._framing_by_eof
             and not self._head_request
-            and parser.get_http_version() == "1.1"
-            and parser.should_keep_alive()
+            and self._parser.should_keep_alive()
         )
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self._fields:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1").strip()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self.response = RawResponse(self._status, headers, body)
+        self.response = RawResponse(self._status, self._headers, body)
