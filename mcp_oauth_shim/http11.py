@@ -4,50 +4,58 @@ Every ``/oauth/token`` request is proxied to the IdP, so the client's cost per r
 shim's cost per login and refresh. Measured in bench/ (``token proxy on ...`` rows, same run,
 a local stub IdP): httpx reached 0.10x of a direct call at c=1 and 0.01x at c=16, httpx2
 0.16x / 0.04x, aiohttp 0.31x / 0.21x, a plain keep-alive socket pool 0.47x / 0.54x. This module
-is that pool: RFC 9112 message framing (Content-Length, chunked, read-until-close), TLS with
-certificate and host name verification from :mod:`ssl`, bounded sizes and time, and nothing
-else (no redirects, no proxies, no cookies, no compression). Discovery, JWKS and metadata
-documents stay on httpx; so does everything when an ``http_client`` is passed to the shim.
+is that pool: a few connections per origin kept alive, TLS with certificate and host name
+verification from :mod:`ssl`, one deadline per exchange, and nothing else (no redirects, no
+proxies, no cookies, no compression). Where a response ends is decided by llhttp
+(:mod:`.http11_framing`). Discovery, JWKS and metadata documents stay on httpx; so does
+everything when an ``http_client`` is passed to the shim.
+
+A request is sent once and never again (RFC 9112 §9.3.1.1): the POSTs this pool carries are not
+idempotent, and an IdP that rotates refresh tokens with reuse detection revokes the user's
+grant when the same refresh token arrives twice. A connection that closes before its answer is
+an :class:`HTTPError`. To make that rare, an idle connection is reused only for
+:data:`MAX_IDLE_SECONDS`, less than the keep-alive timeouts that servers use by default
+(gunicorn 2 s; Node.js, uvicorn and Apache httpd 5 s), so the pool does not send on a
+connection that the IdP is closing at that moment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 1024 * 1024
-MAX_IDLE_PER_ORIGIN = 32
+from .http11_framing import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, HTTPError, RawResponse, ResponseReader
 
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_CONNECTIONS_PER_ORIGIN",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_FIELDS",
+    "MAX_IDLE_SECONDS",
+    "ConnectionPool",
+    "HTTPError",
+    "RawResponse",
+]
 
-class HTTPError(Exception):
-    """The peer could not be reached or answered something that is not HTTP/1.1."""
+MAX_CONNECTIONS_PER_ORIGIN = 64
+MAX_IDLE_SECONDS = 1.5
 
-
-class ReusedConnectionClosed(HTTPError):
-    """A kept-alive connection was closed by the peer before it answered: safe to retry."""
-
-
-@dataclass(frozen=True)
-class RawResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+Origin = tuple[str, str, int]  # scheme, host, port
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP (or TLS) connection; one request at a time."""
+    """One TCP (or TLS) connection; one exchange at a time."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.reused = False
-        self._buffer = bytearray()
+        self.idle_since = 0.0
+        self._reader: ResponseReader | None = None
         self._waiter: asyncio.Future[RawResponse] | None = None
-        self._received_any = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -55,50 +63,45 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self._received_any = True
-        self._buffer += data
-        if self._waiter is None or self._waiter.done():
-            if self._waiter is None:
-                self._fail(HTTPError("unsolicited data"))  # nothing may arrive between requests
+        reader, waiter = self._reader, self._waiter
+        if reader is None or waiter is None:
+            self.close()  # bytes between exchanges: the connection is out of step, drop it
             return
         try:
-            response = self._parse(final=False)
+            response = reader.feed(data)
         except HTTPError as exc:
             self._fail(exc)
             return
         if response is not None:
-            self._waiter.set_result(response)
+            self._reader = None
+            if not reader.reusable:
+                self.close()
+            if not waiter.done():
+                waiter.set_result(response)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        if not self._received_any and self.reused:
-            waiter.set_exception(ReusedConnectionClosed("idle connection closed by the peer"))
+        reader, waiter = self._reader, self._waiter
+        self._reader = None
+        if reader is None or waiter is None or waiter.done():
             return
         try:
-            response = self._parse(final=True)
+            waiter.set_result(reader.feed_eof())
         except HTTPError as error:
             waiter.set_exception(error)
-            return
-        if response is None:
-            waiter.set_exception(HTTPError("connection closed before the response was complete"))
-        else:
-            waiter.set_result(response)
 
-    # -- requests --------------------------------------------------------------------------
+    # -- exchanges -------------------------------------------------------------------------
 
-    async def send(self, request: bytes) -> RawResponse:
-        assert self.transport is not None
-        self._buffer.clear()
-        self._received_any = False
-        self._waiter = asyncio.get_running_loop().create_future()
+    async def exchange(self, loop: asyncio.AbstractEventLoop, request: bytes, *, head: bool) -> RawResponse:
+        """Write ``request`` once and wait for its response (or an error: never a resend)."""
+        assert self.transport is not None and not self.closed
+        self._reader = ResponseReader(head_request=head)
+        self._waiter = waiter = loop.create_future()
         self.transport.write(request)
         try:
-            return await self._waiter
+            return await waiter
         finally:
-            self._waiter = None
+            self._waiter = self._reader = None
 
     def close(self) -> None:
         self.closed = True
@@ -109,162 +112,182 @@ class _Connection(asyncio.Protocol):
         self._fail(TimeoutError("the peer did not answer in time"))
 
     def _fail(self, exc: Exception) -> None:
+        self._reader = None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
         self.close()
 
-    # -- RFC 9112 framing ------------------------------------------------------------------
 
-    def _parse(self, *, final: bool) -> RawResponse | None:
-        """A complete response from the buffer, or None while more bytes are needed."""
-        while True:
-            end = self._buffer.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES + 4)
-            if end < 0:
-                if len(self._buffer) > MAX_HEADER_BYTES:
-                    raise HTTPError("response headers too large")
-                return None
-            status, headers, keep_alive = _parse_head(bytes(self._buffer[:end]))
-            if 100 <= status < 200:  # interim responses (RFC 9110 §15.2): skip them
-                del self._buffer[: end + 4]
-                continue
-            break
-        start = end + 4
-        body: bytes | None
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body, consumed = _dechunk(self._buffer, start)
-            if body is None:
-                return None
-        elif "content-length" in headers:
-            try:
-                length = int(headers["content-length"])
-            except ValueError:
-                raise HTTPError("malformed Content-Length")
-            if length < 0 or length > MAX_BODY_BYTES:
-                raise HTTPError("response body too large")
-            if len(self._buffer) - start < length:
-                return None
-            body, consumed = bytes(self._buffer[start : start + length]), start + length
-        else:
-            # No framing: the body runs until the peer closes (RFC 9112 §6.3, rule 8).
-            if len(self._buffer) - start > MAX_BODY_BYTES:
-                raise HTTPError("response body too large")
-            if not final:
-                return None
-            body, consumed, keep_alive = bytes(self._buffer[start:]), len(self._buffer), False
-        if consumed != len(self._buffer) or not keep_alive:
-            self.close()  # trailing bytes or "Connection: close": never reuse this connection
-        return RawResponse(status, headers, body)
+@dataclass(eq=False)
+class _OriginState:
+    """The connections of one origin: ``opened`` counts idle, busy and connecting ones."""
 
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise HTTPError("undecodable headers")
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or parts[0] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1].isdigit() or len(parts[1]) != 3:
-        raise HTTPError("not an HTTP/1.1 response")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HTTPError("malformed response header")
-        key = name.lower()
-        value = value.strip()
-        if key in headers:
-            if key in ("content-length", "transfer-encoding"):
-                raise HTTPError(f"repeated {key}")  # request smuggling territory: refuse
-            headers[key] += ", " + value
-        else:
-            headers[key] = value
-    connection = headers.get("connection", "").lower()
-    keep_alive = parts[0] == "HTTP/1.1" and "close" not in connection
-    return int(parts[1]), headers, keep_alive
-
-
-def _dechunk(buffer: bytearray, start: int) -> tuple[bytes | None, int]:
-    """RFC 9112 §7.1 chunked body: (body, end offset), or (None, 0) while incomplete."""
-    body = bytearray()
-    pos = start
-    while True:
-        line_end = buffer.find(b"\r\n", pos)
-        if line_end < 0:
-            return None, 0
-        size_text = bytes(buffer[pos:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise HTTPError("malformed chunk size")
-        if size < 0 or len(body) + size > MAX_BODY_BYTES:
-            raise HTTPError("response body too large")
-        pos = line_end + 2
-        if size == 0:
-            trailer_end = buffer.find(b"\r\n", pos)
-            while trailer_end >= 0 and trailer_end != pos:  # skip trailer fields
-                pos = trailer_end + 2
-                trailer_end = buffer.find(b"\r\n", pos)
-            if trailer_end < 0:
-                return None, 0
-            return bytes(body), trailer_end + 2
-        if len(buffer) < pos + size + 2:
-            return None, 0
-        body += buffer[pos : pos + size]
-        if buffer[pos + size : pos + size + 2] != b"\r\n":
-            raise HTTPError("malformed chunk")
-        pos += size + 2
+    idle: list[_Connection] = field(default_factory=list)
+    opened: int = 0
+    # Requests waiting for a connection, first come first served. Each is granted either an
+    # idle connection or (None) the right to open one; the grant is counted in ``opened``.
+    waiters: deque[asyncio.Future[_Connection | None]] = field(default_factory=deque)
 
 
 class ConnectionPool:
-    """Kept-alive connections per origin, for short request/response exchanges.
+    """Kept-alive connections per origin (at most ``max_connections_per_origin``; more
+    requests wait in line), for short request/response exchanges.
 
-    Exchanges in flight are timed out by one watchdog that wakes every ``timeout / 4`` (at
-    most 0.25 s) while any are pending, rather than by a timer per request: a timer costs more
-    than the rest of the pool's work per request (3.8 µs for ``asyncio.timeout`` under uvloop).
-    A request therefore fails between ``timeout`` and ``timeout + tick`` seconds.
+    Each exchange has one deadline, ``timeout`` after it starts, for waiting in line,
+    connecting, writing and reading together. Exchanges on the wire are timed out by one
+    watchdog that wakes every ``timeout / 4`` (at most 0.25 s) while any are pending, rather
+    than by a timer per request: a timer costs more than the rest of the pool's work per
+    request (3.8 µs for ``asyncio.timeout`` under uvloop). Such a request therefore fails
+    between ``timeout`` and ``timeout + tick`` seconds.
     """
 
-    def __init__(self, *, timeout: float, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections_per_origin: int = MAX_CONNECTIONS_PER_ORIGIN,
+    ) -> None:
         self.timeout = timeout
+        self.max_connections_per_origin = max_connections_per_origin
         self._ssl = ssl_context
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[tuple[str, str, int], bytes]] = {}
+        self._origins: dict[Origin, _OriginState] = {}
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[Origin, bytes]] = {}
         self._tick = min(0.25, timeout / 4)
         self._in_flight: dict[_Connection, float] = {}  # connection -> deadline (loop time)
         self._watchdog: asyncio.TimerHandle | None = None
-        self._watchdog_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def request(
         self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
     ) -> RawResponse:
-        """Send one request; the whole exchange is bounded by ``timeout`` (TimeoutError)."""
+        """Send one request, once; the whole exchange is bounded by ``timeout`` (TimeoutError).
+
+        Every other failure, a connection closed before the answer included, is an
+        :class:`HTTPError`.
+        """
         origin, head = self._head(method, url, tuple(headers))
         request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._adopt(loop)
         deadline = loop.time() + self.timeout
-        for _attempt in range(2):
-            conn = await self._checkout(origin, deadline - loop.time())
-            self._watch(loop, conn, deadline)
-            try:
-                response = await conn.send(request)
-            except ReusedConnectionClosed:
-                continue  # the request never reached the peer: a fresh connection is safe
-            except BaseException:
-                conn.close()
-                raise
-            finally:
-                self._in_flight.pop(conn, None)
-            self._checkin(origin, conn)
-            return response
-        raise HTTPError("the peer closed every connection before answering")
-
-    def _watch(self, loop: asyncio.AbstractEventLoop, conn: _Connection, deadline: float) -> None:
-        if self._watchdog_loop is not loop:  # first use, or a new event loop (tests)
-            self._in_flight.clear()
-            self._watchdog, self._watchdog_loop = None, loop
+        state = self._origins.get(origin)
+        if state is None:
+            state = self._origins[origin] = _OriginState()
+        conn = await self._acquire(loop, origin, state, deadline)
         self._in_flight[conn] = deadline
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._tick, self._sweep, loop)
+        try:
+            return await conn.exchange(loop, request, head=method == "HEAD")
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self._in_flight.pop(conn, None)
+            self._release(loop, state, conn)
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def _acquire(
+        self, loop: asyncio.AbstractEventLoop, origin: Origin, state: _OriginState, deadline: float
+    ) -> _Connection:
+        """A live connection to ``origin`` on which nothing has been sent yet."""
+        idle = state.idle
+        while idle:
+            conn = idle.pop()
+            if conn.closed or loop.time() - conn.idle_since > MAX_IDLE_SECONDS:
+                conn.close()
+                state.opened -= 1
+                continue
+            return conn
+        if state.opened < self.max_connections_per_origin and not state.waiters:
+            state.opened += 1
+            return await self._connect(loop, origin, state, deadline)
+        granted = await self._wait_in_line(loop, state, deadline)
+        if granted is not None and not granted.closed:
+            return granted
+        # The right to open a connection, or one the peer closed while it was handed over
+        # (nothing was sent on it): either way its slot is ours, open a new one.
+        return await self._connect(loop, origin, state, deadline)
+
+    async def _wait_in_line(
+        self, loop: asyncio.AbstractEventLoop, state: _OriginState, deadline: float
+    ) -> _Connection | None:
+        waiter: asyncio.Future[_Connection | None] = loop.create_future()
+        state.waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Granted just as the deadline passed: pass the grant on to the next in line.
+                granted = waiter.result()
+                if granted is None:
+                    self._free_slot(state)
+                else:
+                    self._release(loop, state, granted)
+            else:
+                waiter.cancel()
+                try:
+                    state.waiters.remove(waiter)
+                except ValueError:
+                    pass
+            raise
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, origin: Origin, state: _OriginState, deadline: float
+    ) -> _Connection:
+        """Open a connection for a slot already counted in ``state.opened``."""
+        scheme, host, port = origin
+        ssl_context = (self._ssl or _default_ssl_context()) if scheme == "https" else None
+        try:
+            async with asyncio.timeout_at(deadline):
+                _, conn = await loop.create_connection(
+                    _Connection, host, port, ssl=ssl_context, server_hostname=host if ssl_context else None
+                )
+        except BaseException as exc:
+            self._free_slot(state)
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):  # ssl.SSLError too
+                raise HTTPError(f"cannot connect: {type(exc).__name__}") from exc
+            raise
+        if conn.closed:  # accepted and closed at once: nothing was sent, the slot is free
+            self._free_slot(state)
+            raise HTTPError("the peer closed the connection at once")
+        return conn
+
+    def _release(self, loop: asyncio.AbstractEventLoop, state: _OriginState, conn: _Connection) -> None:
+        """Back from an exchange: to the next in line, to the idle list, or closed."""
+        if conn.closed:
+            self._free_slot(state)
+            return
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        conn.idle_since = loop.time()
+        state.idle.append(conn)
+
+    def _free_slot(self, state: _OriginState) -> None:
+        state.opened -= 1
+        while state.waiters:
+            waiter = state.waiters.popleft()
+            if not waiter.done():
+                state.opened += 1
+                waiter.set_result(None)
+                return
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """First use, or a new event loop (tests, a server restarted in one process): the
+        previous loop's connections, waiters and watchdog belong to it and are forgotten."""
+        self._loop = loop
+        self._origins.clear()
+        self._in_flight.clear()
+        self._watchdog = None
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._watchdog = None
@@ -276,9 +299,9 @@ class ConnectionPool:
         if self._in_flight:
             self._watchdog = loop.call_later(self._tick, self._sweep, loop)
 
-    def _head(
-        self, method: str, url: str, headers: tuple[tuple[str, str], ...]
-    ) -> tuple[tuple[str, str, int], bytes]:
+    # -- requests --------------------------------------------------------------------------
+
+    def _head(self, method: str, url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Origin, bytes]:
         """The origin, and the request line and header fields but Content-Length, encoded
         (once per URL and header set: the shim sends the same few to its IdP)."""
         key = (method, url, headers)
@@ -299,46 +322,17 @@ class ConnectionPool:
                 self._heads[key] = cached
         return cached
 
-    async def _checkout(self, origin: tuple[str, str, int], timeout: float) -> _Connection:
-        idle = self._idle.get(origin)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed:
-                conn.reused = True
-                return conn
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
-        ssl_context = None
-        if scheme == "https":
-            ssl_context = self._ssl or _default_ssl_context()
-        try:
-            async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    _Connection, host, port, ssl=ssl_context, server_hostname=host if ssl_context else None
-                )
-        except TimeoutError:
-            raise  # an OSError too, but the caller must see it as the timeout it is
-        except (OSError, ssl.SSLError) as exc:
-            raise HTTPError(f"cannot connect: {type(exc).__name__}") from exc
-        return conn
-
-    def _checkin(self, origin: tuple[str, str, int], conn: _Connection) -> None:
-        if conn.closed:
-            return
-        idle = self._idle.setdefault(origin, [])
-        if len(idle) >= MAX_IDLE_PER_ORIGIN:
-            conn.close()
-        else:
-            idle.append(conn)
-
     async def aclose(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for idle in self._idle.values():
-            for conn in idle:
+        for state in self._origins.values():
+            for conn in state.idle:
                 conn.close()
-        self._idle.clear()
+            for waiter in state.waiters:
+                if not waiter.done():
+                    waiter.set_exception(HTTPError("the connection pool was closed"))
+        self._origins.clear()
 
 
 _SSL_CONTEXT: ssl.SSLContext | None = None

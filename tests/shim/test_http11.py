@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import httpx
 import pytest
 
 from mcp_oauth_shim import Upstream
@@ -62,6 +63,26 @@ def answering(*responses: bytes, keep_open: bool = True) -> Handler:
     return handler
 
 
+def per_connection(*handlers: Handler) -> Handler:
+    """The n-th connection is served by the n-th handler (the last one for the rest)."""
+
+    async def handler(reader, writer, ctx):
+        await handlers[min(ctx["server"].connections, len(handlers)) - 1](reader, writer, ctx)
+
+    return handler
+
+
+def answering_then_hanging_up(*responses: bytes) -> Handler:
+    """Answers ``responses`` on one kept-alive connection, then reads one more request and
+    closes the connection without answering it."""
+
+    async def handler(reader, writer, ctx):
+        await answering(*responses, keep_open=False)(reader, writer, ctx)
+        ctx["server"].requests.append(await _read_request(reader))
+
+    return handler
+
+
 async def silent(reader, writer, ctx):
     """Reads the request and never answers."""
     await _read_request(reader)
@@ -114,15 +135,32 @@ async def test_connection_close_header_prevents_reuse():
     assert server.connections == 2
 
 
-async def test_idle_connection_closed_by_the_peer_is_retried_on_a_fresh_one():
+async def test_an_idle_connection_the_peer_closed_is_not_used_again():
     server = Server(answering(OK, keep_open=False))  # answers once, then closes
     async with server as url:
         pool = ConnectionPool(timeout=5)
         await pool.request("POST", url)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the close arrives while the connection is idle
         assert (await pool.request("POST", url)).status == 200
         await pool.aclose()
     assert server.connections == 2
+
+
+async def test_a_post_is_never_sent_twice_when_a_kept_alive_connection_closes_unanswered():
+    """RFC 9112 §9.3.1.1: the IdP may have acted on the request (a refresh token rotated and
+    its reuse detected) before closing; the failure is reported, the request not resent."""
+    server = Server(answering_then_hanging_up(OK))
+    async with server as url:
+        pool = ConnectionPool(timeout=5)
+        await pool.request("POST", url, body=b"grant_type=refresh_token&refresh_token=r1")
+        with pytest.raises(HTTPError):
+            await pool.request("POST", url, body=b"grant_type=refresh_token&refresh_token=r2")
+        await pool.aclose()
+    assert [request.rpartition(b"\r\n\r\n")[2] for request in server.requests] == [
+        b"grant_type=refresh_token&refresh_token=r1",
+        b"grant_type=refresh_token&refresh_token=r2",
+    ]
+    assert server.connections == 1
 
 
 async def test_interim_100_continue_is_skipped():
@@ -300,3 +338,219 @@ async def test_the_shims_own_client_credentials_are_sent_and_win(method, expecte
     assert body == expected_body
     assert (b"\r\nAuthorization: Basic YzpzJTI2eA==" in head) is basic  # base64("c:s%26x")
     assert b"\r\nContent-Type: application/x-www-form-urlencoded" in head
+
+
+# -- the findings of the second security review, each with a peer that does it -------------------
+
+CHUNK_EXTENSION = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=" + b"y" * 100_000 + b"\r\n{}\r\n0\r\n\r\n"
+TRAILERS = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" + b"T: t\r\n" * 20_000 + b"\r\n"
+ONE_BYTE_CHUNKS = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * (1024 * 1024) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        CHUNK_EXTENSION,
+        TRAILERS,
+        ONE_BYTE_CHUNKS,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+    ],
+    ids=["chunk-extension", "trailers", "one-byte-chunks", "cl-and-te", "te-and-cl", "xchunked", "gzip", "upgrade"],
+)
+async def test_a_hostile_framing_is_refused_and_the_connection_dropped(response):
+    server = Server(per_connection(answering(response), answering(OK)))
+    async with server as url:
+        pool = ConnectionPool(timeout=10)
+        with pytest.raises(HTTPError):
+            await pool.request("POST", url)
+        assert (await pool.request("POST", url)).body == b'{"a":"ok"}\n'
+        await pool.aclose()
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 20\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    ],
+    ids=["204", "304-with-length", "100-then-204"],
+)
+async def test_an_answer_without_a_body_ends_with_its_header_section(response):
+    """RFC 9112 §6.3: no waiting for a body (nor for the timeout) after 1xx, 204 or 304; the
+    connection stays open, and is reused."""
+    server = Server(answering(response, OK))
+    async with server as url:
+        pool = ConnectionPool(timeout=30)
+        assert (await pool.request("POST", url)).body == b""
+        assert (await pool.request("POST", url)).status == 200
+        await pool.aclose()
+    assert server.connections == 1
+
+
+async def test_the_answer_to_head_has_no_body():
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n"
+    async with Server(answering(response)) as url:
+        pool = ConnectionPool(timeout=30)
+        assert (await pool.request("HEAD", url)).body == b""
+        await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk",
+    ],
+    ids=["http-1.0", "connection-close", "a-second-answer", "trailing-bytes"],
+)
+async def test_a_connection_is_not_reused_after_an_answer_that_ends_it(response):
+    server = Server(per_connection(answering(response), answering(OK)))
+    async with server as url:
+        pool = ConnectionPool(timeout=5)
+        assert (await pool.request("POST", url)).body == b"{}"
+        assert (await pool.request("POST", url)).status == 200
+        await pool.aclose()
+    assert server.connections == 2
+
+
+async def test_bytes_between_exchanges_drop_the_connection():
+    async def chatty(reader, writer, ctx):
+        ctx["server"].requests.append(await _read_request(reader))
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(OK)  # nobody asked
+        await reader.read()
+
+    server = Server(per_connection(chatty, answering(OK)))
+    async with server as url:
+        pool = ConnectionPool(timeout=5)
+        await pool.request("POST", url)
+        await asyncio.sleep(0.2)
+        assert (await pool.request("POST", url)).status == 200
+        await pool.aclose()
+    assert server.connections == 2
+
+
+class Held:
+    """A peer that answers each request when the test lets it, counting connections open at
+    the same time."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.open_now = 0
+        self.most_open = 0
+
+    async def __call__(self, reader, writer, ctx):
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            while True:
+                ctx["server"].requests.append(await _read_request(reader))
+                await self.release.wait()
+                writer.write(OK)
+                await writer.drain()
+        finally:
+            self.open_now -= 1
+
+
+async def test_connections_per_origin_are_capped_and_requests_wait_in_line():
+    held = Held()
+    server = Server(held)
+    async with server as url:
+        pool = ConnectionPool(timeout=10, max_connections_per_origin=2)
+        requests = [asyncio.ensure_future(pool.request("POST", url)) for _ in range(6)]
+        while len(server.requests) < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # room for a third connection, if the cap let it through
+        assert (server.connections, len(server.requests)) == (2, 2)
+        held.release.set()
+        assert [response.status for response in await asyncio.gather(*requests)] == [200] * 6
+        await pool.aclose()
+    assert held.most_open == 2
+
+
+async def test_waiting_in_line_counts_against_the_exchange_deadline():
+    held = Held()
+    async with Server(held) as url:
+        pool = ConnectionPool(timeout=0.5, max_connections_per_origin=1)
+        first = asyncio.ensure_future(pool.request("POST", url))
+        with pytest.raises(TimeoutError):
+            await pool.request("POST", url)  # behind a request the peer never answers
+        with pytest.raises(TimeoutError):
+            await first
+        await pool.aclose()
+
+
+async def test_a_place_in_line_goes_to_the_next_request_after_a_failure():
+    async def hang_up_first(reader, writer, ctx):
+        if ctx["server"].connections == 1:
+            await _read_request(reader)
+            await asyncio.sleep(0.1)
+            return  # closes without answering
+        await answering(OK, OK)(reader, writer, ctx)
+
+    async with Server(hang_up_first) as url:
+        pool = ConnectionPool(timeout=5, max_connections_per_origin=1)
+        outcomes = await asyncio.gather(*(pool.request("POST", url) for _ in range(3)), return_exceptions=True)
+        await pool.aclose()
+    assert isinstance(outcomes[0], HTTPError)
+    assert [outcome.status for outcome in outcomes[1:]] == [200, 200]
+
+
+# -- through the shim's token endpoint ------------------------------------------------------------
+
+TOKEN_ANSWER = b'{"access_token":"at","token_type":"Bearer","expires_in":60,"refresh_token":"rt2"}'
+TOKEN_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(TOKEN_ANSWER),
+    TOKEN_ANSWER,
+)
+
+
+async def _refresh_through_the_shim(url: str, refreshes: int) -> list[httpx.Response]:
+    from mcp_oauth_shim import OAuthShim
+    from mcp_oauth_shim.sealing import REFRESH, digest
+
+    upstream = Upstream.oidc(client_id="c", client_secret="s", authorization_endpoint=url, token_endpoint=url)
+    shim = OAuthShim(public_url="http://127.0.0.1:8000", upstream=upstream, secret_keys=["k" * 48])
+    transport = httpx.ASGITransport(app=shim.app)
+    responses = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        registered = await client.post("/oauth/register", json={"redirect_uris": ["http://127.0.0.1:53682/cb"]})
+        client_id = registered.json()["client_id"]
+        for i in range(refreshes):
+            refresh = shim.context.sealer.seal(REFRESH, {"u": f"upstream-{i}", "c": digest(client_id), "sc": "openid"})
+            form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": client_id}
+            responses.append(await client.post("/oauth/token", data=form))
+    await shim.context.upstream_client.aclose()
+    return responses
+
+
+async def test_a_refresh_is_sent_to_the_idp_once_and_answered_502_when_the_connection_drops():
+    server = Server(answering_then_hanging_up(TOKEN_OK))
+    async with server as url:
+        first, second = await _refresh_through_the_shim(url, 2)
+    assert first.status_code == 200
+    assert second.status_code == 502
+    assert second.json()["error"] == "temporarily_unavailable"
+    assert [request.count(b"refresh_token=upstream-1") for request in server.requests] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [CHUNK_EXTENSION, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"],
+    ids=["chunk-extension", "cl-and-te"],
+)
+async def test_a_hostile_framing_from_the_idp_is_a_json_502_at_the_token_endpoint(response):
+    async with Server(answering(response)) as url:
+        (answer,) = await _refresh_through_the_shim(url, 1)
+    assert answer.status_code == 502
+    assert answer.json()["error"] == "temporarily_unavailable"
