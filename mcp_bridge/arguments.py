@@ -185,7 +185,19 @@ def _type_check(names: Iterable[str]) -> Check:
             return int(value)  # JSON Schema's integer includes 1.0 (§6.1.1)
         raise Mismatch(expected)
 
+    _mark_type_only(check, accepted)
     return check
+
+
+def _mark_type_only(check: Check, accepted: frozenset[type]) -> None:
+    """Record that `check` is a plain type test: `ArgumentChecks` then tests `type(value) in
+    accepted` inline and calls the check only for a value that fails it (to refuse it, or to
+    turn an integral float into an int). null is always left to the call (see `__call__`)."""
+    check.accepts = accepted - {_NONE_TYPE}  # type: ignore[attr-defined]
+
+
+def _type_only(check: Check | None) -> frozenset[type] | None:
+    return getattr(check, "accepts", None)
 
 
 def _enum_check(values: list[Any]) -> Check:
@@ -203,11 +215,41 @@ def _enum_check(values: list[Any]) -> Check:
     return check
 
 
+def _string_enum_check(values: list[str]) -> Check:
+    """`enum` of strings only (an Enum parameter of a route): membership implies the type."""
+    strings = frozenset(values)
+    expected = "one of " + ", ".join(_shown(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
+
+    def check(value: Any) -> Any:
+        if type(value) is str and value in strings:
+            return value
+        raise Mismatch(expected)
+
+    check.values = strings  # type: ignore[attr-defined]  # tested inline by ArgumentChecks
+    return check
+
+
 def _format_check(test: Callable[[str], bool], expected: str) -> Check:
     def check(value: Any) -> Any:
         if type(value) is not str or test(value):
             return value
         raise Mismatch(expected)
+
+    return check
+
+
+def _array_of(accepted: frozenset[type], item: Check) -> Check:
+    """`"type": "array"` whose items' check is a plain type test: one loop, no call per item
+    unless an item fails the test (then the full item check refuses or normalises it)."""
+    every = _items_check(item)
+
+    def check(value: Any) -> Any:
+        if type(value) is not list:
+            raise Mismatch("an array")
+        for element in value:
+            if type(element) not in accepted:
+                return every(value)
+        return value
 
     return check
 
@@ -252,6 +294,9 @@ def _any_of(checks: list[Check]) -> Check:
                 expected.append(str(exc))
         raise Mismatch(" or ".join(dict.fromkeys(expected)))
 
+    branches = [_type_only(one) for one in checks]
+    if all(accepted is not None for accepted in branches):
+        _mark_type_only(check, frozenset().union(*branches))  # type: ignore[arg-type]
     return check
 
 
@@ -268,16 +313,23 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
     types = schema.get("type")
     if isinstance(types, str):
         types = [types]
-    if isinstance(types, list) and any(t in _PYTHON_TYPES for t in types):
+    typed = isinstance(types, list) and any(t in _PYTHON_TYPES for t in types)
+    enum = schema.get("enum") if isinstance(schema.get("enum"), list) and schema["enum"] else None
+    string_enum = enum is not None and all(type(v) is str for v in enum) and (not typed or "string" in types)
+    items = compile_check(schema.get("items"), defs, depth + 1)
+    item_types = _type_only(items)
+    if typed and types == ["array"] and items is not None and item_types is not None:
+        checks.append(_array_of(item_types, items))
+        items = None
+    elif typed and not string_enum:
         checks.append(_type_check(types))
     if "const" in schema:
         checks.append(_enum_check([schema["const"]]))
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        checks.append(_enum_check(schema["enum"]))
+    if enum is not None:
+        checks.append(_string_enum_check(enum) if string_enum else _enum_check(enum))
     known_format = FORMATS.get(schema.get("format")) if isinstance(schema.get("format"), str) else None
     if known_format is not None:
         checks.append(_format_check(*known_format))
-    items = compile_check(schema.get("items"), defs, depth + 1)
     if items is not None:
         checks.append(_items_check(items))
     for keyword in ("anyOf", "oneOf"):
@@ -326,13 +378,30 @@ _CONVERTOR_TEXT = {
 
 
 class ArgumentChecks:
-    """The compiled checks of one tool: run on every call, before the request is built."""
+    """The compiled checks of one tool: run on every call, before the request is built.
 
-    __slots__ = ("checks", "required", "_names")
+    Most arguments' whole check is a type test (`"type": "string"`, an optional integer...):
+    for those the loop tests `type(value) in accepted` itself instead of calling a check, which
+    halves the cost per argument (10 arguments: about 2.4 -> 1.2 µs on a quiet machine).
+    """
+
+    __slots__ = ("checks", "required", "_required_set", "_inline", "_inline_strings", "_names")
 
     def __init__(self, checks: Mapping[str, Check | None], required: Iterable[str]) -> None:
         self.checks = dict(checks)
         self.required = tuple(dict.fromkeys(required))
+        self._required_set = frozenset(self.required)
+        # name -> the types that pass without a call; None: anything passes (no check, optional).
+        self._inline: dict[str, frozenset[type] | None] = {}
+        for name, check in self.checks.items():
+            if check is None:
+                self._inline[name] = frozenset() if name in self._required_set else None
+            elif (accepted := _type_only(check)) is not None:
+                self._inline[name] = accepted
+        # name -> the strings of an `enum` of strings, tested inline the same way.
+        self._inline_strings: dict[str, frozenset[str]] = {
+            name: check.values for name, check in self.checks.items() if hasattr(check, "values")
+        }
         names = sorted(self.checks)
         self._names = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "") if names else "none"
 
@@ -341,18 +410,26 @@ class ArgumentChecks:
 
         Raises ArgumentError naming the first argument that does not fit.
         """
-        for name in self.required:
-            if arguments.get(name) is None:
-                missing = [n for n in self.required if arguments.get(n) is None]
-                raise ArgumentError("missing required argument(s): " + ", ".join(missing))
-        checks = self.checks
+        if not arguments.keys() >= self._required_set:
+            raise self._missing(arguments)
+        inline = self._inline
         changed: dict[str, Any] | None = None
         for name, value in arguments.items():
-            check = checks.get(name, _UNDECLARED)
+            accepted = inline.get(name, _CALL)
+            if accepted is None or type(value) in accepted:
+                continue
+            strings = self._inline_strings.get(name)
+            if strings is not None and type(value) is str and value in strings:
+                continue
+            check = self.checks.get(name, _UNDECLARED)
             if check is _UNDECLARED:
                 raise ArgumentError(f"unexpected argument {_shown(name)} (this tool takes: {self._names})")
-            if check is None or value is None:
-                continue  # nothing to check, or null for an optional argument: not given
+            if value is None:
+                if name in self._required_set:
+                    raise self._missing(arguments)
+                continue  # null for an optional argument: not given
+            if check is None:
+                continue
             try:
                 result = check(value)
             except Mismatch as exc:
@@ -362,6 +439,10 @@ class ArgumentChecks:
                 changed[name] = result
         return arguments if changed is None else changed
 
+    def _missing(self, arguments: Mapping[str, Any]) -> ArgumentError:
+        missing = [name for name in self.required if arguments.get(name) is None]
+        return ArgumentError("missing required argument(s): " + ", ".join(missing))
+
 
 def _got(value: Any) -> str:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -370,3 +451,4 @@ def _got(value: Any) -> str:
 
 
 _UNDECLARED: Any = object()
+_CALL: frozenset[type] = frozenset()  # no inline test: the argument's check is called

@@ -11,7 +11,9 @@ against route tables that change after the bridge was built.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -31,6 +33,7 @@ from tests.bridge.token_issuer import TokenIssuer
 from tests.peers.servers import bind_loopback, serve_asgi
 
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+TEMPLATE_PARAMS = re.compile(r"\{([^{}:]+)(:[^{}]+)?\}")
 
 
 @dataclass
@@ -295,3 +298,111 @@ async def test_route_replaced_in_place_is_seen_after_refresh() -> None:
     bridge.refresh()
     assert (await _call(bridge, "read_file", {"name": "b"}))["isError"] is True
     assert ran == ["a"]
+
+
+# -- differential: OwnRoute.serves against the router's own choice -----------------------------
+
+
+def routing_app() -> tuple[FastAPI, list[str]]:
+    """Routes whose matches overlap in every way the router resolves: literals before and after
+    parameters, convertors, `{x:path}`, the same path under two methods, an included router,
+    a mount and a `LiteralRoutes` group in front (as `mount_http` puts the shim's routes)."""
+    from mcp_bridge.routes import LiteralRoutes
+
+    app = FastAPI()
+    ran: list[str] = []
+
+    def endpoint(name: str) -> Any:
+        def run(**path_params: Any) -> dict[str, str]:
+            ran.append(name)
+            return {"ran": name}
+
+        # Declared path parameters (of any type: the route runs whatever the convertor gives).
+        parameters = [
+            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, annotation=Any)
+            for p, _ in TEMPLATE_PARAMS.findall(name)
+        ]
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        return run
+
+    def plain(name: str) -> Any:
+        async def run(request: Any) -> PlainTextResponse:
+            ran.append(name)
+            return PlainTextResponse(name)
+
+        return run
+
+    routes = [
+        ("GET", "/items/admin"),
+        ("GET", "/items/{item_id:int}"),
+        ("GET", "/items/{name}"),
+        ("POST", "/items/{name}"),
+        ("GET", "/items/{item_id}/admin"),
+        ("GET", "/files/{rest:path}"),
+        ("GET", "/files/{name}"),
+        ("GET", "/{a}/{b}"),
+        ("POST", "/{a}/{b}"),
+        ("GET", "/{a}"),
+        ("GET", "/v/{x:float}/{y:uuid}"),
+        ("GET", "/{a}/{b}/{c}"),
+        ("GET", "/lit/after"),
+    ]
+    for n, (method, path) in enumerate(routes):
+        app.add_api_route(path, endpoint(f"{method} {path}"), methods=[method], operation_id=f"op{n}")
+    router = APIRouter(prefix="/inc")
+    router.add_api_route("/{x}", endpoint("GET /inc/{x}"), methods=["GET"], operation_id="inc_x")
+    router.add_api_route("/lit", endpoint("GET /inc/lit"), methods=["GET"], operation_id="inc_lit")
+    app.include_router(router)
+    app.add_api_route("/inc/{x}/deep", endpoint("GET /inc/{x}/deep"), methods=["GET"], operation_id="deep")
+    front = [Route("/oauth/register", plain("shim register"), methods=["POST"])]
+    front += [Route("/.well-known/meta", plain("shim metadata"), methods=["GET"])]
+    app.router.routes[0:0] = [Mount("/mounted", app=_secret_app(ran)), *LiteralRoutes.group(front)]
+    return app, ran
+
+
+VALUES = [
+    "admin",
+    "7",
+    "-1",
+    "1.5",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "oauth",
+    "register",
+    ".well-known",
+    "meta",
+    "mounted",
+    "lit",
+    "inc",
+    "files",
+    "v",
+    "x y",
+]
+
+
+@pytest.mark.anyio
+async def test_own_route_check_agrees_with_the_router_for_every_request() -> None:
+    import dataclasses
+    import itertools
+
+    from mcp_bridge.arguments import ArgumentChecks
+    from mcp_bridge.calls import build_request, run_request
+
+    app, ran = routing_app()
+    bridge = MCPBridge(app)
+    disagreements = []
+    outcomes = {True: 0, False: 0}
+    for spec in bridge.specs:
+        unchecked = dataclasses.replace(spec, own_route=None, checks=ArgumentChecks(dict.fromkeys(spec.arguments), ()))
+        pool = VALUES if len(spec.path_params) < 3 else VALUES[:7]
+        for values in itertools.product(pool, repeat=len(spec.path_params)):
+            arguments = dict(zip(spec.path_params, values, strict=True))
+            scope, body = build_request(unchecked, arguments, origin_scope(), frozenset())
+            ran.clear()
+            await run_request(app, dict(scope), body)
+            assert spec.own_route is not None
+            served = spec.own_route.serves(scope)
+            if served != (ran == [f"{spec.method} {spec.route.path}"]):
+                disagreements.append((spec.method, spec.route.path, arguments, ran[:]))
+            outcomes[served] += 1
+    assert disagreements == []
+    assert min(outcomes.values()) > 100  # both answers were compared, many times
