@@ -380,9 +380,10 @@ _CONVERTOR_TEXT = {
 class ArgumentChecks:
     """The compiled checks of one tool: run on every call, before the request is built.
 
-    Most arguments' whole check is a type test (`"type": "string"`, an optional integer...):
-    for those the loop tests `type(value) in accepted` itself instead of calling a check, which
-    halves the cost per argument (10 arguments: about 2.4 -> 1.2 µs on a quiet machine).
+    Most arguments' whole check is a type test (`"type": "string"`, an optional integer...) or
+    membership in an enum of strings: for those the loop tests the value itself instead of
+    calling a check, which halves the cost (the bench tool's 8 arguments, `bench/` app: 3.7 µs
+    instead of 7.4 µs per call, measured on a loaded shared machine).
     """
 
     __slots__ = ("checks", "required", "_required_set", "_inline", "_inline_strings", "_names")

@@ -301,8 +301,9 @@ class OwnRoute:
         decides) is this tool's own route.
 
         The own route is tested with its path pattern alone (what `Route.matches` tests
-        first): the method is the tool's by construction, and skipping the child scope that
-        `matches` builds saves about a microsecond per call.
+        first): the method is the tool's by construction, and the path parameters' conversion
+        and the child scope that `matches` builds are not needed here (bench tool, loaded
+        shared machine: 0.9 µs instead of 5.9 µs per call).
         """
         epoch = self._table.current()
         if epoch != self._epoch:
