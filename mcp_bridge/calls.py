@@ -73,11 +73,8 @@ def _body_encoder() -> Callable[[Any], str]:
 _encode_body = _body_encoder()
 
 
-_scalar = scalar_text
-
-
 def _path_value(name: str, value: Any, allow_slash: bool) -> str:
-    text = _scalar(value)
+    text = scalar_text(value)
     if text in ("", ".", ".."):
         raise ArgumentError(f"path argument {name!r} must not be empty, '.' or '..'")
     if not allow_slash and "/" in text:
@@ -90,7 +87,7 @@ def _path_value(name: str, value: Any, allow_slash: bool) -> str:
 
 
 def _header_value(name: str, value: Any) -> bytes:
-    text = _scalar(value)
+    text = scalar_text(value)
     if any(c in text for c in "\r\n\x00"):
         raise ArgumentError(f"header argument {name!r} must not contain CR, LF or NUL")
     return text.encode("latin-1", errors="strict")
@@ -119,7 +116,7 @@ def _query_value(value: Any) -> str:
         return str(value)
     if kind is bool:
         return "true" if value else "false"
-    return quote_plus(_scalar(value))
+    return quote_plus(scalar_text(value))
 
 
 def build_request(
@@ -181,7 +178,7 @@ def build_request(
             has_body = True
         elif where == "file":
             try:
-                files.append((arg.wire_name, base64.b64decode(_scalar(value), validate=True)))
+                files.append((arg.wire_name, base64.b64decode(scalar_text(value), validate=True)))
             except (ValueError, TypeError) as exc:
                 raise ArgumentError(f"argument {key!r} must be base64") from exc
             has_body = True
