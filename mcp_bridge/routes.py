@@ -238,9 +238,6 @@ class LiveRoutes:
             self._reload()
         return self.epoch
 
-    def invalidate(self) -> None:
-        self._top = None
-
     def _reload(self) -> None:
         routes = self._app.router.routes
         lists = _route_lists(routes)
