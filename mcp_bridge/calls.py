@@ -3,10 +3,15 @@
 No network hop and no HTTP client: the request is handed straight to the app's ASGI callable,
 so it passes the app's middleware and dependencies exactly like a request from outside.
 
-Safety rules (issue 3 item 2):
+Safety rules:
+* the arguments are checked against the tool's `inputSchema` (and path convertors) before a
+  request is built (`arguments.py`); a mismatch is a tool error naming the argument;
 * path arguments are percent-encoded into `raw_path`; a value that would add or climb path
-  segments ("/", ".", "..") is refused, and so is any request that a route listed before the
-  tool's own route would match - an argument can never reach another route;
+  segments ("/", ".", "..") is refused;
+* the tool runs its own route or nothing: the request is made only when the first route of
+  the app's live route table that fully matches it (path and method, as the router decides,
+  including the MCP endpoint and the shim's routes mounted after the tools were built) is the
+  tool's own route (`routes.OwnRoute`) - an argument can never reach another route;
 * tool arguments only fill what the operation declares; they can never set Authorization,
   Cookie, Host or forwarded headers, and no header value may carry CR/LF;
 * the client's own headers reach the route only through the allow-list (`forward_headers`);
@@ -27,9 +32,11 @@ from urllib.parse import quote, quote_plus, urlencode
 import anyio
 from starlette.types import ASGIApp, Message, Scope
 
+from mcp_bridge.arguments import ArgumentError, scalar_text
 from mcp_bridge.results import encode_response_result, encode_result, error_result, response_result
-from mcp_bridge.routes import first_match_is
 from mcp_bridge.tools import ToolSpec, header_forbidden
+
+__all__ = ["ArgumentError", "build_request", "call_tool", "call_tool_encoded", "run_request", "unknown_tool"]
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
@@ -66,22 +73,8 @@ def _body_encoder() -> Callable[[Any], str]:
 _encode_body = _body_encoder()
 
 
-class ArgumentError(ValueError):
-    """The arguments cannot be turned into a safe request for this tool."""
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    raise ArgumentError("expected a string, number or boolean")
-
-
 def _path_value(name: str, value: Any, allow_slash: bool) -> str:
-    text = _scalar(value)
+    text = scalar_text(value)
     if text in ("", ".", ".."):
         raise ArgumentError(f"path argument {name!r} must not be empty, '.' or '..'")
     if not allow_slash and "/" in text:
@@ -94,7 +87,7 @@ def _path_value(name: str, value: Any, allow_slash: bool) -> str:
 
 
 def _header_value(name: str, value: Any) -> bytes:
-    text = _scalar(value)
+    text = scalar_text(value)
     if any(c in text for c in "\r\n\x00"):
         raise ArgumentError(f"header argument {name!r} must not contain CR, LF or NUL")
     return text.encode("latin-1", errors="strict")
@@ -123,7 +116,7 @@ def _query_value(value: Any) -> str:
         return str(value)
     if kind is bool:
         return "true" if value else "false"
-    return quote_plus(_scalar(value))
+    return quote_plus(scalar_text(value))
 
 
 def build_request(
@@ -135,11 +128,10 @@ def build_request(
     """The ASGI scope and body for calling `spec` with `arguments` on behalf of `origin`.
 
     `forward_headers`: the lower-case names of the client's headers that reach the route.
+    Raises ArgumentError when the arguments do not fit the tool or the request would not be
+    served by the tool's own route.
     """
-    for name in spec.required:
-        if arguments.get(name) is None:
-            missing = sorted(n for n in spec.required if arguments.get(n) is None)
-            raise ArgumentError("missing required argument(s): " + ", ".join(missing))
+    arguments = spec.checks(arguments)
 
     path_values: dict[str, str] = {}
     query: list[str] = []
@@ -186,7 +178,7 @@ def build_request(
             has_body = True
         elif where == "file":
             try:
-                files.append((arg.wire_name, base64.b64decode(_scalar(value), validate=True)))
+                files.append((arg.wire_name, base64.b64decode(scalar_text(value), validate=True)))
             except (ValueError, TypeError) as exc:
                 raise ArgumentError(f"argument {key!r} must be base64") from exc
             has_body = True
@@ -235,9 +227,23 @@ def build_request(
     }
     if "state" in origin:
         scope["state"] = dict(origin["state"])
-    if spec.shadowing_routes and not first_match_is(spec.shadowing_routes, scope):
-        raise ArgumentError("the arguments would address a different route")
+    own_route = spec.own_route
+    if own_route is not None and not own_route.serves(scope):
+        raise ArgumentError(_not_served(spec, own_route.served))
     return scope, content
+
+
+def _not_served(spec: ToolSpec, route_exists: bool) -> str:
+    where = f"{spec.method} {spec.path_template}"
+    if not route_exists:
+        return f"the app no longer serves this tool's route ({where}); nothing was called"
+    if spec.path_params:
+        names = ", ".join(repr(name) for name in spec.path_params)
+        return (
+            f"path argument(s) {names} would have the request served by a different route "
+            f"than this tool's own ({where}); nothing was called"
+        )
+    return f"a different route than this tool's own ({where}) would serve the request; nothing was called"
 
 
 async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -1,11 +1,17 @@
-"""Which routes a tool call could reach: the app's route table, flattened, and shadowing.
+"""Which route a tool call reaches: the app's live route table, and the routes that could
+match a tool's request before its own.
 
-Starlette matches a request against the routes in order and the first full match wins. A tool
-built for `GET /items/{id}` must never serve `GET /items/admin` listed before it, whatever
-the argument. Path arguments cannot add segments (calls.py refuses "/" and dot segments), so
-only routes listed earlier, with the same segment count and compatible literal segments (or
-a `{x:path}` parameter, or no path pattern at all), can shadow a tool's route; they are found
-once, when tools are built, and checked with `route.matches` on each call.
+Starlette's router tries its routes in order and the first full match (path and method)
+serves the request. A tool must be served by its own route or not called at all: never by a
+route listed earlier that its arguments happen to match (`GET /items/admin` before
+`GET /items/{id}`), never by a later one its own route refuses (`/items/{id:int}` given "all"
+falls through to `/items/{name}`), never by a route mounted after the tools were built (the
+MCP endpoint, the shim's `/oauth/*` and `/.well-known/*`).
+
+`LiveRoutes` reads the router's table in matching order and notices when it changes; for each
+tool, `OwnRoute` keeps the few routes that could match one of its requests - those listed
+before its own with a compatible path shape - and checks, per call, that none of them matches
+fully and that its own route does.
 """
 
 from __future__ import annotations
@@ -44,8 +50,6 @@ class PathShape:
 
 def may_shadow(earlier: PathShape, mine: PathShape) -> bool:
     """Could the earlier route match some request path built for mine? (cheap, conservative)"""
-    if mine.literal:
-        return False  # a literal path is matched exactly; which route wins is the app's own business
     if earlier.segments is None or mine.segments is None:
         return True
     open_ended = mine.open_ended or earlier.open_ended
@@ -84,8 +88,6 @@ class ShadowIndex:
 
     def candidates(self, position: int) -> list[int]:
         mine = self.shapes[position]
-        if mine.literal:
-            return []
         if mine.segments is None or mine.open_ended:
             return list(range(position))
         frontier = [self.tries.get(len(mine.segments), {})]
@@ -174,10 +176,141 @@ def is_api_route(view: Any) -> bool:
     return isinstance(getattr(view, "original_route", view), APIRoute)
 
 
-def first_match_is(shadowing_routes: Sequence[Any], scope: dict[str, Any]) -> bool:
-    """True if no route listed before the tool's own route fully matches this request."""
-    for earlier in shadowing_routes:
-        match, _ = earlier.matches(scope)
-        if match is Match.FULL:
+def matching_order(app: FastAPI) -> list[Any]:
+    """The routes the app's router tries, in its order, included routers expanded.
+
+    Unlike `route_views`, a `LiteralRoutes` group stays one entry: the router asks it once.
+    """
+    routes = app.router.routes
+    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
+    return list(routes) if iterate is None else list(iterate(routes))
+
+
+def _identity(view: Any) -> tuple[int, str | None]:
+    """The same route in any reading of the table: the route object and the path it has there
+    (one router can be included twice, under two prefixes)."""
+    return id(getattr(view, "original_route", view)), getattr(view, "path_format", None)
+
+
+def _route_lists(routes: list[Any]) -> list[list[Any]]:
+    """`routes` and the route lists of the routers included in it, at any depth: where a
+    route added later changes what the router matches. (FastAPI >= 0.16x includes a router
+    as one node whose routes stay live; older versions copied them, which this finds empty.)"""
+    found = [routes]
+    seen = {id(routes)}
+    pending = [routes]
+    while pending:
+        for route in pending.pop():
+            inner = getattr(getattr(route, "original_router", None), "routes", None)
+            if isinstance(inner, list) and id(inner) not in seen:
+                seen.add(id(inner))
+                found.append(inner)
+                pending.append(inner)
+    return found
+
+
+class LiveRoutes:
+    """The app's route table as the router reads it on each request, re-read when it changes.
+
+    Whether it changed is decided per call, so it must be cheap: the route lists are compared
+    by object and length (a list that grew or shrank, or was replaced). A route replaced in
+    place, at the same index of the same list, is not noticed: `MCPBridge.refresh()` re-reads.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self.epoch = 0
+        self._top: list[Any] | None = None
+        self._top_length = -1
+        self._nested: tuple[tuple[list[Any], int], ...] = ()
+        self.views: list[Any] = []
+        self.shapes: list[PathShape] = []
+        self._groups: dict[int, list[PathShape]] = {}
+        self._index: ShadowIndex | None = None
+        self._positions: dict[tuple[int, str | None], int] = {}
+
+    def current(self) -> int:
+        """The table's epoch, after re-reading it if it changed since the last call."""
+        routes = self._app.router.routes
+        if routes is not self._top or len(routes) != self._top_length:
+            self._reload()
+        elif self._nested and any(len(lst) != length for lst, length in self._nested):
+            self._reload()
+        return self.epoch
+
+    def _reload(self) -> None:
+        routes = self._app.router.routes
+        lists = _route_lists(routes)
+        self._top, self._top_length = routes, len(routes)
+        self._nested = tuple((lst, len(lst)) for lst in lists[1:])
+        self.views = matching_order(self._app)
+        self.shapes = [PathShape.of(view) for view in self.views]
+        self._groups = {
+            i: [PathShape.of(member) for member in view.routes]
+            for i, view in enumerate(getattr(v, "original_route", v) for v in self.views)
+            if isinstance(view, LiteralRoutes)
+        }
+        self._index = ShadowIndex(self.shapes)
+        self._positions = {}
+        for position, view in enumerate(self.views):
+            self._positions.setdefault(_identity(view), position)
+        self.epoch += 1
+
+    def plan(self, route: Any) -> tuple[tuple[Any, ...], Any]:
+        """(the `matches` of every route that could serve a request for `route` first,
+        `route`'s own path pattern in the live table, or None when the app no longer serves it)."""
+        assert self._index is not None
+        position = self._positions.get(_identity(route))
+        if position is None:
+            return (), None
+        mine = self.shapes[position]
+        earlier = tuple(
+            self.views[i].matches
+            for i in self._index.candidates(position)
+            if (
+                any(may_shadow(member, mine) for member in self._groups[i])
+                if i in self._groups
+                else may_shadow(self.shapes[i], mine)
+            )
+        )
+        return earlier, self.views[position].path_regex
+
+
+class OwnRoute:
+    """One tool's route in the live table: does the router send this request to it?"""
+
+    __slots__ = ("_table", "_route", "_epoch", "_earlier", "_own")
+
+    def __init__(self, table: LiveRoutes, route: Any) -> None:
+        self._table = table
+        self._route = route
+        self._epoch = -1
+        self._earlier: tuple[Any, ...] = ()
+        self._own: Any = None
+
+    @property
+    def served(self) -> bool:
+        """Whether the app still has this route (as of the last check)."""
+        return self._own is not None
+
+    def serves(self, scope: Scope) -> bool:
+        """True if the first route that fully matches `scope` (path and method, as the router
+        decides) is this tool's own route.
+
+        The own route is tested with its path pattern alone (what `Route.matches` tests
+        first): the method is the tool's by construction, and the path parameters' conversion
+        and the child scope that `matches` builds are not needed here (bench tool, loaded
+        shared machine: 0.9 µs instead of 5.9 µs per call).
+        """
+        epoch = self._table.current()
+        if epoch != self._epoch:
+            self._earlier, self._own = self._table.plan(self._route)
+            self._epoch = epoch
+        try:
+            for matches in self._earlier:
+                if matches(scope)[0] is Match.FULL:
+                    return False
+            own = self._own
+            return own is not None and own.match(get_route_path(scope)) is not None
+        except Exception:  # a convertor that raises: the router would fail on it too
             return False
-    return True
