@@ -72,10 +72,23 @@ class DocumentServer:
         )
 
 
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The IdP's transport, counting the requests that reach it (by path)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+
 @dataclass
 class FuzzKit(Kit):
     public_url: str = HTTP_PUBLIC_URL
     documents: DocumentServer | None = None
+    idp_transport: CountingTransport | None = None
 
     @property
     def resource(self) -> str:
@@ -159,6 +172,7 @@ def build_kit(
         default_scopes=("openid", "profile"),
         extra_scopes=("offline_access",),
     )
+    transport = CountingTransport(httpx.ASGITransport(app=idp.app))
     if registration == "static":
         shim_options.setdefault("allowed_redirect_uris", [CLIENT_REDIRECT])
     shim = OAuthShim(
@@ -167,7 +181,7 @@ def build_kit(
         secret_keys=[SECRET_KEY],
         registration=registration,  # type: ignore[arg-type]
         client_metadata_documents=documents.documents() if documents is not None else False,
-        http_client=http or httpx.AsyncClient(transport=httpx.ASGITransport(app=idp.app), base_url=IDP_ISSUER),
+        http_client=http or httpx.AsyncClient(transport=transport, base_url=IDP_ISSUER),
         **shim_options,
     )
     return FuzzKit(
@@ -177,6 +191,7 @@ def build_kit(
         idp_client=TestClient(idp.app, base_url=IDP_ISSUER),
         public_url=public_url,
         documents=documents,
+        idp_transport=transport if http is None else None,
     )
 
 

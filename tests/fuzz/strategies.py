@@ -109,3 +109,78 @@ def encodable(text: str) -> str:
 
 header_values = hostile_text.map(lambda s: encodable(s).encode("latin-1", "replace").decode("latin-1").strip())
 """Header values an HTTP client will send (latin-1, no line breaks)."""
+
+
+FORM = "application/x-www-form-urlencoded"
+content_types = st.one_of(
+    st.just(FORM),
+    st.sampled_from(
+        [
+            FORM + "; charset=utf-8",
+            "APPLICATION/X-WWW-FORM-URLENCODED",
+            "application/json",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "application/x-www-form-urlencoded-evil",
+            "",
+        ]
+    ),
+    header_values,
+)
+"""``Content-Type`` values, the right one most often."""
+
+
+@st.composite
+def client_authorization(draw: st.DrawFn, client_id: str) -> tuple[str | None, list[str]]:
+    """An ``Authorization`` header for a token or revocation request (or none), and the
+    credentials planted in it."""
+    import base64
+
+    secret = draw(planted)
+    kind = draw(st.sampled_from(["none", "none", "basic", "basic-other", "basic-garbage", "bearer", "hostile"]))
+    if kind == "none":
+        return None, []
+    if kind == "basic":
+        return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode(), [secret]
+    if kind == "basic-other":
+        who = draw(st.one_of(hostile_text, hostile_urls))
+        return "Basic " + base64.b64encode(f"{encodable(who)}:{secret}".encode()).decode(), [secret]
+    if kind == "basic-garbage":
+        return "Basic " + draw(header_values), []
+    if kind == "bearer":
+        return "Bearer " + secret, [secret]
+    return draw(header_values) or None, []
+
+
+@st.composite
+def form_body(draw: st.DrawFn, valid: dict[str, str], known: list[str], secret_fields: list[str]) -> tuple[bytes, list[str]]:
+    """A form built from ``valid`` with up to four fields dropped, replaced or added (planted
+    credentials in ``secret_fields``), sometimes with a repeat, broken escapes or bytes that are
+    not UTF-8. Returns the body and the planted credentials."""
+    fields = dict(valid)
+    secrets: list[str] = []
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from(known))
+        action = draw(st.sampled_from(["drop", "replace", "replace", "plant"]))
+        if action == "drop":
+            fields.pop(name, None)
+        elif action == "plant" and name in secret_fields:
+            fields[name] = draw(planted)
+            secrets.append(fields[name])
+        else:
+            fields[name] = draw(st.one_of(hostile_text, hostile_urls))
+    pairs = list(fields.items())
+    pairs += draw(st.lists(st.tuples(hostile_text, hostile_text), max_size=2))
+    if draw(st.integers(0, 9)) == 0 and pairs:
+        pairs.append(draw(st.sampled_from(pairs)))
+    safe = "%+=&" if draw(st.integers(0, 4)) == 0 else ""
+    body = "&".join(f"{quote(k, safe=safe)}={quote(encodable(v), safe=safe)}" for k, v in pairs).encode()
+    if draw(st.integers(0, 9)) == 0:
+        body += draw(st.sampled_from([b"&x=\xff\xfe", b"\x00", b"&&&", b"=", b"&%", b"\xc3"]))
+    return body, secrets
+
+
+def wire(headers: dict[str, str]) -> dict[str, bytes]:
+    """Header values as latin-1 bytes, so the test client sends them as they are (RFC 9110
+    §5.5: obs-text is allowed on the wire; clients that encode str as ASCII would refuse it)."""
+    return {name: value.encode("latin-1") for name, value in headers.items()}
