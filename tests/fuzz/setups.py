@@ -51,7 +51,7 @@ class DocumentServer:
         default=lambda request: httpx.Response(200, json=cimd_document(), headers={"Cache-Control": "no-store"})
     )
     resolve_to: list[str] = field(default_factory=lambda: [PUBLIC_ADDRESS])
-    requests: list[httpx.Request] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list, repr=False)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -187,7 +187,7 @@ def build_kit(
     return FuzzKit(
         idp=idp,
         shim=shim,
-        client=TestClient(shim.app, base_url=public_url),
+        client=TestClient(shim.app, base_url=public_url, raise_server_exceptions=False),
         idp_client=TestClient(idp.app, base_url=IDP_ISSUER),
         public_url=public_url,
         documents=documents,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from .properties import (
@@ -99,6 +99,7 @@ def test_authorize_answers_consent_an_error_page_or_a_redirect_to_the_registered
     kit.client.cookies.clear()
     with captured_logs(kit.public_url) as logs:
         response = kit.client.get("/oauth/authorize?" + query, follow_redirects=False)
+    event(f"status {response.status_code}")
     assert_no_server_error(response)
     assert_redirect_only_to(response, registered)
     if response.status_code in (302, 303):

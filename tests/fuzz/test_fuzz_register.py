@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from .properties import REGISTRATION_ERRORS, assert_json_error, assert_nothing_leaks, captured_logs
@@ -77,6 +77,7 @@ def test_register_answers_a_public_client_or_an_rfc7591_error(kit: FuzzKit, body
     kit.client.cookies.clear()
     with captured_logs(kit.public_url) as logs:
         response = kit.client.post("/oauth/register", content=body, headers=wire({"content-type": content_type}))
+    event(f"status {response.status_code}")
     if response.status_code == 201:
         answer = response.json()
         asked = json.loads(body)

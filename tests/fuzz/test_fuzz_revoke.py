@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from .properties import REVOCATION_ERRORS, assert_json_error, assert_nothing_leaks, captured_logs
@@ -55,6 +55,7 @@ def test_revoke_answers_200_or_an_rfc7009_error(target: RevokeTarget, data: st.D
     target.kit.client.cookies.clear()
     with captured_logs(target.kit.public_url) as logs:
         response = target.kit.client.post("/oauth/revoke", content=body, headers=wire(headers))
+    event(f"status {response.status_code}")
     if response.status_code == 200:
         assert "no-store" in response.headers.get("cache-control", "")
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from .properties import TOKEN_ERRORS, assert_json_error, assert_nothing_leaks, captured_logs
@@ -99,6 +99,7 @@ def test_token_answers_tokens_or_an_rfc6749_error(target: TokenTarget, data: st.
     body, headers, used_header, secrets = data.draw(token_request(target))
     with captured_logs(target.kit.public_url) as logs:
         response = _post(target.kit, body, headers)
+    event(f"status {response.status_code}")
     if response.status_code == 200:
         answer = response.json()
         assert isinstance(answer.get("access_token"), str) and answer["access_token"]
