@@ -50,7 +50,7 @@ class DocumentServer:
     answer: Callable[[httpx.Request], httpx.Response] = field(
         default=lambda request: httpx.Response(200, json=cimd_document(), headers={"Cache-Control": "no-store"})
     )
-    resolve_to: list[str] = field(default_factory=lambda: [PUBLIC_ADDRESS])
+    resolve_to: list[str] | OSError = field(default_factory=lambda: [PUBLIC_ADDRESS])
     requests: list[httpx.Request] = field(default_factory=list, repr=False)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -58,6 +58,8 @@ class DocumentServer:
         return self.answer(request)
 
     async def resolver(self, host: str, port: int) -> list[str]:
+        if isinstance(self.resolve_to, OSError):
+            raise self.resolve_to
         return list(self.resolve_to)
 
     def documents(self) -> ClientMetadataDocuments:
