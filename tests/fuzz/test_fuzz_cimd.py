@@ -156,3 +156,14 @@ def test_metadata_document_clients_get_consent_an_error_page_or_their_own_redire
     assert len(fetched) <= 1  # redirects are never followed
     assert not any(_special_use(r.url.host) for r in fetched), [str(r.url) for r in fetched]
     assert_nothing_leaks(response, logs, kit.secrets)
+
+
+def test_a_redirect_that_sets_a_latin1_cookie_is_an_error_page() -> None:
+    """Pinned from the property above: httpx builds the (unfollowed) redirect's next request with
+    the cookie the answer just set, and a latin-1 value cannot be encoded there."""
+    documents = DocumentServer(
+        answer=lambda request: httpx.Response(301, headers=[("set-cookie", b"\x80"), ("location", b"other.json")], content=b"{}")
+    )
+    kit = build_kit(documents=documents)
+    response = kit.client.get("/oauth/authorize", params=kit.authorize_query(CIMD_CLIENT_ID, CHALLENGE), follow_redirects=False)
+    assert_html_error_page(response)
