@@ -8,6 +8,7 @@ echoed or logged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import event, given
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from .properties import REVOCATION_ERRORS, assert_json_error, assert_nothing_leaks, captured_logs
 from .setups import FuzzKit, build_kit
-from .strategies import FUZZ, client_authorization, content_types, form_body, wire
+from .strategies import FORM, FUZZ, client_authorization, content_types, form_body, hostile_text, hostile_urls, wire
 
 KNOWN = ["token", "token_type_hint", "client_id", "client_secret"]
 SECRET_FIELDS = ["token", "client_secret"]
@@ -61,3 +62,22 @@ def test_revoke_answers_200_or_an_rfc7009_error(target: RevokeTarget, data: st.D
     else:
         assert_json_error(response, REVOCATION_ERRORS, used_authorization_header=authorization is not None)
     assert_nothing_leaks(response, logs, [*target.kit.secrets, *secrets, *header_secrets])
+
+
+@FUZZ
+@given(data=st.data())
+def test_revoke_client_authentication_failure_is_401_with_www_authenticate(target: RevokeTarget, data: st.DataObject) -> None:
+    """RFC 7009 §2.1 refers to RFC 6749 §5.2: a failed Authorization header is a 401."""
+    authorization, _ = data.draw(client_authorization(target.client_id, always=True))
+    assume(authorization is not None)
+    assert authorization is not None
+    form = dict(data.draw(st.sampled_from(target.requests)))
+    if data.draw(st.booleans()):
+        form["client_id"] = data.draw(st.one_of(hostile_text, hostile_urls))
+    target.kit.client.cookies.clear()
+    response = target.kit.client.post(
+        "/oauth/revoke", content=urlencode(form).encode(), headers=wire({"content-type": FORM, "authorization": authorization})
+    )
+    if response.status_code != 200 and response.json().get("error") == "invalid_client":
+        assert response.status_code == 401, (authorization, response.json())
+        assert response.headers.get("www-authenticate"), response.headers

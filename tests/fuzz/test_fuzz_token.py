@@ -10,6 +10,7 @@ secret echoed or logged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import event, given
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from .properties import TOKEN_ERRORS, assert_json_error, assert_nothing_leaks, captured_logs
 from .setups import CLIENT_REDIRECT, FuzzKit, build_kit, pkce_pair
-from .strategies import FORM, FUZZ, client_authorization, content_types, form_body, hostile_text, wire
+from .strategies import FORM, FUZZ, client_authorization, content_types, form_body, hostile_text, hostile_urls, wire
 
 KNOWN = [
     "grant_type",
@@ -128,3 +129,21 @@ def test_token_never_sends_another_grant_to_the_idp(target: TokenTarget, grant: 
     assert_json_error(response, TOKEN_ERRORS)
     assert response.status_code == 400
     assert transport.paths[before:] == []
+
+
+@FUZZ
+@given(data=st.data())
+def test_token_client_authentication_failure_is_401_with_www_authenticate(target: TokenTarget, data: st.DataObject) -> None:
+    """RFC 6749 §5.2: a client that tried the Authorization header and failed gets 401 with
+    ``WWW-Authenticate``, whatever scheme or garbage it sent."""
+    authorization, _ = data.draw(client_authorization(target.client_id, always=True))
+    assume(authorization is not None)
+    assert authorization is not None
+    form = dict(data.draw(st.sampled_from([target.code_request, target.refresh_request])))
+    if data.draw(st.booleans()):
+        form["client_id"] = data.draw(st.one_of(hostile_text, hostile_urls))  # someone else, or nobody
+    response = _post(target.kit, urlencode(form).encode(), {"content-type": FORM, "authorization": authorization})
+    body = response.json()
+    if body.get("error") == "invalid_client":
+        assert response.status_code == 401, (authorization, body)
+        assert response.headers.get("www-authenticate"), response.headers
