@@ -11,12 +11,14 @@ logged.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import event, given
+from joserfc import jwt
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
@@ -118,11 +120,30 @@ def mcp_bodies(draw: st.DrawFn, tools: list[str]) -> bytes:
     return draw(st.binary(max_size=200))
 
 
+def _id_token(issuer: TokenIssuer) -> str:
+    """An OpenID Connect ID token from the right issuer (OIDC Core §2): typ JWT, the shim's
+    upstream client as audience and authorized party, a nonce and at_hash; the resource is
+    named too, as IdPs that add extra audiences do. It proves a login, not API access."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer.issuer,
+        "sub": "user-1",
+        "aud": ["upstream-client", MCP],
+        "azp": "upstream-client",
+        "iat": now,
+        "exp": now + 600,
+        "auth_time": now,
+        "nonce": "n-0S6_WzA2Mj",
+        "at_hash": "77QmUPtjPfzWtF2AnpK9RQ",
+    }
+    return jwt.encode({"alg": "RS256", "kid": "k1", "typ": "JWT"}, claims, issuer.key)
+
+
 @st.composite
 def bad_credentials(draw: st.DrawFn, issuer: TokenIssuer) -> tuple[str | None, list[str]]:
     """An Authorization header that must not open the endpoint, and what it plants."""
     secret = draw(planted)
-    kind = draw(st.sampled_from(["none", "planted", "forged", "foreign", "expired", "basic", "hostile", "empty"]))
+    kind = draw(st.sampled_from(["none", "planted", "forged", "foreign", "expired", "id_token", "basic", "hostile", "empty"]))
     if kind == "none":
         return None, []
     if kind == "planted":
@@ -136,6 +157,9 @@ def bad_credentials(draw: st.DrawFn, issuer: TokenIssuer) -> tuple[str | None, l
     if kind == "expired":
         expired = issuer.token(audience=MCP, lifetime=-3600)
         return f"Bearer {expired}", [expired]
+    if kind == "id_token":
+        id_token = _id_token(issuer)
+        return f"Bearer {id_token}", [id_token]
     if kind == "basic":
         return f"Basic {secret}", [secret]
     if kind == "empty":
@@ -210,3 +234,18 @@ def test_a_tool_call_runs_its_own_route_or_none(bridge: Bridge, data: st.DataObj
     assert response.status_code == 200, (response.status_code, response.text[:300])
     routes = [call["route"] for call in bridge.calls.seen[seen:]]
     assert set(routes) <= {name}, (name, arguments, routes)
+
+
+@FUZZ
+@given(data=st.data())
+def test_mcp_refuses_an_id_token_as_an_access_token(bridge: Bridge, data: st.DataObject) -> None:
+    """An ID token is addressed to the client that logged in, not to the API, even when its
+    audience also names the resource (OIDC Core §2, RFC 9068 §4): 401 invalid_token."""
+    headers = data.draw(mcp_headers())
+    headers.update({"authorization": f"Bearer {_id_token(bridge.issuer)}", "content-type": "application/json", "accept": ACCEPT})
+    body = json.dumps(data.draw(jsonrpc_messages(list(bridge.tools)))).encode()
+    seen = len(bridge.calls.seen)
+    response = bridge.client.post("/mcp", content=body, headers=wire(headers))
+    assert response.status_code == 401, (response.status_code, response.text[:200])
+    assert assert_bearer_challenge(response).get("error") == "invalid_token"
+    assert len(bridge.calls.seen) == seen
