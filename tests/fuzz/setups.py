@@ -53,6 +53,10 @@ class DocumentServer:
     resolve_to: list[str] | OSError = field(default_factory=lambda: [PUBLIC_ADDRESS])
     requests: list[httpx.Request] = field(default_factory=list, repr=False)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Short in hypothesis' falsifying examples (it prints dataclass fields itself)."""
+        printer.text(f"DocumentServer(resolve_to={self.resolve_to!r}, {len(self.requests)} requests)")
+
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return self.answer(request)
@@ -91,6 +95,10 @@ class FuzzKit(Kit):
     public_url: str = HTTP_PUBLIC_URL
     documents: DocumentServer | None = None
     idp_transport: CountingTransport | None = None
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Short in hypothesis' falsifying examples (it prints dataclass fields itself)."""
+        printer.text(f"FuzzKit(public_url={self.public_url!r}, registration={self.shim.registration!r})")
 
     @property
     def resource(self) -> str:

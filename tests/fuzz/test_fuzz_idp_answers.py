@@ -42,7 +42,7 @@ from .properties import (
 )
 from tests.shim.kit import SECRET_KEY
 
-from .setups import CLIENT_REDIRECT, HTTP_PUBLIC_URL, IDP_ISSUER, FuzzKit, build_kit, pkce_pair, registered_client
+from .setups import CLIENT_REDIRECT, HTTP_PUBLIC_URL, IDP_ISSUER, FuzzKit, build_kit, pkce_pair
 from .strategies import FORM, FUZZ, header_values, hostile_text, hostile_urls, planted
 
 DISCOVERY = "/.well-known/openid-configuration"
