@@ -36,6 +36,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import jsonsafe
+from .outbound import TRANSPORT_ERRORS, cookieless_jar
 from .redirects import RedirectURIError, check_registrable
 
 __all__ = [
@@ -404,7 +405,9 @@ class ClientMetadataDocuments:
         if self._http is not None:
             return await self._send(self._http, client_id, url, headers, extensions)
         limits = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=self._timeout) as http:
+        async with httpx.AsyncClient(
+            trust_env=False, limits=limits, timeout=self._timeout, cookies=cookieless_jar()
+        ) as http:
             return await self._send(http, client_id, url, headers, extensions)
 
     async def _send(
@@ -424,7 +427,7 @@ class ClientMetadataDocuments:
                 headers_seen = response.headers
         except httpx.TimeoutException:
             raise
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise ClientMetadataError(
                 f"Could not fetch the client metadata document ({type(exc).__name__})."
             ) from None

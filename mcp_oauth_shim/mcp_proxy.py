@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from .outbound import TRANSPORT_ERRORS, cookieless_jar
+
 __all__ = ["MCPReverseProxy"]
 
 logger = logging.getLogger("mcp_oauth_shim.mcp_proxy")
@@ -93,6 +95,7 @@ class MCPReverseProxy:
             timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0),
             follow_redirects=False,
             trust_env=False,
+            cookies=cookieless_jar(),
         )
 
     async def aclose(self) -> None:
@@ -156,7 +159,7 @@ class MCPReverseProxy:
             logger.warning("MCP upstream timed out: %s", self.upstream_url)
             await _json(send, 504, "temporarily_unavailable", "The MCP server behind the shim did not answer in time.")
             return
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             logger.warning("MCP upstream unreachable: %s (%s)", self.upstream_url, type(exc).__name__)
             await _json(send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
             return

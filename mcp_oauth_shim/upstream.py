@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from . import jsonsafe
+from .outbound import TRANSPORT_ERRORS, cookieless_jar
 from .config import Upstream
 from .forms import urlencode
 from .http11 import ConnectionPool, HTTPError
@@ -60,6 +61,7 @@ def default_http_client(timeout: float) -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         follow_redirects=False,
         trust_env=False,
+        cookies=cookieless_jar(),
     )
 
 
@@ -218,7 +220,7 @@ class UpstreamClient:
         except httpx.TimeoutException:
             logger.warning("identity provider timed out: %s %s", method, url)
             raise UpstreamError(504, "temporarily_unavailable", "The identity provider did not answer in time.")
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             logger.warning("identity provider unreachable: %s %s (%s)", method, url, type(exc).__name__)
             raise UpstreamError(502, "temporarily_unavailable", "The identity provider could not be reached.")
 

@@ -58,6 +58,7 @@ from joserfc.jws import (
 from joserfc.jwt import JWTClaimsRegistry
 
 from . import jsonsafe
+from .outbound import TRANSPORT_ERRORS
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
 from .rfc6750 import validate_scope_token
 from .upstream import UpstreamError, UpstreamMetadata
@@ -328,7 +329,7 @@ class _KeyCache:
             raise UpstreamError(
                 504, "temporarily_unavailable", "The identity provider's key set did not arrive in time."
             ) from None
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             logger.warning("JWKS fetch failed: %s (%s)", url, type(exc).__name__)
             raise UpstreamError(
                 502, "temporarily_unavailable", "The identity provider's key set could not be fetched."
