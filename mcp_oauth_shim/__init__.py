@@ -12,15 +12,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import ConfigurationError, Upstream
+    from .config import AccessTokenProfile, ConfigurationError, Upstream
     from .context import Lifetimes, Paths
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
-__all__ = ["ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
+__all__ = ["AccessTokenProfile", "ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
 __version__ = "0.1.0"
 
 _HOMES = {
+    "AccessTokenProfile": ".config",
     "ConfigurationError": ".config",
     "Upstream": ".config",
     "Lifetimes": ".context",

@@ -10,7 +10,7 @@ proxies, no cookies, no compression). Where a response ends is decided by llhttp
 (:mod:`.http11_framing`). Discovery, JWKS and metadata documents stay on httpx; so does
 everything when an ``http_client`` is passed to the shim.
 
-A request is sent once and never again (RFC 9112 §9.3.1.1): the POSTs this pool carries are not
+A request is sent once and never again (RFC 9112 §9.3.1): the POSTs this pool carries are not
 idempotent, and an IdP that rotates refresh tokens with reuse detection revokes the user's
 grant when the same refresh token arrives twice. A connection that closes before its answer is
 an :class:`HTTPError`. To make that rare, an idle connection is reused only for
