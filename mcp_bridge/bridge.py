@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from mcp_bridge.calls import call_tool, call_tool_encoded, unknown_tool
 from mcp_bridge.handshake import InitializeAnswer
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.results import encode_result, error_result
-from mcp_bridge.routes import LiteralRoutes
+from mcp_bridge.routes import LiteralRoutes, is_api_route, route_views
 from mcp_bridge.security import HostOriginPolicy
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint, ScopeGuard
@@ -257,10 +257,37 @@ class MCPBridge:
         if self.auth is not None and not self._shim_routes_added(host_router):
             routes.extend(LiteralRoutes.group(self.auth.routes))
         host_router.routes[0:0] = routes
-        _extend_lifespan(host_router, endpoint, self.auth.lifespan if self.auth is not None else None)
+        _extend_lifespan(
+            host_router,
+            endpoint,
+            self.auth.lifespan if self.auth is not None else None,
+            on_start=lambda: self._announce(route_path),
+        )
         if host is self.app:
             self._mounted_paths.add(route_path)
         return endpoint
+
+    def _announce(self, path: str) -> None:
+        """Say at start-up what the endpoint serves; warn when the tool table looks stale.
+
+        The bridge reads the app's routes when it is created (and on `refresh()`), so a bridge
+        created before the routes were added serves none of them, silently unless told.
+        """
+        count = len(self._registry.specs)
+        api_routes = sum(
+            1
+            for view in route_views(self.app)
+            if is_api_route(view) and getattr(getattr(view, "original_route", view), "include_in_schema", True)
+        )
+        if count == 0:
+            logger.warning(
+                "MCP endpoint %s serves no tools although the app has %d API routes: the bridge reads the "
+                "routes when it is created; create MCPBridge after adding them, or call bridge.refresh().",
+                path,
+                api_routes,
+            )
+        else:
+            logger.info("MCP endpoint %s serves %d tools (from %d API routes)", path, count, api_routes)
 
     def mount_sse(
         self,
@@ -399,7 +426,9 @@ class _ChallengeOnRefusal:
         await self.app(scope, receive, send_with_challenge)
 
 
-def _extend_lifespan(router: Router, endpoint: MCPEndpoint, shim_lifespan: Any = None) -> None:
+def _extend_lifespan(
+    router: Router, endpoint: MCPEndpoint, shim_lifespan: Any = None, on_start: Callable[[], None] | None = None
+) -> None:
     """Run the endpoint's session manager (and close the shim's IdP connections at the end)
     for as long as the router's app runs, around the app's own lifespan."""
     original = router.lifespan_context
@@ -411,6 +440,8 @@ def _extend_lifespan(router: Router, endpoint: MCPEndpoint, shim_lifespan: Any =
                 await stack.enter_async_context(shim_lifespan(app))
             await stack.enter_async_context(endpoint.run())
             state = await stack.enter_async_context(original(app))
+            if on_start is not None:
+                on_start()
             yield state
 
     router.lifespan_context = lifespan
