@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mcp_bridge.auth import send_insufficient_scope
-from mcp_bridge.security import HostOriginPolicy
+from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy
 from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE, ScopeGuard, _read_body, _replay
 from mcp_oauth_shim import jsonsafe
 
@@ -58,8 +59,18 @@ class SSEEndpoint:
             self._transport = SseServerTransport(self._messages_path, security_settings=self._policy.to_sdk())
         return self._transport
 
+    def _foreign_host(self, scope: Scope) -> Response | None:
+        """The 421 that names the setting (the SDK's own names none), for a Host not allowed."""
+        headers = Headers(scope=scope)
+        if self._policy.refusal(headers.get("host"), headers.get("origin")) != 421:
+            return None
+        return Response(FOREIGN_HOST_BODY, status_code=421, media_type="text/plain")
+
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if (refused := self._foreign_host(scope)) is not None:
+            await refused(scope, receive, send)
             return
         if scope["method"] != "GET":
             await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
@@ -74,6 +85,9 @@ class SSEEndpoint:
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if (refused := self._foreign_host(scope)) is not None:
+            await refused(scope, receive, send)
             return
         transport = self._sdk_transport()
         if scope["method"] != "POST" or self._guard is None:

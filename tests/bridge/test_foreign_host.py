@@ -52,3 +52,18 @@ def test_a_loopback_host_is_served_without_a_warning(caplog: pytest.LogCaptureFi
             response = client.post("/mcp", json=INIT, headers=ACCEPT)
     assert response.status_code == 200
     assert not [r for r in caplog.records if "refused a request for Host" in r.getMessage()]
+
+
+def sse_app() -> Any:
+    app, _ = build_app()
+    MCPBridge(app).mount_sse("/sse")
+    return app
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/sse"), ("POST", "/sse/messages/?session_id=0")])
+def test_the_legacy_sse_transport_also_names_allowed_hosts_in_its_421(method: str, path: str) -> None:
+    with TestClient(sse_app(), base_url="http://mcp.example.org") as client:
+        response = client.request(method, path, json=INIT if method == "POST" else None)
+    assert response.status_code == 421
+    assert "allowed_hosts" in response.text
+    assert "mcp.example.org" not in response.text
