@@ -40,8 +40,10 @@ __all__ = ["ArgumentError", "build_request", "call_tool", "call_tool_encoded", "
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
-# RFC 3986 §3.3 pchar minus "%" (so a literal "%" is encoded, never taken as an escape).
-_PCHAR = ":@!$&'()*+,;=-._~"
+# RFC 3986 §3.3 pchar minus "%" (so a literal "%" is encoded, never taken as an escape), and
+# minus ";" and ",": a server behind `http_client` (Tomcat, some proxies) may read "..;" as "..",
+# so both are sent percent-encoded.
+_PCHAR = ":@!$&'()*+=-._~"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -83,14 +85,28 @@ def _path_value(name: str, value: Any, allow_slash: bool) -> str:
         raise ArgumentError(f"path argument {name!r} must not contain '.' or '..' segments")
     if _CONTROL.search(text):
         raise ArgumentError(f"path argument {name!r} contains control characters")
+    if not text.isascii() and not _encodable(text):
+        raise ArgumentError(f"path argument {name!r} is not valid Unicode text (a lone surrogate)")
     return text
+
+
+def _encodable(text: str) -> bool:
+    """False for text with a lone surrogate, which JSON allows and UTF-8 cannot carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _header_value(name: str, value: Any) -> bytes:
     text = scalar_text(value)
     if any(c in text for c in "\r\n\x00"):
         raise ArgumentError(f"header argument {name!r} must not contain CR, LF or NUL")
-    return text.encode("latin-1", errors="strict")
+    try:
+        return text.encode("latin-1", errors="strict")
+    except UnicodeEncodeError:
+        raise ArgumentError(f"header argument {name!r} must be Latin-1 text (RFC 9110 section 5.5)") from None
 
 
 def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -131,6 +147,19 @@ def build_request(
     Raises ArgumentError when the arguments do not fit the tool or the request would not be
     served by the tool's own route.
     """
+    try:
+        return _build_request(spec, arguments, origin, forward_headers)
+    except UnicodeEncodeError:
+        # A lone surrogate (valid in JSON, not in UTF-8) in a query, form or body argument.
+        raise ArgumentError("an argument holds text that is not valid Unicode (a lone surrogate)") from None
+
+
+def _build_request(
+    spec: ToolSpec,
+    arguments: Mapping[str, Any],
+    origin: Scope,
+    forward_headers: frozenset[bytes],
+) -> tuple[Scope, bytes]:
     arguments = spec.checks(arguments)
 
     path_values: dict[str, str] = {}

@@ -25,9 +25,12 @@ from fastapi import FastAPI
 from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 from starlette._utils import get_route_path
-from starlette.convertors import PathConvertor
+from starlette.convertors import FloatConvertor, IntegerConvertor, StringConvertor, UUIDConvertor
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
+
+
+_SINGLE_SEGMENT = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class PathShape:
     """What the shadow check needs of a route, read once (route attributes can be slow views)."""
 
     segments: tuple[str, ...] | None  # None: not a path route (Mount, host, custom): always checked
-    open_ended: bool  # has a {x:path} parameter
+    open_ended: bool  # has a parameter that may match '/' ({x:path}, or a convertor of the app's own)
     literal: bool  # no parameter at all
 
     @classmethod
@@ -44,7 +47,9 @@ class PathShape:
         convertors = getattr(route, "param_convertors", None)
         if not isinstance(path_format, str) or convertors is None:
             return cls(None, True, False)
-        open_ended = any(isinstance(c, PathConvertor) for c in convertors.values())
+        # Only Starlette's own single-segment convertors are known never to match '/'; any other
+        # (path, or one registered by the app, whose regex may be '.+') can span segments.
+        open_ended = any(type(c) not in _SINGLE_SEGMENT for c in convertors.values())
         return cls(tuple(path_format.split("/")), open_ended, "{" not in path_format)
 
 

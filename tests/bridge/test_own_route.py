@@ -20,13 +20,15 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI, Security
+from fastapi import APIRouter, FastAPI, Header, Security
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_bridge import MCPBridge
+from mcp_bridge.calls import build_request
 from tests.bridge.conftest import origin_scope
 from tests.bridge.sample_app import scoped
 from tests.bridge.token_issuer import TokenIssuer
@@ -407,3 +409,78 @@ async def test_own_route_check_agrees_with_the_router_for_every_request() -> Non
             outcomes[served] += 1
     assert disagreements == []
     assert min(outcomes.values()) > 100  # both answers were compared, many times
+
+
+class _AnythingConvertor(Convertor[str]):
+    """An app's own convertor whose pattern spans segments, as `register_url_convertor` allows."""
+
+    regex = ".+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+@pytest.mark.anyio
+async def test_an_earlier_route_with_a_custom_convertor_spanning_segments_is_never_run() -> None:
+    register_url_convertor("anything", _AnythingConvertor())
+    app = FastAPI()
+    ran: list[str] = []
+
+    @app.get("/files/{rest:anything}", include_in_schema=False)
+    def admin(rest: str) -> dict[str, str]:
+        ran.append("admin " + rest)
+        return {"admin": rest}
+
+    @app.get("/files/{a}/{b}", operation_id="pair")
+    def pair(a: str, b: str) -> dict[str, str]:
+        ran.append("pair")
+        return {"a": a, "b": b}
+
+    result = await _call(MCPBridge(app), "pair", {"a": "u", "b": "v"})
+    assert result["isError"] is True and "different route" in _text(result)
+    assert ran == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"name": "\ud800"}, "'name'"),
+        ({"name": "ok", "note": "\udfff"}, "lone surrogate"),
+        ({"name": "ok", "x-note": "\u20ac"}, "'x-note'"),
+    ],
+    ids=["path", "query", "header outside latin-1"],
+)
+async def test_text_that_cannot_be_sent_is_a_tool_error_naming_it(arguments: dict[str, Any], named: str) -> None:
+    app = FastAPI()
+    ran: list[str] = []
+
+    @app.get("/notes/{name}", operation_id="read_note")
+    def read_note(
+        name: str, note: str | None = None, x_note: Annotated[str | None, Header(alias="x-note")] = None
+    ) -> dict[str, str]:
+        ran.append(name)
+        return {"name": name}
+
+    result = await _call(MCPBridge(app), "read_note", arguments)
+    assert result["isError"] is True
+    assert named in _text(result) and "internal error" not in _text(result)
+    assert ran == []
+
+
+@pytest.mark.parametrize("value", ["..;", "a;b", "x,y"])
+def test_semicolons_and_commas_in_path_values_are_percent_encoded(value: str) -> None:
+    # A remote server (`http_client`) may read "..;" as "..": only the encoded form is sent.
+    app = FastAPI()
+
+    @app.get("/notes/{name}", operation_id="read_note")
+    def read_note(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    (spec,) = MCPBridge(app).specs
+    scope, _ = build_request(spec, {"name": value}, origin_scope(), frozenset())
+    assert b";" not in scope["raw_path"] and b"," not in scope["raw_path"]
+    assert scope["path"] == "/notes/" + value
