@@ -33,7 +33,9 @@ from typing import Any
 # access format (``%(r)s``) prints the path without the query string.
 ACCESS_LOGGERS = ("uvicorn.access",)
 
-_QUERY = re.compile(r"\?[^\s\"']*")
+# Everything from "?" to the next white space: a quote inside the query (a client may send
+# one) must not end the redaction early.
+_QUERY = re.compile(r"\?\S*")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _installing = threading.Lock()
 

@@ -143,3 +143,20 @@ def test_redaction_leaves_mapping_arguments_alone():
     record = logging.LogRecord("hypercorn.access", logging.INFO, __file__, 1, "%(r)s %(s)s", (atoms,), None)
     assert RedactQueryStrings().filter(record)
     assert record.getMessage() == "GET /oauth/callback HTTP/1.1 200"
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        '"GET /oauth/callback?code=SECRET&state=STATE HTTP/1.1" 302',
+        "\"GET /oauth/callback?x='&code=SECRET&state=STATE HTTP/1.1\" 302",
+        '"GET /oauth/callback?x="&code=SECRET&state=STATE HTTP/1.1" 302',
+    ],
+    ids=["plain", "single quote before the code", "double quote before the code"],
+)
+def test_redaction_covers_the_whole_query_whatever_it_holds(request_line: str) -> None:
+    from mcp_oauth_shim.logs import redact
+
+    redacted = redact(request_line)
+    assert "SECRET" not in redacted and "STATE" not in redacted
+    assert redacted.endswith(" HTTP/1.1\" 302")
