@@ -1,4 +1,4 @@
-"""Client-side cost of the IdP pool (``mcp_oauth_shim.http11``) per token POST.
+"""Client-side cost of the IdP pool (``mcp_oauth_shim.upstream.pool``) per token POST.
 
 ``python bench/inproc_pool.py [--requests 20000] [--rounds 3] [--concurrency 1 16]``
 
@@ -63,7 +63,7 @@ def _stub(port_out: multiprocessing.connection.Connection) -> None:
 
 
 async def _round(url: str, requests: int, concurrency: int) -> tuple[float, float]:
-    from mcp_oauth_shim.http11 import ConnectionPool
+    from mcp_oauth_shim.upstream.pool import ConnectionPool
 
     pool = ConnectionPool(timeout=10)
     per_worker = requests // concurrency

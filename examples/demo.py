@@ -39,12 +39,12 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `import mcp_server` however we are run
 
-from demo_api import build_demo_api  # noqa: E402
+from demo_api import build_demo_api
 
-from mcp_oauth_shim.logs import RedactQueryStrings  # noqa: E402
+from mcp_oauth_shim.logs import RedactQueryStrings
 
-from mcp_oauth_shim import OAuthShim, Upstream  # noqa: E402
-from mcp_oauth_shim.dev_idp import DEMO_PASSWORD, DEMO_USERNAME, DevIdP  # noqa: E402
+from mcp_oauth_shim import OAuthShim, Upstream
+from mcp_oauth_shim.dev_idp import DEMO_PASSWORD, DEMO_USERNAME, DevIdP
 
 SELF_CHECK_TIMEOUT = 90.0
 # The self-check client's redirect URI. Nothing listens there: the headless browser below stops

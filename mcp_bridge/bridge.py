@@ -39,9 +39,8 @@ from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint, ScopeGuard
 
 if TYPE_CHECKING:
-    from mcp_oauth_shim import OAuthShim
-
     from mcp_bridge.sse import SSEEndpoint
+    from mcp_oauth_shim import OAuthShim
 
 logger = logging.getLogger(__name__)
 

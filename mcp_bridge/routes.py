@@ -29,7 +29,6 @@ from starlette.convertors import FloatConvertor, IntegerConvertor, StringConvert
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
 
-
 _SINGLE_SEGMENT = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
 
 
@@ -237,9 +236,7 @@ class LiveRoutes:
     def current(self) -> int:
         """The table's epoch, after re-reading it if it changed since the last call."""
         routes = self._app.router.routes
-        if routes is not self._top or len(routes) != self._top_length:
-            self._reload()
-        elif self._nested and any(len(lst) != length for lst, length in self._nested):
+        if routes is not self._top or len(routes) != self._top_length or (self._nested and any(len(lst) != length for lst, length in self._nested)):
             self._reload()
         return self.epoch
 
@@ -284,7 +281,7 @@ class LiveRoutes:
 class OwnRoute:
     """One tool's route in the live table: does the router send this request to it?"""
 
-    __slots__ = ("_table", "_route", "_epoch", "_earlier", "_own")
+    __slots__ = ("_earlier", "_epoch", "_own", "_route", "_table")
 
     def __init__(self, table: LiveRoutes, route: Any) -> None:
         self._table = table

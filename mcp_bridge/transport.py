@@ -101,7 +101,7 @@ class ScopeGuard:
 class _Headers:
     """The request headers the endpoint decides on, read in one pass."""
 
-    __slots__ = ("version", "session", "host", "origin", "accept", "content_type")
+    __slots__ = ("accept", "content_type", "host", "origin", "session", "version")
 
     def __init__(self, scope: Scope) -> None:
         self.version: bytes | None = None

@@ -27,12 +27,13 @@ from authlib.oauth2.rfc7591.errors import (
 )
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from .endpoints.base import NO_STORE, redirect
 from .forms import append_query
-from .http import NO_STORE, redirect
 from .pages import PAGE_HEADERS_RAW, load_template, page_headers
 from .rfc6750 import sanitize_description
 
 __all__ = [
+    "PAGE_HEADERS_RAW",
     "AccessDeniedError",
     "InvalidClientError",
     "InvalidClientMetadataError",
@@ -44,12 +45,11 @@ __all__ = [
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedResponseTypeError",
+    "html_error",
     "invalid_target",
     "json_error",
-    "redirect_error",
-    "html_error",
-    "PAGE_HEADERS_RAW",
     "page_headers",
+    "redirect_error",
 ]
 
 def invalid_target(description: str) -> OAuth2Error:

@@ -94,9 +94,7 @@ def _is_cors_preflight(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"access-control-request-method":
             preflight = True
-        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return False
-        elif name.startswith(b"x-http-method") or name == b"x-method-override":
+        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0") or name.startswith(b"x-http-method") or name == b"x-method-override":
             return False
     return preflight
 

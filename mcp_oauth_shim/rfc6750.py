@@ -25,8 +25,8 @@ __all__ = [
     "BEARER_ERRORS",
     "bearer_challenge",
     "bearer_error_response",
-    "sanitize_description",
     "quoted_string",
+    "sanitize_description",
     "validate_scope_token",
 ]
 

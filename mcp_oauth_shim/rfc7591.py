@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import jsonsafe
 from .context import ShimContext
+from .endpoints.base import read_body_limited
 from .errors import (
     NO_STORE,
     InvalidClientMetadataError,
@@ -24,7 +25,6 @@ from .errors import (
     ascii_description,
     json_error,
 )
-from .http import read_body_limited
 from .redirects import RedirectURIError, check_registrable
 from .sealing import CLIENT
 

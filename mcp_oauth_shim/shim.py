@@ -15,15 +15,16 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from .authorize import AuthorizeHandler
-from .callback import CallbackHandler
 from .clients import ClientResolver
 from .config import ConfigurationError, Upstream, is_loopback_host
-from .consent import ConsentHandler, ConsentPage
 from .context import Lifetimes, Paths, ShimContext
-from .http import Endpoint, with_cors
+from .endpoints.authorize import AuthorizeHandler
+from .endpoints.base import Endpoint, with_cors
+from .endpoints.callback import CallbackHandler
+from .endpoints.consent import ConsentHandler, ConsentPage
+from .endpoints.revoke import RevocationHandler
+from .endpoints.token import TokenHandler
 from .logs import redact_access_logs as install_access_log_redaction
-from .revoke import RevocationHandler
 from .rfc7591 import RegistrationHandler
 from .rfc8414 import MetadataHandler, metadata_paths
 from .rfc9728 import (
@@ -32,7 +33,6 @@ from .rfc9728 import (
     resource_metadata_url,
 )
 from .sealing import Sealer
-from .token import TokenHandler
 from .upstream import UpstreamClient, default_http_client
 
 if TYPE_CHECKING:

@@ -58,8 +58,8 @@ from joserfc.jws import (
 from joserfc.jwt import JWTClaimsRegistry
 
 from . import jsonsafe
-from .outbound import TRANSPORT_ERRORS
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
+from .outbound import TRANSPORT_ERRORS
 from .rfc6750 import validate_scope_token
 from .upstream import UpstreamError, UpstreamMetadata
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mcp_oauth_shim import Upstream
-from mcp_oauth_shim.http11 import ConnectionPool, HTTPError
+from mcp_oauth_shim.upstream.pool import ConnectionPool, HTTPError
 from mcp_oauth_shim.upstream import UpstreamClient, UpstreamError
 
 pytestmark = pytest.mark.anyio

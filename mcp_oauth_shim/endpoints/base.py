@@ -8,7 +8,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .forms import ParameterError, location, parse_form, parse_query
+from ..forms import ParameterError, location, parse_form, parse_query
 
 __all__ = [
     "Endpoint",

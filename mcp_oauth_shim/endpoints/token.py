@@ -19,9 +19,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import Client, authenticate_client, presented_credentials
-from .context import ShimContext
-from .errors import (
+from ..clients import Client, authenticate_client, presented_credentials
+from ..context import ShimContext
+from ..errors import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
@@ -31,12 +31,12 @@ from .errors import (
     json_error,
     oauth_error,
 )
-from .http import ParameterError, no_store_json, parse_form, read_body_limited
-from .rfc8707 import audience_params, resource_matches
-from .sealing import CODE, REFRESH, SealError
-from .upstream import UpstreamError
+from ..rfc8707 import audience_params, resource_matches
+from ..sealing import CODE, REFRESH, SealError
+from ..upstream import UpstreamError
+from .base import ParameterError, no_store_json, parse_form, read_body_limited
 
-logger = logging.getLogger("mcp_oauth_shim.token")
+logger = logging.getLogger(__name__)
 
 MAX_TOKEN_BODY = 64 * 1024
 # RFC 7636 §4.1: 43-128 characters from the unreserved set.

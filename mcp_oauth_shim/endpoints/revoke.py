@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import Client, authenticate_client, presented_credentials
-from .context import ShimContext
-from .errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
-from .http import ParameterError, parse_form, read_body_limited
-from .sealing import REFRESH, SealError
-from .upstream import UpstreamError
+from ..clients import Client, authenticate_client, presented_credentials
+from ..context import ShimContext
+from ..errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
+from ..sealing import REFRESH, SealError
+from ..upstream import UpstreamError
+from .base import ParameterError, parse_form, read_body_limited
 
 if TYPE_CHECKING:
-    from .verify import BearerVerifier
+    from ..verify import BearerVerifier
 
-logger = logging.getLogger("mcp_oauth_shim.revoke")
+logger = logging.getLogger(__name__)
 
 MAX_REVOCATION_BODY = 64 * 1024
 
@@ -120,7 +120,7 @@ class RevocationHandler:
         if self._verifier is None:
             logger.info("revocation of a token the shim did not issue ignored")
             return None
-        from .verify import InvalidToken, token_client  # the JWT stack, loaded on first use
+        from ..verify import InvalidToken, token_client  # the JWT stack, loaded on first use
 
         verifier = self._verifier()
         try:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_oauth_shim.http11_framing import (
+from mcp_oauth_shim.upstream.framing import (
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
     MAX_HEADER_FIELDS,

@@ -15,20 +15,20 @@ import logging
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .consent import FLOW_COOKIE_PREFIX
-from .context import ShimContext
-from .errors import (
+from ..context import ShimContext
+from ..errors import (
     InvalidRequestError,
     html_error,
     oauth_error,
     redirect_error,
 )
-from .forms import append_query
-from .http import ParameterError, delete_cookie, redirect, single_params
-from .sealing import CODE, STATE, SealError, digest
-from .upstream import UpstreamError
+from ..forms import append_query
+from ..sealing import CODE, STATE, SealError, digest
+from ..upstream import UpstreamError
+from .base import ParameterError, delete_cookie, redirect, single_params
+from .consent import FLOW_COOKIE_PREFIX
 
-logger = logging.getLogger("mcp_oauth_shim.callback")
+logger = logging.getLogger(__name__)
 
 # Errors an IdP may send that mean the same to the MCP client; anything else is server_error.
 RELAYED_ERRORS = {

@@ -1,4 +1,4 @@
-"""Where one HTTP/1.1 response ends (RFC 9112 §6), for the IdP pool in :mod:`.http11`.
+"""Where one HTTP/1.1 response ends (RFC 9112 §6), for the IdP pool in :mod:`.pool`.
 
 The bytes are parsed by llhttp (the C parser of Node.js, through :mod:`httptools`, as uvicorn
 does), fed as they arrive and never re-parsed: the cost is linear in what the peer sends.
@@ -18,7 +18,7 @@ and malformed chunks. This module adds what a client must decide for itself:
   ``Connection: close``, framed by ``Content-Length`` or chunked (or without a body), with
   nothing after it. Anything else closes the connection (RFC 9112 §9.3, §9.6).
 
-tests/unit/test_http11_framing.py compares the outcome with h11's parse of the same bytes.
+tests/unit/test_upstream_framing.py compares the outcome with h11's parse of the same bytes.
 """
 
 from __future__ import annotations
@@ -57,18 +57,18 @@ class ResponseReader:
     """
 
     __slots__ = (
-        "_parser",
-        "_head_request",
-        "_headers",
-        "_field_count",
         "_body",
         "_body_size",
-        "_wire_bytes",
-        "_status",
-        "_version",
+        "_field_count",
+        "_framing_by_eof",
+        "_head_request",
+        "_headers",
         "_in_header_section",
         "_interim",
-        "_framing_by_eof",
+        "_parser",
+        "_status",
+        "_version",
+        "_wire_bytes",
         "response",
         "reusable",
     )

@@ -7,7 +7,7 @@ a local stub IdP): httpx reached 0.10x of a direct call at c=1 and 0.01x at c=16
 is that pool: a few connections per origin kept alive, TLS with certificate and host name
 verification from :mod:`ssl`, one deadline per exchange, and nothing else (no redirects, no
 proxies, no cookies, no compression). Where a response ends is decided by llhttp
-(:mod:`.http11_framing`). Discovery, JWKS and metadata documents stay on httpx; so does
+(:mod:`.framing`). Discovery, JWKS and metadata documents stay on httpx; so does
 everything when an ``http_client`` is passed to the shim.
 
 A request is sent once and never again (RFC 9112 §9.3.1): the POSTs this pool carries are not
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .http11_framing import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, HTTPError, RawResponse, ResponseReader
+from .framing import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, HTTPError, RawResponse, ResponseReader
 
 __all__ = [
     "MAX_BODY_BYTES",

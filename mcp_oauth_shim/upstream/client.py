@@ -18,13 +18,13 @@ from urllib.parse import quote
 
 import httpx
 
-from . import jsonsafe
-from .outbound import TRANSPORT_ERRORS, cookieless_jar
-from .config import Upstream
-from .forms import urlencode
-from .http11 import ConnectionPool, HTTPError
+from .. import jsonsafe
+from ..config import Upstream
+from ..forms import urlencode
+from ..outbound import TRANSPORT_ERRORS, cookieless_jar
+from .pool import ConnectionPool, HTTPError
 
-logger = logging.getLogger("mcp_oauth_shim.upstream")
+logger = logging.getLogger(__name__)
 
 DISCOVERY_TTL = 3600.0
 _CREDENTIAL_FIELDS = frozenset({"client_id", "client_secret"})

@@ -19,24 +19,24 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from .authorize import AuthorizationRequest
-from .clients import Client
-from .context import ShimContext
-from .errors import (
+from ..clients import Client
+from ..context import ShimContext
+from ..errors import (
     AccessDeniedError,
     InvalidRequestError,
     html_error,
     oauth_error,
     redirect_error,
 )
-from .forms import append_query
-from .http import ParameterError, parse_form, read_body_limited, redirect, set_cookie
-from .pages import PAGE_HEADERS_RAW, load_template
-from .rfc8707 import audience_params
-from .sealing import CONSENT, STATE, SealError, digest, random_token
-from .upstream import UpstreamError
+from ..forms import append_query
+from ..pages import PAGE_HEADERS_RAW, load_template
+from ..rfc8707 import audience_params
+from ..sealing import CONSENT, STATE, SealError, digest, random_token
+from ..upstream import UpstreamError
+from .authorize import AuthorizationRequest
+from .base import ParameterError, parse_form, read_body_limited, redirect, set_cookie
 
-logger = logging.getLogger("mcp_oauth_shim.consent")
+logger = logging.getLogger(__name__)
 
 CSRF_COOKIE = "mcp-shim-csrf"
 FLOW_COOKIE_PREFIX = "mcp-shim-flow-"

@@ -23,9 +23,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .clients import Client
-from .context import ShimContext
-from .errors import (
+from ..clients import Client
+from ..context import ShimContext
+from ..errors import (
     InvalidClientError,
     InvalidRequestError,
     OAuth2Error,
@@ -35,11 +35,11 @@ from .errors import (
     oauth_error,
     redirect_error,
 )
-from .http import ParameterError, single_params
-from .redirects import matches
-from .rfc8707 import resource_matches
+from ..redirects import matches
+from ..rfc8707 import resource_matches
+from .base import ParameterError, single_params
 
-logger = logging.getLogger("mcp_oauth_shim.authorize")
+logger = logging.getLogger(__name__)
 
 # RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is exactly 43 characters.
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
