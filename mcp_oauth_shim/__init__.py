@@ -12,8 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import AccessTokenProfile, ConfigurationError, Upstream
-    from .context import Lifetimes, Paths
+    from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
@@ -24,8 +23,8 @@ _HOMES = {
     "AccessTokenProfile": ".config",
     "ConfigurationError": ".config",
     "Upstream": ".config",
-    "Lifetimes": ".context",
-    "Paths": ".context",
+    "Lifetimes": ".config",
+    "Paths": ".config",
     "OAuthShim": ".shim",
     "UpstreamError": ".upstream",
 }

@@ -1,17 +1,29 @@
-"""Configuration values: the upstream identity provider and how the shim talks to it.
+"""Configuration values: the upstream identity provider, its access tokens, the lifetimes of
+what the shim signs and the paths it serves.
 
 An IdP preset is a value, not a subclass: ``Upstream.oidc(...)`` (and the presets that build on
-it) return a frozen :class:`Upstream` that the rest of the shim reads.
+it) return a frozen :class:`Upstream` that the rest of the shim reads. Every value checks
+itself when it is made (``__post_init__``), so a preset, ``Upstream.oidc``, an ``Upstream``
+built from custom metadata and a ``replace()``-d copy all meet the same rules.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+
+from .urls import is_loopback_host, service_url_problem
+
+__all__ = [
+    "AccessTokenProfile",
+    "ConfigurationError",
+    "Lifetimes",
+    "Paths",
+    "Upstream",
+    "is_loopback_host",
+]
 
 AudienceParam = Literal["resource", "audience", "none"]
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
@@ -43,6 +55,29 @@ OPENID_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", "of
 
 class ConfigurationError(ValueError):
     """The shim was configured in a way that cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long each signed value is honoured, in seconds."""
+
+    client_id: int = 365 * 24 * 3600
+    consent: int = 600
+    state: int = 600
+    code: int = 300
+    refresh_token: int = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Endpoint paths relative to the public URL."""
+
+    register: str = "/oauth/register"
+    authorize: str = "/oauth/authorize"
+    consent: str = "/oauth/consent"
+    callback: str = "/oauth/callback"
+    token: str = "/oauth/token"
+    revoke: str = "/oauth/revoke"
 
 
 #: Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11): the request ``nonce`` and the
@@ -221,36 +256,12 @@ class Upstream:
         the IdP's access tokens look like, so that the verifier refuses its ID tokens
         (:class:`AccessTokenProfile`; each preset sets its own).
         """
+        # The custom-metadata upstream has no client; every real one needs both halves.
         if not client_id:
             raise ConfigurationError("Upstream.client_id is required: the client you registered at the IdP.")
         if not client_secret:
             raise ConfigurationError("Upstream.client_secret is required: the shim is a confidential client.")
-        if not (issuer or metadata_url or (authorization_endpoint and token_endpoint)):
-            raise ConfigurationError(
-                "Upstream needs issuer= or metadata_url= (or explicit authorization_endpoint= and token_endpoint=)."
-            )
-        for name_, url in (
-            ("issuer", issuer),
-            ("metadata_url", metadata_url),
-            ("authorization_endpoint", authorization_endpoint),
-            ("token_endpoint", token_endpoint),
-            ("revocation_endpoint", revocation_endpoint),
-            ("jwks_uri", jwks_uri),
-        ):
-            if url is not None:
-                _require_http_url(name_, url)
-        if audience_param not in ("resource", "audience", "none"):
-            raise ConfigurationError("audience_param must be 'resource', 'audience' or 'none'.")
-        if token_auth_method not in ("client_secret_post", "client_secret_basic"):
-            raise ConfigurationError("token_auth_method must be 'client_secret_post' or 'client_secret_basic'.")
-        if not isinstance(access_tokens, AccessTokenProfile):
-            raise ConfigurationError("access_tokens must be an AccessTokenProfile (e.g. AccessTokenProfile.rfc9068()).")
         params = dict(extra_authorize_params or {})
-        clash = sorted(RESERVED_AUTHORIZE_PARAMS & {k.lower() for k in params})
-        if clash:
-            raise ConfigurationError(
-                f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
-            )
         if issuer and not metadata_url and not (authorization_endpoint and token_endpoint):
             metadata_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         return cls(
@@ -273,6 +284,35 @@ class Upstream:
             scope_prefix=scope_prefix,
             access_tokens=access_tokens,
         )
+
+    def __post_init__(self) -> None:
+        """Refuse a configuration that cannot work, naming the setting to change."""
+        if not (self.issuer or self.metadata_url or (self.authorization_endpoint and self.token_endpoint)):
+            raise ConfigurationError(
+                "Upstream needs issuer= or metadata_url= (or explicit authorization_endpoint= and token_endpoint=)."
+            )
+        for name, url in (
+            ("issuer", self.issuer),
+            ("metadata_url", self.metadata_url),
+            ("authorization_endpoint", self.authorization_endpoint),
+            ("token_endpoint", self.token_endpoint),
+            ("revocation_endpoint", self.revocation_endpoint),
+            ("jwks_uri", self.jwks_uri),
+        ):
+            problem = None if url is None else service_url_problem(url)
+            if problem is not None:
+                raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
+        if self.audience_param not in ("resource", "audience", "none"):
+            raise ConfigurationError("audience_param must be 'resource', 'audience' or 'none'.")
+        if self.token_auth_method not in ("client_secret_post", "client_secret_basic"):
+            raise ConfigurationError("token_auth_method must be 'client_secret_post' or 'client_secret_basic'.")
+        if not isinstance(self.access_tokens, AccessTokenProfile):
+            raise ConfigurationError("access_tokens must be an AccessTokenProfile (e.g. AccessTokenProfile.rfc9068()).")
+        clash = sorted(RESERVED_AUTHORIZE_PARAMS & {key.lower() for key in self.extra_authorize_params})
+        if clash:
+            raise ConfigurationError(
+                f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
+            )
 
     def upstream_scope(self, scopes: str) -> str:
         """The ``scope`` value to send the IdP for a space-separated list of our scopes."""
@@ -379,25 +419,3 @@ class Upstream:
         """A copy with some fields changed (presets are values: adjust them this way)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
-
-def _require_http_url(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {url!r}.")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigurationError(f"{name} must use https (http is only allowed on loopback), got {url!r}.")
-    if parts.fragment:
-        raise ConfigurationError(f"{name} must not contain a fragment, got {url!r}.")
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """RFC 8252 §7.3 / §8.3: literal loopback addresses, and ``localhost`` for our own config."""
-    if not host:
-        return False
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

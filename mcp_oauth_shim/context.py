@@ -7,32 +7,9 @@ from functools import cached_property
 from urllib.parse import urlsplit
 
 from .clients import ClientResolver
-from .config import Upstream
+from .config import Lifetimes, Paths, Upstream
 from .sealing import Sealer
 from .upstream import UpstreamClient
-
-
-@dataclass(frozen=True)
-class Lifetimes:
-    """How long each signed value is honoured, in seconds."""
-
-    client_id: int = 365 * 24 * 3600
-    consent: int = 600
-    state: int = 600
-    code: int = 300
-    refresh_token: int = 90 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Endpoint paths relative to the public URL."""
-
-    register: str = "/oauth/register"
-    authorize: str = "/oauth/authorize"
-    consent: str = "/oauth/consent"
-    callback: str = "/oauth/callback"
-    token: str = "/oauth/token"
-    revoke: str = "/oauth/revoke"
 
 
 @dataclass

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import SplitResult, urlsplit
 
-from .config import is_loopback_host
+from .urls import is_loopback_host
 
 MAX_REDIRECT_URI_LENGTH = 2000
 

@@ -8,7 +8,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -16,8 +15,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from .clients import ClientResolver
-from .config import ConfigurationError, Upstream, is_loopback_host
-from .context import Lifetimes, Paths, ShimContext
+from .config import ConfigurationError, Lifetimes, Paths, Upstream
+from .context import ShimContext
 from .endpoints.authorize import AuthorizeHandler
 from .endpoints.base import Endpoint, with_cors
 from .endpoints.callback import CallbackHandler
@@ -34,6 +33,7 @@ from .rfc9728 import (
 )
 from .sealing import Sealer
 from .upstream import UpstreamClient, default_http_client
+from .urls import service_url_problem
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -91,9 +91,11 @@ class OAuthShim:
         http_client: httpx.AsyncClient | None = None,
         redact_access_logs: bool = True,
     ) -> None:
-        self.public_url = _check_public_url(public_url)
+        # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
+        _require_service_url("public_url", public_url, query_allowed=False)
+        self.public_url = public_url.rstrip("/")
         self.resource = resource or self.public_url + "/mcp"
-        _check_absolute_url("resource", self.resource)
+        _require_service_url("resource", self.resource)
         if registration not in ("signed", "static"):
             raise ConfigurationError("registration must be 'signed' or 'static'.")
         self.custom_metadata = dict(custom_metadata) if custom_metadata is not None else None
@@ -275,23 +277,10 @@ def _refuse_placeholders(upstream: Upstream, secret_keys: Sequence[str | bytes])
             )
 
 
-def _check_public_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigurationError(f"public_url must be an absolute http(s) URL without query or fragment, got {url!r}.")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigurationError(
-            f"public_url must use https (plain http is only allowed on loopback for development), got {url!r}."
-        )
-    return url.rstrip("/")
-
-
-def _check_absolute_url(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
-        raise ConfigurationError(f"{name} must be an absolute http(s) URL without fragment, got {url!r}.")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigurationError(f"{name} must use https outside loopback, got {url!r}.")
+def _require_service_url(name: str, url: object, *, query_allowed: bool = True) -> None:
+    problem = service_url_problem(url, query_allowed=query_allowed)
+    if problem is not None:
+        raise ConfigurationError(f"{name} must {problem}, got {url!r}.")
 
 
 def _upstream_from_custom_metadata(doc: Mapping[str, Any]) -> Upstream:
@@ -299,14 +288,18 @@ def _upstream_from_custom_metadata(doc: Mapping[str, Any]) -> Upstream:
     authorize, token = doc.get("authorization_endpoint"), doc.get("token_endpoint")
     if not isinstance(issuer, str) or not isinstance(authorize, str) or not isinstance(token, str):
         raise ConfigurationError("custom_metadata needs issuer, authorization_endpoint and token_endpoint.")
-    return Upstream(
-        client_id="",
-        client_secret="",
-        issuer=issuer,
-        authorization_endpoint=authorize,
-        token_endpoint=token,
-        revocation_endpoint=doc.get("revocation_endpoint"),
-        jwks_uri=doc.get("jwks_uri"),
-        default_scopes=tuple(doc.get("scopes_supported") or ()),
-        name="custom",
-    )
+    try:
+        # No client: in custom-metadata mode the shim only serves the document.
+        return Upstream(
+            client_id="",
+            client_secret="",
+            issuer=issuer,
+            authorization_endpoint=authorize,
+            token_endpoint=token,
+            revocation_endpoint=doc.get("revocation_endpoint"),
+            jwks_uri=doc.get("jwks_uri"),
+            default_scopes=tuple(doc.get("scopes_supported") or ()),
+            name="custom",
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"custom_metadata: {exc}") from None
