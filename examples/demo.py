@@ -374,7 +374,7 @@ async def run(args: argparse.Namespace) -> int:
         print("Self-check: the mcp SDK's OAuth client logs in and calls a tool ...")
         try:
             summary = await asyncio.wait_for(self_check(resource), SELF_CHECK_TIMEOUT)
-        except Exception as error:  # any failure, a timeout included, is a FAIL with exit 1
+        except Exception as error:  # noqa: BLE001 - any failure, a timeout included, is a FAIL with exit 1
             cause = _first_leaf(error)
             print(f"SELF-CHECK FAIL: {type(cause).__name__}: {cause}")
             return 1

@@ -105,8 +105,11 @@ def build_app(shim: OAuthShim) -> FastAPI:
     # Metadata and /oauth/*; the router's lifespan closes the shim's IdP connections on shutdown.
     app.include_router(shim.router)
 
+    # One dependency value for every protected route of this app (built once, not per route).
+    current_token = Depends(bearer(shim))
+
     @app.get("/api/me")
-    async def me(token: AccessToken = Depends(bearer(shim))) -> dict[str, Any]:
+    async def me(token: AccessToken = current_token) -> dict[str, Any]:
         return {"subject": token.subject, "scopes": token.scopes, "client_id": token.client_id}
 
     @app.get("/api/health")

@@ -4,14 +4,16 @@ Every option has a flag and an environment variable (``MCP_OAUTH_SHIM_<NAME>``);
 over the variable, the variable over the default. Secrets are best given as variables: flags
 are visible to every user of the machine in the process list. ``serve`` prints the effective
 configuration at start with the secrets redacted.
+
+This module reads and checks the options; :mod:`mcp_oauth_shim.app_factory` builds the app
+from them. Its names (``create_app`` above all, the documented ``uvicorn --factory
+mcp_oauth_shim.cli:create_app``) stay reachable from here, loaded on first use.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,23 +21,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from .config import ConfigurationError, is_loopback_host
+from .config import ConfigurationError
+from .urls import is_loopback_host
 
 if TYPE_CHECKING:
     import httpx
-    from starlette.types import ASGIApp
 
     from .doctor import DoctorInput
-    from .shim import OAuthShim
-
-logger = logging.getLogger("mcp_oauth_shim")
 
 ENV_PREFIX = "MCP_OAUTH_SHIM_"
 REDACTED = "<redacted>"
-# uvicorn's STARTUP_FAILURE and gunicorn's WORKER_BOOT_ERROR: a worker exiting with it stops
-# the whole server rather than being restarted.
-APP_BOOT_FAILURE = 3
-
 
 class UsageError(Exception):
     """A flag or variable is missing or malformed; exit status 2."""
@@ -300,95 +295,9 @@ def listener_mismatch(settings: Settings) -> str | None:
     )
 
 
-def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> OAuthShim:
-    """``OAuthShim`` + ``Upstream.oidc`` from resolved settings."""
-    from .config import Upstream
-    from .shim import OAuthShim
-
-    v = settings.values
-    upstream = Upstream.oidc(
-        issuer=v["upstream_issuer"],
-        metadata_url=v["upstream_metadata_url"],
-        client_id=v["client_id"],
-        client_secret=v["client_secret"],
-        audience=v["audience"],
-        audience_param=v["audience_param"],
-        default_scopes=v["scopes"],
-        extra_scopes=v["extra_scopes"],
-        token_auth_method=v["token_auth_method"],
-    )
-    return OAuthShim(
-        public_url=v["public_url"],
-        resource=v["resource"],
-        upstream=upstream,
-        secret_keys=list(v["secret_keys"]),
-        required_scopes=v["required_scopes"],
-        registration=v["registration"],
-        allowed_redirect_uris=v["allowed_redirect_uris"],
-        client_metadata_documents=v["client_metadata_documents"],
-        http_client=http_client,
-    )
-
-
-def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClient | None = None) -> ASGIApp:
-    """The shim's own routes, or with ``--mcp-upstream`` the shim plus the guarded proxy.
-
-    At start-up the app reads the IdP's discovery document once: an IdP that is down or
-    misconfigured is logged as a warning then, not first met by a user; start-up goes on.
-    """
-    from starlette.applications import Starlette
-    from starlette.routing import Route
-
-    upstream_url = settings.values["mcp_upstream"]
-    proxy = None
-    routes = list(shim.routes)
-    if upstream_url:
-        from .mcp_proxy import MCPReverseProxy
-
-        public, resource = urlsplit(shim.public_url), urlsplit(shim.resource)
-        if (public.scheme, public.netloc) != (resource.scheme, resource.netloc):
-            raise UsageError("--mcp-upstream needs the resource on the same origin as the public URL.")
-        path = resource.path.rstrip("/") or "/"
-        proxy = MCPReverseProxy(
-            upstream_url,
-            mount_path=path,
-            forward_authorization=settings.values["forward_authorization"],
-            http=mcp_http,
-        )
-        guarded = shim.protect(proxy)
-        # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.
-        routes += [Route(path, guarded), Route(path.rstrip("/") + "/{rest:path}", guarded)]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: object):  # type: ignore[no-untyped-def]
-        async with shim.lifespan(app):
-            await warn_if_idp_unavailable(shim)
-            try:
-                yield
-            finally:
-                if proxy is not None:
-                    await proxy.aclose()
-
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-async def warn_if_idp_unavailable(shim: OAuthShim) -> bool:
-    """Read the IdP's metadata once; log a warning (and go on) when that fails. True if it worked."""
-    from .upstream import UpstreamError
-
-    try:
-        await shim.upstream_client.metadata()
-    except UpstreamError as exc:
-        logger.warning(
-            "The identity provider is not usable at start-up: %s Starting anyway; "
-            "sign-ins fail until it answers (check it with `mcp-oauth-shim doctor`).",
-            exc.description,
-        )
-        return False
-    return True
-
-
 def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from .app_factory import build_app, build_shim
+
     settings = serve_settings(args, environ)
     shim = build_shim(settings)
     app = build_app(settings, shim)
@@ -424,27 +333,6 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         log_config=uvicorn_log_config(),
     )
     return 0
-
-
-def create_app() -> ASGIApp:
-    """The ``serve`` app configured from ``MCP_OAUTH_SHIM_*`` variables alone, for your own server.
-
-    ``MCP_OAUTH_SHIM_PUBLIC_URL=https://mcp.example.com uvicorn --factory
-    mcp_oauth_shim.cli:create_app --workers 4`` (or gunicorn with uvicorn workers): the shim is
-    stateless, so every worker, like every replica, serves every user as long as they share
-    ``MCP_OAUTH_SHIM_SECRET_KEYS``. The public URL is required here: the factory cannot see the
-    ``--host``/``--port`` given to the server, and a guessed one would send clients elsewhere.
-    The shim keeps query strings (the callback's code and state) out of uvicorn's access log
-    whatever its ``--log-config``. A wrong setting ends the process with one line, as with
-    ``serve``, and status 3: uvicorn's and gunicorn's "the app failed to boot", on which their
-    supervisors stop instead of restarting the worker forever.
-    """
-    try:
-        settings = serve_settings(parser().parse_args(["serve"]), os.environ, factory=True)
-        return build_app(settings, build_shim(settings))
-    except (UsageError, ConfigurationError) as exc:
-        print(f"mcp-oauth-shim create_app: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(APP_BOOT_FAILURE) from None
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -529,6 +417,20 @@ def main(
     except (UsageError, ConfigurationError) as exc:
         print(f"mcp-oauth-shim {args.command}: {exc}", file=err)
         return 2
+
+
+# What moved to app_factory, reachable here as before (PEP 562): the app factory is the
+# documented ``mcp_oauth_shim.cli:create_app``; loading it lazily keeps ``doctor`` and ``--help``
+# free of the app's imports.
+_APP_FACTORY_NAMES = frozenset({"APP_BOOT_FAILURE", "build_app", "build_shim", "create_app", "warn_if_idp_unavailable"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _APP_FACTORY_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import app_factory
+
+    return getattr(app_factory, name)
 
 
 if __name__ == "__main__":  # pragma: no cover

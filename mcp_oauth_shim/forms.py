@@ -32,7 +32,7 @@ def parse_form(body: bytes) -> dict[str, str]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ParameterError("The request body is not UTF-8.")
+        raise ParameterError("The request body is not UTF-8.") from None
     return parse_query(text)
 
 

@@ -110,7 +110,7 @@ def _parse(uri: str) -> SplitResult:
         parts = urlsplit(uri)
         port = parts.port  # raises on a malformed port
     except ValueError:
-        raise RedirectURIError(f"Redirect URI {_show(uri)} is not a valid URI.")
+        raise RedirectURIError(f"Redirect URI {_show(uri)} is not a valid URI.") from None
     scheme = parts.scheme
     # urlsplit lower-cases the scheme; the policy is about what the client wrote.
     if not _SCHEME.match(uri.split(":", 1)[0]):

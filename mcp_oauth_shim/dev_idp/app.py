@@ -156,7 +156,7 @@ class DevIdP:
     @property
     def public_jwks(self) -> dict[str, Any]:
         """RFC 7517 §5: the public half of the signing keys."""
-        return self.server.keys.as_dict(private=False)
+        return dict(self.server.keys.as_dict(private=False))
 
     async def discovery(self, request: Request) -> Response:
         return JSONResponse(self.metadata, headers={"Access-Control-Allow-Origin": "*"})
