@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..memo import BoundedMemo
 from .adapter import NO_STORE, StarletteOAuth2Request, to_response
 from .server import (
     Client,
@@ -43,6 +44,7 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
 SESSION_COOKIE = "dev_idp_session"
+MAX_SESSIONS = 1024  # browser sign-ins remembered at once
 WARNING = "DEVELOPMENT IdP: a fixed demo account and in-memory keys. Never use it in production."
 
 _PAGE_HEADERS = {
@@ -106,7 +108,9 @@ class DevIdP:
         self._password = password
         self._base = issuer.rstrip("/")
         self._path = parts.path.rstrip("/")
-        self._sessions: dict[str, _Session] = {}
+        # Sign-ins are kept for this process, the oldest forgotten first: a stream of logins
+        # (the dev IdP may run next to a public demo) cannot grow memory without bound.
+        self._sessions: BoundedMemo[str, _Session] = BoundedMemo(MAX_SESSIONS)
         self.server = DevAuthorizationServer(
             issuer=issuer,
             client=Client(client_id, self.client_secret, tuple(redirect_uris), tuple(scopes)),
@@ -219,7 +223,7 @@ class DevIdP:
         # Back to the authorization endpoint, which now finds the session and issues the code.
         response = RedirectResponse(f"{self._path}/authorize?{query}", status_code=303, headers=NO_STORE)
         session_id = secrets.token_urlsafe(32)
-        self._sessions[session_id] = _Session(self.username, int(time.time()))
+        self._sessions.put(session_id, _Session(self.username, int(time.time())))
         response.set_cookie(SESSION_COOKIE, session_id, path=self._path or "/", httponly=True, samesite="lax",
                             secure=self.issuer.startswith("https:"))
         return response

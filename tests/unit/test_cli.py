@@ -840,3 +840,10 @@ def test_create_app_without_configuration_says_what_is_missing(
     assert exc.value.code == APP_BOOT_FAILURE
     err = capsys.readouterr().err
     assert "MCP_OAUTH_SHIM_CLIENT_ID" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["create_app", "build_app", "build_shim", "APP_BOOT_FAILURE"])
+def test_the_app_factory_names_stay_reachable_from_the_cli_module(name: str) -> None:
+    from mcp_oauth_shim import app_factory, cli
+
+    assert getattr(cli, name) is getattr(app_factory, name)

@@ -371,3 +371,17 @@ def test_redirect_uri_may_be_omitted_at_both_ends_with_one_registered(client: Te
                                                  "code_verifier": verifier, "client_id": CLIENT_ID,
                                                  "client_secret": SECRET})
     assert response.status_code == 200, response.text
+
+
+def test_sign_ins_are_bounded_the_oldest_forgotten_first() -> None:
+    from mcp_oauth_shim.dev_idp.app import MAX_SESSIONS
+
+    idp = DevIdP(issuer="http://127.0.0.1:9000", redirect_uris=["http://127.0.0.1:8000/cb"])
+    client = TestClient(idp.app, base_url="http://127.0.0.1:9000")
+    first = None
+    for _ in range(MAX_SESSIONS + 1):
+        response = client.post("/login", data={"username": DEMO_USERNAME, "password": DEMO_PASSWORD, "authorize_query": "x=1"},
+                               follow_redirects=False)
+        first = first or response.cookies.get("dev_idp_session")
+    assert len(idp._sessions) == MAX_SESSIONS
+    assert first not in idp._sessions
