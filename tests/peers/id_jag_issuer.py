@@ -23,13 +23,14 @@ tests can also make the broken and hostile ID-JAGs a faulty or malicious IdP wou
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -75,7 +76,8 @@ class IdJagIssuer:
     def sign(self, header: Mapping[str, Any], claims: Mapping[str, Any], key: ECKey | None = None) -> str:
         signer = key or self.key
         full_header = {"alg": "ES256", "kid": signer.kid, **header}
-        return jwt.encode(full_header, dict(claims), signer)
+        # jws, not jwt.encode: the header is exactly what the caller gave (jwt.encode adds typ).
+        return jws.serialize_compact(full_header, json.dumps(dict(claims)).encode(), signer, algorithms=["ES256"])
 
     def id_token(self, subject: str, client_id: str) -> str:
         now = int(time.time())
