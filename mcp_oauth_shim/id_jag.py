@@ -222,7 +222,7 @@ class IdJagVerifier:
             raise AssertionRefused("grant", "untrusted_issuer", "The assertion was issued by an identity provider this server does not trust.")
         rules = self._rules[issuer]
         if unverified.algorithm not in rules.algorithms:
-            raise AssertionRefused("grant", "algorithm", f"The assertion's signature algorithm {unverified.algorithm} is not accepted from this identity provider.")
+            raise AssertionRefused("grant", "algorithm", "The assertion's signature algorithm is not accepted from this identity provider.")
         try:
             keys = await self._keys[issuer].keys(kid=unverified.kid)
         except KeysUnavailable as exc:

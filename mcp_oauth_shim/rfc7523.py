@@ -326,7 +326,7 @@ def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) 
             use, "algorithm", f"The {_noun(use)} is unsigned or uses a symmetric algorithm; neither is accepted."
         )
     if alg not in rules.algorithms:
-        raise AssertionRefused(use, "algorithm", f"The {_noun(use)}'s signature algorithm {alg} is not accepted.")
+        raise AssertionRefused(use, "algorithm", f"The {_noun(use)}'s signature algorithm is not accepted (accepted: {' '.join(rules.algorithms)}).")
     try:
         # RFC 7515 §4.1.11: a "crit" parameter we do not understand makes the JWS invalid.
         registry.check_header(header)

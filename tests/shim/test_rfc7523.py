@@ -234,3 +234,11 @@ def test_replay_keys_separate_issuers_and_uses() -> None:
         replay_key("grant", "https://a1", ""),
     }
     assert len(keys) == 4
+
+
+@pytest.mark.parametrize("alg", ['<script>"x', "ES256\u202e", "A" * 500])
+def test_refusal_never_echoes_header_values(alg: str) -> None:
+    with pytest.raises(AssertionRefused) as refused:
+        check(forge({"alg": alg, "kid": "ec-1"}, claims()))
+    assert alg not in refused.value.description
+    assert refused.value.description.isascii()
