@@ -75,7 +75,7 @@ class EnterpriseIdP:
 
     issuer: str
     jwks_uri: str | None = None
-    jwks: Mapping[str, Any] | None = field(default=None, repr=False)
+    jwks: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
     allowed_clients: frozenset[str] | None = None
     max_lifetime: int = 3600
     leeway: int = 60

@@ -84,7 +84,7 @@ class MachineClient:
     client_id: str
     client_secret: str | None = field(default=None, repr=False)
     client_secret_sha256: str | None = field(default=None, repr=False)
-    jwks: Mapping[str, Any] | None = field(default=None, repr=False)
+    jwks: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
     jwks_uri: str | None = None
     scopes: tuple[str, ...] = ()
     grant_types: frozenset[str] = frozenset({CLIENT_CREDENTIALS_GRANT_TYPE})
