@@ -193,7 +193,8 @@ class Upstream:
     # means passthrough); ``OAuthShim(issue_tokens=...)`` overrides it. ``identity``:
     # ``"id_token"`` = the verified ID token, else the userinfo endpoint (OpenID Connect Core
     # §3.1.3.7, §5.3); ``"userinfo"`` = the userinfo endpoint only; ``"github"`` = GitHub's
-    # REST ``GET /user`` at ``user_api``. ``userinfo_endpoint``: overrides discovery's.
+    # REST ``GET /user`` (and ``/user/emails``) under ``user_api``, the REST API's base URL.
+    # ``userinfo_endpoint``: overrides discovery's.
     issue_tokens: bool | None = None
     identity: IdentitySource = "id_token"
     userinfo_endpoint: str | None = None
@@ -451,7 +452,7 @@ class Upstream:
         and come without a refresh token; a GitHub App with expiring user tokens returns
         ``expires_in``, ``refresh_token`` and ``refresh_token_expires_in``. For GitHub
         Enterprise Server, override ``authorization_endpoint``, ``token_endpoint`` and
-        ``user_api`` (``https://HOST/api/v3/user``).
+        ``user_api`` (the REST API's base URL, ``https://HOST/api/v3``).
         """
         defaults: dict[str, object] = {
             "authorization_endpoint": GITHUB_AUTHORIZATION_ENDPOINT,
@@ -460,7 +461,7 @@ class Upstream:
             "name": "github",
             "issue_tokens": True,
             "identity": "github",
-            "user_api": GITHUB_USER_API,
+            "user_api": GITHUB_API_URL,
         }
         return cls.oidc(
             client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
@@ -527,7 +528,7 @@ class Upstream:
 GOOGLE_ISSUER = "https://accounts.google.com"
 GITHUB_AUTHORIZATION_ENDPOINT = "https://github.com/login/oauth/authorize"
 GITHUB_TOKEN_ENDPOINT = "https://github.com/login/oauth/access_token"
-GITHUB_USER_API = "https://api.github.com/user"
+GITHUB_API_URL = "https://api.github.com"
 _COGNITO_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
 _COGNITO_POOL_SUFFIX = re.compile(r"[A-Za-z0-9]+")
 
@@ -541,7 +542,7 @@ def _check_identity_settings(
     if identity not in IDENTITY_SOURCES:
         raise ConfigurationError(f"identity must be one of {', '.join(map(repr, IDENTITY_SOURCES))}, got {identity!r}.")
     if identity == "github" and not user_api:
-        raise ConfigurationError("identity='github' needs user_api= (https://api.github.com/user on github.com).")
+        raise ConfigurationError("identity='github' needs user_api=, the REST API's base URL (https://api.github.com).")
     if user_api and identity != "github":
         raise ConfigurationError("user_api is read only with identity='github'.")
     for name, url in (("userinfo_endpoint", userinfo_endpoint), ("user_api", user_api)):

@@ -212,7 +212,8 @@ class FakeGitHub:
 
     @property
     def user_api(self) -> str:
-        return self.base_url + "/user"
+        """The REST API's base URL (``https://api.github.com`` at GitHub): ``/user`` is under it."""
+        return self.base_url
 
     def upstream_options(self) -> dict[str, str]:
         """What ``Upstream.github(client_id, client_secret, **options)`` needs to talk to this fake."""

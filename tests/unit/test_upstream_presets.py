@@ -99,7 +99,7 @@ def test_passthrough_presets_can_opt_in_to_issued_tokens(make) -> None:
                 "extra_scopes": (),
                 "extra_authorize_params": {},
                 "identity": "github",
-                "user_api": "https://api.github.com/user",
+                "user_api": "https://api.github.com",
                 "token_auth_method": "client_secret_post",
             },
         ),
@@ -163,12 +163,12 @@ def test_github_enterprise_server_overrides_the_endpoints() -> None:
         "s",
         authorization_endpoint="https://ghe.example/login/oauth/authorize",
         token_endpoint="https://ghe.example/login/oauth/access_token",
-        user_api="https://ghe.example/api/v3/user",
+        user_api="https://ghe.example/api/v3",
     )
     assert (upstream.authorization_endpoint, upstream.token_endpoint, upstream.user_api) == (
         "https://ghe.example/login/oauth/authorize",
         "https://ghe.example/login/oauth/access_token",
-        "https://ghe.example/api/v3/user",
+        "https://ghe.example/api/v3",
     )
 
 
@@ -182,7 +182,7 @@ def test_presets_take_client_credentials_by_keyword_too() -> None:
         ({"issue_tokens": "yes"}, "issue_tokens must be True, False or None"),
         ({"identity": "saml"}, "identity must be one of"),
         ({"identity": "github"}, "identity='github' needs user_api="),
-        ({"user_api": "https://api.github.com/user"}, "user_api is read only with identity='github'"),
+        ({"user_api": "https://api.github.com"}, "user_api is read only with identity='github'"),
         ({"userinfo_endpoint": "http://idp.example/userinfo"}, "userinfo_endpoint must use https"),
         ({"identity": "github", "user_api": "ftp://api.example/user"}, "user_api must be an absolute http"),
     ],
