@@ -199,6 +199,9 @@ class Upstream:
     identity: IdentitySource = "id_token"
     userinfo_endpoint: str | None = None
     user_api: str | None = None
+    # How the IdP separates the scopes it reports in a token response (RFC 6749 §3.3: spaces;
+    # GitHub: commas). A comma may be part of a scope token, so only the preset can say.
+    granted_scope_delimiter: str = " "
 
     @classmethod
     def oidc(
@@ -226,6 +229,7 @@ class Upstream:
         identity: IdentitySource = "id_token",
         userinfo_endpoint: str | None = None,
         user_api: str | None = None,
+        granted_scope_delimiter: str = " ",
     ) -> Upstream:
         """A generic OpenID Connect / RFC 8414 provider.
 
@@ -239,8 +243,8 @@ class Upstream:
         ``api://<app>/<scope>`` while its tokens carry ``<scope>``). ``access_tokens`` says what
         the IdP's access tokens look like, so that the verifier refuses its ID tokens
         (:class:`AccessTokenProfile`; each preset sets its own).
-        ``issue_tokens``, ``identity``, ``userinfo_endpoint``, ``user_api``: issued-token mode,
-        see the fields of the same names.
+        ``issue_tokens``, ``identity``, ``userinfo_endpoint``, ``user_api``,
+        ``granted_scope_delimiter``: issued-token mode, see the fields of the same names.
         """
         if not client_id:
             raise ConfigurationError("Upstream.client_id is required: the client you registered at the IdP.")
@@ -273,6 +277,8 @@ class Upstream:
                 f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
             )
         _check_identity_settings(issue_tokens, identity, userinfo_endpoint, user_api)
+        if granted_scope_delimiter not in (" ", ","):
+            raise ConfigurationError("granted_scope_delimiter must be ' ' (RFC 6749) or ',' (GitHub).")
         if issuer and not metadata_url and not (authorization_endpoint and token_endpoint):
             metadata_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         return cls(
@@ -298,6 +304,7 @@ class Upstream:
             identity=identity,
             userinfo_endpoint=userinfo_endpoint,
             user_api=user_api,
+            granted_scope_delimiter=granted_scope_delimiter,
         )
 
     def upstream_scope(self, scopes: str) -> str:
@@ -411,6 +418,10 @@ class Upstream:
             return requested
         return bool(self.issue_tokens)
 
+    def granted_scopes(self, scope: str) -> tuple[str, ...]:
+        """The scopes of a token response's ``scope`` value, split as this IdP writes them."""
+        return tuple(s for s in (part.strip() for part in scope.split(self.granted_scope_delimiter)) if s)
+
     @classmethod
     def google(
         cls, client_id: str, client_secret: str, *,
@@ -462,6 +473,7 @@ class Upstream:
             "issue_tokens": True,
             "identity": "github",
             "user_api": GITHUB_API_URL,
+            "granted_scope_delimiter": ",",
         }
         return cls.oidc(
             client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,

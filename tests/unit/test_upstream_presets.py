@@ -206,3 +206,22 @@ def test_identity_settings_that_cannot_work_are_refused(changes: dict[str, objec
 def test_cognito_refuses_a_malformed_pool(region: str, user_pool_id: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Upstream.cognito(region=region, user_pool_id=user_pool_id, client_id="c", client_secret="s")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "scope", "granted"),
+    [
+        (GOOGLE, "openid https://www.googleapis.com/auth/userinfo.email", ("openid", "https://www.googleapis.com/auth/userinfo.email")),
+        (GITHUB, "read:user,user:email", ("read:user", "user:email")),
+        (GITHUB, "", ()),
+        (COGNITO, "openid email  profile", ("openid", "email", "profile")),
+    ],
+    ids=["google-spaces", "github-commas", "github-app-empty", "cognito-spaces"],
+)
+def test_granted_scopes_are_split_as_the_idp_writes_them(upstream: Upstream, scope: str, granted: tuple[str, ...]) -> None:
+    assert upstream.granted_scopes(scope) == granted
+
+
+def test_scope_delimiter_other_than_space_or_comma_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="granted_scope_delimiter"):
+        Upstream.oidc(issuer="https://idp.example", client_id="c", client_secret="s", granted_scope_delimiter=";")
