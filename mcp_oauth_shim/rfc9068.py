@@ -407,7 +407,7 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
         name=_optional_text(claims, "name"),
         email=_optional_text(claims, "email"),
         preferred_username=_optional_text(claims, "preferred_username"),
-        auth_time=int(auth_time) if _is_number(auth_time) else None,
+        auth_time=int(auth_time) if isinstance(auth_time, (int, float)) and not isinstance(auth_time, bool) else None,
         upstream_token=upstream if isinstance(upstream, str) else None,
         claims=claims,
     )

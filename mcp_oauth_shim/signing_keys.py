@@ -163,11 +163,17 @@ def derive_p256_scalar(secret: bytes) -> int:
 
 @dataclass(frozen=True)
 class PublicKey:
-    """One verification key: its ``kid``, the one algorithm it verifies, the key."""
+    """One verification key: its ``kid``, the one algorithm it verifies, the key.
+
+    ``alg_given``: whether the JWK named its ``alg`` (RFC 7517 §4.4) or it was implied by the
+    key type (then a verifier of other parties' tokens may accept another algorithm of that
+    key type; the shim's own tokens always name it).
+    """
 
     kid: str
     alg: str
     key: AsymmetricKey = field(repr=False)
+    alg_given: bool = True
 
 
 class PublicKeys:
@@ -237,7 +243,7 @@ def _public_entry(data: Any) -> PublicKey | None:
     alg = data.get("alg", default)
     if not isinstance(alg, str) or alg.startswith("HS") or alg == "none":
         return None
-    return PublicKey(data["kid"], alg, key)
+    return PublicKey(data["kid"], alg, key, alg_given="alg" in data)
 
 
 def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> SigningKey:
@@ -255,7 +261,9 @@ def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> S
             kty = data.get("kty")
             if kty not in ("EC", "RSA", "OKP"):
                 raise ConfigurationError(f"{where} has kty {kty!r}; use EC P-256, RSA (2048+ bits) or Ed25519.")
-            key: AsymmetricKey = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}[kty].import_key(data)
+            key: AsymmetricKey = (
+                ECKey.import_key(data) if kty == "EC" else RSAKey.import_key(data) if kty == "RSA" else OKPKey.import_key(data)
+            )
         else:
             text = item.encode() if isinstance(item, str) else bytes(item)
             if b"PRIVATE KEY-----" not in text:
