@@ -263,7 +263,7 @@ def mint(
         )
     key = keys.current
     header = {"typ": ACCESS_TOKEN_TYPE, "alg": key.alg, "kid": key.kid}
-    return serialize_compact(header, _encode_json(claims), key.key, algorithms=[key.alg])
+    return serialize_compact(header, _encode_json(claims), key.key, registry=_registry((key.alg,)))
 
 
 # -- verifying ----------------------------------------------------------------------------------

@@ -254,13 +254,13 @@ def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> S
             data = dict(item) if isinstance(item, Mapping) else jsonsafe.loads(item)
             if not isinstance(data, dict):
                 raise ConfigurationError(f"{where} is neither a PEM private key nor a JWK object.")
+            kty = data.get("kty")
+            if kty not in ("EC", "RSA", "OKP"):
+                raise ConfigurationError(f"{where} has kty {kty!r}; use EC P-256, RSA (2048+ bits) or Ed25519.")
             if not isinstance(data.get("d"), str):
                 raise ConfigurationError(f"{where} is a public JWK; the shim needs the private key to sign.")
             kid = data.get("kid")
             given_kid = kid if isinstance(kid, str) and kid else None
-            kty = data.get("kty")
-            if kty not in ("EC", "RSA", "OKP"):
-                raise ConfigurationError(f"{where} has kty {kty!r}; use EC P-256, RSA (2048+ bits) or Ed25519.")
             key: AsymmetricKey = (
                 ECKey.import_key(data) if kty == "EC" else RSAKey.import_key(data) if kty == "RSA" else OKPKey.import_key(data)
             )
