@@ -86,7 +86,8 @@ class Identity:
     email: str | None = None
     email_verified: bool | None = None
     preferred_username: str | None = None
-    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    # Not part of equality or the hash: two answers naming the same user are the same identity.
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
     def token_claims(self) -> dict[str, Any]:
         """Identity claims for an issued access token (RFC 9068 §2.2.3.1), the ones known."""
