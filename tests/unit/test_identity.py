@@ -9,7 +9,6 @@ garbage, oversized bodies) that a real provider cannot be made to produce on dem
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
