@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import httpx
 from joserfc.errors import JoseError
@@ -224,7 +225,7 @@ def _check_id_token_claims(
     if azp is not None and azp != client_id:
         raise _bad_id_token("was issued to another party (azp)")
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)) or isinstance(exp, bool) or isinstance(iat, bool):
+    if not (_is_time(exp) and _is_time(iat)):
         raise _bad_id_token("lacks exp or iat")
     if now >= exp + leeway:
         raise _bad_id_token("has expired")
@@ -374,6 +375,11 @@ def _raise_for_status(status: int, what: str) -> None:
     if status == 429 or status >= 500:
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} is unavailable ({status}).")
     raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.")
+
+
+def _is_time(value: Any) -> TypeGuard[float]:
+    """An RFC 7519 §2 NumericDate: a finite number (the JSON parser also accepts NaN, Infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _text(value: Any) -> str | None:

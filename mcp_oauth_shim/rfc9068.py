@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jws import JWSAlgModel, JWSRegistry, extract_compact, serialize_compact, validate_compact
@@ -226,7 +227,8 @@ def mint(
 ) -> str:
     """A signed RFC 9068 access token (compact JWS, RFC 7515 §7.1) for ``audience``.
 
-    ``scopes`` become the space-separated ``scope`` claim (RFC 9068 §2.2.3); ``lifetime`` is
+    ``scopes`` (a list, or a space-separated string as in RFC 6749 §3.3) become the
+    space-separated ``scope`` claim (RFC 9068 §2.2.3); ``lifetime`` is
     seconds from ``now`` (default: the clock) to ``exp``. ``extra_claims`` (identity claims such
     as ``name``, ``email``: :meth:`.identity.Identity.token_claims`) may not override a claim
     the shim sets. ``upstream_access_token`` (with ``cipher``) is carried encrypted in ``upt``.
@@ -235,6 +237,8 @@ def mint(
         raise ValueError("issuer, audience, subject and client_id must be non-empty")
     if lifetime <= 0:
         raise ValueError("lifetime must be positive")
+    if isinstance(scopes, str):
+        scopes = scopes.split()
     issued_at = int(time.time() if now is None else now)
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {}
@@ -407,14 +411,15 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
         name=_optional_text(claims, "name"),
         email=_optional_text(claims, "email"),
         preferred_username=_optional_text(claims, "preferred_username"),
-        auth_time=int(auth_time) if isinstance(auth_time, (int, float)) and not isinstance(auth_time, bool) else None,
+        auth_time=int(auth_time) if _is_number(auth_time) else None,
         upstream_token=upstream if isinstance(upstream, str) else None,
         claims=claims,
     )
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_number(value: Any) -> TypeGuard[float]:
+    # Python's JSON parser accepts NaN and Infinity; neither is a time (RFC 7519 §2 NumericDate).
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float:

@@ -161,6 +161,7 @@ ID_TOKEN_REFUSALS: list[tuple[str, Callable[[], str], str]] = [
     ("expired", lambda: id_token(id_claims(exp=NOW - 61)), "expired"),
     ("iat-future", lambda: id_token(id_claims(iat=NOW + 61)), "in the future"),
     ("no-exp", lambda: id_token(id_claims(exp=None)), "lacks exp"),
+    ("exp-infinity", lambda: id_token(id_claims(exp=float("inf"))), "lacks exp"),
     ("no-sub", lambda: id_token(id_claims(sub=None)), "names no user"),
     ("garbage", lambda: "not-a-jwt", "well-formed"),
 ]

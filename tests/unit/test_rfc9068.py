@@ -130,6 +130,10 @@ def test_minted_claims_are_the_rfc9068_set() -> None:
     }
 
 
+def test_scopes_given_as_a_space_separated_string_are_split() -> None:
+    assert check(issue(scopes="read  write read")).scopes == ("read", "write")
+
+
 def test_each_minted_token_has_its_own_jti() -> None:
     assert check(issue()).jti != check(issue()).jti
 
@@ -239,6 +243,9 @@ REFUSALS: list[tuple[str, Any, type[InvalidToken]]] = [
     *[(f"missing-{c}", (lambda c=c: forge(good_claims(**{c: None}))), MissingClaim) for c in ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")],
     ("exp-text", lambda: forge(good_claims(exp="soon")), MissingClaim),
     ("exp-bool", lambda: forge(good_claims(exp=True)), MissingClaim),
+    ("exp-infinity", lambda: forge(good_claims(exp=float("inf"))), MissingClaim),
+    ("exp-nan", lambda: forge(good_claims(exp=float("nan"))), MissingClaim),
+    ("iat-nan", lambda: forge(good_claims(iat=float("nan"))), MissingClaim),
     ("sub-empty", lambda: forge(good_claims(sub="")), MissingClaim),
     ("client-id-number", lambda: forge(good_claims(client_id=7)), MissingClaim),
     ("scope-list", lambda: forge(good_claims(scope=["read"])), MissingClaim),
