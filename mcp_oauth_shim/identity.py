@@ -24,19 +24,20 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeGuard
 
 import httpx
 from joserfc.errors import JoseError
-from joserfc.jws import JWSRegistry, extract_compact, validate_compact
+from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
 
 from . import jsonsafe
 from .outbound import TRANSPORT_ERRORS
-from .signing_keys import PublicKeys
+from .signing_keys import PublicKey, PublicKeys
 from .upstream import UpstreamError
+from .verify import InvalidToken
 
 __all__ = [
     "GITHUB_API",
@@ -47,12 +48,14 @@ __all__ = [
     "IdTokenResolver",
     "Identity",
     "IdentityResolver",
+    "KeyLookup",
     "UpstreamTokens",
     "UserinfoResolver",
     "fetch_github_user",
     "fetch_userinfo",
     "identity_from_claims",
     "verify_id_token",
+    "verify_id_token_with",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ GITHUB_API = "https://api.github.com"
 GITHUB_ISSUER = "https://github.com"
 #: Asymmetric only: an ID token's signature is checked against the IdP's public JWKS.
 ID_TOKEN_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+#: Larger than any real ID token; refused before parsing.
+MAX_ID_TOKEN_LENGTH = 16 * 1024
 #: A user document larger than this is an attack or a bug (GitHub's ``/user`` is ~1.5 KiB).
 MAX_IDENTITY_BYTES = 256 * 1024
 #: Seconds one identity request may take in all (headers and body); httpx's own timeouts
@@ -164,52 +169,103 @@ def verify_id_token(
     present [4, 5], ``exp`` in the future [9], ``iat`` not in the future [10], ``nonce`` equal
     to the one sent [11] (and present then).
 
-    ``keys``: the IdP's keys, e.g. ``PublicKeys.from_jwks(await upstream.get_json(jwks_uri))``.
+    ``keys``: the IdP's keys, e.g. ``PublicKeys.from_jwks(await upstream.get_json(jwks_uri))``;
+    :func:`verify_id_token_with` takes a key lookup instead (one that refetches on rotation).
     Failures are :class:`UpstreamError`: 502 when the IdP's token is unusable, 400
     ``invalid_grant`` when the nonce does not match (a code injected from another login).
     """
-    allowed = frozenset(algorithms) - _FORBIDDEN_ALGORITHMS
     public = keys if isinstance(keys, PublicKeys) else _jwks(keys)
-    if not isinstance(id_token, str) or len(id_token) > 16 * 1024:
-        raise _bad_id_token("is missing or too large")
-    registry = JWSRegistry(algorithms=sorted(allowed & set(JWSRegistry.algorithms)), strict_check_header=False)
+    parsed = _ParsedIdToken.parse(id_token, algorithms)
+    found = _published_key(public, parsed.kid, parsed.alg)
+    return parsed.finish(found.key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
+
+
+#: Finds the IdP's key for a token header (``kid``, ``alg``): e.g. the ``key_for`` of
+#: :class:`mcp_oauth_shim.verify.BearerVerifier`'s key cache, which refetches the JWKS (rate
+#: limited) when an unknown ``kid`` shows a key rotation. It raises
+#: :class:`~mcp_oauth_shim.verify.InvalidToken` for a key it cannot find and
+#: :class:`UpstreamError` when the JWKS cannot be fetched.
+KeyLookup = Callable[[str | None, str], Awaitable[Any]]
+
+
+async def verify_id_token_with(
+    id_token: str,
+    key_for: KeyLookup,
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str | None = None,
+    now: float | None = None,
+    leeway: int = 60,
+    algorithms: Iterable[str] = ID_TOKEN_ALGORITHMS,
+) -> dict[str, Any]:
+    """:func:`verify_id_token` with the key found by ``key_for(kid, alg)``."""
+    parsed = _ParsedIdToken.parse(id_token, algorithms)
     try:
-        jws = extract_compact(id_token.encode("ascii"), registry=registry)
-        registry.check_header(jws.headers())
-    except (JoseError, ValueError, TypeError, UnicodeError):
-        raise _bad_id_token("is not a well-formed signed JWT with an accepted algorithm") from None
-    header = jws.headers()
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in allowed:
-        raise _bad_id_token("uses a signature algorithm that is not accepted")
-    kid = header.get("kid")
-    if isinstance(kid, str):
+        key = await key_for(parsed.kid, parsed.alg)
+    except InvalidToken:
+        raise _bad_id_token("is signed with a key the identity provider does not publish") from None
+    return parsed.finish(key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
+
+
+@dataclass(frozen=True)
+class _ParsedIdToken:
+    """An ID token split and its header checked, before any key is chosen."""
+
+    jws: CompactSignature
+    registry: JWSRegistry
+    alg: str
+    kid: str | None
+
+    @classmethod
+    def parse(cls, id_token: str, algorithms: Iterable[str]) -> _ParsedIdToken:
+        allowed = frozenset(algorithms) - _FORBIDDEN_ALGORITHMS
+        if not isinstance(id_token, str) or len(id_token) > MAX_ID_TOKEN_LENGTH:
+            raise _bad_id_token("is missing or too large")
+        registry = JWSRegistry(algorithms=sorted(allowed & set(JWSRegistry.algorithms)), strict_check_header=False)
+        try:
+            jws = extract_compact(id_token.encode("ascii"), registry=registry)
+            registry.check_header(jws.headers())
+        except (JoseError, ValueError, TypeError, UnicodeError):
+            raise _bad_id_token("is not a well-formed signed JWT with an accepted algorithm") from None
+        header = jws.headers()
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in allowed:
+            raise _bad_id_token("uses a signature algorithm that is not accepted")
+        if kid is not None and not isinstance(kid, str):
+            raise _bad_id_token("is signed with a key the identity provider does not publish")
+        return cls(jws, registry, alg, kid)
+
+    def finish(self, key: Any, issuer: str, client_id: str, nonce: str | None, now: float, leeway: int) -> dict[str, Any]:
+        try:
+            valid = validate_compact(self.jws, key, registry=self.registry)
+        except (JoseError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise _bad_id_token("has an invalid signature")
+        try:
+            claims = jsonsafe.loads(self.jws.payload or b"")
+        except (ValueError, UnicodeError):
+            claims = None
+        if not isinstance(claims, dict):
+            raise _bad_id_token("payload is not a JSON object")
+        _check_id_token_claims(claims, issuer, client_id, nonce, now, leeway)
+        return claims
+
+
+def _published_key(public: PublicKeys, kid: str | None, alg: str) -> PublicKey:
+    if kid is not None:
         candidates = [k for k in (public.get(kid),) if k is not None]
-    elif kid is None:
+    else:
         candidates = [k for k in public.by_kid.values() if k.alg == alg]
         if len(candidates) != 1:  # RFC 7515 §4.1.4: without kid, only an unambiguous key
             candidates = []
-    else:
-        candidates = []
     if not candidates:
         raise _bad_id_token("is signed with a key the identity provider does not publish")
     key = candidates[0]
     if key.alg_given and key.alg != alg:
         raise _bad_id_token("uses another algorithm than its key is published for")
-    try:
-        valid = validate_compact(jws, key.key, registry=registry)
-    except (JoseError, ValueError, TypeError):
-        valid = False
-    if not valid:
-        raise _bad_id_token("has an invalid signature")
-    try:
-        claims = jsonsafe.loads(jws.payload or b"")
-    except (ValueError, UnicodeError):
-        claims = None
-    if not isinstance(claims, dict):
-        raise _bad_id_token("payload is not a JSON object")
-    _check_id_token_claims(claims, issuer, client_id, nonce, time.time() if now is None else now, leeway)
-    return claims
+    return key
 
 
 def _check_id_token_claims(
@@ -398,9 +454,10 @@ class IdentityResolver(Protocol):
 @dataclass(frozen=True)
 class IdTokenResolver:
     """From the ID token of the token response (OpenID Connect Core §3.1.3.7), falling back to
-    UserInfo when the response has none and ``userinfo_url`` is set. ``keys`` are the IdP's."""
+    UserInfo when the response has none and ``userinfo_url`` is set. ``keys`` are the IdP's:
+    fixed :class:`PublicKeys`, or a :data:`KeyLookup` that follows the IdP's key rotation."""
 
-    keys: PublicKeys
+    keys: PublicKeys | KeyLookup
     issuer: str
     client_id: str
     userinfo_url: str | None = None
@@ -411,9 +468,14 @@ class IdTokenResolver:
             if self.userinfo_url is None:
                 raise UpstreamError(502, "server_error", "The identity provider returned no ID token (is the openid scope requested?).")
             return await fetch_userinfo(http, self.userinfo_url, tokens.access_token, issuer=self.issuer)
-        claims = verify_id_token(
-            tokens.id_token, self.keys, issuer=self.issuer, client_id=self.client_id, nonce=tokens.nonce, leeway=self.leeway
-        )
+        if isinstance(self.keys, PublicKeys):
+            claims = verify_id_token(
+                tokens.id_token, self.keys, issuer=self.issuer, client_id=self.client_id, nonce=tokens.nonce, leeway=self.leeway
+            )
+        else:
+            claims = await verify_id_token_with(
+                tokens.id_token, self.keys, issuer=self.issuer, client_id=self.client_id, nonce=tokens.nonce, leeway=self.leeway
+            )
         return identity_from_claims(claims, issuer=self.issuer)
 
 

@@ -413,3 +413,74 @@ def test_token_response_without_access_token_is_an_upstream_error() -> None:
 def test_token_response_gives_access_and_id_token() -> None:
     tokens = UpstreamTokens.from_response({"access_token": "at", "id_token": "it"}, nonce="n")
     assert tokens == UpstreamTokens("at", "it", "n")
+
+
+# -- ID tokens through a key lookup (the verifier's rotating JWKS cache) ----------------------------
+
+
+def idp_with_jwks(jwks: dict) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/openid-configuration":
+            return json_response(
+                200,
+                {
+                    "issuer": IDP,
+                    "authorization_endpoint": IDP + "authorize",
+                    "token_endpoint": IDP + "token",
+                    "jwks_uri": IDP + "jwks",
+                },
+            )
+        if request.url.path == "/jwks":
+            return json_response(200, jwks)
+        return httpx.Response(404)
+
+    return handler
+
+
+async def verifier_key_lookup(jwks: dict, http: httpx.AsyncClient) -> Any:
+    from mcp_oauth_shim.config import Upstream
+    from mcp_oauth_shim.upstream import UpstreamClient
+    from mcp_oauth_shim.verify import BearerVerifier
+
+    config = Upstream.oidc(issuer=IDP, client_id=CLIENT_ID, client_secret="upstream-secret", audience="https://api.example.com/mcp")
+    verifier = BearerVerifier(UpstreamClient(config, http=http), audience="https://api.example.com/mcp", resource_metadata_url="https://api.example.com/prm")
+    return verifier.keys.key_for
+
+
+async def test_id_token_verifies_through_the_bearer_verifiers_key_cache() -> None:
+    from mcp_oauth_shim.identity import verify_id_token_with
+
+    async with client(idp_with_jwks(IDP_JWKS)) as http:
+        key_for = await verifier_key_lookup(IDP_JWKS, http)
+        claims = await verify_id_token_with(id_token(), key_for, issuer=IDP, client_id=CLIENT_ID, nonce="n-1", now=NOW)
+    assert claims["sub"] == "u1"
+
+
+async def test_id_token_with_a_kid_the_key_cache_does_not_know_is_refused() -> None:
+    from mcp_oauth_shim.identity import verify_id_token_with
+
+    async with client(idp_with_jwks(IDP_JWKS)) as http:
+        key_for = await verifier_key_lookup(IDP_JWKS, http)
+        with pytest.raises(UpstreamError, match="does not publish") as caught:
+            await verify_id_token_with(id_token(kid="idp-9"), key_for, issuer=IDP, client_id=CLIENT_ID, now=NOW)
+    assert caught.value.status_code == 502
+
+
+async def test_id_token_when_the_key_set_cannot_be_fetched_is_unavailability() -> None:
+    from mcp_oauth_shim.identity import verify_id_token_with
+
+    async with client(raises(httpx.ConnectError("down"))) as http:
+        key_for = await verifier_key_lookup(IDP_JWKS, http)
+        with pytest.raises(UpstreamError) as caught:
+            await verify_id_token_with(id_token(), key_for, issuer=IDP, client_id=CLIENT_ID, now=NOW)
+    assert caught.value.error == "temporarily_unavailable"
+
+
+async def test_id_token_resolver_takes_a_key_lookup() -> None:
+    import time
+
+    now = int(time.time())
+    async with client(idp_with_jwks(IDP_JWKS)) as http:
+        resolver = IdTokenResolver(keys=await verifier_key_lookup(IDP_JWKS, http), issuer=IDP, client_id=CLIENT_ID)
+        identity = await resolver.resolve(http, UpstreamTokens("at", id_token(id_claims(iat=now, exp=now + 600)), "n-1"))
+    assert identity.subject == "u1"
