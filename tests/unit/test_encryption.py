@@ -57,12 +57,10 @@ def flipped(token: str, index: int) -> str:
 def test_every_byte_flip_is_refused() -> None:
     token = sealed()
     length = len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    refused = 0
+    assert length > 30  # header, nonce, ciphertext and tag are all flipped below
     for index in range(length):
         with pytest.raises(DecryptionError):
             cipher().decrypt(flipped(token, index), purpose=UPSTREAM_REFRESH_TOKEN, context=CONTEXT)
-        refused += 1
-    assert refused == length
 
 
 @pytest.mark.parametrize(
