@@ -7,7 +7,7 @@ replicas, Redis going away) is in test_strict_redis.py.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 

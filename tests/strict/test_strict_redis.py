@@ -339,3 +339,22 @@ async def test_unavailable_warnings_are_throttled_and_name_no_credentials(
     assert "Redis did not answer" in text and "consume_once" in text
     for secret in ("pa55-secret-word", SECRETS["code"], digest(SECRETS["code"]), str(own_redis_server.port)):
         assert secret not in text
+
+
+@pytest.mark.parametrize(("requests", "period"), [(1, 60), (3, 300), (7, 700), (30, 60), (60, 60)])
+async def test_the_lua_gcra_answers_a_burst_like_the_python_gcra(
+    redis_server: RedisServer, key_prefix: str, requests: int, period: float
+) -> None:
+    """Differential: the script Redis runs against the rule the in-memory store runs (a frozen
+    clock there; real time on Redis, which may have moved a little, so a wait may be 1 s shorter)."""
+    limits = RateLimits(register_ip=RateLimit(requests, period))
+    on_redis = StrictMode.redis(redis_server.url, key_prefix=key_prefix, rate_limits=limits)
+    in_memory = StrictMode.in_memory(rate_limits=limits, clock=lambda: 1_800_000_000.0)
+    try:
+        redis_answers = [await on_redis.hit(RateBucket.REGISTER_IP, "ip") for _ in range(requests + 2)]
+        memory_answers = [await in_memory.hit(RateBucket.REGISTER_IP, "ip") for _ in range(requests + 2)]
+    finally:
+        await on_redis.aclose()
+    assert [a.allowed for a in redis_answers] == [a.allowed for a in memory_answers]
+    for on_r, in_m in zip(redis_answers, memory_answers):
+        assert in_m.retry_after_seconds - 1 <= on_r.retry_after_seconds <= in_m.retry_after_seconds
