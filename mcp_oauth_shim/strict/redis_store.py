@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .limits import ALLOWED, RateBucket, RateDecision, RateLimits, refused_after_ms
@@ -75,6 +75,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,  # refused, reset, closed, authentication failed, loading
     RedisTimeoutError,
     ReadOnlyError,  # a replica promoted away from under us
+    OutOfMemoryError,  # maxmemory reached under the noeviction policy
+    ClusterDownError,  # a cluster without a quorum, or a slot without its master
+    TryAgainError,  # a cluster slot being migrated
     OSError,
     TimeoutError,  # asyncio.timeout
 )

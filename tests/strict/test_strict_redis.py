@@ -358,3 +358,16 @@ async def test_the_lua_gcra_answers_a_burst_like_the_python_gcra(
     assert [a.allowed for a in redis_answers] == [a.allowed for a in memory_answers]
     for on_r, in_m in zip(redis_answers, memory_answers):
         assert in_m.retry_after_seconds - 1 <= on_r.retry_after_seconds <= in_m.retry_after_seconds
+
+
+async def test_a_redis_out_of_memory_refuses_with_unavailable(own_redis_server: RedisServer, key_prefix: str) -> None:
+    """maxmemory reached under the noeviction policy: no record can be written, so nothing is honoured."""
+    with own_redis_server.client() as admin:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+    mode = StrictMode.redis(own_redis_server.url, key_prefix=key_prefix, timeout=TIMEOUT)
+    try:
+        with pytest.raises(StrictModeUnavailable):
+            await mode.consume_once("code", "sealed-code", time.time() + 300)
+    finally:
+        await mode.aclose()
