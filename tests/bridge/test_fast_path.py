@@ -350,7 +350,7 @@ async def test_only_strict_json_objects_become_structured_content(body: bytes, s
     def raw() -> Response:
         return Response(body, media_type="application/json")
 
-    encoded = await MCPBridge(app).call("raw", {}, origin_scope(, encoded=True))
+    encoded = await MCPBridge(app).call("raw", {}, origin_scope(), encoded=True)
 
     def refuse(name: str) -> Any:
         raise ValueError(name)
