@@ -18,16 +18,18 @@ came through the bridge hit the verifier's cache, so the second check costs a di
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 from fastapi.security import SecurityScopes
 
 if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
+
     from mcp_oauth_shim import OAuthShim
 
 
-def bearer_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitable[Any]]:
+def bearer_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitable[AccessToken]]:
     """A dependency returning the verified `AccessToken` of the request (use with `Security`)."""
     from mcp_oauth_shim.rfc6750 import bearer_challenge
     from mcp_oauth_shim.upstream import UpstreamError
@@ -41,7 +43,7 @@ def bearer_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitab
         )
         return HTTPException(status_code=status, detail=description, headers={"WWW-Authenticate": challenge})
 
-    async def verified_token(security_scopes: SecurityScopes, request: Request) -> Any:
+    async def verified_token(security_scopes: SecurityScopes, request: Request) -> AccessToken:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         needed = tuple(security_scopes.scopes)
         if scheme.lower() != "bearer" or not token.strip():
