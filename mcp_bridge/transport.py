@@ -14,7 +14,8 @@ cannot know:
   any request): the pre-encoded handshake or tool list, or the in-process call. No
   per-request task, stream or session object is created. In stateful mode the endpoint issues
   the session itself (`sessions.py`) and hands it to the SDK on its first request that needs
-  the SDK. Everything else - and anything this endpoint is unsure about - goes to the SDK.
+  the SDK (through `sdk.py`, the only module that touches the SDK's private parts; with an SDK
+  it does not know, sessions are left to the SDK). Everything else - and anything this endpoint is unsure about - goes to the SDK.
 
 The SDK is loaded, and its session manager started, on the first request that needs it, inside
 a task group owned by the host app's lifespan: importing the `mcp` package costs more start-up
