@@ -8,19 +8,20 @@ from urllib.parse import urlsplit
 
 from .clients import ClientResolver
 from .config import Upstream
+from .payloads import AuthorizationCode, ClientRegistration, ConsentTicket, RefreshToken, UpstreamState
 from .sealing import Sealer
 from .upstream import UpstreamClient
 
 
 @dataclass(frozen=True)
 class Lifetimes:
-    """How long each signed value is honoured, in seconds."""
+    """How long each signed value is honoured, in seconds (defaults: each payload's own)."""
 
-    client_id: int = 365 * 24 * 3600
-    consent: int = 600
-    state: int = 600
-    code: int = 300
-    refresh_token: int = 90 * 24 * 3600
+    client_id: int = ClientRegistration.lifetime
+    consent: int = ConsentTicket.lifetime
+    state: int = UpstreamState.lifetime
+    code: int = AuthorizationCode.lifetime
+    refresh_token: int = RefreshToken.lifetime
 
 
 @dataclass(frozen=True)
