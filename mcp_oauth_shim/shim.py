@@ -21,13 +21,13 @@ from .endpoints.authorize import AuthorizeHandler
 from .endpoints.base import Endpoint, with_cors
 from .endpoints.callback import CallbackHandler
 from .endpoints.consent import ConsentHandler, ConsentPage
+from .endpoints.metadata import MetadataHandler, ProtectedResourceMetadataHandler
+from .endpoints.register import RegistrationHandler
 from .endpoints.revoke import RevocationHandler
 from .endpoints.token import TokenHandler
 from .logs import redact_access_logs as install_access_log_redaction
-from .rfc7591 import RegistrationHandler
-from .rfc8414 import MetadataHandler, metadata_paths
+from .rfc8414 import metadata_paths
 from .rfc9728 import (
-    ResourceMetadataHandler,
     resource_metadata_paths,
     resource_metadata_url,
 )
@@ -192,7 +192,7 @@ class OAuthShim:
             ]
             for path, endpoint, methods in endpoints:
                 routes.append(Route(at(path), Endpoint(endpoint), methods=methods, include_in_schema=False))
-        prm = Endpoint(with_cors(ResourceMetadataHandler(ctx)))
+        prm = Endpoint(with_cors(ProtectedResourceMetadataHandler(ctx)))
         for path in resource_metadata_paths(self.resource):
             routes.append(Route(path, prm, methods=["GET", "OPTIONS"], include_in_schema=False))
         metadata = Endpoint(with_cors(MetadataHandler(ctx, custom=self.custom_metadata)))
