@@ -34,11 +34,14 @@ MAX_JSON_BYTES = 1024 * 1024
 class UpstreamError(Exception):
     """The IdP is down, slow or answered something unusable. Never the client's fault."""
 
-    def __init__(self, status_code: int, error: str, description: str) -> None:
+    def __init__(self, status_code: int, error: str, description: str, *, reason: str | None = None) -> None:
         super().__init__(description)
         self.status_code = status_code
         self.error = error
         self.description = description
+        #: What went wrong in a few words, for a report that already names the URL
+        #: ("HTTP 404", "timed out", "not JSON"); the description when not given.
+        self.reason = reason or description.rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -174,16 +177,9 @@ class UpstreamClient:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def get_json(self, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-        """GET a JSON object from the IdP (``what`` names it in errors: "key set", ...).
-
-        The one policy for the IdP's documents (:mod:`mcp_oauth_shim.json_documents`): status
-        200, declared JSON, at most ``max_bytes``, an object. Every failure is an
-        :class:`UpstreamError`.
-        """
-        response = await self._exchange("GET", url, headers=_GET_JSON_HEADERS)
-        if response.status != 200:
-            raise UpstreamError(502, "server_error", f"The identity provider answered {response.status} for {url}.")
-        return _json_object(response, url, what=what, max_bytes=max_bytes)
+        """GET a JSON object from the IdP (``what`` names it in errors: "key set", ...);
+        see :func:`get_json`."""
+        return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form with the shim's client authentication added (RFC 6749 §2.3.1).
@@ -207,14 +203,40 @@ class UpstreamClient:
     async def _exchange(
         self, method: str, url: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
     ) -> RawResponse:
-        try:
-            return await self.transport.request(method, url, body=body, headers=headers)
-        except TimeoutError:
-            logger.warning("identity provider timed out: %s %s", method, url)
-            raise UpstreamError(504, "temporarily_unavailable", "The identity provider did not answer in time.") from None
-        except HTTPError as exc:
-            logger.warning("identity provider unreachable: %s %s (%s)", method, url, exc)
-            raise UpstreamError(502, "temporarily_unavailable", "The identity provider could not be reached.") from None
+        return await exchange(self.transport, method, url, body=body, headers=headers)
+
+
+async def exchange(
+    transport: Transport, method: str, url: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+) -> RawResponse:
+    """One request to the IdP over ``transport``; every failure an :class:`UpstreamError`
+    (504 when the deadline passed, 502 otherwise)."""
+    try:
+        return await transport.request(method, url, body=body, headers=headers)
+    except TimeoutError:
+        logger.warning("identity provider timed out: %s %s", method, url)
+        raise UpstreamError(
+            504, "temporarily_unavailable", "The identity provider did not answer in time.", reason="timed out"
+        ) from None
+    except HTTPError as exc:
+        logger.warning("identity provider unreachable: %s %s (%s)", method, url, exc)
+        raise UpstreamError(
+            502, "temporarily_unavailable", "The identity provider could not be reached.", reason=f"could not connect ({exc})"
+        ) from None
+
+
+async def get_json(
+    transport: Transport, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES
+) -> dict[str, Any]:
+    """GET a JSON object from the IdP: the one policy for its documents (discovery, the JWKS,
+    the doctor's reads; :mod:`mcp_oauth_shim.json_documents`): status 200, declared JSON, at
+    most ``max_bytes``, an object. Every failure is an :class:`UpstreamError`."""
+    response = await exchange(transport, "GET", url, headers=_GET_JSON_HEADERS)
+    if response.status != 200:
+        raise UpstreamError(
+            502, "server_error", f"The identity provider answered {response.status} for {url}.", reason=f"HTTP {response.status}"
+        )
+    return _json_object(response, url, what=what, max_bytes=max_bytes)
 
 
 _GET_JSON_HEADERS = (("Accept", "application/json"),)
@@ -231,4 +253,9 @@ def _json_object(
             check_media_type=check_media_type,
         )
     except JSONDocumentError as exc:
-        raise UpstreamError(502, "server_error", f"The identity provider's {what} from {url} {exc.problem.value}.") from None
+        raise UpstreamError(
+            502,
+            "server_error",
+            f"The identity provider's {what} from {url} {exc.problem.value}.",
+            reason=exc.problem.value.removeprefix("is "),
+        ) from None
