@@ -138,12 +138,16 @@ class KeyStore:
         return last is None or abs(self._clock() - last) >= self.refetch_after
 
     async def _refresh(self, *, stale_ok: bool) -> None:
-        error = self._last_error
-        if len(self._flight) == 0 and error is not None and self._attempted_at is not None:
-            if abs(self._clock() - self._attempted_at) < self._failure_backoff:
-                # The IdP failed moments ago; answer at once instead of queueing behind timeouts.
-                self._raise_unless_stale_ok(error, stale_ok)
-                return
+        error, attempted_at = self._last_error, self._attempted_at
+        if (
+            len(self._flight) == 0
+            and error is not None
+            and attempted_at is not None
+            and abs(self._clock() - attempted_at) < self._failure_backoff
+        ):
+            # The IdP failed moments ago; answer at once instead of queueing behind timeouts.
+            self._raise_unless_stale_ok(error, stale_ok)
+            return
         try:
             await self._flight.run("jwks", self._fetch)
         except UpstreamError as exc:

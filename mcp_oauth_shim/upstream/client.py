@@ -166,8 +166,8 @@ class UpstreamClient:
             )
         return UpstreamMetadata(
             issuer=issuer if isinstance(issuer, str) else up.issuer,
-            authorization_endpoint=endpoints["authorization_endpoint"],  # type: ignore[arg-type]
-            token_endpoint=endpoints["token_endpoint"],  # type: ignore[arg-type]
+            authorization_endpoint=endpoints["authorization_endpoint"],
+            token_endpoint=endpoints["token_endpoint"],
             revocation_endpoint=endpoints["revocation_endpoint"],
             jwks_uri=endpoints["jwks_uri"],
             introspection_endpoint=endpoints["introspection_endpoint"],

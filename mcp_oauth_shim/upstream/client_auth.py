@@ -10,6 +10,7 @@ The ``client_id`` goes into the body in both cases, as some IdPs require it ther
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -29,7 +30,7 @@ class ClientAuthentication:
     form: str
     headers: tuple[tuple[str, str], ...]
 
-    def body(self, form: dict[str, str] | None = None) -> bytes:
+    def body(self, form: Mapping[str, str] | None = None) -> bytes:
         """``form`` (credential fields in it dropped: ours win) followed by the credentials."""
         if not form:
             return self.form.encode()

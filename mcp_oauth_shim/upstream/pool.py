@@ -22,6 +22,7 @@ connection that the IdP is closing at that moment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -234,10 +235,8 @@ class ConnectionPool:
                     self._release(loop, state, granted)
             else:
                 waiter.cancel()
-                try:
+                with contextlib.suppress(ValueError):
                     state.waiters.remove(waiter)
-                except ValueError:
-                    pass
             raise
 
     async def _connect(
