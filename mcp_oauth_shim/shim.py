@@ -32,7 +32,7 @@ from .rfc9728 import (
     resource_metadata_url,
 )
 from .sealing import Sealer
-from .upstream import UpstreamClient, default_http_client
+from .upstream import UpstreamClient
 from .urls import service_url_problem
 
 if TYPE_CHECKING:
@@ -245,10 +245,7 @@ class OAuthShim:
     async def aclose(self) -> None:
         """Close the connections to the IdP. The shim stays usable: a later request or lifespan
         (a second ``TestClient``, an app restarted in the same process) opens new ones."""
-        await self.upstream_client.aclose()
-        if self._http_client is None:
-            # A fresh httpx client holds no connection until its first request.
-            self.upstream_client.http = default_http_client(self.upstream.timeout)
+        await self.upstream_client.aclose()  # stays usable: its pool reconnects on demand
         if self._documents is not None and hasattr(self._documents, "aclose"):
             await self._documents.aclose()
 
