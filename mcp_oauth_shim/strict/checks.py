@@ -112,9 +112,7 @@ def start_refresh_family(strict: StrictMode | None) -> RefreshLineage | None:
     return RefreshLineage(random_token(12), random_token(12))
 
 
-async def use_refresh_token(
-    strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int
-) -> RefreshLineage | None:
+async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> RefreshLineage | None:
     """Record the use of a refresh token; the lineage of the token to issue in its place.
 
     RFC 9700 §4.14.2: a rotated refresh token presented a second time means two parties hold

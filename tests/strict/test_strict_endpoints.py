@@ -90,9 +90,7 @@ async def test_a_code_refused_by_a_local_check_is_not_spent(idp: IdP, replicas: 
 # -- refresh tokens ----------------------------------------------------------------------------
 
 
-async def test_every_refresh_issues_a_new_refresh_token_of_the_same_family(
-    idp: IdP, replicas: tuple[Replica, Replica]
-) -> None:
+async def test_every_refresh_issues_a_new_refresh_token_of_the_same_family(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
     first, second = replicas
     login, tokens = await tokens_after_login(idp, first)
     sealer = first.shim.context.sealer
@@ -108,9 +106,7 @@ async def test_every_refresh_issues_a_new_refresh_token_of_the_same_family(
     assert opened[0].family is not None
 
 
-async def test_a_refresh_token_reused_on_another_replica_revokes_its_family(
-    idp: IdP, replicas: tuple[Replica, Replica]
-) -> None:
+async def test_a_refresh_token_reused_on_another_replica_revokes_its_family(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
     first, second = replicas
     login, tokens = await tokens_after_login(idp, first)
     stolen = tokens["refresh_token"]
@@ -125,9 +121,7 @@ async def test_a_refresh_token_reused_on_another_replica_revokes_its_family(
     assert idp.token_calls == calls
 
 
-async def test_a_reuse_leaves_another_login_of_the_same_client_alone(
-    idp: IdP, replicas: tuple[Replica, Replica]
-) -> None:
+async def test_a_reuse_leaves_another_login_of_the_same_client_alone(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
     first, second = replicas
     login, tokens = await tokens_after_login(idp, first)
     other = await Browser(idp).login(first, client_id=login.client_id)

@@ -140,7 +140,9 @@ def test_refresh_tokens_with_and_without_a_family_open(wire: dict[str, str], fam
     assert RefreshToken.from_wire(token.to_wire()) == token
 
 
-@pytest.mark.parametrize("wire", [{"u": "rt", "c": "fp", "fm": "fam"}, {"u": "rt", "c": "fp", "id": "tok"}, {"u": "rt", "c": "fp", "fm": 1, "id": "t"}])
+@pytest.mark.parametrize(
+    "wire", [{"u": "rt", "c": "fp", "fm": "fam"}, {"u": "rt", "c": "fp", "id": "tok"}, {"u": "rt", "c": "fp", "fm": 1, "id": "t"}]
+)
 def test_a_refresh_token_with_half_a_lineage_is_malformed(wire: dict[str, object]) -> None:
     with pytest.raises((TypeError, ValueError)):
         RefreshToken.from_wire(wire)
