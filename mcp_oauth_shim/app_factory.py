@@ -47,9 +47,7 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
         try:
             strict = StrictMode.redis(v["redis_url"], on_unavailable=v["strict_on_unavailable"])
         except ImportError:
-            raise ConfigurationError(
-                "--redis-url needs the redis package: pip install 'mcp-oauth-shim[redis]'."
-            ) from None
+            raise ConfigurationError("--redis-url needs the redis package: pip install 'mcp-oauth-shim[redis]'.") from None
         except ValueError:  # the message could quote the URL and its password
             raise ConfigurationError("--redis-url is not a usable Redis URL.") from None
     upstream = Upstream.oidc(
