@@ -16,6 +16,7 @@ operator chose ``on_unavailable="refuse"``); the endpoints answer it with 503
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,9 +36,11 @@ __all__ = [
     "RateLimited",
     "RefreshLineage",
     "check_rates",
+    "check_refresh_use",
     "client_address",
     "client_and_address",
     "first_use",
+    "new_token_id",
     "revoke_refresh_family",
     "start_refresh_family",
     "use_refresh_token",
@@ -75,14 +78,26 @@ def client_and_address(client_id: str, address: str) -> str:
 
 
 async def check_rates(strict: StrictMode | None, *hits: tuple[RateBucket, str]) -> None:
-    """Count this request in each ``(bucket, key)``; raise :class:`RateLimited` at the first
-    bucket that refuses it (the later ones are not counted)."""
+    """Count this request in each ``(bucket, key)``; raise :class:`RateLimited` when a bucket
+    refuses it (the longest wait of those that refuse).
+
+    On a store shared by replicas each count is a round trip, so several are sent at once: the
+    authorization endpoint's two counts then take one round trip of wall time instead of two.
+    In memory they run one after the other (a task per count would cost more than the count).
+    """
     if strict is None:
         return
-    for bucket, key in hits:
-        decision = await strict.hit(bucket, key)
-        if not decision.allowed:
-            raise RateLimited(decision)
+    if len(hits) > 1 and strict.covers_replicas:
+        answers = await asyncio.gather(*(strict.hit(bucket, key) for bucket, key in hits), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        decisions = [answer for answer in answers if isinstance(answer, RateDecision)]
+    else:
+        decisions = [await strict.hit(bucket, key) for bucket, key in hits]
+    refused = [decision for decision in decisions if not decision.allowed]
+    if refused:
+        raise RateLimited(max(refused, key=lambda decision: decision.retry_after_seconds))
 
 
 async def first_use(strict: StrictMode | None, kind: str, sealed: str, lifetime: int) -> bool:
@@ -109,7 +124,7 @@ def start_refresh_family(strict: StrictMode | None) -> RefreshLineage | None:
     strict mode: the refresh token then carries no family, as before)."""
     if strict is None:
         return None
-    return RefreshLineage(random_token(12), random_token(12))
+    return RefreshLineage(random_token(12), new_token_id())
 
 
 async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> RefreshLineage | None:
@@ -128,10 +143,23 @@ async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, seal
     else:
         token_id = digest(sealed)
         family = _DERIVED_FAMILY_PREFIX + token_id
+    await check_refresh_use(strict, family, token_id, lifetime)
+    return RefreshLineage(family, new_token_id(), token.upstream_refresh_token)
+
+
+async def check_refresh_use(strict: StrictMode, family: str, token_id: str, lifetime: int) -> None:
+    """Record the use of refresh token ``token_id`` of ``family``; ``invalid_grant`` when it
+    was used before (the family is revoked now) or its family was revoked (RFC 9700 §4.14.2).
+    For any kind of rotated refresh token: the caller issues the next one with the same family
+    and a new id (:func:`new_token_id`)."""
     use = await strict.use_refresh(family, token_id, time.time() + lifetime)
     if not use.ok:
         raise InvalidGrantError(description="The refresh token was already used or revoked; sign in again.")
-    return RefreshLineage(family, random_token(12), token.upstream_refresh_token)
+
+
+def new_token_id() -> str:
+    """A fresh id for the next refresh token of a family (96 random bits)."""
+    return random_token(12)
 
 
 async def revoke_refresh_family(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> None:

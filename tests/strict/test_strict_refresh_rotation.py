@@ -150,3 +150,20 @@ def test_a_refresh_token_with_half_a_lineage_is_malformed(wire: dict[str, object
 
 def test_a_refresh_token_without_a_family_keeps_the_wire_format_of_earlier_versions() -> None:
     assert RefreshToken("rt", "fp", "openid").to_wire() == {"u": "rt", "c": "fp", "sc": "openid"}
+
+
+async def test_a_request_refused_by_two_limits_is_told_the_longer_wait() -> None:
+    from mcp_oauth_shim.strict import RateBucket, RateLimit, RateLimits
+    from mcp_oauth_shim.strict.checks import RateLimited, check_rates
+
+    clock = [1000.0]
+    strict = StrictMode.in_memory(
+        rate_limits=RateLimits(token_ip=RateLimit(1, 10.0), token_client_ip=RateLimit(1, 60.0)), clock=lambda: clock[0]
+    )
+    hits = ((RateBucket.TOKEN_IP, "203.0.113.1"), (RateBucket.TOKEN_CLIENT_IP, "client|203.0.113.1"))
+    await check_rates(strict, *hits)
+
+    with pytest.raises(RateLimited) as refused:
+        await check_rates(strict, *hits)
+
+    assert refused.value.decision.retry_after_seconds == 60
