@@ -92,15 +92,42 @@ class ResponseReader:
     # -- input -----------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> RawResponse | None:
-        """The response once ``data`` completes it, else None; :class:`HTTPError` if refused."""
+        """The response once ``data`` completes it, else None; :class:`HTTPError` if refused.
+
+        Bytes after the response that were not asked for make the connection unusable
+        (RFC 9112 §9.3: the next request must not read them as its answer). llhttp reports
+        any other byte there as the start of a second message, but skips CR and LF silently;
+        so a run of CR/LF at the end of ``data`` is fed apart from the rest, all but its last
+        byte, then that byte: if the response is complete before the last byte, something
+        followed it. That is at most three calls into llhttp, one for a typical JSON answer.
+        """
+        if self.response is not None:  # more bytes after a complete response
+            self.reusable = False
+            return self.response
         if not self._wire_bytes and data[:1] not in (b"H", b""):
             # llhttp skips empty lines before a status line; an answer starts with its own.
             raise HTTPError("not an HTTP/1.1 response")
+        head = data.rstrip(b"\r\n")
+        if len(head) == len(data):
+            self._feed(data)
+        else:
+            tail = data[len(head) :]
+            for piece in (head, tail[:-1], tail[-1:]):
+                if self.response is not None:  # complete, and ``piece`` followed it
+                    self.reusable = False
+                    break
+                if piece:
+                    self._feed(piece)
+        if self._wire_bytes - self._body_size > MAX_HEADER_BYTES:
+            raise HTTPError("response header section, chunk framing or trailers too large")
+        return self.response
+
+    def _feed(self, data: bytes) -> None:
         self._wire_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            raise HTTPError("the peer switched protocols")
+            raise HTTPError("the peer switched protocols") from None
         except httptools.HttpParserError as exc:
             if self.response is None:
                 if isinstance(exc.__context__, HTTPError):  # refused by one of our callbacks
@@ -109,9 +136,6 @@ class ResponseReader:
             # Bytes after the response (or data after "Connection: close"): the response
             # stands, the connection is out of step with the peer and is not reused.
             self.reusable = False
-        if self._wire_bytes - self._body_size > MAX_HEADER_BYTES:
-            raise HTTPError("response header section, chunk framing or trailers too large")
-        return self.response
 
     def feed_eof(self) -> RawResponse:
         """The peer closed the connection: the response if that is where it ends (RFC 9112
@@ -149,7 +173,7 @@ class ResponseReader:
             raise HTTPError(f"invalid status code {status}")
         if status < 200:
             if status == 101:
-                raise HTTPError("the peer switched protocols")
+                raise HTTPError("the peer switched protocols") from None
             self._interim = True  # RFC 9110 §15.2: skipped, the final response follows
             self._headers = {}
             return
