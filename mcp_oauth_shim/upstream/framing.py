@@ -10,13 +10,14 @@ and malformed chunks. This module adds what a client must decide for itself:
   interim 1xx responses are skipped (RFC 9110 §15.2), 101 is refused (we never ask to upgrade);
 - ``Transfer-Encoding`` must be exactly ``chunked``: any other coding was not asked for (the
   requests send no ``TE``) and cannot be decoded (RFC 9112 §6.1, §7);
-- only HTTP/1.0 and HTTP/1.1, status codes 100-599 (RFC 9110 §15);
+- only HTTP/1.0 and HTTP/1.1, status codes 100-599 (RFC 9110 §15), and no control characters
+  but HTAB in the reason phrase (RFC 9112 §4: llhttp lets NUL through there);
 - bounds: the bytes that are not body (status lines, header fields, chunk sizes and their
   extensions, trailer fields) at most :data:`MAX_HEADER_BYTES`, checked after every read; at
   most :data:`MAX_HEADER_FIELDS` fields; a body of at most :data:`MAX_BODY_BYTES`;
 - whether the connection may carry another request: only after an HTTP/1.1 response without
   ``Connection: close``, framed by ``Content-Length`` or chunked (or without a body), with
-  nothing after it. Anything else closes the connection (RFC 9112 §9.3, §9.6).
+  nothing after it, not even the CR or LF that llhttp skips between messages. Anything else closes the connection (RFC 9112 §9.3, §9.6).
 
 tests/unit/test_upstream_framing.py compares the outcome with h11's parse of the same bytes.
 """
@@ -32,6 +33,7 @@ import httptools
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADER_FIELDS = 100
 MAX_BODY_BYTES = 1024 * 1024
+_CONTROLS_BUT_HTAB = bytes(range(0x20)).replace(b"\t", b"")
 
 
 class HTTPError(Exception):
@@ -153,6 +155,12 @@ class ResponseReader:
     def on_message_begin(self) -> None:
         if self.response is not None:
             raise _Stop  # a second message where none was asked for
+
+    def on_status(self, reason: bytes) -> None:
+        # RFC 9112 §4: the reason phrase is HTAB, SP, visible characters and obs-text. llhttp
+        # lets control characters through (NUL included); a response carrying them is broken.
+        if len(reason.translate(None, _CONTROLS_BUT_HTAB)) != len(reason):
+            raise HTTPError("control character in the reason phrase")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._field_count += 1

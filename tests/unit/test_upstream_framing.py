@@ -372,3 +372,16 @@ ENDING_IN_CR_OR_LF = {
 def test_an_answer_ending_in_cr_or_lf_leaves_the_connection_reusable(stream: bytes) -> None:
     outcome = read(Answer(stream, False, False, ()))
     assert outcome.response is not None and outcome.reusable
+
+
+CONTROLS_IN_THE_REASON_PHRASE = {
+    "NUL": b"HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n",
+    "SOH": b"HTTP/1.1 200 \x01\r\nContent-Length: 0\r\n\r\n",
+    "NUL in an interim answer": b"HTTP/1.1 100 \x00\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("stream", CONTROLS_IN_THE_REASON_PHRASE.values(), ids=CONTROLS_IN_THE_REASON_PHRASE.keys())
+def test_a_control_character_in_the_reason_phrase_is_refused(stream: bytes) -> None:
+    """RFC 9112 §4: HTAB, SP, visible characters and obs-text only (llhttp lets NUL through)."""
+    assert read(Answer(stream, True, False, ())) == REFUSED
