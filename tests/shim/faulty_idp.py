@@ -102,6 +102,7 @@ class FaultyIdP:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._blocker: list[socket.socket] = []
+        self._open: set[Writer] = set()
 
     @property
     def issuer(self) -> str:
@@ -114,8 +115,10 @@ class FaultyIdP:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def refuse_connections(self) -> None:
-        """Stop listening: connections are refused until :meth:`start` is called again."""
+        """Stop listening and hang up: connections are refused until :meth:`recover`."""
         assert self._server is not None
+        for writer in list(self._open):
+            writer.close()
         self._server.close()
         await self._server.wait_closed()
         self._server = None
@@ -141,6 +144,8 @@ class FaultyIdP:
             await self.start()
 
     async def close(self) -> None:
+        for writer in list(self._open):
+            writer.close()
         for sock in self._blocker:
             sock.close()
         if self._server is not None:
@@ -167,6 +172,7 @@ class FaultyIdP:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _serve(self, reader: Reader, writer: Writer) -> None:
+        self._open.add(writer)
         try:
             while True:
                 try:
@@ -199,6 +205,7 @@ class FaultyIdP:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._open.discard(writer)
             writer.close()
 
     @staticmethod

@@ -176,6 +176,7 @@ INTERIM = [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink:
 EXTENSIONS = [b"", b";a", b";a=b", b';a="x y"', b";a=b;c=d", b";a=b1-!"]
 CONNECTION = [None, b"close", b"keep-alive", b"Keep-Alive, Close", b"upgrade"]
 BARE_LF = re.compile(rb"(?<!\r)\n")
+OBS_FOLD = re.compile(rb"\r\n[ \t]")
 TAILS = [b"", b"", b"", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"junk"]
 
 
@@ -230,7 +231,7 @@ def answers(draw: st.DrawFn) -> Answer:
         byte = bytes([draw(st.sampled_from(b"\r\n \t:;0aZ\x00\x7f\xff"))])
         edit = draw(st.sampled_from(["replace", "drop", "insert"]))
         edited = stream[:at] + (b"" if edit == "drop" else byte) + stream[at + (edit != "insert") :]
-        if len(BARE_LF.findall(edited)) <= len(BARE_LF.findall(stream)):  # see DEVIATIONS
+        if all(len(rule.findall(edited)) <= len(rule.findall(stream)) for rule in (BARE_LF, OBS_FOLD)):  # see DEVIATIONS
             stream = edited
     cuts = tuple(draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=8)))
     return Answer(stream, draw(st.booleans()), draw(st.integers(0, 9)) == 0, cuts)
@@ -324,6 +325,9 @@ DEVIATIONS = {
     # RFC 9112 §6.3 rule 5: reject, or merge equal values (h11 merges).
     "Content-Length twice": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
     "Content-Length list": b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n{}",
+    # RFC 9112 §5.2: a field line folded onto the next (obs-fold); h11 unfolds it, a gateway
+    # may instead discard the message and answer 502, as the shim does.
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\n{}",
     # RFC 9112 §2.2: a recipient MAY take a bare LF for a line end (h11 does).
     "bare LF": b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",
     # RFC 9112 §7.1.1: llhttp checks chunk extensions (tokens and quoted strings, no
