@@ -47,7 +47,7 @@ class TokenHandler:
         except OAuth2Error as err:
             return json_error(err)
         except UpstreamError as err:
-            return json_error(oauth_error(err.error, err.description, err.status_code))
+            return json_error(oauth_error(err.error, err.description, err.status_code), headers=err.headers)
 
     async def _handle(self, request: Request) -> Response:
         form = await read_token_request(request)
