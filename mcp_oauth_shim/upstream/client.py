@@ -127,6 +127,14 @@ class UpstreamClient:
                 self._discovery = None
         return result
 
+    def _rediscover(self) -> None:
+        """An endpoint named by discovery answered 404 or 410: the IdP may have moved it
+        (its discovery document changed while the shim ran). The next request reads the
+        document again rather than trust the cached one for the rest of the hour; concurrent
+        callers still share one fetch, and a failed fetch is not cached."""
+        if self.upstream.metadata_url is not None:
+            self._metadata_at = -DISCOVERY_TTL
+
     async def _discover(self) -> UpstreamMetadata:
         up = self.upstream
         if up.metadata_url is None:
@@ -194,7 +202,12 @@ class UpstreamClient:
     async def get_json(self, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
         """GET a JSON object from the IdP (``what`` names it in errors: "key set", ...);
         see :func:`get_json`."""
-        return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
+        try:
+            return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
+        except UpstreamError as exc:
+            if exc.reason in _GONE:
+                self._rediscover()
+            raise
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form with the shim's client authentication added (RFC 6749 §2.3.1).
@@ -203,6 +216,8 @@ class UpstreamClient:
         """
         auth = self.client_authentication
         response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
+        if f"HTTP {response.status}" in _GONE:
+            self._rediscover()
         busy = busy_error(response)
         if busy is not None:
             raise busy
@@ -258,6 +273,8 @@ async def get_json(
 
 
 _GET_JSON_HEADERS = (("Accept", "application/json"),)
+# The reasons of answers that say an endpoint is not there (any more): RFC 9110 §15.5.5, §15.5.11.
+_GONE = frozenset({"HTTP 404", "HTTP 410"})
 
 #: The longest wait passed on from an IdP's ``Retry-After``: a client told to wait an hour
 #: by a confused IdP would give up on the server altogether.

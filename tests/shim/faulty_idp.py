@@ -99,6 +99,7 @@ class FaultyIdP:
         self.active: dict[str, dict[str, Any]] = {}
         self.keys = [signing_key("idp-key-1")]
         self.discovery_changes: dict[str, Any] = {}
+        self.gone: set[str] = set()  # paths that answer 404 (an endpoint the IdP moved away)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._blocker: list[socket.socket] = []
@@ -151,6 +152,13 @@ class FaultyIdP:
         if self._server is not None:
             self._server.close()
 
+    def move(self, endpoint: str) -> None:
+        """The IdP moves ``endpoint`` (``token`` or ``jwks``): discovery names the new URL,
+        the old one answers 404."""
+        key = {"token": "token_endpoint", "jwks": "jwks_uri"}[endpoint]
+        self.discovery_changes[key] = f"{self.issuer}/{endpoint}-moved"
+        self.gone.add(f"/{endpoint}")
+
     # -- tokens -----------------------------------------------------------------------------
 
     def sign(self, kid: str | None = None, **claims: Any) -> str:
@@ -186,7 +194,8 @@ class FaultyIdP:
                     if line.lower().startswith("content-length:"):
                         length = int(line.split(":", 1)[1])
                 body = await reader.readexactly(length) if length else b""
-                name = self._endpoint(method, target.split("?")[0])
+                path = target.split("?")[0]
+                name = "gone" if path in self.gone else self._endpoint(method, path)
                 self.requests[name] += 1
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                 if name == "token":
@@ -213,7 +222,9 @@ class FaultyIdP:
         return {
             ("GET", "/.well-known/openid-configuration"): "discovery",
             ("GET", "/jwks"): "jwks",
+            ("GET", "/jwks-moved"): "jwks",
             ("POST", "/token"): "token",
+            ("POST", "/token-moved"): "token",
             ("POST", "/revoke"): "revoke",
             ("POST", "/introspect"): "introspect",
         }.get((method, path), "unknown")

@@ -330,3 +330,44 @@ async def test_the_jwks_is_asked_again_after_a_short_backoff(setup: Setup, place
         await asyncio.sleep(0.5)
         answer = await recovered_step(setup, spec)
     assert succeeded(spec, answer), answer.text
+
+
+# -- the discovery document ------------------------------------------------------------------
+
+
+async def test_a_wrong_issuer_in_discovery_is_a_502_naming_the_issuer(setup: Setup) -> None:
+    setup.idp.discovery_changes["issuer"] = "https://impostor.example"
+    answer = await setup.consent()
+    assert answer.status_code == 502
+    assert "issuer" in answer.text
+
+
+async def test_discovery_is_read_again_after_a_wrong_issuer(setup: Setup) -> None:
+    setup.idp.discovery_changes["issuer"] = "https://impostor.example"
+    assert (await setup.consent()).status_code == 502
+    setup.idp.discovery_changes.clear()
+    assert (await setup.consent()).status_code == 303
+
+
+MOVES = {
+    "token endpoint": ("token", Setup.code, _exchange),
+    "JWKS": ("jwks", _jwt, _call_mcp),
+}
+
+
+@pytest.mark.parametrize(("endpoint", "prepare", "step"), MOVES.values(), ids=MOVES.keys())
+async def test_an_endpoint_moved_in_discovery_while_running_is_followed(
+    setup: Setup, endpoint: str, prepare: Any, step: Any
+) -> None:
+    """The IdP's document changes after the shim cached it (the old URL answers 404): after
+    that answer, the shim reads the document again (for the JWKS, after its failure backoff)."""
+    await _discovered(setup)
+    setup.idp.move(endpoint)
+    give_up = time.monotonic() + JWKS_FAILURE_BACKOFF + ANSWER_WITHIN
+    answer = await asyncio.wait_for(step(setup, await prepare(setup)), ANSWER_WITHIN)
+    while answer.status_code != 200 and time.monotonic() < give_up:
+        assert answer.status_code in (502, 503, 504), answer.text
+        await asyncio.sleep(0.5)
+        answer = await asyncio.wait_for(step(setup, await prepare(setup)), ANSWER_WITHIN)
+    assert answer.status_code == 200, answer.text
+    assert setup.idp.requests["discovery"] == 2
