@@ -371,3 +371,33 @@ async def test_an_endpoint_moved_in_discovery_while_running_is_followed(
         answer = await asyncio.wait_for(step(setup, await prepare(setup)), ANSWER_WITHIN)
     assert answer.status_code == 200, answer.text
     assert setup.idp.requests["discovery"] == 2
+
+
+# -- an operator's own httpx client ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["discovery", "token"])
+async def test_a_body_trickled_past_the_deadline_on_an_operators_httpx_client_is_a_504(endpoint: str) -> None:
+    """httpx's timeouts apply per read, so a body trickled byte by byte never trips them: the
+    shim bounds the whole exchange itself, whichever client carries it."""
+    idp = FaultyIdP(RESOURCE)
+    await idp.start()
+    upstream = Upstream.oidc(
+        issuer=idp.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, audience=RESOURCE, timeout=IDP_TIMEOUT
+    )
+    shim = OAuthShim(
+        public_url=SHIM_URL, resource=RESOURCE, upstream=upstream, secret_keys=[SECRET_KEY], http_client=httpx.AsyncClient()
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=shim.app), base_url=SHIM_URL, timeout=30.0)
+    setup = Setup(idp, shim, client)
+    try:
+        given = await setup.code() if endpoint == "token" else None
+        idp.faults[endpoint] = FAULTS["body trickled past the deadline"]
+        step = setup.exchange(given) if given is not None else setup.consent()
+        answer = await asyncio.wait_for(step, ANSWER_WITHIN)
+        assert answer.status_code == 504, answer.text
+    finally:
+        await client.aclose()
+        await shim.aclose()
+        await shim.upstream_client.http.aclose()  # type: ignore[union-attr]
+        await idp.close()
