@@ -99,9 +99,9 @@ class ResponseReader:
         Bytes after the response that were not asked for make the connection unusable
         (RFC 9112 §9.3: the next request must not read them as its answer). llhttp reports
         any other byte there as the start of a second message, but skips CR and LF silently;
-        so a run of CR/LF at the end of ``data`` is fed apart from the rest, all but its last
-        byte, then that byte: if the response is complete before the last byte, something
-        followed it. That is at most three calls into llhttp, one for a typical JSON answer.
+        so ``data`` ending in CR or LF is fed in two parts, all but its last byte, then that
+        byte: if the response is complete before the last byte, something followed it. A
+        typical JSON answer ends in ``}`` and costs one call into llhttp, a chunked one two.
         """
         if self.response is not None:  # more bytes after a complete response
             self.reusable = False
@@ -109,17 +109,16 @@ class ResponseReader:
         if not self._wire_bytes and data[:1] not in (b"H", b""):
             # llhttp skips empty lines before a status line; an answer starts with its own.
             raise HTTPError("not an HTTP/1.1 response")
-        head = data.rstrip(b"\r\n")
-        if len(head) == len(data):
+        last = data[-1:]
+        if last != b"\n" and last != b"\r":
             self._feed(data)
         else:
-            tail = data[len(head) :]
-            for piece in (head, tail[:-1], tail[-1:]):
-                if self.response is not None:  # complete, and ``piece`` followed it
-                    self.reusable = False
-                    break
-                if piece:
-                    self._feed(piece)
+            if len(data) > 1:
+                self._feed(data[:-1])
+            if self.response is not None:  # complete, and the last byte followed it
+                self.reusable = False
+            else:
+                self._feed(last)
         if self._wire_bytes - self._body_size > MAX_HEADER_BYTES:
             raise HTTPError("response header section, chunk framing or trailers too large")
         return self.response
