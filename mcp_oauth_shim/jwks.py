@@ -157,7 +157,7 @@ class KeyStore:
         if stale_ok and self._keys:
             logger.warning("JWKS refresh failed, keeping cached keys: %s", error.description)
             return
-        raise UpstreamError(error.status_code, error.error, error.description)
+        raise UpstreamError(error.status_code, error.error, error.description, retry_after=error.retry_after)
 
     async def _fetch(self) -> None:
         self._attempted_at = self._clock()

@@ -115,7 +115,7 @@ def upstream_error_response(exc: UpstreamError) -> Response:
         content=body.encode(),
         status_code=exc.status_code if exc.status_code in (502, 503, 504) else 502,
         media_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **exc.headers},
     )
 
 

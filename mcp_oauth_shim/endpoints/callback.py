@@ -92,7 +92,9 @@ class CallbackHandler:
         try:
             upstream = await ctx.upstream_client.metadata()
         except UpstreamError as err:
-            return _forget(html_error(oauth_error(err.error, err.description, err.status_code)), cookie_name, ctx.secure_cookies)
+            page = html_error(oauth_error(err.error, err.description, err.status_code))
+            page.headers.update(err.headers)  # Retry-After, when the IdP gave one
+            return _forget(page, cookie_name, ctx.secure_cookies)
         iss = params.get("iss")
         expected_iss = upstream.issuer
         if iss is not None and expected_iss is not None and iss != expected_iss:

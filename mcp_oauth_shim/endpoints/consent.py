@@ -152,8 +152,10 @@ class ConsentHandler:
         except UpstreamError as err:
             logger.warning("cannot start upstream login: %s", err.description)
             # The IdP's fault, not the request's: its own error code (temporarily_unavailable or
-            # server_error) and status (502/504), never invalid_request.
-            return html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
+            # server_error) and status (502/503/504), never invalid_request.
+            page = html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
+            page.headers.update(err.headers)  # Retry-After, when the IdP gave one
+            return page
         try:
             if not await first_use(ctx.strict, "consent", form["ticket"], ctx.lifetimes.consent):
                 return html_error(InvalidRequestError(description="This consent form was already used; start the sign-in again."))

@@ -100,7 +100,7 @@ class RevocationHandler:
             status, body = await ctx.upstream_client.post_form(metadata.revocation_endpoint, upstream_form)
         except UpstreamError as err:
             # RFC 7009 §2.2.1: 503 tells the client to retry later.
-            return json_error(oauth_error("temporarily_unavailable", err.description, 503))
+            return json_error(oauth_error("temporarily_unavailable", err.description, 503), headers=err.headers)
         if status >= 500:
             return json_error(oauth_error("temporarily_unavailable", "The identity provider could not revoke now.", 503))
         error = body.get("error") if status >= 400 else None

@@ -54,7 +54,7 @@ class TokenHandler:
         except OAuth2Error as err:
             return json_error(err)
         except UpstreamError as err:
-            return json_error(oauth_error(err.error, err.description, err.status_code))
+            return json_error(oauth_error(err.error, err.description, err.status_code), headers=err.headers)
         except RateLimited as refused:
             return rate_limited_response(refused.decision)
         except StrictModeUnavailable as exc:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
 
@@ -34,7 +36,9 @@ MAX_JSON_BYTES = 1024 * 1024
 class UpstreamError(Exception):
     """The IdP is down, slow or answered something unusable. Never the client's fault."""
 
-    def __init__(self, status_code: int, error: str, description: str, *, reason: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, error: str, description: str, *, reason: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(description)
         self.status_code = status_code
         self.error = error
@@ -42,6 +46,13 @@ class UpstreamError(Exception):
         #: What went wrong in a few words, for a report that already names the URL
         #: ("HTTP 404", "timed out", "not JSON"); the description when not given.
         self.reason = reason or description.rstrip(".")
+        #: Seconds after which the IdP said it would answer again (its ``Retry-After``).
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response header fields that pass this failure on: ``Retry-After`` when known."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,9 @@ class UpstreamClient:
     def __init__(self, upstream: Upstream, *, http: httpx.AsyncClient | None = None) -> None:
         self.upstream = upstream
         self.transport: Transport = (
-            PoolTransport(ConnectionPool(timeout=upstream.timeout)) if http is None else HttpxTransport(http)
+            PoolTransport(ConnectionPool(timeout=upstream.timeout))
+            if http is None
+            else HttpxTransport(http, deadline=upstream.timeout)
         )
         self._metadata: UpstreamMetadata | None = None
         self._metadata_at = 0.0
@@ -92,7 +105,7 @@ class UpstreamClient:
 
     @http.setter
     def http(self, client: httpx.AsyncClient) -> None:
-        self.transport = HttpxTransport(client)
+        self.transport = HttpxTransport(client, deadline=self.upstream.timeout)
 
     async def aclose(self) -> None:
         """Close the connections; the client stays usable (the pool reconnects on demand)."""
@@ -114,6 +127,14 @@ class UpstreamClient:
                 self._discovery = None
         return result
 
+    def _rediscover(self) -> None:
+        """An endpoint named by discovery answered 404 or 410: the IdP may have moved it
+        (its discovery document changed while the shim ran). The next request reads the
+        document again rather than trust the cached one for the rest of the hour; concurrent
+        callers still share one fetch, and a failed fetch is not cached."""
+        if self.upstream.metadata_url is not None:
+            self._metadata_at = -DISCOVERY_TTL
+
     async def _discover(self) -> UpstreamMetadata:
         up = self.upstream
         if up.metadata_url is None:
@@ -131,7 +152,9 @@ class UpstreamClient:
             except UpstreamError as exc:
                 # Name the document: "could not be reached" alone does not say what was asked.
                 where = "" if up.metadata_url in exc.description else f" (reading {up.metadata_url})"
-                raise UpstreamError(exc.status_code, exc.error, exc.description.rstrip(".") + where + ".") from None
+                raise UpstreamError(
+                    exc.status_code, exc.error, exc.description.rstrip(".") + where + ".", retry_after=exc.retry_after
+                ) from None
             meta = self._from_document(doc)
         self._metadata, self._metadata_at = meta, time.monotonic()
         return meta
@@ -179,7 +202,12 @@ class UpstreamClient:
     async def get_json(self, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
         """GET a JSON object from the IdP (``what`` names it in errors: "key set", ...);
         see :func:`get_json`."""
-        return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
+        try:
+            return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
+        except UpstreamError as exc:
+            if exc.reason in _GONE:
+                self._rediscover()
+            raise
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form with the shim's client authentication added (RFC 6749 §2.3.1).
@@ -188,6 +216,11 @@ class UpstreamClient:
         """
         auth = self.client_authentication
         response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
+        if f"HTTP {response.status}" in _GONE:
+            self._rediscover()
+        busy = busy_error(response)
+        if busy is not None:
+            raise busy
         if not response.body and 200 <= response.status < 300:
             return response.status, {}
         # Error answers of some IdPs are declared text/plain while holding JSON; RFC 6749 §5.1
@@ -233,13 +266,53 @@ async def get_json(
     most ``max_bytes``, an object. Every failure is an :class:`UpstreamError`."""
     response = await exchange(transport, "GET", url, headers=_GET_JSON_HEADERS)
     if response.status != 200:
-        raise UpstreamError(
+        raise busy_error(response) or UpstreamError(
             502, "server_error", f"The identity provider answered {response.status} for {url}.", reason=f"HTTP {response.status}"
         )
     return _json_object(response, url, what=what, max_bytes=max_bytes)
 
 
 _GET_JSON_HEADERS = (("Accept", "application/json"),)
+# The reasons of answers that say an endpoint is not there (any more): RFC 9110 §15.5.5, §15.5.11.
+_GONE = frozenset({"HTTP 404", "HTTP 410"})
+
+#: The longest wait passed on from an IdP's ``Retry-After``: a client told to wait an hour
+#: by a confused IdP would give up on the server altogether.
+MAX_RETRY_AFTER = 300
+
+
+def busy_error(response: RawResponse) -> UpstreamError | None:
+    """The IdP asks to come back later: 429 (RFC 6585 §4) or 503 (RFC 9110 §15.6.4). Passed
+    on as 503 ``temporarily_unavailable`` with the IdP's ``Retry-After`` (RFC 9110 §10.2.3),
+    so clients back off rather than count the IdP's load against this server; else None."""
+    if response.status != 429 and response.status != 503:
+        return None
+    return UpstreamError(
+        503,
+        "temporarily_unavailable",
+        "The identity provider is busy; try again later.",
+        reason=f"HTTP {response.status}",
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
+    )
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> int | None:
+    """RFC 9110 §10.2.3: ``Retry-After`` is delay-seconds or an HTTP-date; the delay in whole
+    seconds, within ``[0, MAX_RETRY_AFTER]``, or None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        seconds = int(value[:12])
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 §5.6.7: HTTP-dates are in GMT
+            return None
+        seconds = math.ceil(when.timestamp() - (time.time() if now is None else now))
+    return max(0, min(seconds, MAX_RETRY_AFTER))
 
 
 def _json_object(

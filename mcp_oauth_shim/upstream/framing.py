@@ -10,13 +10,14 @@ and malformed chunks. This module adds what a client must decide for itself:
   interim 1xx responses are skipped (RFC 9110 §15.2), 101 is refused (we never ask to upgrade);
 - ``Transfer-Encoding`` must be exactly ``chunked``: any other coding was not asked for (the
   requests send no ``TE``) and cannot be decoded (RFC 9112 §6.1, §7);
-- only HTTP/1.0 and HTTP/1.1, status codes 100-599 (RFC 9110 §15);
+- only HTTP/1.0 and HTTP/1.1, status codes 100-599 (RFC 9110 §15), and no control characters
+  but HTAB in the reason phrase (RFC 9112 §4: llhttp lets NUL through there);
 - bounds: the bytes that are not body (status lines, header fields, chunk sizes and their
   extensions, trailer fields) at most :data:`MAX_HEADER_BYTES`, checked after every read; at
   most :data:`MAX_HEADER_FIELDS` fields; a body of at most :data:`MAX_BODY_BYTES`;
 - whether the connection may carry another request: only after an HTTP/1.1 response without
   ``Connection: close``, framed by ``Content-Length`` or chunked (or without a body), with
-  nothing after it. Anything else closes the connection (RFC 9112 §9.3, §9.6).
+  nothing after it, not even the CR or LF that llhttp skips between messages. Anything else closes the connection (RFC 9112 §9.3, §9.6).
 
 tests/unit/test_upstream_framing.py compares the outcome with h11's parse of the same bytes.
 """
@@ -32,6 +33,7 @@ import httptools
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADER_FIELDS = 100
 MAX_BODY_BYTES = 1024 * 1024
+_CONTROLS_BUT_HTAB = bytes(range(0x20)).replace(b"\t", b"")
 
 
 class HTTPError(Exception):
@@ -92,10 +94,36 @@ class ResponseReader:
     # -- input -----------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> RawResponse | None:
-        """The response once ``data`` completes it, else None; :class:`HTTPError` if refused."""
+        """The response once ``data`` completes it, else None; :class:`HTTPError` if refused.
+
+        Bytes after the response that were not asked for make the connection unusable
+        (RFC 9112 §9.3: the next request must not read them as its answer). llhttp reports
+        any other byte there as the start of a second message, but skips CR and LF silently;
+        so ``data`` ending in CR or LF is fed in two parts, all but its last byte, then that
+        byte: if the response is complete before the last byte, something followed it. A
+        typical JSON answer ends in ``}`` and costs one call into llhttp, a chunked one two.
+        """
+        if self.response is not None:  # more bytes after a complete response
+            self.reusable = False
+            return self.response
         if not self._wire_bytes and data[:1] not in (b"H", b""):
             # llhttp skips empty lines before a status line; an answer starts with its own.
             raise HTTPError("not an HTTP/1.1 response")
+        last = data[-1:]
+        if last != b"\n" and last != b"\r":
+            self._feed(data)
+        else:
+            if len(data) > 1:
+                self._feed(data[:-1])
+            if self.response is not None:  # complete, and the last byte followed it
+                self.reusable = False
+            else:
+                self._feed(last)
+        if self._wire_bytes - self._body_size > MAX_HEADER_BYTES:
+            raise HTTPError("response header section, chunk framing or trailers too large")
+        return self.response
+
+    def _feed(self, data: bytes) -> None:
         self._wire_bytes += len(data)
         try:
             self._parser.feed_data(data)
@@ -109,9 +137,6 @@ class ResponseReader:
             # Bytes after the response (or data after "Connection: close"): the response
             # stands, the connection is out of step with the peer and is not reused.
             self.reusable = False
-        if self._wire_bytes - self._body_size > MAX_HEADER_BYTES:
-            raise HTTPError("response header section, chunk framing or trailers too large")
-        return self.response
 
     def feed_eof(self) -> RawResponse:
         """The peer closed the connection: the response if that is where it ends (RFC 9112
@@ -129,6 +154,12 @@ class ResponseReader:
     def on_message_begin(self) -> None:
         if self.response is not None:
             raise _Stop  # a second message where none was asked for
+
+    def on_status(self, reason: bytes) -> None:
+        # RFC 9112 §4: the reason phrase is HTAB, SP, visible characters and obs-text. llhttp
+        # lets control characters through (NUL included); a response carrying them is broken.
+        if len(reason.translate(None, _CONTROLS_BUT_HTAB)) != len(reason):
+            raise HTTPError("control character in the reason phrase")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._field_count += 1
@@ -149,7 +180,7 @@ class ResponseReader:
             raise HTTPError(f"invalid status code {status}")
         if status < 200:
             if status == 101:
-                raise HTTPError("the peer switched protocols")
+                raise HTTPError("the peer switched protocols") from None
             self._interim = True  # RFC 9110 §15.2: skipped, the final response follows
             self._headers = {}
             return

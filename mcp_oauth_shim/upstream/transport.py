@@ -15,6 +15,7 @@ way), so the layer above maps failures to :class:`~.client.UpstreamError` in one
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -54,15 +55,26 @@ class PoolTransport:
 
 class HttpxTransport:
     """An ``httpx.AsyncClient`` the operator chose; the body is read up to the same bound as
-    the pool's, so an oversize answer costs no more memory on this path."""
+    the pool's, so an oversize answer costs no more memory on this path.
 
-    def __init__(self, client: httpx.AsyncClient, *, owned: bool = False) -> None:
+    ``deadline`` bounds the whole exchange, as the pool's timeout does: httpx's own timeouts
+    apply to each read, so a body trickled one byte at a time would never trip them.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, owned: bool = False, deadline: float | None = None) -> None:
         self.client = client
         self.owned = owned
+        self.deadline = deadline
 
     async def request(
         self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
     ) -> RawResponse:
+        if self.deadline is None:
+            return await self._request(method, url, body, headers)
+        async with asyncio.timeout(self.deadline):
+            return await self._request(method, url, body, headers)
+
+    async def _request(self, method: str, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> RawResponse:
         try:
             request = self.client.build_request(method, url, content=body or None, headers=list(headers))
             response = await self.client.send(request, stream=True)

@@ -225,7 +225,8 @@ def test_malformed_token_requests_get_400_not_500(kit, body, headers):
         (lambda r: httpx.Response(200, json={"token_type": "Bearer"}), 502),
         (lambda r: httpx.Response(500, content=b"boom"), 502),
         (lambda r: httpx.Response(401, json={"error": "invalid_client"}), 502),
-        (lambda r: httpx.Response(503, json={"error": "temporarily_unavailable"}), 502),
+        # The IdP asks to come back later: passed on as such (tests/shim/test_idp_faults.py).
+        (lambda r: httpx.Response(503, json={"error": "temporarily_unavailable"}), 503),
     ],
 )
 def test_idp_down_slow_or_garbage_gives_502_or_504_json(handler, status):

@@ -3,7 +3,7 @@ parse of the same bytes, for generated answers valid and broken, fed in random p
 
 The reference is h11 plus the refusals the pool adds on purpose (each a named rule below):
 status codes outside 100-599 (RFC 9110 §15), versions other than HTTP/1.0 and 1.1,
-and ``Content-Length`` together with ``Transfer-Encoding`` (RFC 9112 §6.1: h11 lets
+DEL in a field value (RFC 9110 §5.5), and ``Content-Length`` together with ``Transfer-Encoding`` (RFC 9112 §6.1: h11 lets
 ``Transfer-Encoding`` win). A repeated ``Content-Length`` with equal values, which h11 merges
 (RFC 9112 §6.3 rule 5 allows either), is refused too: h11's events cannot show it, so it has
 its own table below."""
@@ -77,6 +77,9 @@ def _refused_by_the_pool_on_purpose(event: h11.Response | h11.InformationalRespo
         not 100 <= event.status_code <= 599
         or event.http_version not in (b"1.0", b"1.1")
         or (b"content-length" in lower and b"transfer-encoding" in lower)
+        # RFC 9110 §5.5: a field value is visible characters, obs-text, SP and HTAB; DEL
+        # (0x7F) is none of them. llhttp refuses it, h11 lets it through.
+        or any(b"\x7f" in value for _, value in event.headers.raw_items())
     )
 
 
@@ -107,6 +110,8 @@ def reference(answer: Answer) -> Outcome:
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage):
+                if any(b"\x7f" in value for _, value in event.headers.raw_items()):
+                    return REFUSED  # DEL in a trailer field: as in a header field, below
                 break
             else:  # ConnectionClosed before a complete answer
                 return REFUSED
@@ -171,6 +176,7 @@ INTERIM = [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink:
 EXTENSIONS = [b"", b";a", b";a=b", b';a="x y"', b";a=b;c=d", b";a=b1-!"]
 CONNECTION = [None, b"close", b"keep-alive", b"Keep-Alive, Close", b"upgrade"]
 BARE_LF = re.compile(rb"(?<!\r)\n")
+OBS_FOLD = re.compile(rb"\r\n[ \t]")
 TAILS = [b"", b"", b"", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b"junk"]
 
 
@@ -225,7 +231,7 @@ def answers(draw: st.DrawFn) -> Answer:
         byte = bytes([draw(st.sampled_from(b"\r\n \t:;0aZ\x00\x7f\xff"))])
         edit = draw(st.sampled_from(["replace", "drop", "insert"]))
         edited = stream[:at] + (b"" if edit == "drop" else byte) + stream[at + (edit != "insert") :]
-        if len(BARE_LF.findall(edited)) <= len(BARE_LF.findall(stream)):  # see DEVIATIONS
+        if all(len(rule.findall(edited)) <= len(rule.findall(stream)) for rule in (BARE_LF, OBS_FOLD)):  # see DEVIATIONS
             stream = edited
     cuts = tuple(draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=8)))
     return Answer(stream, draw(st.booleans()), draw(st.integers(0, 9)) == 0, cuts)
@@ -319,6 +325,9 @@ DEVIATIONS = {
     # RFC 9112 §6.3 rule 5: reject, or merge equal values (h11 merges).
     "Content-Length twice": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
     "Content-Length list": b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n{}",
+    # RFC 9112 §5.2: a field line folded onto the next (obs-fold); h11 unfolds it, a gateway
+    # may instead discard the message and answer 502, as the shim does.
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\n{}",
     # RFC 9112 §2.2: a recipient MAY take a bare LF for a line end (h11 does).
     "bare LF": b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",
     # RFC 9112 §7.1.1: llhttp checks chunk extensions (tokens and quoted strings, no
@@ -333,3 +342,50 @@ def test_answers_that_h11_accepts_and_the_pool_refuses(stream: bytes) -> None:
     answer = Answer(stream, False, False, ())
     assert reference(answer).response is not None
     assert read(answer) == REFUSED
+
+
+# Bytes after a complete answer, in the same read as its last byte: whatever they are (llhttp
+# skips CR and LF silently), the connection must not carry another request.
+BYTES_AFTER_THE_ANSWER = {
+    "CR after a length-framed body": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}\r",
+    "CRLF after a length-framed body": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}\r\n",
+    "LF after a body ending in CRLF": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{}\r\n\n",
+    "CR after the last chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n\r",
+    "CRLF after a 204": b"HTTP/1.1 204 No Content\r\n\r\n\r\n",
+    "a second status line": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n",
+    "one stray letter": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}x",
+}
+
+
+@pytest.mark.parametrize("stream", BYTES_AFTER_THE_ANSWER.values(), ids=BYTES_AFTER_THE_ANSWER.keys())
+def test_bytes_after_a_complete_answer_make_the_connection_unusable(stream: bytes) -> None:
+    outcome = read(Answer(stream, False, False, ()))
+    assert outcome.response is not None and not outcome.reusable
+    assert outcome == reference(Answer(stream, False, False, ()))
+
+
+ENDING_IN_CR_OR_LF = {
+    "a body ending in CRLF": b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{}\r\n",
+    "a body of CR and LF only": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\r\n\r",
+    "the last chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    "a 204": b"HTTP/1.1 204 No Content\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("stream", ENDING_IN_CR_OR_LF.values(), ids=ENDING_IN_CR_OR_LF.keys())
+def test_an_answer_ending_in_cr_or_lf_leaves_the_connection_reusable(stream: bytes) -> None:
+    outcome = read(Answer(stream, False, False, ()))
+    assert outcome.response is not None and outcome.reusable
+
+
+CONTROLS_IN_THE_REASON_PHRASE = {
+    "NUL": b"HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n",
+    "SOH": b"HTTP/1.1 200 \x01\r\nContent-Length: 0\r\n\r\n",
+    "NUL in an interim answer": b"HTTP/1.1 100 \x00\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("stream", CONTROLS_IN_THE_REASON_PHRASE.values(), ids=CONTROLS_IN_THE_REASON_PHRASE.keys())
+def test_a_control_character_in_the_reason_phrase_is_refused(stream: bytes) -> None:
+    """RFC 9112 §4: HTAB, SP, visible characters and obs-text only (llhttp lets NUL through)."""
+    assert read(Answer(stream, True, False, ())) == REFUSED
