@@ -12,11 +12,23 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .caller import Caller, UpstreamTokenUnavailable, current_caller
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
-__all__ = ["AccessTokenProfile", "ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
+__all__ = [
+    "AccessTokenProfile",
+    "Caller",
+    "ConfigurationError",
+    "Lifetimes",
+    "OAuthShim",
+    "Paths",
+    "Upstream",
+    "UpstreamError",
+    "UpstreamTokenUnavailable",
+    "current_caller",
+]
 __version__ = "0.1.0"
 
 _HOMES = {
@@ -27,6 +39,9 @@ _HOMES = {
     "Paths": ".config",
     "OAuthShim": ".shim",
     "UpstreamError": ".upstream",
+    "Caller": ".caller",
+    "UpstreamTokenUnavailable": ".caller",
+    "current_caller": ".caller",
 }
 
 
