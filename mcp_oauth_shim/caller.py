@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .bearer_errors import InvalidToken
 from .encryption import DecryptionError
+from .rfc9068 import UPSTREAM_TOKEN_CLAIM
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
@@ -146,10 +147,12 @@ class Caller:
             token = access.upstream_access_token()
         except DecryptionError:
             # Its reason (which key, which check) helps no caller; the remedy is the same.
-            raise UpstreamTokenUnavailable(_NOT_OPENED, status_code=401) from None
-        if not token:
-            raise UpstreamTokenUnavailable(_NOT_CARRIED, status_code=403)
-        return token
+            token = None
+        if token:
+            return token
+        # Carried but not opened (the issued token answers None for both): signing in again helps.
+        carried = UPSTREAM_TOKEN_CLAIM in (access.claims or {})
+        raise UpstreamTokenUnavailable(_NOT_OPENED if carried else _NOT_CARRIED, status_code=401 if carried else 403)
 
 
 def current_caller() -> Caller:

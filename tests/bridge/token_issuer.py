@@ -82,10 +82,5 @@ class TokenIssuer:
             client_secret="upstream-secret",
             audience=public_url + "/mcp",
         )
-        return OAuthShim(
-            public_url=public_url,
-            upstream=upstream,
-            secret_keys=["a-test-key-that-is-long-enough-for-signing-things-0123456789"],
-            http_client=http,
-            **options,
-        )
+        options.setdefault("secret_keys", ["a-test-key-that-is-long-enough-for-signing-things-0123456789"])
+        return OAuthShim(public_url=public_url, upstream=upstream, http_client=http, **options)
