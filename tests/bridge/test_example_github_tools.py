@@ -94,3 +94,54 @@ def test_github_example_profile_without_a_carried_github_token_is_refused_before
     assert response.status_code == 403
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
     assert token not in response.text
+
+
+# -- the whole way: a sign-in through the shim at GitHub, then the tools -------------------------
+
+
+def _tool_text(client: Any, token: str, name: str) -> str:
+    """initialize, notifications/initialized, tools/call over the example's /mcp."""
+    headers = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream"}
+    init = client.post("/mcp", headers=headers, json={
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    })
+    assert init.status_code == 200, init.text
+    if "mcp-session-id" in init.headers:
+        headers["mcp-session-id"] = init.headers["mcp-session-id"]
+    headers["mcp-protocol-version"] = "2025-11-25"
+    client.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+    call = client.post("/mcp", headers=headers, json={
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {}},
+    })
+    assert call.status_code == 200, call.text
+    if call.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:] for line in call.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+        result = json.loads(data[-1])["result"]
+    else:
+        result = call.json()["result"]
+    assert not result.get("isError"), result
+    return str(result["content"][0]["text"])
+
+
+def test_github_example_after_a_sign_in_through_the_shim_calls_github_as_the_user() -> None:
+    from starlette.testclient import TestClient
+
+    from tests.shim.kit import PUBLIC_URL, Kit
+
+    with run_github_fake() as (github, _):
+        github.callback_url = PUBLIC_URL + "/oauth/callback"
+        upstream = Upstream.github(github.client_id, github.client_secret, **github.upstream_options())
+        shim = OAuthShim(public_url=PUBLIC_URL, upstream=upstream, secret_keys=SECRET_KEYS)
+        app = load("bridge_github_tools").build_app(shim)
+        with TestClient(app, base_url=PUBLIC_URL) as client:
+            kit = Kit(idp=github, shim=shim, client=client, idp_client=TestClient(github.app, base_url=github.base_url))  # type: ignore[arg-type]
+            answer = kit.exchange(kit.login())
+            assert answer.status_code == 200, answer.text
+            access_token = answer.json()["access_token"]
+            (github_token,) = github._tokens
+            assert github_token not in answer.text  # the client never sees GitHub's token
+            me = json.loads(_tool_text(client, access_token, "whoami"))
+            profile = json.loads(_tool_text(client, access_token, "github_profile"))
+    assert (me["github_id"], me["login"]) == (str(github.user.id), github.user.login)
+    assert profile["login"] == github.user.login
