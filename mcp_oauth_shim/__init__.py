@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .caller import Caller, UpstreamTokenUnavailable, current_caller
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
+    from .issued_verifier import IssuedAccessToken
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
@@ -21,6 +22,7 @@ __all__ = [
     "AccessTokenProfile",
     "Caller",
     "ConfigurationError",
+    "IssuedAccessToken",
     "Lifetimes",
     "OAuthShim",
     "Paths",
@@ -38,6 +40,8 @@ _HOMES = {
     "Lifetimes": ".config",
     "Paths": ".config",
     "OAuthShim": ".shim",
+    # Imports the mcp SDK (it extends the SDK's AccessToken): loaded only when named.
+    "IssuedAccessToken": ".issued_verifier",
     "UpstreamError": ".upstream",
     "Caller": ".caller",
     "UpstreamTokenUnavailable": ".caller",
