@@ -52,12 +52,20 @@ class CarriesUpstreamToken(Protocol):
 def carries_upstream_token(access: object) -> TypeGuard[CarriesUpstreamToken]:
     """Whether ``access`` is a token the shim issued (it has ``upstream_access_token()``).
 
-    Looked up on the class: ``isinstance`` with a runtime-checkable protocol goes through
-    pydantic's ``__getattr__`` for a plain ``AccessToken`` (the attribute is missing) and cost
-    31 µs against 2.8 µs for this lookup (process time, best of 5, in-process), more than the
-    whole ``Caller`` it decides for (10 µs).
+    Decided once per token class (a handful: code, not requests). ``isinstance`` with a
+    runtime-checkable protocol goes through pydantic's ``__getattr__`` for a plain
+    ``AccessToken`` (the attribute is missing) and cost 31 µs per call, a ``getattr`` on the
+    class 2.8 µs (process time, best of 5, in-process, loaded machine): more than the rest of
+    the ``Caller`` it decides for.
     """
-    return callable(getattr(type(access), "upstream_access_token", None))
+    cls = type(access)
+    known = _CARRIES_BY_CLASS.get(cls)
+    if known is None:
+        known = _CARRIES_BY_CLASS[cls] = callable(getattr(cls, "upstream_access_token", None))
+    return known
+
+
+_CARRIES_BY_CLASS: dict[type, bool] = {}
 
 
 class UpstreamTokenUnavailable(InvalidToken):
