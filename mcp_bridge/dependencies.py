@@ -1,4 +1,4 @@
-"""A FastAPI dependency that checks the shim's bearer tokens and scopes on ordinary routes.
+"""FastAPI dependencies that check the shim's bearer tokens and scopes on ordinary routes.
 
 With `auth=shim` the bridge verifies every MCP request, but the app's routes are usually also
 served over plain HTTP, where nothing checks them. Declaring a route's scopes with this
@@ -13,6 +13,16 @@ requirement:
 Refusals follow RFC 6750 §3: 401 (no token, `invalid_token`) or 403 (`insufficient_scope`)
 with a `WWW-Authenticate: Bearer` challenge naming the RFC 9728 resource metadata. Calls that
 came through the bridge hit the verifier's cache, so the second check costs a dictionary lookup.
+
+A route that needs to know who calls asks for the :class:`~mcp_oauth_shim.caller.Caller`
+instead (`verified_caller`), and a route that calls the IdP's own API for that user asks for the
+IdP's access token (`upstream_token`); both check the token and scopes the same way:
+
+    caller = verified_caller(shim)
+
+    @app.get("/me")
+    def me(user: Annotated[Caller, Security(caller, scopes=["profile"])]) -> dict[str, str | None]:
+        return {"sub": user.subject, "email": user.email}
 """
 
 from __future__ import annotations
@@ -30,7 +40,10 @@ if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
 
     from mcp_oauth_shim import OAuthShim
+    from mcp_oauth_shim.caller import Caller, UpstreamTokenUnavailable
     from mcp_oauth_shim.protect import BearerRefusal
+
+__all__ = ["bearer_token", "upstream_token", "verified_caller"]
 
 
 def bearer_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitable[AccessToken]]:
@@ -55,6 +68,63 @@ def bearer_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitab
             raise _as_http_exception(refused) from None
 
     return verified_token
+
+
+def verified_caller(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitable[Caller]]:
+    """A dependency returning the verified :class:`~mcp_oauth_shim.caller.Caller` (use with `Security`).
+
+    Who calls (subject, name, email, username), with which client and scopes, from the token
+    of the request's own `Authorization` header: a tool call through the bridge carries the
+    MCP client's header to the route (keep `"authorization"` in the bridge's
+    `forward_headers`, the default), a plain HTTP call its own. The same check and refusals as
+    :func:`bearer_token`; the verifier's cache makes the bridge's second look a lookup.
+    """
+    from mcp_oauth_shim.caller import Caller
+
+    verified = bearer_token(shim)
+
+    async def caller(security_scopes: SecurityScopes, request: Request) -> Caller:
+        return Caller.from_access_token(await verified(security_scopes, request))
+
+    return caller
+
+
+def upstream_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitable[str]]:
+    """A dependency returning the IdP's access token of the caller, to call the IdP's own API.
+
+    With issued tokens, the IdP token the shim's token carries, decrypted for this request
+    only; in passthrough mode the bearer token itself (it is the IdP's). Refusals, besides
+    those of :func:`bearer_token` (RFC 6750 §3.1): 401 `invalid_token` when the carried token
+    can no longer be opened (the shim's keys rotated: signing in again helps), 403
+    `insufficient_scope` when the token carries none (a machine client's token). No token
+    ever appears in a refusal.
+    """
+    from mcp_oauth_shim.caller import UpstreamTokenUnavailable
+
+    caller = verified_caller(shim)
+
+    async def idp_access_token(security_scopes: SecurityScopes, request: Request) -> str:
+        verified = await caller(security_scopes, request)
+        try:
+            return verified.upstream_access_token()
+        except UpstreamTokenUnavailable as unavailable:
+            raise _unavailable(unavailable, shim.resource_metadata_url) from None
+
+    return idp_access_token
+
+
+def _unavailable(unavailable: UpstreamTokenUnavailable, resource_metadata: str) -> HTTPException:
+    """The RFC 6750 §3 refusal for a token without a usable IdP token inside."""
+    from mcp_oauth_shim.rfc6750 import bearer_challenge
+
+    challenge = bearer_challenge(
+        resource_metadata=resource_metadata, error=unavailable.error, error_description=unavailable.description
+    )
+    return HTTPException(
+        status_code=unavailable.status_code,
+        detail=unavailable.description,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+    )
 
 
 def _as_http_exception(refused: BearerRefusal) -> HTTPException:

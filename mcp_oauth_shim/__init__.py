@@ -12,11 +12,25 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .caller import Caller, UpstreamTokenUnavailable, current_caller
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
+    from .issued_verifier import IssuedAccessToken
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
-__all__ = ["AccessTokenProfile", "ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
+__all__ = [
+    "AccessTokenProfile",
+    "Caller",
+    "ConfigurationError",
+    "IssuedAccessToken",
+    "Lifetimes",
+    "OAuthShim",
+    "Paths",
+    "Upstream",
+    "UpstreamError",
+    "UpstreamTokenUnavailable",
+    "current_caller",
+]
 __version__ = "0.1.0"
 
 _HOMES = {
@@ -26,7 +40,12 @@ _HOMES = {
     "Lifetimes": ".config",
     "Paths": ".config",
     "OAuthShim": ".shim",
+    # Imports the mcp SDK (it extends the SDK's AccessToken): loaded only when named.
+    "IssuedAccessToken": ".issued_verifier",
     "UpstreamError": ".upstream",
+    "Caller": ".caller",
+    "UpstreamTokenUnavailable": ".caller",
+    "current_caller": ".caller",
 }
 
 

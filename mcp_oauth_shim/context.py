@@ -13,6 +13,7 @@ from .sealing import Sealer
 from .upstream import UpstreamClient
 
 if TYPE_CHECKING:
+    from .issuing import IssuedMode
     from .strict import StrictMode
 
 
@@ -33,6 +34,9 @@ class ShimContext:
     metadata_documents: bool = False
     # Single use, refresh-token reuse detection and rate limits; None: the stateless shim.
     strict: StrictMode | None = None
+    # Issued-token mode: the shim's keys, cipher, token issuer and identity source; None when
+    # the IdP's tokens are passed through.
+    issued: IssuedMode | None = None
 
     def url(self, path: str) -> str:
         return self.public_url + path

@@ -5,6 +5,7 @@ only narrow what was originally granted. The IdP's refresh token is then exchang
 one it returns is sealed again (:mod:`.upstream_exchange`). In strict mode every refresh
 token is used once (RFC 9700 §4.14.2): a second use revokes its family, and every refresh
 issues a new sealed token of the same family, whether or not the IdP rotated its own.
+In issued-token mode the refresh token is the shim's own (:mod:`.issued_tokens`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
 from ..strict.checks import use_refresh_token
+from .issued_tokens import IssuedTokenGrants
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["RefreshTokenGrant", "check_refresh_scope"]
@@ -31,11 +33,15 @@ class RefreshTokenGrant:
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)
+        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         sealed = form.get("refresh_token")
         if not sealed:
             raise InvalidRequestError(description="refresh_token is required.")
+        if self._issued is not None:
+            scope = form.get("scope")
+            return await self._issued.refresh(sealed, client, scope if scope and not scope.isspace() else None)
         try:
             token = RefreshToken.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.refresh_token)
         except SealError as exc:

@@ -58,6 +58,7 @@ class TokenIssuer:
         subject: str = "user-1",
         issuer: str | None = None,
         lifetime: int = 600,
+        extra_claims: dict[str, Any] | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -68,6 +69,7 @@ class TokenIssuer:
             "iat": now,
             "exp": now + lifetime,
             "scope": " ".join(scopes),
+            **(extra_claims or {}),
         }
         return jwt.encode({"alg": "RS256", "kid": "k1", "typ": "at+jwt"}, claims, self.key)
 
@@ -80,10 +82,5 @@ class TokenIssuer:
             client_secret="upstream-secret",
             audience=public_url + "/mcp",
         )
-        return OAuthShim(
-            public_url=public_url,
-            upstream=upstream,
-            secret_keys=["a-test-key-that-is-long-enough-for-signing-things-0123456789"],
-            http_client=http,
-            **options,
-        )
+        options.setdefault("secret_keys", ["a-test-key-that-is-long-enough-for-signing-things-0123456789"])
+        return OAuthShim(public_url=public_url, upstream=upstream, http_client=http, **options)
