@@ -2,7 +2,8 @@
 
 - ``"id_token"``: the ID token of the IdP's token response, verified against the IdP's keys
   (OpenID Connect Core §3.1.3.7, with the ``nonce`` the shim sent), or the UserInfo endpoint
-  when the response carries none;
+  when the response carries none; UserInfo also completes an ID token that names the user
+  but carries neither name nor e-mail;
 - ``"userinfo"``: the UserInfo endpoint (Core §5.3);
 - ``"github"``: GitHub's REST API (``GET /user``, ``/user/emails``).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Callable
 
 import httpx
@@ -29,11 +31,14 @@ from .identity import (
     IdTokenResolver,
     UpstreamTokens,
     UserinfoResolver,
+    fetch_userinfo,
 )
 from .jwks import KeyStore
 from .upstream import UpstreamClient, UpstreamError
 
 __all__ = ["UpstreamIdentity"]
+
+logger = logging.getLogger("mcp_oauth_shim.identity")
 
 # Google documents the ID token's ``iss`` as "https://accounts.google.com" or
 # "accounts.google.com" (OpenID Connect on Google, "Validating an ID token").
@@ -59,7 +64,33 @@ class UpstreamIdentity:
         """The user the IdP's token response (and the ``nonce`` sent, if any) names, or
         :class:`UpstreamError` (``invalid_grant`` when the IdP says the token is no good)."""
         resolver = await self._resolver(tokens)
-        return await resolver.resolve(self._http(), tokens)
+        identity = await resolver.resolve(self._http(), tokens)
+        if self.source == "id_token" and tokens.id_token is not None and identity.name is None and identity.email is None:
+            identity = await self._with_userinfo(identity, tokens.access_token)
+        return identity
+
+    async def _with_userinfo(self, identity: Identity, access_token: str) -> Identity:
+        """Some IdPs put only ``sub`` in the ID token and the profile in UserInfo (OpenID Connect
+        Core §5.4: scope claims go to UserInfo when an access token is issued). One UserInfo
+        call completes the identity; it must name the same user (§5.3.2). Best effort: the
+        verified ID token already identifies the user, so a failure here keeps it as it is."""
+        url, issuer = await self._userinfo()
+        if url is None:
+            return identity
+        try:
+            extra = await fetch_userinfo(self._http(), url, access_token, issuer=issuer, expected_subject=identity.subject)
+        except UpstreamError as exc:
+            logger.warning("UserInfo not read, the identity keeps the ID token's claims only: %s", exc.description)
+            return identity
+        return Identity(
+            subject=identity.subject,
+            issuer=identity.issuer,
+            name=extra.name,
+            email=extra.email,
+            email_verified=extra.email_verified,
+            preferred_username=identity.preferred_username or extra.preferred_username,
+            claims={**extra.claims, **identity.claims},
+        )
 
     async def recheck(self, access_token: str, subject: str) -> Identity:
         """Asks the IdP again who holds ``access_token`` (a refresh without an upstream refresh

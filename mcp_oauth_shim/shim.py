@@ -226,10 +226,12 @@ class OAuthShim:
         return IssuedMode(keys=keys, cipher=cipher, tokens=tokens, identity=identity)
 
     def _identity_client(self) -> httpx.AsyncClient:
-        """The httpx client for identity lookups (UserInfo, GitHub's API): the one given as
-        ``http_client``, else one of the shim's own, opened on first use."""
-        if self._http_client is not None:
-            return self._http_client
+        """The httpx client for identity lookups (UserInfo, GitHub's API): the IdP client's
+        httpx client when it has one (``http_client``, or one assigned later), else one of the
+        shim's own, opened on first use."""
+        given = self.upstream_client.http
+        if given is not None:
+            return given
         if self._identity_http is None or self._identity_http.is_closed:
             from .upstream.client import default_http_client
 

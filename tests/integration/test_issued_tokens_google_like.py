@@ -97,6 +97,8 @@ def test_login_gives_the_shims_token_that_pyjwt_verifies_with_the_published_jwks
     claims = jwt.decode(body["access_token"], key.key, algorithms=["ES256"], audience=issued_shim.shim.resource, issuer=metadata["issuer"])
     assert jwt.get_unverified_header(body["access_token"])["typ"] == "at+jwt"
     assert claims["sub"] == issued_shim.idp.subject
+    # The IdP's ID token names only the user: UserInfo (same sub) gave the e-mail.
+    assert claims["email"] == "tester@example.test"
 
 
 def test_the_idps_opaque_token_is_refused_and_the_shims_accepted(issued_shim: IssuedShim) -> None:

@@ -53,3 +53,38 @@ def test_passthrough_mode_does_not_probe_userinfo() -> None:
     idp = RecordingIdP(auto_approve=True)
     _, out = idp.doctor()
     assert "userinfo_endpoint" not in levels(out)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "name"),
+    [
+        pytest.param("https://accounts.google.com", "Google", id="google"),
+        pytest.param("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123", "Amazon Cognito", id="cognito"),
+    ],
+)
+def test_an_idp_known_to_need_issued_tokens_is_named(issuer: str, name: str) -> None:
+    import asyncio
+
+    import httpx
+
+    from mcp_oauth_shim.doctor import DoctorInput, diagnose
+
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/authorize",
+        "token_endpoint": issuer + "/token",
+        "jwks_uri": issuer + "/jwks",
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/openid-configuration"):
+            return httpx.Response(200, json=document)
+        return httpx.Response(200, json={"keys": []})
+
+    async def run() -> list:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            return await diagnose(DoctorInput(issuer=issuer), http=http)
+
+    (finding,) = [f for f in asyncio.run(run()) if f.check == "token mode"]
+    assert finding.level == "WARN"
+    assert name in finding.message and "--issue-tokens" in finding.message
