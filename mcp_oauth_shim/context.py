@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .clients import ClientResolver
 from .config import Lifetimes, Paths, Upstream
 from .sealing import Sealer
 from .upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from .id_jag import IdJagVerifier
+    from .machine_clients import MachineClients
 
 
 @dataclass
@@ -27,6 +32,10 @@ class ShimContext:
     paths: Paths
     resource_name: str | None = None
     metadata_documents: bool = False
+    # Operator-registered confidential clients (client_credentials, jwt-bearer) and the
+    # enterprise IdPs whose ID-JAGs are accepted; None when none are configured.
+    machine_clients: MachineClients | None = None
+    id_jag: IdJagVerifier | None = None
 
     def url(self, path: str) -> str:
         return self.public_url + path

@@ -50,6 +50,7 @@ __all__ = [
     "ClientAuthMethod",
     "MachineClient",
     "MachineClients",
+    "NotAMachineClient",
     "TokenMode",
 ]
 
@@ -149,6 +150,17 @@ class MachineClient:
         return wanted
 
 
+class NotAMachineClient(UnauthorizedClientError):
+    """``unauthorized_client`` because ``client_id`` is no machine client allowed the grant;
+    ``configured`` tells whether it is a machine client at all (then the grant is the problem),
+    so the caller can tell an unknown client (``invalid_client``) from a public one."""
+
+    def __init__(self, client_id: str, *, configured: bool, description: str) -> None:
+        super().__init__(description=description)
+        self.client_id = client_id
+        self.configured = configured
+
+
 @dataclass(frozen=True)
 class AuthenticatedMachineClient:
     """A machine client that proved who it is, and how (RFC 7591 §2 method names)."""
@@ -211,6 +223,10 @@ class MachineClients:
         are compared exactly and may not be URLs."""
         return self.get(client_id) is not None
 
+    def serves(self, grant_type: str) -> bool:
+        """Is any configured client allowed ``grant_type``?"""
+        return any(grant_type in client.grant_types for client in self._clients.values())
+
     @property
     def auth_methods_supported(self) -> tuple[ClientAuthMethod, ...]:
         """RFC 8414 §2 ``token_endpoint_auth_methods_supported`` contributed by machine clients."""
@@ -247,12 +263,16 @@ class MachineClients:
     def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
         client = self.get(client_id)
         if client is None:
-            raise UnauthorizedClientError(
+            raise NotAMachineClient(
+                client_id,
+                configured=False,
                 description="Only clients the operator registered for it may use this grant; "
-                "dynamically registered and metadata document clients may not."
+                "dynamically registered and metadata document clients may not.",
             )
         if grant_type not in client.grant_types:
-            raise UnauthorizedClientError(description="This client is not registered for this grant type.")
+            raise NotAMachineClient(
+                client_id, configured=True, description="This client is not registered for this grant type."
+            )
         return client
 
     def _authenticate_secret(self, client: MachineClient, credentials: ClientCredentials) -> AuthenticatedMachineClient:

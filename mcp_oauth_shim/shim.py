@@ -25,7 +25,11 @@ from .endpoints.metadata import MetadataHandler, ProtectedResourceMetadataHandle
 from .endpoints.register import RegistrationHandler
 from .endpoints.revoke import RevocationHandler
 from .endpoints.token import TokenHandler
+from .id_jag import EnterpriseIdP
 from .logs import redact_access_logs as install_access_log_redaction
+from .machine_access import build_machine_access
+from .machine_clients import MachineClient
+from .rfc7523 import MemoryReplayGuard, ReplayGuard
 from .rfc8414 import metadata_paths
 from .rfc9728 import (
     resource_metadata_paths,
@@ -69,6 +73,13 @@ class OAuthShim:
         redact_access_logs: remove query strings (the callback's code and state) from the
             ``uvicorn.access`` log of the whole process, wherever the shim is mounted
             (:func:`.logs.redact_access_logs`); default on.
+        machine_clients: confidential clients the operator registers (:class:`MachineClient`),
+            the only ones allowed the ``client_credentials`` grant (OAuth 2.1 §4.2) and the
+            jwt-bearer grant of enterprise-managed authorization (RFC 7523 §2.1).
+        enterprise_idps: the enterprise identity providers (:class:`EnterpriseIdP`) whose
+            ID-JAGs machine clients may exchange for access tokens.
+        replay_guard: where used assertion ``jti`` values are remembered (default: this
+            process's memory; give a shared one when several replicas serve the token endpoint).
     """
 
     def __init__(
@@ -90,6 +101,9 @@ class OAuthShim:
         paths: Paths | None = None,
         http_client: httpx.AsyncClient | None = None,
         redact_access_logs: bool = True,
+        machine_clients: Sequence[MachineClient] = (),
+        enterprise_idps: Sequence[EnterpriseIdP] = (),
+        replay_guard: ReplayGuard | None = None,
     ) -> None:
         # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
         _require_service_url("public_url", public_url, query_allowed=False)
@@ -163,6 +177,18 @@ class OAuthShim:
             resource_name=resource_name,
             metadata_documents=documents is not None,
         )
+        self.machine_clients = tuple(machine_clients)
+        self.enterprise_idps = tuple(enterprise_idps)
+        if self.machine_clients or self.enterprise_idps:
+            if self.custom_metadata is not None:
+                raise ConfigurationError("machine_clients and enterprise_idps need the shim's token endpoint, not custom_metadata.")
+            machine = build_machine_access(
+                self.context,
+                self.machine_clients,
+                self.enterprise_idps,
+                replay_guard=replay_guard or MemoryReplayGuard(),
+            )
+            self.context.machine_clients, self.context.id_jag = machine
         self._documents = documents
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.
