@@ -13,6 +13,7 @@ from .sealing import Sealer
 from .upstream import UpstreamClient
 
 if TYPE_CHECKING:
+    from .issuing import IssuedMode
     from .id_jag import IdJagVerifier
     from .machine_clients import MachineClients
 
@@ -32,6 +33,9 @@ class ShimContext:
     paths: Paths
     resource_name: str | None = None
     metadata_documents: bool = False
+    # Issued-token mode: the shim's keys, cipher, token issuer and identity source; None when
+    # the IdP's tokens are passed through.
+    issued: IssuedMode | None = None
     # Operator-registered confidential clients (client_credentials, jwt-bearer) and the
     # enterprise IdPs whose ID-JAGs are accepted; None when none are configured.
     machine_clients: MachineClients | None = None
