@@ -13,8 +13,8 @@ from .sealing import Sealer
 from .upstream import UpstreamClient
 
 if TYPE_CHECKING:
-    from .issuing import IssuedMode
     from .id_jag import IdJagVerifier
+    from .issuing import IssuedMode
     from .machine_clients import MachineClients
 
 

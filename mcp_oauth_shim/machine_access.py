@@ -76,6 +76,8 @@ def build_machine_access(
         raise ConfigurationError(
             f"machine client {jag_clients[0]} may use the jwt-bearer grant but no enterprise_idps are configured."
         )
+    for client in clients:
+        _check_token_mode(ctx, client)
     fetch = upstream_json_fetcher(ctx.upstream_client)
     try:
         machine = MachineClients(
@@ -93,6 +95,29 @@ def build_machine_access(
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     return (machine if len(machine) else None), verifier
+
+
+def _check_token_mode(ctx: ShimContext, client: MachineClient) -> None:
+    """A client's tokens must be ones the MCP endpoint's verifier accepts: the shim's own in
+    issued-token mode, the IdP's otherwise."""
+    issued = ctx.issued is not None
+    if JWT_BEARER_GRANT_TYPE in client.grant_types and not issued:
+        raise ConfigurationError(
+            f"machine client {client.client_id}: the jwt-bearer grant is answered with the shim's own tokens: "
+            "it needs issue_tokens=True."
+        )
+    if CLIENT_CREDENTIALS_GRANT_TYPE not in client.grant_types:
+        return
+    if client.mode == "issued" and not issued:
+        raise ConfigurationError(
+            f"machine client {client.client_id}: mode='issued' needs issue_tokens=True "
+            "(or mode='upstream' for the identity provider's own client_credentials tokens)."
+        )
+    if client.mode == "upstream" and issued:
+        raise ConfigurationError(
+            f"machine client {client.client_id}: mode='upstream' hands out the identity provider's tokens, "
+            "which the MCP endpoint refuses with issue_tokens=True; use mode='issued'."
+        )
 
 
 def offers_client_credentials(ctx: ShimContext) -> bool:

@@ -25,7 +25,7 @@ from ..errors import (
     json_error,
     oauth_error,
 )
-from ..grants import GRANTS, ConfidentialGrant, GrantClass, TokenGrant, offered_grants
+from ..grants import GRANTS, ConfidentialGrant, GrantClass, TokenGrant, is_confidential, offered_grants
 from ..media_types import FORM, is_media_type
 from ..rfc8707 import resource_matches
 from ..upstream import UpstreamError
@@ -45,7 +45,7 @@ class TokenHandler:
         self._confidential: dict[str, ConfidentialGrant] = {}
         for name, grant in offered_grants(ctx, grants).items():
             handler = grant(ctx)
-            if hasattr(handler, "respond_to"):
+            if is_confidential(handler):
                 self._confidential[name] = handler
             else:
                 self._grants[name] = handler

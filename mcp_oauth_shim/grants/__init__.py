@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from ..context import ShimContext
 from .authorization_code import AuthorizationCodeGrant
-from .base import ConfidentialGrant, TokenGrant
+from .base import ConfidentialGrant, TokenGrant, is_confidential
 from .client_credentials import ClientCredentialsGrant
 from .jwt_bearer import JwtBearerGrant
 from .refresh_token import RefreshTokenGrant
@@ -32,6 +32,7 @@ __all__ = [
     "JwtBearerGrant",
     "RefreshTokenGrant",
     "TokenGrant",
+    "is_confidential",
     "offered_grants",
 ]
 

@@ -16,14 +16,17 @@ configuration serves it; only those are dispatched to and advertised (RFC 8414 ย
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from starlette.responses import Response
 
 from ..clients import Client
 from ..context import ShimContext
 
-__all__ = ["ConfidentialGrant", "TokenGrant"]
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # annotations only: not a runtime dependency
+
+__all__ = ["ConfidentialGrant", "TokenGrant", "is_confidential"]
 
 
 class TokenGrant(Protocol):
@@ -59,3 +62,8 @@ class ConfidentialGrant(Protocol):
         """The token response (RFC 6749 ยง5.1) to ``form``, sent with the ``authorization``
         header (``None`` when absent)."""
         ...
+
+
+def is_confidential(handler: TokenGrant | ConfidentialGrant) -> TypeIs[ConfidentialGrant]:
+    """Does ``handler`` authenticate its client itself?"""
+    return hasattr(handler, "respond_to")
