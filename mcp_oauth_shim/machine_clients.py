@@ -149,6 +149,27 @@ class MachineClient:
             raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
         return wanted
 
+    def narrowed_scopes(self, requested: str | None) -> tuple[str, ...]:
+        """RFC 6749 §3.3 as the token endpoint applies it: the requested scopes this client is
+        allowed (the authorization server "MAY fully or partially ignore the scope requested",
+        and the response's ``scope`` says what was granted); all allowed ones when none were
+        requested; :class:`InvalidScopeError` when none of the requested ones is allowed.
+
+        Partial grants matter because MCP clients request what the resource advertises (the
+        MCP scope selection strategy: the challenge's ``scope``, else the protected resource
+        metadata's ``scopes_supported``), not what one machine client may have.
+        """
+        if requested is None or not requested.strip(" "):
+            return self.scopes
+        try:
+            wanted = tuple(dict.fromkeys(validate_scope_token(s) for s in requested.split(" ") if s))
+        except ValueError:
+            raise InvalidScopeError(description="The scope parameter holds an invalid scope token.") from None
+        granted = tuple(s for s in wanted if s in self.scopes)
+        if not granted:
+            raise InvalidScopeError(description="This client may be granted none of the requested scopes.")
+        return granted
+
 
 class NotAMachineClient(UnauthorizedClientError):
     """``unauthorized_client`` because ``client_id`` is no machine client allowed the grant;

@@ -3,7 +3,8 @@ Credentials" extension), for the operator's machine clients only.
 
 The client authenticates (RFC 6749 §4.4.2: ``client_secret_basic``, ``client_secret_post`` or
 RFC 7523 §2.2 ``private_key_jwt``, its ``jti`` single-use); the scopes are the requested ones
-within the client's allowed ones, or all of those when none are requested (RFC 6749 §3.3).
+the client is allowed, all of those when none are requested, ``invalid_scope`` when none of the
+requested ones is allowed (RFC 6749 §3.3, :meth:`.MachineClient.narrowed_scopes`).
 The access token then comes from one of two places, per client (:attr:`.MachineClient.mode`):
 
 - ``issued``: the shim signs an RFC 9068 access token for the resource whose ``sub`` and
@@ -46,7 +47,7 @@ class ClientCredentialsGrant:
     async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
         authenticated = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
         client = authenticated.client
-        scopes = client.granted_scopes(form.get("scope"))
+        scopes = client.narrowed_scopes(form.get("scope"))
         if client.mode == "upstream":
             return await self._from_upstream(client, scopes)
         return self._issued(client, scopes)

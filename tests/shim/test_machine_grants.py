@@ -132,6 +132,14 @@ def test_client_credentials_without_scope_gets_every_allowed_scope(shim: OAuthSh
     assert verified(shim, response.json()["access_token"]).scopes == ["notes:read", "notes:write"]
 
 
+def test_client_credentials_grants_the_allowed_part_of_the_requested_scopes(shim: OAuthShim, client: TestClient) -> None:
+    # MCP clients request the resource's scopes_supported; RFC 6749 §3.3 lets the server grant less.
+    signer_form = {"grant_type": CC, "scope": "notes:read notes:write"}
+    response = client.post(TOKEN, data={**signer_form, "client_assertion_type": JWT_BEARER_CLIENT_ASSERTION_TYPE, "client_assertion": client_assertion()})
+    assert response.json()["scope"] == "notes:read"
+    assert verified(shim, response.json()["access_token"]).scopes == ["notes:read"]
+
+
 def test_client_credentials_with_private_key_jwt(shim: OAuthShim, client: TestClient) -> None:
     form = {"grant_type": CC, "client_assertion_type": JWT_BEARER_CLIENT_ASSERTION_TYPE, "client_assertion": client_assertion()}
     response = client.post(TOKEN, data=form)
