@@ -13,10 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
+    from .id_jag import EnterpriseIdP
+    from .machine_clients import MachineClient
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
-__all__ = ["AccessTokenProfile", "ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
+__all__ = [
+    "AccessTokenProfile",
+    "ConfigurationError",
+    "EnterpriseIdP",
+    "Lifetimes",
+    "MachineClient",
+    "OAuthShim",
+    "Paths",
+    "Upstream",
+    "UpstreamError",
+]
 __version__ = "0.1.0"
 
 _HOMES = {
@@ -26,6 +38,8 @@ _HOMES = {
     "Lifetimes": ".config",
     "Paths": ".config",
     "OAuthShim": ".shim",
+    "MachineClient": ".machine_clients",
+    "EnterpriseIdP": ".id_jag",
     "UpstreamError": ".upstream",
 }
 
