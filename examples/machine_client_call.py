@@ -58,9 +58,11 @@ async def whoami(mcp_url: str, client_id: str, client_secret: str, *, issuer: st
         client_secret=client_secret,
         issuer=issuer or mcp_url.rsplit("/", 1)[0],
     )
-    async with httpx2.AsyncClient(auth=provider, timeout=30) as http:
-        async with Client(streamable_http_client(mcp_url, http_client=http)) as session:
-            result = await session.call_tool("whoami")
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=30) as http,
+        Client(streamable_http_client(mcp_url, http_client=http)) as session,
+    ):
+        result = await session.call_tool("whoami")
     content = result.content[0]
     if result.is_error or not isinstance(content, TextContent):
         raise RuntimeError(f"whoami failed: {result}")
