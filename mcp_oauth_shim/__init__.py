@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
     from .id_jag import EnterpriseIdP
+    from .issued_verifier import IssuedAccessToken
     from .machine_clients import MachineClient
     from .shim import OAuthShim
     from .upstream import UpstreamError
@@ -22,6 +23,7 @@ __all__ = [
     "AccessTokenProfile",
     "ConfigurationError",
     "EnterpriseIdP",
+    "IssuedAccessToken",
     "Lifetimes",
     "MachineClient",
     "OAuthShim",
@@ -40,6 +42,8 @@ _HOMES = {
     "OAuthShim": ".shim",
     "MachineClient": ".machine_clients",
     "EnterpriseIdP": ".id_jag",
+    # Imports the mcp SDK (it extends the SDK's AccessToken): loaded only when named.
+    "IssuedAccessToken": ".issued_verifier",
     "UpstreamError": ".upstream",
 }
 
