@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .caller import Caller, UpstreamTokenUnavailable, current_caller
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
+    from .id_jag import EnterpriseIdP
     from .issued_verifier import IssuedAccessToken
+    from .machine_clients import MachineClient
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
@@ -22,8 +24,10 @@ __all__ = [
     "AccessTokenProfile",
     "Caller",
     "ConfigurationError",
+    "EnterpriseIdP",
     "IssuedAccessToken",
     "Lifetimes",
+    "MachineClient",
     "OAuthShim",
     "Paths",
     "Upstream",
@@ -40,6 +44,8 @@ _HOMES = {
     "Lifetimes": ".config",
     "Paths": ".config",
     "OAuthShim": ".shim",
+    "MachineClient": ".machine_clients",
+    "EnterpriseIdP": ".id_jag",
     # Imports the mcp SDK (it extends the SDK's AccessToken): loaded only when named.
     "IssuedAccessToken": ".issued_verifier",
     "UpstreamError": ".upstream",

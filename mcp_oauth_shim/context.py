@@ -13,7 +13,9 @@ from .sealing import Sealer
 from .upstream import UpstreamClient
 
 if TYPE_CHECKING:
+    from .id_jag import IdJagVerifier
     from .issuing import IssuedMode
+    from .machine_clients import MachineClients
     from .strict import StrictMode
 
 
@@ -37,6 +39,10 @@ class ShimContext:
     # Issued-token mode: the shim's keys, cipher, token issuer and identity source; None when
     # the IdP's tokens are passed through.
     issued: IssuedMode | None = None
+    # Operator-registered confidential clients (client_credentials, jwt-bearer) and the
+    # enterprise IdPs whose ID-JAGs are accepted; None when none are configured.
+    machine_clients: MachineClients | None = None
+    id_jag: IdJagVerifier | None = None
 
     def url(self, path: str) -> str:
         return self.public_url + path

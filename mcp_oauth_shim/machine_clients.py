@@ -50,6 +50,7 @@ __all__ = [
     "ClientAuthMethod",
     "MachineClient",
     "MachineClients",
+    "NotAMachineClient",
     "TokenMode",
 ]
 
@@ -148,6 +149,38 @@ class MachineClient:
             raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
         return wanted
 
+    def narrowed_scopes(self, requested: str | None) -> tuple[str, ...]:
+        """RFC 6749 §3.3 as the token endpoint applies it: the requested scopes this client is
+        allowed (the authorization server "MAY fully or partially ignore the scope requested",
+        and the response's ``scope`` says what was granted); all allowed ones when none were
+        requested; :class:`InvalidScopeError` when none of the requested ones is allowed.
+
+        Partial grants matter because MCP clients request what the resource advertises (the
+        MCP scope selection strategy: the challenge's ``scope``, else the protected resource
+        metadata's ``scopes_supported``), not what one machine client may have.
+        """
+        if requested is None or not requested.strip(" "):
+            return self.scopes
+        try:
+            wanted = tuple(dict.fromkeys(validate_scope_token(s) for s in requested.split(" ") if s))
+        except ValueError:
+            raise InvalidScopeError(description="The scope parameter holds an invalid scope token.") from None
+        granted = tuple(s for s in wanted if s in self.scopes)
+        if not granted:
+            raise InvalidScopeError(description="This client may be granted none of the requested scopes.")
+        return granted
+
+
+class NotAMachineClient(UnauthorizedClientError):
+    """``unauthorized_client`` because ``client_id`` is no machine client allowed the grant;
+    ``configured`` tells whether it is a machine client at all (then the grant is the problem),
+    so the caller can tell an unknown client (``invalid_client``) from a public one."""
+
+    def __init__(self, client_id: str, *, configured: bool, description: str) -> None:
+        super().__init__(description=description)
+        self.client_id = client_id
+        self.configured = configured
+
 
 @dataclass(frozen=True)
 class AuthenticatedMachineClient:
@@ -211,6 +244,10 @@ class MachineClients:
         are compared exactly and may not be URLs."""
         return self.get(client_id) is not None
 
+    def serves(self, grant_type: str) -> bool:
+        """Is any configured client allowed ``grant_type``?"""
+        return any(grant_type in client.grant_types for client in self._clients.values())
+
     @property
     def auth_methods_supported(self) -> tuple[ClientAuthMethod, ...]:
         """RFC 8414 §2 ``token_endpoint_auth_methods_supported`` contributed by machine clients."""
@@ -247,12 +284,16 @@ class MachineClients:
     def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
         client = self.get(client_id)
         if client is None:
-            raise UnauthorizedClientError(
+            raise NotAMachineClient(
+                client_id,
+                configured=False,
                 description="Only clients the operator registered for it may use this grant; "
-                "dynamically registered and metadata document clients may not."
+                "dynamically registered and metadata document clients may not.",
             )
         if grant_type not in client.grant_types:
-            raise UnauthorizedClientError(description="This client is not registered for this grant type.")
+            raise NotAMachineClient(
+                client_id, configured=True, description="This client is not registered for this grant type."
+            )
         return client
 
     def _authenticate_secret(self, client: MachineClient, credentials: ClientCredentials) -> AuthenticatedMachineClient:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .context import ShimContext
+from .grants import offered_grants
 
 
 def metadata_paths(issuer: str) -> list[str]:
@@ -41,7 +42,7 @@ def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
         "scopes_supported": list(ctx.scopes_supported),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": list(offered_grants(ctx)),
         "token_endpoint_auth_methods_supported": ["none"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
@@ -50,6 +51,13 @@ def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
     if ctx.issued is not None:
         # Issued-token mode: the keys that verify the shim's own access tokens (RFC 8414 §2).
         doc["jwks_uri"] = ctx.url(ctx.paths.jwks)
+    machine = ctx.machine_clients
+    if machine is not None:
+        # The machine clients' methods (client credentials extension, RFC 7523 §2.2): the
+        # algorithms are required alongside private_key_jwt (RFC 8414 §2).
+        doc["token_endpoint_auth_methods_supported"] += list(machine.auth_methods_supported)
+        if machine.signing_algorithms_supported:
+            doc["token_endpoint_auth_signing_alg_values_supported"] = list(machine.signing_algorithms_supported)
     if revocation:
         doc["revocation_endpoint"] = ctx.url(ctx.paths.revoke)
         doc["revocation_endpoint_auth_methods_supported"] = ["none"]

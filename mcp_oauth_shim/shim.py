@@ -27,7 +27,11 @@ from .endpoints.metadata import MetadataHandler, ProtectedResourceMetadataHandle
 from .endpoints.register import RegistrationHandler
 from .endpoints.revoke import RevocationHandler
 from .endpoints.token import TokenHandler
+from .id_jag import EnterpriseIdP
 from .logs import redact_access_logs as install_access_log_redaction
+from .machine_access import build_machine_access
+from .machine_clients import MachineClient
+from .rfc7523 import MemoryReplayGuard, ReplayGuard
 from .rfc8414 import metadata_paths
 from .rfc9728 import (
     resource_metadata_paths,
@@ -88,6 +92,13 @@ class OAuthShim:
         signing_keys: issued-token mode: the keys that sign access tokens (PEM or JWK, newest
             first); default: EC P-256 keys derived from ``secret_keys`` (one per entry, so
             rotating ``secret_keys`` rotates them).
+        machine_clients: confidential clients the operator registers (:class:`MachineClient`),
+            the only ones allowed the ``client_credentials`` grant (OAuth 2.1 §4.2) and the
+            jwt-bearer grant of enterprise-managed authorization (RFC 7523 §2.1).
+        enterprise_idps: the enterprise identity providers (:class:`EnterpriseIdP`) whose
+            ID-JAGs machine clients may exchange for access tokens.
+        replay_guard: where used assertion ``jti`` values are remembered (default: this
+            process's memory; give a shared one when several replicas serve the token endpoint).
     """
 
     def __init__(
@@ -112,6 +123,9 @@ class OAuthShim:
         strict: StrictMode | None = None,
         issue_tokens: bool | None = None,
         signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None = None,
+        machine_clients: Sequence[MachineClient] = (),
+        enterprise_idps: Sequence[EnterpriseIdP] = (),
+        replay_guard: ReplayGuard | None = None,
     ) -> None:
         # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
         _require_service_url("public_url", public_url, query_allowed=False)
@@ -193,6 +207,18 @@ class OAuthShim:
         self._identity_http: httpx.AsyncClient | None = None
         if self.issue_tokens:
             self.context.issued = self._issued_mode(secret_keys or (), signing_keys, sealer, lifetimes)
+        self.machine_clients = tuple(machine_clients)
+        self.enterprise_idps = tuple(enterprise_idps)
+        if self.machine_clients or self.enterprise_idps:
+            if self.custom_metadata is not None:
+                raise ConfigurationError("machine_clients and enterprise_idps need the shim's token endpoint, not custom_metadata.")
+            machine = build_machine_access(
+                self.context,
+                self.machine_clients,
+                self.enterprise_idps,
+                replay_guard=replay_guard or MemoryReplayGuard(),
+            )
+            self.context.machine_clients, self.context.id_jag = machine
         self._documents = documents
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.

@@ -29,7 +29,7 @@ from ..errors import (
     json_error,
     oauth_error,
 )
-from ..grants import GRANTS, TokenGrant
+from ..grants import GRANTS, ConfidentialGrant, GrantClass, TokenGrant, is_confidential, offered_grants
 from ..media_types import FORM, is_media_type
 from ..rfc8707 import resource_matches
 from ..strict import RateBucket, StrictModeUnavailable
@@ -42,11 +42,20 @@ MAX_TOKEN_BODY = 64 * 1024
 
 
 class TokenHandler:
-    """The token endpoint; ``grants`` maps each supported ``grant_type`` to its handler class."""
+    """The token endpoint; ``grants`` maps each ``grant_type`` to its handler class, of which
+    those the configuration serves are built (:func:`..grants.offered_grants`)."""
 
-    def __init__(self, ctx: ShimContext, grants: Mapping[str, type[TokenGrant]] = GRANTS) -> None:
+    def __init__(self, ctx: ShimContext, grants: Mapping[str, GrantClass] = GRANTS) -> None:
         self.ctx = ctx
-        self._grants: dict[str, TokenGrant] = {name: grant(ctx) for name, grant in grants.items()}
+        self._grants: dict[str, TokenGrant] = {}
+        # Grants whose handler authenticates the (confidential) client itself.
+        self._confidential: dict[str, ConfidentialGrant] = {}
+        for name, grant in offered_grants(ctx, grants).items():
+            handler = grant(ctx)
+            if is_confidential(handler):
+                self._confidential[name] = handler
+            else:
+                self._grants[name] = handler
 
     async def __call__(self, request: Request) -> Response:
         try:
@@ -70,16 +79,24 @@ class TokenHandler:
             raise InvalidRequestError(description="grant_type is required.")
         grant = self._grants.get(grant_type)
         if grant is None:
-            raise UnsupportedGrantTypeError(grant_type[:60])
+            confidential = self._confidential.get(grant_type)
+            if confidential is None:
+                raise UnsupportedGrantTypeError(grant_type[:60])
+            self._check_resource(form)
+            return await confidential.respond_to(form, request.headers.get("authorization"))
         credentials = presented_credentials(form, request.headers.get("authorization"))
         client = await authenticate_client(
             self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
         )
         await check_rates(strict, (RateBucket.TOKEN_CLIENT_IP, client_and_address(client.client_id, address)))
+        self._check_resource(form)
+        return await grant.respond(form, client)
+
+    def _check_resource(self, form: Mapping[str, str]) -> None:
+        """RFC 8707 §2.2: ``resource``, when sent, must name this resource."""
         resource = form.get("resource")
         if resource is not None and not resource_matches(resource, self.ctx.resource):
             raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")
-        return await grant.respond(form, client)
 
 
 async def read_token_request(request: Request) -> dict[str, str]:

@@ -36,6 +36,10 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 class AuthorizationCodeGrant:
     grant_type: ClassVar[str] = "authorization_code"
 
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        return True
+
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)

@@ -1,21 +1,32 @@
 """What a grant handler of the token endpoint is (RFC 6749 §4, §6 and extension grants §4.5).
 
-The token endpoint (:mod:`..endpoints.token`) reads the request, authenticates the client and
-checks what every grant shares (``resource``, RFC 8707 §2.2); then it hands the form to the
-handler registered for the request's ``grant_type``. A handler checks its own parameters and
-answers with tokens or raises :class:`..errors.OAuth2Error` (RFC 6749 §5.2).
+The token endpoint (:mod:`..endpoints.token`) reads the request, checks what every grant
+shares (``resource``, RFC 8707 §2.2) and hands the form to the handler registered for the
+request's ``grant_type``. A handler checks its own parameters and answers with tokens or raises
+:class:`..errors.OAuth2Error` (RFC 6749 §5.2).
+
+Two kinds of handler, told apart by how the client authenticates: a :class:`TokenGrant` gets
+the client the endpoint resolved (the public clients of the authorization code flow); a
+:class:`ConfidentialGrant` authenticates its client itself, from the form and the
+``Authorization`` header (RFC 6749 §2.3: secrets or RFC 7523 §2.2 client assertions of the
+operator's machine clients). Each says with :meth:`TokenGrant.offered` whether this shim's
+configuration serves it; only those are dispatched to and advertised (RFC 8414 §2
+``grant_types_supported``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from starlette.responses import Response
 
 from ..clients import Client
 from ..context import ShimContext
 
-__all__ = ["TokenGrant"]
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # annotations only: not a runtime dependency
+
+__all__ = ["ConfidentialGrant", "TokenGrant", "is_confidential"]
 
 
 class TokenGrant(Protocol):
@@ -25,6 +36,34 @@ class TokenGrant(Protocol):
 
     def __init__(self, ctx: ShimContext) -> None: ...
 
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        """Does this shim's configuration serve the grant?"""
+        ...
+
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         """The token response (RFC 6749 §5.1) for an authenticated ``client``'s ``form``."""
         ...
+
+
+class ConfidentialGrant(Protocol):
+    """A ``grant_type`` whose handler authenticates the client itself (RFC 6749 §2.3)."""
+
+    grant_type: ClassVar[str]
+
+    def __init__(self, ctx: ShimContext) -> None: ...
+
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        """Does this shim's configuration serve the grant?"""
+        ...
+
+    async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
+        """The token response (RFC 6749 §5.1) to ``form``, sent with the ``authorization``
+        header (``None`` when absent)."""
+        ...
+
+
+def is_confidential(handler: TokenGrant | ConfidentialGrant) -> TypeIs[ConfidentialGrant]:
+    """Does ``handler`` authenticate its client itself?"""
+    return hasattr(handler, "respond_to")

@@ -30,6 +30,10 @@ __all__ = ["RefreshTokenGrant", "check_refresh_scope"]
 class RefreshTokenGrant:
     grant_type: ClassVar[str] = "refresh_token"
 
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        return True
+
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)

@@ -113,3 +113,37 @@ async def test_custom_metadata_example_serves_the_document_and_checks_tokens() -
     assert prm["authorization_servers"] == [issuer.issuer]
     assert json.loads(result.content[0].text) == {"sku": "A-1", "units": 12}  # type: ignore[union-attr]
     assert anonymous.status_code == 401
+
+
+MACHINE_ENV = {
+    "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": "https://idp.example.test/",
+    "MCP_OAUTH_SHIM_CLIENT_ID": "upstream-client",
+    "MCP_OAUTH_SHIM_CLIENT_SECRET": "upstream-secret-never-shown",
+    "MCP_OAUTH_SHIM_SECRET_KEYS": "a-signing-key-for-the-example-tests-0123456789",
+    "NIGHTLY_REPORT_SECRET": "nightly-report-secret-0123456789",
+}
+
+
+async def test_machine_client_example_calls_the_machine_example_as_itself() -> None:
+    example, caller = load("machine_clients"), load("machine_client_call")
+    sock = bind_loopback()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    app = example.build_app(example.shim_from_env(MACHINE_ENV, url))
+    with serve_asgi(app, sock):
+        seen = await caller.whoami(url + "/mcp", "nightly-report", MACHINE_ENV["NIGHTLY_REPORT_SECRET"])
+    assert seen == {"subject": "nightly-report", "client_id": "nightly-report", "scopes": ["notes:read"]}
+
+
+def test_machine_client_example_with_an_enterprise_idp_offers_the_jwt_bearer_grant() -> None:
+    from starlette.testclient import TestClient
+
+    env = {**MACHINE_ENV, "ENTERPRISE_IDP_ISSUER": "https://login.acme.example", "DESK_AGENT_SECRET": "desk-agent-secret-0123456789"}
+    shim = load("machine_clients").shim_from_env(env)
+    with TestClient(shim.app, base_url="http://127.0.0.1:8000") as client:
+        doc = client.get("/.well-known/oauth-authorization-server").json()
+    assert doc["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ]

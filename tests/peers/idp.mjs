@@ -48,6 +48,7 @@ const { values: opts } = parseArgs({
     'login-form': { type: 'boolean', default: false },
     password: { type: 'string', default: process.env.IDP_USER_PASSWORD },
     'google-like': { type: 'boolean', default: false },
+    'client-credentials': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -84,6 +85,8 @@ const redirectUris = opts['redirect-uri'];
 const allowedResources = new Set(opts.resource);
 const accessTokenTtl = Number.parseInt(opts['access-token-ttl'], 10);
 const googleLike = opts['google-like'];
+// --client-credentials: the one client may also use RFC 6749 §4.4 (machine tokens, `sub` = client).
+const clientCredentials = opts['client-credentials'];
 
 // The issuer must embed the port, and port 0 asks the kernel for a free one: listen first,
 // then build the provider around the address we got. No port race with other tests.
@@ -99,7 +102,7 @@ const provider = new Provider(issuer, {
     client_id: opts['client-id'],
     client_secret: opts['client-secret'],
     redirect_uris: redirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', ...(clientCredentials ? ['client_credentials'] : [])],
     response_types: ['code'],
     token_endpoint_auth_method: tokenEndpointAuthMethod,
   }],
@@ -127,6 +130,7 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     registration: { enabled: false },
     revocation: { enabled: true },
+    clientCredentials: { enabled: clientCredentials },
     introspection: { enabled: false },
     userinfo: { enabled: true },
     // --google-like: no resource indicators at all, so access tokens stay opaque (userinfo only).

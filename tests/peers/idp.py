@@ -78,6 +78,8 @@ def run_idp(
     access_token_ttl_s: int = 600,
     login_form: bool = False,
     google_like: bool = False,
+    client_credentials: bool = False,
+    resource_scopes: str | None = None,
     start_timeout_s: float = 30.0,
 ) -> Iterator[IdP]:
     """Run the IdP on a free loopback port for the duration of the block.
@@ -89,6 +91,9 @@ def run_idp(
     `google_like=True`: no resource indicators (`resources` are ignored), so every access
     token is opaque and good only at the userinfo endpoint; no introspection; ID tokens and
     refresh tokens as Google issues them.
+    `client_credentials=True`: its client may also use the client_credentials grant (RFC 6749
+    §4.4), getting JWT access tokens for a `resources` entry it names. `resource_scopes`: the
+    scopes every resource offers (space-separated; default the OIDC ones).
     """
     node.ensure_installed()
     client_secret = secrets.token_urlsafe(24)
@@ -118,6 +123,10 @@ def run_idp(
         args.append("--no-iss")
     if google_like:
         args.append("--google-like")
+    if client_credentials:
+        args.append("--client-credentials")
+    if resource_scopes is not None:
+        args += ["--resource-scopes", resource_scopes]
     if login_password is not None:
         args.append("--login-form")
         secrets_env["IDP_USER_PASSWORD"] = login_password

@@ -50,6 +50,12 @@ BAD_METADATA = [
     ({"redirect_uris": ["https://a.example/cb#x"]}, "invalid_redirect_uri"),
     ({"redirect_uris": ["https://a.example/cb"] * 1 + [f"https://a.example/{i}" for i in range(30)]}, "invalid_redirect_uri"),
     ({"redirect_uris": [CLIENT_REDIRECT], "grant_types": ["client_credentials"]}, "invalid_client_metadata"),
+    # Machine grants are for operator-registered confidential clients only, never DCR clients.
+    ({"redirect_uris": [CLIENT_REDIRECT], "grant_types": ["authorization_code", "client_credentials"]}, "invalid_client_metadata"),
+    (
+        {"redirect_uris": [CLIENT_REDIRECT], "grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"]},
+        "invalid_client_metadata",
+    ),
     ({"redirect_uris": [CLIENT_REDIRECT], "grant_types": ["refresh_token"]}, "invalid_client_metadata"),
     ({"redirect_uris": [CLIENT_REDIRECT], "grant_types": "authorization_code"}, "invalid_client_metadata"),
     ({"redirect_uris": [CLIENT_REDIRECT], "response_types": ["token"]}, "invalid_client_metadata"),

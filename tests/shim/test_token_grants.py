@@ -15,7 +15,15 @@ from mcp_oauth_shim.clients import Client
 from mcp_oauth_shim.context import ShimContext
 from mcp_oauth_shim.endpoints.base import Endpoint
 from mcp_oauth_shim.endpoints.token import TokenHandler
-from mcp_oauth_shim.grants import GRANTS, AuthorizationCodeGrant, RefreshTokenGrant
+from mcp_oauth_shim.grants import (
+    GRANTS,
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    JwtBearerGrant,
+    RefreshTokenGrant,
+    offered_grants,
+)
+from mcp_oauth_shim.rfc7523 import JWT_BEARER_GRANT_TYPE
 
 from .kit import PUBLIC_URL, RESOURCE, Kit
 
@@ -26,6 +34,10 @@ class EchoGrant:
     """A grant for the test: answers with the client it was dispatched for."""
 
     grant_type: ClassVar[str] = EXAMPLE_GRANT
+
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        return True
 
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
@@ -39,8 +51,23 @@ def _client_with(kit: Kit, grants: dict[str, type]) -> TestClient:
     return TestClient(Starlette(routes=[Route("/token", Endpoint(handler), methods=["POST"])]), base_url=PUBLIC_URL)
 
 
-def test_the_registry_names_the_two_proxied_grants() -> None:
-    assert GRANTS == {"authorization_code": AuthorizationCodeGrant, "refresh_token": RefreshTokenGrant}
+def test_the_registry_names_the_proxied_and_the_machine_grants() -> None:
+    assert GRANTS == {
+        "authorization_code": AuthorizationCodeGrant,
+        "refresh_token": RefreshTokenGrant,
+        "client_credentials": ClientCredentialsGrant,
+        JWT_BEARER_GRANT_TYPE: JwtBearerGrant,
+    }
+
+
+def test_a_shim_without_machine_clients_offers_only_the_proxied_grants(kit: Kit) -> None:
+    assert list(offered_grants(kit.shim.context)) == ["authorization_code", "refresh_token"]
+
+
+def test_a_grant_its_configuration_does_not_offer_is_unsupported(kit: Kit) -> None:
+    client = _client_with(kit, GRANTS)
+    response = client.post("/token", data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"})
+    assert (response.status_code, response.json()["error"]) == (400, "unsupported_grant_type")
 
 
 def test_a_registered_grant_is_dispatched_with_the_authenticated_client(kit: Kit) -> None:

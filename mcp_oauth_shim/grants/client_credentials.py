@@ -1,0 +1,86 @@
+"""The ``client_credentials`` grant (RFC 6749 §4.4; OAuth 2.1 §4.2; the MCP "OAuth Client
+Credentials" extension), for the operator's machine clients only.
+
+The client authenticates (RFC 6749 §4.4.2: ``client_secret_basic``, ``client_secret_post`` or
+RFC 7523 §2.2 ``private_key_jwt``, its ``jti`` single-use); the scopes are the requested ones
+the client is allowed, all of those when none are requested, ``invalid_scope`` when none of the
+requested ones is allowed (RFC 6749 §3.3, :meth:`.MachineClient.narrowed_scopes`).
+The access token then comes from one of two places, per client (:attr:`.MachineClient.mode`):
+
+- ``issued``: the shim signs an RFC 9068 access token for the resource whose ``sub`` and
+  ``client_id`` are the machine client (RFC 9068 §2.2: ``sub`` names the client when no
+  resource owner is involved); no refresh token (RFC 6749 §4.4.3);
+- ``upstream``: the IdP's own ``client_credentials`` grant, requested with the shim's client at
+  the IdP and the resource's audience parameters, exactly as for user logins (RFC 8707); the
+  IdP's access token is answered as it is, and verified like any IdP token at the MCP endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from starlette.responses import Response
+
+from ..context import ShimContext
+from ..endpoints.base import no_store_json
+from ..errors import json_error, oauth_error
+from ..machine_access import authenticate_machine_client, offers_client_credentials
+from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE, MachineClient
+from ..rfc8707 import audience_params
+from .upstream_exchange import PASSED_FIELDS, map_upstream_error
+
+__all__ = ["ClientCredentialsGrant"]
+
+
+class ClientCredentialsGrant:
+    grant_type: ClassVar[str] = CLIENT_CREDENTIALS_GRANT_TYPE
+
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        return offers_client_credentials(ctx)
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+        self._audience = audience_params(ctx.upstream, ctx.resource)
+
+    async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
+        authenticated = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
+        client = authenticated.client
+        scopes = client.narrowed_scopes(form.get("scope"))
+        if client.mode == "upstream":
+            return await self._from_upstream(client, scopes)
+        return self._issued(client, scopes)
+
+    def _issued(self, client: MachineClient, scopes: tuple[str, ...]) -> Response:
+        issued = self.ctx.issued
+        if issued is None:  # refused at configuration time; kept for the type checker
+            return json_error(oauth_error("server_error", "This server does not issue its own tokens.", 500))
+        answer = issued.tokens.issue(
+            client_id=client.client_id,
+            client_fingerprint=None,
+            subject=client.client_id,
+            scopes=scopes,
+            refresh=False,
+        )
+        return no_store_json(json.dumps(answer).encode())
+
+    async def _from_upstream(self, client: MachineClient, scopes: tuple[str, ...]) -> Response:
+        """The IdP's client_credentials token for the shim's client (RFC 6749 §4.4.2, §4.4.3)."""
+        ctx = self.ctx
+        upstream_form = {"grant_type": CLIENT_CREDENTIALS_GRANT_TYPE, **self._audience}
+        if scopes:
+            upstream_form["scope"] = ctx.upstream.upstream_scope(" ".join(scopes))
+        metadata = await ctx.upstream_client.metadata()
+        status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
+        if status != 200:
+            return json_error(map_upstream_error(status, body))
+        access_token = body.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            return json_error(oauth_error("server_error", "The identity provider returned no access token.", 502))
+        answer = {k: body[k] for k in PASSED_FIELDS if k in body}
+        answer["token_type"] = "Bearer"
+        if "scope" not in answer and scopes:
+            answer["scope"] = " ".join(scopes)
+        # RFC 6749 §4.4.3: no refresh token; an IdP's is dropped, like its ID token.
+        return no_store_json(json.dumps(answer).encode())

@@ -1,0 +1,83 @@
+"""The jwt-bearer grant (RFC 7523 §2.1) with an ID-JAG: MCP enterprise-managed authorization.
+
+The MCP client, a machine client the operator registered, authenticates "with its credentials
+as registered" (the extension's §5: a client secret, Basic or in the body, or an RFC 7523 §2.2
+client assertion) and presents ``assertion``: an Identity Assertion JWT Authorization Grant an
+enterprise IdP signed for one of its users. The ID-JAG is checked by
+:class:`..id_jag.IdJagVerifier` (§5.1: ``typ``, ``aud`` our issuer, ``client_id`` the
+authenticated client, ``resource`` ours, signature by a trusted IdP, single use).
+
+The shim then issues its own RFC 9068 access token (§5.2): ``sub`` the enterprise user (the
+ID-JAG's ``sub``), ``client_id`` the client, ``aud`` the resource, and the scopes that are in
+the grant, requested (RFC 7521 §4.1; all of the grant's when none are) and allowed to the
+client. No refresh token: the ID-JAG is short-lived by design, so that the enterprise IdP
+decides again (its policy, the user's status) whenever the client needs a new access token;
+the client asks the IdP for a new ID-JAG instead (draft-ietf-oauth-identity-assertion-authz-
+grant, "Refresh Token": the authorization server SHOULD NOT return one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from starlette.responses import Response
+
+from ..context import ShimContext
+from ..endpoints.base import no_store_json
+from ..errors import InvalidRequestError, InvalidScopeError, json_error, oauth_error
+from ..id_jag import IdJagGrant
+from ..machine_access import authenticate_machine_client, offers_jwt_bearer
+from ..rfc7523 import JWT_BEARER_GRANT_TYPE
+
+__all__ = ["ENTERPRISE_CLAIMS", "JwtBearerGrant"]
+
+#: ID-JAG claims about the user carried into the access token (OpenID Connect Core §5.1
+#: standard claims), for tools to show who is calling.
+ENTERPRISE_CLAIMS = ("email", "name", "preferred_username")
+
+
+class JwtBearerGrant:
+    grant_type: ClassVar[str] = JWT_BEARER_GRANT_TYPE
+
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        return offers_jwt_bearer(ctx)
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+
+    async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
+        ctx = self.ctx
+        authenticated = await authenticate_machine_client(ctx, form, authorization, grant_type=self.grant_type)
+        if ctx.id_jag is None or ctx.issued is None:  # refused at configuration time
+            return json_error(oauth_error("server_error", "This server accepts no identity assertions.", 500))
+        if not form.get("assertion"):
+            raise InvalidRequestError(description="assertion is required (RFC 7523 section 2.1).")
+        client = authenticated.client
+        grant = await ctx.id_jag.verify(form["assertion"], client_id=client.client_id)
+        scopes = grant.granted_scopes(form.get("scope"))
+        if client.scopes:
+            if form.get("scope") is None:
+                # Nothing requested: what both the IdP and the operator allow.
+                scopes = tuple(s for s in scopes if s in client.scopes)
+            else:
+                beyond = [s for s in scopes if s not in client.scopes]
+                if beyond:
+                    raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
+        answer = ctx.issued.tokens.issue(
+            client_id=client.client_id,
+            client_fingerprint=None,
+            subject=grant.subject,
+            scopes=scopes,
+            identity=enterprise_identity_claims(grant),
+            refresh=False,
+        )
+        return no_store_json(json.dumps(answer).encode())
+
+
+def enterprise_identity_claims(grant: IdJagGrant) -> Mapping[str, Any]:
+    """What the access token says about the enterprise user beyond ``sub``: the standard
+    claims the IdP put in the ID-JAG, when they are strings."""
+    return {name: grant.claims[name] for name in ENTERPRISE_CLAIMS if isinstance(grant.claims.get(name), str)}

@@ -1,0 +1,165 @@
+"""Token requests without a user at the shim: machine clients and enterprise ID-JAGs, wired.
+
+The shim's configuration (``machine_clients``, ``enterprise_idps``) becomes the two checkers
+the token endpoint's machine grants call (:class:`.machine_clients.MachineClients`,
+:class:`.id_jag.IdJagVerifier`), sharing one replay guard and fetching keys on the IdP
+client's transport. :func:`authenticate_machine_client` adds the token endpoint's view of a
+client that is not a machine client: a client the shim knows as public (a dynamically
+registered or metadata document client) is ``unauthorized_client`` for these grants (RFC 6749
+§5.2), a client_id the shim does not know at all is ``invalid_client`` (401, RFC 6749 §5.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import ConfigurationError
+from .context import ShimContext
+from .errors import InvalidClientError
+from .id_jag import EnterpriseIdP, IdJagVerifier
+from .machine_clients import (
+    CLIENT_CREDENTIALS_GRANT_TYPE,
+    AuthenticatedMachineClient,
+    MachineClient,
+    MachineClients,
+    NotAMachineClient,
+)
+from .remote_keys import JsonFetcher, JsonFetchError
+from .rfc7523 import JWT_BEARER_GRANT_TYPE, ReplayGuard
+from .upstream import UpstreamClient, UpstreamError
+
+__all__ = [
+    "authenticate_machine_client",
+    "build_machine_access",
+    "offers_client_credentials",
+    "offers_jwt_bearer",
+    "upstream_json_fetcher",
+]
+
+
+def upstream_json_fetcher(upstream_client: UpstreamClient) -> JsonFetcher:
+    """A :data:`.remote_keys.JsonFetcher` on the IdP client's transport (its pool or the
+    operator's httpx client: proxies, TLS settings and timeouts are the same as for the IdP)."""
+
+    async def fetch(url: str) -> Mapping[str, Any]:
+        try:
+            return await upstream_client.get_json(url, what="key set")
+        except UpstreamError as exc:
+            raise JsonFetchError(exc.description) from None
+
+    return fetch
+
+
+def build_machine_access(
+    ctx: ShimContext,
+    clients: Sequence[MachineClient],
+    idps: Sequence[EnterpriseIdP],
+    *,
+    replay_guard: ReplayGuard,
+) -> tuple[MachineClients | None, IdJagVerifier | None]:
+    """The checkers for ``clients`` and ``idps``; :class:`ConfigurationError` for a
+    configuration that could never serve a request."""
+    for client in clients:
+        if not isinstance(client, MachineClient):
+            raise ConfigurationError(f"machine_clients takes MachineClient(...) values, got {type(client).__name__}.")
+    for idp in idps:
+        if not isinstance(idp, EnterpriseIdP):
+            raise ConfigurationError(f"enterprise_idps takes EnterpriseIdP(...) values, got {type(idp).__name__}.")
+    jag_clients = [c.client_id for c in clients if JWT_BEARER_GRANT_TYPE in c.grant_types]
+    if idps and not jag_clients:
+        raise ConfigurationError(
+            "enterprise_idps needs a machine client allowed the jwt-bearer grant: "
+            f"MachineClient(..., grant_types={{{JWT_BEARER_GRANT_TYPE!r}}})."
+        )
+    if jag_clients and not idps:
+        raise ConfigurationError(
+            f"machine client {jag_clients[0]} may use the jwt-bearer grant but no enterprise_idps are configured."
+        )
+    for client in clients:
+        _check_token_mode(ctx, client)
+    fetch = upstream_json_fetcher(ctx.upstream_client)
+    try:
+        machine = MachineClients(
+            clients,
+            issuer=ctx.issuer,
+            token_endpoint=ctx.url(ctx.paths.token),
+            replay_guard=replay_guard,
+            fetch=fetch,
+        )
+        verifier = (
+            IdJagVerifier(issuer=ctx.issuer, resource=ctx.resource, idps=idps, replay_guard=replay_guard, fetch=fetch)
+            if idps
+            else None
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return (machine if len(machine) else None), verifier
+
+
+def _check_token_mode(ctx: ShimContext, client: MachineClient) -> None:
+    """A client's tokens must be ones the MCP endpoint's verifier accepts: the shim's own in
+    issued-token mode, the IdP's otherwise."""
+    issued = ctx.issued is not None
+    if JWT_BEARER_GRANT_TYPE in client.grant_types and not issued:
+        raise ConfigurationError(
+            f"machine client {client.client_id}: the jwt-bearer grant is answered with the shim's own tokens: "
+            "it needs issue_tokens=True."
+        )
+    if CLIENT_CREDENTIALS_GRANT_TYPE not in client.grant_types:
+        return
+    if client.mode == "issued" and not issued:
+        raise ConfigurationError(
+            f"machine client {client.client_id}: mode='issued' needs issue_tokens=True "
+            "(or mode='upstream' for the identity provider's own client_credentials tokens)."
+        )
+    if client.mode == "upstream" and issued:
+        raise ConfigurationError(
+            f"machine client {client.client_id}: mode='upstream' hands out the identity provider's tokens, "
+            "which the MCP endpoint refuses with issue_tokens=True; use mode='issued'."
+        )
+
+
+def offers_client_credentials(ctx: ShimContext) -> bool:
+    """Is any configured machine client allowed ``client_credentials``?"""
+    machine = ctx.machine_clients
+    return machine is not None and machine.serves(CLIENT_CREDENTIALS_GRANT_TYPE)
+
+
+def offers_jwt_bearer(ctx: ShimContext) -> bool:
+    """Are ID-JAGs accepted (an enterprise IdP and a machine client allowed the grant)?"""
+    machine = ctx.machine_clients
+    return ctx.id_jag is not None and machine is not None and machine.serves(JWT_BEARER_GRANT_TYPE)
+
+
+async def authenticate_machine_client(
+    ctx: ShimContext, form: Mapping[str, str], authorization: str | None, *, grant_type: str
+) -> AuthenticatedMachineClient:
+    """The machine client of a token request for ``grant_type`` (RFC 6749 §2.3, §5.2).
+
+    Refusals: ``unauthorized_client`` for a client the shim knows but may not use the grant
+    (a machine client registered for other grants, a dynamically registered client, a client
+    ID metadata document); ``invalid_client`` (401) for a client_id nobody issued or a failed
+    authentication.
+    """
+    machine = ctx.machine_clients
+    if machine is None:
+        raise InvalidClientError(description="This server has no clients for this grant.", status_code=401)
+    try:
+        return await machine.authenticate(form, authorization, grant_type=grant_type)
+    except NotAMachineClient as refusal:
+        if refusal.configured or await _is_public_client(ctx, refusal.client_id):
+            raise
+        raise InvalidClientError(description="Unknown client_id.", status_code=401) from None
+
+
+async def _is_public_client(ctx: ShimContext, client_id: str) -> bool:
+    """Does ``client_id`` name a client the shim serves through the authorization code flow?
+    A URL is a metadata document client (never fetched here: the answer is the same)."""
+    if ctx.metadata_documents and client_id.startswith(("https://", "http://")):
+        return True
+    try:
+        await ctx.clients.resolve(client_id)
+    except InvalidClientError:
+        return False
+    return True
