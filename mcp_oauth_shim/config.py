@@ -70,6 +70,8 @@ class Lifetimes:
     state: int = 600
     code: int = 300
     refresh_token: int = 90 * 24 * 3600
+    # Issued-token mode: the lifetime of the shim's own access tokens (RFC 6749 §5.1 expires_in).
+    access_token: int = 3600
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Paths:
     callback: str = "/oauth/callback"
     token: str = "/oauth/token"
     revoke: str = "/oauth/revoke"
+    # Issued-token mode: the shim's public signing keys (RFC 7517 JWK Set).
+    jwks: str = "/oauth/jwks"
 
 
 #: Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11): the request ``nonce`` and the

@@ -251,7 +251,8 @@ class UpstreamState(SealedPayload):
     ``browser_binding_digest`` is the digest of the flow cookie set on approval, whose name
     ends in ``flow_id``. Wire: ``c``, ``r``, ``rg`` (always, 0 or 1), ``s`` (always, null when
     the client sent none), ``cc``, ``sc`` as in :class:`ConsentTicket`; ``b`` the binding
-    digest, ``fl`` the flow id.
+    digest, ``fl`` the flow id; ``n`` the OpenID Connect ``nonce`` sent to the IdP (issued-token
+    mode with identity from the ID token; absent otherwise).
     """
 
     purpose: ClassVar[str] = sealing.STATE
@@ -265,9 +266,12 @@ class UpstreamState(SealedPayload):
     scope: str
     browser_binding_digest: str
     flow_id: str
+    nonce: str | None = None
 
     @classmethod
-    def approved(cls, ticket: ConsentTicket, *, browser_binding_digest: str, flow_id: str) -> UpstreamState:
+    def approved(
+        cls, ticket: ConsentTicket, *, browser_binding_digest: str, flow_id: str, nonce: str | None = None
+    ) -> UpstreamState:
         """The state for the IdP once the person approved ``ticket``."""
         return cls(
             ticket.client_fingerprint,
@@ -278,10 +282,11 @@ class UpstreamState(SealedPayload):
             ticket.scope,
             browser_binding_digest,
             flow_id,
+            nonce,
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "c": self.client_fingerprint,
             "r": self.redirect_uri,
             "rg": 1 if self.redirect_uri_given else 0,
@@ -291,6 +296,9 @@ class UpstreamState(SealedPayload):
             "b": self.browser_binding_digest,
             "fl": self.flow_id,
         }
+        if self.nonce is not None:
+            wire["n"] = self.nonce
+        return wire
 
     @classmethod
     def from_wire(cls, wire: Any) -> UpstreamState:
@@ -303,6 +311,7 @@ class UpstreamState(SealedPayload):
             scope=_text(wire["sc"]),
             browser_binding_digest=_text(wire.get("b", "")),
             flow_id=_text(wire.get("fl", "")),
+            nonce=_optional_text(wire.get("n")),
         )
 
 
@@ -313,7 +322,7 @@ class AuthorizationCode(SealedPayload):
 
     Wire: ``u`` the IdP's code, ``c`` client fingerprint, ``r`` redirect URI, ``rg`` 1 when the
     redirect URI was in the authorization request (0 otherwise), ``cc`` the PKCE challenge,
-    ``sc`` the scope.
+    ``sc`` the scope, ``n`` the ``nonce`` sent to the IdP (only when one was).
     """
 
     purpose: ClassVar[str] = sealing.CODE
@@ -325,6 +334,7 @@ class AuthorizationCode(SealedPayload):
     redirect_uri_given: bool
     code_challenge: str
     scope: str
+    nonce: str | None = None
 
     @classmethod
     def wrapping(cls, upstream_code: str, state: UpstreamState) -> AuthorizationCode:
@@ -336,10 +346,11 @@ class AuthorizationCode(SealedPayload):
             state.redirect_uri_given,
             state.code_challenge,
             state.scope,
+            state.nonce,
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "u": self.upstream_code,
             "c": self.client_fingerprint,
             "r": self.redirect_uri,
@@ -347,6 +358,9 @@ class AuthorizationCode(SealedPayload):
             "cc": self.code_challenge,
             "sc": self.scope,
         }
+        if self.nonce is not None:
+            wire["n"] = self.nonce
+        return wire
 
     @classmethod
     def from_wire(cls, wire: Any) -> AuthorizationCode:
@@ -357,6 +371,7 @@ class AuthorizationCode(SealedPayload):
             _flag(wire.get("rg", 1)),
             _text(wire["cc"]),
             _text(wire["sc"]),
+            _optional_text(wire.get("n")),
         )
 
 

@@ -31,7 +31,8 @@ def metadata_paths(issuer: str) -> list[str]:
 
 def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
     """RFC 8414 §2: the shim's endpoints and what they support; ``revocation`` when the IdP
-    can revoke (RFC 7009), since the shim's revocation endpoint forwards to it."""
+    can revoke (RFC 7009), since the shim's revocation endpoint forwards to it. In issued-token
+    mode the document names the shim's ``jwks_uri``."""
     doc: dict[str, Any] = {
         "issuer": ctx.issuer,
         "authorization_endpoint": ctx.url(ctx.paths.authorize),
@@ -46,6 +47,9 @@ def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": ctx.metadata_documents,
     }
+    if ctx.issued is not None:
+        # Issued-token mode: the keys that verify the shim's own access tokens (RFC 8414 §2).
+        doc["jwks_uri"] = ctx.url(ctx.paths.jwks)
     if revocation:
         doc["revocation_endpoint"] = ctx.url(ctx.paths.revoke)
         doc["revocation_endpoint_auth_methods_supported"] = ["none"]

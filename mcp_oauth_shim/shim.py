@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +22,7 @@ from .endpoints.authorize import AuthorizeHandler
 from .endpoints.base import Endpoint, with_cors
 from .endpoints.callback import CallbackHandler
 from .endpoints.consent import ConsentHandler, ConsentPage
+from .endpoints.jwks import JwksHandler
 from .endpoints.metadata import MetadataHandler, ProtectedResourceMetadataHandler
 from .endpoints.register import RegistrationHandler
 from .endpoints.revoke import RevocationHandler
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from .cimd import ClientMetadataDocuments
+    from .issuing import IssuedMode
     from .verify import BearerVerifier
 
 logger = logging.getLogger("mcp_oauth_shim")
@@ -69,6 +72,16 @@ class OAuthShim:
         redact_access_logs: remove query strings (the callback's code and state) from the
             ``uvicorn.access`` log of the whole process, wherever the shim is mounted
             (:func:`.logs.redact_access_logs`); default on.
+        issue_tokens: ``True``: the shim issues its own access tokens (RFC 9068 JWTs for
+            ``resource``, signed with its own key, published at ``Paths.jwks``) and refresh
+            tokens, after learning the user from the IdP; the IdP's tokens never reach the
+            client. Needed for IdPs whose access tokens are opaque or not addressed to the
+            resource (Google, GitHub, Cognito). ``False``: the IdP's tokens are passed through.
+            ``None`` (default): what the upstream's preset prefers
+            (:meth:`.config.Upstream.resolve_issue_tokens`).
+        signing_keys: issued-token mode: the keys that sign access tokens (PEM or JWK, newest
+            first); default: EC P-256 keys derived from ``secret_keys`` (one per entry, so
+            rotating ``secret_keys`` rotates them).
     """
 
     def __init__(
@@ -90,6 +103,8 @@ class OAuthShim:
         paths: Paths | None = None,
         http_client: httpx.AsyncClient | None = None,
         redact_access_logs: bool = True,
+        issue_tokens: bool | None = None,
+        signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None = None,
     ) -> None:
         # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
         _require_service_url("public_url", public_url, query_allowed=False)
@@ -135,6 +150,7 @@ class OAuthShim:
         # In static mode the allow-list is the whole policy: no self-describing clients.
         if client_metadata_documents is not False and self.custom_metadata is None and registration == "signed":
             from .cimd import ClientMetadataDocuments
+    from .issuing import IssuedMode
 
             documents = (
                 client_metadata_documents
@@ -163,10 +179,54 @@ class OAuthShim:
             resource_name=resource_name,
             metadata_documents=documents is not None,
         )
+        self.issue_tokens = self.custom_metadata is None and upstream.resolve_issue_tokens(issue_tokens)
+        if signing_keys is not None and not self.issue_tokens:
+            raise ConfigurationError("signing_keys sign the shim's own tokens: they need issue_tokens=True.")
+        self._identity_http: httpx.AsyncClient | None = None
+        if self.issue_tokens:
+            self.context.issued = self._issued_mode(secret_keys or (), signing_keys, sealer, lifetimes)
         self._documents = documents
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.
             install_access_log_redaction()
+
+    def _issued_mode(
+        self,
+        secret_keys: Sequence[str | bytes],
+        signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None,
+        sealer: Sealer,
+        lifetimes: Lifetimes,
+    ) -> IssuedMode:
+        """What issued-token mode needs, built once: keys, cipher, token issuer, identity source."""
+        from .encryption import TokenCipher
+        from .identity_source import UpstreamIdentity
+        from .issuing import IssuedMode, TokenIssuer
+        from .jwks import KeyStore
+        from .signing_keys import SigningKeys
+
+        keys = SigningKeys.load(secret_keys=secret_keys, signing_keys=signing_keys)
+        cipher = TokenCipher(secret_keys)
+        tokens = TokenIssuer(
+            keys=keys,
+            cipher=cipher,
+            sealer=sealer,
+            issuer=self.issuer,
+            resource=self.resource,
+            access_token_lifetime=lifetimes.access_token,
+        )
+        identity = UpstreamIdentity(self.upstream, self.upstream_client, self._identity_client, KeyStore(self.upstream_client, clock=time.time))
+        return IssuedMode(keys=keys, cipher=cipher, tokens=tokens, identity=identity)
+
+    def _identity_client(self) -> httpx.AsyncClient:
+        """The httpx client for identity lookups (UserInfo, GitHub's API): the one given as
+        ``http_client``, else one of the shim's own, opened on first use."""
+        if self._http_client is not None:
+            return self._http_client
+        if self._identity_http is None or self._identity_http.is_closed:
+            from .upstream.client import default_http_client
+
+            self._identity_http = default_http_client(self.upstream.timeout)
+        return self._identity_http
 
     # -- what the shim serves ----------------------------------------------------------------
 
@@ -190,6 +250,8 @@ class OAuthShim:
                 (p.register, with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
                 (p.revoke, with_cors(RevocationHandler(ctx, lambda: self.verifier)), ["POST", "OPTIONS"]),
             ]
+            if ctx.issued is not None:
+                endpoints.append((p.jwks, with_cors(JwksHandler(ctx.issued.keys)), ["GET", "OPTIONS"]))
             for path, endpoint, methods in endpoints:
                 routes.append(Route(at(path), Endpoint(endpoint), methods=methods, include_in_schema=False))
         prm = Endpoint(with_cors(ProtectedResourceMetadataHandler(ctx)))
@@ -216,8 +278,29 @@ class OAuthShim:
 
     @cached_property
     def verifier(self) -> BearerVerifier:
-        """Verifies the IdP's access tokens for this resource; the mcp SDK's ``TokenVerifier``."""
+        """Verifies access tokens for this resource; the mcp SDK's ``TokenVerifier``.
+
+        Passthrough mode: the IdP's access tokens (:class:`.verify.BearerVerifier`). Issued-token
+        mode: the shim's own, checked locally, the IdP's refused
+        (:class:`.issued_verifier.IssuedBearerVerifier`, whose tokens are
+        :class:`.issued_verifier.IssuedAccessToken`).
+        """
         from .verify import BearerVerifier
+
+        issued = self.context.issued
+        if issued is not None:
+            from .issued_verifier import IssuedBearerVerifier
+
+            return IssuedBearerVerifier(
+                self.upstream_client,
+                keys=issued.keys,
+                issuer=self.issuer,
+                audience=self.resource,
+                cipher=issued.cipher,
+                resource_metadata_url=self.resource_metadata_url,
+                required_scopes=self.required_scopes,
+                scopes_supported=self.scopes_supported,
+            )
 
         return BearerVerifier(
             self.upstream_client,
@@ -246,6 +329,8 @@ class OAuthShim:
         """Close the connections to the IdP. The shim stays usable: a later request or lifespan
         (a second ``TestClient``, an app restarted in the same process) opens new ones."""
         await self.upstream_client.aclose()  # stays usable: its pool reconnects on demand
+        if self._identity_http is not None:
+            await self._identity_http.aclose()  # reopened on the next login
         if self._documents is not None and hasattr(self._documents, "aclose"):
             await self._documents.aclose()
 

@@ -150,7 +150,10 @@ class ConsentHandler:
             return html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
         flow = random_token(6)
         binding = random_token()
-        state = UpstreamState.approved(ticket, browser_binding_digest=digest(binding), flow_id=flow).seal(ctx.sealer)
+        # Issued-token mode with the user from the ID token: a nonce binds the ID token to this
+        # login (OpenID Connect Core §3.1.2.1, §3.1.3.7 item 11).
+        nonce = random_token() if ctx.issued is not None and ctx.issued.identity.uses_id_token else None
+        state = UpstreamState.approved(ticket, browser_binding_digest=digest(binding), flow_id=flow, nonce=nonce).seal(ctx.sealer)
         params = {
             "response_type": "code",
             "client_id": ctx.upstream.client_id,
@@ -164,6 +167,8 @@ class ConsentHandler:
             # The operator's settings win over the client's login-page hints.
             **dict(ctx.upstream.extra_authorize_params),
         }
+        if nonce is not None:
+            params["nonce"] = nonce
         response = redirect(append_query(upstream.authorization_endpoint, params), 303)
         set_cookie(
             response, ctx.cookie_name(FLOW_COOKIE_PREFIX + flow), binding, max_age=ctx.lifetimes.state, secure=ctx.secure_cookies

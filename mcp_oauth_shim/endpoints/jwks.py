@@ -1,0 +1,32 @@
+"""``GET /oauth/jwks``: the shim's public signing keys (issued-token mode), RFC 7517 §5.
+
+Resource servers that verify the shim's access tokens themselves (another service, another
+language) fetch this document from the ``jwks_uri`` of the shim's RFC 8414 metadata. It holds
+every key of :class:`..signing_keys.SigningKeys` (the one that signs and the older ones that
+still verify), public parts only.
+
+Media type: ``application/json``. RFC 7517 §8.5 registers ``application/jwk-set+json`` but no
+specification requires it; the IdPs these resource servers already read (Google, Auth0, Okta,
+Keycloak, Entra ID) serve ``application/json``, and some JOSE clients accept only that.
+Cacheable for five minutes: a rotation publishes the new key before it signs (it is added to
+``secret_keys`` first), and verifiers refetch on an unknown ``kid``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..signing_keys import SigningKeys
+
+JWKS_CACHE_CONTROL = "public, max-age=300"
+
+
+class JwksHandler:
+    """Serves the JWK Set, encoded once."""
+
+    def __init__(self, keys: SigningKeys) -> None:
+        self._body = keys.jwks_json
+
+    async def __call__(self, request: Request) -> Response:
+        return Response(self._body, media_type="application/json", headers={"Cache-Control": JWKS_CACHE_CONTROL})

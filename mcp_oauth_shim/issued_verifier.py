@@ -1,0 +1,176 @@
+"""Verifying the shim's own access tokens at its MCP endpoint (issued-token mode).
+
+:class:`IssuedBearerVerifier` is what :attr:`.shim.OAuthShim.verifier` is in issued-token
+mode: the same interface as :class:`.verify.BearerVerifier` (``verify_token`` for the ``mcp``
+SDK's ``TokenVerifier`` protocol, ``authenticate``, ``access_token``, ``verify_locally``,
+``required_scopes``, ``challenge_scopes``), so :meth:`.shim.OAuthShim.protect`, the bridge and
+the SDK work unchanged. It checks tokens locally against the shim's own keys
+(:mod:`.rfc9068`: ``typ`` ``at+jwt``, signature, ``iss`` the shim, ``aud`` the resource,
+lifetime) and never asks the IdP: the IdP's own tokens, and tokens of another shim or for
+another resource, are refused with 401 ``invalid_token`` (RFC 6750 §3.1).
+
+A verified token is an :class:`IssuedAccessToken`: the SDK's ``AccessToken`` plus the user's
+identity and, for tools calling the IdP's API, :meth:`IssuedAccessToken.upstream_access_token`.
+
+This module imports the ``mcp`` SDK (the token class extends its ``AccessToken``); it is loaded
+only when the verifier is first used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from mcp.server.auth.provider import AccessToken
+from pydantic import PrivateAttr
+
+from .bearer_errors import InvalidToken
+from .encryption import DecryptionError, TokenCipher
+from .identity import Identity
+from .memo import BoundedMemo
+from .rfc6750 import validate_scope_token
+from .rfc9068 import MAX_TOKEN_LENGTH, IssuedTokenVerifier, ShimClaims
+from .signing_keys import SigningKeys
+from .verify import BearerVerifier, VerifierUpstream
+
+__all__ = ["IssuedAccessToken", "IssuedBearerVerifier"]
+
+logger = logging.getLogger("mcp_oauth_shim.verify")
+
+
+class IssuedAccessToken(AccessToken):
+    """A verified access token the shim issued: the SDK's ``AccessToken`` (``token``,
+    ``client_id``, ``scopes``, ``expires_at``, ``resource``, ``subject``, ``claims``) with the
+    user's ``name``, ``email`` and ``preferred_username`` as the IdP gave them (RFC 9068
+    §2.2.3.1), :attr:`identity`, and :meth:`upstream_access_token`."""
+
+    name: str | None = None
+    email: str | None = None
+    preferred_username: str | None = None
+    _claims: ShimClaims | None = PrivateAttr(default=None)
+    _cipher: TokenCipher | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_claims(cls, token: str, claims: ShimClaims, cipher: TokenCipher | None) -> IssuedAccessToken:
+        access = cls(
+            token=token,
+            client_id=claims.client_id,
+            scopes=list(claims.scopes),
+            expires_at=claims.expires_at,
+            resource=claims.resource,
+            subject=claims.subject,
+            claims=dict(claims.claims),
+            name=claims.name,
+            email=claims.email,
+            preferred_username=claims.preferred_username,
+        )
+        access._claims = claims
+        access._cipher = cipher
+        return access
+
+    @property
+    def identity(self) -> Identity:
+        """The user (``subject`` is the IdP's ``sub``, or a GitHub user's numeric id)."""
+        claims = self.claims or {}
+        verified = claims.get("email_verified")
+        return Identity(
+            subject=self.subject or "",
+            name=self.name,
+            email=self.email,
+            email_verified=verified if isinstance(verified, bool) else None,
+            preferred_username=self.preferred_username,
+            claims={k: claims[k] for k in ("name", "email", "email_verified", "preferred_username") if k in claims},
+        )
+
+    def upstream_access_token(self) -> str | None:
+        """The IdP's access token this token carries, decrypted, for calling the IdP's API as
+        the user (GitHub's REST API, Google's APIs); ``None`` when the shim carries none
+        (``carry_upstream_token`` off) or cannot open it (the key was rotated out)."""
+        if self._claims is None or self._cipher is None:
+            return None
+        try:
+            return self._claims.upstream_access_token(self._cipher)
+        except DecryptionError:
+            logger.warning("the IdP token inside an access token could not be decrypted (key rotated out?)")
+            return None
+
+
+class IssuedBearerVerifier(BearerVerifier):
+    """Checks the shim's own RFC 9068 access tokens, locally; a ``BearerVerifier`` in every
+    other respect (challenges, scopes, the SDK protocol). ``keys`` are the shim's signing keys;
+    ``issuer`` is the shim's issuer and ``audience`` the resource. ``cipher`` opens the IdP's
+    token carried inside (:meth:`IssuedAccessToken.upstream_access_token`)."""
+
+    def __init__(
+        self,
+        upstream: VerifierUpstream,
+        *,
+        keys: SigningKeys,
+        issuer: str,
+        audience: str,
+        resource_metadata_url: str,
+        cipher: TokenCipher | None = None,
+        required_scopes: Iterable[str] = (),
+        scopes_supported: Iterable[str] | None = None,
+        leeway: int = 30,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            upstream,
+            audience=audience,
+            issuer=issuer,
+            resource_metadata_url=resource_metadata_url,
+            required_scopes=required_scopes,
+            scopes_supported=scopes_supported,
+            leeway=leeway,
+            cache_size=0,
+            introspect=False,
+            clock=clock,
+        )
+        self.issuer = issuer
+        self.cipher = cipher
+        self.signing_keys = keys
+        self._issued = IssuedTokenVerifier(
+            keys,
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway,
+            required_scopes=tuple(validate_scope_token(s) for s in required_scopes),
+            cache_size=cache_size,
+            clock=clock,
+        )
+        # The token objects handed out, by SHA-256 of the token, until the token expires: a
+        # repeated call costs a hash and a lookup (pydantic validation is not repeated).
+        self._tokens: BoundedMemo[bytes, IssuedAccessToken] = BoundedMemo(cache_size)
+
+    async def access_token(self, token: str) -> IssuedAccessToken:
+        """Verify ``token`` as one of the shim's access tokens for this resource (no scope
+        check); :class:`InvalidToken` otherwise. Never calls the IdP."""
+        return self._verify(token)
+
+    async def verify_locally(self, token: str) -> IssuedAccessToken:
+        """Same as :meth:`access_token`: issued tokens are always checked locally."""
+        return self._verify(token)
+
+    def _verify(self, token: str) -> IssuedAccessToken:
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("No access token was given.")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("The access token is too large.")
+        cache_key = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        cached = self._tokens.get(cache_key, now)
+        if cached is not None:
+            return cached
+        try:
+            claims = self._issued.verify(token)
+        except InvalidToken as exc:
+            logger.info("token refused: %s", exc.description)
+            raise
+        access = IssuedAccessToken.from_claims(token, claims, self.cipher)
+        self._tokens.put(cache_key, access, float(claims.expires_at))
+        return access
+
