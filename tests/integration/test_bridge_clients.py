@@ -20,15 +20,16 @@ from typing import Annotated, Any
 import anyio
 import httpx2
 import pytest
-from fastapi import Body, FastAPI, Header
+from fastapi import Body, FastAPI, Header, Security
 from fastapi.responses import PlainTextResponse
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.provider import AccessToken
 from mcp.shared.auth import OAuthClientMetadata
 from mcp.types import CallToolResult, TextContent
 
-from mcp_bridge import MCPBridge
+from mcp_bridge import MCPBridge, bearer_token
 from mcp_oauth_shim import OAuthShim
 from tests.integration.conftest import IdPProfile
 from tests.integration.test_clients import (
@@ -41,7 +42,7 @@ from tests.peers.browser_cli import BrowserCommand
 from tests.peers.clients import list_whoami_echo_over_stdio, mcp_remote_params
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import IdP
-from tests.peers.mcp_under_test import IdPAccess, ShimSettings, build_upstream, userinfo_endpoint
+from tests.peers.mcp_under_test import IdPApi, ShimSettings, build_upstream, userinfo_endpoint
 from tests.peers.procs import tail
 from tests.peers.servers import RunningServer, free_port
 
@@ -57,9 +58,9 @@ def _claims(jwt: str) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def build_api(idp_access: IdPAccess | None = None) -> FastAPI:
-    """An ordinary FastAPI app: what a team would put behind the bridge; given `idp_access`,
-    with a route calling the IdP's API for the user (issued-token mode)."""
+def build_api(shim: OAuthShim | None = None, idp_api: IdPApi | None = None) -> FastAPI:
+    """An ordinary FastAPI app: what a team would put behind the bridge; given `idp_api`, with a
+    route calling the IdP's API for the user (issued-token mode) with the token `shim` verified."""
     app = FastAPI(title="bridge-under-test")
 
     @app.get("/whoami", operation_id="whoami")
@@ -72,11 +73,12 @@ def build_api(idp_access: IdPAccess | None = None) -> FastAPI:
     def echo(text: Annotated[str, Body(embed=True)]) -> str:
         return text
 
-    if idp_access is not None:
+    if shim is not None and idp_api is not None:
+        verified = bearer_token(shim)
 
         @app.get("/idp-userinfo", operation_id="idp_userinfo")
-        async def idp_userinfo(authorization: Annotated[str, Header()]) -> dict[str, Any]:
-            return await idp_access.userinfo(authorization.partition(" ")[2])
+        async def idp_userinfo(token: AccessToken = Security(verified)) -> dict[str, Any]:
+            return await idp_api.userinfo(token)
 
     return app
 
@@ -105,16 +107,13 @@ def serve_bridge(
 ) -> BridgeServer:
     mcp_url = public_url + "/mcp"
     settings = ShimSettings.for_profile(profile, identity=identity)
-    secret_keys = [secrets.token_urlsafe(48)]
     shim = OAuthShim(
-        public_url=public_url, resource=mcp_url, upstream=build_upstream(idp, mcp_url, settings), secret_keys=secret_keys
+        public_url=public_url,
+        resource=mcp_url,
+        upstream=build_upstream(idp, mcp_url, settings),
+        secret_keys=[secrets.token_urlsafe(48)],
     )
-    idp_access = None
-    if settings.issue_tokens:
-        idp_access = IdPAccess(
-            issuer=shim.issuer, resource=shim.resource, userinfo_url=userinfo_endpoint(idp), secret_keys=secret_keys
-        )
-    app = build_api(idp_access)
+    app = build_api(shim, IdPApi(userinfo_endpoint(idp))) if settings.issue_tokens else build_api()
     MCPBridge(app, auth=shim).mount_http("/mcp", stateless=stateless)
     running = serve_app(app)
     return BridgeServer(

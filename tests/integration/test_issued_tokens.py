@@ -205,13 +205,19 @@ def test_tool_reads_the_users_subject_from_the_shims_token(
     identity: str,
 ) -> None:
     """The shim learned the user from the IdP (its ID token, or its userinfo endpoint) and
-    wrote them into its own token: `sub` is the IdP's subject, `iss` the shim."""
+    wrote them into its own token: `sub` is the IdP's subject, `iss` the shim, and the tool
+    reads the e-mail address the IdP gave."""
     server = serve("mcpserver", idp, public_url, serve_app, identity=identity)
     client = sdk_oauth_client(server.mcp_url)
     peer_logs.add("headless browser (SDK client)", lambda: str(client.user.trace))
     (caller,) = call_tools(server, client, "whoami")
     seen = tool_json(caller)
-    assert (seen["subject"], seen["iss"], seen["aud"]) == (idp.subject, server.public_url, server.mcp_url)
+    assert (seen["subject"], seen["iss"], seen["aud"], seen["email"]) == (
+        idp.subject,
+        server.public_url,
+        server.mcp_url,
+        IDP_USER_EMAIL,
+    )
 
 
 def test_tool_calls_the_idps_api_with_the_carried_idp_token(server: ShimServer, sdk_client: SdkClient) -> None:

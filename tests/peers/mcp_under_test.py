@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,29 +23,16 @@ from .servers import RequestLog
 
 
 @dataclass(frozen=True)
-class IdPAccess:
-    """How a tool reaches the IdP's API for the user in issued-token mode: it opens the IdP's
-    access token carried (encrypted, claim `upt`) in the shim's token with the shim's
-    `secret_keys`, as docs/issued-tokens.md tells a tool author to, and calls userinfo with it."""
+class IdPApi:
+    """The IdP's API a tool calls for the user in issued-token mode: its userinfo endpoint
+    (OpenID Connect Core §5.3), standing in for Google's or GitHub's APIs."""
 
-    issuer: str  # the shim's
-    resource: str
     userinfo_url: str
-    secret_keys: Sequence[str] = field(repr=False)
 
-    def upstream_access_token(self, shim_token: str) -> str | None:
-        from mcp_oauth_shim import rfc9068
-        from mcp_oauth_shim.encryption import TokenCipher
-        from mcp_oauth_shim.signing_keys import SigningKeys
-
-        claims = rfc9068.verify(
-            shim_token, SigningKeys.from_secrets(self.secret_keys), issuer=self.issuer, audience=self.resource
-        )
-        return claims.upstream_access_token(TokenCipher(self.secret_keys))
-
-    async def userinfo(self, shim_token: str) -> dict[str, Any]:
-        """The IdP's userinfo answer (OpenID Connect Core §5.3) for the user of `shim_token`."""
-        upstream = self.upstream_access_token(shim_token)
+    async def userinfo(self, access_token: Any) -> dict[str, Any]:
+        """Userinfo for the user of `access_token`, the verified token the shim's verifier gave
+        the tool (an `IssuedAccessToken`), called with the IdP's own access token it carries."""
+        upstream = access_token.upstream_access_token()
         if upstream is None:
             raise ValueError("the shim's access token carries no IdP access token")
         async with httpx.AsyncClient(timeout=15.0) as http:
@@ -62,8 +48,8 @@ def userinfo_endpoint(idp: IdP) -> str:
     return str(response.json()["userinfo_endpoint"])
 
 
-def build_mcp_server(idp_access: IdPAccess | None = None) -> Any:
-    """An MCPServer with the `whoami` and `echo` tools, and `idp_userinfo` given `idp_access`."""
+def build_mcp_server(idp_api: IdPApi | None = None) -> Any:
+    """An MCPServer with the `whoami` and `echo` tools, and `idp_userinfo` given `idp_api`."""
     from mcp.server.auth.middleware.auth_context import get_access_token
     from mcp.server.mcpserver import MCPServer
 
@@ -83,6 +69,8 @@ def build_mcp_server(idp_access: IdPAccess | None = None) -> Any:
                 "scopes": token.scopes,
                 "iss": claims.get("iss"),
                 "aud": claims.get("aud"),
+                # Issued tokens carry the user's e-mail as the IdP gave it (IssuedAccessToken).
+                "email": getattr(token, "email", None),
             }
         )
 
@@ -91,7 +79,7 @@ def build_mcp_server(idp_access: IdPAccess | None = None) -> Any:
         """Returns its input."""
         return text
 
-    if idp_access is not None:
+    if idp_api is not None:
 
         @server.tool()
         async def idp_userinfo() -> str:
@@ -99,7 +87,7 @@ def build_mcp_server(idp_access: IdPAccess | None = None) -> Any:
             token = get_access_token()
             if token is None:
                 raise ValueError("the request reached the tool without an authenticated user")
-            return json.dumps(await idp_access.userinfo(token.token))
+            return json.dumps(await idp_api.userinfo(token))
 
     return server
 
@@ -197,14 +185,10 @@ def build_shim(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings(
 
     mcp_url = public_url + "/mcp"
     upstream = build_upstream(idp, mcp_url, settings)
-    secret_keys = [secrets.token_urlsafe(48)]
-    shim = OAuthShim(public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=secret_keys)
-    idp_access = None
-    if settings.issue_tokens:
-        idp_access = IdPAccess(
-            issuer=shim.issuer, resource=shim.resource, userinfo_url=userinfo_endpoint(idp), secret_keys=secret_keys
-        )
-    mcp = build_mcp_server(idp_access)
+    shim = OAuthShim(
+        public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)]
+    )
+    mcp = build_mcp_server(IdPApi(userinfo_endpoint(idp)) if settings.issue_tokens else None)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         # DNS rebinding protection stays on: only this server's own Host and Origin pass.
