@@ -25,8 +25,8 @@ from .identity import (
     GITHUB_API,
     GitHubResolver,
     Identity,
-    IdTokenResolver,
     IdentityResolver,
+    IdTokenResolver,
     UpstreamTokens,
     UserinfoResolver,
 )

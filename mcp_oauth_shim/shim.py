@@ -150,7 +150,6 @@ class OAuthShim:
         # In static mode the allow-list is the whole policy: no self-describing clients.
         if client_metadata_documents is not False and self.custom_metadata is None and registration == "signed":
             from .cimd import ClientMetadataDocuments
-    from .issuing import IssuedMode
 
             documents = (
                 client_metadata_documents

@@ -13,6 +13,16 @@ therefore forwarded only when it is one the calling client may revoke:
   shim's one upstream client), so holding one is the proof: revoking it takes nothing from
   anyone but its holder.
 
+In issued-token mode the shim's own tokens are the ones clients hold:
+
+* the shim's refresh token, when issued to the calling client: the IdP's refresh token
+  encrypted inside is decrypted and sent to the IdP's revocation endpoint (a refresh token
+  that carries only the IdP's access token, GitHub OAuth Apps, has nothing to forward);
+* the shim's access token: accepted with 200 and nothing forwarded. It is a self-contained
+  JWT and the shim keeps no list of revoked ones, so it stays valid until its ``exp`` (at most
+  :attr:`.config.Lifetimes.access_token`); the refresh token, once revoked at the IdP, no
+  longer renews it.
+
 Everything else is answered 200 without a request to the IdP: RFC 7009 §2.2, "invalid tokens
 do not cause an error response since the client cannot handle such an error in a reasonable
 way", and the same holds for another client's refresh token (§2.1: the server checks that the
@@ -40,6 +50,7 @@ from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
 
 if TYPE_CHECKING:
+    from ..issuing import IssuedMode
     from ..verify import BearerVerifier
 
 logger = logging.getLogger(__name__)
@@ -110,6 +121,8 @@ class RevocationHandler:
 
         Raises :class:`UpstreamError` when the IdP's keys are needed and cannot be fetched.
         """
+        if self.ctx.issued is not None:
+            return self._issued_upstream_form(token, client, self.ctx.issued)
         try:
             refresh = RefreshToken.open(self.ctx.sealer, token, max_age=self.ctx.lifetimes.refresh_token)
         except SealError:
@@ -135,3 +148,21 @@ class RevocationHandler:
             logger.info("revocation of an access token issued to another client of the IdP ignored")
             return None
         return {"token": token, "token_type_hint": "access_token"}
+
+    def _issued_upstream_form(self, token: str, client: Client, issued: IssuedMode) -> dict[str, str] | None:
+        """Issued-token mode: the IdP's refresh token inside the shim's, for its own client."""
+        from ..issued_refresh import RefreshTokenError, open_refresh_token
+
+        ctx = self.ctx
+        try:
+            refresh = open_refresh_token(
+                ctx.sealer, issued.cipher, token, client=client.fingerprint, resource=ctx.resource, max_age=ctx.lifetimes.refresh_token
+            )
+        except RefreshTokenError as exc:
+            # An access token of ours (valid until exp), another client's token, or garbage.
+            logger.info("revocation without a request to the identity provider: %s", exc.reason)
+            return None
+        if refresh.upstream_refresh_token is None:
+            logger.info("revocation of a refresh token that carries no refresh token of the identity provider")
+            return None
+        return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}

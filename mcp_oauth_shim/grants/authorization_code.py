@@ -4,6 +4,7 @@ Everything the client presents is checked against the sealed code before the IdP
 the code was issued to this client, the redirect URI is the one of the authorization request,
 and the verifier matches the challenge. Then the IdP's own code is exchanged with the shim's
 callback URI and the same verifier (the shim passed the client's challenge to the IdP).
+In issued-token mode the client then gets the shim's own tokens (:mod:`.issued_tokens`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError
 from ..payloads import AuthorizationCode
 from ..sealing import SealError
+from .issued_tokens import IssuedTokenGrants
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["AuthorizationCodeGrant"]
@@ -34,6 +36,7 @@ class AuthorizationCodeGrant:
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)
+        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         code = self.validate(form, client)
@@ -43,6 +46,8 @@ class AuthorizationCodeGrant:
             "redirect_uri": self.ctx.callback_url,
             "code_verifier": form["code_verifier"],
         }
+        if self._issued is not None:
+            return await self._issued.after_code(upstream_form, client, code.scope, code.nonce)
         return await self._upstream.exchange(upstream_form, client, code.scope)
 
     def validate(self, form: dict[str, str], client: Client) -> AuthorizationCode:

@@ -2,7 +2,8 @@
 
 The sealed refresh token must have been issued to the client presenting it; a ``scope`` may
 only narrow what was originally granted. The IdP's refresh token is then exchanged, and the new
-one it returns is sealed again (:mod:`.upstream_exchange`).
+one it returns is sealed again (:mod:`.upstream_exchange`). In issued-token mode the refresh
+token is the shim's own (:mod:`.issued_tokens`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
+from .issued_tokens import IssuedTokenGrants
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["RefreshTokenGrant", "check_refresh_scope"]
@@ -28,11 +30,15 @@ class RefreshTokenGrant:
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)
+        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         sealed = form.get("refresh_token")
         if not sealed:
             raise InvalidRequestError(description="refresh_token is required.")
+        if self._issued is not None:
+            scope = form.get("scope")
+            return await self._issued.refresh(sealed, client, scope if scope and not scope.isspace() else None)
         try:
             token = RefreshToken.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.refresh_token)
         except SealError as exc:

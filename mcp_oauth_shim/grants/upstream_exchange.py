@@ -6,6 +6,12 @@ answer is checked, the refresh token is sealed and bound to the client it was is
 (:class:`..payloads.RefreshToken`), and the ID token (issued to the shim, not to the client) is
 dropped. The IdP's errors are seen from the client's side: errors about the grant are relayed,
 errors about the shim's own credentials become ``server_error`` for the operator to fix.
+
+GitHub answers token errors with status 200 and an ``error`` member; such an answer is read as
+the error it is (:data:`GITHUB_ERRORS` names GitHub's codes in RFC 6749 §5.2 terms), never as
+tokens. In issued-token mode the grants take the IdP's checked answer
+(:meth:`UpstreamTokenExchange.request_tokens`) and issue the shim's own tokens instead
+(:mod:`..issuing`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ logger = logging.getLogger("mcp_oauth_shim.endpoints.token")
 # IdP errors that are about the client's grant, relayed as they are (RFC 6749 §5.2, RFC 8707).
 CLIENT_ERRORS = {"invalid_grant", "invalid_scope", "invalid_target", "invalid_request"}
 PASSED_FIELDS = ("access_token", "token_type", "expires_in", "scope")
+# GitHub's token errors ("Troubleshooting OAuth app access token request errors"), as RFC 6749
+# §5.2 codes: a bad, expired or used code or refresh token is the client's grant; wrong
+# client credentials are the shim's configuration.
+GITHUB_ERRORS = {
+    "bad_verification_code": "invalid_grant",
+    "bad_refresh_token": "invalid_grant",
+    "incorrect_client_credentials": "invalid_client",
+    "unverified_user_email": "invalid_grant",
+}
 # ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded. Built once:
 # json.dumps makes an encoder per call.
 _encode_json = json.JSONEncoder().encode
@@ -50,14 +65,10 @@ class UpstreamTokenExchange:
         refresh token for later refreshes (RFC 6749 §6).
         """
         ctx = self.ctx
-        upstream_form.update(self._audience)
-        metadata = await ctx.upstream_client.metadata()
-        status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
-        if status != 200:
-            return json_error(map_upstream_error(status, body))
-        access_token = body.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            return json_error(oauth_error("server_error", "The identity provider returned no access token.", 502))
+        try:
+            body = await self.request_tokens(upstream_form)
+        except OAuth2Error as err:
+            return json_error(err)
         answer: dict[str, Any] = {k: body[k] for k in PASSED_FIELDS if k in body}
         answer["token_type"] = "Bearer"
         if "scope" not in answer and granted:
@@ -70,9 +81,28 @@ class UpstreamTokenExchange:
         return no_store_json(_encode_json(answer).encode())
 
 
+    async def request_tokens(self, upstream_form: dict[str, str]) -> dict[str, Any]:
+        """The IdP's token response to ``upstream_form`` (audience added), with a non-empty
+        ``access_token``; its errors as :class:`OAuth2Error` (:func:`map_upstream_error`)."""
+        ctx = self.ctx
+        upstream_form.update(self._audience)
+        metadata = await ctx.upstream_client.metadata()
+        status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
+        if status == 200 and "error" in body and "access_token" not in body:
+            status = 400  # GitHub: errors come with 200
+        if status != 200:
+            raise map_upstream_error(status, body)
+        access_token = body.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise oauth_error("server_error", "The identity provider returned no access token.", 502)
+        return body
+
+
 def map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:
     """RFC 6749 §5.2 errors from the IdP, seen from the MCP client's side."""
     error = body.get("error") if isinstance(body.get("error"), str) else None
+    if error in GITHUB_ERRORS and 400 <= status < 500:
+        error = GITHUB_ERRORS[error]
     description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
     if error in CLIENT_ERRORS and 400 <= status < 500:
         return oauth_error(error, description or "The identity provider refused the grant.", 400)

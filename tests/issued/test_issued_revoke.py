@@ -1,0 +1,52 @@
+"""POST /oauth/revoke in issued-token mode: the IdP's refresh token inside the shim's is
+revoked at the IdP; the shim's access tokens are accepted and stay valid until they expire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.shim.kit import Kit, make_kit
+from tests.shim.test_revoke import IdPRequests
+
+REVOCATION_PATH = "/oauth/revoke"
+
+
+def signed_in(kit: Kit) -> tuple[dict[str, Any], dict[str, Any]]:
+    login = kit.login()
+    answer = kit.exchange(login)
+    assert answer.status_code == 200, answer.text
+    return login, answer.json()
+
+
+def revoke(kit: Kit, token: str, client_id: str, **extra: str) -> httpx.Response:
+    return kit.client.post(REVOCATION_PATH, data={"token": token, "client_id": client_id, **extra})
+
+
+def test_revoking_the_shims_refresh_token_revokes_the_idps_and_ends_refresh() -> None:
+    kit = make_kit(issue_tokens=True)
+    counted = IdPRequests(kit)
+    login, tokens = signed_in(kit)
+    assert revoke(kit, tokens["refresh_token"], login["client_id"]).status_code == 200
+    assert counted.revocations == 1
+    again = kit.token(grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=login["client_id"])
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+
+
+def test_revoking_the_shims_access_token_is_accepted_without_asking_the_idp() -> None:
+    kit = make_kit(issue_tokens=True)
+    counted = IdPRequests(kit)
+    login, tokens = signed_in(kit)
+    answer = revoke(kit, tokens["access_token"], login["client_id"], token_type_hint="access_token")
+    assert answer.status_code == 200
+    assert counted.revocations == 0
+
+
+def test_another_clients_refresh_token_is_not_forwarded() -> None:
+    kit = make_kit(issue_tokens=True)
+    counted = IdPRequests(kit)
+    _, tokens = signed_in(kit)
+    other = kit.register(client_name="Another client")["client_id"]
+    assert revoke(kit, tokens["refresh_token"], other).status_code == 200
+    assert counted.revocations == 0
