@@ -1,7 +1,7 @@
 """Run every benchmark scenario and print the summary table: ``python bench/run_all.py [--quick]``.
 
 Scenarios (see bench/README.md): floor, tools_call, tools_list, startup, token, browser,
-auth_call, http_client. ``--only a,b`` runs some of them. Results go to
+auth_call, issued, http_client. ``--only a,b`` runs some of them. Results go to
 ``bench/results/<UTC timestamp>.json`` (gitignored) and ``bench/results/latest.json``.
 """
 
@@ -25,7 +25,7 @@ from bench.context import RESULTS, Ctx  # noqa: E402
 from bench.report import Row, table, write_json  # noqa: E402
 from bench.serve import uvicorn_choices  # noqa: E402
 
-SCENARIOS = ["floor", "tools_call", "tools_list", "startup", "token", "browser", "auth_call", "http_client"]
+SCENARIOS = ["floor", "tools_call", "tools_list", "startup", "token", "browser", "auth_call", "issued", "http_client"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,6 +95,7 @@ def stub_idp(opts: Mapping[str, str]) -> ASGIApp:
             "authorization_endpoint": issuer + "/authorize",
             "token_endpoint": issuer + "/token",
             "jwks_uri": issuer + "/jwks",
+            "userinfo_endpoint": issuer + "/userinfo",
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -104,6 +105,8 @@ def stub_idp(opts: Mapping[str, str]) -> ASGIApp:
     routes = {
         "/token": token,
         "/jwks": _raw(200, jwks, b"application/json"),
+        # Issued-token mode learns the user here (identity="userinfo").
+        "/userinfo": _raw(200, b'{"sub":"bench-user","name":"Bench User"}', b"application/json"),
         "/.well-known/openid-configuration": _raw(200, meta, b"application/json"),
         "/.well-known/oauth-authorization-server": _raw(200, meta, b"application/json"),
     }
@@ -118,11 +121,14 @@ def stub_idp(opts: Mapping[str, str]) -> ASGIApp:
     return app
 
 
-def make_upstream(stub: str) -> Any:
-    """The shim's upstream pointing at the stub IdP, every endpoint explicit (no discovery)."""
+def make_upstream(stub: str, issue_tokens: bool = False) -> Any:
+    """The shim's upstream pointing at the stub IdP, every endpoint explicit (no discovery);
+    ``issue_tokens``: issued-token mode, the user from the stub's UserInfo."""
     from mcp_oauth_shim import Upstream
 
+    issued: dict[str, Any] = {"issue_tokens": True, "identity": "userinfo", "userinfo_endpoint": stub + "/userinfo"} if issue_tokens else {}
     return Upstream.oidc(
+        **issued,
         issuer=stub,
         client_id="bench-client",
         client_secret="bench-upstream-secret",
@@ -136,9 +142,10 @@ def make_upstream(stub: str) -> Any:
     )
 
 
-def make_shim(public_url: str, stub: str, transport: str = "") -> Any:
+def make_shim(public_url: str, stub: str, transport: str = "", issue: str = "") -> Any:
     """The shim as configured by default; ``transport="aiohttp"`` is a what-if: the shim's
-    ``http_client`` stays an ``httpx.AsyncClient`` but sends through aiohttp underneath."""
+    ``http_client`` stays an ``httpx.AsyncClient`` but sends through aiohttp underneath.
+    ``issue="1"``: issued-token mode."""
     from mcp_oauth_shim import OAuthShim
 
     http_client = None
@@ -149,7 +156,7 @@ def make_shim(public_url: str, stub: str, transport: str = "") -> Any:
     return OAuthShim(
         public_url=public_url,
         resource=public_url + "/mcp",
-        upstream=make_upstream(stub),
+        upstream=make_upstream(stub, issue_tokens=issue == "1"),
         secret_keys=[os.environ["BENCH_SECRET_KEY"]],
         http_client=http_client,
     )
@@ -197,7 +204,7 @@ def _AiohttpTransport() -> Any:  # noqa: N802 - a class made on demand (aiohttp 
 def shim(opts: Mapping[str, str]) -> ASGIApp:
     """The shim's routes plus a trivial Starlette route (the baseline) in one Starlette app."""
     public = f"http://127.0.0.1:{opts['_port']}"
-    return shim_app(make_shim(public, opts["stub"], opts.get("transport", "")))
+    return shim_app(make_shim(public, opts["stub"], opts.get("transport", ""), opts.get("issue", "")))
 
 
 def shim_app(s: Any) -> ASGIApp:
@@ -222,7 +229,7 @@ def bridge(opts: Mapping[str, str]) -> ASGIApp:
     app = genapp.load(int(opts.get("routes", "10"))).app
     auth = None
     if opts.get("auth") == "1":
-        auth = make_shim(f"http://127.0.0.1:{opts['_port']}", opts["stub"])
+        auth = make_shim(f"http://127.0.0.1:{opts['_port']}", opts["stub"], issue=opts.get("issue", ""))
     b = MCPBridge(app, auth=auth)
     b.mount_http("/mcp", stateless=opts.get("stateless") == "1")
     return app

@@ -13,10 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import AccessTokenProfile, ConfigurationError, Lifetimes, Paths, Upstream
+    from .issued_verifier import IssuedAccessToken
     from .shim import OAuthShim
     from .upstream import UpstreamError
 
-__all__ = ["AccessTokenProfile", "ConfigurationError", "Lifetimes", "OAuthShim", "Paths", "Upstream", "UpstreamError"]
+__all__ = [
+    "AccessTokenProfile",
+    "ConfigurationError",
+    "IssuedAccessToken",
+    "Lifetimes",
+    "OAuthShim",
+    "Paths",
+    "Upstream",
+    "UpstreamError",
+]
 __version__ = "0.1.0"
 
 _HOMES = {
@@ -26,6 +36,8 @@ _HOMES = {
     "Lifetimes": ".config",
     "Paths": ".config",
     "OAuthShim": ".shim",
+    # Imports the mcp SDK (it extends the SDK's AccessToken): loaded only when named.
+    "IssuedAccessToken": ".issued_verifier",
     "UpstreamError": ".upstream",
 }
 

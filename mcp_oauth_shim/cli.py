@@ -135,6 +135,13 @@ DOCTOR_OPTIONS = (
     Option("issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)", kind="url", metavar="URL"),
     *(o for o in UPSTREAM_OPTIONS if o.name != "upstream_issuer"),
     Option("public_url", "the shim's public URL, to check its callback PUBLIC_URL/oauth/callback", kind="url", metavar="URL"),
+    Option("issue_tokens", "check for issued-token mode (the shim issues its own tokens; the IdP's userinfo is used)", kind="bool", default=False),
+    Option(
+        "sample_token",
+        "an access token the IdP issued in a login, to tell which token mode it needs (read, never printed or verified)",
+        secret=True,
+        metavar="TOKEN",
+    ),
 )
 # doctor reads the same variables as serve, so `doctor` checks what `serve` would use.
 _ENV_ALIASES = {"issuer": ENV_PREFIX + "UPSTREAM_ISSUER"}
@@ -355,6 +362,8 @@ def doctor_input(args: argparse.Namespace, environ: Mapping[str, str]) -> Doctor
         audience=v["audience"],
         audience_param=v["audience_param"],
         scopes=tuple(dict.fromkeys([*v["scopes"], *v["extra_scopes"]])),
+        issue_tokens=bool(v["issue_tokens"]),
+        sample_token=v["sample_token"],
     )
 
 

@@ -7,15 +7,25 @@ access tokens, refresh tokens, revocation (RFC 7009) and a client authentication
 shim speaks (RFC 6749 §2.3.1). With a client id (and secret) it also probes the IdP's
 authorization and token endpoints the way the shim will call them.
 
+It also says which token mode the IdP needs. Passthrough works only when the IdP's access
+tokens are JWTs whose ``aud`` names the MCP resource (RFC 9068, RFC 8707); otherwise the shim
+must issue its own (``issue_tokens``). Discovery cannot show what a token looks like: the
+doctor says what it knows (the IdP's host, whether it offers introspection or UserInfo), and
+with ``--sample-token`` (an access token from a login; decoded, never verified or printed) it
+reads the token's shape and audience. With ``--issue-tokens`` it checks that the UserInfo
+endpoint the shim would ask answers.
+
 Every finding is OK, INFO, WARN or FAIL with what to change; any FAIL means the shim cannot
 work with this configuration.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -52,6 +62,8 @@ class DoctorInput:
     audience: str | None = None
     audience_param: str = "resource"
     scopes: tuple[str, ...] = ("openid",)
+    issue_tokens: bool = False
+    sample_token: str | None = field(default=None, repr=False)
 
 
 def render(findings: list[Finding]) -> str:
@@ -108,6 +120,9 @@ class _Doctor:
         self.check_revocation(doc)
         self.check_client_auth(doc)
         self.check_audience(doc)
+        self.check_token_mode(doc)
+        if self.given.issue_tokens:
+            await self.check_userinfo(doc)
         if endpoints_ok:
             await self.probe_authorize(doc)
             await self.probe_token(doc)
@@ -336,6 +351,86 @@ class _Doctor:
                 "the shim refuses them. Set --audience to what the IdP puts in aud.",
             )
 
+    def check_token_mode(self, doc: Mapping[str, Any]) -> None:
+        """Which token mode this IdP needs: passthrough only for JWT access tokens naming the
+        resource in ``aud``; issued otherwise."""
+        host = (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+        given = self.given
+        if given.sample_token:
+            self.check_sample_token(given.sample_token)
+            return
+        known = _ISSUED_TOKEN_HOSTS.get(host) or next(
+            (name for suffix, name in _ISSUED_TOKEN_SUFFIXES.items() if host.endswith(suffix)), None
+        )
+        if known is not None:
+            level: Level = "OK" if given.issue_tokens else "WARN"
+            self.add(
+                level,
+                "token mode",
+                f"{known}'s access tokens are not addressed to your MCP resource: the shim must issue its own "
+                "tokens (issue_tokens=True; the Upstream presets do this)." + ("" if given.issue_tokens else " Re-run with --issue-tokens."),
+            )
+            return
+        hints = []
+        if isinstance(doc.get("introspection_endpoint"), str):
+            hints.append("it offers introspection, so opaque access tokens can be checked in passthrough mode")
+        if isinstance(doc.get("userinfo_endpoint"), str):
+            hints.append("it has a UserInfo endpoint, so issued-token mode can learn the user")
+        self.add(
+            "INFO",
+            "token mode",
+            "passthrough needs JWT access tokens with the MCP resource (or --audience) in aud; discovery cannot "
+            "show that. Pass --sample-token with an access token from a login to check"
+            + ("; " + "; ".join(hints) if hints else "")
+            + ".",
+        )
+
+    def check_sample_token(self, token: str) -> None:
+        """Reads a sample access token's shape (never verified, never printed)."""
+        claims = _unverified_claims(token)
+        if claims is None:
+            self.add(
+                "WARN" if not self.given.issue_tokens else "OK",
+                "token mode",
+                "the sample token is opaque (not a JWT): use issued-token mode (issue_tokens=True), or passthrough "
+                "only if the IdP offers introspection.",
+            )
+            return
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+        wanted = self.given.audience or ((self.given.public_url or "").rstrip("/") + "/mcp" if self.given.public_url else None)
+        if wanted is not None and wanted in audiences:
+            self.add("OK", "token mode", f"the sample token is a JWT for {wanted}: passthrough works (issued tokens too).")
+        elif wanted is None:
+            self.add("INFO", "token mode", f"the sample token is a JWT with aud {audiences!r}; pass --audience or --public-url to compare.")
+        else:
+            self.add(
+                "OK" if self.given.issue_tokens else "WARN",
+                "token mode",
+                f"the sample token is a JWT for {audiences!r}, not {wanted}: use issued-token mode (issue_tokens=True).",
+            )
+
+    async def check_userinfo(self, doc: Mapping[str, Any]) -> None:
+        """Issued-token mode learns the user from the ID token or UserInfo: is UserInfo there?"""
+        url = doc.get("userinfo_endpoint")
+        if not isinstance(url, str) or not url:
+            self.add(
+                "WARN",
+                "userinfo_endpoint",
+                "none: issued-token mode then needs an ID token in every token response (request the openid scope).",
+            )
+            return
+        try:
+            response = await exchange(self.transport, "GET", url)
+        except UpstreamError as exc:
+            self.add("FAIL", "userinfo_endpoint", f"could not reach {url}: {exc.reason}.")
+            return
+        if response.status in (400, 401, 403):
+            # RFC 6750 §3.1: without a token, a protected resource answers 401.
+            self.add("OK", "userinfo_endpoint", f"{url} answers (HTTP {response.status} without a token, as expected).")
+        else:
+            self.add("WARN", "userinfo_endpoint", f"{url} answered HTTP {response.status} without a token; expected 401.")
+
     # -- probes with the shim's own client --------------------------------------------------
 
     def callback_url(self) -> str:
@@ -439,6 +534,25 @@ class _Doctor:
                 "client credentials",
                 f"unexpected answer (HTTP {response.status}, error={error!r}); could not confirm the credentials.",
             )
+
+
+# IdPs whose access tokens are opaque or addressed to the IdP's own APIs, never to an MCP
+# resource (their guides in docs/idp/).
+_ISSUED_TOKEN_HOSTS = {"accounts.google.com": "Google", "github.com": "GitHub", "api.github.com": "GitHub"}
+_ISSUED_TOKEN_SUFFIXES = {".amazonaws.com": "Amazon Cognito", ".amazoncognito.com": "Amazon Cognito"}
+
+
+def _unverified_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWS compact token, unverified; ``None`` if ``token`` is not one."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = jsonsafe.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _answers_with_code(location: str) -> bool:

@@ -147,3 +147,11 @@ def test_github_email_reaches_the_token_either_way(email: str | None) -> None:
     kit, _ = github_kit(user=GitHubUser(email=email))
     _, body = signed_in(kit)
     assert claims_of(body["access_token"])["email"] == "octocat@github.com"
+
+
+def test_a_hidden_email_survives_the_refresh_recheck() -> None:
+    kit, _ = github_kit(user=GitHubUser(email=None))
+    login, body = signed_in(kit)
+    renewed = refresh(kit, login, body["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    assert claims_of(renewed.json()["access_token"])["email"] == "octocat@github.com"

@@ -252,7 +252,7 @@ def dropped_client_refresh(shim: OAuthShim, kit: Kit, refresh_token: str) -> Any
     return client.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id})
 
 
-def test_idp_refresh_token_never_appears_in_clear_in_responses_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+def test_idp_tokens_never_appear_in_clear_in_responses_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     kit = issued_kit()
     seen = IdPAnswers(kit)
@@ -261,13 +261,14 @@ def test_idp_refresh_token_never_appears_in_clear_in_responses_or_logs(caplog: p
     failed = refresh(kit, login, body["refresh_token"] + "x")
     upstream_refresh_tokens = {b["refresh_token"] for b in seen.bodies if "refresh_token" in b}
     assert len(upstream_refresh_tokens) >= 2
+    idp_tokens = seen.secrets()  # access, refresh and ID tokens of both answers
     # The shim's records (the development IdP in the same process logs its own tokens: it is
     # the IdP, not the shim).
     shim_log = "\n".join(
         r.getMessage() for r in caplog.records if not r.name.startswith(("mcp_oauth_shim.dev_idp", "authlib"))
     )
     shown = json.dumps([body, renewed.json(), failed.json()]) + shim_log
-    for value in upstream_refresh_tokens:
+    for value in idp_tokens:
         assert value not in shown
     # Nor readable by decoding the shim's refresh token (it is signed, not encrypted).
     payload = body["refresh_token"].split(".")[0]
