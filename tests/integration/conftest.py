@@ -1,5 +1,9 @@
-"""Fixtures for the client integration tests: the real IdP (oidc-provider, set up like Auth0)
-in two profiles, and the shim in front of the mcp SDK's MCPServer.
+"""Fixtures for the client integration tests: the real IdP (oidc-provider) in three setups,
+and the shim in front of the mcp SDK's MCPServer.
+
+The setups (tests.peers.idp.CLIENT_SETUPS): set up like Auth0, spec-complete with RFC 9207 `iss`
+(the shim passes the IdP's access tokens through), and set up like Google (opaque access tokens:
+the shim issues its own).
 
 The generic peer fixtures (`start_idp`, `serve_app`, `headless_browser`, `peer_logs`, ...)
 live in tests/peers/fixtures.py; other suites take them with the same star import. The IdP
@@ -14,12 +18,12 @@ from collections.abc import Callable
 import pytest
 
 from tests.peers.fixtures import *  # noqa: F403 - fixtures and the failure-report hook
-from tests.peers.idp import IDP_PROFILES, IdP, IdPProfile
-from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim_app
+from tests.peers.idp import CLIENT_SETUPS, IDP_PROFILES, IdP, IdPProfile  # noqa: F401 - re-exported
+from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim
 from tests.peers.servers import RunningServer
 
 
-@pytest.fixture(params=IDP_PROFILES, ids=lambda profile: profile.id)
+@pytest.fixture(params=CLIENT_SETUPS, ids=lambda profile: profile.id)
 def idp_profile(request: pytest.FixtureRequest) -> IdPProfile:
     return request.param
 
@@ -38,6 +42,7 @@ def idp(start_idp: Callable[..., IdP], idp_profile: IdPProfile, public_url: str)
         resources=[public_url + "/mcp"],
         sends_iss=idp_profile.sends_iss,
         token_endpoint_auth_method=idp_profile.token_endpoint_auth_method,
+        google_like=idp_profile.google_like,
     )
 
 
@@ -45,6 +50,13 @@ def idp(start_idp: Callable[..., IdP], idp_profile: IdPProfile, public_url: str)
 def shim_server(
     idp: IdP, idp_profile: IdPProfile, public_url: str, serve_app: Callable[..., RunningServer]
 ) -> ShimServer:
-    app = build_shim_app(public_url, idp, ShimSettings(audience_param=idp_profile.audience_param))
-    running = serve_app(app)
-    return ShimServer(public_url=running.url, mcp_url=running.url + "/mcp", idp=idp, requests=running.requests)
+    built = build_shim(public_url, idp, ShimSettings.for_profile(idp_profile))
+    running = serve_app(built.app)
+    return ShimServer(
+        public_url=running.url,
+        mcp_url=running.url + "/mcp",
+        idp=idp,
+        requests=running.requests,
+        token_issuer=built.token_issuer,
+        issue_tokens=built.issue_tokens,
+    )

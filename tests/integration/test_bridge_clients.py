@@ -1,8 +1,10 @@
 """Real MCP clients log in through `MCPBridge(app, auth=shim)` and call FastAPI routes (issue 3).
 
-The same real IdP (oidc-provider, both profiles of conftest.IDP_PROFILES) and the same headless
-user as the shim's own client tests; the server is a FastAPI app served by the bridge, whose
-`whoami` route reads the bearer token the bridge forwarded to it.
+The same real IdP (oidc-provider, every setup of tests.peers.idp.CLIENT_SETUPS, the Google-like
+one with tokens the shim issues) and the same headless user as the shim's own client tests; the
+server is a FastAPI app served by the bridge, whose `whoami` route reads the bearer token the
+bridge forwarded to it. With issued tokens, its `idp_userinfo` route calls the IdP's userinfo
+with the IdP's access token carried in the shim's.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from typing import Annotated, Any
 import anyio
 import httpx2
 import pytest
-from fastapi import Body, FastAPI, Header
+from fastapi import Body, FastAPI, Header, Security
 from fastapi.responses import PlainTextResponse
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.provider import AccessToken
 from mcp.shared.auth import OAuthClientMetadata
 from mcp.types import CallToolResult, TextContent
 
-from mcp_bridge import MCPBridge
-from mcp_oauth_shim import OAuthShim, Upstream
+from mcp_bridge import MCPBridge, bearer_token
+from mcp_oauth_shim import OAuthShim
 from tests.integration.conftest import IdPProfile
 from tests.integration.test_clients import (
     MCP_REMOTES,
@@ -39,6 +42,7 @@ from tests.peers.browser_cli import BrowserCommand
 from tests.peers.clients import list_whoami_echo_over_stdio, mcp_remote_params
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import IdP
+from tests.peers.mcp_under_test import IdPApi, ShimSettings, build_upstream, userinfo_endpoint
 from tests.peers.procs import tail
 from tests.peers.servers import RunningServer, free_port
 
@@ -54,8 +58,9 @@ def _claims(jwt: str) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def build_api() -> FastAPI:
-    """An ordinary FastAPI app: what a team would put behind the bridge."""
+def build_api(shim: OAuthShim | None = None, idp_api: IdPApi | None = None) -> FastAPI:
+    """An ordinary FastAPI app: what a team would put behind the bridge; given `idp_api`, with a
+    route calling the IdP's API for the user (issued-token mode) with the token `shim` verified."""
     app = FastAPI(title="bridge-under-test")
 
     @app.get("/whoami", operation_id="whoami")
@@ -68,6 +73,13 @@ def build_api() -> FastAPI:
     def echo(text: Annotated[str, Body(embed=True)]) -> str:
         return text
 
+    if shim is not None and idp_api is not None:
+        verified = bearer_token(shim)
+
+        @app.get("/idp-userinfo", operation_id="idp_userinfo")
+        async def idp_userinfo(token: AccessToken = Security(verified)) -> dict[str, Any]:
+            return await idp_api.userinfo(token)
+
     return app
 
 
@@ -76,37 +88,53 @@ class BridgeServer:
     mcp_url: str
     idp: IdP
     running: RunningServer
+    token_issuer: str  # the IdP's when its tokens pass through, the shim's when it issues them
+    issue_tokens: bool
+
+    @property
+    def tool_names(self) -> set[str]:
+        return {"whoami", "echo", "idp_userinfo"} if self.issue_tokens else {"whoami", "echo"}
 
 
 def serve_bridge(
-    idp: IdP, profile: IdPProfile, public_url: str, serve_app: Callable[..., RunningServer], *, stateless: bool
+    idp: IdP,
+    profile: IdPProfile,
+    public_url: str,
+    serve_app: Callable[..., RunningServer],
+    *,
+    stateless: bool,
+    identity: str = "id_token",
 ) -> BridgeServer:
     mcp_url = public_url + "/mcp"
-    upstream = Upstream.oidc(
-        issuer=idp.issuer,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        audience=mcp_url,
-        audience_param=profile.audience_param,  # type: ignore[arg-type]
-        default_scopes=("openid", "profile", "email"),
-        extra_scopes=("offline_access",),
-        token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
+    settings = ShimSettings.for_profile(profile, identity=identity)
+    shim = OAuthShim(
+        public_url=public_url,
+        resource=mcp_url,
+        upstream=build_upstream(idp, mcp_url, settings),
+        secret_keys=[secrets.token_urlsafe(48)],
     )
-    shim = OAuthShim(public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)])
-    app = build_api()
+    app = build_api(shim, IdPApi(userinfo_endpoint(idp))) if settings.issue_tokens else build_api()
     MCPBridge(app, auth=shim).mount_http("/mcp", stateless=stateless)
     running = serve_app(app)
-    return BridgeServer(mcp_url=running.url + "/mcp", idp=idp, running=running)
+    return BridgeServer(
+        mcp_url=running.url + "/mcp",
+        idp=idp,
+        running=running,
+        token_issuer=shim.issuer if settings.issue_tokens else idp.issuer,
+        issue_tokens=settings.issue_tokens,
+    )
 
 
 def assert_route_saw_the_idp_token(result: CallToolResult, server: BridgeServer) -> None:
+    """The route saw the IdP's user in a bearer token for this MCP endpoint, signed by the IdP
+    (passed through) or by the shim (issued)."""
     assert not result.is_error, result
     content = result.content[0]
     assert isinstance(content, TextContent), result
     seen = json.loads(content.text)
     assert seen["scheme"] == "Bearer"
     audience = seen["aud"] if isinstance(seen["aud"], str) else seen["aud"][0]
-    assert (seen["subject"], seen["iss"], audience) == (server.idp.subject, server.idp.issuer, server.mcp_url)
+    assert (seen["subject"], seen["iss"], audience) == (server.idp.subject, server.token_issuer, server.mcp_url)
 
 
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
@@ -153,7 +181,7 @@ def test_mcp_sdk_oauth_client_calls_a_route_through_the_bridge(
                     )
 
     names, caller, echoed = anyio.run(scenario)
-    assert names == {"whoami", "echo"}
+    assert names == server.tool_names
     assert_route_saw_the_idp_token(caller, server)
     assert echoed.content == [TextContent(type="text", text="hello through the bridge")]
     assert user.logins == 1
@@ -176,6 +204,6 @@ def test_mcp_remote_calls_a_route_through_the_bridge(
     params = mcp_remote_params(remote, server.mcp_url, headless_browser, tmp_path)
 
     names, caller, echoed = list_whoami_echo_over_stdio(params, stderr_log)
-    assert names == {"whoami", "echo"}
+    assert names == server.tool_names
     assert_route_saw_the_idp_token(caller, server)
     assert echoed.content == [TextContent(type="text", text="hello through mcp-remote")]

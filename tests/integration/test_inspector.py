@@ -1,6 +1,7 @@
 """MCP Inspector 2.12 in CLI mode, a third real client: it discovers the shim, registers, opens
 the browser (our headless one through $BROWSER), takes the code at its fixed loopback callback
-and calls a tool - through the real IdP, in both of its profiles."""
+and calls a tool - through the real IdP, in every setup (tests.peers.idp.CLIENT_SETUPS), the
+Google-like one with tokens the shim issues."""
 
 from __future__ import annotations
 
@@ -44,6 +45,6 @@ def test_inspector_cli_logs_in_and_calls_whoami(
     caller = json.loads(result["content"][0]["text"])
     assert (caller["subject"], caller["iss"], caller["aud"]) == (
         shim_server.idp.subject,
-        shim_server.idp.issuer,
+        shim_server.token_issuer,
         shim_server.mcp_url,
     )

@@ -126,6 +126,9 @@ const provider = new Provider(issuer, {
   }),
   // PKCE on every authorization request, confidential client or not (RFC 9700 §2.1.1).
   pkce: { required: () => true },
+  // Google's ID tokens carry the e-mail and profile claims the scopes asked for; oidc-provider
+  // by default keeps them for userinfo when an access token is issued too (Core §5.4).
+  conformIdTokenClaims: !googleLike,
   features: {
     devInteractions: { enabled: false },
     registration: { enabled: false },

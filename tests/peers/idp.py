@@ -30,6 +30,10 @@ class IdPProfile:
     sends_iss: bool  # RFC 9207 `iss` on the authorization response
     audience_param: str  # Auth0's `audience=` or RFC 8707 `resource=`
     token_endpoint_auth_method: str
+    # Google-like (`run_idp(google_like=True)`): opaque access tokens good only at userinfo.
+    google_like: bool = False
+    # The shim issues its own access tokens (RFC 9068) instead of passing the IdP's through.
+    issue_tokens: bool = False
 
 
 IDP_PROFILES = (
@@ -38,6 +42,15 @@ IDP_PROFILES = (
     # A spec-complete OIDC provider: RFC 9207 `iss`, RFC 8707 `resource=`, client_secret_basic.
     IdPProfile("rfc9207-iss", True, "resource", "client_secret_basic"),
 )
+
+# Google as it is: opaque access tokens, no audience or resource parameter, RFC 9207 `iss`; the
+# shim issues its own tokens and learns the user from the ID token.
+GOOGLE_LIKE_ISSUED = IdPProfile(
+    "google-like-issued", True, "none", "client_secret_post", google_like=True, issue_tokens=True
+)
+
+# Every setup the real clients are run against: the IdP's tokens passed through, and issued.
+CLIENT_SETUPS = (*IDP_PROFILES, GOOGLE_LIKE_ISSUED)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """The server under test: the shim in front of the mcp SDK's MCPServer (TEAM.md's wiring).
 
 `whoami` reports the caller as the SDK sees it (the access token the shim verified), `echo`
-returns its input. The shim and the SDK are imported when a server is built, not at import.
+returns its input. With issued tokens, `idp_userinfo` calls the IdP's userinfo endpoint with
+the IdP's access token the shim's token carries (encrypted): what a tool calling Google's or
+GitHub's API for the user does. The shim and the SDK are imported when a server is built, not
+at import.
 """
 
 from __future__ import annotations
@@ -11,14 +14,42 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from starlette.types import ASGIApp
 
-from .idp import IdP
+from .idp import IdP, IdPProfile
 from .servers import RequestLog
 
 
-def build_mcp_server() -> Any:
-    """An MCPServer with the `whoami` and `echo` tools."""
+@dataclass(frozen=True)
+class IdPApi:
+    """The IdP's API a tool calls for the user in issued-token mode: its userinfo endpoint
+    (OpenID Connect Core §5.3), standing in for Google's or GitHub's APIs."""
+
+    userinfo_url: str
+
+    async def userinfo(self, access_token: Any) -> dict[str, Any]:
+        """Userinfo for the user of `access_token`, the verified token the shim's verifier gave
+        the tool (an `IssuedAccessToken`), called with the IdP's own access token it carries."""
+        upstream = access_token.upstream_access_token()
+        if upstream is None:
+            raise ValueError("the shim's access token carries no IdP access token")
+        async with httpx.AsyncClient(timeout=15.0) as http:
+            response = await http.get(self.userinfo_url, headers={"Authorization": f"Bearer {upstream}"})
+        if response.status_code != 200:
+            raise ValueError(f"the IdP's userinfo answered {response.status_code}")
+        return dict(response.json())
+
+
+def userinfo_endpoint(idp: IdP) -> str:
+    response = httpx.get(idp.discovery_url, timeout=15.0)
+    response.raise_for_status()
+    return str(response.json()["userinfo_endpoint"])
+
+
+def build_mcp_server(idp_api: IdPApi | None = None) -> Any:
+    """An MCPServer with the `whoami` and `echo` tools, and `idp_userinfo` given `idp_api`."""
     from mcp.server.auth.middleware.auth_context import get_access_token
     from mcp.server.mcpserver import MCPServer
 
@@ -38,6 +69,8 @@ def build_mcp_server() -> Any:
                 "scopes": token.scopes,
                 "iss": claims.get("iss"),
                 "aud": claims.get("aud"),
+                # Issued tokens carry the user's e-mail as the IdP gave it (IssuedAccessToken).
+                "email": getattr(token, "email", None),
             }
         )
 
@@ -45,6 +78,16 @@ def build_mcp_server() -> Any:
     def echo(text: str) -> str:
         """Returns its input."""
         return text
+
+    if idp_api is not None:
+
+        @server.tool()
+        async def idp_userinfo() -> str:
+            """The IdP's userinfo for the caller, fetched with the IdP's own access token."""
+            token = get_access_token()
+            if token is None:
+                raise ValueError("the request reached the tool without an authenticated user")
+            return json.dumps(await idp_api.userinfo(token))
 
     return server
 
@@ -57,6 +100,13 @@ class ShimServer:
     mcp_url: str
     idp: IdP
     requests: RequestLog
+    # Who signs the access tokens the tools see: the IdP (passed through) or the shim (issued).
+    token_issuer: str = ""
+    issue_tokens: bool = False
+
+    @property
+    def tool_names(self) -> set[str]:
+        return {"whoami", "echo", "idp_userinfo"} if self.issue_tokens else {"whoami", "echo"}
 
 
 @dataclass(frozen=True)
@@ -66,31 +116,79 @@ class ShimSettings:
     audience_param: str = "resource"  # "audience" (Auth0) or "resource" (RFC 8707)
     default_scopes: tuple[str, ...] = ("openid", "profile", "email")
     extra_scopes: tuple[str, ...] = ("offline_access",)
+    # Issued-token mode: the shim signs its own access tokens; `identity` says where it learns
+    # the user (the IdP's ID token or its userinfo endpoint).
+    issue_tokens: bool = False
+    identity: str = "id_token"
+    extra_authorize_params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def for_profile(cls, profile: IdPProfile, identity: str = "id_token") -> ShimSettings:
+        if not profile.issue_tokens:
+            return cls(audience_param=profile.audience_param)
+        # What `Upstream.google` sends: no offline_access (Google refuses it), a refresh token
+        # from access_type=offline with prompt=consent.
+        return cls(
+            audience_param=profile.audience_param,
+            extra_scopes=(),
+            issue_tokens=True,
+            identity=identity,
+            extra_authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+        )
 
 
-def build_shim_app(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings()) -> ASGIApp:
-    """The shim's routes plus the protected MCPServer at `public_url + "/mcp"`, one Starlette app."""
-    from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.applications import Starlette
-    from starlette.routing import Mount
+def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
+    """`Upstream.oidc` towards the test IdP, as `settings` say."""
+    from mcp_oauth_shim import Upstream
 
-    from mcp_oauth_shim import OAuthShim, Upstream
-
-    mcp_url = public_url + "/mcp"
-    upstream = Upstream.oidc(
+    issued: dict[str, Any] = {}
+    if settings.issue_tokens:
+        issued = {
+            "issue_tokens": True,
+            "identity": settings.identity,
+            "extra_authorize_params": dict(settings.extra_authorize_params),
+        }
+    return Upstream.oidc(
         issuer=idp.issuer,
         client_id=idp.client_id,
         client_secret=idp.client_secret,
-        audience=mcp_url,
+        audience=None if settings.audience_param == "none" else mcp_url,
         audience_param=settings.audience_param,  # type: ignore[arg-type]
         default_scopes=settings.default_scopes,
         extra_scopes=settings.extra_scopes,
         token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
+        **issued,
     )
+
+
+@dataclass(frozen=True)
+class ShimApp:
+    """The ASGI app under test and what the tests need to know about its shim."""
+
+    app: ASGIApp
+    token_issuer: str
+    issue_tokens: bool
+
+
+def build_shim_app(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings()) -> ASGIApp:
+    """The shim's routes plus the protected MCPServer at `public_url + "/mcp"`, one Starlette app."""
+    return build_shim(public_url, idp, settings).app
+
+
+def build_shim(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings()) -> ShimApp:
+    """`build_shim_app`, with what the tests need to know about the shim in it."""
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from mcp_oauth_shim import OAuthShim
+
+    mcp_url = public_url + "/mcp"
+    upstream = build_upstream(idp, mcp_url, settings)
     shim = OAuthShim(
         public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)]
     )
-    mcp = build_mcp_server()
+    mcp = build_mcp_server(IdPApi(userinfo_endpoint(idp)) if settings.issue_tokens else None)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         # DNS rebinding protection stays on: only this server's own Host and Origin pass.
@@ -98,8 +196,13 @@ def build_shim_app(public_url: str, idp: IdP, settings: ShimSettings = ShimSetti
             allowed_hosts=[public_url.split("://", 1)[1]], allowed_origins=[public_url]
         ),
     )
-    return Starlette(
+    app = Starlette(
         routes=[*shim.routes, Mount("/", app=shim.protect(mcp_app))],
         # A Mount does not run the mounted app's lifespan; the session manager needs one.
         lifespan=lambda _app: mcp.session_manager.run(),
+    )
+    return ShimApp(
+        app=app,
+        token_issuer=shim.issuer if settings.issue_tokens else idp.issuer,
+        issue_tokens=settings.issue_tokens,
     )
