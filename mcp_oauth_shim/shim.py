@@ -69,6 +69,11 @@ class OAuthShim:
         redact_access_logs: remove query strings (the callback's code and state) from the
             ``uvicorn.access`` log of the whole process, wherever the shim is mounted
             (:func:`.logs.redact_access_logs`); default on.
+        metrics: record Prometheus metrics (:mod:`.metrics`; needs ``prometheus-client``).
+            They are served by :attr:`metrics_app`, to mount on an internal port, never by
+            :attr:`app`. Default off.
+        tracing: make OpenTelemetry spans around IdP requests and tool calls (:mod:`.tracing`;
+            needs ``opentelemetry-api``); default off.
     """
 
     def __init__(
@@ -90,6 +95,8 @@ class OAuthShim:
         paths: Paths | None = None,
         http_client: httpx.AsyncClient | None = None,
         redact_access_logs: bool = True,
+        metrics: bool = False,
+        tracing: bool = False,
     ) -> None:
         # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
         _require_service_url("public_url", public_url, query_allowed=False)
@@ -167,6 +174,14 @@ class OAuthShim:
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.
             install_access_log_redaction()
+        if metrics:
+            from .metrics import enable_metrics
+
+            enable_metrics()
+        if tracing:
+            from .tracing import enable_tracing
+
+            enable_tracing()
 
     # -- what the shim serves ----------------------------------------------------------------
 
@@ -201,6 +216,32 @@ class OAuthShim:
         return routes
 
     @cached_property
+    def health_routes(self) -> list[BaseRoute]:
+        """``GET /healthz`` (liveness) and ``GET /readyz`` (the IdP reachable), at
+        ``Paths.liveness`` and ``Paths.readiness`` (:mod:`.health`). :attr:`app` serves them;
+        mount them yourself next to :attr:`routes` in an app of your own."""
+        from .health import Liveness, Readiness
+
+        ctx = self.context
+        return [
+            Route(ctx.route_path(ctx.paths.liveness), Liveness().__call__, methods=["GET"], include_in_schema=False),
+            Route(
+                ctx.route_path(ctx.paths.readiness), Readiness(self.upstream_client).__call__, methods=["GET"], include_in_schema=False
+            ),
+        ]
+
+    @cached_property
+    def metrics_app(self) -> ASGIApp:
+        """The Prometheus exposition as an ASGI app, for an internal port (enables metrics).
+
+        Not part of :attr:`app`: login volumes, tool names and error rates are the operator's
+        business, not the public's. ``mcp-oauth-shim serve --metrics-port`` serves it.
+        """
+        from .metrics import metrics_app
+
+        return metrics_app()
+
+    @cached_property
     def router(self) -> APIRouter:
         """The same routes as a FastAPI ``APIRouter``: ``app.include_router(shim.router)``."""
         from fastapi import APIRouter
@@ -211,8 +252,17 @@ class OAuthShim:
 
     @cached_property
     def app(self) -> Starlette:
-        """A standalone ASGI app serving only the shim's endpoints."""
-        return Starlette(routes=self.routes, lifespan=self.lifespan)
+        """A standalone ASGI app serving the shim's endpoints and health probes, with an
+        ``X-Request-ID`` per request (:class:`.request_id.RequestIdMiddleware`)."""
+        from starlette.middleware import Middleware
+
+        from .request_id import RequestIdMiddleware
+
+        return Starlette(
+            routes=[*self.routes, *self.health_routes],
+            lifespan=self.lifespan,
+            middleware=[Middleware(RequestIdMiddleware)],
+        )
 
     @cached_property
     def verifier(self) -> BearerVerifier:
