@@ -10,6 +10,7 @@ built from custom metadata and a ``replace()``-d copy all meet the same rules.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -27,6 +28,9 @@ __all__ = [
 
 AudienceParam = Literal["resource", "audience", "none"]
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
+#: Where issued-token mode learns who signed in (see :attr:`Upstream.identity`).
+IdentitySource = Literal["id_token", "userinfo", "github"]
+IDENTITY_SOURCES: tuple[IdentitySource, ...] = ("id_token", "userinfo", "github")
 
 # Parameters the shim itself sets on the upstream authorization request. An operator's
 # extra_authorize_params may not override them: they carry the security of the flow.
@@ -224,6 +228,20 @@ class Upstream:
     name: str = "oidc"
     scope_prefix: str = ""
     access_tokens: AccessTokenProfile = OIDC_ACCESS_TOKENS
+    # -- issued-token mode: whether the shim mints its own access tokens, and how it learns
+    # who signed in. ``issue_tokens``: what this IdP needs (``None``: no preference, which
+    # means passthrough); ``OAuthShim(issue_tokens=...)`` overrides it. ``identity``:
+    # ``"id_token"`` = the verified ID token, else the userinfo endpoint (OpenID Connect Core
+    # §3.1.3.7, §5.3); ``"userinfo"`` = the userinfo endpoint only; ``"github"`` = GitHub's
+    # REST ``GET /user`` (and ``/user/emails``) under ``user_api``, the REST API's base URL.
+    # ``userinfo_endpoint``: overrides discovery's.
+    issue_tokens: bool | None = None
+    identity: IdentitySource = "id_token"
+    userinfo_endpoint: str | None = None
+    user_api: str | None = None
+    # How the IdP separates the scopes it reports in a token response (RFC 6749 §3.3: spaces;
+    # GitHub: commas). A comma may be part of a scope token, so only the preset can say.
+    granted_scope_delimiter: str = " "
 
     @classmethod
     def oidc(
@@ -247,6 +265,11 @@ class Upstream:
         name: str = "oidc",
         scope_prefix: str = "",
         access_tokens: AccessTokenProfile = OIDC_ACCESS_TOKENS,
+        issue_tokens: bool | None = None,
+        identity: IdentitySource = "id_token",
+        userinfo_endpoint: str | None = None,
+        user_api: str | None = None,
+        granted_scope_delimiter: str = " ",
     ) -> Upstream:
         """A generic OpenID Connect / RFC 8414 provider.
 
@@ -260,6 +283,8 @@ class Upstream:
         ``api://<app>/<scope>`` while its tokens carry ``<scope>``). ``access_tokens`` says what
         the IdP's access tokens look like, so that the verifier refuses its ID tokens
         (:class:`AccessTokenProfile`; each preset sets its own).
+        ``issue_tokens``, ``identity``, ``userinfo_endpoint``, ``user_api``,
+        ``granted_scope_delimiter``: issued-token mode, see the fields of the same names.
         """
         # The custom-metadata upstream has no client; every real one needs both halves.
         if not client_id:
@@ -288,6 +313,11 @@ class Upstream:
             name=name,
             scope_prefix=scope_prefix,
             access_tokens=access_tokens,
+            issue_tokens=issue_tokens,
+            identity=identity,
+            userinfo_endpoint=userinfo_endpoint,
+            user_api=user_api,
+            granted_scope_delimiter=granted_scope_delimiter,
         )
 
     def __post_init__(self) -> None:
@@ -318,6 +348,9 @@ class Upstream:
             raise ConfigurationError(
                 f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
             )
+        _check_identity_settings(self.issue_tokens, self.identity, self.userinfo_endpoint, self.user_api)
+        if self.granted_scope_delimiter not in (" ", ","):
+            raise ConfigurationError("granted_scope_delimiter must be ' ' (RFC 6749) or ',' (GitHub).")
 
     def upstream_scope(self, scopes: str) -> str:
         """The ``scope`` value to send the IdP for a space-separated list of our scopes."""
@@ -420,7 +453,157 @@ class Upstream:
             **{**defaults, **options},  # type: ignore[arg-type]
         )
 
+    # -- presets for issued-token mode: IdPs whose access tokens the shim cannot verify -------
+
+    def resolve_issue_tokens(self, requested: bool | None = None) -> bool:
+        """Whether the shim issues its own access tokens: ``requested`` (the argument of
+        ``OAuthShim(issue_tokens=...)``) when it is not ``None``, else this upstream's
+        ``issue_tokens``; no preference at all means passthrough (``False``)."""
+        if requested is not None:
+            return requested
+        return bool(self.issue_tokens)
+
+    def granted_scopes(self, scope: str) -> tuple[str, ...]:
+        """The scopes of a token response's ``scope`` value, split as this IdP writes them."""
+        return tuple(s for s in (part.strip() for part in scope.split(self.granted_scope_delimiter)) if s)
+
+    @classmethod
+    def google(
+        cls, client_id: str, client_secret: str, *,
+        default_scopes: tuple[str, ...] | list[str] = ("openid", "email", "profile"), **options: object,
+    ) -> Upstream:
+        """Google: an OAuth client of type "Web application" (Google Cloud console).
+
+        Google's access tokens are opaque and good only for Google's APIs, and its discovery
+        names no introspection endpoint: the shim issues its own (``issue_tokens=True``) and
+        learns the user from the verified ID token (else the userinfo endpoint). Google takes
+        no ``resource``/``audience`` parameter and refuses the ``offline_access`` scope; a
+        refresh token comes with ``access_type=offline``, on every login with ``prompt=consent``.
+        """
+        defaults: dict[str, object] = {
+            "audience_param": "none",
+            "extra_authorize_params": {"access_type": "offline", "prompt": "consent"},
+            "name": "google",
+            "issue_tokens": True,
+            "identity": "id_token",
+        }
+        return cls.oidc(
+            issuer=GOOGLE_ISSUER, client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
+            **{**defaults, **options},  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def github(
+        cls, client_id: str, client_secret: str, *,
+        default_scopes: tuple[str, ...] | list[str] = ("read:user", "user:email"), **options: object,
+    ) -> Upstream:
+        """GitHub: an OAuth App (or a GitHub App's user authorization), plain OAuth 2.0.
+
+        GitHub publishes no discovery document, no JWKS and no ID tokens, and its access tokens
+        are opaque: the endpoints are fixed here, the shim issues its own tokens and learns the
+        user from GitHub's REST API (``GET https://api.github.com/user``; the subject is the
+        numeric ``id``, which unlike ``login`` never changes). The token POST carries
+        ``Accept: application/json`` (as every token request of the shim does), without which
+        GitHub answers form-encoded. PKCE S256 is supported. OAuth App tokens do not expire
+        and come without a refresh token; a GitHub App with expiring user tokens returns
+        ``expires_in``, ``refresh_token`` and ``refresh_token_expires_in``. For GitHub
+        Enterprise Server, override ``authorization_endpoint``, ``token_endpoint`` and
+        ``user_api`` (the REST API's base URL, ``https://HOST/api/v3``).
+        """
+        defaults: dict[str, object] = {
+            "authorization_endpoint": GITHUB_AUTHORIZATION_ENDPOINT,
+            "token_endpoint": GITHUB_TOKEN_ENDPOINT,
+            "audience_param": "none",
+            "name": "github",
+            "issue_tokens": True,
+            "identity": "github",
+            "user_api": GITHUB_API_URL,
+            "granted_scope_delimiter": ",",
+        }
+        return cls.oidc(
+            client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
+            **{**defaults, **options},  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def cognito(
+        cls, *, region: str, user_pool_id: str, client_id: str, client_secret: str, domain: str | None = None,
+        default_scopes: tuple[str, ...] | list[str] = ("openid", "email", "profile"), **options: object,
+    ) -> Upstream:
+        """Amazon Cognito: a user pool with a domain and an app client with a secret.
+
+        The issuer is ``https://cognito-idp.<region>.amazonaws.com/<user_pool_id>``; its
+        discovery names the authorization and token endpoints on the user pool's domain.
+        Cognito's access tokens are JWTs without ``aud`` (they carry ``client_id``): the shim
+        issues its own (``issue_tokens=True``) and learns the user from the verified ID token
+        (``aud`` = the app client ID). ``domain``: the user pool's domain, either its prefix
+        (``myapp`` = ``myapp.auth.<region>.amazoncognito.com``) or a full host name (a custom
+        domain); given, the ``/oauth2/*`` endpoints on it (revocation and userinfo included) are
+        used whatever discovery says. Cognito issues a refresh token with every code exchange
+        and knows no ``offline_access`` scope, so none is asked for.
+        """
+        if not _COGNITO_REGION.fullmatch(region):
+            raise ConfigurationError(f"Upstream.cognito region must look like 'eu-west-1', got {region!r}.")
+        if not user_pool_id.startswith(region + "_") or not _COGNITO_POOL_SUFFIX.fullmatch(
+            user_pool_id.removeprefix(region + "_")
+        ):
+            raise ConfigurationError(
+                f"Upstream.cognito user_pool_id must look like '{region}_AbCdEf123' (the pool's region, '_', "
+                f"its ID), got {user_pool_id!r}."
+            )
+        issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+        defaults: dict[str, object] = {
+            "audience_param": "none",
+            "token_auth_method": "client_secret_basic",
+            "name": "cognito",
+            "issue_tokens": True,
+            "identity": "id_token",
+        }
+        if domain:
+            host = domain.removeprefix("https://").rstrip("/")
+            if "." not in host:
+                host = f"{host}.auth.{region}.amazoncognito.com"
+            endpoints = f"https://{host}/oauth2"
+            defaults |= {
+                # Discovery is still read (for jwks_uri); the endpoints named here win over it.
+                "metadata_url": issuer + "/.well-known/openid-configuration",
+                "authorization_endpoint": endpoints + "/authorize",
+                "token_endpoint": endpoints + "/token",
+                "revocation_endpoint": endpoints + "/revoke",
+                "userinfo_endpoint": endpoints + "/userInfo",
+            }
+        return cls.oidc(
+            issuer=issuer, client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
+            **{**defaults, **options},  # type: ignore[arg-type]
+        )
+
     def replace(self, **changes: object) -> Upstream:
         """A copy with some fields changed (presets are values: adjust them this way)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+GOOGLE_ISSUER = "https://accounts.google.com"
+GITHUB_AUTHORIZATION_ENDPOINT = "https://github.com/login/oauth/authorize"
+GITHUB_TOKEN_ENDPOINT = "https://github.com/login/oauth/access_token"
+GITHUB_API_URL = "https://api.github.com"
+_COGNITO_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+_COGNITO_POOL_SUFFIX = re.compile(r"[A-Za-z0-9]+")
+
+
+def _check_identity_settings(
+    issue_tokens: object, identity: object, userinfo_endpoint: str | None, user_api: str | None
+) -> None:
+    """The issued-token settings of an :class:`Upstream` can work together."""
+    if issue_tokens not in (None, True, False):
+        raise ConfigurationError("issue_tokens must be True, False or None (None: the preset decides).")
+    if identity not in IDENTITY_SOURCES:
+        raise ConfigurationError(f"identity must be one of {', '.join(map(repr, IDENTITY_SOURCES))}, got {identity!r}.")
+    if identity == "github" and not user_api:
+        raise ConfigurationError("identity='github' needs user_api=, the REST API's base URL (https://api.github.com).")
+    if user_api and identity != "github":
+        raise ConfigurationError("user_api is read only with identity='github'.")
+    for name, url in (("userinfo_endpoint", userinfo_endpoint), ("user_api", user_api)):
+        problem = None if url is None else service_url_problem(url)
+        if problem is not None:
+            raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
 

@@ -9,6 +9,7 @@
 - `start_idp`: start an IdP (`run_idp` arguments), stopped after the test.
 - `serve_app`: serve an ASGI app under uvicorn (on `server_socket` by default), stopped after.
 - `headless_browser`: a `$BROWSER` command for client processes (mcp-remote).
+- `start_github_fake`: serve a fake GitHub (`FakeGitHub` arguments), stopped after the test.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp
 
 from . import node
 from .browser_cli import BrowserCommand, install_browser_command
+from .github_fake import FakeGitHub, run_github_fake
 from .idp import IdP, run_idp
 from .servers import RunningServer, bind_loopback, serve_asgi
 
@@ -36,6 +38,7 @@ __all__ = [
     "pytest_runtest_makereport",
     "serve_app",
     "server_socket",
+    "start_github_fake",
     "start_idp",
 ]
 
@@ -135,3 +138,17 @@ def headless_browser(tmp_path: Path, peer_logs: PeerLogs) -> Iterator[BrowserCom
     peer_logs.add("headless browser", browser.log_tail)
     yield browser
     browser.stop_followers()
+
+
+@pytest.fixture
+def start_github_fake(peer_logs: PeerLogs) -> Iterator[Callable[..., FakeGitHub]]:
+    """`start_github_fake(callback_url=..., expiring_tokens=..., user=GitHubUser(...))`: a
+    running fake GitHub; its endpoints are `github.upstream_options()`."""
+    with ExitStack() as stack:
+
+        def start(**kwargs: Any) -> FakeGitHub:
+            github, running = stack.enter_context(run_github_fake(FakeGitHub(**kwargs)))
+            peer_logs.add(f"fake GitHub {running.url} (requests)", lambda: str(running.requests))
+            return github
+
+        yield start

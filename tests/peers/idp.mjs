@@ -13,12 +13,16 @@
 //     with --login-form, real HTML pages instead: a sign-in form (username and password of the
 //     one test account) and an approval form, for tests that drive a real browser;
 //   - RFC 9207 `iss` on the authorization response (oidc-provider's default) or, with
-//     --no-iss, stripped from the redirect and from discovery, as Auth0 does.
+//     --no-iss, stripped from the redirect and from discovery, as Auth0 does;
+//   - with --google-like, an IdP that behaves like Google instead: no resource indicators and
+//     no `audience`, so every access token is OPAQUE and good only at its own userinfo
+//     endpoint; no introspection endpoint; ID tokens for `openid`; refresh tokens for the
+//     client; PKCE S256. The shim cannot verify such access tokens: it must issue its own.
 //
 // Usage: node idp.mjs --port 0 --redirect-uri URI [--redirect-uri URI ...] --jwks-file FILE
 //        [--client-id ID] [--client-secret S | env IDP_CLIENT_SECRET] [--auth-method post|basic]
 //        [--resource URI ...] [--no-iss] [--subject SUB] [--access-token-ttl SECONDS]
-//        [--login-form [--password P | env IDP_USER_PASSWORD]]
+//        [--login-form [--password P | env IDP_USER_PASSWORD]] [--google-like]
 // Prints one line `IDP READY <issuer>` on stdout once it listens on 127.0.0.1.
 
 import * as crypto from 'node:crypto';
@@ -43,6 +47,7 @@ const { values: opts } = parseArgs({
     'access-token-ttl': { type: 'string', default: '600' },
     'login-form': { type: 'boolean', default: false },
     password: { type: 'string', default: process.env.IDP_USER_PASSWORD },
+    'google-like': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -78,6 +83,7 @@ const loginUsername = 'tester';
 const redirectUris = opts['redirect-uri'];
 const allowedResources = new Set(opts.resource);
 const accessTokenTtl = Number.parseInt(opts['access-token-ttl'], 10);
+const googleLike = opts['google-like'];
 
 // The issuer must embed the port, and port 0 asks the kernel for a free one: listen first,
 // then build the provider around the address we got. No port race with other tests.
@@ -123,7 +129,8 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     introspection: { enabled: false },
     userinfo: { enabled: true },
-    resourceIndicators: {
+    // --google-like: no resource indicators at all, so access tokens stay opaque (userinfo only).
+    resourceIndicators: googleLike ? { enabled: false } : {
       enabled: true,
       // No resource requested: an opaque token good for userinfo only, as with Auth0.
       defaultResource: () => undefined,
@@ -185,7 +192,7 @@ provider.use(async (ctx, next) => {
 
 // Auth0's `audience` authorize parameter is RFC 8707's `resource` under another name.
 provider.use(async (ctx, next) => {
-  if (ctx.path === '/auth' && ctx.method === 'GET' && ctx.query.audience) {
+  if (!googleLike && ctx.path === '/auth' && ctx.method === 'GET' && ctx.query.audience) {
     const query = { ...ctx.query };
     if (!query.resource) query.resource = query.audience;
     delete query.audience;

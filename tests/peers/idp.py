@@ -53,6 +53,8 @@ class IdP:
     log: Path
     # Set when the IdP shows real HTML sign-in and approval pages (`login_form=True`).
     login_password: str | None = field(default=None, repr=False)
+    # Set when the IdP behaves like Google (`google_like=True`): opaque access tokens only.
+    google_like: bool = False
 
     @property
     def discovery_url(self) -> str:
@@ -75,6 +77,7 @@ def run_idp(
     subject: str = "test-user-1",
     access_token_ttl_s: int = 600,
     login_form: bool = False,
+    google_like: bool = False,
     start_timeout_s: float = 30.0,
 ) -> Iterator[IdP]:
     """Run the IdP on a free loopback port for the duration of the block.
@@ -83,6 +86,9 @@ def run_idp(
     APIs ("audiences") it knows, anything else is `invalid_target` (RFC 8707 §2).
     `login_form=True` replaces the scripted login with HTML pages a real browser fills in:
     username `LOGIN_USERNAME`, password `IdP.login_password`.
+    `google_like=True`: no resource indicators (`resources` are ignored), so every access
+    token is opaque and good only at the userinfo endpoint; no introspection; ID tokens and
+    refresh tokens as Google issues them.
     """
     node.ensure_installed()
     client_secret = secrets.token_urlsafe(24)
@@ -110,6 +116,8 @@ def run_idp(
         args += ["--resource", resource]
     if not sends_iss:
         args.append("--no-iss")
+    if google_like:
+        args.append("--google-like")
     if login_password is not None:
         args.append("--login-form")
         secrets_env["IDP_USER_PASSWORD"] = login_password
@@ -136,6 +144,7 @@ def run_idp(
             subject=subject,
             log=log,
             login_password=login_password,
+            google_like=google_like,
         )
     finally:
         stop(process)

@@ -1,0 +1,228 @@
+"""Signature keys of a party the operator trusts, fetched from its ``jwks_uri`` and cached.
+
+Used for JWT assertions signed by someone other than the shim's own IdP: an enterprise IdP's
+ID-JAGs, a machine client's ``private_key_jwt`` assertions. The transport is injected as a
+:data:`JsonFetcher` (``await fetch(url) -> JSON object``), so tests and the token endpoint
+decide how to reach the network; :func:`httpx_json_fetcher` is the ordinary one.
+
+Fetch policy (RFC 7517 key sets rotate; RFC 7515 §4.1.4 ``kid`` names the key):
+
+- only URLs from the operator's configuration are ever fetched, never one an assertion names;
+- the keys are kept ``max_age`` seconds, then fetched again; if that fails, the old keys keep
+  serving (an IdP hiccup must not lock everyone out);
+- an assertion naming a ``kid`` we do not hold triggers a refetch (rotation), at most once per
+  ``unknown_kid_refetch_after`` seconds, so made-up ``kid`` values cannot make the shim hammer
+  the key owner; concurrent lookups share one fetch (:class:`~mcp_oauth_shim.memo.SingleFlight`);
+- without a ``jwks_uri``, the issuer's metadata is discovered (OpenID Connect Discovery 1.0
+  §4 ``/.well-known/openid-configuration`` appended to the issuer, then RFC 8414 §3.1
+  ``/.well-known/oauth-authorization-server`` inserted before its path) and its ``issuer`` must
+  equal the configured one exactly (RFC 8414 §3.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from . import jsonsafe
+from .memo import SingleFlight
+from .outbound import TRANSPORT_ERRORS
+from .rfc7523 import SignatureKeys
+from .urls import service_url_problem
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "JsonFetchError",
+    "JsonFetcher",
+    "KeysUnavailable",
+    "RemoteKeys",
+    "discovery_urls",
+    "httpx_json_fetcher",
+]
+
+logger = logging.getLogger("mcp_oauth_shim.remote_keys")
+
+JsonFetcher = Callable[[str], Awaitable[Mapping[str, Any]]]
+"""``await fetch(url)`` -> the JSON object at ``url``; raises :class:`JsonFetchError` otherwise."""
+
+#: A metadata document or key set bigger than this is an attack or a misconfiguration.
+MAX_DOCUMENT_BYTES = 512 * 1024
+
+
+class JsonFetchError(Exception):
+    """The document could not be fetched or is not a JSON object; the message is safe to log."""
+
+
+class KeysUnavailable(Exception):
+    """No keys could be obtained for the signer (its metadata or key set failed); not the
+    client's fault. ``description`` is safe to show."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+def httpx_json_fetcher(client: httpx.AsyncClient, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> JsonFetcher:
+    """A :data:`JsonFetcher` on ``client``: GET, 200 only, redirects not followed, at most
+    ``max_bytes``, a JSON object. Every failure is a :class:`JsonFetchError`."""
+
+    async def fetch(url: str) -> Mapping[str, Any]:
+        try:
+            async with client.stream("GET", url, headers={"Accept": "application/json"}, follow_redirects=False) as response:
+                if response.status_code != 200:
+                    raise JsonFetchError(f"{url} answered {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise JsonFetchError(f"{url} answered more than {max_bytes} bytes")
+        except TRANSPORT_ERRORS as exc:
+            raise JsonFetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
+        try:
+            document = jsonsafe.loads(bytes(body))
+        except (ValueError, UnicodeError):
+            raise JsonFetchError(f"{url} did not answer JSON") from None
+        if not isinstance(document, dict):
+            raise JsonFetchError(f"{url} did not answer a JSON object")
+        return document
+
+    return fetch
+
+
+def discovery_urls(issuer: str) -> tuple[str, ...]:
+    """Where an issuer's metadata may be: OpenID Connect Discovery 1.0 §4 (appended), then
+    RFC 8414 §3.1 (inserted between host and path); one URL when the issuer has no path."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    oidc = urlunsplit((parts.scheme, parts.netloc, f"{path}/.well-known/openid-configuration", "", ""))
+    rfc8414 = urlunsplit((parts.scheme, parts.netloc, f"/.well-known/oauth-authorization-server{path}", "", ""))
+    return (oidc, rfc8414)
+
+
+class RemoteKeys:
+    """The signature keys of one signer, under the fetch policy in this module's docstring.
+
+    Give exactly one of ``jwks`` (a static JWK Set: never fetched), ``jwks_uri``, or
+    ``issuer`` (discover the ``jwks_uri`` from its metadata).
+    """
+
+    def __init__(
+        self,
+        fetch: JsonFetcher | None,
+        *,
+        jwks: Mapping[str, Any] | None = None,
+        jwks_uri: str | None = None,
+        issuer: str | None = None,
+        max_age: float = 3600.0,
+        unknown_kid_refetch_after: float = 60.0,
+        failure_backoff: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if sum(x is not None for x in (jwks, jwks_uri, issuer)) != 1:
+            raise ValueError("give exactly one of jwks, jwks_uri or issuer")
+        if jwks is None and fetch is None:
+            raise ValueError("a fetcher is needed to fetch keys from jwks_uri or issuer metadata")
+        for name, url in (("jwks_uri", jwks_uri), ("issuer", issuer)):
+            if url is not None:
+                problem = service_url_problem(url, query_allowed=name == "jwks_uri")
+                if problem:
+                    raise ValueError(f"{name} must {problem}")
+        if min(max_age, unknown_kid_refetch_after, failure_backoff) < 0:
+            raise ValueError("max_age, unknown_kid_refetch_after and failure_backoff must not be negative")
+        self._fetch = fetch
+        self._jwks_uri = jwks_uri
+        self._issuer = issuer
+        self._max_age = max_age
+        self._refetch_after = unknown_kid_refetch_after
+        self._failure_backoff = failure_backoff
+        self._clock = clock
+        self._keys: SignatureKeys | None = SignatureKeys.from_jwks(jwks) if jwks is not None else None
+        self._static = jwks is not None
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._last_error: KeysUnavailable | None = None
+        self._flight: SingleFlight[str, None] = SingleFlight()
+
+    async def keys(self, *, kid: str | None = None) -> SignatureKeys:
+        """The keys to verify a signature with header ``kid``: cached, refreshed when old, and
+        refetched (rate-limited) when ``kid`` is unknown. :class:`KeysUnavailable` when there
+        are none at all."""
+        if self._static:
+            assert self._keys is not None
+            return self._keys
+        fetched_at = self._fetched_at
+        if fetched_at is None or abs(self._clock() - fetched_at) >= self._max_age:
+            await self._refresh()
+        if kid is not None and self._keys is not None and kid not in self._keys.by_kid and self._may_refetch():
+            await self._refresh()
+        if self._keys is None:
+            assert self._last_error is not None
+            raise KeysUnavailable(self._last_error.description)
+        return self._keys
+
+    def _may_refetch(self) -> bool:
+        if len(self._flight):
+            return True
+        last = self._attempted_at
+        return last is None or abs(self._clock() - last) >= self._refetch_after
+
+    async def _refresh(self) -> None:
+        if (
+            not len(self._flight)
+            and self._last_error is not None
+            and self._attempted_at is not None
+            and abs(self._clock() - self._attempted_at) < self._failure_backoff
+        ):
+            return  # failed moments ago: answer with what we have instead of queueing again
+        try:
+            await self._flight.run("keys", self._fetch_keys)
+        except KeysUnavailable as exc:
+            if self._keys is not None:
+                logger.warning("key set refresh failed, keeping the cached keys: %s", exc.description)
+
+    async def _fetch_keys(self) -> None:
+        assert self._fetch is not None
+        self._attempted_at = self._clock()
+        try:
+            url = self._jwks_uri or await self._discover_jwks_uri()
+            try:
+                document = await self._fetch(url)
+            except JsonFetchError as exc:
+                raise KeysUnavailable(f"The key set could not be fetched: {exc}") from None
+            try:
+                keys = SignatureKeys.from_jwks(document)
+            except ValueError as exc:
+                raise KeysUnavailable(f"The key set at {url} is unusable: {exc}") from None
+        except KeysUnavailable as exc:
+            logger.warning("%s", exc.description)
+            self._last_error = exc
+            raise
+        self._keys, self._fetched_at, self._last_error = keys, self._clock(), None
+        logger.info("key set fetched: %d signature keys", len(keys))
+
+    async def _discover_jwks_uri(self) -> str:
+        assert self._fetch is not None and self._issuer is not None
+        problems: list[str] = []
+        for url in discovery_urls(self._issuer):
+            try:
+                metadata = await self._fetch(url)
+            except JsonFetchError as exc:
+                problems.append(str(exc))
+                continue
+            if metadata.get("issuer") != self._issuer:
+                # RFC 8414 §3.3: a document for another issuer must not be used.
+                problems.append(f"{url} names another issuer")
+                continue
+            jwks_uri = metadata.get("jwks_uri")
+            problem = service_url_problem(jwks_uri)
+            if problem:
+                problems.append(f"{url}: jwks_uri must {problem}")
+                continue
+            assert isinstance(jwks_uri, str)
+            return jwks_uri
+        raise KeysUnavailable(f"The metadata of {self._issuer} names no usable jwks_uri ({'; '.join(problems)}).")

@@ -1,0 +1,514 @@
+"""RFC 7523 JWT assertions: as an authorization grant (§2.1) and for client authentication (§2.2).
+
+A JWT assertion arrives at the token endpoint in one of two places:
+
+- ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`` with ``assertion=<JWT>``
+  (RFC 7523 §2.1): the JWT *is* the grant; a refusal is ``invalid_grant`` (§3.1);
+- ``client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`` with
+  ``client_assertion=<JWT>`` (§2.2, ``private_key_jwt``): the JWT authenticates the client; a
+  refusal is ``invalid_client`` (§3.2).
+
+Both are checked the same way (§3, with RFC 7521 §5.2): a signature by one of the trusted
+keys with an asymmetric algorithm (never ``none`` nor HMAC: a public key used as an HMAC secret
+would let anyone sign), ``iss`` and ``sub`` present, ``aud`` naming this authorization server
+(its issuer identifier, or its token endpoint URL where the caller allows it), ``exp`` required
+and not unreasonably far away (§3 item 4), ``nbf`` and ``iat`` with clock-skew leeway (items 5
+and 6), and ``jti`` for replay protection (item 7, through a :class:`ReplayGuard`).
+
+Checking happens in two steps, because which keys to use depends on who claims to have signed:
+:func:`read_assertion` parses without trusting anything (the caller picks keys by ``iss`` or
+``sub``), :func:`verify_assertion` checks signature and claims. Every refusal is an
+:class:`AssertionRefused` with a machine-readable ``reason`` and a description that is safe to
+show the client (it never repeats the assertion); :meth:`AssertionRefused.oauth_error` turns it
+into the RFC 6749 §5.2 error the use calls for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
+
+from . import jsonsafe
+from .errors import InvalidClientError, InvalidGrantError, OAuth2Error
+from .memo import BoundedMemo
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "JWT_BEARER_CLIENT_ASSERTION_TYPE",
+    "JWT_BEARER_GRANT_TYPE",
+    "MAX_ASSERTION_LENGTH",
+    "AssertionRefused",
+    "AssertionRules",
+    "AssertionUse",
+    "MemoryReplayGuard",
+    "RefusalReason",
+    "ReplayGuard",
+    "SignatureKeys",
+    "UnverifiedAssertion",
+    "VerifiedAssertion",
+    "check_claims",
+    "key_fits",
+    "public_signature_key",
+    "read_assertion",
+    "replay_key",
+    "verify_assertion",
+]
+
+#: RFC 7523 §2.1: the ``grant_type`` of a JWT used as an authorization grant.
+JWT_BEARER_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: RFC 7523 §2.2: the ``client_assertion_type`` of a JWT used for client authentication.
+JWT_BEARER_CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+#: Asymmetric JWS algorithms (RFC 7518 §3.3-3.5, RFC 8037, RFC 9864). Verification is always
+#: against a public key set, so ``none`` and the HMAC family can never be allowed.
+ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+)
+FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
+#: Larger than any real assertion (an ID-JAG or a client assertion is well under 2 KiB);
+#: refused before any parsing.
+MAX_ASSERTION_LENGTH = 16 * 1024
+
+AssertionUse = Literal["grant", "client_authentication"]
+"""RFC 7523 §2.1 (the JWT is the grant) or §2.2 (the JWT authenticates the client)."""
+
+RefusalReason = Literal[
+    "missing",
+    "too_large",
+    "malformed",
+    "algorithm",
+    "header",
+    "typ",
+    "unknown_key",
+    "signature",
+    "claim_type",
+    "missing_claim",
+    "issuer",
+    "subject",
+    "audience",
+    "expired",
+    "not_yet_valid",
+    "issued_in_future",
+    "lifetime",
+    "replayed",
+    "untrusted_issuer",
+    "client_mismatch",
+    "resource",
+    "scope",
+]
+
+_KEY_CLASSES: tuple[type, ...] = (RSAKey, ECKey, OKPKey)  # never OctKey: no shared secrets
+
+
+class AssertionRefused(Exception):
+    """An assertion that must not be accepted: ``reason`` for code and tests, ``description``
+    for the client (never contains the assertion or claim values beyond public identifiers)."""
+
+    def __init__(self, use: AssertionUse, reason: RefusalReason, description: str) -> None:
+        super().__init__(description)
+        self.use = use
+        self.reason = reason
+        self.description = description
+
+    def oauth_error(self) -> OAuth2Error:
+        """RFC 7523 §3.1 ``invalid_grant`` for a grant, §3.2 ``invalid_client`` for client
+        authentication (400: the credential travelled in the body, not in a header)."""
+        if self.use == "grant":
+            return InvalidGrantError(description=self.description)
+        return InvalidClientError(description=self.description, status_code=400)
+
+
+@dataclass(frozen=True)
+class AssertionRules:
+    """What a verified assertion must satisfy (RFC 7523 §3, RFC 7521 §5.2).
+
+    ``audiences``: the values of which ``aud`` must contain at least one (§3 item 3: the
+    issuer identifier of this authorization server, and its token endpoint URL where allowed).
+    ``leeway``: clock skew in seconds tolerated on ``exp``, ``nbf`` and ``iat``.
+    ``max_lifetime``: the longest an assertion may be valid, measured as ``exp - iat`` and as
+    ``exp - now`` (§3 item 4 lets us refuse an ``exp`` unreasonably far in the future).
+    ``require_iat``, ``require_jti``: make those claims mandatory (§3 items 6 and 7 leave them
+    optional; profiles such as ID-JAG require them). ``typ``: the exact ``typ`` header the
+    profile requires (RFC 8725 §3.11 explicit typing), ``None`` for no requirement.
+    """
+
+    audiences: frozenset[str]
+    algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+    leeway: int = 30
+    max_lifetime: int = 300
+    require_iat: bool = False
+    require_jti: bool = False
+    typ: str | None = None
+    max_length: int = MAX_ASSERTION_LENGTH
+
+    def __post_init__(self) -> None:
+        if not self.audiences or not all(isinstance(a, str) and a for a in self.audiences):
+            raise ValueError("audiences must hold at least one non-empty string")
+        forbidden = sorted(FORBIDDEN_ALGORITHMS.intersection(self.algorithms))
+        if forbidden:
+            raise ValueError(f"algorithms may not include {', '.join(forbidden)}: only asymmetric signatures are verified")
+        unknown = sorted(set(self.algorithms) - set(JWSRegistry.algorithms))
+        if unknown or not self.algorithms:
+            raise ValueError(f"unsupported JWS algorithms: {', '.join(unknown) or '(none given)'}")
+        if self.leeway < 0 or self.max_lifetime <= 0 or self.max_length <= 0:
+            raise ValueError("leeway must not be negative; max_lifetime and max_length must be positive")
+
+
+@dataclass(frozen=True)
+class UnverifiedAssertion:
+    """A JWT parsed but NOT verified: nothing in it may be trusted yet. ``issuer`` and
+    ``subject`` are only there to choose the keys it must have been signed with."""
+
+    use: AssertionUse
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    signature: CompactSignature = field(repr=False)
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.header["alg"])
+
+    @property
+    def kid(self) -> str | None:
+        kid = self.header.get("kid")
+        return kid if isinstance(kid, str) else None
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` claim (RFC 7523 §3 item 1), or :class:`AssertionRefused`."""
+        return _required_string(self, "iss")
+
+    @property
+    def subject(self) -> str:
+        """The ``sub`` claim (RFC 7523 §3 item 2), or :class:`AssertionRefused`."""
+        return _required_string(self, "sub")
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    """An assertion whose signature and registered claims passed (RFC 7523 §3)."""
+
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+    expires_at: float
+    issued_at: float | None
+    jti: str | None
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+
+
+class SignatureKeys:
+    """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
+
+    Only keys that can verify signatures are kept (RFC 7517 §4.2 ``use``, §4.3 ``key_ops``),
+    and never symmetric ones: a published shared secret is no trust anchor.
+    """
+
+    __slots__ = ("by_kid", "without_kid")
+
+    def __init__(self, by_kid: Mapping[str, Key], without_kid: Iterable[Key] = ()) -> None:
+        self.by_kid: dict[str, Key] = dict(by_kid)
+        self.without_kid: tuple[Key, ...] = tuple(without_kid)
+
+    def __len__(self) -> int:
+        return len(self.by_kid) + len(self.without_kid)
+
+    @classmethod
+    def from_jwks(cls, document: object) -> SignatureKeys:
+        """The usable keys of a JWK Set document; ``ValueError`` if it is not one or has none."""
+        keys = document.get("keys") if isinstance(document, Mapping) else None
+        if not isinstance(keys, list):
+            raise ValueError("not a JWK Set document (no keys array)")
+        by_kid: dict[str, Key] = {}
+        without_kid: list[Key] = []
+        for data in keys:
+            key = public_signature_key(data)
+            if key is None:
+                continue
+            kid = data.get("kid")
+            if isinstance(kid, str):
+                by_kid.setdefault(kid, key)
+            else:
+                without_kid.append(key)
+        found = cls(by_kid, without_kid)
+        if not found:
+            raise ValueError("the JWK Set holds no usable public signature key")
+        return found
+
+    def find(self, kid: str | None, alg: str) -> Key | None:
+        """The key for a JWS header: by ``kid``, or without one the only key that fits ``alg``
+        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe)."""
+        if kid is not None:
+            key = self.by_kid.get(kid)
+            return key if key is not None and key_fits(key, alg) else None
+        candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
+        return candidates[0] if len(candidates) == 1 else None
+
+
+def public_signature_key(data: object) -> Key | None:
+    """One JWK, or ``None`` when it cannot verify signatures (RFC 7517 §4.2/§4.3) or is
+    symmetric or malformed."""
+    if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC", "OKP"):
+        return None
+    if data.get("use", "sig") != "sig":
+        return None
+    ops = data.get("key_ops")
+    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        return None
+    try:
+        key: Key
+        if data["kty"] == "RSA":
+            key = RSAKey.import_key(data)
+        elif data["kty"] == "EC":
+            key = ECKey.import_key(data)
+        else:
+            key = OKPKey.import_key(data)
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(key, _KEY_CLASSES):
+        return None
+    return key
+
+
+def key_fits(key: Key, alg: str) -> bool:
+    """Can ``key`` verify signatures of algorithm ``alg`` (type, curve, size)?"""
+    try:
+        JWSRegistry.algorithms[alg].check_key(key)
+    except (JoseError, KeyError, ValueError, TypeError):
+        return False
+    return True
+
+
+def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) -> UnverifiedAssertion:
+    """Parse a compact JWS (RFC 7515 §7.1) carrying a JWT (RFC 7519 §7.2), trusting nothing.
+
+    Checks the shape and the header only: size, three base64url parts, a JSON object as
+    header and payload, an allowed asymmetric ``alg``, ``kid`` a string if present, ``crit``
+    understood (RFC 7515 §4.1.11), and the profile's ``typ`` (RFC 8725 §3.11).
+    """
+    if not isinstance(assertion, str) or not assertion:
+        raise AssertionRefused(use, "missing", f"The {_noun(use)} is missing.")
+    if len(assertion) > rules.max_length:
+        raise AssertionRefused(use, "too_large", f"The {_noun(use)} is too large.")
+    if assertion.count(".") != 2:
+        raise AssertionRefused(use, "malformed", f"The {_noun(use)} is not a JWT in compact serialization.")
+    registry = JWSRegistry(algorithms=list(rules.algorithms), strict_check_header=False)
+    try:
+        signature = extract_compact(assertion.encode("ascii"), registry=registry)
+        header = signature.headers()
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
+        raise AssertionRefused(use, "malformed", f"The {_noun(use)} is not a well-formed JWT.") from None
+    if not isinstance(header, dict):
+        raise AssertionRefused(use, "malformed", f"The {_noun(use)} is not a well-formed JWT.")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg in FORBIDDEN_ALGORITHMS:
+        raise AssertionRefused(
+            use, "algorithm", f"The {_noun(use)} is unsigned or uses a symmetric algorithm; neither is accepted."
+        )
+    if alg not in rules.algorithms:
+        raise AssertionRefused(use, "algorithm", f"The {_noun(use)}'s signature algorithm is not accepted (accepted: {' '.join(rules.algorithms)}).")
+    try:
+        # RFC 7515 §4.1.11: a "crit" parameter we do not understand makes the JWS invalid.
+        registry.check_header(header)
+    except (JoseError, ValueError, TypeError):
+        raise AssertionRefused(use, "header", f"The {_noun(use)}'s header is malformed or has unsupported critical parameters.") from None
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise AssertionRefused(use, "header", f"The {_noun(use)}'s kid header is not a string.")
+    typ = header.get("typ")
+    if typ is not None and not isinstance(typ, str):
+        raise AssertionRefused(use, "header", f"The {_noun(use)}'s typ header is not a string.")
+    if rules.typ is not None and (typ is None or _media_type(typ) != _media_type(rules.typ)):
+        raise AssertionRefused(use, "typ", f"The {_noun(use)}'s typ header must be {rules.typ}.")
+    try:
+        claims = jsonsafe.loads(signature.payload or b"")
+    except (ValueError, UnicodeError):
+        claims = None
+    if not isinstance(claims, dict):
+        raise AssertionRefused(use, "malformed", f"The {_noun(use)}'s payload is not a JSON object.")
+    return UnverifiedAssertion(use, header, claims, signature)
+
+
+def verify_assertion(
+    unverified: UnverifiedAssertion,
+    keys: SignatureKeys,
+    rules: AssertionRules,
+    *,
+    now: float,
+) -> VerifiedAssertion:
+    """Check the signature against ``keys`` and the claims against ``rules`` (RFC 7523 §3).
+
+    Replay (§3 item 7) is the caller's next step, with the returned ``jti`` and
+    ``expires_at`` and a :class:`ReplayGuard`: only an otherwise valid assertion may use up
+    its ``jti``.
+    """
+    use = unverified.use
+    key = keys.find(unverified.kid, unverified.algorithm)
+    if key is None:
+        if unverified.kid is None:
+            raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} names no key (kid) and no single published key fits it.")
+        raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} is signed with a key its issuer does not publish.")
+    registry = JWSRegistry(algorithms=[unverified.algorithm], strict_check_header=False)
+    try:
+        valid = validate_compact(unverified.signature, key, registry=registry)
+    except (JoseError, ValueError, TypeError):
+        valid = False  # key type, curve or the key's own "alg" does not match the header
+    if not valid:
+        raise AssertionRefused(use, "signature", f"The {_noun(use)}'s signature is invalid.")
+    return check_claims(unverified, rules, now=now)
+
+
+def check_claims(unverified: UnverifiedAssertion, rules: AssertionRules, *, now: float) -> VerifiedAssertion:
+    """The registered-claim rules of RFC 7523 §3 items 1-7 (signature already checked)."""
+    use, claims = unverified.use, unverified.claims
+    issuer = unverified.issuer
+    subject = unverified.subject
+    audiences = _audiences(unverified)
+    if rules.audiences.isdisjoint(audiences):
+        expected = " or ".join(sorted(rules.audiences))
+        raise AssertionRefused(use, "audience", f"The {_noun(use)} is not addressed to this authorization server (aud must be {expected}).")
+    expires_at = _numeric_date(unverified, "exp", required=True)
+    assert expires_at is not None
+    issued_at = _numeric_date(unverified, "iat", required=rules.require_iat)
+    not_before = _numeric_date(unverified, "nbf", required=False)
+    leeway = rules.leeway
+    if expires_at <= now - leeway:
+        raise AssertionRefused(use, "expired", f"The {_noun(use)} has expired.")
+    if not_before is not None and not_before > now + leeway:
+        raise AssertionRefused(use, "not_yet_valid", f"The {_noun(use)} is not valid yet (nbf).")
+    if issued_at is not None and issued_at > now + leeway:
+        raise AssertionRefused(use, "issued_in_future", f"The {_noun(use)} was issued in the future (iat).")
+    lifetime = expires_at - issued_at if issued_at is not None else 0.0
+    if lifetime > rules.max_lifetime or expires_at - now > rules.max_lifetime + leeway:
+        raise AssertionRefused(
+            use, "lifetime", f"The {_noun(use)} is valid for too long: at most {rules.max_lifetime} seconds are accepted."
+        )
+    jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or not jti):
+        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s jti claim is not a non-empty string.")
+    if jti is None and rules.require_jti:
+        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the jti claim.")
+    return VerifiedAssertion(
+        issuer=issuer,
+        subject=subject,
+        audiences=audiences,
+        expires_at=expires_at,
+        issued_at=issued_at,
+        jti=jti,
+        header=unverified.header,
+        claims=claims,
+    )
+
+
+class ReplayGuard(Protocol):
+    """Remembers which assertions were used, for as long as they would be valid (RFC 7523 §3
+    item 7, RFC 7519 §4.1.7). One guard may serve several purposes: keys are namespaced by
+    :func:`replay_key`. Asynchronous so that a shared store (Redis) can implement it."""
+
+    async def first_use(self, key: str, *, until: float) -> bool:
+        """Record ``key`` as used until ``until`` (epoch seconds); ``True`` if it was not
+        already recorded, ``False`` for a replay."""
+        ...
+
+
+def replay_key(use: AssertionUse, issuer: str, jti: str) -> str:
+    """The :class:`ReplayGuard` key of one assertion: ``jti`` is unique per issuer (RFC 7519
+    §4.1.7), and grants and client assertions are kept apart. A SHA-256 hash, so the guard's
+    memory per entry is bounded whatever the claims' lengths."""
+    material = json.dumps([use, issuer, jti], ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+class MemoryReplayGuard:
+    """A :class:`ReplayGuard` in this process's memory: bounded, each entry kept until its
+    assertion expires.
+
+    Exact for one process; with several replicas, an assertion could be used once per replica
+    (use a shared store for that). When ``max_entries`` unexpired entries are held, the oldest
+    is forgotten: only signed, otherwise valid assertions reach the guard, so filling it takes
+    that many genuine assertions within their lifetime.
+    """
+
+    __slots__ = ("_clock", "_used")
+
+    def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.time) -> None:
+        if max_entries <= 0:
+            raise ValueError("max_entries must be positive")
+        self._used: BoundedMemo[str, bool] = BoundedMemo(max_entries)
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._used)
+
+    async def first_use(self, key: str, *, until: float) -> bool:
+        now = self._clock()
+        if self._used.get(key, now) is not None:
+            return False
+        self._used.put(key, True, until)
+        return True
+
+
+def _noun(use: AssertionUse) -> str:
+    return "assertion" if use == "grant" else "client assertion"
+
+
+def _required_string(unverified: UnverifiedAssertion, name: str) -> str:
+    value = unverified.claims.get(name)
+    if value is None:
+        raise AssertionRefused(unverified.use, "missing_claim", f"The {_noun(unverified.use)} lacks the {name} claim.")
+    if not isinstance(value, str) or not value:
+        raise AssertionRefused(unverified.use, "claim_type", f"The {_noun(unverified.use)}'s {name} claim is not a non-empty string.")
+    return value
+
+
+def _audiences(unverified: UnverifiedAssertion) -> tuple[str, ...]:
+    """RFC 7519 §4.1.3: one string or an array of strings."""
+    value = unverified.claims.get("aud")
+    use = unverified.use
+    if value is None:
+        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the aud claim.")
+    if isinstance(value, str) and value:
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s aud claim is neither a string nor an array of strings.")
+
+
+def _numeric_date(unverified: UnverifiedAssertion, name: str, *, required: bool) -> float | None:
+    """RFC 7519 §2 NumericDate: a JSON number (not a boolean, not infinite)."""
+    value = unverified.claims.get(name)
+    use = unverified.use
+    if value is None:
+        if required:
+            raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a NumericDate.")
+    return float(value)
+
+
+def _media_type(typ: str) -> str:
+    """RFC 7515 §4.1.9: ``typ`` compares case-insensitively, ``application/`` may be left out."""
+    lowered = typ.lower()
+    return lowered.removeprefix("application/")
+

@@ -1,0 +1,172 @@
+"""Strict-mode records in Redis, shared by every replica (the ``redis`` extra).
+
+Each operation is one round trip and atomic on the server: ``SET NX PX`` for single use, a
+Lua script (registered with redis-py's ``register_script``: ``EVALSHA``, reloaded on
+``NOSCRIPT``) for refresh families and for GCRA. Every call is bounded: socket timeouts of
+``timeout`` seconds, at most one immediate retry (a pooled connection that Redis closed, after
+a restart, fails once and is replaced), and the whole call under ``asyncio.timeout(timeout)``.
+Any failure to get an answer becomes :class:`~mcp_oauth_shim.strict.store.StoreUnavailable`.
+
+Key layout (``P`` is the key prefix, every ``<…>`` a SHA-256 hex digest; ``{…}`` is a Redis
+Cluster hash tag, so a family's keys live in one slot)::
+
+    P once:<kind>:<identifier>              "1"         until the value expires (+ margin)
+    P refresh:{<family>}:used:<token id>    "1"         until the family's tokens expire
+    P refresh:{<family>}:revoked            "1"         same
+    P rate:<bucket>:<key>                   TAT in ms   until the TAT has passed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .limits import ALLOWED, RateBucket, RateDecision, RateLimits, refused_after_ms
+from .store import RETENTION_MARGIN_SECONDS, RefreshUse, StoreUnavailable, digest
+
+__all__ = ["RedisStore"]
+
+T = TypeVar("T")
+
+# KEYS[1] the family's revoked mark, KEYS[2] this token's used mark; ARGV[1] lifetime in ms.
+# 0: first use; 1: reused, the family is revoked now; 2: the family was revoked already.
+USE_REFRESH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('SET', KEYS[1], '1', 'PX', ttl) end
+return 1
+"""
+
+# KEYS[1] the family's revoked mark; ARGV[1] lifetime in ms. A revocation never shortens one.
+REVOKE_FAMILY = """
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('SET', KEYS[1], '1', 'PX', ttl) end
+return 1
+"""
+
+# GCRA (mcp_oauth_shim.strict.limits.gcra) on the Redis server's clock. KEYS[1] the TAT;
+# ARGV[1] interval in ms, ARGV[2] period in ms. {1, 0}: admitted; {0, wait in ms}: refused.
+# Before Redis 7, a script that reads TIME may write only with effects replication on.
+GCRA = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + tonumber(ARGV[1])
+local admit_at = new_tat - tonumber(ARGV[2])
+if now < admit_at then return {0, admit_at - now} end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', new_tat - now)
+return {1, 0}
+"""
+
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,  # refused, reset, closed, authentication failed, loading
+    RedisTimeoutError,
+    ReadOnlyError,  # a replica promoted away from under us
+    OutOfMemoryError,  # maxmemory reached under the noeviction policy
+    ClusterDownError,  # a cluster without a quorum, or a slot without its master
+    TryAgainError,  # a cluster slot being migrated
+    OSError,
+    TimeoutError,  # asyncio.timeout
+)
+
+
+class RedisStore:
+    """The :class:`~mcp_oauth_shim.strict.store.StrictStore` shared by all replicas."""
+
+    covers_replicas = True
+
+    def __init__(
+        self,
+        client: Redis,
+        rate_limits: RateLimits,
+        *,
+        key_prefix: str = "mcp-oauth-shim:",
+        timeout: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.rate_limits = rate_limits
+        self.key_prefix = key_prefix
+        self.timeout = timeout
+        self._clock = clock
+        self._use_refresh = client.register_script(USE_REFRESH)
+        self._revoke_family = client.register_script(REVOKE_FAMILY)
+        self._gcra = client.register_script(GCRA)
+
+    @classmethod
+    def from_url(
+        cls, url: str, rate_limits: RateLimits, *, key_prefix: str = "mcp-oauth-shim:", timeout: float = 0.5
+    ) -> RedisStore:
+        """A store on its own connection pool to ``url`` (``redis://``, ``rediss://``,
+        ``unix://``; credentials and database in the URL as redis-py reads them)."""
+        client = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
+        )
+        return cls(client, rate_limits, key_prefix=key_prefix, timeout=timeout)
+
+    def _lifetime_ms(self, until: float) -> int:
+        """Milliseconds from now to ``until`` plus the margin; at least one second."""
+        return max(1000, math.ceil((until - self._clock() + RETENTION_MARGIN_SECONDS) * 1000))
+
+    def _family_key(self, family: str) -> str:
+        return f"{self.key_prefix}refresh:{{{digest(family)}}}"
+
+    async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call()
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailable(f"Redis did not answer ({type(exc).__name__})") from None
+
+    async def consume_once(self, kind: str, identifier: str, until: float) -> bool:
+        key = f"{self.key_prefix}once:{kind}:{digest(identifier)}"
+        lifetime = self._lifetime_ms(until)
+        stored = await self._bounded(lambda: self.client.set(key, b"1", nx=True, px=lifetime))
+        return bool(stored)
+
+    async def use_refresh(self, family: str, token_id: str, until: float) -> RefreshUse:
+        family_key = self._family_key(family)
+        keys = [family_key + ":revoked", f"{family_key}:used:{digest(token_id)}"]
+        args = [self._lifetime_ms(until)]
+        answer: Any = await self._bounded(lambda: self._use_refresh(keys=keys, args=args))
+        return (RefreshUse.FIRST_USE, RefreshUse.REUSED, RefreshUse.REVOKED)[int(answer)]
+
+    async def is_family_revoked(self, family: str) -> bool:
+        key = self._family_key(family) + ":revoked"
+        found: Any = await self._bounded(lambda: self.client.exists(key))
+        return bool(found)
+
+    async def revoke_family(self, family: str, until: float) -> None:
+        keys = [self._family_key(family) + ":revoked"]
+        args = [self._lifetime_ms(until)]
+        await self._bounded(lambda: self._revoke_family(keys=keys, args=args))
+
+    async def hit(self, bucket: RateBucket, key: str) -> RateDecision:
+        limit = self.rate_limits.for_bucket(bucket)
+        if limit is None:
+            return ALLOWED
+        keys = [f"{self.key_prefix}rate:{bucket.value}:{digest(key)}"]
+        args = [limit.interval_ms, limit.period_ms]
+        answer: Any = await self._bounded(lambda: self._gcra(keys=keys, args=args))
+        admitted, wait_ms = int(answer[0]), int(answer[1])
+        return ALLOWED if admitted else refused_after_ms(wait_ms)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
