@@ -73,9 +73,8 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     misconfigured is logged as a warning then, not first met by a user; start-up goes on.
     """
     from starlette.applications import Starlette
-    from starlette.routing import Route
-
     from starlette.middleware import Middleware
+    from starlette.routing import Route
 
     from .request_id import RequestIdMiddleware
 
@@ -109,7 +108,9 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
                 if proxy is not None:
                     await proxy.aclose()
 
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)])
+    # The guarded MCP endpoint is the hot path: request ids there only when logs are JSON.
+    skip = [urlsplit(shim.resource).path] if proxy is not None and settings.values["log_format"] != "json" else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware, skip=skip)])
 
 
 async def warn_if_idp_unavailable(shim: OAuthShim) -> bool:

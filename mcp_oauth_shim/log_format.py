@@ -111,7 +111,7 @@ def _utc(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
 
 
-class _ShimHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ShimHandler(logging.StreamHandler):
     """The handler :func:`configure_logging` installs (found again and replaced by a second call)."""
 
 

@@ -6,7 +6,6 @@ import sys
 import pytest
 
 from mcp_oauth_shim import metrics, telemetry
-from mcp_oauth_shim.config import ConfigurationError
 
 from .conftest import sample
 

@@ -69,3 +69,34 @@ def test_log_records_of_the_request_carry_its_id(caplog):
 def test_the_id_does_not_outlive_its_request():
     client().get("/", headers={"X-Request-ID": "req-43"})
     assert request_id_var.get() is None
+
+
+@pytest.mark.parametrize(("path", "skipped"), [("/mcp", True), ("/mcp/", True), ("/mcp/x", True), ("/mcpx", False), ("/", False)])
+def test_skipped_paths_pass_through_without_an_id(path, skipped):
+    async def app(scope, receive, send):
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    response = TestClient(RequestIdMiddleware(app, skip=["/mcp"])).get(path)
+    assert ("x-request-id" not in response.headers) is skipped
+
+
+@pytest.mark.parametrize(("log_format", "has_id"), [(None, False), ("text", False), ("json", True)])
+def test_serve_gives_mcp_requests_an_id_only_when_logs_are_json(log_format, has_id):
+    from mcp_oauth_shim.cli import parser, serve_settings
+    from mcp_oauth_shim.app_factory import build_app, build_shim
+
+    env = {
+        "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": "https://idp.example",
+        "MCP_OAUTH_SHIM_CLIENT_ID": "c",
+        "MCP_OAUTH_SHIM_CLIENT_SECRET": "s",
+        "MCP_OAUTH_SHIM_SECRET_KEYS": "k" * 48,
+        "MCP_OAUTH_SHIM_MCP_UPSTREAM": "http://127.0.0.1:9/mcp",
+    }
+    if log_format:
+        env["MCP_OAUTH_SHIM_LOG_FORMAT"] = log_format
+    settings = serve_settings(parser().parse_args(["serve"]), env)
+    client = TestClient(build_app(settings, build_shim(settings)), base_url="http://127.0.0.1:8000")
+    refused = client.post("/mcp", json={})  # no token: answered by the guard, no IdP needed
+    assert refused.status_code == 401
+    assert ("x-request-id" in refused.headers) is has_id
+    assert "x-request-id" in client.get("/healthz").headers
