@@ -310,10 +310,9 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
         target = compile_check(defs.get(ref[len("#/$defs/") :]), defs, depth + 1)
         if target is not None:
             checks.append(target)
-    types = schema.get("type")
-    if isinstance(types, str):
-        types = [types]
-    typed = isinstance(types, list) and any(t in _PYTHON_TYPES for t in types)
+    declared = schema.get("type")
+    types: list[Any] = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
+    typed = any(t in _PYTHON_TYPES for t in types)
     enum = schema.get("enum") if isinstance(schema.get("enum"), list) and schema["enum"] else None
     string_enum = enum is not None and all(type(v) is str for v in enum) and (not typed or "string" in types)
     items = compile_check(schema.get("items"), defs, depth + 1)
@@ -327,7 +326,8 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
         checks.append(_enum_check([schema["const"]]))
     if enum is not None:
         checks.append(_string_enum_check(enum) if string_enum else _enum_check(enum))
-    known_format = FORMATS.get(schema.get("format")) if isinstance(schema.get("format"), str) else None
+    format_name = schema.get("format")
+    known_format = FORMATS.get(format_name) if isinstance(format_name, str) else None
     if known_format is not None:
         checks.append(_format_check(*known_format))
     if items is not None:
@@ -401,7 +401,7 @@ class ArgumentChecks:
                 self._inline[name] = accepted
         # name -> the strings of an `enum` of strings, tested inline the same way.
         self._inline_strings: dict[str, frozenset[str]] = {
-            name: check.values for name, check in self.checks.items() if hasattr(check, "values")
+            name: values for name, check in self.checks.items() if (values := getattr(check, "values", None)) is not None
         }
         names = sorted(self.checks)
         self._names = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "") if names else "none"

@@ -9,9 +9,14 @@ authorization does not lose permissions it had.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.types import Message, Scope, Send
+
+if TYPE_CHECKING:
+    from mcp_bridge.registry import ToolRegistry
 
 
 def granted_scopes(scope: Scope) -> frozenset[str] | None:
@@ -42,3 +47,52 @@ async def send_insufficient_scope(
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeDenial:
+    """A `tools/call` refused for scopes: the tool, the scopes it lacks, the scopes granted."""
+
+    tool: str
+    needed: frozenset[str]
+    granted: frozenset[str]
+
+    async def send(self, send: Send, resource_metadata: str | None) -> None:
+        """The 403 step-up challenge for this refusal."""
+        await send_insufficient_scope(
+            send, needed=self.needed, granted=self.granted, resource_metadata=resource_metadata, tool=self.tool
+        )
+
+
+class ScopeGuard:
+    """Finds the first `tools/call` in a message whose tool needs scopes the caller lacks."""
+
+    def __init__(self, registry: Callable[[], ToolRegistry], resource_metadata: str | None) -> None:
+        self._registry = registry
+        self.resource_metadata = resource_metadata
+
+    def denial(self, message: object, scope: Scope) -> ScopeDenial | None:
+        """The refusal of the first call in `message` (one JSON-RPC message or a batch), or None."""
+        registry = self._registry()
+        if not registry.scoped:
+            return None
+        granted = granted_scopes(scope)
+        if granted is None:
+            return None
+        for item in message if isinstance(message, list) else (message,):
+            if not isinstance(item, dict) or item.get("method") != "tools/call":
+                continue
+            params = item.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            spec = registry.by_name.get(name) if isinstance(name, str) else None
+            if spec is not None and not spec.scopes <= granted:
+                return ScopeDenial(spec.name, spec.scopes - granted, granted)
+        return None
+
+    async def refuse(self, message: object, scope: Scope, send: Send) -> bool:
+        """Answer a refused call with its 403 challenge; False when nothing was refused."""
+        denied = self.denial(message, scope)
+        if denied is None:
+            return False
+        await denied.send(send, self.resource_metadata)
+        return True

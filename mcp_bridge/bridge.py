@@ -17,35 +17,60 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.params import Depends
 from fastapi.routing import APIRoute, APIRouter
 from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_bridge.auth import granted_scopes
-from mcp_bridge.calls import call_tool, call_tool_encoded, unknown_tool
+from mcp_bridge.auth import ScopeGuard, granted_scopes
+from mcp_bridge.calls import call_tool, unknown_tool
 from mcp_bridge.handshake import InitializeAnswer
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.results import encode_result, error_result
 from mcp_bridge.routes import LiteralRoutes, is_api_route, route_views
 from mcp_bridge.security import HostOriginPolicy
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
-from mcp_bridge.transport import MCPEndpoint, ScopeGuard
+from mcp_bridge.transport import MCPEndpoint
 
 if TYPE_CHECKING:
+    import httpx
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.lowlevel.server import Server
+    from mcp_types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, Tool
+
     from mcp_bridge.sse import SSEEndpoint
-    from mcp_oauth_shim import OAuthShim
 
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _METHODS = ["GET", "POST", "DELETE"]
+
+
+class BridgeAuth(Protocol):
+    """What the bridge needs of its `auth`: an `OAuthShim` (or the compat layer's deferred one)."""
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]: ...
+    @property
+    def resource_metadata_url(self) -> str: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def public_url(self) -> str | None: ...
+
+    def protect(self, app: ASGIApp, *, scopes: Sequence[str] = ()) -> ASGIApp: ...
+    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]: ...
+
+
+# One mounted ASGI app of an endpoint: its path, the app, the HTTP methods it answers.
+_Placement = tuple[str, ASGIApp, list[str]]
 
 
 class MCPBridge:
@@ -55,7 +80,7 @@ class MCPBridge:
         self,
         app: FastAPI,
         *,
-        auth: OAuthShim | None = None,
+        auth: BridgeAuth | None = None,
         name: str | None = None,
         description: str | None = None,
         include_operations: Sequence[str] | None = None,
@@ -69,7 +94,7 @@ class MCPBridge:
         short_names: bool = False,
         hide_unreachable_tools: bool = False,
         fast_path: bool = True,
-        http_client: Any = None,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.app = app
         self.auth = auth
@@ -88,7 +113,8 @@ class MCPBridge:
         # over HTTP instead of in-process; slower, for an API that runs elsewhere.
         self.http_client = http_client
         self._mounted_paths: set[str] = set()
-        self._server: Any = None
+        self._lifespan_routers: set[int] = set()  # routers whose lifespan closes the shim
+        self._server: Server | None = None
         # Whether anyone outside the bridge was handed the SDK `Server` (and may have changed
         # what `initialize` answers): then only the SDK answers it.
         self._server_shared = False
@@ -96,12 +122,12 @@ class MCPBridge:
         self._registry = self._build_registry()
 
     @property
-    def server(self) -> Any:
+    def server(self) -> Server:
         """The SDK's low-level `Server` behind every mounted endpoint (created on first use)."""
         self._server_shared = True
         return self._sdk_server()
 
-    def _sdk_server(self) -> Any:
+    def _sdk_server(self) -> Server:
         if self._server is None:
             from mcp.server.lowlevel.server import Server
 
@@ -150,44 +176,55 @@ class MCPBridge:
         self._registry = self._build_registry()
 
     @property
-    def tools(self) -> list[Any]:
+    def tools(self) -> list[Tool]:
         """The MCP tool definitions, as `tools/list` returns them to a caller with every scope."""
         return self._registry.tools()
 
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
+        """The tools' specifications (route, arguments, scopes), in `tools/list` order."""
         return self._registry.specs
 
     # -- execution ---------------------------------------------------------------------
 
-    async def call(self, name: str, arguments: dict[str, Any] | None, origin: Scope) -> dict[str, Any]:
-        """Run tool `name` for the HTTP request `origin`; the wire `CallToolResult`."""
+    @overload
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, origin: Scope, *, encoded: Literal[False] = ...
+    ) -> dict[str, Any]: ...
+    @overload
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, origin: Scope, *, encoded: Literal[True]
+    ) -> bytes: ...
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, origin: Scope, *, encoded: bool = False
+    ) -> dict[str, Any] | bytes:
+        """Run tool `name` for the HTTP request `origin`; the wire `CallToolResult`.
+
+        `encoded=True` gives its JSON bytes instead (what the endpoint's fast path sends),
+        without building the result as a dict when the route answered JSON.
+        """
         spec = self._registry.by_name.get(name)
         if spec is None:
-            return unknown_tool(name)
-        if not self._may_call(spec, origin):
+            result = unknown_tool(name)
+        elif not self._may_call(spec, origin):
             # The endpoint answers this with a 403 before the SDK; kept as a second line.
-            return {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
-        try:
-            return await call_tool(self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client)
-        except Exception:
-            # call_tool turns every app failure into a result; this is a bridge bug. Keep the
-            # details in the log (they may hold request data), give the client a plain error.
-            logger.exception("tool %s failed inside the bridge", name)
-            return error_result(f"Tool {name} failed: internal error")
+            result = {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
+        else:
+            try:
+                if encoded:
+                    return await call_tool(
+                        self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client, encoded=True
+                    )
+                return await call_tool(self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client)
+            except Exception:
+                # call_tool turns every app failure into a result; this is a bridge bug. Keep the
+                # details in the log (they may hold request data), give the client a plain error.
+                logger.exception("tool %s failed inside the bridge", name)
+                result = error_result(f"Tool {name} failed: internal error")
+        return encode_result(result) if encoded else result
 
-    async def call_encoded(self, name: str, arguments: dict[str, Any] | None, origin: Scope) -> bytes:
-        """`call`, as the JSON bytes of the `CallToolResult` (what the endpoint's fast path sends)."""
-        spec = self._registry.by_name.get(name)
-        if spec is None or not self._may_call(spec, origin):
-            return encode_result(await self.call(name, arguments, origin))
-        try:
-            return await call_tool_encoded(
-                self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client
-            )
-        except Exception:
-            logger.exception("tool %s failed inside the bridge", name)
-            return encode_result(error_result(f"Tool {name} failed: internal error"))
+    async def _call_encoded(self, name: str, arguments: Mapping[str, Any] | None, origin: Scope) -> bytes:
+        return await self.call(name, arguments, origin, encoded=True)
 
     @staticmethod
     def _may_call(spec: ToolSpec, origin: Scope) -> bool:
@@ -199,13 +236,15 @@ class MCPBridge:
     # The SDK's handlers (mcp.server.lowlevel.Server on_list_tools / on_call_tool): `ctx.request`
     # is the Starlette request that carried the message.
 
-    async def _on_list_tools(self, ctx: Any, params: Any) -> Any:
+    async def _on_list_tools(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
         import mcp_types
 
         origin = ctx.request.scope if ctx.request is not None else _EMPTY_ORIGIN
         return mcp_types.ListToolsResult(tools=self._registry.tools(granted_scopes(origin)))
 
-    async def _on_call_tool(self, ctx: Any, params: Any) -> Any:
+    async def _on_call_tool(self, ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
         import mcp_types
 
         origin: Scope = ctx.request.scope if ctx.request is not None else _EMPTY_ORIGIN
@@ -230,14 +269,13 @@ class MCPBridge:
         (with `auth`) follow it. The session manager runs in the router's lifespan; for an
         `APIRouter`, include it in its app after this call (FastAPI merges router lifespans).
         """
-        host = router if router is not None else self.app
-        host_router: Router = host.router if isinstance(host, FastAPI) else host
+        host, host_router = self._host(router)
         # An APIRouter applies its own prefix when routes are added through it; do the same.
         route_path = getattr(host_router, "prefix", "") + path
         endpoint = MCPEndpoint(
             server=self._sdk_server,
             registry=lambda: self._registry,
-            call=self.call_encoded,
+            call=self._call_encoded,
             initialize=self._initialize,
             stateless=stateless,
             json_response=json_response,
@@ -245,26 +283,76 @@ class MCPBridge:
             guard=self._scope_guard(),
             fast_path=self.fast_path,
         )
-        asgi: ASGIApp = endpoint
-        if self.auth is not None:
-            asgi = self.auth.protect(endpoint)
-        routes: list[Any] = []
-        if self.dependencies:
-            routes.append(self._gated_route(route_path, asgi, host, _METHODS))
-        else:
-            routes.append(Route(route_path, endpoint=asgi, methods=_METHODS, include_in_schema=False))
+        self._mount(host, host_router, [(route_path, endpoint, _METHODS)], endpoint.run, announce=route_path)
+        return endpoint
+
+    def mount_sse(
+        self,
+        path: str = "/sse",
+        *,
+        router: FastAPI | APIRouter | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_origins: Sequence[str] | None = None,
+    ) -> SSEEndpoint:
+        """Serve the legacy HTTP+SSE transport: `GET path` (stream), `POST path/messages/`.
+
+        For clients that predate Streamable HTTP (FastAPI-MCP's `mount_sse`); same auth,
+        scope checks, Host/Origin policy and lifespan as `mount_http`.
+        """
+        from mcp_bridge.sse import SSEEndpoint  # the legacy transport: loaded only when mounted
+
+        host, host_router = self._host(router)
+        stream_path = getattr(host_router, "prefix", "") + path.rstrip("/")
+        messages_path = stream_path + "/messages/"
+        endpoint = SSEEndpoint(
+            server=self._sdk_server,
+            messages_path=messages_path,
+            policy=self._host_origin_policy(allowed_hosts, allowed_origins),
+            guard=self._scope_guard(),
+        )
+        placements: list[_Placement] = [
+            (stream_path, endpoint.stream_app, ["GET"]),
+            (messages_path, endpoint.messages_app, ["POST"]),
+        ]
+        self._mount(host, host_router, placements, endpoint.run, announce=stream_path)
+        return endpoint
+
+    def _host(self, router: FastAPI | APIRouter | None) -> tuple[FastAPI | APIRouter, Router]:
+        host = router if router is not None else self.app
+        return host, host.router if isinstance(host, FastAPI) else host
+
+    def _mount(
+        self,
+        host: FastAPI | APIRouter,
+        host_router: Router,
+        placements: Sequence[_Placement],
+        run: Callable[[], AbstractAsyncContextManager[None]],
+        *,
+        announce: str,
+    ) -> None:
+        """Place an endpoint's apps first in `host_router`, behind the bridge's auth, with the
+        shim's routes after them, and run the endpoint (and the shim) in the router's lifespan.
+
+        With `auth` the token is checked first (RFC 6750 answers from the shim's `RequireBearer`);
+        `dependencies` then run on requests with a good token only.
+        """
+        routes: list[BaseRoute] = []
+        for route_path, app, methods in placements:
+            if self.dependencies:
+                routes.append(self._gated_route(route_path, app, host, methods))
+            else:
+                protected = self.auth.protect(app) if self.auth is not None else app
+                routes.append(Route(route_path, endpoint=protected, methods=methods, include_in_schema=False))
         if self.auth is not None and not self._shim_routes_added(host_router):
             routes.extend(LiteralRoutes.group(self.auth.routes))
         host_router.routes[0:0] = routes
-        _extend_lifespan(
-            host_router,
-            endpoint,
-            self.auth.lifespan if self.auth is not None else None,
-            on_start=lambda: self._announce(route_path),
-        )
+        shim_lifespan = None
+        if self.auth is not None and id(host_router) not in self._lifespan_routers:
+            self._lifespan_routers.add(id(host_router))  # one close of the shim's connections per app
+            shim_lifespan = self.auth.lifespan
+        _extend_lifespan(host_router, run, shim_lifespan, on_start=lambda: self._announce(announce))
         if host is self.app:
-            self._mounted_paths.add(route_path)
-        return endpoint
+            self._mounted_paths.update(path for path, _, _ in placements)
 
     def _announce(self, path: str) -> None:
         """Say at start-up what the endpoint serves; warn when the tool table looks stale.
@@ -287,48 +375,6 @@ class MCPBridge:
             )
         else:
             logger.info("MCP endpoint %s serves %d tools (from %d API routes)", path, count, api_routes)
-
-    def mount_sse(
-        self,
-        path: str = "/sse",
-        *,
-        router: FastAPI | APIRouter | None = None,
-        allowed_hosts: Sequence[str] | None = None,
-        allowed_origins: Sequence[str] | None = None,
-    ) -> SSEEndpoint:
-        """Serve the legacy HTTP+SSE transport: `GET path` (stream), `POST path/messages/`.
-
-        For clients that predate Streamable HTTP (FastAPI-MCP's `mount_sse`); same auth,
-        scope checks and Host/Origin policy as `mount_http`.
-        """
-        from mcp_bridge.sse import SSEEndpoint  # the legacy transport: loaded only when mounted
-
-        host = router if router is not None else self.app
-        host_router: Router = host.router if isinstance(host, FastAPI) else host
-        stream_path = getattr(host_router, "prefix", "") + path.rstrip("/")
-        messages_path = stream_path + "/messages/"
-        endpoint = SSEEndpoint(
-            server=self._sdk_server,
-            messages_path=messages_path,
-            policy=self._host_origin_policy(allowed_hosts, allowed_origins),
-            guard=self._scope_guard(),
-        )
-        stream: ASGIApp = endpoint.stream_app
-        messages: ASGIApp = endpoint.messages_app
-        if self.auth is not None:
-            stream, messages = self.auth.protect(stream), self.auth.protect(messages)
-        routes: list[Any] = []
-        for route_path, app, methods in ((stream_path, stream, ["GET"]), (messages_path, messages, ["POST"])):
-            if self.dependencies:
-                routes.append(self._gated_route(route_path, app, host, methods))
-            else:
-                routes.append(Route(route_path, endpoint=app, methods=methods, include_in_schema=False))
-        if self.auth is not None and not self._shim_routes_added(host_router):
-            routes.extend(LiteralRoutes.group(self.auth.routes))
-        host_router.routes[0:0] = routes
-        if host is self.app:
-            self._mounted_paths.update((stream_path, messages_path))
-        return endpoint
 
     def _scope_guard(self) -> ScopeGuard | None:
         if self.auth is None:
@@ -361,7 +407,13 @@ class MCPBridge:
         )
 
     def _gated_route(self, path: str, asgi: ASGIApp, host: FastAPI | APIRouter, methods: list[str]) -> APIRoute:
-        """An APIRoute whose dependencies must pass before the MCP endpoint sees the request."""
+        """An APIRoute whose dependencies must pass before the MCP endpoint sees the request.
+
+        With `auth`, the shim checks the token before the dependencies run, so a bad token
+        gets RFC 6750 §3's answer (`invalid_token`, `scope`, `resource_metadata`, 400 for a
+        malformed header, 502/504 JSON when the IdP is down) rather than whatever a
+        dependency sends; the dependencies see verified requests only.
+        """
 
         async def mcp_endpoint() -> Response:
             return _Delegate(asgi)
@@ -376,7 +428,8 @@ class MCPBridge:
             dependency_overrides_provider=overrides,
         )
         metadata = self.auth.resource_metadata_url if self.auth is not None else None
-        route.app = _ChallengeOnRefusal(route.app, metadata)
+        gate: ASGIApp = _ChallengeOnRefusal(route.app, metadata)
+        route.app = self.auth.protect(gate) if self.auth is not None else gate
         return route
 
 
@@ -426,9 +479,12 @@ class _ChallengeOnRefusal:
 
 
 def _extend_lifespan(
-    router: Router, endpoint: MCPEndpoint, shim_lifespan: Any = None, on_start: Callable[[], None] | None = None
+    router: Router,
+    run: Callable[[], AbstractAsyncContextManager[None]],
+    shim_lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run the endpoint's session manager (and close the shim's IdP connections at the end)
+    """Run the endpoint (its session manager) and close the shim's IdP connections at the end,
     for as long as the router's app runs, around the app's own lifespan."""
     original = router.lifespan_context
 
@@ -437,7 +493,7 @@ def _extend_lifespan(
         async with contextlib.AsyncExitStack() as stack:
             if shim_lifespan is not None:
                 await stack.enter_async_context(shim_lifespan(app))
-            await stack.enter_async_context(endpoint.run())
+            await stack.enter_async_context(run())
             state = await stack.enter_async_context(original(app))
             if on_start is not None:
                 on_start()

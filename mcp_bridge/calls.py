@@ -24,19 +24,25 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote, quote_plus, urlencode
 
 import anyio
 from starlette.types import ASGIApp, Message, Scope
 
 from mcp_bridge.arguments import ArgumentError, scalar_text
+from mcp_bridge.encoding import encode_utf8
 from mcp_bridge.results import encode_response_result, encode_result, error_result, response_result
 from mcp_bridge.tools import ToolSpec, header_forbidden
 
-__all__ = ["ArgumentError", "build_request", "call_tool", "call_tool_encoded", "run_request", "unknown_tool"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["ArgumentError", "RouteAnswer", "build_request", "call_tool", "run_request", "unknown_tool"]
+
+# What a route answered: status (-1: the body passed MAX_RESPONSE_BYTES), headers, body.
+RouteAnswer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
@@ -45,34 +51,6 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 # so both are sent percent-encoded.
 _PCHAR = ":@!$&'()*+=-._~"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _body_encoder() -> Callable[[Any], str]:
-    """json.dumps(..., separators=(",", ":"), ensure_ascii=False), built once.
-
-    Arguments come from a parsed JSON message, so they hold no cycles: the C encoder is used
-    directly, without the per-call encoder object and cycle bookkeeping of `json.dumps`.
-    """
-    slow = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    if c_make_encoder is None:
-        return slow
-
-    def default(value: Any) -> Any:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-    encode = c_make_encoder(None, default, encode_basestring, None, ":", ",", False, False, True)
-
-    def fast(value: Any) -> str:
-        if isinstance(value, str):
-            return encode_basestring(value)
-        if not isinstance(value, (dict, list)):
-            return slow(value)
-        return "".join(encode(value, 0))
-
-    return fast
-
-
-_encode_body = _body_encoder()
 
 
 def _path_value(name: str, value: Any, allow_slash: bool) -> str:
@@ -230,7 +208,7 @@ def _build_request(
         elif spec.body_content_type == "application/x-www-form-urlencoded":
             content, content_type = urlencode(form_fields).encode(), b"application/x-www-form-urlencoded"
         else:
-            content = _encode_body(body_fields if body is None else body).encode()
+            content = encode_utf8(body_fields if body is None else body).encode()
             content_type = b"application/json"
 
     request_headers = [(name, value) for name, value in origin["headers"] if name == b"host" or name in forward_headers]
@@ -275,7 +253,7 @@ def _not_served(spec: ToolSpec, route_exists: bool) -> str:
     return f"a different route than this tool's own ({where}) would serve the request; nothing was called"
 
 
-async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
     """Call `app` once; return status, headers and the (bounded) body."""
     sent = False
     status = 0
@@ -307,7 +285,7 @@ async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, lis
         await app(scope, receive, send)
     except _ResponseTooLarge:
         return -1, headers, b""
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the app is its 500, as a server would answer
         # ServerErrorMiddleware has already sent its 500 when it re-raises; keep that answer.
         if status == 0:
             status = 500
@@ -321,7 +299,7 @@ class _ResponseTooLarge(Exception):
 _NOT_SENT_OVER_HTTP = frozenset({b"host", b"content-length", b"connection"})
 
 
-async def run_request_over(client: Any, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def run_request_over(client: httpx.AsyncClient, scope: Scope, body: bytes) -> RouteAnswer:
     """Send the request over `client` (an `httpx.AsyncClient` whose `base_url` is the API).
 
     FastAPI-MCP's `http_client` option: for an API served elsewhere. The path keeps the
@@ -365,70 +343,63 @@ def _observed_as_part_of(origin: Scope, scope: Scope, app: ASGIApp) -> None:
         scope["fastapi.telemetry"] = None
 
 
-async def _execute(
-    app: ASGIApp,
-    spec: ToolSpec,
-    arguments: Mapping[str, Any] | None,
-    origin: Scope,
-    forward_headers: frozenset[bytes],
-    http_client: Any,
-) -> tuple[int, list[tuple[bytes, bytes]], bytes, Scope] | dict[str, Any]:
-    """The route's answer (status, headers, body, request scope), or an error result."""
-    try:
-        scope, body = build_request(spec, arguments or {}, origin, forward_headers)
-    except ArgumentError as exc:
-        return error_result(f"Invalid arguments for tool {spec.name}: {exc}")
-    if http_client is None:
-        _observed_as_part_of(origin, scope, app)
-        status, headers, content = await run_request(app, scope, body)
-    else:
-        status, headers, content = await run_request_over(http_client, scope, body)
-    if status == -1:
-        return error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes")
-    return status, headers, content, scope
-
-
+@overload
 async def call_tool(
     app: ASGIApp,
     spec: ToolSpec,
     arguments: Mapping[str, Any] | None,
     origin: Scope,
     forward_headers: frozenset[bytes],
-    http_client: Any = None,
-) -> dict[str, Any]:
-    """Run one tool call; the wire form of a `CallToolResult` (never raises for app errors)."""
-    outcome = await _execute(app, spec, arguments, origin, forward_headers, http_client)
-    if isinstance(outcome, dict):
-        return outcome
-    return response_result(spec, *outcome)
-
-
-async def call_tool_encoded(
+    http_client: httpx.AsyncClient | None = ...,
+    *,
+    encoded: Literal[False] = ...,
+) -> dict[str, Any]: ...
+@overload
+async def call_tool(
     app: ASGIApp,
     spec: ToolSpec,
     arguments: Mapping[str, Any] | None,
     origin: Scope,
     forward_headers: frozenset[bytes],
-    http_client: Any = None,
-) -> bytes:
-    """`call_tool`, as the JSON bytes of the `CallToolResult` (the endpoint's fast path).
+    http_client: httpx.AsyncClient | None = ...,
+    *,
+    encoded: Literal[True],
+) -> bytes: ...
+async def call_tool(
+    app: ASGIApp,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any] | None,
+    origin: Scope,
+    forward_headers: frozenset[bytes],
+    http_client: httpx.AsyncClient | None = None,
+    *,
+    encoded: bool = False,
+) -> dict[str, Any] | bytes:
+    """Run one tool call; the wire form of a `CallToolResult` (never raises for app errors).
 
-    The steps of `_execute`, spelled out: this is the hot path, one coroutine less per call.
+    `encoded=True` gives the result as its JSON bytes (what the endpoint sends): a 2xx JSON
+    answer of the route is then spliced in without being decoded and encoded again.
     """
     try:
         scope, body = build_request(spec, arguments or {}, origin, forward_headers)
     except ArgumentError as exc:
-        return encode_result(error_result(f"Invalid arguments for tool {spec.name}: {exc}"))
+        return _finish(error_result(f"Invalid arguments for tool {spec.name}: {exc}"), encoded)
     if http_client is None:
         _observed_as_part_of(origin, scope, app)
         status, headers, content = await run_request(app, scope, body)
     else:
         status, headers, content = await run_request_over(http_client, scope, body)
     if status == -1:
-        return encode_result(error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes"))
-    return encode_response_result(spec, status, headers, content, scope)
+        return _finish(error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes"), encoded)
+    if encoded:
+        return encode_response_result(spec, status, headers, content, scope)
+    return response_result(spec, status, headers, content, scope)
 
 
-def unknown_tool(name: str, known: Sequence[str] = ()) -> dict[str, Any]:
-    del known
+def _finish(result: dict[str, Any], encoded: bool) -> dict[str, Any] | bytes:
+    return encode_result(result) if encoded else result
+
+
+def unknown_tool(name: str) -> dict[str, Any]:
+    """The tool error for a name the bridge does not serve (bounded: the name is the client's)."""
     return error_result(f"Unknown tool: {name[:200]}")

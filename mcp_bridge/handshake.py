@@ -10,9 +10,10 @@ SDK, so that the SDK accepts every session opened here when it later takes one o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from mcp_bridge.encoding import encode_utf8
 
 # Revisions reached through the initialize handshake, oldest first
 # (`mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS`; a test keeps the two equal).
@@ -95,6 +96,6 @@ class InitializeAnswer:
     def result_bytes(self, negotiated: str) -> bytes:
         encoded = self._encoded.get(negotiated)
         if encoded is None:
-            encoded = json.dumps(self.result(negotiated), separators=(",", ":"), ensure_ascii=False).encode()
+            encoded = encode_utf8(self.result(negotiated)).encode()
             self._encoded[negotiated] = encoded
         return encoded

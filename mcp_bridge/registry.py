@@ -6,22 +6,29 @@ tools are hidden), so they are encoded once and reused; a refresh swaps in a new
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
+from mcp_bridge.encoding import encode_utf8
 from mcp_bridge.tools import ToolSpec
+from mcp_oauth_shim.memo import BoundedMemo
+
+if TYPE_CHECKING:
+    from mcp_types import Tool
 
 _MAX_CACHED_SCOPE_SETS = 256
 
 
 class ToolRegistry:
+    """The tools one bridge serves, by name, with their `tools/list` answers encoded once."""
+
     def __init__(self, specs: Sequence[ToolSpec], *, hide_unreachable: bool) -> None:
         self.specs: tuple[ToolSpec, ...] = tuple(specs)
         self.by_name: dict[str, ToolSpec] = {spec.name: spec for spec in specs}
         self.scoped = any(spec.scopes for spec in self.specs)  # does any tool need scopes?
         self.hide_unreachable = hide_unreachable
-        self._encoded: dict[frozenset[str] | None, bytes] = {}
+        # Keys are scope sets from verified tokens: bounded like every memo keyed by requests.
+        self._encoded: BoundedMemo[frozenset[str] | None, bytes] = BoundedMemo(_MAX_CACHED_SCOPE_SETS)
 
     def visible(self, granted: frozenset[str] | None) -> list[ToolSpec]:
         """Tools to list for a caller holding `granted` scopes (None: no verified token)."""
@@ -29,7 +36,7 @@ class ToolRegistry:
             return list(self.specs)
         return [spec for spec in self.specs if spec.scopes <= granted]
 
-    def tools(self, granted: frozenset[str] | None = None) -> list[Any]:
+    def tools(self, granted: frozenset[str] | None = None) -> list[Tool]:
         """`mcp_types.Tool` models (the SDK path and `MCPBridge.tools`)."""
         return [spec.tool for spec in self.visible(granted)]
 
@@ -39,11 +46,6 @@ class ToolRegistry:
         cached = self._encoded.get(key)
         if cached is None:
             tools = [spec.tool_json for spec in self.visible(key)]
-            # Tool schemas are trees built by the bridge (recursion stays a `$ref`): no cycle check.
-            cached = json.dumps(
-                {"tools": tools}, separators=(",", ":"), ensure_ascii=False, check_circular=False
-            ).encode()
-            if len(self._encoded) >= _MAX_CACHED_SCOPE_SETS:
-                self._encoded.clear()
-            self._encoded[key] = cached
+            cached = encode_utf8({"tools": tools}).encode()
+            self._encoded.put(key, cached)
         return cached

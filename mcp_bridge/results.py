@@ -23,13 +23,12 @@ from typing import Any
 
 from starlette.types import Scope
 
+from mcp_bridge.encoding import encode_ascii
 from mcp_bridge.tools import ToolSpec
 from mcp_oauth_shim import jsonsafe
 
 MAX_ERROR_BODY = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# json.dumps(..., separators=(",", ":")) without building an encoder per call.
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 _TEXTUAL = ("application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded")
 
 
@@ -105,7 +104,7 @@ def response_result(
 
 def encode_result(result: dict[str, Any]) -> bytes:
     """The JSON bytes of a result built here (ASCII: escapes as `json.dumps` writes them)."""
-    return _encode(result).encode("ascii")
+    return encode_ascii(result).encode("ascii")
 
 
 def _not_json_constant(name: str) -> Any:

@@ -314,5 +314,5 @@ class OwnRoute:
                     return False
             own = self._own
             return own is not None and own.match(get_route_path(scope)) is not None
-        except Exception:  # a convertor that raises: the router would fail on it too
+        except Exception:  # noqa: BLE001 - a convertor that raises: the router would fail on it too
             return False

@@ -13,7 +13,12 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+from mcp_oauth_shim.memo import BoundedMemo
+
+if TYPE_CHECKING:
+    from mcp.server.transport_security import TransportSecuritySettings
 
 logger = logging.getLogger("mcp_bridge")
 
@@ -31,29 +36,33 @@ FOREIGN_HOST_BODY = (
 def _allowed(value: str, patterns: Sequence[str]) -> bool:
     if value in patterns:
         return True
-    for pattern in patterns:
-        if pattern.endswith(":*") and value.startswith(pattern[:-1]):
-            return True
-    return False
+    return any(pattern.endswith(":*") and value.startswith(pattern[:-1]) for pattern in patterns)
+
+
+# What the memo holds for a request that is not refused (`BoundedMemo` gives None for "unknown").
+_ALLOWED = 0
 
 
 @dataclass(frozen=True)
 class HostOriginPolicy:
+    """The Host and Origin values an endpoint answers to (exact, or `name:*` for any port)."""
+
     allowed_hosts: tuple[str, ...]
     allowed_origins: tuple[str, ...]
-    _memo: dict[tuple[str | None, str | None], int | None] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    _refusals: BoundedMemo[tuple[str | None, str | None], int] = field(
+        default_factory=lambda: BoundedMemo(_MAX_MEMO), init=False, repr=False, compare=False
     )
 
     def refusal(self, host: str | None, origin: str | None) -> int | None:
         """The HTTP status to refuse with (421 foreign Host, 403 foreign Origin), or None."""
         key = (host, origin)
-        if key in self._memo:
-            return self._memo[key]
+        known = self._refusals.get(key)
+        if known is not None:
+            return known or None
         status: int | None = None
         if not host or not _allowed(host, self.allowed_hosts):
             status = 421
-            # Once per value (the memo): a refused Host must be visible to the operator.
+            # Once per value while remembered (the memo): a refused Host must be visible to the operator.
             logger.warning(
                 "refused a request for Host %r with 421: not in allowed_hosts %s. If clients reach "
                 "this server under that name, pass allowed_hosts=[...] to mount_http() / mount_sse().",
@@ -62,12 +71,11 @@ class HostOriginPolicy:
             )
         elif origin and not _allowed(origin, self.allowed_origins):
             status = 403
-        if len(self._memo) >= _MAX_MEMO:
-            self._memo.clear()
-        self._memo[key] = status
+        self._refusals.put(key, status or _ALLOWED)
         return status
 
-    def to_sdk(self) -> Any:
+    def to_sdk(self) -> TransportSecuritySettings:
+        """The same lists as the SDK's settings (its transports check them again)."""
         from mcp.server.transport_security import TransportSecuritySettings
 
         return TransportSecuritySettings(

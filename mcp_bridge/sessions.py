@@ -5,14 +5,13 @@ here, so a client that only lists and calls tools never loads the SDK. The sessi
 the credential that opened it, ends on `DELETE` or after the SDK's idle timeout, and answers
 404 afterwards - the SDK's own rules. The first request the endpoint does not serve itself
 (the `GET` stream, another method, a batch) hands the session to the SDK's
-`StreamableHTTPSessionManager` (`adopt`): it replays the client's `initialize` (and
+`StreamableHTTPSessionManager` (`sdk.SessionManagerInternals.adopt`): it replays the client's `initialize` (and
 `notifications/initialized`) into a transport registered under the same id, after which the
 SDK serves that session like one it opened itself.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -21,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-from starlette.types import Message, Receive, Scope
+from starlette.types import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -116,72 +114,3 @@ class SessionTable:
         expired = [key for key, s in self._sessions.items() if now - s.seen > self.idle_timeout]
         for key in expired:
             del self._sessions[key]
-
-
-_COPIED_SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path", "raw_path")
-
-
-def _post(origin: Scope, session_id: str, protocol_version: str | None) -> Scope:
-    """A POST to the endpoint carrying the caller's Host/Origin (the transport checks them)."""
-    headers = [(k, v) for k, v in origin["headers"] if k in (b"host", b"origin")]
-    headers += [
-        (b"content-type", b"application/json"),
-        (b"accept", b"application/json, text/event-stream"),
-        (b"mcp-session-id", session_id.encode("ascii")),
-    ]
-    if protocol_version is not None:
-        headers.append((b"mcp-protocol-version", protocol_version.encode("ascii")))
-    scope = {key: origin[key] for key in _COPIED_SCOPE_KEYS if key in origin}
-    scope.update(method="POST", query_string=b"", headers=headers)
-    if "user" in origin:
-        scope["user"] = origin["user"]
-    if "auth" in origin:
-        scope["auth"] = origin["auth"]
-    return scope
-
-
-def _one_body(message: dict[str, Any]) -> Receive:
-    pending: list[Message] = [{"type": "http.request", "body": json.dumps(message).encode(), "more_body": False}]
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop()
-        # The replayed request has no client waiting on it; its stream ends with its answer.
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    return receive
-
-
-async def adopt(manager: Any, session: Session, origin: Scope) -> bool:
-    """Make the SDK's session manager serve `session` from now on; False if it refused.
-
-    Uses the manager's session table and its opening-request routine (private in the SDK:
-    tests pin the behaviour, and a failure only ends this one session with a 404).
-    """
-    from mcp.server.streamable_http import StreamableHTTPServerTransport
-
-    transport = StreamableHTTPServerTransport(
-        mcp_session_id=session.id,
-        is_json_response_enabled=manager.json_response,
-        event_store=manager.event_store,
-        security_settings=manager.security_settings,
-        retry_interval=manager.retry_interval,
-        idle_timeout=manager.session_idle_timeout,
-    )
-    manager._server_instances[session.id] = transport
-    if session.owner is not None:
-        manager._session_owners[session.id] = session.owner
-
-    async def discard(message: Message) -> None:
-        """The replayed handshake's answers went to the client long ago: drop them."""
-
-    initialize = {"jsonrpc": "2.0", "id": "mcp-bridge-adopt", "method": "initialize", "params": session.params}
-    await manager._serve_opening_request(transport, _post(origin, session.id, None), _one_body(initialize), discard)
-    if session.id not in manager._server_instances:
-        return False
-    if session.initialized:
-        notification = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        replayed = _post(origin, session.id, session.protocol_version)
-        await transport.handle_request(replayed, _one_body(notification), discard)
-    return True

@@ -10,23 +10,29 @@ Streamable HTTP (`mount_http`) is what current clients use; this exists for Fast
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_bridge.auth import send_insufficient_scope
+from mcp_bridge.asgi_io import read_body, replay
+from mcp_bridge.auth import ScopeGuard
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy
-from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE, ScopeGuard, _read_body, _replay
+from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE
 from mcp_oauth_shim import jsonsafe
+
+if TYPE_CHECKING:
+    from mcp.server.lowlevel.server import Server
+    from mcp.server.sse import SseServerTransport
 
 
 class _Asgi:
     """An ASGI app object around a coroutine method (Starlette treats bare methods as endpoints)."""
 
-    def __init__(self, handler: Callable[[Scope, Receive, Send], Any]) -> None:
+    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self._handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,7 +45,7 @@ class SSEEndpoint:
     def __init__(
         self,
         *,
-        server: Callable[[], Any],
+        server: Callable[[], Server],
         messages_path: str,
         policy: HostOriginPolicy,
         guard: ScopeGuard | None,
@@ -48,11 +54,19 @@ class SSEEndpoint:
         self._messages_path = messages_path
         self._policy = policy
         self._guard = guard
-        self._transport: Any = None
+        self._transport: SseServerTransport | None = None
         self.stream_app = _Asgi(self.stream)
         self.messages_app = _Asgi(self.messages)
 
-    def _sdk_transport(self) -> Any:
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        """For one lifespan of the host app (the bridge runs every endpoint the same way)."""
+        try:
+            yield
+        finally:
+            self._transport = None  # streams of this lifespan are over; a new run starts afresh
+
+    def _sdk_transport(self) -> SseServerTransport:
         if self._transport is None:
             from mcp.server.sse import SseServerTransport
 
@@ -93,7 +107,7 @@ class SSEEndpoint:
         if scope["method"] != "POST" or self._guard is None:
             await transport.handle_post_message(scope, receive, send)
             return
-        body, trailing = await _read_body(receive, DEFAULT_MAX_BODY_SIZE)
+        body, trailing = await read_body(receive, DEFAULT_MAX_BODY_SIZE)
         if body is None:
             await Response("Request body too large", status_code=413)(scope, receive, send)
             return
@@ -101,11 +115,6 @@ class SSEEndpoint:
             message = jsonsafe.loads(body) if body else None
         except ValueError:
             message = None
-        denied = self._guard.denial(message, scope) if message is not None else None
-        if denied is not None:
-            tool, needed, granted = denied
-            await send_insufficient_scope(
-                send, needed=needed, granted=granted, resource_metadata=self._guard.resource_metadata, tool=tool
-            )
+        if message is not None and await self._guard.refuse(message, scope, send):
             return
-        await transport.handle_post_message(scope, _replay(body, trailing, receive), send)
+        await transport.handle_post_message(scope, replay(body, trailing, receive), send)

@@ -28,7 +28,7 @@ from mcp_bridge.schemas import SchemaResolver
 
 Location = Literal["path", "query", "header", "body", "body_field", "form", "file"]
 
-# Headers a tool argument may never set, whatever the operation declares (issue 3 item 2):
+# Headers a tool argument may never set, whatever the operation declares:
 # credentials, routing and framing belong to the MCP client's request, not to the model.
 FORBIDDEN_ARGUMENT_HEADERS = frozenset(
     {

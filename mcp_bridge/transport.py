@@ -14,7 +14,8 @@ cannot know:
   any request): the pre-encoded handshake or tool list, or the in-process call. No
   per-request task, stream or session object is created. In stateful mode the endpoint issues
   the session itself (`sessions.py`) and hands it to the SDK on its first request that needs
-  the SDK. Everything else - and anything this endpoint is unsure about - goes to the SDK.
+  the SDK (through `sdk.py`, the only module that touches the SDK's private parts; with an SDK
+  it does not know, sessions are left to the SDK). Everything else - and anything this endpoint is unsure about - goes to the SDK.
 
 The SDK is loaded, and its session manager started, on the first request that needs it, inside
 a task group owned by the host app's lifespan: importing the `mcp` package costs more start-up
@@ -28,16 +29,17 @@ import contextlib
 import importlib
 import json
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from mcp_bridge.auth import granted_scopes, send_insufficient_scope
+from mcp_bridge import sdk
+from mcp_bridge.asgi_io import SESSION_HEADER, read_body, replay, send_json, send_plain
+from mcp_bridge.auth import ScopeGuard, granted_scopes
 from mcp_bridge.handshake import (
     HANDSHAKE_VERSIONS,
     InitializeAnswer,
@@ -46,56 +48,38 @@ from mcp_bridge.handshake import (
 )
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
-from mcp_bridge.sessions import SessionTable, adopt, requestor
+from mcp_bridge.sessions import Session, SessionTable, requestor
 from mcp_oauth_shim import jsonsafe
+from mcp_oauth_shim.media_types import JSON, is_media_type
+from mcp_oauth_shim.memo import BoundedMemo
+
+if TYPE_CHECKING:
+    from mcp.server.lowlevel.server import Server
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 logger = logging.getLogger(__name__)
 
 # (tool name, arguments, the request's scope) -> the JSON bytes of a `CallToolResult`.
-EncodedToolCaller = Callable[[str, Any, Scope], Awaitable[bytes]]
+EncodedToolCaller = Callable[[str, "dict[str, Any] | None", Scope], Awaitable[bytes]]
 
-_SESSION_HEADER = b"mcp-session-id"
+_SESSION_HEADER = SESSION_HEADER
 _VERSION_HEADER = b"mcp-protocol-version"
 # Anything else (the 2026-07-28 per-request envelope) is the SDK's to serve.
-_HANDSHAKE_VERSIONS = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+HANDSHAKE_VERSION_HEADERS = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
 _FAST_METHODS = frozenset({"tools/call", "tools/list", "ping", "initialize", "notifications/initialized"})
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 # The SDK's answers without a request id (mcp.server.streamable_http_manager._error_response).
 _SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
 _TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
 _MAX_CHECKED = 256
+# Fast-path refreshes of SDK sessions' idle deadlines remembered (one entry per live session).
+_MAX_IDLE_REFRESHED = 16_384
 # How often a fast-path request pushes back the idle deadline of an SDK session.
 _IDLE_REFRESH_EVERY = 1.0
 
 
 class _NotRunning(Exception):
     """The session manager is not running (the app's lifespan did not start it)."""
-
-
-class ScopeGuard:
-    """Finds the first `tools/call` in a message whose tool needs scopes the caller lacks."""
-
-    def __init__(self, registry: Callable[[], ToolRegistry], resource_metadata: str | None) -> None:
-        self._registry = registry
-        self.resource_metadata = resource_metadata
-
-    def denial(self, message: Any, scope: Scope) -> tuple[str, set[str], frozenset[str]] | None:
-        """(tool, missing scopes, granted scopes) for a refused call, else None."""
-        registry = self._registry()
-        if not registry.scoped:
-            return None
-        granted = granted_scopes(scope)
-        if granted is None:
-            return None
-        for item in message if isinstance(message, list) else (message,):
-            if not isinstance(item, dict) or item.get("method") != "tools/call":
-                continue
-            params = item.get("params")
-            name = params.get("name") if isinstance(params, dict) else None
-            spec = registry.by_name.get(name) if isinstance(name, str) else None
-            if spec is not None and not spec.scopes <= granted:
-                return spec.name, set(spec.scopes - granted), granted
-        return None
 
 
 class _Headers:
@@ -125,7 +109,7 @@ class _Headers:
 
     @property
     def handshake_era(self) -> bool:
-        return self.version is None or self.version in _HANDSHAKE_VERSIONS
+        return self.version is None or self.version in HANDSHAKE_VERSION_HEADERS
 
 
 class MCPEndpoint:
@@ -134,7 +118,7 @@ class MCPEndpoint:
     def __init__(
         self,
         *,
-        server: Callable[[], Any],
+        server: Callable[[], Server],
         registry: Callable[[], ToolRegistry],
         call: EncodedToolCaller,
         stateless: bool,
@@ -155,11 +139,14 @@ class MCPEndpoint:
         self.guard = guard
         self.fast_path = fast_path
         self.max_body_size = max_body_size
-        self.manager: Any = None  # the SDK's StreamableHTTPSessionManager, once started
+        self.manager: StreamableHTTPSessionManager | None = None  # once started
+        # The manager's private parts (sdk.py), or None: then sessions are the SDK's alone.
+        self._internals: sdk.SessionManagerInternals | None = None
         self.sessions = SessionTable()  # sessions issued here and not yet handed to the SDK
-        self._issue_sessions = True  # off if the SDK ever refuses to adopt one
-        self._idle_refreshed: dict[str, float] = {}
-        self._checked: dict[tuple[str | None, str | None, bytes, bytes], bool] = {}
+        # Off for an SDK version whose internals are unknown, or once the SDK refused to adopt one.
+        self._issue_sessions = sdk.version_is_known()
+        self._idle_refreshed: BoundedMemo[str, float] = BoundedMemo(_MAX_IDLE_REFRESHED)
+        self._checked: BoundedMemo[tuple[str | None, str | None, bytes, bytes], bool] = BoundedMemo(_MAX_CHECKED)
         self._task_group: TaskGroup | None = None
         self._stopping: anyio.Event | None = None
         self._starting: anyio.Lock | None = None
@@ -179,7 +166,7 @@ class MCPEndpoint:
                 self.sessions.clear()
                 self._idle_refreshed.clear()
 
-    async def _ensure_manager(self) -> Any:
+    async def _ensure_manager(self) -> StreamableHTTPSessionManager:
         if self.manager is not None:
             return self.manager
         if self._starting is None or self._task_group is None:
@@ -189,6 +176,7 @@ class MCPEndpoint:
                 if self._task_group is None:
                     raise _NotRunning
                 await self._task_group.start(self._run_manager)
+        assert self.manager is not None
         return self.manager
 
     async def _run_manager(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -204,12 +192,14 @@ class MCPEndpoint:
         assert self._stopping is not None
         stopping = self._stopping
         async with manager.run():
-            self.manager = manager
+            self.manager, self._internals = manager, sdk.internals_of(manager)
+            if self._internals is None:
+                self._issue_sessions = False
             task_status.started()
             try:
                 await stopping.wait()
             finally:
-                self.manager = None
+                self.manager, self._internals = None, None
 
     async def _to_sdk(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
         if not self.stateless and headers.session is not None and headers.handshake_era:
@@ -217,33 +207,37 @@ class MCPEndpoint:
             opened = self.sessions.find(headers.session, requestor(scope))
             if opened is not None:
                 if not await self._adopt(opened, scope):
-                    await _json(send, 404, _SESSION_NOT_FOUND)
+                    await send_json(send, 404, _SESSION_NOT_FOUND)
                     return
             elif self.manager is None:
                 # No SDK session can exist before the SDK runs: unknown, as the SDK would say.
-                await _json(send, 404, _SESSION_NOT_FOUND)
+                await send_json(send, 404, _SESSION_NOT_FOUND)
                 return
         try:
             manager = await self._ensure_manager()
         except _NotRunning:
-            await _plain(send, 503, b"MCP endpoint not running: serve the app with its lifespan enabled")
+            await send_plain(send, 503, b"MCP endpoint not running: serve the app with its lifespan enabled")
             return
         if self.policy.refusal(headers.host, headers.origin) == 421:
-            await _plain(send, 421, FOREIGN_HOST_BODY)  # the SDK's own answer names no setting
+            await send_plain(send, 421, FOREIGN_HOST_BODY)  # the SDK's own answer names no setting
             return
         await manager.handle_request(scope, receive, send)
 
-    async def _adopt(self, opened: Any, scope: Scope) -> bool:
+    async def _adopt(self, opened: Session, scope: Scope) -> bool:
         try:
-            manager = await self._ensure_manager()
+            await self._ensure_manager()
         except _NotRunning:
             return False
+        internals = self._internals
         assert self._adopting is not None
         async with self._adopting:
+            if internals is None:  # an SDK this bridge does not know: its sessions only
+                self.sessions.discard(opened.id)
+                return False
             if opened.id not in self.sessions:  # a concurrent request adopted it meanwhile
-                return opened.id in getattr(manager, "_server_instances", {})
+                return internals.holds(opened.id)
             try:
-                adopted = await adopt(manager, opened, scope)
+                adopted = await internals.adopt(opened, scope)
             except Exception:
                 logger.exception("the MCP SDK did not take over a session; sessions are left to the SDK from now on")
                 self._issue_sessions = False
@@ -261,45 +255,37 @@ class MCPEndpoint:
                 await self._to_sdk(scope, receive, send, headers)
             return
 
-        body, trailing = await _read_body(receive, self.max_body_size)
+        body, trailing = await read_body(receive, self.max_body_size)
         if body is None:
-            await _plain(send, 413, b"Request body too large")
+            await send_plain(send, 413, b"Request body too large")
             return
         try:
             message = jsonsafe.loads(body) if body else None
         except ValueError:
             message = None
 
-        if self.guard is not None and message is not None:
-            denied = self.guard.denial(message, scope)
-            if denied is not None:
-                tool, needed, granted = denied
-                await send_insufficient_scope(
-                    send, needed=needed, granted=granted, resource_metadata=self.guard.resource_metadata, tool=tool
-                )
-                return
+        if self.guard is not None and message is not None and await self.guard.refuse(message, scope, send):
+            return
 
         if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, headers):
             return
-        await self._to_sdk(scope, _replay(body, trailing, receive), send, headers)
+        await self._to_sdk(scope, replay(body, trailing, receive), send, headers)
 
     def _passes_sdk_checks(self, headers: _Headers) -> bool:
         """The SDK would accept this POST's headers (anything it refuses is left to it)."""
-        if headers.version is not None and headers.version not in _HANDSHAKE_VERSIONS:
+        if headers.version is not None and headers.version not in HANDSHAKE_VERSION_HEADERS:
             return False
         key = (headers.host, headers.origin, headers.content_type, headers.accept)
         passed = self._checked.get(key)
         if passed is None:
             passed = self._check(headers)
-            if len(self._checked) >= _MAX_CHECKED:
-                self._checked.clear()  # the values come from clients: keep the memo bounded
-            self._checked[key] = passed
+            self._checked.put(key, passed)  # the values come from clients: the memo is bounded
         return passed
 
     def _check(self, headers: _Headers) -> bool:
         if self.policy.refusal(headers.host, headers.origin) is not None:
             return False
-        if headers.content_type.split(b";", 1)[0].strip().lower() != b"application/json":
+        if not is_media_type(headers.content_type, JSON):
             return False
         has_json, has_sse = accepts(headers.accept.decode("latin-1"))
         return has_json and (self.json_response or has_sse)
@@ -333,7 +319,7 @@ class MCPEndpoint:
             result = self._registry().list_result_bytes(granted_scopes(scope))
         else:  # ping (2025-11-25 "Utilities": an empty result)
             result = b"{}"
-        await _json(send, 200, _response(request_id, result), self._session_echo(headers))
+        await send_json(send, 200, _response(request_id, result), self._session_echo(headers))
         return True
 
     def _session_echo(self, headers: _Headers) -> str | None:
@@ -344,20 +330,20 @@ class MCPEndpoint:
             return False
         if session in self.sessions:
             return self.sessions.find(session, requestor(scope)) is not None
-        if self.manager is None or not _sdk_session_is_live(self.manager, session, scope):
+        internals = self._internals
+        if internals is None or not internals.serves(session, requestor(scope)):
             return False
-        self._refresh_idle_clock(session)
+        self._refresh_idle_clock(internals, session)
         return True
 
-    def _refresh_idle_clock(self, session: str) -> None:
+    def _refresh_idle_clock(self, internals: sdk.SessionManagerInternals, session: str) -> None:
         """Push back the SDK session's idle deadline, as its own requests do, at most once a second."""
         now = time.monotonic()
-        if now - self._idle_refreshed.get(session, -math.inf) < _IDLE_REFRESH_EVERY:
+        last = self._idle_refreshed.get(session)
+        if last is not None and now - last < _IDLE_REFRESH_EVERY:
             return
-        if len(self._idle_refreshed) > 2 * len(getattr(self.manager, "_server_instances", ())) + 64:
-            self._idle_refreshed.clear()  # forget sessions the SDK has ended
-        self._idle_refreshed[session] = now
-        _refresh_sdk_idle_deadline(self.manager, session)
+        self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
+        internals.refresh_idle_deadline(session)
 
     async def _initialize_session(
         self, request_id: str | int, params: Any, scope: Scope, send: Send, headers: _Headers
@@ -371,13 +357,13 @@ class MCPEndpoint:
         if not self.stateless:
             if not self._issue_sessions:
                 return False
-            others = len(getattr(self.manager, "_server_instances", ())) if self.manager is not None else 0
+            others = self._internals.session_count() if self._internals is not None else 0
             opened = self.sessions.open(requestor(scope), params, negotiated, others)
             if opened is None:
-                await _json(send, 503, _TOO_MANY_SESSIONS)
+                await send_json(send, 503, _TOO_MANY_SESSIONS)
                 return True
             session_id = opened.id
-        await _json(send, 200, _response(request_id, answer.result_bytes(negotiated)), session_id)
+        await send_json(send, 200, _response(request_id, answer.result_bytes(negotiated)), session_id)
         return True
 
     async def _initialized(self, scope: Scope, send: Send, headers: _Headers) -> bool:
@@ -387,7 +373,7 @@ class MCPEndpoint:
             if opened is None:
                 return False  # the SDK's session (or none): the SDK records it
             opened.initialized = True
-        await _json(send, 202, b"", self._session_echo(headers))
+        await send_json(send, 202, b"", self._session_echo(headers))
         return True
 
     async def _try_delete(self, scope: Scope, send: Send, headers: _Headers) -> bool:
@@ -398,88 +384,10 @@ class MCPEndpoint:
         if opened is None:
             return False
         self.sessions.discard(opened.id)
-        await _json(send, 200, b"", opened.id)
+        await send_json(send, 200, b"", opened.id)
         return True
 
 
 def _response(request_id: str | int, result: bytes) -> bytes:
     encoded_id = str(request_id).encode() if type(request_id) is int else json.dumps(request_id).encode()
     return b'{"jsonrpc":"2.0","id":' + encoded_id + b',"result":' + result + b"}"
-
-
-def _sdk_session_is_live(manager: Any, session: str, scope: Scope) -> bool:
-    """Whether the SDK would serve this session id for this caller.
-
-    Reads the manager's session table; if a future SDK renames it, the answer is "no" and
-    every request simply takes the SDK path.
-    """
-    transports = getattr(manager, "_server_instances", None)
-    owners = getattr(manager, "_session_owners", None)
-    if not isinstance(transports, dict) or not isinstance(owners, dict):
-        return False
-    transport = transports.get(session)
-    if transport is None or transport.is_terminated:
-        return False
-    if owners.get(session) != requestor(scope):
-        return False
-    idle_scope = getattr(transport, "idle_scope", None)
-    return idle_scope is None or not idle_scope.cancel_called
-
-
-def _refresh_sdk_idle_deadline(manager: Any, session: str) -> None:
-    transport = getattr(manager, "_server_instances", {}).get(session)
-    idle_scope = getattr(transport, "idle_scope", None)
-    timeout = getattr(transport, "_idle_timeout", None)
-    if idle_scope is None or timeout is None:
-        return
-    # A request in flight (an open GET stream) holds the session: its deadline is infinite.
-    if not getattr(transport, "_requests_in_flight", 0) and math.isfinite(idle_scope.deadline):
-        idle_scope.deadline = anyio.current_time() + timeout
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Message | None]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), message
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None, None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), None
-
-
-def _replay(body: bytes, trailing: Message | None, receive: Receive) -> Receive:
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-    if trailing is not None:
-        pending.append(trailing)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay
-
-
-async def _json(send: Send, status: int, payload: bytes, session: str | None = None) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if session is not None:
-        headers.append((_SESSION_HEADER, session.encode("latin-1")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def _plain(send: Send, status: int, text: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(text)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": text})

@@ -27,16 +27,20 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.authentication import AuthCredentials
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .rfc6750 import bearer_error_response, validate_scope_token
 from .upstream import UpstreamError
 from .verify import BearerVerifier, InsufficientScope, InvalidToken
 
-__all__ = ["RequireBearer", "upstream_error_response"]
+if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
+
+__all__ = ["BearerRefusal", "RequireBearer", "upstream_error_response"]
 
 logger = logging.getLogger("mcp_oauth_shim.protect")
 
@@ -99,10 +103,13 @@ def _is_cors_preflight(scope: Scope) -> bool:
     return preflight
 
 
-def upstream_error_response(exc: UpstreamError) -> Any:
-    """502/504 JSON for an IdP that could not be used (DESIGN.md §6.8): the caller is not to blame."""
-    from starlette.responses import Response
+def upstream_error_response(exc: UpstreamError) -> Response:
+    """502/504 JSON for an IdP that could not be used: the caller is not to blame.
 
+    An outage of the IdP is never the client's fault, so it is neither a 401 (which would send
+    the client into a new authorization flow it cannot complete) nor a 500 (which hides what
+    happened): a gateway error (RFC 9110 §15.6.3 / §15.6.5) with an OAuth-style JSON body.
+    """
     body = json.dumps({"error": exc.error, "error_description": exc.description}, separators=(",", ":"))
     return Response(
         content=body.encode(),
@@ -110,6 +117,18 @@ def upstream_error_response(exc: UpstreamError) -> Any:
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+
+
+class BearerRefusal(Exception):
+    """A request :meth:`RequireBearer.authenticate` refused; ``response`` is the exact answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
 
 
 class RequireBearer:
@@ -139,28 +158,35 @@ class RequireBearer:
             await self.app(scope, receive, send)
             return
         try:
+            access = await self.authenticate(scope)
+        except BearerRefusal as refused:
+            await refused.response(scope, receive, send)
+            return
+        await self._call_app(access, scope, receive, send)
+
+    async def authenticate(self, scope: Scope) -> AccessToken:
+        """The verified token of an HTTP request, or :class:`BearerRefusal` with the answer.
+
+        The one decision this middleware makes, for callers that guard something other than
+        its wrapped app (the bridge's dependency gate) and must answer exactly as it does.
+        """
+        try:
             raw = _bearer_token(scope)
         except _Malformed as exc:
-            response = self._error("invalid_request", str(exc))
-            await response(scope, receive, send)
-            return
+            raise BearerRefusal(self._error("invalid_request", str(exc))) from None
         if raw is None:
-            response = self._error(None, "This resource needs an OAuth access token (Authorization: Bearer).")
-            await response(scope, receive, send)
-            return
+            raise BearerRefusal(
+                self._error(None, "This resource needs an OAuth access token (Authorization: Bearer).")
+            )
         try:
-            access = await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
+            return await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
         except InvalidToken as exc:
-            response = self._error("invalid_token", exc.description)
+            raise BearerRefusal(self._error("invalid_token", exc.description)) from None
         except InsufficientScope as exc:
-            response = self._error("insufficient_scope", exc.description, scopes=exc.required)
+            raise BearerRefusal(self._error("insufficient_scope", exc.description, scopes=exc.required)) from None
         except UpstreamError as exc:
             logger.warning("request refused, identity provider unavailable: %s", exc.description)
-            response = upstream_error_response(exc)
-        else:
-            await self._call_app(access, scope, receive, send)
-            return
-        await response(scope, receive, send)
+            raise BearerRefusal(upstream_error_response(exc)) from None
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Secure by default: a WebSocket behind this middleware needs a bearer token too.
@@ -178,7 +204,7 @@ class RequireBearer:
             return
         await self._call_app(access, scope, receive, send)
 
-    async def _call_app(self, access: Any, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _call_app(self, access: AccessToken, scope: Scope, receive: Receive, send: Send) -> None:
         authenticated_user, auth_context_var = _mcp_auth()
         user = authenticated_user(access)
         scope["user"] = user
@@ -189,7 +215,7 @@ class RequireBearer:
         finally:
             auth_context_var.reset(reset)
 
-    def _error(self, error: str | None, description: str, *, scopes: Iterable[str] | None = None) -> Any:
+    def _error(self, error: str | None, description: str, *, scopes: Iterable[str] | None = None) -> Response:
         return bearer_error_response(
             error=error,
             error_description=description,

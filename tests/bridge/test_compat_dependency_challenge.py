@@ -27,3 +27,18 @@ def test_a_request_without_token_names_the_scopes_to_ask_for(auth0: Deployment) 
     challenge = response.headers["www-authenticate"]
     assert "error=" not in challenge  # RFC 6750 §3.1: no error code without credentials
     assert 'scope="' in challenge
+
+
+def test_two_authorization_headers_are_a_malformed_request(auth0: Deployment) -> None:  # noqa: F811
+    headers = httpx.Headers([*MCP_HEADERS.items(), ("authorization", "Bearer a"), ("authorization", "Bearer b")])
+    response = httpx.post(auth0.mcp, json=INIT, headers=headers, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert 'error="invalid_request"' in response.headers["www-authenticate"]
+
+
+def test_a_bad_token_is_answered_with_the_oauth_error_body(auth0: Deployment) -> None:  # noqa: F811
+    response = httpx.post(
+        auth0.mcp, json=INIT, headers={**MCP_HEADERS, "authorization": "Bearer not-a-token"}, timeout=10
+    )
+    assert response.json()["error"] == "invalid_token"  # RFC 6750 §3 body, not FastAPI's {"detail": ...}

@@ -241,12 +241,12 @@ def test_session_id_is_echoed_and_unknown_ids_stay_unknown() -> None:
 def test_a_session_the_sdk_will_not_take_over_ends_and_later_sessions_are_the_sdks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from mcp_bridge import transport
+    from mcp_bridge import sdk
 
     async def refuse(*args: Any) -> bool:
         raise RuntimeError("this SDK cannot adopt sessions")
 
-    monkeypatch.setattr(transport, "adopt", refuse)
+    monkeypatch.setattr(sdk.SessionManagerInternals, "adopt", refuse)
     with served(stateless=False) as server, httpx.Client(timeout=10) as http:
         url = server.url + "/mcp"
         headers = open_session(http, url)
@@ -327,7 +327,7 @@ def test_session_is_found_only_for_its_owner() -> None:
 async def test_encoded_result_is_the_result(tool: str, arguments: dict[str, Any]) -> None:
     bridge = MCPBridge(build_app()[0])
     origin = origin_scope()
-    encoded = await bridge.call_encoded(tool, arguments, origin)
+    encoded = await bridge.call(tool, arguments, origin, encoded=True)
     assert json.loads(encoded) == await bridge.call(tool, arguments, origin)
 
 
@@ -350,7 +350,7 @@ async def test_only_strict_json_objects_become_structured_content(body: bytes, s
     def raw() -> Response:
         return Response(body, media_type="application/json")
 
-    encoded = await MCPBridge(app).call_encoded("raw", {}, origin_scope())
+    encoded = await MCPBridge(app).call("raw", {}, origin_scope(), encoded=True)
 
     def refuse(name: str) -> Any:
         raise ValueError(name)

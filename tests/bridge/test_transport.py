@@ -267,9 +267,9 @@ def test_dependency_overrides_of_the_app_apply_to_the_gate() -> None:
 def test_fast_path_knows_exactly_the_sdks_handshake_revisions() -> None:
     from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-    from mcp_bridge.transport import _HANDSHAKE_VERSIONS
+    from mcp_bridge.transport import HANDSHAKE_VERSION_HEADERS
 
-    assert _HANDSHAKE_VERSIONS == {v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS}
+    assert HANDSHAKE_VERSION_HEADERS == {v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS}
 
 
 _NO_SDK_SCRIPT = """

@@ -1,0 +1,162 @@
+"""The `OAuthShim` of a FastAPI-MCP configuration, built when the first endpoint is mounted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from mcp_bridge.compat.config import DEFAULT_METADATA_PATH, AuthConfig, secret_keys_of
+
+if TYPE_CHECKING:
+    from mcp_oauth_shim import OAuthShim
+
+__all__ = ["DeferredShim", "custom_metadata_shim", "proxy_shim"]
+
+
+class DeferredShim:
+    """The `auth` a compat bridge is given: an `OAuthShim` built when the first endpoint is
+    mounted, because its resource (RFC 8707 / RFC 9728) is that endpoint's URL.
+
+    Also serves the metadata at `AuthConfig.metadata_path`, and, for custom metadata without
+    a `jwks_uri`, leaves the endpoint to the user's dependencies (FastAPI-MCP's behaviour:
+    nothing here could check the tokens).
+    """
+
+    def __init__(self, build: Callable[[str], OAuthShim], *, metadata_path: str, verify: bool) -> None:
+        self._build = build
+        self._metadata_path = metadata_path
+        self.verify = verify
+        self._shim: OAuthShim | None = None
+
+    def bind(self, resource: str) -> None:
+        """Build the shim for `resource`; a later mount must lie under the same resource."""
+        if self._shim is None:
+            self._shim = self._build(resource)
+            return
+        bound = self._shim.resource.rstrip("/")
+        if not (resource == bound or resource.startswith(bound + "/")):
+            from mcp_oauth_shim import ConfigurationError
+
+            raise ConfigurationError(
+                f"This FastApiMCP's OAuth resource is {bound}; {resource} is outside it. Tokens are bound "
+                "to one resource: set AuthConfig(resource=...) to a URL both endpoints lie under."
+            )
+
+    @property
+    def built(self) -> OAuthShim | None:
+        """The shim, or None before the first mount."""
+        return self._shim
+
+    @property
+    def shim(self) -> OAuthShim:
+        if self._shim is None:
+            raise RuntimeError("the OAuth shim exists once mount_http()/mount_sse() has run")
+        return self._shim
+
+    @cached_property
+    def routes(self) -> list[BaseRoute]:
+        routes = list(self.shim.routes)
+        served = {getattr(route, "path", None) for route in routes}
+        if self._metadata_path not in served:
+            source = next(
+                (r for r in routes if getattr(r, "path", "").startswith(DEFAULT_METADATA_PATH)), None
+            )
+            if isinstance(source, Route):
+                routes.append(
+                    Route(self._metadata_path, source.endpoint, methods=["GET", "OPTIONS"], include_in_schema=False)
+                )
+        return routes
+
+    def protect(self, app: ASGIApp, *, scopes: Sequence[str] = ()) -> ASGIApp:
+        """The shim's bearer check around `app`, unless nothing here can verify tokens."""
+        return self.shim.protect(app, scopes=scopes) if self.verify else app
+
+    # What the bridge reads of its `auth` (`bridge.BridgeAuth`): the built shim's own.
+
+    @property
+    def resource_metadata_url(self) -> str:
+        return self.shim.resource_metadata_url
+
+    @property
+    def issuer(self) -> str:
+        return self.shim.issuer
+
+    @property
+    def public_url(self) -> str | None:
+        return self.shim.public_url
+
+    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
+        return self.shim.lifespan(app)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (verifier, ...): the shim's own.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.shim, name)
+
+
+def proxy_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
+    """`setup_proxies=True`: the shim in front of the IdP, Auth0-style when `audience` is set."""
+    from mcp_oauth_shim import OAuthShim, Upstream
+
+    scopes = tuple(config.default_scope.split())
+    metadata_url = config.oauth_metadata_url
+    if metadata_url is None and config.issuer is not None:
+        # FastAPI-MCP's guess, kept so that a configuration that worked still does.
+        metadata_url = config.issuer.rstrip("/") + config.metadata_path
+    audience_param = config.audience_param or ("audience" if config.audience else "resource")
+    assert config.client_id is not None and config.client_secret is not None  # AuthConfig validated
+    upstream = Upstream.oidc(
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        issuer=config.issuer,
+        metadata_url=metadata_url,
+        authorization_endpoint=config.authorize_url,
+        audience=config.audience,
+        audience_param=audience_param,
+        # FastAPI-MCP asked for default_scope when the client named none and always added it.
+        default_scopes=scopes,
+        extra_scopes=scopes,
+        token_auth_method=config.token_auth_method,
+        name="fastapi-mcp-compat",
+    )
+    return OAuthShim(
+        public_url=public_url,
+        resource=resource,
+        upstream=upstream,
+        secret_keys=secret_keys_of(config),
+        scopes_supported=config.scopes_supported,
+        registration="signed" if config.setup_fake_dynamic_registration else "static",
+        allowed_redirect_uris=config.allowed_redirect_uris,
+    )
+
+
+def custom_metadata_shim(config: AuthConfig, document: dict[str, Any], public_url: str, resource: str) -> OAuthShim:
+    """`custom_oauth_metadata`: serve the document; verify with its `jwks_uri` when it has one."""
+    from mcp_oauth_shim import OAuthShim, Upstream
+
+    # Built directly (not Upstream.oidc): no client is needed to check signatures, and the
+    # audience FastAPI-MCP users configured is what their server puts into `aud`.
+    upstream = Upstream(
+        client_id=config.client_id or "",
+        client_secret=config.client_secret or "",
+        issuer=document["issuer"],
+        authorization_endpoint=document.get("authorization_endpoint"),
+        token_endpoint=document["token_endpoint"],
+        jwks_uri=document.get("jwks_uri"),
+        audience=config.audience,
+        default_scopes=tuple(document.get("scopes_supported") or ()),
+        name="custom",
+    )
+    return OAuthShim(
+        public_url=public_url,
+        resource=resource,
+        upstream=upstream,
+        custom_metadata=document,
+        scopes_supported=config.scopes_supported,
+    )
