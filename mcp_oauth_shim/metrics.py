@@ -24,8 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigurationError
-
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
@@ -174,6 +172,8 @@ def enable_metrics(registry: Any = None) -> ShimMetrics:
             try:
                 import prometheus_client
             except ImportError:
+                from .config import ConfigurationError
+
                 raise ConfigurationError(
                     "metrics need prometheus-client: pip install 'mcp-oauth-shim[metrics]'."
                 ) from None

@@ -60,6 +60,9 @@ class Observation:
 
     __slots__ = ("_name", "_span", "_span_cm", "_started", "kind", "outcome")
 
+    #: Something records this observation: worth working out its outcome.
+    active = True
+
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind
         self._name = name
@@ -110,6 +113,8 @@ class _Unobserved:
     no allocation, a shared object whose outcome is never read."""
 
     __slots__ = ()
+
+    active = False
 
     @property
     def outcome(self) -> str:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .config import ConfigurationError
-
 __all__ = ["active_tracer", "disable_tracing", "enable_tracing"]
 
 INSTRUMENTATION_NAME = "mcp_oauth_shim"
@@ -38,6 +36,8 @@ def enable_tracing(tracer_provider: Any = None) -> Any:
         try:
             from opentelemetry import trace
         except ImportError:
+            from .config import ConfigurationError
+
             raise ConfigurationError("tracing needs opentelemetry-api: pip install 'mcp-oauth-shim[otel]'.") from None
         from . import __version__
 

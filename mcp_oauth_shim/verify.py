@@ -111,11 +111,13 @@ class InvalidToken(Exception):
     """The token must not be accepted (RFC 6750 §3.1 ``invalid_token``).
 
     ``description`` is safe to show the client: it never contains the token or claim values.
+    ``reason`` is what the refusal is counted as (``invalid``, ``expired``, ``wrong_audience``).
     """
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, reason: str = "invalid") -> None:
         super().__init__(description)
         self.description = description
+        self.reason = reason
 
 
 class InsufficientScope(Exception):
@@ -692,10 +694,11 @@ class BearerVerifier:
         except MissingClaimError as exc:
             raise InvalidToken(f"The access token lacks the required claim(s): {exc.claim}.") from None
         except ExpiredTokenError:
-            raise InvalidToken("The access token has expired.") from None
+            raise InvalidToken("The access token has expired.", reason="expired") from None
         except InvalidClaimError as exc:
             raise InvalidToken(
-                _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid.")
+                _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid."),
+                reason="wrong_audience" if exc.claim == "aud" else "invalid",
             ) from None
 
     def _to_access_token(self, token: str, claims: dict[str, Any], scopes: list[str]) -> AccessToken:
