@@ -23,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-import socket
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -35,9 +33,20 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import jsonsafe
+from .json_documents import DocumentProblem, JSONDocumentError, is_json_media_type, json_object
+from .memo import BoundedMemo, SingleFlight
 from .outbound import TRANSPORT_ERRORS, cookieless_jar
 from .redirects import RedirectURIError, check_registrable
+from .ssrf import (
+    AddressPolicy,
+    BlockedAddress,
+    IPAddress,
+    Resolver,
+    UnresolvableHost,
+    is_public_address,
+    system_resolver,
+)
+from .urls import is_loopback_host
 
 __all__ = [
     "ClientMetadataDocument",
@@ -50,11 +59,6 @@ __all__ = [
     "parse_document",
     "system_resolver",
 ]
-
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-"""``await resolver(host, port)`` -> the IP addresses (as text) the host resolves to."""
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_CLIENT_ID_LENGTH = 2000
 MAX_URI_LENGTH = 2000
@@ -72,15 +76,6 @@ _DNS_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_]
 # The last label decides whether a WHATWG/inet_aton parser reads the host as IPv4:
 # "2130706433", "0x7f.1" and "0177.0.0.1" all mean 127.0.0.1 to some resolver.
 _NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# Special-use blocks that older Pythons' ``is_global`` still calls global (RFC 6890 and later
-# registrations): IETF protocol assignments, the deprecated 6to4 relay, IPv6 documentation
-# (RFC 9637), SRv6 SIDs (RFC 9602) and deprecated site-local addresses.
-_ALSO_SPECIAL = tuple(
-    ipaddress.ip_network(net)
-    for net in ("192.0.0.0/24", "192.88.99.0/24", "3fff::/20", "5f00::/16", "fec0::/10")
-)
 
 
 class ClientMetadataError(Exception):
@@ -118,26 +113,6 @@ class ClientMetadataDocument(BaseModel):
     def host(self) -> str:
         """The client_id's host, which the consent page should show (draft §8.5)."""
         return urlsplit(self.client_id).hostname or ""
-
-
-def is_public_address(address: IPAddress) -> bool:
-    """Is this an address on the public Internet (not special-use per RFC 6890)?
-
-    IPv6 forms that embed an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by the
-    embedded address, since that is where the packets end up.
-    """
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return is_public_address(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            return is_public_address(address.sixtofour)
-        if any(address in net for net in _NAT64):
-            return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        if address in _IPV4_COMPATIBLE:  # deprecated ::a.b.c.d (RFC 4291 §2.5.5.1)
-            return False
-    if any(address.version == net.version and address in net for net in _ALSO_SPECIAL):
-        return False
-    return address.is_global and not address.is_multicast
 
 
 def is_metadata_client_id(client_id: str, *, allow_http_loopback: bool = False) -> bool:
@@ -209,7 +184,7 @@ def _parse_client_id_url(client_id: object, *, allow_http_loopback: bool) -> _Cl
         url = httpx.URL(client_id)
     except (ValueError, httpx.InvalidURL):
         raise ClientMetadataError("client_id URL is not a valid URL (RFC 3986).") from None
-    if scheme == "http" and not (_is_loopback_name(host) or (literal is not None and _is_loopback(literal))):
+    if scheme == "http" and not is_loopback_host(host):
         raise ClientMetadataError("client_id URL must use https; http is only accepted for loopback hosts in development.")
     if not parts.path or parts.path == "/":
         raise ClientMetadataError("client_id URL must have a path, such as https://example.com/client.json (draft section 3).")
@@ -239,28 +214,6 @@ def _host_literal(host: str, *, bracketed: bool) -> IPAddress | None:
     if not _DNS_NAME.match(host):
         raise ClientMetadataError("client_id URL host is not a valid DNS name.")
     return None
-
-
-def _is_loopback_name(host: str) -> bool:
-    return host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost")
-
-
-def _is_loopback(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """Resolve with the operating system's resolver (getaddrinfo), off the event loop."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
-@dataclass
-class _Entry:
-    document: ClientMetadataDocument
-    expires: float  # on the instance's monotonic clock
 
 
 class ClientMetadataDocuments:
@@ -304,11 +257,11 @@ class ClientMetadataDocuments:
         self._min_ttl = min_cache_seconds
         self._default_ttl = default_cache_seconds
         self._max_ttl = max_cache_seconds
-        self._cache_size = cache_size
         self._resolve = resolver or system_resolver
+        self._addresses = AddressPolicy(allow_loopback=allow_http_loopback)
         self._clock = clock
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[ClientMetadataDocument]] = {}
+        self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(cache_size)
+        self._inflight: SingleFlight[str, ClientMetadataDocument] = SingleFlight()
 
     def is_metadata_client_id(self, client_id: str) -> bool:
         """:func:`is_metadata_client_id` with this instance's ``allow_http_loopback``."""
@@ -320,24 +273,12 @@ class ClientMetadataDocuments:
         Raises :class:`ClientMetadataError` with a description of what is wrong.
         """
         target = _parse_client_id_url(client_id, allow_http_loopback=self._allow_http_loopback)
-        entry = self._cache.get(client_id)
-        if entry is not None:
-            if entry.expires > self._clock():
-                self._cache.move_to_end(client_id)
-                return entry.document
-            del self._cache[client_id]
-        pending = self._inflight.get(client_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._fetch_and_cache(client_id, target))
-            self._inflight[client_id] = pending
-            pending.add_done_callback(lambda task: self._done(client_id, task))
-        # shield: a caller that gives up (client disconnected) does not cancel other waiters.
-        return await asyncio.shield(pending)
-
-    def _done(self, client_id: str, task: asyncio.Future[ClientMetadataDocument]) -> None:
-        self._inflight.pop(client_id, None)
-        if not task.cancelled():
-            task.exception()  # mark retrieved: nobody may be waiting any more
+        cached = self._cache.get(client_id, self._clock())
+        if cached is not None:
+            return cached
+        # One fetch per URL at a time; a caller that gives up (client disconnected) does not
+        # cancel the others' fetch.
+        return await self._inflight.run(client_id, lambda: self._fetch_and_cache(client_id, target))
 
     async def _fetch_and_cache(self, client_id: str, target: _ClientIdURL) -> ClientMetadataDocument:
         try:
@@ -350,41 +291,26 @@ class ClientMetadataDocuments:
             ) from None
         # §5.2: only valid documents reach this point, so errors are never cached.
         ttl = self._default_ttl if lifetime is None else min(max(lifetime, self._min_ttl), self._max_ttl)
-        if ttl > 0 and self._cache_size > 0:
-            self._cache[client_id] = _Entry(document, self._clock() + ttl)
-            self._cache.move_to_end(client_id)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        if ttl > 0:
+            self._cache.put(client_id, document, self._clock() + ttl)
         return document
 
     async def _checked_address(self, target: _ClientIdURL) -> IPAddress:
         """Resolve once and insist every answer is allowed (draft §8.6, RFC 6890)."""
-        if target.literal is not None:
-            candidates = [target.literal]
-        else:
-            try:
-                answers = await self._resolve(target.host, target.port)
-            except (OSError, UnicodeError):
-                raise ClientMetadataError("The client_id URL's host could not be resolved.") from None
-            try:
-                candidates = [ipaddress.ip_address(a) for a in answers]
-            except ValueError:
+        try:
+            return await self._addresses.resolve(
+                target.host, target.port, literal=target.literal, resolver=self._resolve
+            )
+        except UnresolvableHost as exc:
+            if str(exc) == "invalid address":
                 raise ClientMetadataError("The client_id URL's host resolved to an invalid address.") from None
-            if not candidates:
-                raise ClientMetadataError("The client_id URL's host could not be resolved.")
-        for address in candidates:
-            if not self._address_allowed(address):
-                # The address itself is not echoed: it may describe our internal network.
-                raise ClientMetadataError(
-                    "The client_id URL's host resolves to a private, loopback, link-local or other "
-                    "special-use address, which this server does not fetch from (draft section 8.6)."
-                )
-        return candidates[0]
-
-    def _address_allowed(self, address: IPAddress) -> bool:
-        if self._allow_http_loopback and _is_loopback(address):
-            return True
-        return is_public_address(address)
+            raise ClientMetadataError("The client_id URL's host could not be resolved.") from None
+        except BlockedAddress:
+            # The address itself is not echoed: it may describe our internal network.
+            raise ClientMetadataError(
+                "The client_id URL's host resolves to a private, loopback, link-local or other "
+                "special-use address, which this server does not fetch from (draft section 8.6)."
+            ) from None
 
     async def _download(
         self, client_id: str, target: _ClientIdURL, address: IPAddress
@@ -445,8 +371,7 @@ class ClientMetadataDocuments:
             raise ClientMetadataError(
                 f"The client_id URL answered HTTP {status}; the document must be served with 200 (draft section 5)."
             )
-        media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if not (media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))):
+        if not is_json_media_type(response.headers.get("content-type")):
             raise ClientMetadataError(
                 "The client metadata document must be served as application/json (draft section 4)."
             )
@@ -474,11 +399,12 @@ class ClientMetadataDocuments:
 def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = False) -> ClientMetadataDocument:
     """Validate a fetched document against its client_id URL (draft §4, §4.1)."""
     try:
-        data = jsonsafe.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # The fetcher checked the media type and bounded the size before reading it all.
+        data = json_object(body, max_bytes=len(body), check_media_type=False)
+    except JSONDocumentError as exc:
+        if exc.problem is DocumentProblem.NOT_AN_OBJECT:
+            raise ClientMetadataError("The client metadata document must be a JSON object.") from None
         raise ClientMetadataError("The client metadata document is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ClientMetadataError("The client metadata document must be a JSON object.")
     if "client_id" not in data:
         raise ClientMetadataError("The client metadata document has no client_id.")
     if data["client_id"] != client_id:

@@ -1,6 +1,7 @@
 """Who a ``client_id`` is: a signed registration, a metadata document URL, or the static client.
 
-Nothing is stored. A registered client_id *is* its registration, signed (see :mod:`.rfc7591`);
+Nothing is stored. A registered client_id *is* its registration, signed
+(:class:`.payloads.ClientRegistration`, issued by :mod:`.endpoints.register`);
 a URL client_id is resolved by fetching its metadata document (:mod:`.cimd`); the upstream
 client_id itself is accepted only in ``registration="static"`` mode, with the operator's
 allow-list of redirect URIs.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import hmac
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 from .errors import InvalidClientError, InvalidRequestError, ascii_description
+from .memo import BoundedMemo
+from .payloads import ClientRegistration
 from .redirects import matches
-from .sealing import CLIENT, Sealer, SealError, digest
+from .sealing import Sealer, SealError, digest
 
 if TYPE_CHECKING:
     from .cimd import ClientMetadataDocuments
@@ -60,7 +62,7 @@ class ClientResolver:
         self._allowed = tuple(allowed_redirect_uris)
         self._documents = metadata_documents
         # Resolved signed client_ids, each kept no longer than its own validity.
-        self._cache: OrderedDict[str, tuple[Client, float]] = OrderedDict()
+        self._cache: BoundedMemo[str, Client] = BoundedMemo(CACHE_SIZE)
 
     def is_operator_approved(self, redirect_uri: str) -> bool:
         """Is ``redirect_uri`` one the operator allow-listed (every static client's URI is)?
@@ -86,7 +88,7 @@ class ClientResolver:
             try:
                 doc = await self._documents.get(client_id)
             except ClientMetadataError as exc:
-                raise InvalidClientError(description=ascii_description(f"Client metadata document refused: {exc}"))
+                raise InvalidClientError(description=ascii_description(f"Client metadata document refused: {exc}")) from None
             return Client(
                 client_id,
                 tuple(str(u) for u in doc.redirect_uris),
@@ -95,29 +97,25 @@ class ClientResolver:
                 application_type=getattr(doc, "application_type", None) or "native",
                 client_uri=str(doc.client_uri) if getattr(doc, "client_uri", None) else None,
             )
-        cached = self._cache.get(client_id)
-        if cached is not None and time.time() < cached[1]:
-            return cached[0]
+        now = time.time()
+        cached = self._cache.get(client_id, now)
+        if cached is not None:
+            return cached
         try:
-            data, signed_at = self._sealer.unseal_timed(CLIENT, client_id, max_age=self._max_age)
+            registration, signed_at = ClientRegistration.open_timed(self._sealer, client_id, max_age=self._max_age)
         except SealError as exc:
             raise InvalidClientError(
                 description=f"Unknown client_id ({exc.reason}); register again at the registration endpoint."
-            )
-        redirect_uris = data.get("r") if isinstance(data, dict) else None
-        if not isinstance(redirect_uris, list) or not all(isinstance(u, str) for u in redirect_uris):
-            raise InvalidClientError(description="Unknown client_id; register again at the registration endpoint.")
+            ) from None
         client = Client(
             client_id,
-            tuple(redirect_uris),
+            registration.redirect_uris,
             "registered",
-            name=data.get("n"),
-            application_type=data.get("t") or "native",
-            client_uri=data.get("u"),
+            name=registration.client_name,
+            application_type=registration.application_type,
+            client_uri=registration.client_uri,
         )
-        self._cache[client_id] = (client, signed_at + self._max_age)
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache.put(client_id, client, signed_at + self._max_age)
         return client
 
 
@@ -175,7 +173,7 @@ async def authenticate_client(
     try:
         client = await resolver.resolve(credentials.client_id)
     except InvalidClientError as err:
-        raise credentials.refused(err.description or "Unknown client_id.")
+        raise credentials.refused(err.description or "Unknown client_id.") from None
     if credentials.secret:
         expected = static_secret if client.kind == "static" else ""
         if not expected:
@@ -195,7 +193,7 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401)
+        raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401) from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:
         raise InvalidClientError(

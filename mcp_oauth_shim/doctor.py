@@ -13,17 +13,19 @@ work with this configuration.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from .config import is_loopback_host
+from . import jsonsafe
+from .outbound import cookieless_jar
+from .upstream import HttpxTransport, Transport, UpstreamError, client_authentication, exchange, get_json
+from .urls import service_url_problem
 
 Level = Literal["OK", "INFO", "WARN", "FAIL"]
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -67,14 +69,22 @@ async def diagnose(given: DoctorInput, *, http: httpx.AsyncClient | None = None,
     """Run every check; network problems become findings, never exceptions."""
     if http is not None:
         return await _Doctor(given, http).run()
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        timeout=timeout, follow_redirects=False, trust_env=False, cookies=cookieless_jar()
+    ) as client:
         return await _Doctor(given, client).run()
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 class _Doctor:
+    """One run of the checks; it asks the IdP the way the shim does (:mod:`.upstream`: the
+    same JSON document policy and client authentication)."""
+
     def __init__(self, given: DoctorInput, http: httpx.AsyncClient) -> None:
         self.given = given
-        self.http = http
+        self.transport: Transport = HttpxTransport(http)
         self.findings: list[Finding] = []
 
     def add(self, level: Level, check: str, message: str) -> None:
@@ -142,23 +152,11 @@ class _Doctor:
         return None
 
     async def get_json(self, url: str) -> tuple[dict[str, Any] | None, str]:
+        """The JSON object at ``url``, or ``None`` and what was wrong (for the report)."""
         try:
-            response = await self.http.get(url, headers={"Accept": "application/json"})
-        except httpx.TimeoutException:
-            return None, "timed out"
-        except httpx.HTTPError as exc:
-            return None, f"could not connect ({type(exc).__name__})"
-        if response.status_code != 200:
-            return None, f"HTTP {response.status_code}"
-        if len(response.content) > MAX_DOCUMENT_BYTES:
-            return None, "larger than 1 MB"
-        try:
-            value = response.json()
-        except ValueError:
-            return None, "not JSON"
-        if not isinstance(value, dict):
-            return None, "not a JSON object"
-        return value, ""
+            return await get_json(self.transport, url, what="document", max_bytes=MAX_DOCUMENT_BYTES), ""
+        except UpstreamError as exc:
+            return None, exc.reason
 
     # -- the document -------------------------------------------------------------------------
 
@@ -178,8 +176,9 @@ class _Doctor:
                 f"the document says {issuer!r} but you gave {self.given.issuer!r}; they must be identical, "
                 f"character for character (RFC 8414 section 3.3). Use {issuer} (serve --upstream-issuer, doctor --issuer).",
             )
-        if urlsplit(issuer).scheme != "https" and not is_loopback_host(urlsplit(issuer).hostname):
-            self.add("FAIL", "issuer", "the issuer must use https.")
+        problem = service_url_problem(issuer)
+        if problem is not None:
+            self.add("FAIL", "issuer", f"the issuer must {problem}.")
 
     def check_endpoints(self, doc: Mapping[str, Any]) -> bool:
         ok = True
@@ -188,8 +187,8 @@ class _Doctor:
             if not isinstance(value, str) or not value:
                 self.add("FAIL", key, "missing from the discovery document; the shim cannot log anyone in.")
                 ok = False
-            elif not _secure(value):
-                self.add("FAIL", key, f"{value} does not use https.")
+            elif (problem := service_url_problem(value)) is not None:
+                self.add("FAIL", key, f"{value} does not work as an endpoint: it must {problem}.")
                 ok = False
             else:
                 self.add("OK", key, value)
@@ -365,12 +364,13 @@ class _Doctor:
         endpoint = str(doc["authorization_endpoint"])
         separator = "&" if urlsplit(endpoint).query else "?"
         try:
-            response = await self.http.get(endpoint + separator + urlencode(params))
-        except httpx.HTTPError as exc:
-            self.add("WARN", "authorization request", f"could not reach {endpoint} ({type(exc).__name__}).")
+            response = await exchange(self.transport, "GET", endpoint + separator + urlencode(params))
+        except UpstreamError as exc:
+            self.add("WARN", "authorization request", f"could not reach {endpoint}: {exc.reason}.")
             return
         location = response.headers.get("location", "")
-        if response.is_redirect and location.startswith(self.callback_url()) and _answers_with_code(location):
+        is_redirect = response.status in _REDIRECTS and bool(location)
+        if is_redirect and location.startswith(self.callback_url()) and _answers_with_code(location):
             # RFC 6749 §4.1.2: no login page, straight back with a code (auto-approve, an SSO
             # session): the request was accepted. The code is left unused and never printed.
             self.add(
@@ -379,12 +379,12 @@ class _Doctor:
                 f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
                 "(it answered at once with a code: auto-approve or an existing session).",
             )
-        elif response.is_redirect and location.startswith(self.callback_url()):
+        elif is_redirect and location.startswith(self.callback_url()):
             query = parse_qs(urlsplit(location).query)
             error = (query.get("error") or ["?"])[0]
             detail = (query.get("error_description") or [""])[0]
             self.add("FAIL", "authorization request", f"the IdP answered {error}: {detail}".rstrip(": "))
-        elif response.is_redirect or response.status_code == 200:
+        elif is_redirect or response.status == 200:
             self.add(
                 "OK",
                 "authorization request",
@@ -395,7 +395,7 @@ class _Doctor:
             self.add(
                 "FAIL",
                 "authorization request",
-                f"the IdP refused it with HTTP {response.status_code}. Check that client {given.client_id} "
+                f"the IdP refused it with HTTP {response.status}. Check that client {given.client_id} "
                 f"exists and that {self.callback_url()} is registered as its callback (redirect) URL.",
             )
 
@@ -410,25 +410,21 @@ class _Doctor:
             "code": "mcp-oauth-shim-doctor-" + secrets.token_urlsafe(8),
             "redirect_uri": self.callback_url(),
         }
-        headers = {"Accept": "application/json"}
-        if given.token_auth_method == "client_secret_basic":
-            pair = f"{quote(given.client_id, safe='')}:{quote(given.client_secret, safe='')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        else:
-            form |= {"client_id": given.client_id, "client_secret": given.client_secret}
+        auth = client_authentication(given.token_auth_method, given.client_id, given.client_secret)
         endpoint = str(doc["token_endpoint"])
         try:
-            response = await self.http.post(endpoint, data=form, headers=headers)
-        except httpx.HTTPError as exc:
-            self.add("WARN", "client credentials", f"could not reach {endpoint} ({type(exc).__name__}).")
+            response = await exchange(self.transport, "POST", endpoint, body=auth.body(form), headers=auth.headers)
+        except UpstreamError as exc:
+            self.add("WARN", "client credentials", f"could not reach {endpoint}: {exc.reason}.")
             return
         try:
-            error = response.json().get("error")
-        except (ValueError, AttributeError):
-            error = None
+            answer = jsonsafe.loads(response.body)
+        except ValueError:
+            answer = None
+        error = answer.get("error") if isinstance(answer, dict) else None
         if error == "invalid_grant":
             self.add("OK", "client credentials", f"accepted by the token endpoint ({given.token_auth_method}).")
-        elif error == "invalid_client" or response.status_code == 401:
+        elif error == "invalid_client" or response.status == 401:
             self.add(
                 "FAIL",
                 "client credentials",
@@ -441,13 +437,8 @@ class _Doctor:
             self.add(
                 "WARN",
                 "client credentials",
-                f"unexpected answer (HTTP {response.status_code}, error={error!r}); could not confirm the credentials.",
+                f"unexpected answer (HTTP {response.status}, error={error!r}); could not confirm the credentials.",
             )
-
-
-def _secure(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
 
 
 def _answers_with_code(location: str) -> bool:

@@ -4,25 +4,15 @@ The ``issuer`` is the shim's own (never the IdP's): RFC 8414 §3.3 and current M
 refuse a document whose issuer differs from the one they derived the URL from. The document is
 served at every location a client of any MCP revision probes (§3.1 path insertion, the origin
 root of 2025-03-26, OIDC Discovery §4 appended and MCP 2025-11-25's path-inserted OIDC form).
+The endpoint serving it is :class:`.endpoints.metadata.MetadataHandler`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from .context import ShimContext
-from .upstream import UpstreamError
-
-logger = logging.getLogger("mcp_oauth_shim.metadata")
-
-METADATA_CACHE_CONTROL = "public, max-age=300"
 
 
 def metadata_paths(issuer: str) -> list[str]:
@@ -40,6 +30,8 @@ def metadata_paths(issuer: str) -> list[str]:
 
 
 def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
+    """RFC 8414 §2: the shim's endpoints and what they support; ``revocation`` when the IdP
+    can revoke (RFC 7009), since the shim's revocation endpoint forwards to it."""
     doc: dict[str, Any] = {
         "issuer": ctx.issuer,
         "authorization_endpoint": ctx.url(ctx.paths.authorize),
@@ -58,25 +50,3 @@ def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
         doc["revocation_endpoint"] = ctx.url(ctx.paths.revoke)
         doc["revocation_endpoint_auth_methods_supported"] = ["none"]
     return doc
-
-
-class MetadataHandler:
-    """Serves the metadata as pre-encoded bytes; built once the IdP's endpoints are known."""
-
-    def __init__(self, ctx: ShimContext, custom: Mapping[str, Any] | None = None) -> None:
-        self.ctx = ctx
-        self._body: bytes | None = json.dumps(dict(custom)).encode() if custom is not None else None
-
-    async def __call__(self, request: Request) -> Response:
-        body = self._body
-        if body is None:
-            try:
-                upstream = await self.ctx.upstream_client.metadata()
-            except UpstreamError as err:
-                # Clients need the document even while the IdP is away; revocation is unknown then.
-                logger.warning("serving metadata without revocation: %s", err.description)
-                body = json.dumps(build_metadata(self.ctx, revocation=False)).encode()
-            else:
-                body = json.dumps(build_metadata(self.ctx, revocation=bool(upstream.revocation_endpoint))).encode()
-                self._body = body
-        return Response(body, media_type="application/json", headers={"Cache-Control": METADATA_CACHE_CONTROL})

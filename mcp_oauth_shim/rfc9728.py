@@ -2,17 +2,14 @@
 
 ``authorization_servers[0]`` is byte for byte the shim's issuer. Served path-inserted
 (§3.1: ``/.well-known/oauth-protected-resource/<resource path>``) and at the root, which some
-clients probe when the resource has a path.
+clients probe when the resource has a path. The endpoint serving it is
+:class:`.endpoints.metadata.ProtectedResourceMetadataHandler`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
-
-from starlette.requests import Request
-from starlette.responses import Response
 
 from .context import ShimContext
 
@@ -40,11 +37,3 @@ def build_resource_metadata(ctx: ShimContext) -> dict[str, Any]:
     if ctx.resource_name:
         doc["resource_name"] = ctx.resource_name
     return doc
-
-
-class ResourceMetadataHandler:
-    def __init__(self, ctx: ShimContext) -> None:
-        self._body = json.dumps(build_resource_metadata(ctx)).encode()
-
-    async def __call__(self, request: Request) -> Response:
-        return Response(self._body, media_type="application/json", headers={"Cache-Control": "public, max-age=300"})

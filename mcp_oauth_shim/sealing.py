@@ -118,7 +118,7 @@ class Sealer:
             signed_at = int.from_bytes(_b64decode(stamp), "big")
             value = _decode_json(_b64decode(payload).decode("ascii"))
         except (ValueError, binascii.Error):
-            raise SealError("malformed")  # signed by us, so only a bug gets here
+            raise SealError("malformed") from None  # signed by us, so only a bug gets here
         age = int(time.time()) - signed_at
         if age > max_age or age < 0:
             raise SealError("expired")

@@ -21,18 +21,18 @@ from .endpoints.authorize import AuthorizeHandler
 from .endpoints.base import Endpoint, with_cors
 from .endpoints.callback import CallbackHandler
 from .endpoints.consent import ConsentHandler, ConsentPage
+from .endpoints.metadata import MetadataHandler, ProtectedResourceMetadataHandler
+from .endpoints.register import RegistrationHandler
 from .endpoints.revoke import RevocationHandler
 from .endpoints.token import TokenHandler
 from .logs import redact_access_logs as install_access_log_redaction
-from .rfc7591 import RegistrationHandler
-from .rfc8414 import MetadataHandler, metadata_paths
+from .rfc8414 import metadata_paths
 from .rfc9728 import (
-    ResourceMetadataHandler,
     resource_metadata_paths,
     resource_metadata_url,
 )
 from .sealing import Sealer
-from .upstream import UpstreamClient, default_http_client
+from .upstream import UpstreamClient
 from .urls import service_url_problem
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ class OAuthShim:
             ]
             for path, endpoint, methods in endpoints:
                 routes.append(Route(at(path), Endpoint(endpoint), methods=methods, include_in_schema=False))
-        prm = Endpoint(with_cors(ResourceMetadataHandler(ctx)))
+        prm = Endpoint(with_cors(ProtectedResourceMetadataHandler(ctx)))
         for path in resource_metadata_paths(self.resource):
             routes.append(Route(path, prm, methods=["GET", "OPTIONS"], include_in_schema=False))
         metadata = Endpoint(with_cors(MetadataHandler(ctx, custom=self.custom_metadata)))
@@ -295,10 +295,7 @@ class OAuthShim:
     async def aclose(self) -> None:
         """Close the connections to the IdP. The shim stays usable: a later request or lifespan
         (a second ``TestClient``, an app restarted in the same process) opens new ones."""
-        await self.upstream_client.aclose()
-        if self._http_client is None:
-            # A fresh httpx client holds no connection until its first request.
-            self.upstream_client.http = default_http_client(self.upstream.timeout)
+        await self.upstream_client.aclose()  # stays usable: its pool reconnects on demand
         if self._documents is not None and hasattr(self._documents, "aclose"):
             await self._documents.aclose()
 

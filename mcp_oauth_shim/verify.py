@@ -21,25 +21,21 @@ are imported once per JWKS fetch and kept by ``kid``, and each verified token is
 under its SHA-256 hash, in a bounded LRU until shortly before it expires.
 
 Nobody may turn the verifier into an amplifier that makes the IdP work for unauthenticated
-callers: JWKS refetches for unknown ``kid`` values are rate-limited, introspection refusals are
-remembered for a while (bounded, by hash, like successes), and concurrent requests with the same
-opaque token share one introspection.
+callers: JWKS refetches for unknown ``kid`` values are bounded by the key store
+(:mod:`mcp_oauth_shim.jwks`), introspection refusals are remembered for a while and concurrent
+requests with the same opaque token share one introspection (:mod:`mcp_oauth_shim.rfc7662`).
 
 The ``mcp`` SDK is imported lazily: this package must not import it at module import time.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from joserfc.errors import (
     ExpiredTokenError,
     InvalidClaimError,
@@ -47,7 +43,7 @@ from joserfc.errors import (
     MissingClaimError,
     UnsupportedAlgorithmError,
 )
-from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+from joserfc.jwk import Key
 from joserfc.jws import (
     CompactSignature,
     JWSAlgModel,
@@ -58,9 +54,12 @@ from joserfc.jws import (
 from joserfc.jwt import JWTClaimsRegistry
 
 from . import jsonsafe
+from .bearer_errors import InsufficientScope, InvalidToken
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
-from .outbound import TRANSPORT_ERRORS
+from .jwks import MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeyStore
+from .memo import BoundedMemo
 from .rfc6750 import validate_scope_token
+from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, Introspections, introspect
 from .upstream import UpstreamError, UpstreamMetadata
 
 if TYPE_CHECKING:
@@ -68,9 +67,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "INTROSPECTION_CACHE_TTL",
+    "MAX_JWKS_BYTES",
+    "MAX_TOKEN_LENGTH",
+    "REFUSAL_CACHE_TTL",
+    "AccessToken",
     "BearerVerifier",
     "InsufficientScope",
     "InvalidToken",
+    "token_client",
     "token_scopes",
 ]
 
@@ -93,53 +98,18 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
     "Ed25519",
 )
 _FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
-_KEY_CLASSES: tuple[type, ...] = (RSAKey, ECKey, OKPKey)  # never OctKey: no shared secrets
 
 #: Larger than any real access token (Entra's are ~2-4 KiB); refused before any parsing.
 MAX_TOKEN_LENGTH = 16 * 1024
-#: A JWKS bigger than this is an attack or a misconfiguration, not a key set.
-MAX_JWKS_BYTES = 512 * 1024
-#: Seconds an introspection result is reused (RFC 7662 §4: caching trades freshness for load).
-INTROSPECTION_CACHE_TTL = 60.0
-#: Seconds a token the introspection refused stays refused without asking again. A refused token
-#: does not become valid (short of IdP replication lag right after issuance, which the shortness
-#: covers), and a client or attacker repeating one costs the IdP one call per period at most.
-REFUSAL_CACHE_TTL = 30.0
-
-
-class InvalidToken(Exception):
-    """The token must not be accepted (RFC 6750 §3.1 ``invalid_token``).
-
-    ``description`` is safe to show the client: it never contains the token or claim values.
-    ``reason`` is what the refusal is counted as (``invalid``, ``expired``, ``wrong_audience``).
-    """
-
-    def __init__(self, description: str, *, reason: str = "invalid") -> None:
-        super().__init__(description)
-        self.description = description
-        self.reason = reason
-
-
-class InsufficientScope(Exception):
-    """The token is valid but lacks scopes (RFC 6750 §3.1 ``insufficient_scope``).
-
-    ``required`` is every scope the request needs (so a client's step-up keeps what it has);
-    ``missing`` the ones the token lacks.
-    """
-
-    def __init__(self, required: Sequence[str], missing: Sequence[str]) -> None:
-        super().__init__("The access token lacks required scopes: " + " ".join(missing))
-        self.required = tuple(required)
-        self.missing = tuple(missing)
-        self.description = str(self)
-
-
-class _Upstream(Protocol):
-    """What the verifier needs from :class:`mcp_oauth_shim.upstream.UpstreamClient`."""
-
-    http: httpx.AsyncClient
+class VerifierUpstream(Protocol):
+    """What the verifier needs from :class:`mcp_oauth_shim.upstream.UpstreamClient`: discovery,
+    JSON documents (the JWKS) and authenticated form POSTs (introspection)."""
 
     async def metadata(self) -> UpstreamMetadata: ...
+
+    async def get_json(self, url: str, *, what: str = ..., max_bytes: int = ...) -> dict[str, Any]: ...
+
+    async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]: ...
 
 
 class _Registry(JWSRegistry):
@@ -203,202 +173,6 @@ def token_client(claims: Mapping[str, Any], profile: AccessTokenProfile = OIDC_A
     return None
 
 
-class _CacheEntry:
-    __slots__ = ("token", "valid_until")
-
-    def __init__(self, token: AccessToken, valid_until: float) -> None:
-        self.token = token
-        self.valid_until = valid_until
-
-
-class _Refusal:
-    """A token the IdP's introspection refused: why, and until when that answer is reused."""
-
-    __slots__ = ("description", "valid_until")
-
-    def __init__(self, description: str, valid_until: float) -> None:
-        self.description = description
-        self.valid_until = valid_until
-
-
-class _KeyCache:
-    """The IdP's signature keys, imported once per fetch and looked up by ``kid``.
-
-    Refetched when older than ``max_age`` and when a token names a ``kid`` we do not know (key
-    rotation), but the latter at most once per ``refetch_interval`` so that tokens with made-up
-    ``kid`` values cannot turn the shim into a JWKS-fetching amplifier. Concurrent callers share
-    one fetch.
-    """
-
-    def __init__(
-        self,
-        upstream: _Upstream,
-        *,
-        refetch_interval: float,
-        max_age: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self._upstream = upstream
-        self._refetch_interval = refetch_interval
-        self._max_age = max_age
-        self._clock = clock
-        self._by_kid: dict[str, Key] = {}
-        self._without_kid: list[Key] = []
-        self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last fetch attempt, successful or not
-        self._attempts = 0
-        self._last_error: UpstreamError | None = None
-        self._failure_backoff = min(refetch_interval, 5.0)
-        self._lock = asyncio.Lock()
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
-
-    async def key_for(self, kid: str | None, alg: str) -> Key:
-        """The key that must have signed a token with this header, or :class:`InvalidToken`."""
-        now = self._clock()
-        if self._fetched_at is None or now - self._fetched_at >= self._max_age:
-            await self._refresh(stale_ok=self._fetched_at is not None)
-        key = self._find(kid, alg)
-        if key is None and kid is not None and self._may_refetch():
-            # An unknown kid is what key rotation looks like from here: look once more.
-            await self._refresh(stale_ok=False)
-            key = self._find(kid, alg)
-        if key is None:
-            if kid is None:
-                raise InvalidToken("The access token names no signing key (kid) and none fits unambiguously.")
-            raise InvalidToken("The access token is signed with a key the identity provider does not publish.")
-        return key
-
-    def _may_refetch(self) -> bool:
-        last = self._attempted_at
-        return last is None or abs(self._clock() - last) >= self._refetch_interval
-
-    def _find(self, kid: str | None, alg: str) -> Key | None:
-        if kid is not None:
-            return self._by_kid.get(kid)
-        # RFC 7515 §4.1.4: kid is optional. Without it, only an unambiguous choice is safe.
-        candidates = [k for k in (*self._by_kid.values(), *self._without_kid) if _key_fits(k, alg)]
-        return candidates[0] if len(candidates) == 1 else None
-
-    async def _refresh(self, *, stale_ok: bool) -> None:
-        attempts = self._attempts
-        loop = asyncio.get_running_loop()
-        if self._lock_loop is not loop:
-            # An asyncio.Lock belongs to one event loop; a verifier may outlive one (test clients,
-            # several servers in one process). Refreshes are rare, so a fresh lock is cheap.
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._lock:
-            if self._attempts != attempts:
-                # Another request fetched while we waited for the lock: share its outcome.
-                error = self._last_error
-            elif (
-                self._last_error is not None
-                and abs(self._clock() - (self._attempted_at or 0.0)) < self._failure_backoff
-            ):
-                # The IdP failed moments ago; answer at once instead of queueing behind timeouts.
-                error = self._last_error
-            else:
-                self._attempted_at = self._clock()
-                try:
-                    by_kid, without_kid = await self._fetch()
-                except UpstreamError as exc:
-                    self._last_error = error = exc
-                    self._attempts += 1  # counted when done: waiters compare against it
-                else:
-                    self._attempts += 1
-                    self._by_kid, self._without_kid = by_kid, without_kid
-                    self._fetched_at = self._clock()
-                    self._last_error = None
-                    return
-        if error is None:
-            return
-        if stale_ok and (self._by_kid or self._without_kid):
-            # Keep serving with the keys we have: an IdP hiccup must not lock users out.
-            logger.warning("JWKS refresh failed, keeping cached keys: %s", error.description)
-            return
-        raise UpstreamError(error.status_code, error.error, error.description)
-
-    async def _fetch(self) -> tuple[dict[str, Key], list[Key]]:
-        meta = await self._upstream.metadata()
-        url = meta.jwks_uri
-        if not url:
-            raise UpstreamError(
-                502, "server_error", "The identity provider publishes no jwks_uri, so tokens cannot be verified."
-            )
-        try:
-            response = await self._upstream.http.get(url, headers={"Accept": "application/json"})
-        except httpx.TimeoutException:
-            logger.warning("JWKS fetch timed out: %s", url)
-            raise UpstreamError(
-                504, "temporarily_unavailable", "The identity provider's key set did not arrive in time."
-            ) from None
-        except TRANSPORT_ERRORS as exc:
-            logger.warning("JWKS fetch failed: %s (%s)", url, type(exc).__name__)
-            raise UpstreamError(
-                502, "temporarily_unavailable", "The identity provider's key set could not be fetched."
-            ) from None
-        if response.status_code != 200:
-            logger.warning("JWKS fetch answered %s: %s", response.status_code, url)
-            raise UpstreamError(
-                502, "server_error", f"The identity provider answered {response.status_code} for its key set."
-            )
-        if len(response.content) > MAX_JWKS_BYTES:
-            raise UpstreamError(502, "server_error", "The identity provider's key set is too large.")
-        try:
-            document = jsonsafe.loads(response.content)
-        except ValueError:
-            document = None
-        keys = document.get("keys") if isinstance(document, dict) else None
-        if not isinstance(keys, list):
-            raise UpstreamError(502, "server_error", "The identity provider's key set is not a JWKS document.")
-        by_kid: dict[str, Key] = {}
-        without_kid: list[Key] = []
-        for data in keys:
-            key = _import_public_key(data)
-            if key is None:
-                continue
-            kid = data.get("kid")
-            if isinstance(kid, str):
-                by_kid.setdefault(kid, key)
-            else:
-                without_kid.append(key)
-        if not by_kid and not without_kid:
-            raise UpstreamError(502, "server_error", "The identity provider's key set holds no usable signature key.")
-        logger.info("JWKS fetched: %d signature keys", len(by_kid) + len(without_kid))
-        return by_kid, without_kid
-
-
-def _import_public_key(data: Any) -> Key | None:
-    """One JWK from the set, or ``None`` when it cannot verify signatures (RFC 7517 §4.2/§4.3).
-
-    Symmetric (``oct``) keys are skipped: a published shared secret is no trust anchor.
-    """
-    if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC", "OKP"):
-        return None
-    if data.get("use", "sig") != "sig":
-        return None
-    ops = data.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        return None
-    try:
-        key = (
-            RSAKey.import_key(data)
-            if data["kty"] == "RSA"
-            else (ECKey.import_key(data) if data["kty"] == "EC" else OKPKey.import_key(data))
-        )
-    except (JoseError, ValueError, TypeError, KeyError):
-        logger.warning("ignoring a malformed key in the JWKS (kid=%r)", data.get("kid"))
-        return None
-    return key if isinstance(key, _KEY_CLASSES) else None
-
-
-def _key_fits(key: Key, alg: str) -> bool:
-    try:
-        JWSRegistry.algorithms[alg].check_key(key)
-    except (JoseError, KeyError):
-        return False
-    return True
-
-
 class BearerVerifier:
     """Checks access tokens from the upstream IdP; the ``mcp`` SDK's ``TokenVerifier``.
 
@@ -407,7 +181,9 @@ class BearerVerifier:
     defaults to the ``issuer`` of the upstream's discovered metadata. ``required_scopes`` must
     be on every token. ``resource_metadata_url`` and ``scopes_supported`` are what a 401
     challenge advertises (RFC 9728 §5.1). ``leeway`` is the clock skew tolerated on ``exp``,
-    ``nbf`` and ``iat``. ``jwks_refetch_interval`` bounds refetches for unknown ``kid`` values,
+    ``nbf`` and ``iat``. ``jwks_refetch_interval`` is how old the keys must be before a token with an unknown ``kid``
+    refetches them (at most 5 s: a rotated key is picked up at once, a flood of made-up ones
+    costs one fetch per interval),
     ``jwks_max_age`` how long keys are trusted without a refetch. ``cache_size`` and
     ``cache_ttl`` bound the verified-token cache. ``introspect`` enables RFC 7662 for opaque
     tokens when the IdP metadata lists an ``introspection_endpoint`` (and ``profile`` allows
@@ -419,7 +195,7 @@ class BearerVerifier:
 
     def __init__(
         self,
-        upstream: _Upstream,
+        upstream: VerifierUpstream,
         *,
         audience: str | Sequence[str],
         resource_metadata_url: str,
@@ -428,7 +204,7 @@ class BearerVerifier:
         leeway: int = 30,
         required_scopes: Iterable[str] = (),
         scopes_supported: Iterable[str] | None = None,
-        jwks_refetch_interval: float = 30.0,
+        jwks_refetch_interval: float = UNKNOWN_KID_REFETCH_AFTER,
         jwks_max_age: float = 3600.0,
         cache_size: int = 4096,
         cache_ttl: float = 300.0,
@@ -477,14 +253,13 @@ class BearerVerifier:
         self._issuer = issuer
         self._registry = _Registry(chosen)
         self._clock = clock
-        self._cache: OrderedDict[bytes, _CacheEntry] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: BoundedMemo[bytes, AccessToken] = BoundedMemo(cache_size)
         self._cache_ttl = cache_ttl
-        self._refused: OrderedDict[bytes, _Refusal] = OrderedDict()
-        self._refusal_cache_size = refusal_cache_size
-        self._refusal_cache_ttl = refusal_cache_ttl
-        self._introspections: dict[bytes, asyncio.Task[AccessToken]] = {}
-        self.keys = _KeyCache(upstream, refetch_interval=jwks_refetch_interval, max_age=jwks_max_age, clock=clock)
+        self._introspections: Introspections[AccessToken] = Introspections(
+            refusal_cache_size=refusal_cache_size, refusal_ttl=refusal_cache_ttl, clock=clock
+        )
+        self._refused = self._introspections.refusals
+        self.keys = KeyStore(upstream, refetch_after=jwks_refetch_interval, max_age=jwks_max_age, clock=clock)
 
     # -- what a 401 advertises --------------------------------------------------------------
 
@@ -539,13 +314,10 @@ class BearerVerifier:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The access token is too large.")
         cache_key = hashlib.sha256(token.encode()).digest()
-        entry = self._cache.get(cache_key)
         now = self._clock()
-        if entry is not None:
-            if now < entry.valid_until:
-                self._cache.move_to_end(cache_key)
-                return entry.token
-            del self._cache[cache_key]
+        cached = self._cache.get(cache_key, now)
+        if cached is not None:
+            return cached
         try:
             if token.count(".") == 2:
                 access = await self._verify_jwt(token, now)
@@ -567,35 +339,23 @@ class BearerVerifier:
             raise InvalidToken("The token is not an access token for this resource.")
         cache_key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
-        entry = self._cache.get(cache_key)
-        if entry is not None and now < entry.valid_until:
-            return entry.token
+        cached = self._cache.get(cache_key, now)
+        if cached is not None:
+            return cached
         if token.count(".") != 2:
             raise InvalidToken("The token is not an access token this resource has seen.")
         access = await self._verify_jwt(token, now)
         self._remember(cache_key, access, now, self._cache_ttl)
         return access
 
-    def _remember_refusal(self, cache_key: bytes, description: str, now: float) -> None:
-        if self._refusal_cache_size == 0 or self._refusal_cache_ttl <= 0:
-            return
-        self._refused[cache_key] = _Refusal(description, now + self._refusal_cache_ttl)
-        self._refused.move_to_end(cache_key)
-        while len(self._refused) > self._refusal_cache_size:
-            self._refused.popitem(last=False)
-
     def _remember(self, cache_key: bytes, access: AccessToken, now: float, ttl: float) -> None:
-        if self._cache_size == 0 or ttl <= 0:
+        if ttl <= 0:
             return
         valid_until = now + ttl
         if access.expires_at is not None:
             valid_until = min(valid_until, float(access.expires_at))
-        if valid_until <= now:
-            return
-        self._cache[cache_key] = _CacheEntry(access, valid_until)
-        self._cache.move_to_end(cache_key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        if valid_until > now:
+            self._cache.put(cache_key, access, valid_until)
 
     async def _expected_issuer(self) -> str:
         if self._issuer is not None:
@@ -724,59 +484,23 @@ class BearerVerifier:
     async def _introspect_once(self, cache_key: bytes, token: str, now: float) -> AccessToken:
         """Introspect ``token`` unless a recent introspection refused it; concurrent callers with
         the same token share one introspection (and so one IdP request)."""
-        refusal = self._refused.get(cache_key)
+        refusal = self._introspections.refused(cache_key, now)
         if refusal is not None:
-            if now < refusal.valid_until:
-                self._refused.move_to_end(cache_key)
-                raise InvalidToken(refusal.description)
-            del self._refused[cache_key]
+            raise InvalidToken(refusal)
         if not self.profile.opaque_tokens:
             raise InvalidToken(_OPAQUE_REFUSED)
-        loop = asyncio.get_running_loop()
-        flight = self._introspections.get(cache_key)
-        if flight is None or flight.get_loop() is not loop:
-            flight = loop.create_task(self._introspect(token, now))
-            self._introspections[cache_key] = flight
-            flight.add_done_callback(functools.partial(self._introspected, cache_key))
-        # shield: a caller that goes away (client disconnect) does not cancel the others' answer.
-        return await asyncio.shield(flight)
-
-    def _introspected(self, cache_key: bytes, flight: asyncio.Task[AccessToken]) -> None:
-        """Remember what one introspection said, whoever is still waiting for it."""
-        if self._introspections.get(cache_key) is flight:
-            del self._introspections[cache_key]
-        if flight.cancelled():
-            return
-        error = flight.exception()  # also marks it retrieved when every waiter went away
-        now = self._clock()
-        if error is None:
-            # A revocation at the IdP must show here soon: remember introspections briefly.
-            self._remember(cache_key, flight.result(), now, min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
-        elif isinstance(error, InvalidToken):
-            self._remember_refusal(cache_key, error.description, now)
-        # An UpstreamError is not the token's fault: the next request asks again.
+        if not self.introspect:
+            raise InvalidToken(NO_INTROSPECTION)
+        access = await self._introspections.run(cache_key, lambda: self._introspect(token, now))
+        # A revocation at the IdP must show here soon: remember introspections briefly.
+        self._remember(cache_key, access, self._clock(), min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
+        return access
 
     async def _introspect(self, token: str, now: float) -> AccessToken:
-        post_form = getattr(self.upstream, "post_form", None)
-        meta = await self.upstream.metadata()
-        endpoint = getattr(meta, "introspection_endpoint", None) or meta.raw.get("introspection_endpoint")
-        if not self.introspect or not endpoint or post_form is None:
-            raise InvalidToken(
-                "The access token is not a JWT, and opaque tokens cannot be checked here "
-                "(the identity provider offers no token introspection). Ask the identity provider "
-                "for a JWT access token for this resource."
-            )
-        status, body = await post_form(endpoint, {"token": token, "token_type_hint": "access_token"})
-        if status != 200:
-            logger.warning("token introspection answered %s", status)
-            raise UpstreamError(502, "server_error", f"The identity provider's introspection answered {status}.")
-        # RFC 7662 §2.2: "active" is the only required member; anything but true is inactive.
-        if body.get("active") is not True:
-            raise InvalidToken("The access token is not active.")
+        claims = await introspect(self.upstream, token)
         issuer = await self._expected_issuer()
-        claims = dict(body)
         if "iss" not in claims:
-            claims["iss"] = issuer  # §2.2: optional; the introspecting IdP vouches for itself
+            claims["iss"] = issuer  # RFC 7662 §2.2: optional; the introspecting IdP vouches for itself
         # RFC 7662 §2.2 makes exp optional: the IdP said "active" just now. Audience binding is
         # not optional: an active token for another API must still be refused here.
         self._check_claims(claims, issuer, now, require_exp=False)
@@ -798,3 +522,13 @@ _CLAIM_PROBLEMS = {
     "sub": "The access token's subject (sub) is malformed.",
     "jti": "The access token's identifier (jti) is malformed.",
 }
+
+
+def __getattr__(name: str) -> Any:
+    """``AccessToken`` is the ``mcp`` SDK's class, imported only when asked for: importing this
+    module must not import the SDK."""
+    if name == "AccessToken":
+        from mcp.server.auth.provider import AccessToken
+
+        return AccessToken
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,6 +35,7 @@ from ..errors import (
     oauth_error,
     redirect_error,
 )
+from ..payloads import ConsentTicket
 from ..redirects import matches
 from ..rfc8707 import resource_matches
 from .base import ParameterError, single_params
@@ -61,20 +62,18 @@ class AuthorizationRequest:
     scopes: tuple[str, ...]
     forward: dict[str, str] = field(default_factory=dict)
 
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "c": self.client.fingerprint,
-            "r": self.redirect_uri,
-            "cc": self.code_challenge,
-            "sc": " ".join(self.scopes),
-        }
-        if not self.redirect_uri_given:
-            wire["rg"] = 0
-        if self.state is not None:
-            wire["s"] = self.state
-        if self.forward:
-            wire["f"] = self.forward
-        return wire
+    def consent_ticket(self, csrf_digest: str) -> ConsentTicket:
+        """This request, to be sealed into the consent form, bound to the browser's CSRF cookie."""
+        return ConsentTicket(
+            client_fingerprint=self.client.fingerprint,
+            redirect_uri=self.redirect_uri,
+            redirect_uri_given=self.redirect_uri_given,
+            client_state=self.state,
+            code_challenge=self.code_challenge,
+            scope=" ".join(self.scopes),
+            forwarded_params=self.forward,
+            csrf_digest=csrf_digest,
+        )
 
 
 class RedirectableError(Exception):
@@ -94,7 +93,7 @@ async def parse_authorization_request(ctx: ShimContext, request: Request) -> Aut
     try:
         params = single_params(request)
     except ParameterError as exc:
-        raise InvalidRequestError(description=exc.description)
+        raise InvalidRequestError(description=exc.description) from None
 
     client = await ctx.clients.resolve(params.get("client_id"))
     redirect_uri, given = _redirect_uri(client, params.get("redirect_uri"))

@@ -23,7 +23,8 @@ from ..errors import (
     redirect_error,
 )
 from ..forms import append_query
-from ..sealing import CODE, STATE, SealError, digest
+from ..payloads import AuthorizationCode, UpstreamState
+from ..sealing import SealError, digest
 from ..upstream import UpstreamError
 from .base import ParameterError, delete_cookie, redirect, single_params
 from .consent import FLOW_COOKIE_PREFIX
@@ -54,13 +55,13 @@ class CallbackHandler:
         except ParameterError as exc:
             return html_error(InvalidRequestError(description=exc.description))
         try:
-            state = ctx.sealer.unseal(STATE, params.get("state", ""), max_age=ctx.lifetimes.state)
+            state = UpstreamState.open(ctx.sealer, params.get("state", ""), max_age=ctx.lifetimes.state)
         except SealError as exc:
             logger.warning("callback refused: state %s", exc.reason)
             return html_error(InvalidRequestError(description=f"The sign-in state is {exc.reason}; start the sign-in again."))
-        cookie_name = ctx.cookie_name(FLOW_COOKIE_PREFIX + str(state.get("fl", "")))
+        cookie_name = ctx.cookie_name(FLOW_COOKIE_PREFIX + state.flow_id)
         binding = request.cookies.get(cookie_name)
-        if not binding or not hmac.compare_digest(digest(binding), str(state.get("b", ""))):
+        if not binding or not hmac.compare_digest(digest(binding), state.browser_binding_digest):
             logger.warning("callback refused: not the browser that approved, or already used")
             return _forget(
                 html_error(
@@ -93,7 +94,7 @@ class CallbackHandler:
                 ctx.secure_cookies,
             )
 
-        redirect_uri, client_state = state["r"], state.get("s")
+        redirect_uri, client_state = state.redirect_uri, state.client_state
         error = params.get("error")
         if error is not None:
             relayed = error if error in RELAYED_ERRORS else "server_error"
@@ -111,15 +112,12 @@ class CallbackHandler:
             )
             return _forget(response, cookie_name, ctx.secure_cookies)
 
-        wrapped = ctx.sealer.seal(
-            CODE,
-            {"u": code, "c": state["c"], "r": redirect_uri, "rg": state.get("rg", 1), "cc": state["cc"], "sc": state["sc"]},
-        )
+        wrapped = AuthorizationCode.wrapping(code, state).seal(ctx.sealer)
         answer = {"code": wrapped}
         if client_state is not None:
             answer["state"] = client_state
         answer["iss"] = ctx.issuer
-        logger.info("relaying the authorization code to the client (flow %s)", state.get("fl"))
+        logger.info("relaying the authorization code to the client (flow %s)", state.flow_id)
         return _forget(redirect(append_query(redirect_uri, answer)), cookie_name, ctx.secure_cookies)
 
 

@@ -29,9 +29,11 @@ from ..errors import (
     redirect_error,
 )
 from ..forms import append_query
+from ..media_types import FORM, is_media_type
 from ..pages import PAGE_HEADERS_RAW, load_template
+from ..payloads import ConsentTicket, UpstreamState
 from ..rfc8707 import audience_params
-from ..sealing import CONSENT, STATE, SealError, digest, random_token
+from ..sealing import SealError, digest, random_token
 from ..upstream import UpstreamError
 from .authorize import AuthorizationRequest
 from .base import ParameterError, parse_form, read_body_limited, redirect, set_cookie
@@ -67,7 +69,7 @@ class ConsentPage:
         csrf = request.cookies.get(self._csrf_cookie)
         if not csrf or not _TOKEN.fullmatch(csrf):  # only ever reuse a value we could have minted
             csrf = random_token()
-        ticket = ctx.sealer.seal(CONSENT, {**auth.to_wire(), "x": digest(csrf)})
+        ticket = auth.consent_ticket(digest(csrf)).seal(ctx.sealer)
         client = auth.client
         head, tail = self._page_around_ticket(client, auth.redirect_uri, auth.scopes)
         response = HTMLResponse(head + ticket.encode("ascii") + tail)
@@ -110,7 +112,7 @@ class ConsentHandler:
         origin = request.headers.get("origin")
         if origin is not None and origin != ctx.origin:
             return html_error(InvalidRequestError(description="The consent form was posted from another site."), status_code=403)
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        if not is_media_type(request.headers.get("content-type"), FORM):
             return html_error(InvalidRequestError(description="The consent form must be form-encoded."))
         body = await read_body_limited(request, MAX_CONSENT_BODY)
         if body is None:
@@ -120,11 +122,11 @@ class ConsentHandler:
         except ParameterError:
             return html_error(InvalidRequestError(description="The consent form is malformed."))
         try:
-            ticket = ctx.sealer.unseal(CONSENT, form.get("ticket", ""), max_age=ctx.lifetimes.consent)
+            ticket = ConsentTicket.open(ctx.sealer, form.get("ticket", ""), max_age=ctx.lifetimes.consent)
         except SealError as exc:
             return html_error(InvalidRequestError(description=f"The consent form is {exc.reason}; start the sign-in again."))
         csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
-        if not csrf or not hmac.compare_digest(digest(csrf), str(ticket.get("x", ""))):
+        if not csrf or not hmac.compare_digest(digest(csrf), ticket.csrf_digest):
             return html_error(
                 InvalidRequestError(description="This consent form was not shown in this browser; start the sign-in again."),
                 status_code=403,
@@ -133,8 +135,8 @@ class ConsentHandler:
         if decision == "deny":
             return redirect_error(
                 AccessDeniedError(description="The user denied access."),
-                ticket["r"],
-                state=ticket.get("s"),
+                ticket.redirect_uri,
+                state=ticket.client_state,
                 issuer=ctx.issuer,
             )
         if decision != "approve":
@@ -148,29 +150,17 @@ class ConsentHandler:
             return html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
         flow = random_token(6)
         binding = random_token()
-        state = ctx.sealer.seal(
-            STATE,
-            {
-                "c": ticket["c"],
-                "r": ticket["r"],
-                "rg": ticket.get("rg", 1),
-                "s": ticket.get("s"),
-                "cc": ticket["cc"],
-                "sc": ticket["sc"],
-                "b": digest(binding),
-                "fl": flow,
-            },
-        )
+        state = UpstreamState.approved(ticket, browser_binding_digest=digest(binding), flow_id=flow).seal(ctx.sealer)
         params = {
             "response_type": "code",
             "client_id": ctx.upstream.client_id,
             "redirect_uri": ctx.callback_url,
             "state": state,
-            "code_challenge": ticket["cc"],
+            "code_challenge": ticket.code_challenge,
             "code_challenge_method": "S256",
-            "scope": ctx.upstream.upstream_scope(ticket["sc"]),
+            "scope": ctx.upstream.upstream_scope(ticket.scope),
             **audience_params(ctx.upstream, ctx.resource),
-            **ticket.get("f", {}),
+            **ticket.forwarded_params,
             # The operator's settings win over the client's login-page hints.
             **dict(ctx.upstream.extra_authorize_params),
         }

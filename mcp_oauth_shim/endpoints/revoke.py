@@ -33,7 +33,9 @@ from starlette.responses import Response
 from ..clients import Client, authenticate_client, presented_credentials
 from ..context import ShimContext
 from ..errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
-from ..sealing import REFRESH, SealError
+from ..media_types import FORM, is_media_type
+from ..payloads import RefreshToken
+from ..sealing import SealError
 from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
 
@@ -65,15 +67,15 @@ class RevocationHandler:
 
     async def _handle(self, request: Request) -> Response:
         ctx = self.ctx
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        if not is_media_type(request.headers.get("content-type"), FORM):
             raise InvalidRequestError(description="The revocation request must be form-encoded.")
-        body = await read_body_limited(request, MAX_REVOCATION_BODY)
-        if body is None:
+        raw = await read_body_limited(request, MAX_REVOCATION_BODY)
+        if raw is None:
             raise InvalidRequestError(description="The revocation request is too large.")
         try:
-            form = parse_form(body)
+            form = parse_form(raw)
         except ParameterError:
-            raise InvalidRequestError(description="The revocation request body is malformed.")
+            raise InvalidRequestError(description="The revocation request body is malformed.") from None
         token = form.get("token")
         if not token:
             raise InvalidRequestError(description="token is required.")
@@ -109,12 +111,12 @@ class RevocationHandler:
         Raises :class:`UpstreamError` when the IdP's keys are needed and cannot be fetched.
         """
         try:
-            sealed = self.ctx.sealer.unseal(REFRESH, token, max_age=self.ctx.lifetimes.refresh_token)
+            refresh = RefreshToken.open(self.ctx.sealer, token, max_age=self.ctx.lifetimes.refresh_token)
         except SealError:
             pass
         else:
-            if hmac.compare_digest(sealed["c"], client.fingerprint):
-                return {"token": sealed["u"], "token_type_hint": "refresh_token"}
+            if hmac.compare_digest(refresh.client_fingerprint, client.fingerprint):
+                return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
             logger.info("revocation of another client's refresh token ignored")
             return None
         if self._verifier is None:

@@ -7,27 +7,26 @@ to an :class:`UpstreamError` that the endpoints turn into a 502/504 JSON answer.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from .. import jsonsafe
 from ..config import Upstream
-from ..forms import urlencode
-from ..outbound import TRANSPORT_ERRORS, cookieless_jar
-from .pool import ConnectionPool, HTTPError
+from ..json_documents import JSONDocumentError, json_object
+from ..outbound import cookieless_jar
+from .client_auth import ClientAuthentication, client_authentication
+from .framing import HTTPError, RawResponse
+from .pool import ConnectionPool
+from .transport import HttpxTransport, PoolTransport, Transport
 
 logger = logging.getLogger(__name__)
 
 DISCOVERY_TTL = 3600.0
-_CREDENTIAL_FIELDS = frozenset({"client_id", "client_secret"})
 # A JSON document from an IdP larger than this is not metadata, it is an attack or a bug.
 MAX_JSON_BYTES = 1024 * 1024
 
@@ -35,11 +34,14 @@ MAX_JSON_BYTES = 1024 * 1024
 class UpstreamError(Exception):
     """The IdP is down, slow or answered something unusable. Never the client's fault."""
 
-    def __init__(self, status_code: int, error: str, description: str) -> None:
+    def __init__(self, status_code: int, error: str, description: str, *, reason: str | None = None) -> None:
         super().__init__(description)
         self.status_code = status_code
         self.error = error
         self.description = description
+        #: What went wrong in a few words, for a report that already names the URL
+        #: ("HTTP 404", "timed out", "not JSON"); the description when not given.
+        self.reason = reason or description.rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -66,24 +68,35 @@ def default_http_client(timeout: float) -> httpx.AsyncClient:
 
 
 class UpstreamClient:
-    """The shim's confidential client at the IdP (one per :class:`Upstream`)."""
+    """The shim's confidential client at the IdP (one per :class:`Upstream`).
+
+    Its :class:`~.transport.Transport` is chosen here, once: the keep-alive pool by default,
+    or ``http`` when the caller brings an httpx client (proxies, custom TLS, tests).
+    Assigning :attr:`http` later switches to that client.
+    """
 
     def __init__(self, upstream: Upstream, *, http: httpx.AsyncClient | None = None) -> None:
         self.upstream = upstream
-        self._owns_http = http is None
-        self.http = http or default_http_client(upstream.timeout)
-        # The token and revocation POSTs are the hot path: a lean keep-alive pool serves them
-        # unless the caller brought its own httpx client (proxies, custom TLS, tests).
-        self._pool = ConnectionPool(timeout=upstream.timeout) if http is None else None
+        self.transport: Transport = (
+            PoolTransport(ConnectionPool(timeout=upstream.timeout)) if http is None else HttpxTransport(http)
+        )
         self._metadata: UpstreamMetadata | None = None
         self._metadata_at = 0.0
         self._discovery: asyncio.Future[UpstreamMetadata] | None = None
 
+    @property
+    def http(self) -> httpx.AsyncClient | None:
+        """The httpx client requests travel on, or ``None`` on the built-in pool."""
+        transport = self.transport
+        return transport.client if isinstance(transport, HttpxTransport) else None
+
+    @http.setter
+    def http(self, client: httpx.AsyncClient) -> None:
+        self.transport = HttpxTransport(client)
+
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self.http.aclose()
-        if self._pool is not None:
-            await self._pool.aclose()
+        """Close the connections; the client stays usable (the pool reconnects on demand)."""
+        await self.transport.aclose()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -153,8 +166,8 @@ class UpstreamClient:
             )
         return UpstreamMetadata(
             issuer=issuer if isinstance(issuer, str) else up.issuer,
-            authorization_endpoint=endpoints["authorization_endpoint"],  # type: ignore[arg-type]
-            token_endpoint=endpoints["token_endpoint"],  # type: ignore[arg-type]
+            authorization_endpoint=endpoints["authorization_endpoint"],
+            token_endpoint=endpoints["token_endpoint"],
             revocation_endpoint=endpoints["revocation_endpoint"],
             jwks_uri=endpoints["jwks_uri"],
             introspection_endpoint=endpoints["introspection_endpoint"],
@@ -163,75 +176,86 @@ class UpstreamClient:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    async def get_json(self, url: str) -> dict[str, Any]:
-        """GET a JSON object from the IdP, mapping every failure to :class:`UpstreamError`."""
-        response = await self._send("GET", url)
-        if response.status_code != 200:
-            raise UpstreamError(502, "server_error", f"The identity provider answered {response.status_code} for {url}.")
-        return _json_object(response.content, url)
+    async def get_json(self, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+        """GET a JSON object from the IdP (``what`` names it in errors: "key set", ...);
+        see :func:`get_json`."""
+        return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form with the shim's client authentication added (RFC 6749 §2.3.1).
 
         Returns the IdP's status and JSON object; a non-JSON answer is an :class:`UpstreamError`.
         """
-        auth_form, headers = self._client_authentication
-        # The shim's own credentials always win over anything of the same name in ``form``.
-        if _CREDENTIAL_FIELDS & form.keys():
-            form = {k: v for k, v in form.items() if k not in _CREDENTIAL_FIELDS}
-        body = urlencode(form) + "&" + auth_form if form else auth_form
-        if self._pool is not None:
-            return await self._post_pooled(url, body.encode(), headers)
-        response = await self._send("POST", url, content=body.encode(), headers=dict(headers))
-        if not response.content and 200 <= response.status_code < 300:
-            return response.status_code, {}
-        return response.status_code, _json_object(response.content, url)
-
-    @cached_property
-    def _client_authentication(self) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """The form fields and header fields that authenticate the shim, encoded once."""
-        up = self.upstream
-        headers = [("Accept", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")]
-        if up.token_auth_method == "client_secret_basic":
-            # RFC 6749 §2.3.1: form-urlencode each part before base64, not just join them.
-            pair = f"{quote(up.client_id, safe='')}:{quote(up.client_secret, safe='')}"
-            headers.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
-            return urlencode({"client_id": up.client_id}), tuple(headers)
-        return urlencode({"client_id": up.client_id, "client_secret": up.client_secret}), tuple(headers)
-
-    async def _post_pooled(
-        self, url: str, body: bytes, headers: tuple[tuple[str, str], ...]
-    ) -> tuple[int, dict[str, Any]]:
-        try:
-            response = await self._pool.request("POST", url, body=body, headers=headers)  # type: ignore[union-attr]
-        except TimeoutError:
-            logger.warning("identity provider timed out: POST %s", url)
-            raise UpstreamError(504, "temporarily_unavailable", "The identity provider did not answer in time.")
-        except HTTPError as exc:
-            logger.warning("identity provider unreachable: POST %s (%s)", url, exc)
-            raise UpstreamError(502, "temporarily_unavailable", "The identity provider could not be reached.")
+        auth = self.client_authentication
+        response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
         if not response.body and 200 <= response.status < 300:
             return response.status, {}
-        return response.status, _json_object(response.body, url)
+        # Error answers of some IdPs are declared text/plain while holding JSON; RFC 6749 §5.1
+        # and §5.2 make the body JSON whatever the header says.
+        return response.status, _json_object(response, url, check_media_type=False)
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self.http.request(method, url, **kwargs)
-        except httpx.TimeoutException:
-            logger.warning("identity provider timed out: %s %s", method, url)
-            raise UpstreamError(504, "temporarily_unavailable", "The identity provider did not answer in time.")
-        except TRANSPORT_ERRORS as exc:
-            logger.warning("identity provider unreachable: %s %s (%s)", method, url, type(exc).__name__)
-            raise UpstreamError(502, "temporarily_unavailable", "The identity provider could not be reached.")
+    @cached_property
+    def client_authentication(self) -> ClientAuthentication:
+        """The form and header fields that authenticate the shim, encoded once."""
+        up = self.upstream
+        return client_authentication(up.token_auth_method, up.client_id, up.client_secret)
+
+    async def _exchange(
+        self, method: str, url: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+    ) -> RawResponse:
+        return await exchange(self.transport, method, url, body=body, headers=headers)
 
 
-def _json_object(content: bytes, url: str) -> dict[str, Any]:
-    if len(content) > MAX_JSON_BYTES:
-        raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is too large.")
+async def exchange(
+    transport: Transport, method: str, url: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+) -> RawResponse:
+    """One request to the IdP over ``transport``; every failure an :class:`UpstreamError`
+    (504 when the deadline passed, 502 otherwise)."""
     try:
-        value = jsonsafe.loads(content)
-    except ValueError:
-        raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is not JSON.")
-    if not isinstance(value, dict):
-        raise UpstreamError(502, "server_error", f"The identity provider's answer from {url} is not a JSON object.")
-    return value
+        return await transport.request(method, url, body=body, headers=headers)
+    except TimeoutError:
+        logger.warning("identity provider timed out: %s %s", method, url)
+        raise UpstreamError(
+            504, "temporarily_unavailable", "The identity provider did not answer in time.", reason="timed out"
+        ) from None
+    except HTTPError as exc:
+        logger.warning("identity provider unreachable: %s %s (%s)", method, url, exc)
+        raise UpstreamError(
+            502, "temporarily_unavailable", "The identity provider could not be reached.", reason=f"could not connect ({exc})"
+        ) from None
+
+
+async def get_json(
+    transport: Transport, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES
+) -> dict[str, Any]:
+    """GET a JSON object from the IdP: the one policy for its documents (discovery, the JWKS,
+    the doctor's reads; :mod:`mcp_oauth_shim.json_documents`): status 200, declared JSON, at
+    most ``max_bytes``, an object. Every failure is an :class:`UpstreamError`."""
+    response = await exchange(transport, "GET", url, headers=_GET_JSON_HEADERS)
+    if response.status != 200:
+        raise UpstreamError(
+            502, "server_error", f"The identity provider answered {response.status} for {url}.", reason=f"HTTP {response.status}"
+        )
+    return _json_object(response, url, what=what, max_bytes=max_bytes)
+
+
+_GET_JSON_HEADERS = (("Accept", "application/json"),)
+
+
+def _json_object(
+    response: RawResponse, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES, check_media_type: bool = True
+) -> dict[str, Any]:
+    try:
+        return json_object(
+            response.body,
+            max_bytes=max_bytes,
+            content_type=response.headers.get("content-type"),
+            check_media_type=check_media_type,
+        )
+    except JSONDocumentError as exc:
+        raise UpstreamError(
+            502,
+            "server_error",
+            f"The identity provider's {what} from {url} {exc.problem.value}.",
+            reason=exc.problem.value.removeprefix("is "),
+        ) from None

@@ -100,7 +100,7 @@ class ResponseReader:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            raise HTTPError("the peer switched protocols")
+            raise HTTPError("the peer switched protocols") from None
         except httptools.HttpParserError as exc:
             if self.response is None:
                 if isinstance(exc.__context__, HTTPError):  # refused by one of our callbacks

@@ -7,8 +7,8 @@ a local stub IdP): httpx reached 0.10x of a direct call at c=1 and 0.01x at c=16
 is that pool: a few connections per origin kept alive, TLS with certificate and host name
 verification from :mod:`ssl`, one deadline per exchange, and nothing else (no redirects, no
 proxies, no cookies, no compression). Where a response ends is decided by llhttp
-(:mod:`.framing`). Discovery, JWKS and metadata documents stay on httpx; so does
-everything when an ``http_client`` is passed to the shim.
+(:mod:`.framing`). Discovery and the JWKS travel on it too (:mod:`.transport`); everything
+goes through httpx instead when an ``http_client`` is passed to the shim.
 
 A request is sent once and never again (RFC 9112 §9.3.1): the POSTs this pool carries are not
 idempotent, and an IdP that rotates refresh tokens with reuse detection revokes the user's
@@ -22,6 +22,7 @@ connection that the IdP is closing at that moment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -167,7 +168,11 @@ class ConnectionPool:
         :class:`HTTPError`.
         """
         origin, head = self._head(method, url, tuple(headers))
-        request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        if body or method not in ("GET", "HEAD"):
+            request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        else:
+            # RFC 9110 §8.6: no Content-Length on a request whose method expects no content.
+            request = head + b"\r\n"
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._adopt(loop)
@@ -230,10 +235,8 @@ class ConnectionPool:
                     self._release(loop, state, granted)
             else:
                 waiter.cancel()
-                try:
+                with contextlib.suppress(ValueError):
                     state.waiters.remove(waiter)
-                except ValueError:
-                    pass
             raise
 
     async def _connect(

@@ -141,6 +141,21 @@ def test_consent_requires_a_form_body(kit, params):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"],
+)
+def test_consent_accepts_a_form_in_any_spelling_of_its_media_type(kit, params, content_type):
+    from urllib.parse import urlencode
+
+    form = kit.consent_form(params)
+    body = urlencode({**form, "decision": "approve"})
+    response = kit.client.post(
+        "/oauth/consent", content=body, headers={"Content-Type": content_type}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+
+
 def test_approval_sets_an_httponly_binding_cookie(kit, params):
     response = kit.approve(params)
     cookies = response.headers.get_list("set-cookie")

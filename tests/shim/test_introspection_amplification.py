@@ -191,7 +191,8 @@ async def test_the_refusal_cache_is_keyed_by_a_hash_not_the_token() -> None:
     token = opaque()
     async with http(guard) as client:
         await call(client, token)
-    assert list(verifier._refused) == [hashlib.sha256(token.encode()).digest()]
+    assert len(verifier._refused) == 1
+    assert hashlib.sha256(token.encode()).digest() in verifier._refused
 
 
 async def test_the_verified_token_cache_is_bounded_for_introspected_tokens() -> None:

@@ -34,7 +34,7 @@ def test_starlette_app_with_shim_routes_serves_the_shim():
     assert client.get("/hello").text == "hi"
 
 
-def test_standalone_app_closes_its_idp_client_on_shutdown():
+def test_standalone_app_closes_its_idp_connections_on_shutdown():
     from mcp_oauth_shim import OAuthShim, Upstream
 
     shim = OAuthShim(
@@ -42,9 +42,18 @@ def test_standalone_app_closes_its_idp_client_on_shutdown():
         upstream=Upstream.oidc(issuer="http://127.0.0.1:9", client_id="c", client_secret="s"),
         secret_keys=["k" * 40],
     )
+    transport = shim.upstream_client.transport
+    closed: list[bool] = []
+    original = transport.aclose
+
+    async def recording_aclose() -> None:
+        closed.append(True)
+        await original()
+
+    transport.aclose = recording_aclose  # type: ignore[method-assign]
     with TestClient(shim.app, base_url=PUBLIC_URL) as client:
         assert client.get("/.well-known/oauth-protected-resource/mcp").status_code == 200
-        in_use = shim.upstream_client.http
-        assert not in_use.is_closed
-    # Closed; the shim holds a fresh, unopened client for a later lifespan (tests/shim/test_ready_to_ship.py).
-    assert in_use.is_closed
+        assert closed == []
+    assert closed == [True]
+    # The same transport serves a later lifespan (tests/shim/test_ready_to_ship.py).
+    assert shim.upstream_client.transport is transport

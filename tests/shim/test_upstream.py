@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from mcp_oauth_shim import ConfigurationError, Upstream
-from mcp_oauth_shim.upstream import UpstreamClient, UpstreamError
+from mcp_oauth_shim.upstream import default_http_client, UpstreamClient, UpstreamError
 
 ISSUER = "https://idp.example"
 DOC = {
@@ -88,11 +88,19 @@ def test_explicit_endpoints_need_no_discovery():
     assert asyncio.run(client.metadata()).token_endpoint == ISSUER + "/t"
 
 
-def test_default_http_client_has_bounded_timeouts_and_no_redirects():
+def test_the_default_transport_is_the_pool_bounded_by_the_upstream_timeout():
+    from mcp_oauth_shim.upstream.transport import PoolTransport
+
     client = UpstreamClient(Upstream.oidc(issuer=ISSUER, client_id="c", client_secret="s", timeout=3))
-    assert client.http.timeout.read == 3
-    assert client.http.timeout.connect == 3
-    assert client.http.follow_redirects is False
+    assert isinstance(client.transport, PoolTransport)
+    assert client.transport.pool.timeout == 3
+
+
+def test_default_http_client_has_bounded_timeouts_and_no_redirects():
+    http = default_http_client(3)
+    assert http.timeout.read == 3
+    assert http.timeout.connect == 3
+    assert http.follow_redirects is False
 
 
 BAD_CONFIG = [

@@ -661,7 +661,8 @@ async def test_the_cache_is_bounded_and_evicts_the_least_recent(
 async def test_the_cache_is_keyed_by_a_hash_not_the_token(verifier: BearerVerifier, idp: FakeIdP) -> None:
     token = good_token(idp)
     await verifier.authenticate(token)
-    assert list(verifier._cache) == [hashlib.sha256(token.encode()).digest()]
+    assert len(verifier._cache) == 1
+    assert hashlib.sha256(token.encode()).digest() in verifier._cache
 
 
 async def test_a_cached_token_still_meets_the_scope_check(
@@ -784,6 +785,6 @@ def test_one_verifier_serves_successive_event_loops(idp: FakeIdP) -> None:
         return await asyncio.gather(*(verifier.verify_token(t) for t in tokens))
 
     first = asyncio.run(burst("a"))
-    verifier.keys._fetched_at = None  # force a contended refresh in the next loop
+    verifier.keys.expire()  # force a contended refresh in the next loop
     second = asyncio.run(burst("b"))
     assert all(first) and all(second)

@@ -1,0 +1,60 @@
+"""The discovery documents: RFC 8414 authorization server metadata (also answering OIDC
+Discovery probes) and RFC 9728 protected resource metadata.
+
+The documents are built by :mod:`..rfc8414` and :mod:`..rfc9728`; here they are served as
+pre-encoded JSON, cacheable for five minutes, at every path the shim wires them to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..context import ShimContext
+from ..rfc8414 import build_metadata
+from ..rfc9728 import build_resource_metadata
+from ..upstream import UpstreamError
+
+logger = logging.getLogger("mcp_oauth_shim.metadata")
+
+METADATA_CACHE_CONTROL = "public, max-age=300"
+
+
+class MetadataHandler:
+    """RFC 8414 §3: the authorization server metadata, built once the IdP's endpoints are known.
+
+    With ``custom``, that document is served as it is instead.
+    """
+
+    def __init__(self, ctx: ShimContext, custom: Mapping[str, Any] | None = None) -> None:
+        self.ctx = ctx
+        self._body: bytes | None = json.dumps(dict(custom)).encode() if custom is not None else None
+
+    async def __call__(self, request: Request) -> Response:
+        body = self._body
+        if body is None:
+            try:
+                upstream = await self.ctx.upstream_client.metadata()
+            except UpstreamError as err:
+                # Clients need the document even while the IdP is away; revocation is unknown then.
+                logger.warning("serving metadata without revocation: %s", err.description)
+                body = json.dumps(build_metadata(self.ctx, revocation=False)).encode()
+            else:
+                body = json.dumps(build_metadata(self.ctx, revocation=bool(upstream.revocation_endpoint))).encode()
+                self._body = body
+        return Response(body, media_type="application/json", headers={"Cache-Control": METADATA_CACHE_CONTROL})
+
+
+class ProtectedResourceMetadataHandler:
+    """RFC 9728 §3: the protected resource metadata of the MCP endpoint."""
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self._body = json.dumps(build_resource_metadata(ctx)).encode()
+
+    async def __call__(self, request: Request) -> Response:
+        return Response(self._body, media_type="application/json", headers={"Cache-Control": METADATA_CACHE_CONTROL})

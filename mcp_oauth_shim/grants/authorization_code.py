@@ -1,0 +1,69 @@
+"""The ``authorization_code`` grant (RFC 6749 §4.1.3), with PKCE (RFC 7636 §4.5, §4.6).
+
+Everything the client presents is checked against the sealed code before the IdP is called:
+the code was issued to this client, the redirect URI is the one of the authorization request,
+and the verifier matches the challenge. Then the IdP's own code is exchanged with the shim's
+callback URI and the same verifier (the shim passed the client's challenge to the IdP).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import ClassVar
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from starlette.responses import Response
+
+from ..clients import Client
+from ..context import ShimContext
+from ..errors import InvalidGrantError, InvalidRequestError
+from ..payloads import AuthorizationCode
+from ..sealing import SealError
+from .upstream_exchange import UpstreamTokenExchange
+
+__all__ = ["AuthorizationCodeGrant"]
+
+# RFC 7636 §4.1: 43-128 characters from the unreserved set.
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+
+
+class AuthorizationCodeGrant:
+    grant_type: ClassVar[str] = "authorization_code"
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+        self._upstream = UpstreamTokenExchange(ctx)
+
+    async def respond(self, form: dict[str, str], client: Client) -> Response:
+        code = self.validate(form, client)
+        upstream_form = {
+            "grant_type": "authorization_code",
+            "code": code.upstream_code,
+            "redirect_uri": self.ctx.callback_url,
+            "code_verifier": form["code_verifier"],
+        }
+        return await self._upstream.exchange(upstream_form, client, code.scope)
+
+    def validate(self, form: dict[str, str], client: Client) -> AuthorizationCode:
+        """The sealed code, once the request proves it may redeem it; else the RFC 6749 §5.2 error."""
+        sealed, verifier = form.get("code"), form.get("code_verifier")
+        if not sealed:
+            raise InvalidRequestError(description="code is required.")
+        if not verifier:
+            raise InvalidRequestError(description="code_verifier is required (PKCE).")
+        if not _VERIFIER.match(verifier):
+            raise InvalidGrantError(description="code_verifier is malformed (RFC 7636 section 4.1).")
+        try:
+            code = AuthorizationCode.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.code)
+        except SealError as exc:
+            raise InvalidGrantError(description=f"The authorization code is {exc.reason}.") from None
+        if not hmac.compare_digest(code.client_fingerprint, client.fingerprint):
+            raise InvalidGrantError(description="The authorization code was issued to another client.")
+        redirect_uri = form.get("redirect_uri")
+        # RFC 6749 §4.1.3: required and identical when the authorization request had one.
+        if (code.redirect_uri_given or redirect_uri is not None) and redirect_uri != code.redirect_uri:
+            raise InvalidGrantError(description="redirect_uri does not match the authorization request.")
+        if not hmac.compare_digest(create_s256_code_challenge(verifier), code.code_challenge):
+            raise InvalidGrantError(description="code_verifier does not match the code_challenge.")
+        return code

@@ -1,0 +1,69 @@
+"""The ``refresh_token`` grant (RFC 6749 §6): the IdP's refresh token, unwrapped for its client.
+
+The sealed refresh token must have been issued to the client presenting it; a ``scope`` may
+only narrow what was originally granted. The IdP's refresh token is then exchanged, and the new
+one it returns is sealed again (:mod:`.upstream_exchange`).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import ClassVar
+
+from starlette.responses import Response
+
+from ..clients import Client
+from ..context import ShimContext
+from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from ..payloads import RefreshToken
+from ..sealing import SealError
+from .upstream_exchange import UpstreamTokenExchange
+
+__all__ = ["RefreshTokenGrant", "check_refresh_scope"]
+
+
+class RefreshTokenGrant:
+    grant_type: ClassVar[str] = "refresh_token"
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+        self._upstream = UpstreamTokenExchange(ctx)
+
+    async def respond(self, form: dict[str, str], client: Client) -> Response:
+        sealed = form.get("refresh_token")
+        if not sealed:
+            raise InvalidRequestError(description="refresh_token is required.")
+        try:
+            token = RefreshToken.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.refresh_token)
+        except SealError as exc:
+            raise InvalidGrantError(description=f"The refresh token is {exc.reason}.") from None
+        if not hmac.compare_digest(token.client_fingerprint, client.fingerprint):
+            raise InvalidGrantError(description="The refresh token was issued to another client.")
+        granted = token.scope
+        upstream_form = {"grant_type": "refresh_token", "refresh_token": token.upstream_refresh_token}
+        scope = form.get("scope")
+        if scope and not scope.isspace():
+            check_refresh_scope(scope, granted)
+            upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
+            granted = scope
+        return await self._upstream.exchange(upstream_form, client, granted)
+
+
+def check_refresh_scope(requested: str, granted: str) -> None:
+    """RFC 6749 §6: the scope of a refresh "MUST NOT include any scope not originally granted".
+
+    ``granted`` is what the shim knows was granted: the scope the IdP reported, or else the
+    scope the shim asked for (RFC 6749 §5.1: an absent ``scope`` means the requested one). It is
+    empty only when the shim asked for no scope and the IdP reported none: the IdP applied its
+    own defaults (RFC 6749 §3.3), which the shim cannot see. Nothing requested can be shown to
+    be within such a grant, so every requested scope is refused; the client may refresh without
+    ``scope`` and keep whatever the IdP granted. Relying on the IdP to refuse would not do:
+    some let a refresh token obtain any scope the user ever consented to.
+    """
+    asked = set(requested.split())
+    if not granted:
+        raise InvalidScopeError(
+            description="The original grant named no scope: refresh without the scope parameter."
+        )
+    if not asked <= set(granted.split()):
+        raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")

@@ -1,0 +1,84 @@
+"""Tokens from the IdP's token endpoint, relayed to the MCP client (RFC 6749 §5.1, §5.2).
+
+The grants that proxy the IdP (authorization code, refresh token) end the same way: the IdP is
+called with the shim's own client and the resource's audience parameters (RFC 8707), its
+answer is checked, the refresh token is sealed and bound to the client it was issued to
+(:class:`..payloads.RefreshToken`), and the ID token (issued to the shim, not to the client) is
+dropped. The IdP's errors are seen from the client's side: errors about the grant are relayed,
+errors about the shim's own credentials become ``server_error`` for the operator to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.responses import Response
+
+from ..clients import Client
+from ..context import ShimContext
+from ..endpoints.base import no_store_json
+from ..errors import OAuth2Error, json_error, oauth_error
+from ..payloads import RefreshToken
+from ..rfc8707 import audience_params
+
+__all__ = ["UpstreamTokenExchange", "map_upstream_error"]
+
+logger = logging.getLogger("mcp_oauth_shim.endpoints.token")
+
+# IdP errors that are about the client's grant, relayed as they are (RFC 6749 §5.2, RFC 8707).
+CLIENT_ERRORS = {"invalid_grant", "invalid_scope", "invalid_target", "invalid_request"}
+PASSED_FIELDS = ("access_token", "token_type", "expires_in", "scope")
+# ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded. Built once:
+# json.dumps makes an encoder per call.
+_encode_json = json.JSONEncoder().encode
+
+
+class UpstreamTokenExchange:
+    """Posts a token request to the IdP and answers the MCP client with the result."""
+
+    def __init__(self, ctx: ShimContext) -> None:
+        self.ctx = ctx
+        self._audience = audience_params(ctx.upstream, ctx.resource)
+
+    async def exchange(self, upstream_form: dict[str, str], client: Client, granted: str) -> Response:
+        """The IdP's answer to ``upstream_form`` (audience added), as the client's token response.
+
+        ``granted`` is the scope the shim knows was granted, reported when the IdP names none
+        (RFC 6749 §5.1: an absent ``scope`` means the requested one) and sealed into the
+        refresh token for later refreshes (RFC 6749 §6).
+        """
+        ctx = self.ctx
+        upstream_form.update(self._audience)
+        metadata = await ctx.upstream_client.metadata()
+        status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
+        if status != 200:
+            return json_error(map_upstream_error(status, body))
+        access_token = body.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            return json_error(oauth_error("server_error", "The identity provider returned no access token.", 502))
+        answer: dict[str, Any] = {k: body[k] for k in PASSED_FIELDS if k in body}
+        answer["token_type"] = "Bearer"
+        if "scope" not in answer and granted:
+            answer["scope"] = granted
+        refresh = body.get("refresh_token")
+        if isinstance(refresh, str) and refresh:
+            scope = answer.get("scope", granted)
+            sealed_scope = scope if isinstance(scope, str) else granted  # an IdP's odd scope is not kept
+            answer["refresh_token"] = RefreshToken(refresh, client.fingerprint, sealed_scope).seal(ctx.sealer)
+        return no_store_json(_encode_json(answer).encode())
+
+
+def map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:
+    """RFC 6749 §5.2 errors from the IdP, seen from the MCP client's side."""
+    error = body.get("error") if isinstance(body.get("error"), str) else None
+    description = body.get("error_description") if isinstance(body.get("error_description"), str) else None
+    if error in CLIENT_ERRORS and 400 <= status < 500:
+        return oauth_error(error, description or "The identity provider refused the grant.", 400)
+    if error in ("invalid_client", "unauthorized_client", "unsupported_grant_type"):
+        # The shim's own credentials or configuration are wrong: the operator must act.
+        logger.error("identity provider refused the shim's client (%s): check client_id/client_secret", error)
+        return oauth_error("server_error", "The identity provider refused this server's credentials.", 502)
+    logger.warning("identity provider token error: status %s error %s", status, (error or "")[:40])
+    return oauth_error("server_error", "The identity provider could not complete the request.", 502)

@@ -1,0 +1,54 @@
+"""How the shim authenticates itself to the IdP's token, revocation and introspection
+endpoints (RFC 6749 §2.3.1; RFC 7009 §2.1 and RFC 7662 §2.1 reuse it).
+
+``client_secret_basic``: HTTP Basic with the client ID and secret, each form-urlencoded before
+they are joined and base64-encoded (RFC 6749 §2.3.1 says so explicitly; many clients forget,
+and a secret with ``:`` or ``%`` then fails). ``client_secret_post``: both in the form body.
+The ``client_id`` goes into the body in both cases, as some IdPs require it there.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from ..forms import urlencode
+from ..media_types import FORM, JSON
+
+__all__ = ["CREDENTIAL_FIELDS", "ClientAuthentication", "client_authentication"]
+
+#: Form fields that carry the shim's credentials; a caller's form never sets them.
+CREDENTIAL_FIELDS = frozenset({"client_id", "client_secret"})
+
+
+@dataclass(frozen=True)
+class ClientAuthentication:
+    """What authenticates one client: form fields (encoded) and header fields to add."""
+
+    form: str
+    headers: tuple[tuple[str, str], ...]
+
+    def body(self, form: Mapping[str, str] | None = None) -> bytes:
+        """``form`` (credential fields in it dropped: ours win) followed by the credentials."""
+        if not form:
+            return self.form.encode()
+        if CREDENTIAL_FIELDS & form.keys():
+            form = {k: v for k, v in form.items() if k not in CREDENTIAL_FIELDS}
+        return (urlencode(form) + "&" + self.form).encode() if form else self.form.encode()
+
+
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` value for ``client_secret_basic`` (RFC 6749 §2.3.1)."""
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def client_authentication(method: str, client_id: str, client_secret: str) -> ClientAuthentication:
+    """The form and headers for ``method`` (``client_secret_basic`` or ``client_secret_post``)."""
+    headers = [("Accept", JSON), ("Content-Type", FORM)]
+    if method == "client_secret_basic":
+        headers.append(("Authorization", basic_authorization(client_id, client_secret)))
+        return ClientAuthentication(urlencode({"client_id": client_id}), tuple(headers))
+    return ClientAuthentication(urlencode({"client_id": client_id, "client_secret": client_secret}), tuple(headers))
