@@ -20,14 +20,16 @@ create series by passing unexpected strings.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 from . import metrics as _metrics_module
 from . import tracing as _tracing_module
-from .log_context import bind_login
+from .log_context import bind_login, current_login_id
 from .metrics import (
     BEARER_REJECTION_REASONS,
     CLIENT_KINDS,
@@ -38,13 +40,20 @@ from .metrics import (
     bounded,
 )
 
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
 __all__ = [
     "LOGIN_STEPS",
     "Observation",
+    "TokenRequestSeen",
+    "answered_result",
     "bearer_rejected",
     "client_kind",
     "idp_call",
     "login_step",
+    "login_step_answered",
+    "observing",
     "token_result",
     "tool_call",
 ]
@@ -144,14 +153,15 @@ def _exception_outcome(exc: BaseException) -> str:
     return "error"
 
 
-def _observing() -> bool:
+def observing() -> bool:
+    """Whether metrics or tracing record anything in this process."""
     return _metrics_module.active_metrics() is not None or _tracing_module.active_tracer() is not None
 
 
 def idp_call(operation: str) -> Observation | _Unobserved:
     """Context manager around one request to the IdP; ``operation`` one of
     :data:`~mcp_oauth_shim.metrics.IDP_OPERATIONS` (anything else counts as ``other``)."""
-    if not _observing():
+    if not observing():
         return _UNOBSERVED
     return Observation("idp", bounded(operation, IDP_OPERATIONS))
 
@@ -162,7 +172,7 @@ _tool_names: set[str] = set()
 def tool_call(tool: str) -> Observation | _Unobserved:
     """Context manager around one tool call; ``tool`` must be a tool the app serves (an
     unknown name requested by a client is counted as ``unknown_tool`` by the caller)."""
-    if not _observing():
+    if not observing():
         return _UNOBSERVED
     if tool not in _tool_names:
         if len(_tool_names) >= MAX_TOOL_LABELS:
@@ -172,6 +182,57 @@ def tool_call(tool: str) -> Observation | _Unobserved:
     return Observation("tool", tool)
 
 
+def answered_result(status: int, body: bytes, location: str | None, *, success: str) -> str:
+    """What an answer of an OAuth endpoint says, for counting: ``success`` for a 2xx or a
+    redirect without ``error``; the ``error`` of a redirect (RFC 6749 §4.1.2.1) or of a JSON
+    error body (§5.2); for an error page, ``invalid_request`` (4xx), ``temporarily_unavailable``
+    (504) or ``upstream_error`` (other 5xx: the IdP failed)."""
+    if location is not None:
+        error = parse_qs(urlsplit(location).query).get("error")
+        return error[0] if error else success
+    if 200 <= status < 300:
+        return success
+    if body[:1] == b"{":
+        try:
+            error = json.loads(body).get("error")
+        except (ValueError, AttributeError):
+            error = None
+        if isinstance(error, str):
+            return error
+    if status == 504:
+        return "temporarily_unavailable"
+    return "upstream_error" if status >= 500 else "invalid_request"
+
+
+def _observing_events() -> bool:
+    return _metrics_module.active_metrics() is not None or events.isEnabledFor(logging.INFO)
+
+
+def login_step_answered(step: str, response: Response, *, success: str = "ok") -> None:
+    """:func:`login_step` for ``step`` with the result :func:`answered_result` reads from
+    ``response`` (the login's id, when the step bound one, is already in the context)."""
+    if _observing_events():
+        result = answered_result(response.status_code, response.body, response.headers.get("location"), success=success)
+        if step == "consent" and result == "access_denied":
+            result = "deny"
+        login_step(step, result)
+
+
+class TokenRequestSeen:
+    """What the token endpoint learnt about a request, counted once it is answered."""
+
+    __slots__ = ("client_kind", "grant_type")
+
+    def __init__(self) -> None:
+        self.grant_type: str | None = None
+        self.client_kind = "none"
+
+    def answered(self, response: Response) -> None:
+        if _observing_events():
+            result = answered_result(response.status_code, response.body, None, success="ok")
+            token_result(self.grant_type, result, kind=self.client_kind)
+
+
 def login_step(step: str, result: str, *, code_challenge: str | None = None) -> None:
     """One step of a login happened (``step`` in :data:`LOGIN_STEPS`) with ``result`` (``ok``,
     ``consent``, ``redirect``, ``approve``, ``deny`` or an OAuth error code).
@@ -179,7 +240,7 @@ def login_step(step: str, result: str, *, code_challenge: str | None = None) -> 
     ``code_challenge`` (public, RFC 7636 §4.2) ties the step to its login: its digest is bound
     to the request's log records and printed with this event.
     """
-    login_id = bind_login(code_challenge)
+    login_id = bind_login(code_challenge) if code_challenge else current_login_id()
     result = bounded(result, RESULTS)
     if events.isEnabledFor(logging.INFO):
         events.info("login %s: %s", step, result, extra={"event": f"login.{step}", "result": result, "login_id": login_id})

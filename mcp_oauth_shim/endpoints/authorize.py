@@ -38,6 +38,7 @@ from ..errors import (
 from ..payloads import ConsentTicket
 from ..redirects import matches
 from ..rfc8707 import resource_matches
+from ..telemetry import login_step
 from .base import ParameterError, single_params
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ class AuthorizeHandler:
         try:
             auth_request = await parse_authorization_request(self.ctx, request)
         except RedirectableError as exc:
+            login_step("authorize", exc.err.error)
             if self.ctx.clients.is_operator_approved(exc.redirect_uri):
                 return redirect_error(exc.err, exc.redirect_uri, state=exc.state, issuer=self.ctx.issuer)
             return html_error(
@@ -192,7 +194,10 @@ class AuthorizeHandler:
                 explanation=UNAPPROVED_EXPLANATION,
             )
         except InvalidClientError as err:
+            login_step("authorize", err.error)
             return html_error(err, status_code=400)
         except OAuth2Error as err:
+            login_step("authorize", err.error)
             return html_error(err)
+        login_step("authorize", "consent", code_challenge=auth_request.code_challenge)
         return self.consent_page.render(request, auth_request)

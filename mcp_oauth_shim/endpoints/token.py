@@ -28,6 +28,7 @@ from ..errors import (
 from ..grants import GRANTS, TokenGrant
 from ..media_types import FORM, is_media_type
 from ..rfc8707 import resource_matches
+from ..telemetry import TokenRequestSeen
 from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
 
@@ -42,16 +43,19 @@ class TokenHandler:
         self._grants: dict[str, TokenGrant] = {name: grant(ctx) for name, grant in grants.items()}
 
     async def __call__(self, request: Request) -> Response:
+        seen = TokenRequestSeen()
         try:
-            return await self._handle(request)
+            response = await self._handle(request, seen)
         except OAuth2Error as err:
-            return json_error(err)
+            response = json_error(err)
         except UpstreamError as err:
-            return json_error(oauth_error(err.error, err.description, err.status_code))
+            response = json_error(oauth_error(err.error, err.description, err.status_code))
+        seen.answered(response)
+        return response
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request, seen: TokenRequestSeen) -> Response:
         form = await read_token_request(request)
-        grant_type = form.get("grant_type")
+        grant_type = seen.grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequestError(description="grant_type is required.")
         grant = self._grants.get(grant_type)
@@ -61,6 +65,7 @@ class TokenHandler:
         client = await authenticate_client(
             self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
         )
+        seen.client_kind = client.kind
         resource = form.get("resource")
         if resource is not None and not resource_matches(resource, self.ctx.resource):
             raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")
