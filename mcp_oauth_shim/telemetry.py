@@ -182,7 +182,7 @@ def tool_call(tool: str) -> Observation | _Unobserved:
     return Observation("tool", tool)
 
 
-def answered_result(status: int, body: bytes, location: str | None, *, success: str) -> str:
+def answered_result(status: int, body: bytes | memoryview, location: str | None, *, success: str) -> str:
     """What an answer of an OAuth endpoint says, for counting: ``success`` for a 2xx or a
     redirect without ``error``; the ``error`` of a redirect (RFC 6749 §4.1.2.1) or of a JSON
     error body (§5.2); for an error page, ``invalid_request`` (4xx), ``temporarily_unavailable``
@@ -194,7 +194,7 @@ def answered_result(status: int, body: bytes, location: str | None, *, success: 
         return success
     if body[:1] == b"{":
         try:
-            error = json.loads(body).get("error")
+            error = json.loads(bytes(body)).get("error")
         except (ValueError, AttributeError):
             error = None
         if isinstance(error, str):
