@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -108,6 +108,26 @@ class ShimMetrics:
     tool_calls: Any
     tool_call_duration: Any
     bearer_rejections: Any
+    # Label children by collector and label values: ``labels()`` takes a lock and builds a key
+    # on every call; remembering the child took a tool call's observation from 13.7 to 8.6 µs
+    # (bench/inproc_observe.py, shared 2-core machine). Bounded like the labels themselves
+    # (tools x outcomes, operations x outcomes).
+    _children: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def child(self, collector: Any, *values: str) -> Any:
+        """``collector.labels(*values)``, remembered."""
+        key = (id(collector), *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = collector.labels(*values)
+        return found
+
+    def observe_tool_call(self, tool: str, outcome: str, seconds: float) -> None:
+        self.child(self.tool_calls, tool, outcome).inc()
+        self.child(self.tool_call_duration, tool).observe(seconds)
+
+    def observe_idp_request(self, operation: str, outcome: str, seconds: float) -> None:
+        self.child(self.idp_request_duration, operation, outcome).observe(seconds)
 
     @classmethod
     def create(cls, registry: Any) -> ShimMetrics:

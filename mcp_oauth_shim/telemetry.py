@@ -105,10 +105,9 @@ class Observation:
         metrics = _metrics_module.active_metrics()
         if metrics is not None:
             if self.kind == "idp":
-                metrics.idp_request_duration.labels(self._name, self.outcome).observe(elapsed)
+                metrics.observe_idp_request(self._name, self.outcome, elapsed)
             else:
-                metrics.tool_calls.labels(self._name, self.outcome).inc()
-                metrics.tool_call_duration.labels(self._name).observe(elapsed)
+                metrics.observe_tool_call(self._name, self.outcome, elapsed)
         if self._span_cm is not None:
             self._span.set_attribute("outcome", self.outcome)
             if self.outcome != "ok":
