@@ -187,6 +187,9 @@ def answered_result(status: int, body: bytes | memoryview, location: str | None,
     error body (§5.2); for an error page, ``invalid_request`` (4xx), ``temporarily_unavailable``
     (504) or ``upstream_error`` (other 5xx: the IdP failed)."""
     if location is not None:
+        # A success carries a long signed code: parsed only when an error may be there.
+        if "error=" not in location:
+            return success
         error = parse_qs(urlsplit(location).query).get("error")
         return error[0] if error else success
     if 200 <= status < 300:
@@ -247,11 +250,11 @@ def login_step(step: str, result: str, *, code_challenge: str | None = None) -> 
     if metrics is None:
         return
     if step == "authorize":
-        metrics.authorize_requests.labels(result).inc()
+        metrics.child(metrics.authorize_requests, result).inc()
     elif step == "consent":
-        metrics.consent_decisions.labels(result).inc()
+        metrics.child(metrics.consent_decisions, result).inc()
     elif step == "callback":
-        metrics.callbacks.labels(result).inc()
+        metrics.child(metrics.callbacks, result).inc()
 
 
 def client_kind(client_id: str | None, *, static_client_id: str | None = None) -> str:
@@ -281,7 +284,7 @@ def token_result(grant_type: str | None, result: str, *, kind: str = "none") -> 
         )
     metrics = _metrics_module.active_metrics()
     if metrics is not None:
-        metrics.token_requests.labels(grant, result, kind).inc()
+        metrics.child(metrics.token_requests, grant, result, kind).inc()
 
 
 def bearer_rejected(reason: str) -> None:
@@ -289,4 +292,4 @@ def bearer_rejected(reason: str) -> None:
     :data:`~mcp_oauth_shim.metrics.BEARER_REJECTION_REASONS`."""
     metrics = _metrics_module.active_metrics()
     if metrics is not None:
-        metrics.bearer_rejections.labels(bounded(reason, BEARER_REJECTION_REASONS)).inc()
+        metrics.child(metrics.bearer_rejections, bounded(reason, BEARER_REJECTION_REASONS)).inc()
