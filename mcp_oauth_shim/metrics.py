@@ -86,9 +86,8 @@ RESULTS = frozenset(
 #: Distinct tool names counted before the rest share the label ``other``: an app serves a
 #: fixed set of tools, and this caps the series even if a caller passed unchecked names.
 MAX_TOOL_LABELS = 1000
-# Seconds; IdP calls are network round trips (ms to s), tool calls run the app's code.
+# Seconds; IdP calls are network round trips (ms to s).
 IDP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-TOOL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def bounded(value: str, allowed: Iterable[str] | frozenset[str]) -> str:
@@ -106,7 +105,6 @@ class ShimMetrics:
     token_requests: Any
     idp_request_duration: Any
     tool_calls: Any
-    tool_call_duration: Any
     bearer_rejections: Any
     # Label children by collector and label values: ``labels()`` takes a lock and builds a key
     # on every call; remembering the child took a tool call's observation from 13.7 to 8.6 µs
@@ -122,9 +120,11 @@ class ShimMetrics:
             found = self._children[key] = collector.labels(*values)
         return found
 
-    def observe_tool_call(self, tool: str, outcome: str, seconds: float) -> None:
+    def observe_tool_call(self, tool: str, outcome: str) -> None:
+        # A count, no duration histogram: on the hot path a histogram doubled the cost of the
+        # observation (8.8 vs 4.6 µs in process, bench/inproc_observe.py), and a tool call runs
+        # through the app's own ASGI stack, where its HTTP metrics time the route anyway.
         self.child(self.tool_calls, tool, outcome).inc()
-        self.child(self.tool_call_duration, tool).observe(seconds)
 
     def observe_idp_request(self, operation: str, outcome: str, seconds: float) -> None:
         self.child(self.idp_request_duration, operation, outcome).observe(seconds)
@@ -156,13 +156,6 @@ class ShimMetrics:
                 registry=registry,
             ),
             tool_calls=counter("tool_calls", "MCP tool calls served by the bridge, by tool and outcome.", ("tool", "outcome")),
-            tool_call_duration=Histogram(
-                f"{PREFIX}_tool_call_duration_seconds",
-                "Duration of MCP tool calls served by the bridge, by tool.",
-                ("tool",),
-                buckets=TOOL_BUCKETS,
-                registry=registry,
-            ),
             bearer_rejections=counter(
                 "bearer_rejections", "Requests refused at the protected resource (RFC 6750 §3.1) by reason.", ("reason",)
             ),

@@ -107,7 +107,7 @@ class Observation:
             if self.kind == "idp":
                 metrics.observe_idp_request(self._name, self.outcome, elapsed)
             else:
-                metrics.observe_tool_call(self._name, self.outcome, elapsed)
+                metrics.observe_tool_call(self._name, self.outcome)
         if self._span_cm is not None:
             self._span.set_attribute("outcome", self.outcome)
             if self.outcome != "ok":
