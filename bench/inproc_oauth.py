@@ -53,10 +53,11 @@ def _cookie(headers: dict) -> str:
     return headers[b"set-cookie"].decode().split(";", 1)[0]
 
 
-async def prepare(n: int) -> tuple[dict[str, Call], dict[str, Callable[[tuple[int, bytes, dict]], bool]]]:
-    """The endpoints as calls ``i -> response`` (inputs distinct per ``i``), and their checks."""
+async def prepare(n: int, strict: Any = None) -> tuple[dict[str, Call], dict[str, Callable[[tuple[int, bytes, dict]], bool]]]:
+    """The endpoints as calls ``i -> response`` (inputs distinct per ``i``), and their checks;
+    ``strict``: the shim's ``StrictMode`` (default none)."""
     key = os.environ.setdefault("BENCH_SECRET_KEY", secrets.token_urlsafe(48))
-    shim = targets.make_shim(PUBLIC, STUB)
+    shim = targets.make_shim(PUBLIC, STUB, strict=strict)
     token_answer = json.loads(targets.TOKEN_RESPONSE)
 
     async def answer_from_the_stub(url: str, form: Any) -> tuple[int, dict[str, Any]]:

@@ -136,9 +136,10 @@ def make_upstream(stub: str) -> Any:
     )
 
 
-def make_shim(public_url: str, stub: str, transport: str = "") -> Any:
+def make_shim(public_url: str, stub: str, transport: str = "", strict: Any = None) -> Any:
     """The shim as configured by default; ``transport="aiohttp"`` is a what-if: the shim's
-    ``http_client`` stays an ``httpx.AsyncClient`` but sends through aiohttp underneath."""
+    ``http_client`` stays an ``httpx.AsyncClient`` but sends through aiohttp underneath.
+    ``strict``: a ``StrictMode`` (strict mode's cost, ``bench/inproc_strict_endpoints.py``)."""
     from mcp_oauth_shim import OAuthShim
 
     http_client = None
@@ -152,6 +153,7 @@ def make_shim(public_url: str, stub: str, transport: str = "") -> Any:
         upstream=make_upstream(stub),
         secret_keys=[os.environ["BENCH_SECRET_KEY"]],
         http_client=http_client,
+        strict=strict,
     )
 
 

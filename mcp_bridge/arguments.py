@@ -23,6 +23,7 @@ given", and a `date-time` may omit its offset (the route's parser reads it as lo
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import re
 import uuid
@@ -92,14 +93,16 @@ _DATE_TIME = re.compile(
 )
 
 
-def _is_date(text: str) -> bool:
-    if not _DATE.fullmatch(text):
-        return False
+def _parses(parse: Callable[[str], Any], text: str) -> bool:
     try:
-        datetime.date.fromisoformat(text)
+        parse(text)
     except ValueError:
         return False
     return True
+
+
+def _is_date(text: str) -> bool:
+    return _DATE.fullmatch(text) is not None and _parses(datetime.date.fromisoformat, text)
 
 
 def _is_date_time(text: str) -> bool:
@@ -116,27 +119,11 @@ def _is_date_time(text: str) -> bool:
 
 
 def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return all(text[position] == "-" for position in (8, 13, 18, 23))
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
+    return _parses(uuid.UUID, text) and all(text[position] == "-" for position in (8, 13, 18, 23))
 
 
 def _is_ipv6(text: str) -> bool:
-    try:
-        address = ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return not address.scope_id
+    return _parses(ipaddress.IPv6Address, text) and "%" not in text  # no zone id ("fe80::1%eth0")
 
 
 FORMATS: dict[str, tuple[Callable[[str], bool], str]] = {
@@ -144,7 +131,7 @@ FORMATS: dict[str, tuple[Callable[[str], bool], str]] = {
     "date-time": (_is_date_time, "a date-time (YYYY-MM-DDThh:mm:ssZ)"),
     "uuid": (_is_uuid, "a UUID (8-4-4-4-12 hex digits)"),
     "email": (lambda text: "@" in text, "an e-mail address"),
-    "ipv4": (_is_ipv4, "an IPv4 address"),
+    "ipv4": (functools.partial(_parses, ipaddress.IPv4Address), "an IPv4 address"),
     "ipv6": (_is_ipv6, "an IPv6 address"),
 }
 
@@ -202,7 +189,7 @@ def _type_only(check: Check | None) -> frozenset[type] | None:
 
 def _enum_check(values: list[Any]) -> Check:
     keys = frozenset(_enum_key(v) for v in values)
-    expected = "one of " + ", ".join(_shown(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
+    expected = _one_of(values)
 
     def check(value: Any) -> Any:
         try:
@@ -215,10 +202,14 @@ def _enum_check(values: list[Any]) -> Check:
     return check
 
 
+def _one_of(values: list[Any]) -> str:
+    return "one of " + ", ".join(_shown(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
+
+
 def _string_enum_check(values: list[str]) -> Check:
     """`enum` of strings only (an Enum parameter of a route): membership implies the type."""
     strings = frozenset(values)
-    expected = "one of " + ", ".join(_shown(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
+    expected = _one_of(values)
 
     def check(value: Any) -> Any:
         if type(value) is str and value in strings:
@@ -272,7 +263,8 @@ def _items_check(item: Check) -> Check:
     return check
 
 
-def _all_of(checks: list[Check]) -> Check:
+def all_of(checks: list[Check]) -> Check:
+    """One check running `checks` in order, each on what the previous one returned."""
     if len(checks) == 1:
         return checks[0]
 
@@ -344,7 +336,7 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
         compiled_branch = compile_check(branch, defs, depth + 1)
         if compiled_branch is not None:
             checks.append(compiled_branch)
-    return _all_of(checks) if checks else None
+    return all_of(checks) if checks else None
 
 
 def convertor_check(parameter: str, convertor_name: str, regex: str) -> Check:

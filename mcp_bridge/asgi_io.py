@@ -53,11 +53,6 @@ async def send_json(send: Send, status: int, payload: bytes, session: str | None
 
 async def send_plain(send: Send, status: int, text: bytes) -> None:
     """A complete `text/plain` answer."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(text)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(text)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": text})

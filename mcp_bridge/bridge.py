@@ -20,7 +20,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.params import Depends
@@ -34,8 +33,8 @@ from mcp_bridge.calls import call_tool, unknown_tool
 from mcp_bridge.handshake import InitializeAnswer
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.results import encode_result, error_result, is_error_result
-from mcp_bridge.routes import LiteralRoutes, is_api_route, route_views
-from mcp_bridge.security import HostOriginPolicy
+from mcp_bridge.routes import LiteralRoutes, is_api_route, route_views, ungrouped
+from mcp_bridge.security import HostOriginPolicy, default_allowed
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint
 from mcp_oauth_shim.telemetry import tool_call
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _METHODS = ["GET", "POST", "DELETE"]
 
 
@@ -394,24 +392,15 @@ class MCPBridge:
 
     def _shim_routes_added(self, router: Router) -> bool:
         shim_routes = set(map(id, self.auth.routes)) if self.auth is not None else set()
-        return any(
-            id(member) in shim_routes
-            for route in router.routes
-            for member in (route.routes if isinstance(route, LiteralRoutes) else (route,))
-        )
+        return any(id(route) in shim_routes for route in ungrouped(router.routes))
 
     def _host_origin_policy(
         self, allowed_hosts: Sequence[str] | None, allowed_origins: Sequence[str] | None
     ) -> HostOriginPolicy:
         # DNS rebinding protection (MCP 2025-11-25 "Transports", Security Warning) is always on:
         # loopback plus the shim's public host by default, the operator's lists otherwise.
-        hosts = [h for base in _LOOPBACK_HOSTS for h in (base, base + ":*")]
-        origins = [f"{scheme}://{h}{port}" for h in _LOOPBACK_HOSTS for scheme in ("http", "https") for port in ("", ":*")]
-        if self.auth is not None:
-            public = urlsplit(str(getattr(self.auth, "public_url", "") or self.auth.issuer))
-            if public.netloc:
-                hosts.append(public.netloc)
-                origins.append(f"{public.scheme}://{public.netloc}")
+        public = str(getattr(self.auth, "public_url", "") or self.auth.issuer) if self.auth is not None else None
+        hosts, origins = default_allowed(public)
         return HostOriginPolicy(
             allowed_hosts=tuple(allowed_hosts) if allowed_hosts is not None else tuple(hosts),
             allowed_origins=tuple(allowed_origins) if allowed_origins is not None else tuple(origins),

@@ -41,10 +41,7 @@ def error_result(text: str) -> dict[str, Any]:
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return ""
+    return next((value.decode("latin-1") for key, value in headers if key.lower() == name), "")
 
 
 def sanitize(body: bytes, limit: int = MAX_ERROR_BODY) -> str:
@@ -76,8 +73,7 @@ def response_result(
     if not body:
         return {"content": [], "isError": False}
     if media_type == "application/json" or media_type.endswith("+json"):
-        text = body.decode("utf-8", errors="replace")
-        result = text_result(text)
+        result = text_result(body.decode("utf-8", errors="replace"))
         if spec.has_output_schema:
             try:
                 value = jsonsafe.loads(body)
@@ -88,17 +84,13 @@ def response_result(
             elif isinstance(value, dict):
                 result["structuredContent"] = value
         return result
-    if media_type.startswith("image/"):
+    if media_type.startswith(("image/", "audio/")):  # image/svg+xml too: an image, not text
+        kind = media_type.split("/", 1)[0]  # MCP's content types are named "image" and "audio"
         data = base64.b64encode(body).decode("ascii")
-        return {"content": [{"type": "image", "data": data, "mimeType": media_type}], "isError": False}
-    if media_type.startswith("audio/"):
-        data = base64.b64encode(body).decode("ascii")
-        return {"content": [{"type": "audio", "data": data, "mimeType": media_type}], "isError": False}
+        return {"content": [{"type": kind, "data": data, "mimeType": media_type}], "isError": False}
     if _is_text(media_type) or not media_type:
         return text_result(body.decode("utf-8", errors="replace"))
-    uri = _resource_uri(scope)
-    blob = base64.b64encode(body).decode("ascii")
-    resource = {"uri": uri, "mimeType": media_type, "blob": blob}
+    resource = {"uri": _resource_uri(scope), "mimeType": media_type, "blob": base64.b64encode(body).decode("ascii")}
     return {"content": [{"type": "resource", "resource": resource}], "isError": False}
 
 
@@ -161,11 +153,7 @@ def encode_response_result(
 
 
 def _resource_uri(scope: Scope) -> str:
-    host = ""
-    for key, value in scope["headers"]:
-        if key == b"host":
-            host = value.decode("latin-1")
-            break
+    host = _header(scope["headers"], b"host")
     raw = scope["raw_path"].decode("ascii")
     query = scope.get("query_string", b"").decode("ascii")
     return f"{scope.get('scheme', 'http')}://{host or 'localhost'}{raw}" + (f"?{query}" if query else "")

@@ -165,15 +165,12 @@ def route_views(app: FastAPI) -> list[Any]:
     FastAPI >= 0.16x keeps included routers as nodes and exposes their effective routes
     through `fastapi.routing.iter_route_contexts`; older versions copy routes into the app.
     """
-    routes = [
-        member
-        for route in app.router.routes
-        for member in (route.routes if isinstance(route, LiteralRoutes) else (route,))
-    ]
-    iterate = getattr(fastapi_routing, "iter_route_contexts", None)
-    if iterate is None:
-        return routes
-    return list(iterate(routes))
+    return _expanded(ungrouped(app.router.routes))
+
+
+def ungrouped(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
+    """`routes` with each `LiteralRoutes` group replaced by its member routes."""
+    return [member for route in routes for member in (route.routes if isinstance(route, LiteralRoutes) else (route,))]
 
 
 def is_api_route(view: Any) -> bool:
@@ -185,7 +182,10 @@ def matching_order(app: FastAPI) -> list[Any]:
 
     Unlike `route_views`, a `LiteralRoutes` group stays one entry: the router asks it once.
     """
-    routes = app.router.routes
+    return _expanded(app.router.routes)
+
+
+def _expanded(routes: Sequence[BaseRoute]) -> list[Any]:
     iterate = getattr(fastapi_routing, "iter_route_contexts", None)
     return list(routes) if iterate is None else list(iterate(routes))
 

@@ -124,12 +124,12 @@ class SchemaResolver:
                 if name in defs:
                     continue
                 more: set[str] = set()
-                defs[name] = self._walk(self._components[name], more, expanding=name)
+                defs[name] = self._walk(self._components[name], more)
                 pending.extend(sorted(more - defs.keys()))
             body = {**body, "$defs": {**body.get("$defs", {}), **defs}}
         return body
 
-    def _walk(self, node: Any, needed: set[str], expanding: str | None = None) -> Any:
+    def _walk(self, node: Any, needed: set[str]) -> Any:
         if _is_mapping(node):
             ref = node.get("$ref")
             if isinstance(ref, str):
@@ -144,8 +144,7 @@ class SchemaResolver:
                     if not siblings:
                         return target
                     # 2020-12 allows keywords beside $ref; keep them without mutating the memo.
-                    merged = {**target, **{k: self._walk(v, needed) for k, v in siblings.items()}}
-                    return merged
+                    return {**target, **{k: self._walk(v, needed) for k, v in siblings.items()}}
             return {
                 k: v if isinstance(v, _SCALARS) else self._walk(v, needed)
                 for k, v in node.items()

@@ -27,6 +27,7 @@ import importlib.metadata
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,25 +51,18 @@ _MANAGER_METHODS = ("_serve_opening_request",)
 _MANAGER_SETTINGS = ("json_response", "event_store", "security_settings", "retry_interval", "session_idle_timeout")
 
 
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+
+
 def installed_version() -> tuple[int, ...] | None:
     """The installed `mcp` distribution's version as numbers (None if unknown or unparsable)."""
     try:
         text = importlib.metadata.version("mcp")
     except importlib.metadata.PackageNotFoundError:
         return None
-    numbers: list[int] = []
-    for part in text.split("."):
-        digits = ""
-        for char in part:
-            if not char.isdigit():
-                break
-            digits += char
-        if not digits:
-            break
-        numbers.append(int(digits))
-        if digits != part:
-            break
-    return tuple(numbers) or None
+    # The leading dotted numbers: "2.3.0rc1" -> (2, 3, 0), "2.3.dev1" -> (2, 3).
+    match = _RELEASE.match(text)
+    return tuple(int(part) for part in match.group().split(".")) if match else None
 
 
 @functools.cache
@@ -174,7 +168,10 @@ def internals_of(manager: Any) -> SessionManagerInternals | None:
     return SessionManagerInternals(manager)
 
 
-_COPIED_SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path", "raw_path")
+# What the replayed request keeps of the caller's (its identity included: `user`, `auth`).
+_COPIED_SCOPE_KEYS = (
+    "type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path", "raw_path", "user", "auth"
+)
 
 
 def _post(origin: Scope, session_id: str, protocol_version: str | None) -> Scope:
@@ -189,10 +186,6 @@ def _post(origin: Scope, session_id: str, protocol_version: str | None) -> Scope
         headers.append((b"mcp-protocol-version", protocol_version.encode("ascii")))
     scope = {key: origin[key] for key in _COPIED_SCOPE_KEYS if key in origin}
     scope.update(method="POST", query_string=b"", headers=headers)
-    if "user" in origin:
-        scope["user"] = origin["user"]
-    if "auth" in origin:
-        scope["auth"] = origin["auth"]
     return scope
 
 

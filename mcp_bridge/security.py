@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from mcp_oauth_shim.memo import BoundedMemo
 
@@ -31,6 +32,21 @@ FOREIGN_HOST_BODY = (
     b"(DNS rebinding protection). If clients reach the server under that name, its operator "
     b"adds it to allowed_hosts=[...] of mount_http() / mount_sse(); the server log names the host."
 )
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def default_allowed(public_url: str | None) -> tuple[list[str], list[str]]:
+    """The default (allowed hosts, allowed origins): loopback on any port, and `public_url`'s
+    host and origin when given (an absolute URL)."""
+    hosts = [h for base in _LOOPBACK_HOSTS for h in (base, base + ":*")]
+    origins = [f"{scheme}://{h}{port}" for h in _LOOPBACK_HOSTS for scheme in ("http", "https") for port in ("", ":*")]
+    public = urlsplit(public_url or "")
+    if public.netloc:
+        hosts.append(public.netloc)
+        origins.append(f"{public.scheme}://{public.netloc}")
+    return hosts, origins
 
 
 def _allowed(value: str, patterns: Sequence[str]) -> bool:

@@ -73,18 +73,19 @@ class SSEEndpoint:
             self._transport = SseServerTransport(self._messages_path, security_settings=self._policy.to_sdk())
         return self._transport
 
-    def _foreign_host(self, scope: Scope) -> Response | None:
-        """The 421 that names the setting (the SDK's own names none), for a Host not allowed."""
+    async def _answered_here(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """True for a request not to serve: not HTTP, or a Host not allowed, answered with the
+        421 that names the setting (the SDK's own names none)."""
+        if scope["type"] != "http":
+            return True
         headers = Headers(scope=scope)
         if self._policy.refusal(headers.get("host"), headers.get("origin")) != 421:
-            return None
-        return Response(FOREIGN_HOST_BODY, status_code=421, media_type="text/plain")
+            return False
+        await Response(FOREIGN_HOST_BODY, status_code=421, media_type="text/plain")(scope, receive, send)
+        return True
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if (refused := self._foreign_host(scope)) is not None:
-            await refused(scope, receive, send)
+        if await self._answered_here(scope, receive, send):
             return
         if scope["method"] != "GET":
             await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
@@ -98,10 +99,7 @@ class SSEEndpoint:
             return  # refused by the transport's Host/Origin check; it has answered already
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if (refused := self._foreign_host(scope)) is not None:
-            await refused(scope, receive, send)
+        if await self._answered_here(scope, receive, send):
             return
         transport = self._sdk_transport()
         if scope["method"] != "POST" or self._guard is None:

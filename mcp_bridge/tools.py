@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from starlette.convertors import CONVERTOR_TYPES, PathConvertor, StringConvertor
 
-from mcp_bridge.arguments import ArgumentChecks, Check, compile_check, convertor_check
+from mcp_bridge.arguments import ArgumentChecks, Check, all_of, compile_check, convertor_check
 from mcp_bridge.routes import LiveRoutes, OwnRoute, is_api_route, route_views
 from mcp_bridge.schemas import SchemaResolver
 
@@ -159,10 +159,11 @@ def _annotations(method: str, title: str | None) -> dict[str, Any]:
     return {**hints, "readOnlyHint": False}
 
 
-def _success_response(operation: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+def _success_schema(operation: Mapping[str, Any]) -> Any:
+    """The JSON schema of the first 2xx response (lowest status code), or None."""
     for status, response in sorted(operation.get("responses", {}).items()):
         if str(status).startswith("2"):
-            return str(status), response
+            return response.get("content", {}).get("application/json", {}).get("schema")
     return None
 
 
@@ -222,15 +223,8 @@ def argument_checks(
         convertor_name = declared.get(argument.wire_name) or _CONVERTOR_NAMES.get(type(convertor), "custom")
         fits = convertor_check(argument.wire_name, convertor_name, convertor.regex)
         schema_check = checks[name]
-        checks[name] = fits if schema_check is None else _both(schema_check, fits)
+        checks[name] = fits if schema_check is None else all_of([schema_check, fits])
     return ArgumentChecks(checks, input_schema.get("required", ()))
-
-
-def _both(first: Check, second: Check) -> Check:
-    def check(value: Any) -> Any:
-        return second(first(value))
-
-    return check
 
 
 def _unique_key(wanted: str, taken: Iterable[str]) -> str:
@@ -333,32 +327,29 @@ def build_spec(
 
     output_schema: dict[str, Any] | None = None
     wrap_output = False
-    success = _success_response(operation)
-    if success is not None:
-        response_schema = success[1].get("content", {}).get("application/json", {}).get("schema")
-        if response_schema:
-            resolved = _unwrap_root_ref(resolver.resolve(response_schema))
-            if resolved.get("type") == "object":
-                output_schema = resolved
-            else:
-                # MCP requires an object outputSchema; other shapes are wrapped as {"result": ...}.
-                wrap_output = True
-                out_defs = resolved.pop("$defs", None) if "$defs" in resolved else None
-                output_schema = {"type": "object", "properties": {"result": resolved}, "required": ["result"]}
-                if out_defs:
-                    output_schema["$defs"] = out_defs
+    response_schema = _success_schema(operation)
+    if response_schema:
+        resolved = _unwrap_root_ref(resolver.resolve(response_schema))
+        if resolved.get("type") == "object":
+            output_schema = resolved
+        else:
+            # MCP requires an object outputSchema; other shapes are wrapped as {"result": ...}.
+            wrap_output = True
+            out_defs = resolved.pop("$defs", None)
+            output_schema = {"type": "object", "properties": {"result": resolved}, "required": ["result"]}
+            if out_defs:
+                output_schema["$defs"] = out_defs
 
     title = operation.get("summary")
-    tool_json: dict[str, Any] = {"name": name}
-    if title:
-        tool_json["title"] = title
-    description = _describe(operation, resolver, describe_all_responses, describe_full_response_schema)
-    if description:
-        tool_json["description"] = description
-    tool_json["inputSchema"] = input_schema
-    if output_schema is not None:
-        tool_json["outputSchema"] = output_schema
-    tool_json["annotations"] = _annotations(method, title)
+    members = {
+        "name": name,
+        "title": title,
+        "description": _describe(operation, resolver, describe_all_responses, describe_full_response_schema),
+        "inputSchema": input_schema,
+        "outputSchema": output_schema,
+        "annotations": _annotations(method, title),
+    }
+    tool_json = {key: value for key, value in members.items() if value}  # no empty title, description or outputSchema
     return ToolSpec(
         name=name,
         operation_id=operation.get("operationId", name),
@@ -421,23 +412,6 @@ class Filters:
         return not (self.exclude_tags and tags & self.exclude_tags)
 
 
-def collect_tools(
-    app: FastAPI,
-    *,
-    filters: Filters,
-    short_names: bool,
-    describe_all_responses: bool,
-    describe_full_response_schema: bool,
-    excluded_paths: Iterable[str] = (),
-) -> list[ToolSpec]:
-    """Build the tool list of `app` from its OpenAPI document and its route table."""
-    with _cyclic_gc_paused():
-        openapi = app.openapi()
-        return _collect(
-            app, openapi, filters, short_names, describe_all_responses, describe_full_response_schema, excluded_paths
-        )
-
-
 @contextlib.contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
     """Reading the OpenAPI document and building tools allocate hundreds of thousands of
@@ -454,52 +428,54 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _collect(
+def collect_tools(
     app: FastAPI,
-    openapi: Mapping[str, Any],
+    *,
     filters: Filters,
     short_names: bool,
     describe_all_responses: bool,
     describe_full_response_schema: bool,
-    excluded_paths: Iterable[str],
+    excluded_paths: Iterable[str] = (),
 ) -> list[ToolSpec]:
-    resolver = SchemaResolver(openapi)
-    paths: Mapping[str, Any] = openapi.get("paths", {})
-    all_routes = route_views(app)
-    # Read on the first call, not now: the MCP endpoint and the shim's routes are added next.
-    live_routes = LiveRoutes(app)
-    excluded = set(excluded_paths)
-    specs: list[ToolSpec] = []
-    owners: dict[str, str] = {}
+    """Build the tool list of `app` from its OpenAPI document and its route table."""
+    with _cyclic_gc_paused():
+        openapi = app.openapi()
+        resolver = SchemaResolver(openapi)
+        paths: Mapping[str, Any] = openapi.get("paths", {})
+        # Read on the first call, not now: the MCP endpoint and the shim's routes are added next.
+        live_routes = LiveRoutes(app)
+        excluded = set(excluded_paths)
+        specs: list[ToolSpec] = []
+        owners: dict[str, str] = {}
 
-    for route in all_routes:
-        if not is_api_route(route) or not route.include_in_schema or route.path_format in excluded:
-            continue
-        path_item = paths.get(route.path_format, {})
-        for method in sorted(route.methods or ()):
-            operation = path_item.get(method.lower())
-            if operation is None:
+        for route in route_views(app):
+            if not is_api_route(route) or not route.include_in_schema or route.path_format in excluded:
                 continue
-            operation_id = operation.get("operationId") or f"{method.lower()}_{route.name}"
-            name = route.name if short_names else operation_id
-            if not _TOOL_NAME_OK.fullmatch(name):
-                name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:128]
-            if not filters.keeps((operation_id, name, route.name), operation.get("tags", ())):
-                continue
-            where = f"{method} {route.path_format}"
-            if name in owners:
-                hint = " (use short_names=False)" if short_names else " (give one an explicit operation_id)"
-                raise ToolNameClashError(f"tool name {name!r} is produced by both {owners[name]} and {where}{hint}")
-            owners[name] = where
-            spec = build_spec(
-                name=name,
-                route=route,
-                method=method,
-                operation=operation,
-                resolver=resolver,
-                describe_all_responses=describe_all_responses,
-                describe_full_response_schema=describe_full_response_schema,
-            )
-            spec.own_route = OwnRoute(live_routes, route)
-            specs.append(spec)
-    return specs
+            path_item = paths.get(route.path_format, {})
+            for method in sorted(route.methods or ()):
+                operation = path_item.get(method.lower())
+                if operation is None:
+                    continue
+                operation_id = operation.get("operationId") or f"{method.lower()}_{route.name}"
+                name = route.name if short_names else operation_id
+                if not _TOOL_NAME_OK.fullmatch(name):
+                    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:128]
+                if not filters.keeps((operation_id, name, route.name), operation.get("tags", ())):
+                    continue
+                where = f"{method} {route.path_format}"
+                if name in owners:
+                    hint = " (use short_names=False)" if short_names else " (give one an explicit operation_id)"
+                    raise ToolNameClashError(f"tool name {name!r} is produced by both {owners[name]} and {where}{hint}")
+                owners[name] = where
+                spec = build_spec(
+                    name=name,
+                    route=route,
+                    method=method,
+                    operation=operation,
+                    resolver=resolver,
+                    describe_all_responses=describe_all_responses,
+                    describe_full_response_schema=describe_full_response_schema,
+                )
+                spec.own_route = OwnRoute(live_routes, route)
+                specs.append(spec)
+        return specs

@@ -62,7 +62,6 @@ logger = logging.getLogger(__name__)
 # (tool name, arguments, the request's scope) -> the JSON bytes of a `CallToolResult`.
 EncodedToolCaller = Callable[[str, "dict[str, Any] | None", Scope], Awaitable[bytes]]
 
-_SESSION_HEADER = SESSION_HEADER
 _VERSION_HEADER = b"mcp-protocol-version"
 # Anything else (the 2026-07-28 per-request envelope) is the SDK's to serve.
 HANDSHAKE_VERSION_HEADERS = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
@@ -96,7 +95,7 @@ class _Headers:
         for key, value in scope["headers"]:
             if key == _VERSION_HEADER:
                 self.version = value
-            elif key == _SESSION_HEADER:
+            elif key == SESSION_HEADER:
                 self.session = value.decode("latin-1")
             elif key == b"host":
                 self.host = value.decode("latin-1")

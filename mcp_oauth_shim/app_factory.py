@@ -39,8 +39,17 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
     """``OAuthShim`` + ``Upstream.oidc`` from resolved settings."""
     from .config import Upstream
     from .shim import OAuthShim
+    from .strict import StrictMode
 
     v = settings.values
+    strict = None
+    if v["redis_url"]:
+        try:
+            strict = StrictMode.redis(v["redis_url"], on_unavailable=v["strict_on_unavailable"])
+        except ImportError:
+            raise ConfigurationError("--redis-url needs the redis package: pip install 'mcp-oauth-shim[redis]'.") from None
+        except ValueError:  # the message could quote the URL and its password
+            raise ConfigurationError("--redis-url is not a usable Redis URL.") from None
     upstream = Upstream.oidc(
         issuer=v["upstream_issuer"],
         metadata_url=v["upstream_metadata_url"],
@@ -62,6 +71,7 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
         allowed_redirect_uris=v["allowed_redirect_uris"],
         client_metadata_documents=v["client_metadata_documents"],
         http_client=http_client,
+        strict=strict,
         metrics=v.get("metrics_port") is not None,
     )
 

@@ -21,6 +21,7 @@ DNS answer that changes between check and connect (rebinding) cannot redirect th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import time
@@ -328,37 +329,24 @@ class ClientMetadataDocuments:
         extensions: dict[str, Any] = {}
         if target.url.scheme == "https" and target.literal is None:
             extensions["sni_hostname"] = target.host
-        if self._http is not None:
-            return await self._send(self._http, client_id, url, headers, extensions)
-        limits = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(
-            trust_env=False, limits=limits, timeout=self._timeout, cookies=cookieless_jar()
-        ) as http:
-            return await self._send(http, client_id, url, headers, extensions)
-
-    async def _send(
-        self,
-        http: httpx.AsyncClient,
-        client_id: str,
-        url: httpx.URL,
-        headers: dict[str, str],
-        extensions: dict[str, Any],
-    ) -> tuple[ClientMetadataDocument, float | None]:
         try:
-            async with http.stream(
-                "GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self._timeout
-            ) as response:
+            async with contextlib.AsyncExitStack() as stack:
+                http = self._http
+                if http is None:  # one client per fetch: no proxies from the environment, no keep-alive
+                    limits = httpx.Limits(max_keepalive_connections=0)
+                    fresh = httpx.AsyncClient(trust_env=False, limits=limits, timeout=self._timeout, cookies=cookieless_jar())
+                    http = await stack.enter_async_context(fresh)
+                response = await stack.enter_async_context(
+                    http.stream("GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self._timeout)
+                )
                 self._check_response_head(response)
                 body = await self._read_limited(response)
-                headers_seen = response.headers
         except httpx.TimeoutException:
             raise
         except TRANSPORT_ERRORS as exc:
-            raise ClientMetadataError(
-                f"Could not fetch the client metadata document ({type(exc).__name__})."
-            ) from None
+            raise ClientMetadataError(f"Could not fetch the client metadata document ({type(exc).__name__}).") from None
         document = parse_document(client_id, body, allow_http_loopback=self._allow_http_loopback)
-        return document, cache_lifetime(headers_seen, now=time.time())
+        return document, cache_lifetime(response.headers, now=time.time())
 
     def _check_response_head(self, response: httpx.Response) -> None:
         status = response.status_code

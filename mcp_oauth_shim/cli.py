@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "MCP_OAUTH_SHIM_"
 REDACTED = "<redacted>"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 class UsageError(Exception):
     """A flag or variable is missing or malformed; exit status 2."""
@@ -42,7 +43,7 @@ class Option:
 
     name: str  # dest; the variable is ENV_PREFIX + name.upper()
     help: str
-    kind: str = "str"  # str | url | list | words | int | port | bool
+    kind: str = "str"  # str | url | redis_url | list | words | int | port | bool
     default: Any = None
     secret: bool = False
     choices: tuple[str, ...] | None = None
@@ -126,6 +127,20 @@ SERVE_OPTIONS = (
         kind="bool",
         default=False,
     ),
+    Option(
+        "redis_url",
+        "strict mode on this Redis, shared by every replica: codes and consent used once, refresh-token "
+        "reuse detection, rate limits (redis://, rediss:// or unix://; needs the redis extra)",
+        kind="redis_url",
+        secret=True,
+        metavar="URL",
+    ),
+    Option(
+        "strict_on_unavailable",
+        "strict mode, when Redis cannot answer: refuse (503 temporarily_unavailable) or allow (as without strict mode)",
+        default="refuse",
+        choices=("refuse", "allow"),
+    ),
     Option("host", "interface to listen on", default="127.0.0.1"),
     Option("port", "port to listen on (1-65535)", kind="port", default=8000),
     Option("log_level", "uvicorn log level", default="info", choices=("critical", "error", "warning", "info", "debug")),
@@ -201,6 +216,15 @@ def _parse_value(option: Option, raw: str, env: str | None = None) -> Any:
             usable = False
         if not usable:
             raise UsageError(f"{names} must be an absolute http:// or https:// URL, got {raw!r}.")
+        return raw
+    if option.kind == "redis_url":
+        try:
+            scheme = urlsplit(raw).scheme
+        except ValueError:
+            scheme = ""
+        if scheme not in REDIS_SCHEMES:
+            # The value may hold a password: never echo it.
+            raise UsageError(f"{names} must be a redis://, rediss:// or unix:// URL.")
         return raw
     if option.kind == "bool":
         lowered = raw.strip().lower()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .clients import ClientResolver
 from .config import Lifetimes, Paths, Upstream
 from .sealing import Sealer
 from .upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from .strict import StrictMode
 
 
 @dataclass
@@ -27,6 +31,8 @@ class ShimContext:
     paths: Paths
     resource_name: str | None = None
     metadata_documents: bool = False
+    # Single use, refresh-token reuse detection and rate limits; None: the stateless shim.
+    strict: StrictMode | None = None
 
     def url(self, path: str) -> str:
         return self.public_url + path

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import httpx
@@ -120,10 +121,7 @@ class MCPReverseProxy:
     def request_headers(self, scope: Scope) -> list[tuple[str, str]]:
         """The client's headers as the upstream should see them (see the module docstring)."""
         raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
-        dropped = set(HOP_BY_HOP) | _REPLACED_REQUEST_HEADERS
-        for name, value in raw:
-            if name == "connection":
-                dropped |= {token.strip().lower() for token in value.split(",")}
+        dropped = _hop_by_hop(value for name, value in raw if name == "connection") | _REPLACED_REQUEST_HEADERS
         if not self.forward_authorization:
             dropped.add("authorization")
         # A method override would let a request authorised as one method act as another.
@@ -164,13 +162,7 @@ class MCPReverseProxy:
             await _json(send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
             return
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": _response_headers(response),
-                }
-            )
+            await send({"type": "http.response.start", "status": response.status_code, "headers": _response_headers(response)})
             await self._stream(response, receive, send)
         finally:
             await response.aclose()
@@ -218,24 +210,21 @@ class MCPReverseProxy:
             raise exc  # type: ignore[misc]
 
 
-def _response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+def _hop_by_hop(connection_headers: Iterable[str]) -> set[str]:
+    """HOP_BY_HOP and the fields the `Connection` headers name (RFC 9110 §7.6.1)."""
     dropped = set(HOP_BY_HOP)
-    for value in response.headers.get_list("connection"):
-        dropped |= {token.strip().lower() for token in value.split(",")}
-    return [
-        (name.lower(), value)
-        for name, value in response.headers.raw
-        if name.decode("latin-1").lower() not in dropped
-    ]
+    for value in connection_headers:
+        dropped.update(token.strip().lower() for token in value.split(","))
+    return dropped
+
+
+def _response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    dropped = _hop_by_hop(response.headers.get_list("connection"))
+    return [(name.lower(), value) for name, value in response.headers.raw if name.decode("latin-1").lower() not in dropped]
 
 
 async def _json(send: Send, status: int, error: str, description: str) -> None:
     body = json.dumps({"error": error, "error_description": description}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

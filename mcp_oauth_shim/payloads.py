@@ -365,7 +365,10 @@ class RefreshToken(SealedPayload):
     """The refresh token the client gets (RFC 6749 §6): the IdP's, bound to the client.
 
     Wire: ``u`` the IdP's refresh token, ``c`` client fingerprint, ``sc`` the granted scope
-    (empty when neither the shim nor the IdP named one).
+    (empty when neither the shim nor the IdP named one); in strict mode also ``fm`` the token
+    family (one per login: every token rotated from it shares it) and ``id`` this token's own
+    id, for reuse detection (RFC 9700 §4.14.2). Both are absent from tokens sealed without
+    strict mode, and from those sealed by earlier versions, which still open.
     """
 
     purpose: ClassVar[str] = sealing.REFRESH
@@ -374,10 +377,19 @@ class RefreshToken(SealedPayload):
     upstream_refresh_token: str
     client_fingerprint: str
     scope: str = ""
+    family: str | None = None
+    token_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"u": self.upstream_refresh_token, "c": self.client_fingerprint, "sc": self.scope}
+        wire: dict[str, Any] = {"u": self.upstream_refresh_token, "c": self.client_fingerprint, "sc": self.scope}
+        if self.family is not None and self.token_id is not None:
+            wire["fm"] = self.family
+            wire["id"] = self.token_id
+        return wire
 
     @classmethod
     def from_wire(cls, wire: Any) -> RefreshToken:
-        return cls(_text(wire["u"]), _text(wire["c"]), _text(wire.get("sc", "")))
+        family, token_id = _optional_text(wire.get("fm")), _optional_text(wire.get("id"))
+        if (family is None) != (token_id is None):
+            raise ValueError("a token family and a token id go together")
+        return cls(_text(wire["u"]), _text(wire["c"]), _text(wire.get("sc", "")), family, token_id)

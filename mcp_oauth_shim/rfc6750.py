@@ -79,10 +79,7 @@ def validate_scope_token(scope: str) -> str:
 
 
 def _join_scopes(scopes: Iterable[str]) -> str:
-    seen: dict[str, None] = {}
-    for scope in scopes:
-        seen[validate_scope_token(scope)] = None
-    return " ".join(seen)
+    return " ".join(dict.fromkeys(validate_scope_token(scope) for scope in scopes))
 
 
 def bearer_challenge(
@@ -140,17 +137,9 @@ def bearer_error_response(
     (§3.1: 400 / 401 / 403) unless ``status_code`` overrides it. Always ``no-store``.
     """
     scopes = tuple(scope or ())
-    header = bearer_challenge(
-        resource_metadata=resource_metadata,
-        scope=scopes,
-        error=error,
-        error_description=error_description,
-    )
+    header = bearer_challenge(resource_metadata=resource_metadata, scope=scopes, error=error, error_description=error_description)
     status = status_code or _STATUS_FOR_ERROR.get(error or "invalid_token", 401)
-    body: dict[str, str] = {
-        "error": error or "invalid_token",
-        "error_description": sanitize_description(error_description),
-    }
+    body = {"error": error or "invalid_token", "error_description": sanitize_description(error_description)}
     if error == "insufficient_scope" and scopes:
         body["scope"] = " ".join(dict.fromkeys(scopes))
     return Response(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from .cimd import ClientMetadataDocuments
+    from .strict import StrictMode
     from .verify import BearerVerifier
 
 logger = logging.getLogger("mcp_oauth_shim")
@@ -69,6 +70,11 @@ class OAuthShim:
         redact_access_logs: remove query strings (the callback's code and state) from the
             ``uvicorn.access`` log of the whole process, wherever the shim is mounted
             (:func:`.logs.redact_access_logs`); default on.
+        strict: strict mode (:class:`.strict.StrictMode`): codes, consent tickets and the IdP's
+            state honoured once, refresh-token reuse detection with rotation, rate limits on
+            register, authorize and token. ``StrictMode.redis(url)`` for any number of replicas,
+            ``StrictMode.in_memory()`` for one process; default ``None``, the stateless shim.
+            The shim closes it on shutdown.
         metrics: record Prometheus metrics (:mod:`.metrics`; needs ``prometheus-client``).
             They are served by :attr:`metrics_app`, to mount on an internal port, never by
             :attr:`app`. Default off.
@@ -95,6 +101,7 @@ class OAuthShim:
         paths: Paths | None = None,
         http_client: httpx.AsyncClient | None = None,
         redact_access_logs: bool = True,
+        strict: StrictMode | None = None,
         metrics: bool = False,
         tracing: bool = False,
     ) -> None:
@@ -169,7 +176,9 @@ class OAuthShim:
             paths=paths or Paths(),
             resource_name=resource_name,
             metadata_documents=documents is not None,
+            strict=strict,
         )
+        self.strict = strict
         self._documents = documents
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.
@@ -286,7 +295,7 @@ class OAuthShim:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
-        """Closes the pooled connections to the IdP on shutdown."""
+        """Closes the pooled connections to the IdP (and strict mode's store) on shutdown."""
         try:
             yield
         finally:
@@ -298,6 +307,8 @@ class OAuthShim:
         await self.upstream_client.aclose()  # stays usable: its pool reconnects on demand
         if self._documents is not None and hasattr(self._documents, "aclose"):
             await self._documents.aclose()
+        if self.strict is not None:
+            await self.strict.aclose()  # redis.asyncio reconnects on the next call
 
     def __repr__(self) -> str:
         return f"OAuthShim(issuer={self.issuer!r}, resource={self.resource!r}, upstream={self.upstream.name!r})"

@@ -16,6 +16,8 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from .urls import is_loopback_host
+
 __all__ = [
     "AddressPolicy",
     "BlockedAddress",
@@ -74,9 +76,7 @@ def is_public_address(address: IPAddress) -> bool:
 
 def is_loopback_address(address: IPAddress) -> bool:
     """127.0.0.0/8, ::1, and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    return is_loopback_host(str(address))
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -100,9 +100,8 @@ class AddressPolicy:
         """The address to connect to: the first, once every one is allowed."""
         if not addresses:
             raise UnresolvableHost("no address")
-        for address in addresses:
-            if not self.allows(address):
-                raise BlockedAddress("special-use address")
+        if not all(map(self.allows, addresses)):
+            raise BlockedAddress("special-use address")
         return addresses[0]
 
     async def resolve(self, host: str, port: int, *, literal: IPAddress | None, resolver: Resolver) -> IPAddress:

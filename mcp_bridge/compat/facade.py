@@ -7,7 +7,6 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI
 from fastapi.params import Depends
@@ -15,6 +14,7 @@ from fastapi.params import Depends
 from mcp_bridge.bridge import MCPBridge
 from mcp_bridge.compat.config import ENV_PUBLIC_URL, AuthConfig, OAuthMetadata, public_url_of
 from mcp_bridge.compat.deferred import DeferredShim, custom_metadata_shim, proxy_shim
+from mcp_bridge.security import default_allowed
 
 if TYPE_CHECKING:
     import httpx
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["FastApiMCP"]
 
 logger = logging.getLogger("mcp_bridge.compat")
-
-_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
-
 
 class FastApiMCP:
     """FastAPI-MCP 0.4's `FastApiMCP`, served by `MCPBridge` (see the module docstring).
@@ -210,15 +207,8 @@ class FastApiMCP:
         # With OAuth the bridge adds the shim's public host itself; without, add ours here.
         if self._auth is not None or self.public_url is None:
             return allowed_hosts, allowed_origins
-        public = urlsplit(self.public_url)
-        if allowed_hosts is None:
-            allowed_hosts = [*(h for base in _LOOPBACK for h in (base, base + ":*")), public.netloc]
-        if allowed_origins is None:
-            allowed_origins = [
-                *(f"{s}://{h}{p}" for h in _LOOPBACK for s in ("http", "https") for p in ("", ":*")),
-                f"{public.scheme}://{public.netloc}",
-            ]
-        return allowed_hosts, allowed_origins
+        hosts, origins = default_allowed(self.public_url)
+        return (hosts if allowed_hosts is None else allowed_hosts), (origins if allowed_origins is None else allowed_origins)
 
     def _require_public_url(self) -> str:
         if self.public_url is None:
@@ -265,9 +255,7 @@ def _user_dependencies(config: AuthConfig | None) -> tuple[Depends, ...]:
     ``scope`` and ``resource_metadata``, 400 for a malformed header, 502/504 JSON when the IdP
     is down - exactly as on an endpoint without dependencies; they see only good tokens.
     """
-    if config is None or not config.dependencies:
-        return ()
-    return tuple(config.dependencies)
+    return tuple(config.dependencies or ()) if config is not None else ()
 
 
 def _api_client(client: httpx.AsyncClient | None) -> httpx.AsyncClient | None:

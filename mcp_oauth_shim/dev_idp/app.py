@@ -54,11 +54,10 @@ _PAGE_HEADERS = {
 }
 
 
-def _malformed() -> Response:
-    # authlib raises ValueError when an error description would echo characters RFC 6749
-    # §4.1.2.1 forbids (a quote in a redirect_uri, say): answer 400 instead of crashing.
-    return JSONResponse({"error": "invalid_request", "error_description": "Malformed request parameter."},
-                        status_code=400, headers=NO_STORE)
+def _invalid_request(description: str = "Malformed request parameter.") -> Response:
+    # By default for the ValueError authlib raises when an error description would echo
+    # characters RFC 6749 §4.1.2.1 forbids (a quote in a redirect_uri, say): 400, not a crash.
+    return JSONResponse({"error": "invalid_request", "error_description": description}, status_code=400, headers=NO_STORE)
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ class DevIdP:
         except OAuth2Error as error:
             return self._with_iss(self.server.handle_error_response(None, error))
         except ValueError:
-            return _malformed()
+            return _invalid_request()
         if session is None:
             return self._login_page(request.url.query)
         principal = Principal(
@@ -211,8 +210,7 @@ class DevIdP:
         username, password = form.get("username"), form.get("password")
         query = form.get("authorize_query")
         if not isinstance(query, str) or len(query) > 8192:
-            return JSONResponse({"error": "invalid_request", "error_description": "Missing authorize_query."},
-                                status_code=400, headers=NO_STORE)
+            return _invalid_request("Missing authorize_query.")
         if not (
             isinstance(username, str)
             and isinstance(password, str)
@@ -256,7 +254,7 @@ class DevIdP:
         try:
             return self.server.create_token_response(StarletteOAuth2Request(request, await request.form()))
         except ValueError:
-            return _malformed()
+            return _invalid_request()
 
     async def revoke(self, request: Request) -> Response:
         """RFC 7009 §2."""
@@ -264,7 +262,7 @@ class DevIdP:
             oauth_request = StarletteOAuth2Request(request, await request.form())
             return self.server.create_endpoint_response("revocation", oauth_request)
         except ValueError:
-            return _malformed()
+            return _invalid_request()
 
     async def userinfo(self, request: Request) -> Response:
         """OpenID Connect Core §5.3, for any valid access token this IdP issued."""

@@ -11,6 +11,11 @@ redirects errors to any registered URI is an open redirector, since anyone may r
 URI). Every other error, including those of self-registered and metadata-document clients on
 loopback, is shown as a page; once the person has approved the client on the consent page its
 URI is trusted, and the consent and callback endpoints redirect their errors there.
+
+In strict mode the endpoint is rate limited per address and per client and address before
+anything else: a refusal is the error page with 429 and ``Retry-After`` (never a redirect, as
+nothing about the request has been checked yet), and a strict-mode store that cannot answer
+gives the page with 503 (``on_unavailable="refuse"``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from ..errors import (
 from ..payloads import ConsentTicket
 from ..redirects import matches
 from ..rfc8707 import resource_matches
+from ..strict import RateBucket, StrictModeUnavailable
+from ..strict.answers import rate_limited_page, unavailable_page
+from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
 from ..telemetry import login_step
 from .base import ParameterError, single_params
 
@@ -181,6 +189,10 @@ class AuthorizeHandler:
         self.consent_page = consent_page
 
     async def __call__(self, request: Request) -> Response:
+        if self.ctx.strict is not None:
+            refused = await self._check_rates(request)
+            if refused is not None:
+                return refused
         try:
             auth_request = await parse_authorization_request(self.ctx, request)
         except RedirectableError as exc:
@@ -201,3 +213,25 @@ class AuthorizeHandler:
             return html_error(err)
         login_step("authorize", "consent", code_challenge=auth_request.code_challenge)
         return self.consent_page.render(request, auth_request)
+
+    async def _check_rates(self, request: Request) -> Response | None:
+        """Strict mode's limits for this request, or the page refusing it. The client is
+        counted by the ``client_id`` it names, unverified: a made-up one still counts against
+        the address."""
+        address = client_address(request)
+        try:
+            # The shim's own query parser: a sixth of Starlette's query_params here (8 vs 48 µs).
+            client_id = single_params(request).get("client_id", "")
+        except ParameterError:
+            client_id = ""  # refused right after, by parse_authorization_request
+        try:
+            await check_rates(
+                self.ctx.strict,
+                (RateBucket.AUTHORIZE_IP, address),
+                (RateBucket.AUTHORIZE_CLIENT_IP, client_and_address(client_id, address)),
+            )
+        except RateLimited as refused:
+            return rate_limited_page(refused.decision)
+        except StrictModeUnavailable as exc:
+            return unavailable_page(exc)
+        return None

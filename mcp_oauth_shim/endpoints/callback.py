@@ -5,6 +5,9 @@ Honoured only with a state the shim signed, within its lifetime, in the browser 
 when the IdP names itself, only from the expected issuer (RFC 9207 §2.4, mix-up defence). The
 IdP's code is then wrapped for the client and relayed with the client's ``state`` and the
 shim's own ``iss``.
+
+In strict mode a state is honoured once, whichever replica sees it (without strict mode the
+flow cookie stops a replay in the same browser only).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from ..forms import append_query
 from ..log_context import bind_login
 from ..payloads import AuthorizationCode, UpstreamState
 from ..sealing import SealError, digest
+from ..strict import StrictModeUnavailable
+from ..strict.answers import unavailable_page
+from ..strict.checks import first_use
 from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
 from .base import ParameterError, delete_cookie, redirect, single_params
@@ -81,6 +87,16 @@ class CallbackHandler:
                 cookie_name,
                 ctx.secure_cookies,
             )
+        try:
+            if not await first_use(ctx.strict, "state", params["state"], ctx.lifetimes.state):
+                logger.warning("callback refused: state already used")
+                return _forget(
+                    html_error(InvalidRequestError(description="This sign-in has already completed."), status_code=403),
+                    cookie_name,
+                    ctx.secure_cookies,
+                )
+        except StrictModeUnavailable as exc:
+            return unavailable_page(exc)
         try:
             upstream = await ctx.upstream_client.metadata()
         except UpstreamError as err:

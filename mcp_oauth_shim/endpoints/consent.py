@@ -5,6 +5,9 @@ client, so an IdP session cookie alone must never let a new client get a code. T
 approves this client here first. The form is CSRF-protected (double-submit cookie plus a
 same-origin check), the page cannot be framed and is never cached. Approval sets a cookie
 that binds the rest of the flow to this browser (:mod:`.callback` checks it).
+
+In strict mode an approved consent ticket is honoured once, whichever replica sees it: a
+replayed form is refused like an expired one.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from ..pages import PAGE_HEADERS_RAW, load_template
 from ..payloads import ConsentTicket, UpstreamState
 from ..rfc8707 import audience_params
 from ..sealing import SealError, digest, random_token
+from ..strict import StrictModeUnavailable
+from ..strict.answers import unavailable_page
+from ..strict.checks import first_use
 from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
 from .authorize import AuthorizationRequest
@@ -156,6 +162,11 @@ class ConsentHandler:
             # The IdP's fault, not the request's: its own error code (temporarily_unavailable or
             # server_error) and status (502/504), never invalid_request.
             return html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
+        try:
+            if not await first_use(ctx.strict, "consent", form["ticket"], ctx.lifetimes.consent):
+                return html_error(InvalidRequestError(description="This consent form was already used; start the sign-in again."))
+        except StrictModeUnavailable as exc:
+            return unavailable_page(exc)
         flow = random_token(6)
         binding = random_token()
         state = UpstreamState.approved(ticket, browser_binding_digest=digest(binding), flow_id=flow).seal(ctx.sealer)

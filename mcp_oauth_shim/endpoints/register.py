@@ -3,7 +3,8 @@
 The answer's ``client_id`` is the registration itself, signed
 (:class:`..payloads.ClientRegistration`), so any replica can read it back. In
 ``registration="static"`` mode the answer names the one upstream client instead. What the
-request may ask for is :mod:`..rfc7591`'s.
+request may ask for is :mod:`..rfc7591`'s. In strict mode registrations are rate limited per
+address (429 ``temporarily_unavailable`` with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from ..errors import NO_STORE, InvalidClientMetadataError, InvalidRedirectURIErr
 from ..media_types import JSON, is_media_type
 from ..payloads import ClientRegistration
 from ..rfc7591 import ClientMetadata, parse_client_metadata
+from ..strict import RateBucket, StrictModeUnavailable
+from ..strict.answers import rate_limited_response, unavailable_response
+from ..strict.checks import RateLimited, check_rates, client_address
 from .base import read_body_limited
 
 MAX_REGISTRATION_BYTES = 64 * 1024
@@ -33,6 +37,13 @@ class RegistrationHandler:
         self.allowed = allowed_redirect_uris
 
     async def __call__(self, request: Request) -> Response:
+        if self.ctx.strict is not None:
+            try:
+                await check_rates(self.ctx.strict, (RateBucket.REGISTER_IP, client_address(request)))
+            except RateLimited as refused:
+                return rate_limited_response(refused.decision)
+            except StrictModeUnavailable as exc:
+                return unavailable_response(exc)
         if not is_media_type(request.headers.get("content-type"), JSON):
             # RFC 7591 §3.1: the request is application/json. §3.2.2: errors are 400 with an
             # error code; a body in another media type is metadata we cannot read.

@@ -18,6 +18,10 @@ do not cause an error response since the client cannot handle such an error in a
 way", and the same holds for another client's refresh token (§2.1: the server checks that the
 token was issued to the client asking). Client authentication problems still get RFC 6749 §5.2
 ``invalid_client``.
+
+In strict mode revoking one of the shim's refresh tokens also revokes its family (every token
+rotated from the same login), so a stolen copy of it, or of an older or newer token of that
+login, is refused too; when the strict-mode store cannot answer the revocation is 503.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from ..errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oau
 from ..media_types import FORM, is_media_type
 from ..payloads import RefreshToken
 from ..sealing import SealError
+from ..strict import StrictModeUnavailable
+from ..strict.answers import unavailable_response
+from ..strict.checks import revoke_refresh_family
 from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
 
@@ -64,6 +71,8 @@ class RevocationHandler:
             return await self._handle(request)
         except OAuth2Error as err:
             return json_error(err)
+        except StrictModeUnavailable as exc:
+            return unavailable_response(exc)
 
     async def _handle(self, request: Request) -> Response:
         ctx = self.ctx
@@ -116,6 +125,7 @@ class RevocationHandler:
             pass
         else:
             if hmac.compare_digest(refresh.client_fingerprint, client.fingerprint):
+                await revoke_refresh_family(self.ctx.strict, refresh, token, self.ctx.lifetimes.refresh_token)
                 return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
             logger.info("revocation of another client's refresh token ignored")
             return None

@@ -6,6 +6,10 @@ grant shares is checked here (RFC 8707 §2.2: ``resource`` must name this resour
 the grant handler's (:mod:`..grants`), chosen by ``grant_type`` from a registry, so a new grant
 is a new handler and one registry entry. An unknown ``grant_type`` is
 ``unsupported_grant_type`` (RFC 6749 §5.2).
+
+In strict mode the endpoint is rate limited per address (before the body is read) and per
+client and address (once the client is known), answering 429 ``temporarily_unavailable`` with
+``Retry-After``; a strict-mode store that cannot answer gives 503 (``on_unavailable="refuse"``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from ..errors import (
 from ..grants import GRANTS, TokenGrant
 from ..media_types import FORM, is_media_type
 from ..rfc8707 import resource_matches
+from ..strict import RateBucket, StrictModeUnavailable
+from ..strict.answers import rate_limited_response, unavailable_response
+from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
 from ..telemetry import TokenRequestSeen
 from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
@@ -50,10 +57,17 @@ class TokenHandler:
             response = json_error(err)
         except UpstreamError as err:
             response = json_error(oauth_error(err.error, err.description, err.status_code))
+        except RateLimited as refused:
+            response = rate_limited_response(refused.decision)
+        except StrictModeUnavailable as exc:
+            response = unavailable_response(exc)
         seen.answered(response)
         return response
 
     async def _handle(self, request: Request, seen: TokenRequestSeen) -> Response:
+        strict = self.ctx.strict
+        address = client_address(request) if strict is not None else ""
+        await check_rates(strict, (RateBucket.TOKEN_IP, address))
         form = await read_token_request(request)
         grant_type = seen.grant_type = form.get("grant_type")
         if not grant_type:
@@ -66,6 +80,7 @@ class TokenHandler:
             self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
         )
         seen.client_kind = client.kind
+        await check_rates(strict, (RateBucket.TOKEN_CLIENT_IP, client_and_address(client.client_id, address)))
         resource = form.get("resource")
         if resource is not None and not resource_matches(resource, self.ctx.resource):
             raise invalid_target(f"This server only issues tokens for {self.ctx.resource}.")

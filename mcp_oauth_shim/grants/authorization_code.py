@@ -4,6 +4,8 @@ Everything the client presents is checked against the sealed code before the IdP
 the code was issued to this client, the redirect URI is the one of the authorization request,
 and the verifier matches the challenge. Then the IdP's own code is exchanged with the shim's
 callback URI and the same verifier (the shim passed the client's challenge to the IdP).
+In strict mode the code is then spent, once across replicas, before the IdP is called: a
+replayed code never reaches the IdP.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..errors import InvalidGrantError, InvalidRequestError
 from ..log_context import bind_login
 from ..payloads import AuthorizationCode
 from ..sealing import SealError
+from ..strict.checks import first_use
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["AuthorizationCodeGrant"]
@@ -38,6 +41,9 @@ class AuthorizationCodeGrant:
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         code = self.validate(form, client)
+        # Strict mode: RFC 6749 §4.1.2 "MUST NOT use the authorization code more than once".
+        if not await first_use(self.ctx.strict, "code", form["code"], self.ctx.lifetimes.code):
+            raise InvalidGrantError(description="The authorization code was already used.")
         upstream_form = {
             "grant_type": "authorization_code",
             "code": code.upstream_code,

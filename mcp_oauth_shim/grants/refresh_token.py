@@ -2,7 +2,9 @@
 
 The sealed refresh token must have been issued to the client presenting it; a ``scope`` may
 only narrow what was originally granted. The IdP's refresh token is then exchanged, and the new
-one it returns is sealed again (:mod:`.upstream_exchange`).
+one it returns is sealed again (:mod:`.upstream_exchange`). In strict mode every refresh
+token is used once (RFC 9700 §4.14.2): a second use revokes its family, and every refresh
+issues a new sealed token of the same family, whether or not the IdP rotated its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
+from ..strict.checks import use_refresh_token
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["RefreshTokenGrant", "check_refresh_scope"]
@@ -46,7 +49,9 @@ class RefreshTokenGrant:
             check_refresh_scope(scope, granted)
             upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
             granted = scope
-        return await self._upstream.exchange(upstream_form, client, granted)
+        # Strict mode: reuse detection, before the IdP is called (None without strict mode).
+        lineage = await use_refresh_token(self.ctx.strict, token, sealed, self.ctx.lifetimes.refresh_token)
+        return await self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
 
 
 def check_refresh_scope(requested: str, granted: str) -> None:

@@ -6,6 +6,10 @@ answer is checked, the refresh token is sealed and bound to the client it was is
 (:class:`..payloads.RefreshToken`), and the ID token (issued to the shim, not to the client) is
 dropped. The IdP's errors are seen from the client's side: errors about the grant are relayed,
 errors about the shim's own credentials become ``server_error`` for the operator to fix.
+
+In strict mode every answer carries a sealed refresh token with a family and a token id
+(:class:`..strict.checks.RefreshLineage`): a login starts a family, a refresh continues its
+own, wrapping the IdP's new refresh token or, when the IdP did not rotate, its previous one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ..endpoints.base import no_store_json
 from ..errors import OAuth2Error, json_error, oauth_error
 from ..payloads import RefreshToken
 from ..rfc8707 import audience_params
+from ..strict.checks import RefreshLineage, start_refresh_family
 
 __all__ = ["UpstreamTokenExchange", "map_upstream_error"]
 
@@ -42,12 +47,15 @@ class UpstreamTokenExchange:
         self.ctx = ctx
         self._audience = audience_params(ctx.upstream, ctx.resource)
 
-    async def exchange(self, upstream_form: dict[str, str], client: Client, granted: str) -> Response:
+    async def exchange(
+        self, upstream_form: dict[str, str], client: Client, granted: str, *, lineage: RefreshLineage | None = None
+    ) -> Response:
         """The IdP's answer to ``upstream_form`` (audience added), as the client's token response.
 
         ``granted`` is the scope the shim knows was granted, reported when the IdP names none
         (RFC 6749 §5.1: an absent ``scope`` means the requested one) and sealed into the
-        refresh token for later refreshes (RFC 6749 §6).
+        refresh token for later refreshes (RFC 6749 §6). ``lineage``: in strict mode, what the
+        next refresh token of a refreshed family carries (a login starts a new family).
         """
         ctx = self.ctx
         upstream_form.update(self._audience)
@@ -63,10 +71,15 @@ class UpstreamTokenExchange:
         if "scope" not in answer and granted:
             answer["scope"] = granted
         refresh = body.get("refresh_token")
+        if lineage is None:
+            lineage = start_refresh_family(ctx.strict)
+        if not (isinstance(refresh, str) and refresh) and lineage is not None:
+            refresh = lineage.upstream_refresh_token  # the IdP did not rotate: keep its token
         if isinstance(refresh, str) and refresh:
             scope = answer.get("scope", granted)
             sealed_scope = scope if isinstance(scope, str) else granted  # an IdP's odd scope is not kept
-            answer["refresh_token"] = RefreshToken(refresh, client.fingerprint, sealed_scope).seal(ctx.sealer)
+            family, token_id = (lineage.family, lineage.token_id) if lineage is not None else (None, None)
+            answer["refresh_token"] = RefreshToken(refresh, client.fingerprint, sealed_scope, family, token_id).seal(ctx.sealer)
         return no_store_json(_encode_json(answer).encode())
 
 

@@ -4,7 +4,9 @@ overloading") with ``Retry-After`` (RFC 6585 §4, RFC 9110 §10.2.3) and ``Cache
 
 The ``*_error`` builders give the :class:`OAuth2Error` for an endpoint that renders it another
 way (the authorization endpoint shows a page; copy the headers onto it); the ``*_response``
-functions give the JSON answer of the registration, token and revocation endpoints.
+functions give the JSON answer of the registration, token and revocation endpoints, the
+``*_page`` functions the HTML error page of the browser-facing ones (authorization, consent,
+callback).
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ from __future__ import annotations
 from authlib.oauth2.base import OAuth2Error
 from starlette.responses import Response
 
-from ..errors import json_error, oauth_error
+from ..errors import html_error, json_error, oauth_error
 from .limits import RateDecision
 from .mode import StrictModeUnavailable
 
-__all__ = ["rate_limited_error", "rate_limited_response", "unavailable_error", "unavailable_response"]
+__all__ = [
+    "rate_limited_error",
+    "rate_limited_page",
+    "rate_limited_response",
+    "unavailable_error",
+    "unavailable_page",
+    "unavailable_response",
+]
 
 
 def rate_limited_error(decision: RateDecision) -> OAuth2Error:
@@ -39,3 +48,17 @@ def unavailable_error(exc: StrictModeUnavailable) -> OAuth2Error:
 def unavailable_response(exc: StrictModeUnavailable) -> Response:
     """503 JSON with ``Retry-After`` for :class:`StrictModeUnavailable`."""
     return json_error(unavailable_error(exc), headers=exc.headers)
+
+
+def rate_limited_page(decision: RateDecision) -> Response:
+    """The 429 error page with ``Retry-After``, for a person's browser."""
+    page = html_error(rate_limited_error(decision), status_code=429)
+    page.headers.update(decision.headers)
+    return page
+
+
+def unavailable_page(exc: StrictModeUnavailable) -> Response:
+    """The 503 error page with ``Retry-After``, for a person's browser."""
+    page = html_error(unavailable_error(exc), status_code=exc.status_code)
+    page.headers.update(exc.headers)
+    return page

@@ -30,13 +30,16 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 TIMEOUT = 0.3  # seconds, every Redis call
 # A liveness guard only (no timing is asserted): far above TIMEOUT, far below pytest's timeout.
 HANG_GUARD = 10
+REPLICA_TIMEOUT = 5.0  # seconds
 
 
 @pytest.fixture
 async def replicas(redis_server: RedisServer, key_prefix: str) -> AsyncIterator[tuple[StrictMode, StrictMode]]:
     """Two StrictMode instances on one Redis, as two replicas of the shim would have."""
-    first = StrictMode.redis(redis_server.url, key_prefix=key_prefix)
-    second = StrictMode.redis(redis_server.url, key_prefix=key_prefix)
+    # A generous bound: fifty concurrent calls on a saturated machine can take longer than the
+    # default 0.5 s, and these tests are about sharing and atomicity, not about timeouts.
+    first = StrictMode.redis(redis_server.url, key_prefix=key_prefix, timeout=REPLICA_TIMEOUT)
+    second = StrictMode.redis(redis_server.url, key_prefix=key_prefix, timeout=REPLICA_TIMEOUT)
     yield first, second
     await first.aclose()
     await second.aclose()

@@ -1,0 +1,171 @@
+"""What the endpoints ask strict mode, in the endpoints' own terms.
+
+Each helper takes the shim's ``StrictMode`` or ``None`` (strict mode off) and, with ``None``,
+answers as the stateless shim always has, without a round trip:
+
+- :func:`first_use`: single use of a sealed value (a code, a consent ticket, the IdP's state);
+- :func:`check_rates`: the rate limits of one request, raising :class:`RateLimited`;
+- :func:`client_address`: the address a rate limit counts (the connection's peer);
+- :func:`start_refresh_family` and :func:`use_refresh_token`: refresh-token rotation with reuse
+  detection (RFC 9700 §4.14.2).
+
+Every call may raise :class:`.StrictModeUnavailable` (the store did not answer and the
+operator chose ``on_unavailable="refuse"``); the endpoints answer it with 503
+``temporarily_unavailable`` (:mod:`.answers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from ..errors import InvalidGrantError
+from ..sealing import random_token
+from .limits import RateBucket, RateDecision
+from .mode import StrictMode
+from .store import digest
+
+if TYPE_CHECKING:
+    from ..payloads import RefreshToken
+
+__all__ = [
+    "RateLimited",
+    "RefreshLineage",
+    "check_rates",
+    "check_refresh_use",
+    "client_address",
+    "client_and_address",
+    "first_use",
+    "new_token_id",
+    "revoke_refresh_family",
+    "start_refresh_family",
+    "use_refresh_token",
+]
+
+# What a request without a peer address counts as (an ASGI server may leave "client" out).
+UNKNOWN_ADDRESS = "unknown"
+# A family made up for a refresh token sealed without one (strict mode off, or an older version).
+_DERIVED_FAMILY_PREFIX = "sealed-"
+
+
+class RateLimited(Exception):
+    """A request over one of its rate limits: answer 429 with ``decision.headers`` (RFC 6585 §4)."""
+
+    def __init__(self, decision: RateDecision) -> None:
+        super().__init__(f"rate limited; retry after {decision.retry_after_seconds} s")
+        self.decision = decision
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from: the ASGI scope's ``client``, the connection's peer.
+
+    Behind a reverse proxy that is the proxy's address, unless the ASGI server rewrites it from
+    ``X-Forwarded-For`` for trusted proxies (uvicorn ``--forwarded-allow-ips``, which only then
+    trusts the header): without that every request counts as one address and the per-address
+    limits apply to all users together.
+    """
+    peer = request.scope.get("client")
+    return str(peer[0]) if peer else UNKNOWN_ADDRESS
+
+
+def client_and_address(client_id: str, address: str) -> str:
+    """The key of the per-client-and-address buckets. Only its digest is stored."""
+    return f"{client_id}|{address}"
+
+
+async def check_rates(strict: StrictMode | None, *hits: tuple[RateBucket, str]) -> None:
+    """Count this request in each ``(bucket, key)``; raise :class:`RateLimited` when a bucket
+    refuses it (the longest wait of those that refuse).
+
+    On a store shared by replicas each count is a round trip, so several are sent at once: the
+    authorization endpoint's two counts then take one round trip of wall time instead of two.
+    In memory they run one after the other (a task per count would cost more than the count).
+    """
+    if strict is None:
+        return
+    if len(hits) > 1 and strict.covers_replicas:
+        answers = await asyncio.gather(*(strict.hit(bucket, key) for bucket, key in hits), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        decisions = [answer for answer in answers if isinstance(answer, RateDecision)]
+    else:
+        decisions = [await strict.hit(bucket, key) for bucket, key in hits]
+    refused = [decision for decision in decisions if not decision.allowed]
+    if refused:
+        raise RateLimited(max(refused, key=lambda decision: decision.retry_after_seconds))
+
+
+async def first_use(strict: StrictMode | None, kind: str, sealed: str, lifetime: int) -> bool:
+    """Whether this is the first presentation of the sealed value ``sealed`` of ``kind``
+    (always ``True`` without strict mode). The record is kept for ``lifetime`` seconds from
+    now, at least as long as the value itself opens (it was sealed no later than now)."""
+    if strict is None:
+        return True
+    return await strict.consume_once(kind, sealed, time.time() + lifetime)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLineage:
+    """What the next sealed refresh token carries in strict mode: its family, its own new id,
+    and the IdP's refresh token to wrap when the IdP returns no new one."""
+
+    family: str
+    token_id: str
+    upstream_refresh_token: str | None = None
+
+
+def start_refresh_family(strict: StrictMode | None) -> RefreshLineage | None:
+    """The lineage of the first refresh token of a login: a new family (``None`` without
+    strict mode: the refresh token then carries no family, as before)."""
+    if strict is None:
+        return None
+    return RefreshLineage(random_token(12), new_token_id())
+
+
+async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> RefreshLineage | None:
+    """Record the use of a refresh token; the lineage of the token to issue in its place.
+
+    RFC 9700 §4.14.2: a rotated refresh token presented a second time means two parties hold
+    it, so its whole family is revoked and this and every later token of it are refused with
+    ``invalid_grant``. A token sealed without a family (strict mode was off, or an earlier
+    version sealed it) gets one made from its own digest, so a second use of it is a reuse too.
+    ``lifetime``: the refresh-token lifetime, how long any token of the family can be honoured.
+    """
+    if strict is None:
+        return None
+    if token.family is not None and token.token_id is not None:
+        family, token_id = token.family, token.token_id
+    else:
+        token_id = digest(sealed)
+        family = _DERIVED_FAMILY_PREFIX + token_id
+    await check_refresh_use(strict, family, token_id, lifetime)
+    return RefreshLineage(family, new_token_id(), token.upstream_refresh_token)
+
+
+async def check_refresh_use(strict: StrictMode, family: str, token_id: str, lifetime: int) -> None:
+    """Record the use of refresh token ``token_id`` of ``family``; ``invalid_grant`` when it
+    was used before (the family is revoked now) or its family was revoked (RFC 9700 §4.14.2).
+    For any kind of rotated refresh token: the caller issues the next one with the same family
+    and a new id (:func:`new_token_id`)."""
+    use = await strict.use_refresh(family, token_id, time.time() + lifetime)
+    if not use.ok:
+        raise InvalidGrantError(description="The refresh token was already used or revoked; sign in again.")
+
+
+def new_token_id() -> str:
+    """A fresh id for the next refresh token of a family (96 random bits)."""
+    return random_token(12)
+
+
+async def revoke_refresh_family(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> None:
+    """Revoke the family of a refresh token (RFC 7009 §2.1: revoking a refresh token may
+    revoke the grant), so a copy of it or of any token of its family is refused too."""
+    if strict is None:
+        return
+    family = token.family if token.family is not None else _DERIVED_FAMILY_PREFIX + digest(sealed)
+    await strict.revoke_family(family, time.time() + lifetime)
