@@ -228,7 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--diff", action="store_true", help="self time per function, tools/call minus direct")
+    p.add_argument("--metrics", action="store_true", help="with Prometheus metrics recording (mcp_oauth_shim.metrics)")
     a = p.parse_args(argv)
+    if a.metrics:
+        from mcp_oauth_shim.metrics import enable_metrics
+
+        enable_metrics()
     loop = new_event_loop()
     try:
         return loop.run_until_complete(main_async(a))

@@ -171,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--profile", choices=["trivial", "authorize", "callback", "token"])
     p.add_argument("--top", type=int, default=30)
-    return asyncio.run(main_async(p.parse_args(argv)))
+    p.add_argument("--metrics", action="store_true", help="with Prometheus metrics recording (mcp_oauth_shim.metrics)")
+    a = p.parse_args(argv)
+    if a.metrics:
+        from mcp_oauth_shim.metrics import enable_metrics
+
+        enable_metrics()
+    return asyncio.run(main_async(a))
 
 
 if __name__ == "__main__":

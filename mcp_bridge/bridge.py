@@ -32,11 +32,12 @@ from mcp_bridge.auth import ScopeGuard, granted_scopes
 from mcp_bridge.calls import call_tool, unknown_tool
 from mcp_bridge.handshake import InitializeAnswer
 from mcp_bridge.registry import ToolRegistry
-from mcp_bridge.results import encode_result, error_result
+from mcp_bridge.results import encode_result, error_result, is_error_result
 from mcp_bridge.routes import LiteralRoutes, is_api_route, route_views, ungrouped
 from mcp_bridge.security import HostOriginPolicy, default_allowed
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint
+from mcp_oauth_shim.telemetry import tool_call
 
 if TYPE_CHECKING:
     import httpx
@@ -202,6 +203,16 @@ class MCPBridge:
         without building the result as a dict when the route answered JSON.
         """
         spec = self._registry.by_name.get(name)
+        # Counted under its name when the app serves it; a client's made-up name is one label.
+        with tool_call(name if spec is not None else "unknown_tool") as observed:
+            answer = await self._call(spec, name, arguments, origin, encoded=encoded)
+            if observed.active and is_error_result(answer):
+                observed.outcome = "tool_error"
+        return answer
+
+    async def _call(
+        self, spec: ToolSpec | None, name: str, arguments: Mapping[str, Any] | None, origin: Scope, *, encoded: bool
+    ) -> dict[str, Any] | bytes:
         if spec is None:
             result = unknown_tool(name)
         elif not self._may_call(spec, origin):

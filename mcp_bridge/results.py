@@ -94,6 +94,18 @@ def response_result(
     return {"content": [{"type": "resource", "resource": resource}], "isError": False}
 
 
+def is_error_result(result: dict[str, Any] | bytes) -> bool:
+    """Whether a `CallToolResult` (a dict, or the bytes this module encodes) has `isError: true`.
+
+    In the bytes `isError` comes right after `content`, whose text is JSON-escaped, so its first
+    occurrence is the flag itself, never a key inside `structuredContent`.
+    """
+    if isinstance(result, dict):
+        return result.get("isError") is True
+    at = result.find(b'"isError":')
+    return at >= 0 and result.startswith(b"true", at + 10)
+
+
 def encode_result(result: dict[str, Any]) -> bytes:
     """The JSON bytes of a result built here (ASCII: escapes as `json.dumps` writes them)."""
     return encode_ascii(result).encode("ascii")

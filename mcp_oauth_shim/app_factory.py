@@ -72,6 +72,7 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
         client_metadata_documents=v["client_metadata_documents"],
         http_client=http_client,
         strict=strict,
+        metrics=v.get("metrics_port") is not None,
     )
 
 
@@ -82,11 +83,14 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     misconfigured is logged as a warning then, not first met by a user; start-up goes on.
     """
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.routing import Route
+
+    from .request_id import RequestIdMiddleware
 
     upstream_url = settings.values["mcp_upstream"]
     proxy = None
-    routes = list(shim.routes)
+    routes = [*shim.routes, *shim.health_routes]
     if upstream_url:
         from .mcp_proxy import MCPReverseProxy
 
@@ -114,7 +118,9 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
                 if proxy is not None:
                     await proxy.aclose()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    # The guarded MCP endpoint is the hot path: request ids there only when logs are JSON.
+    skip = [urlsplit(shim.resource).path] if proxy is not None and settings.values["log_format"] != "json" else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware, skip=skip)])
 
 
 async def warn_if_idp_unavailable(shim: OAuthShim) -> bool:
@@ -148,7 +154,20 @@ def create_app() -> ASGIApp:
     """
     try:
         settings = serve_settings(parser().parse_args(["serve"]), os.environ, factory=True)
-        return build_app(settings, build_shim(settings))
+        app = build_app(settings, build_shim(settings))
+        if settings.values["log_format"] is not None:
+            from .log_format import configure_logging
+
+            # uvicorn configured its loggers before loading the factory: re-format them too.
+            configure_logging(settings.values["log_format"])
+        if settings.values["metrics_port"] is not None:
+            from .metrics import start_metrics_server
+
+            try:
+                start_metrics_server(settings.values["metrics_port"], settings.values["host"])
+            except OSError as exc:  # another worker of this server already serves the port
+                logger.warning("metrics port %s not served by this worker: %s", settings.values["metrics_port"], exc)
+        return app
     except (UsageError, ConfigurationError) as exc:
         print(f"mcp-oauth-shim create_app: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(APP_BOOT_FAILURE) from None

@@ -11,11 +11,13 @@ class InvalidToken(Exception):
     """The token must not be accepted (RFC 6750 §3.1 ``invalid_token``).
 
     ``description`` is safe to show the client: it never contains the token or claim values.
+    ``reason`` is what the refusal is counted as (``invalid``, ``expired``, ``wrong_audience``).
     """
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, reason: str = "invalid") -> None:
         super().__init__(description)
         self.description = description
+        self.reason = reason
 
 
 class InsufficientScope(Exception):

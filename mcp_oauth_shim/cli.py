@@ -144,6 +144,16 @@ SERVE_OPTIONS = (
     Option("host", "interface to listen on", default="127.0.0.1"),
     Option("port", "port to listen on (1-65535)", kind="port", default=8000),
     Option("log_level", "uvicorn log level", default="info", choices=("critical", "error", "warning", "info", "debug")),
+    Option(
+        "log_format",
+        "log lines as one JSON object each (with request_id and login_id), or text; default: uvicorn's own",
+        choices=("json", "text"),
+    ),
+    Option(
+        "metrics_port",
+        "serve Prometheus metrics on this port of HOST (keep it internal; needs mcp-oauth-shim[metrics])",
+        kind="port",
+    ),
 )
 
 DOCTOR_OPTIONS = (
@@ -341,6 +351,9 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     print(f"  issuer                     {shim.issuer}", file=out)
     print(f"  register at the IdP as the callback (redirect) URL: {shim.context.callback_url}", file=out)
     print(f"  MCP clients connect to: {shim.resource}", file=out)
+    print(f"  health probes: {shim.public_url}{shim.context.paths.liveness} (liveness), {shim.public_url}{shim.context.paths.readiness} (IdP readiness)", file=out)
+    if settings.values["metrics_port"] is not None:
+        print(f"  metrics (internal): http://{_url_host(settings.values['host'])}:{settings.values['metrics_port']}/metrics", file=out)
     if not settings.values["mcp_upstream"]:
         print("  (no --mcp-upstream: serving the OAuth endpoints only)", file=out)
     mismatch = listener_mismatch(settings)
@@ -356,12 +369,16 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
 
     from .logs import uvicorn_log_config
 
+    if settings.values["metrics_port"] is not None:
+        from .metrics import start_metrics_server
+
+        start_metrics_server(settings.values["metrics_port"], settings.values["host"])
     uvicorn.run(
         app,
         host=settings.values["host"],
         port=settings.values["port"],
         log_level=settings.values["log_level"],
-        log_config=uvicorn_log_config(),
+        log_config=uvicorn_log_config(settings.values["log_format"]),
     )
     return 0
 

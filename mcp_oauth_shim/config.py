@@ -86,6 +86,11 @@ class Paths:
     revoke: str = "/oauth/revoke"
     # Issued-token mode: the shim's public signing keys (RFC 7517 JWK Set).
     jwks: str = "/oauth/jwks"
+    #: Health probes (:mod:`mcp_oauth_shim.health`): served by ``shim.app`` and ``serve``, and by
+    #: ``shim.health_routes`` wherever they are mounted; not part of ``shim.routes``, so they
+    #: never shadow an application's own health check.
+    liveness: str = "/healthz"
+    readiness: str = "/readyz"
 
 
 #: Claims only ID tokens carry (OpenID Connect Core §2, §3.3.2.11): the request ``nonce`` and the

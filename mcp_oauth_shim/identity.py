@@ -36,6 +36,7 @@ from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate
 from . import jsonsafe
 from .outbound import TRANSPORT_ERRORS
 from .signing_keys import PublicKey, PublicKeys
+from .telemetry import idp_call
 from .upstream import UpstreamError
 from .verify import InvalidToken
 
@@ -323,9 +324,11 @@ async def fetch_userinfo(
     ``expected_subject`` (the ID token's ``sub``) must match when given (§5.3.2: otherwise the
     response "MUST NOT be used"). Signed or encrypted UserInfo (``application/jwt``) is refused.
     """
-    status, document = await _get_json(
-        http, url, {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout, "UserInfo"
-    )
+    with idp_call("userinfo") as call:
+        status, document = await _get_json(
+            http, url, {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout, "UserInfo"
+        )
+        call.status(status)
     _raise_for_status(status, "UserInfo")
     if not isinstance(document, dict):
         raise UpstreamError(502, "server_error", "The identity provider's UserInfo answer is not a JSON object.")

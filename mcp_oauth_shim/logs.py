@@ -69,11 +69,29 @@ def redact_access_logs(loggers: tuple[str, ...] = ACCESS_LOGGERS) -> None:
                 logger.addFilter(RedactQueryStrings())
 
 
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's default logging configuration with query strings redacted from access logs."""
+def uvicorn_log_config(format: str | None = None) -> dict[str, Any]:
+    """uvicorn's default logging configuration with query strings redacted from access logs.
+
+    ``format``: ``"json"`` or ``"text"`` prints uvicorn's lines and every other record of the
+    process (the root logger) in that format, with the request id
+    (:mod:`mcp_oauth_shim.log_format`); ``None`` keeps uvicorn's own formats.
+    """
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_queries"] = {"()": RedactQueryStrings}
+    filters = config.setdefault("filters", {})
+    filters["redact_queries"] = {"()": RedactQueryStrings}
     config["handlers"]["access"]["filters"] = ["redact_queries"]
+    if format is not None:
+        from .log_format import formatter_for
+
+        formatter_for(format)  # type: ignore[arg-type]  # refuses an unknown format now
+        filters["log_context"] = {"()": "mcp_oauth_shim.log_context.LogContextFilter"}
+        factory = "mcp_oauth_shim.log_format.JsonFormatter" if format == "json" else "mcp_oauth_shim.log_format.TextFormatter"
+        config["formatters"] = {"shim": {"()": factory}}
+        for handler in config["handlers"].values():
+            handler["formatter"] = "shim"
+            handler["filters"] = [*handler.get("filters", ()), "log_context"]
+        # Every other logger (the shim's, the application's) through the same handler.
+        config["root"] = {"handlers": ["default"], "level": "INFO"}
     return config

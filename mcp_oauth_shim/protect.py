@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .rfc6750 import bearer_error_response, validate_scope_token
+from .telemetry import bearer_rejected
 from .upstream import UpstreamError
 from .verify import BearerVerifier, InsufficientScope, InvalidToken
 
@@ -173,18 +174,23 @@ class RequireBearer:
         try:
             raw = _bearer_token(scope)
         except _Malformed as exc:
+            bearer_rejected("malformed")
             raise BearerRefusal(self._error("invalid_request", str(exc))) from None
         if raw is None:
+            bearer_rejected("missing")
             raise BearerRefusal(
                 self._error(None, "This resource needs an OAuth access token (Authorization: Bearer).")
             )
         try:
             return await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
         except InvalidToken as exc:
+            bearer_rejected(exc.reason)
             raise BearerRefusal(self._error("invalid_token", exc.description)) from None
         except InsufficientScope as exc:
+            bearer_rejected("insufficient_scope")
             raise BearerRefusal(self._error("insufficient_scope", exc.description, scopes=exc.required)) from None
         except UpstreamError as exc:
+            bearer_rejected("idp_unavailable")
             logger.warning("request refused, identity provider unavailable: %s", exc.description)
             raise BearerRefusal(upstream_error_response(exc)) from None
 

@@ -99,6 +99,11 @@ class OAuthShim:
             ID-JAGs machine clients may exchange for access tokens.
         replay_guard: where used assertion ``jti`` values are remembered (default: this
             process's memory; give a shared one when several replicas serve the token endpoint).
+        metrics: record Prometheus metrics (:mod:`.metrics`; needs ``prometheus-client``).
+            They are served by :attr:`metrics_app`, to mount on an internal port, never by
+            :attr:`app`. Default off.
+        tracing: make OpenTelemetry spans around IdP requests and tool calls (:mod:`.tracing`;
+            needs ``opentelemetry-api``); default off.
     """
 
     def __init__(
@@ -126,6 +131,8 @@ class OAuthShim:
         machine_clients: Sequence[MachineClient] = (),
         enterprise_idps: Sequence[EnterpriseIdP] = (),
         replay_guard: ReplayGuard | None = None,
+        metrics: bool = False,
+        tracing: bool = False,
     ) -> None:
         # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
         _require_service_url("public_url", public_url, query_allowed=False)
@@ -223,6 +230,14 @@ class OAuthShim:
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.
             install_access_log_redaction()
+        if metrics:
+            from .metrics import enable_metrics
+
+            enable_metrics()
+        if tracing:
+            from .tracing import enable_tracing
+
+            enable_tracing()
 
     def _issued_mode(
         self,
@@ -299,6 +314,32 @@ class OAuthShim:
         return routes
 
     @cached_property
+    def health_routes(self) -> list[BaseRoute]:
+        """``GET /healthz`` (liveness) and ``GET /readyz`` (the IdP reachable), at
+        ``Paths.liveness`` and ``Paths.readiness`` (:mod:`.health`). :attr:`app` serves them;
+        mount them yourself next to :attr:`routes` in an app of your own."""
+        from .health import Liveness, Readiness
+
+        ctx = self.context
+        return [
+            Route(ctx.route_path(ctx.paths.liveness), Liveness().__call__, methods=["GET"], include_in_schema=False),
+            Route(
+                ctx.route_path(ctx.paths.readiness), Readiness(self.upstream_client).__call__, methods=["GET"], include_in_schema=False
+            ),
+        ]
+
+    @cached_property
+    def metrics_app(self) -> ASGIApp:
+        """The Prometheus exposition as an ASGI app, for an internal port (enables metrics).
+
+        Not part of :attr:`app`: login volumes, tool names and error rates are the operator's
+        business, not the public's. ``mcp-oauth-shim serve --metrics-port`` serves it.
+        """
+        from .metrics import metrics_app
+
+        return metrics_app()
+
+    @cached_property
     def router(self) -> APIRouter:
         """The same routes as a FastAPI ``APIRouter``: ``app.include_router(shim.router)``."""
         from fastapi import APIRouter
@@ -309,8 +350,17 @@ class OAuthShim:
 
     @cached_property
     def app(self) -> Starlette:
-        """A standalone ASGI app serving only the shim's endpoints."""
-        return Starlette(routes=self.routes, lifespan=self.lifespan)
+        """A standalone ASGI app serving the shim's endpoints and health probes, with an
+        ``X-Request-ID`` per request (:class:`.request_id.RequestIdMiddleware`)."""
+        from starlette.middleware import Middleware
+
+        from .request_id import RequestIdMiddleware
+
+        return Starlette(
+            routes=[*self.routes, *self.health_routes],
+            lifespan=self.lifespan,
+            middleware=[Middleware(RequestIdMiddleware)],
+        )
 
     @cached_property
     def verifier(self) -> BearerVerifier:

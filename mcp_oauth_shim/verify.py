@@ -454,10 +454,11 @@ class BearerVerifier:
         except MissingClaimError as exc:
             raise InvalidToken(f"The access token lacks the required claim(s): {exc.claim}.") from None
         except ExpiredTokenError:
-            raise InvalidToken("The access token has expired.") from None
+            raise InvalidToken("The access token has expired.", reason="expired") from None
         except InvalidClaimError as exc:
             raise InvalidToken(
-                _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid.")
+                _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid."),
+                reason="wrong_audience" if exc.claim == "aud" else "invalid",
             ) from None
 
     def _to_access_token(self, token: str, claims: dict[str, Any], scopes: list[str]) -> AccessToken:

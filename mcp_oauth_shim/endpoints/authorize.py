@@ -46,6 +46,7 @@ from ..rfc8707 import resource_matches
 from ..strict import RateBucket, StrictModeUnavailable
 from ..strict.answers import rate_limited_page, unavailable_page
 from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
+from ..telemetry import login_step
 from .base import ParameterError, single_params
 
 logger = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class AuthorizeHandler:
         try:
             auth_request = await parse_authorization_request(self.ctx, request)
         except RedirectableError as exc:
+            login_step("authorize", exc.err.error)
             if self.ctx.clients.is_operator_approved(exc.redirect_uri):
                 return redirect_error(exc.err, exc.redirect_uri, state=exc.state, issuer=self.ctx.issuer)
             return html_error(
@@ -204,9 +206,12 @@ class AuthorizeHandler:
                 explanation=UNAPPROVED_EXPLANATION,
             )
         except InvalidClientError as err:
+            login_step("authorize", err.error)
             return html_error(err, status_code=400)
         except OAuth2Error as err:
+            login_step("authorize", err.error)
             return html_error(err)
+        login_step("authorize", "consent", code_challenge=auth_request.code_challenge)
         return self.consent_page.render(request, auth_request)
 
     async def _check_rates(self, request: Request) -> Response | None:

@@ -26,11 +26,13 @@ from ..errors import (
     redirect_error,
 )
 from ..forms import append_query
+from ..log_context import bind_login
 from ..payloads import AuthorizationCode, UpstreamState
 from ..sealing import SealError, digest
 from ..strict import StrictModeUnavailable
 from ..strict.answers import unavailable_page
 from ..strict.checks import first_use
+from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
 from .base import ParameterError, delete_cookie, redirect, single_params
 from .consent import FLOW_COOKIE_PREFIX
@@ -55,6 +57,11 @@ class CallbackHandler:
         self.ctx = ctx
 
     async def __call__(self, request: Request) -> Response:
+        response = await self._relay(request)
+        login_step_answered("callback", response)
+        return response
+
+    async def _relay(self, request: Request) -> Response:
         ctx = self.ctx
         try:
             params = single_params(request)
@@ -65,6 +72,7 @@ class CallbackHandler:
         except SealError as exc:
             logger.warning("callback refused: state %s", exc.reason)
             return html_error(InvalidRequestError(description=f"The sign-in state is {exc.reason}; start the sign-in again."))
+        bind_login(state.code_challenge)
         cookie_name = ctx.cookie_name(FLOW_COOKIE_PREFIX + state.flow_id)
         binding = request.cookies.get(cookie_name)
         if not binding or not hmac.compare_digest(digest(binding), state.browser_binding_digest):

@@ -32,6 +32,7 @@ from ..errors import (
     redirect_error,
 )
 from ..forms import append_query
+from ..log_context import bind_login
 from ..media_types import FORM, is_media_type
 from ..pages import PAGE_HEADERS_RAW, load_template
 from ..payloads import ConsentTicket, UpstreamState
@@ -40,6 +41,7 @@ from ..sealing import SealError, digest, random_token
 from ..strict import StrictModeUnavailable
 from ..strict.answers import unavailable_page
 from ..strict.checks import first_use
+from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
 from .authorize import AuthorizationRequest
 from .base import ParameterError, parse_form, read_body_limited, redirect, set_cookie
@@ -114,6 +116,11 @@ class ConsentHandler:
         self.ctx = ctx
 
     async def __call__(self, request: Request) -> Response:
+        response = await self._decide(request)
+        login_step_answered("consent", response, success="approve")
+        return response
+
+    async def _decide(self, request: Request) -> Response:
         ctx = self.ctx
         origin = request.headers.get("origin")
         if origin is not None and origin != ctx.origin:
@@ -131,6 +138,7 @@ class ConsentHandler:
             ticket = ConsentTicket.open(ctx.sealer, form.get("ticket", ""), max_age=ctx.lifetimes.consent)
         except SealError as exc:
             return html_error(InvalidRequestError(description=f"The consent form is {exc.reason}; start the sign-in again."))
+        bind_login(ticket.code_challenge)
         csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
         if not csrf or not hmac.compare_digest(digest(csrf), ticket.csrf_digest):
             return html_error(

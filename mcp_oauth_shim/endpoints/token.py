@@ -35,6 +35,7 @@ from ..rfc8707 import resource_matches
 from ..strict import RateBucket, StrictModeUnavailable
 from ..strict.answers import rate_limited_response, unavailable_response
 from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
+from ..telemetry import TokenRequestSeen
 from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
 
@@ -58,23 +59,26 @@ class TokenHandler:
                 self._grants[name] = handler
 
     async def __call__(self, request: Request) -> Response:
+        seen = TokenRequestSeen()
         try:
-            return await self._handle(request)
+            response = await self._handle(request, seen)
         except OAuth2Error as err:
-            return json_error(err)
+            response = json_error(err)
         except UpstreamError as err:
-            return json_error(oauth_error(err.error, err.description, err.status_code), headers=err.headers)
+            response = json_error(oauth_error(err.error, err.description, err.status_code), headers=err.headers)
         except RateLimited as refused:
-            return rate_limited_response(refused.decision)
+            response = rate_limited_response(refused.decision)
         except StrictModeUnavailable as exc:
-            return unavailable_response(exc)
+            response = unavailable_response(exc)
+        seen.answered(response)
+        return response
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request, seen: TokenRequestSeen) -> Response:
         strict = self.ctx.strict
         address = client_address(request) if strict is not None else ""
         await check_rates(strict, (RateBucket.TOKEN_IP, address))
         form = await read_token_request(request)
-        grant_type = form.get("grant_type")
+        grant_type = seen.grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequestError(description="grant_type is required.")
         grant = self._grants.get(grant_type)
@@ -88,6 +92,7 @@ class TokenHandler:
         client = await authenticate_client(
             self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
         )
+        seen.client_kind = client.kind
         await check_rates(strict, (RateBucket.TOKEN_CLIENT_IP, client_and_address(client.client_id, address)))
         self._check_resource(form)
         return await grant.respond(form, client)

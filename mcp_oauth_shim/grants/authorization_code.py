@@ -21,6 +21,7 @@ from starlette.responses import Response
 from ..clients import Client
 from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError
+from ..log_context import bind_login
 from ..payloads import AuthorizationCode
 from ..sealing import SealError
 from ..strict.checks import first_use
@@ -73,6 +74,7 @@ class AuthorizationCodeGrant:
             code = AuthorizationCode.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.code)
         except SealError as exc:
             raise InvalidGrantError(description=f"The authorization code is {exc.reason}.") from None
+        bind_login(code.code_challenge)
         if not hmac.compare_digest(code.client_fingerprint, client.fingerprint):
             raise InvalidGrantError(description="The authorization code was issued to another client.")
         redirect_uri = form.get("redirect_uri")

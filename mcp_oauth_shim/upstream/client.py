@@ -21,6 +21,7 @@ import httpx
 from ..config import Upstream
 from ..json_documents import JSONDocumentError, json_object
 from ..outbound import cookieless_jar
+from ..telemetry import idp_call
 from .client_auth import ClientAuthentication, client_authentication
 from .framing import HTTPError, RawResponse
 from .pool import ConnectionPool
@@ -202,12 +203,13 @@ class UpstreamClient:
     async def get_json(self, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
         """GET a JSON object from the IdP (``what`` names it in errors: "key set", ...);
         see :func:`get_json`."""
-        try:
-            return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
-        except UpstreamError as exc:
-            if exc.reason in _GONE:
-                self._rediscover()
-            raise
+        with idp_call(self.operation_of(url)):
+            try:
+                return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
+            except UpstreamError as exc:
+                if exc.reason in _GONE:
+                    self._rediscover()
+                raise
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """POST a form with the shim's client authentication added (RFC 6749 §2.3.1).
@@ -215,7 +217,9 @@ class UpstreamClient:
         Returns the IdP's status and JSON object; a non-JSON answer is an :class:`UpstreamError`.
         """
         auth = self.client_authentication
-        response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
+        with idp_call(self.operation_of(url)) as call:
+            response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
+            call.status(response.status)
         if f"HTTP {response.status}" in _GONE:
             self._rediscover()
         busy = busy_error(response)
@@ -226,6 +230,26 @@ class UpstreamClient:
         # Error answers of some IdPs are declared text/plain while holding JSON; RFC 6749 §5.1
         # and §5.2 make the body JSON whatever the header says.
         return response.status, _json_object(response, url, check_media_type=False)
+
+    def operation_of(self, url: str) -> str:
+        """What a request to ``url`` is, named by the discovered endpoint it is (``token``,
+        ``jwks``, ``introspection``, ``revoke``, ``userinfo``, ``discovery``; else ``other``):
+        the label of its timing, never the URL itself."""
+        if url == self.upstream.metadata_url:
+            return "discovery"
+        meta = self._metadata
+        if meta is not None:
+            if url == meta.token_endpoint:
+                return "token"
+            if url == meta.jwks_uri:
+                return "jwks"
+            if url == meta.introspection_endpoint:
+                return "introspection"
+            if url == meta.revocation_endpoint:
+                return "revoke"
+            if url == meta.raw.get("userinfo_endpoint"):
+                return "userinfo"
+        return "other"
 
     @cached_property
     def client_authentication(self) -> ClientAuthentication:
