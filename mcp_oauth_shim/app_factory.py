@@ -62,6 +62,7 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
         token_auth_method=v["token_auth_method"],
     )
     return OAuthShim(
+        issue_tokens=v["issue_tokens"],
         public_url=v["public_url"],
         resource=v["resource"],
         upstream=upstream,

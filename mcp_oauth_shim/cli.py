@@ -128,6 +128,13 @@ SERVE_OPTIONS = (
         default=False,
     ),
     Option(
+        "issue_tokens",
+        "the shim issues its own access tokens (RFC 9068, keys derived from the secret keys) after "
+        "learning the user from the IdP's ID token or userinfo; for IdPs whose tokens are opaque",
+        kind="bool",
+        default=False,
+    ),
+    Option(
         "redis_url",
         "strict mode on this Redis, shared by every replica: codes and consent used once, refresh-token "
         "reuse detection, rate limits (redis://, rediss:// or unix://; needs the redis extra)",
