@@ -60,6 +60,9 @@ class IssuedRefresh:
     upstream_access_token: str | None = field(default=None, repr=False)
     identity_claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     auth_time: int | None = None
+    # Strict mode's refresh-token family and this token's id (RFC 9700 §4.14.2); None without it.
+    family: str | None = None
+    token_id: str | None = None
 
     def context(self) -> tuple[str, str, str]:
         """The associated data of the upstream tokens inside (:mod:`.encryption`)."""
@@ -79,6 +82,8 @@ def seal_refresh_token(sealer: Sealer, cipher: TokenCipher, refresh: IssuedRefre
         value["i"] = dict(refresh.identity_claims)
     if refresh.auth_time is not None:
         value["at"] = int(refresh.auth_time)
+    if refresh.family is not None and refresh.token_id is not None:
+        value["fm"], value["id"] = refresh.family, refresh.token_id
     context = refresh.context()
     if refresh.upstream_refresh_token is not None:
         value["u"] = cipher.encrypt(refresh.upstream_refresh_token, purpose=UPSTREAM_REFRESH_TOKEN, context=context)
@@ -107,6 +112,9 @@ def open_refresh_token(
         raise RefreshTokenError("The refresh token was issued for another resource.")
     claims = value.get("i", {})
     auth_time = value.get("at")
+    family, token_id = value.get("fm"), value.get("id")
+    if not (isinstance(family, str) and isinstance(token_id, str)):
+        family = token_id = None
     refresh = IssuedRefresh(
         client=issued_to,
         resource=issued_for,
@@ -130,6 +138,8 @@ def open_refresh_token(
         upstream_access_token=upstream_access,
         identity_claims=refresh.identity_claims,
         auth_time=refresh.auth_time,
+        family=family,
+        token_id=token_id,
     )
 
 

@@ -30,6 +30,7 @@ from .signing_keys import SigningKeys
 if TYPE_CHECKING:
     from .identity import Identity
     from .identity_source import UpstreamIdentity
+    from .strict.checks import RefreshLineage
 
 __all__ = ["IssuedMode", "TokenIssuer"]
 
@@ -106,6 +107,7 @@ class TokenIssuer:
         upstream_refresh_token: str | None = None,
         refresh: bool = True,
         auth_time: int | None = None,
+        lineage: RefreshLineage | None = None,
     ) -> dict[str, Any]:
         """The token response (RFC 6749 §5.1) for ``subject``, as a JSON-ready dict.
 
@@ -114,7 +116,8 @@ class TokenIssuer:
         ``refresh``: also issue a refresh token, bound to ``client_fingerprint``
         (:attr:`.clients.Client.fingerprint`); it carries ``upstream_refresh_token``, or,
         without one, ``upstream_access_token`` for a re-check at refresh time. A machine
-        grant (RFC 6749 §4.4.3: no refresh token) passes ``refresh=False``.
+        grant (RFC 6749 §4.4.3: no refresh token) passes ``refresh=False``. ``lineage``: in
+        strict mode, the refresh token's family and new id (:mod:`.strict.checks`).
         The answer never contains the IdP's tokens in clear.
         """
         scope = scopes if isinstance(scopes, str) else " ".join(dict.fromkeys(scopes))
@@ -153,6 +156,8 @@ class TokenIssuer:
                     upstream_access_token=upstream_access_token if upstream_refresh_token is None else None,
                     identity_claims=dict(claims),
                     auth_time=auth_time,
+                    family=lineage.family if lineage is not None else None,
+                    token_id=lineage.token_id if lineage is not None else None,
                 )
             )
         return answer

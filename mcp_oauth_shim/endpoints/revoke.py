@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,8 @@ from ..payloads import RefreshToken
 from ..sealing import SealError
 from ..strict import StrictModeUnavailable
 from ..strict.answers import unavailable_response
-from ..strict.checks import revoke_refresh_family
+from ..strict.checks import DERIVED_FAMILY_PREFIX, revoke_refresh_family
+from ..strict.store import digest
 from ..upstream import UpstreamError
 from .base import ParameterError, parse_form, read_body_limited
 
@@ -131,7 +133,7 @@ class RevocationHandler:
         Raises :class:`UpstreamError` when the IdP's keys are needed and cannot be fetched.
         """
         if self.ctx.issued is not None:
-            return self._issued_upstream_form(token, client, self.ctx.issued)
+            return await self._issued_upstream_form(token, client, self.ctx.issued)
         try:
             refresh = RefreshToken.open(self.ctx.sealer, token, max_age=self.ctx.lifetimes.refresh_token)
         except SealError:
@@ -159,8 +161,9 @@ class RevocationHandler:
             return None
         return {"token": token, "token_type_hint": "access_token"}
 
-    def _issued_upstream_form(self, token: str, client: Client, issued: IssuedMode) -> dict[str, str] | None:
-        """Issued-token mode: the IdP's refresh token inside the shim's, for its own client."""
+    async def _issued_upstream_form(self, token: str, client: Client, issued: IssuedMode) -> dict[str, str] | None:
+        """Issued-token mode: the IdP's refresh token inside the shim's, for its own client (in
+        strict mode the shim's refresh-token family is revoked too)."""
         from ..issued_refresh import RefreshTokenError, open_refresh_token
 
         ctx = self.ctx
@@ -172,6 +175,9 @@ class RevocationHandler:
             # An access token of ours (valid until exp), another client's token, or garbage.
             logger.info("revocation without a request to the identity provider: %s", exc.reason)
             return None
+        if ctx.strict is not None:
+            family = refresh.family if refresh.family is not None else DERIVED_FAMILY_PREFIX + digest(token)
+            await ctx.strict.revoke_family(family, time.time() + ctx.lifetimes.refresh_token)
         if refresh.upstream_refresh_token is None:
             logger.info("revocation of a refresh token that carries no refresh token of the identity provider")
             return None

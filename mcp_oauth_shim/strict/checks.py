@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..payloads import RefreshToken
 
 __all__ = [
+    "DERIVED_FAMILY_PREFIX",
     "RateLimited",
     "RefreshLineage",
     "check_rates",
@@ -49,7 +50,7 @@ __all__ = [
 # What a request without a peer address counts as (an ASGI server may leave "client" out).
 UNKNOWN_ADDRESS = "unknown"
 # A family made up for a refresh token sealed without one (strict mode off, or an older version).
-_DERIVED_FAMILY_PREFIX = "sealed-"
+DERIVED_FAMILY_PREFIX = "sealed-"
 
 
 class RateLimited(Exception):
@@ -142,7 +143,7 @@ async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, seal
         family, token_id = token.family, token.token_id
     else:
         token_id = digest(sealed)
-        family = _DERIVED_FAMILY_PREFIX + token_id
+        family = DERIVED_FAMILY_PREFIX + token_id
     await check_refresh_use(strict, family, token_id, lifetime)
     return RefreshLineage(family, new_token_id(), token.upstream_refresh_token)
 
@@ -167,5 +168,5 @@ async def revoke_refresh_family(strict: StrictMode | None, token: RefreshToken, 
     revoke the grant), so a copy of it or of any token of its family is refused too."""
     if strict is None:
         return
-    family = token.family if token.family is not None else _DERIVED_FAMILY_PREFIX + digest(sealed)
+    family = token.family if token.family is not None else DERIVED_FAMILY_PREFIX + digest(sealed)
     await strict.revoke_family(family, time.time() + lifetime)
