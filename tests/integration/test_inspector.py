@@ -6,7 +6,9 @@ Google-like one with tokens the shim issues."""
 from __future__ import annotations
 
 import json
+import fcntl
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,11 @@ def run_inspector(server: ShimServer, browser: BrowserCommand, workdir: Path, *a
     )
     command = [str(node.node_binary()), str(node.package_bin(INSPECTOR, "mcp-inspector")), "--cli", server.mcp_url,
                "--transport", "http", *args]
-    return subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    # The Inspector's OAuth callback listens on a fixed port (6276): one run at a time on this
+    # machine, whichever test process (pytest-xdist worker) starts it.
+    with open(Path(tempfile.gettempdir()) / "mcp-oauth-shim-inspector.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
 
 def test_inspector_cli_logs_in_and_calls_whoami(

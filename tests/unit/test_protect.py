@@ -183,6 +183,7 @@ async def test_two_authorization_headers_are_invalid_request(verifier: BearerVer
         ),
         (token(exp=NOW - 3600), "The access token has expired."),
     ],
+    ids=["another-audience", "another-issuer", "expired"],
 )
 async def test_a_refused_token_gets_401_invalid_token_with_the_reason(
     verifier: BearerVerifier, app: Recorder, bad: str, description: str
