@@ -206,7 +206,7 @@ def _AiohttpTransport() -> Any:  # noqa: N802 - a class made on demand (aiohttp 
 def shim(opts: Mapping[str, str]) -> ASGIApp:
     """The shim's routes plus a trivial Starlette route (the baseline) in one Starlette app."""
     public = f"http://127.0.0.1:{opts['_port']}"
-    return shim_app(make_shim(public, opts["stub"], opts.get("transport", ""), opts.get("issue", "")))
+    return shim_app(make_shim(public, opts["stub"], opts.get("transport", ""), issue=opts.get("issue", "")))
 
 
 def shim_app(s: Any) -> ASGIApp:

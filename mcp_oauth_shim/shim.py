@@ -141,6 +141,11 @@ class OAuthShim:
         _require_service_url("resource", self.resource)
         if registration not in ("signed", "static"):
             raise ConfigurationError("registration must be 'signed' or 'static'.")
+        if strict is not None:
+            from .strict import StrictMode
+
+            if not isinstance(strict, StrictMode):
+                raise ConfigurationError("strict must be a StrictMode (StrictMode.redis(url) or StrictMode.in_memory()) or None.")
         self.custom_metadata = dict(custom_metadata) if custom_metadata is not None else None
         if self.custom_metadata is not None:
             upstream = upstream or _upstream_from_custom_metadata(self.custom_metadata)

@@ -122,3 +122,12 @@ async def test_rate_limits_count_each_bucket_separately(strict: StrictMode) -> N
 async def test_a_bucket_without_a_limit_admits_everything(strict: StrictMode) -> None:
     decisions = [await strict.hit(RateBucket.AUTHORIZE_IP, "198.51.100.7") for _ in range(50)]
     assert all(d.allowed for d in decisions)
+
+
+@pytest.mark.parametrize("value", ["", "redis://127.0.0.1:6379", object()])
+def test_strict_must_be_a_strict_mode(value: object) -> None:
+    from mcp_oauth_shim import ConfigurationError, OAuthShim, Upstream
+
+    upstream = Upstream.oidc(issuer="https://idp.example.com", client_id="c", client_secret="s")
+    with pytest.raises(ConfigurationError, match="strict must be a StrictMode"):
+        OAuthShim(public_url="https://mcp.example.com", upstream=upstream, secret_keys=["k" * 48], strict=value)
