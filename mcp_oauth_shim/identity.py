@@ -34,6 +34,7 @@ from joserfc.errors import JoseError
 from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
 
 from . import jsonsafe
+from .jwks import FORBIDDEN_ALGORITHMS
 from .outbound import TRANSPORT_ERRORS
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
@@ -78,7 +79,6 @@ KEPT_CLAIMS = frozenset(
     {"sub", "iss", "name", "given_name", "family_name", "preferred_username", "email", "email_verified", "picture", "locale", "auth_time", "acr", "amr"}
 )
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-_FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ class _ParsedIdToken:
 
     @classmethod
     def parse(cls, id_token: str, algorithms: Iterable[str]) -> _ParsedIdToken:
-        allowed = frozenset(algorithms) - _FORBIDDEN_ALGORITHMS
+        allowed = frozenset(algorithms) - FORBIDDEN_ALGORITHMS
         if not isinstance(id_token, str) or len(id_token) > MAX_ID_TOKEN_LENGTH:
             raise _bad_id_token("is missing or too large")
         registry = JWSRegistry(algorithms=sorted(allowed & set(JWSRegistry.algorithms)), strict_check_header=False)

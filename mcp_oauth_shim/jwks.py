@@ -30,7 +30,10 @@ from .bearer_errors import InvalidToken
 from .memo import SingleFlight
 from .upstream import UpstreamError, UpstreamMetadata
 
-__all__ = ["MAX_JWKS_BYTES", "UNKNOWN_KID_REFETCH_AFTER", "KeySet", "KeySource", "KeyStore", "import_public_key", "key_fits"]
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "FORBIDDEN_ALGORITHMS",
+    "MAX_JWKS_BYTES", "UNKNOWN_KID_REFETCH_AFTER", "KeySet", "KeySource", "KeyStore", "import_public_key", "key_fits"]
 
 logger = logging.getLogger("mcp_oauth_shim.verify")
 
@@ -40,6 +43,24 @@ MAX_JWKS_BYTES = 512 * 1024
 #: reach before such a token may make the shim ask the IdP again.
 UNKNOWN_KID_REFETCH_AFTER = 5.0
 _KEY_CLASSES: tuple[type, ...] = (RSAKey, ECKey, OKPKey)  # never OctKey: no shared secrets
+
+#: The signature algorithms a JWT checked against a public key set may use (RFC 7518 §3.1,
+#: RFC 8037 §3.1). ``none`` and the HMAC family never: with HMAC, anyone holding the published
+#: key could sign (algorithm confusion).
+ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+)
+FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 
 
 class KeySource(Protocol):
@@ -211,6 +232,6 @@ def key_fits(key: Key, alg: str) -> bool:
     """Can ``key`` verify signatures of algorithm ``alg`` (type, curve, size)?"""
     try:
         JWSRegistry.algorithms[alg].check_key(key)
-    except (JoseError, KeyError):
+    except (JoseError, KeyError, ValueError, TypeError):
         return False
     return True

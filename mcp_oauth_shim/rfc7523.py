@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+from joserfc.jwk import Key
 from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
 
 from . import jsonsafe
 from .errors import InvalidClientError, InvalidGrantError, OAuth2Error
+from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, import_public_key, key_fits
 from .memo import BoundedMemo
 
 __all__ = [
@@ -57,7 +58,6 @@ __all__ = [
     "VerifiedAssertion",
     "check_claims",
     "key_fits",
-    "public_signature_key",
     "read_assertion",
     "replay_key",
     "verify_assertion",
@@ -70,20 +70,6 @@ JWT_BEARER_CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:
 
 #: Asymmetric JWS algorithms (RFC 7518 §3.3-3.5, RFC 8037, RFC 9864). Verification is always
 #: against a public key set, so ``none`` and the HMAC family can never be allowed.
-ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-    "Ed25519",
-)
-FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 #: Larger than any real assertion (an ID-JAG or a client assertion is well under 2 KiB);
 #: refused before any parsing.
 MAX_ASSERTION_LENGTH = 16 * 1024
@@ -116,7 +102,6 @@ RefusalReason = Literal[
     "scope",
 ]
 
-_KEY_CLASSES: tuple[type, ...] = (RSAKey, ECKey, OKPKey)  # never OctKey: no shared secrets
 
 
 class AssertionRefused(Exception):
@@ -242,7 +227,7 @@ class SignatureKeys:
         by_kid: dict[str, Key] = {}
         without_kid: list[Key] = []
         for data in keys:
-            key = public_signature_key(data)
+            key = import_public_key(data)
             if key is None:
                 continue
             kid = data.get("kid")
@@ -263,40 +248,6 @@ class SignatureKeys:
             return key if key is not None and key_fits(key, alg) else None
         candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
         return candidates[0] if len(candidates) == 1 else None
-
-
-def public_signature_key(data: object) -> Key | None:
-    """One JWK, or ``None`` when it cannot verify signatures (RFC 7517 §4.2/§4.3) or is
-    symmetric or malformed."""
-    if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC", "OKP"):
-        return None
-    if data.get("use", "sig") != "sig":
-        return None
-    ops = data.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        return None
-    try:
-        key: Key
-        if data["kty"] == "RSA":
-            key = RSAKey.import_key(data)
-        elif data["kty"] == "EC":
-            key = ECKey.import_key(data)
-        else:
-            key = OKPKey.import_key(data)
-    except (JoseError, ValueError, TypeError, KeyError):
-        return None
-    if not isinstance(key, _KEY_CLASSES):
-        return None
-    return key
-
-
-def key_fits(key: Key, alg: str) -> bool:
-    """Can ``key`` verify signatures of algorithm ``alg`` (type, curve, size)?"""
-    try:
-        JWSRegistry.algorithms[alg].check_key(key)
-    except (JoseError, KeyError, ValueError, TypeError):
-        return False
-    return True
 
 
 def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) -> UnverifiedAssertion:

@@ -56,7 +56,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from . import jsonsafe
 from .bearer_errors import InsufficientScope, InvalidToken
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
-from .jwks import MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeyStore
+from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeyStore
 from .memo import BoundedMemo
 from .rfc6750 import validate_scope_token
 from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, Introspections, introspect
@@ -84,20 +84,7 @@ logger = logging.getLogger("mcp_oauth_shim.verify")
 #: Asymmetric JWS algorithms only (RFC 7518 §3, RFC 8037, RFC 9864). ``none`` and the HMAC
 #: family are never accepted whatever the configuration says: with a public JWKS, accepting
 #: HS256 lets anyone sign with the public key as the HMAC secret (algorithm confusion).
-DEFAULT_ALGORITHMS: tuple[str, ...] = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-    "Ed25519",
-)
-_FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
+DEFAULT_ALGORITHMS = ASYMMETRIC_ALGORITHMS
 
 #: Larger than any real access token (Entra's are ~2-4 KiB); refused before any parsing.
 MAX_TOKEN_LENGTH = 16 * 1024
@@ -219,7 +206,7 @@ class BearerVerifier:
         if not audiences or not all(isinstance(a, str) and a for a in audiences):
             raise ValueError("audience must be a non-empty string or a list of them")
         chosen = tuple(dict.fromkeys(algorithms))
-        forbidden = sorted(_FORBIDDEN_ALGORITHMS.intersection(chosen))
+        forbidden = sorted(FORBIDDEN_ALGORITHMS.intersection(chosen))
         if forbidden:
             raise ValueError(
                 f"algorithms may not include {', '.join(forbidden)}: only asymmetric signatures "
@@ -383,7 +370,7 @@ class BearerVerifier:
                 "The access token's header is malformed or has unsupported critical parameters."
             ) from None
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg in _FORBIDDEN_ALGORITHMS:
+        if not isinstance(alg, str) or alg in FORBIDDEN_ALGORITHMS:
             raise InvalidToken("The access token is unsigned or uses a symmetric algorithm; neither is accepted.")
         if alg not in self.algorithms:
             raise InvalidToken("The access token's signature algorithm is not accepted.")
