@@ -242,10 +242,11 @@ def login_step(step: str, result: str, *, code_challenge: str | None = None) -> 
     ``code_challenge`` (public, RFC 7636 §4.2) ties the step to its login: its digest is bound
     to the request's log records and printed with this event.
     """
-    login_id = bind_login(code_challenge) if code_challenge else current_login_id()
+    bind_login(code_challenge)
     result = bounded(result, RESULTS)
     if events.isEnabledFor(logging.INFO):
-        events.info("login %s: %s", step, result, extra={"event": f"login.{step}", "result": result, "login_id": login_id})
+        extra = {"event": f"login.{step}", "result": result, "login_id": current_login_id()}
+        events.info("login %s: %s", step, result, extra=extra)
     metrics = _metrics_module.active_metrics()
     if metrics is None:
         return

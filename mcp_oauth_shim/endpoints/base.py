@@ -14,6 +14,7 @@ __all__ = [
     "Endpoint",
     "ParameterError",
     "delete_cookie",
+    "header",
     "no_store_json",
     "parse_form",
     "read_body_limited",
@@ -34,9 +35,23 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 NO_STORE_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in NO_STORE.items()]
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of the request header ``name`` (lower-case), or None.
+
+    Read from the ASGI scope as ``Headers.get`` would answer, without building starlette's
+    ``Headers``, whose ``get`` raises and catches a ``KeyError`` for every absent header (the
+    token request's usual ``Authorization``): 1.3 µs against 6.6 µs for an absent header
+    (``timeit`` on a loaded 2-core machine; the ratio is the point), on every token request.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def read_body_limited(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is larger than ``limit`` bytes (read no further)."""
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None:
         try:
             if int(declared) > limit:

@@ -88,7 +88,7 @@ class CallbackHandler:
                 ctx.secure_cookies,
             )
         try:
-            if not await first_use(ctx.strict, "state", params["state"], ctx.lifetimes.state):
+            if ctx.strict is not None and not await first_use(ctx.strict, "state", params["state"], ctx.lifetimes.state):
                 logger.warning("callback refused: state already used")
                 return _forget(
                     html_error(InvalidRequestError(description="This sign-in has already completed."), status_code=403),

@@ -165,7 +165,7 @@ class ConsentHandler:
             page.headers.update(err.headers)  # Retry-After, when the IdP gave one
             return page
         try:
-            if not await first_use(ctx.strict, "consent", form["ticket"], ctx.lifetimes.consent):
+            if ctx.strict is not None and not await first_use(ctx.strict, "consent", form["ticket"], ctx.lifetimes.consent):
                 return html_error(InvalidRequestError(description="This consent form was already used; start the sign-in again."))
         except StrictModeUnavailable as exc:
             return unavailable_page(exc)

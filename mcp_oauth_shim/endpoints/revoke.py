@@ -56,7 +56,7 @@ from ..strict.answers import unavailable_response
 from ..strict.checks import DERIVED_FAMILY_PREFIX, revoke_refresh_family
 from ..strict.store import digest
 from ..upstream import UpstreamError
-from .base import ParameterError, parse_form, read_body_limited
+from .base import ParameterError, header, parse_form, read_body_limited
 
 if TYPE_CHECKING:
     from ..issuing import IssuedMode
@@ -89,7 +89,7 @@ class RevocationHandler:
 
     async def _handle(self, request: Request) -> Response:
         ctx = self.ctx
-        if not is_media_type(request.headers.get("content-type"), FORM):
+        if not is_media_type(header(request, b"content-type"), FORM):
             raise InvalidRequestError(description="The revocation request must be form-encoded.")
         raw = await read_body_limited(request, MAX_REVOCATION_BODY)
         if raw is None:
@@ -101,7 +101,7 @@ class RevocationHandler:
         token = form.get("token")
         if not token:
             raise InvalidRequestError(description="token is required.")
-        credentials = presented_credentials(form, request.headers.get("authorization"))
+        credentials = presented_credentials(form, header(request, b"authorization"))
         client = await authenticate_client(ctx.clients, credentials, static_secret=ctx.upstream.client_secret)
         try:
             upstream_form = await self._upstream_form(token, client)

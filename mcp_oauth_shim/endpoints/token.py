@@ -37,7 +37,7 @@ from ..strict.answers import rate_limited_response, unavailable_response
 from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
 from ..telemetry import TokenRequestSeen
 from ..upstream import UpstreamError
-from .base import ParameterError, parse_form, read_body_limited
+from .base import ParameterError, header, parse_form, read_body_limited
 
 MAX_TOKEN_BODY = 64 * 1024
 
@@ -74,9 +74,12 @@ class TokenHandler:
         return response
 
     async def _handle(self, request: Request, seen: TokenRequestSeen) -> Response:
+        # Without strict mode there is nothing to count: no coroutine is made for it.
         strict = self.ctx.strict
-        address = client_address(request) if strict is not None else ""
-        await check_rates(strict, (RateBucket.TOKEN_IP, address))
+        address = ""
+        if strict is not None:
+            address = client_address(request)
+            await check_rates(strict, (RateBucket.TOKEN_IP, address))
         form = await read_token_request(request)
         grant_type = seen.grant_type = form.get("grant_type")
         if not grant_type:
@@ -87,13 +90,14 @@ class TokenHandler:
             if confidential is None:
                 raise UnsupportedGrantTypeError(grant_type[:60])
             self._check_resource(form)
-            return await confidential.respond_to(form, request.headers.get("authorization"))
-        credentials = presented_credentials(form, request.headers.get("authorization"))
+            return await confidential.respond_to(form, header(request, b"authorization"))
+        credentials = presented_credentials(form, header(request, b"authorization"))
         client = await authenticate_client(
             self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret
         )
         seen.client_kind = client.kind
-        await check_rates(strict, (RateBucket.TOKEN_CLIENT_IP, client_and_address(client.client_id, address)))
+        if strict is not None:
+            await check_rates(strict, (RateBucket.TOKEN_CLIENT_IP, client_and_address(client.client_id, address)))
         self._check_resource(form)
         return await grant.respond(form, client)
 
@@ -106,7 +110,7 @@ class TokenHandler:
 
 async def read_token_request(request: Request) -> dict[str, str]:
     """The token request's parameters (RFC 6749 §3.2), or ``invalid_request``."""
-    if not is_media_type(request.headers.get("content-type"), FORM):
+    if not is_media_type(header(request, b"content-type"), FORM):
         raise InvalidRequestError(description="The token request must be application/x-www-form-urlencoded.")
     body = await read_body_limited(request, MAX_TOKEN_BODY)
     if body is None:

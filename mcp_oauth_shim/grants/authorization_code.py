@@ -49,7 +49,8 @@ class AuthorizationCodeGrant:
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         code = self.validate(form, client)
         # Strict mode: RFC 6749 §4.1.2 "MUST NOT use the authorization code more than once".
-        if not await first_use(self.ctx.strict, "code", form["code"], self.ctx.lifetimes.code):
+        strict = self.ctx.strict
+        if strict is not None and not await first_use(strict, "code", form["code"], self.ctx.lifetimes.code):
             raise InvalidGrantError(description="The authorization code was already used.")
         upstream_form = {
             "grant_type": "authorization_code",

@@ -7,7 +7,7 @@ import logging.config
 
 import pytest
 
-from mcp_oauth_shim.log_context import LogContextFilter, bind_login, login_correlation_id, login_id_var, request_id_var
+from mcp_oauth_shim.log_context import LogContextFilter, bind_login, current_login_id, login_correlation_id, login_challenge_var, request_id_var
 from mcp_oauth_shim.log_format import JsonFormatter, TextFormatter, configure_logging
 from mcp_oauth_shim.logs import uvicorn_log_config
 
@@ -59,13 +59,13 @@ def test_json_keeps_a_multiline_message_and_traceback_on_one_line():
 
 
 def test_text_names_the_request_and_login_ids_when_set():
-    tokens = request_id_var.set("req-9"), login_id_var.set("abc")
+    tokens = request_id_var.set("req-9"), login_challenge_var.set("challenge")
     try:
         line = TextFormatter().format(record())
     finally:
         request_id_var.reset(tokens[0])
-        login_id_var.reset(tokens[1])
-    assert line.endswith("mcp_oauth_shim.x: hello world request_id=req-9 login_id=abc")
+        login_challenge_var.reset(tokens[1])
+    assert line.endswith(f"mcp_oauth_shim.x: hello world request_id=req-9 login_id={login_correlation_id('challenge')}")
 
 
 def test_login_correlation_id_is_short_stable_and_not_the_challenge():
@@ -77,12 +77,14 @@ def test_login_correlation_id_is_short_stable_and_not_the_challenge():
 
 
 def test_bind_login_sets_the_login_id_of_the_current_context():
-    token = login_id_var.set(None)
+    token = login_challenge_var.set(None)
     try:
-        assert bind_login("challenge") == login_id_var.get() == login_correlation_id("challenge")
-        assert bind_login(None) is None
+        bind_login("challenge")
+        assert current_login_id() == login_correlation_id("challenge")
+        bind_login(None)
+        assert current_login_id() == login_correlation_id("challenge")
     finally:
-        login_id_var.reset(token)
+        login_challenge_var.reset(token)
 
 
 @pytest.mark.parametrize("format", ["json", "text"])
