@@ -36,6 +36,7 @@ from ..strict.checks import (
     RefreshLineage,
     check_refresh_use,
     new_token_id,
+    refresh_at_idp,
     start_refresh_family,
 )
 from ..strict.store import digest
@@ -93,12 +94,13 @@ class IssuedTokenGrants:
             form = {"grant_type": "refresh_token", "refresh_token": refresh.upstream_refresh_token}
             if scope is not None:
                 form["scope"] = ctx.upstream.upstream_scope(scope)
-            body = await self._upstream.request_tokens(form)
+            body = await refresh_at_idp(ctx.strict, lineage, self._upstream.request_tokens(form))
             upstream_access = _text(body.get("access_token"))
             # An IdP that does not rotate its refresh token keeps the one it gave.
             upstream_refresh = _text(body.get("refresh_token")) or refresh.upstream_refresh_token
         elif refresh.upstream_access_token is not None:
-            identity = await issued.identity.recheck(refresh.upstream_access_token, refresh.subject)
+            recheck = issued.identity.recheck(refresh.upstream_access_token, refresh.subject)
+            identity = await refresh_at_idp(ctx.strict, lineage, recheck)
             # The re-check reads less (no /user/emails): what it does not say is kept.
             identity_claims.update(identity.token_claims())
             upstream_access, upstream_refresh = refresh.upstream_access_token, None
@@ -129,7 +131,7 @@ class IssuedTokenGrants:
             token_id = digest(sealed)
             family = DERIVED_FAMILY_PREFIX + token_id
         await check_refresh_use(strict, family, token_id, self.ctx.lifetimes.refresh_token)
-        return RefreshLineage(family, new_token_id())
+        return RefreshLineage(family, new_token_id(), replaces=token_id)
 
 
 def _text(value: object) -> str | None:

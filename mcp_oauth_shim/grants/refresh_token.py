@@ -20,7 +20,7 @@ from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
-from ..strict.checks import use_refresh_token
+from ..strict.checks import refresh_at_idp, use_refresh_token
 from .issued_tokens import IssuedTokenGrants
 from .upstream_exchange import UpstreamTokenExchange
 
@@ -61,7 +61,8 @@ class RefreshTokenGrant:
             granted = scope
         # Strict mode: reuse detection, before the IdP is called (None without strict mode).
         lineage = await use_refresh_token(self.ctx.strict, token, sealed, self.ctx.lifetimes.refresh_token)
-        return await self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
+        exchange = self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
+        return await refresh_at_idp(self.ctx.strict, lineage, exchange)  # an IdP failure releases the use
 
 
 def check_refresh_scope(requested: str, granted: str) -> None:

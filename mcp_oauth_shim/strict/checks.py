@@ -7,7 +7,8 @@ answers as the stateless shim always has, without a round trip:
 - :func:`check_rates`: the rate limits of one request, raising :class:`RateLimited`;
 - :func:`client_address`: the address a rate limit counts (the connection's peer);
 - :func:`start_refresh_family` and :func:`use_refresh_token`: refresh-token rotation with reuse
-  detection (RFC 9700 §4.14.2).
+  detection (RFC 9700 §4.14.2), and :func:`refresh_at_idp`: the IdP's part of a refresh, after
+  which a refresh the IdP failed to answer leaves its token usable for the client's retry.
 
 Every call may raise :class:`.StrictModeUnavailable` (the store did not answer and the
 operator chose ``on_unavailable="refuse"``); the endpoints answer it with 503
@@ -18,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.requests import Request
+from starlette.responses import Response
 
-from ..errors import InvalidGrantError
+from ..errors import InvalidGrantError, OAuth2Error
 from ..sealing import random_token
+from ..upstream import UpstreamError
 from .limits import RateBucket, RateDecision
 from .mode import StrictMode
 from .store import digest
@@ -42,6 +46,7 @@ __all__ = [
     "client_and_address",
     "first_use",
     "new_token_id",
+    "refresh_at_idp",
     "revoke_refresh_family",
     "start_refresh_family",
     "use_refresh_token",
@@ -51,6 +56,10 @@ __all__ = [
 UNKNOWN_ADDRESS = "unknown"
 # A family made up for a refresh token sealed without one (strict mode off, or an older version).
 DERIVED_FAMILY_PREFIX = "sealed-"
+# The lowest status of an answer that says the IdP failed (RFC 9110 §15.6), not the grant.
+IDP_FAILED = 500
+
+T = TypeVar("T")
 
 
 class RateLimited(Exception):
@@ -113,11 +122,13 @@ async def first_use(strict: StrictMode | None, kind: str, sealed: str, lifetime:
 @dataclass(frozen=True, slots=True)
 class RefreshLineage:
     """What the next sealed refresh token carries in strict mode: its family, its own new id,
-    and the IdP's refresh token to wrap when the IdP returns no new one."""
+    and the IdP's refresh token to wrap when the IdP returns no new one. ``replaces``: the id
+    of the refresh token presented for it (none for the first token of a login)."""
 
     family: str
     token_id: str
     upstream_refresh_token: str | None = None
+    replaces: str | None = None
 
 
 def start_refresh_family(strict: StrictMode | None) -> RefreshLineage | None:
@@ -145,7 +156,32 @@ async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, seal
         token_id = digest(sealed)
         family = DERIVED_FAMILY_PREFIX + token_id
     await check_refresh_use(strict, family, token_id, lifetime)
-    return RefreshLineage(family, new_token_id(), token.upstream_refresh_token)
+    return RefreshLineage(family, new_token_id(), token.upstream_refresh_token, replaces=token_id)
+
+
+async def refresh_at_idp(strict: StrictMode | None, lineage: RefreshLineage | None, idp_call: Awaitable[T]) -> T:
+    """The IdP's part of a refresh whose token's use was recorded (:func:`use_refresh_token`).
+
+    When the IdP failed to answer (connection refused or lost, timeout, 5xx, busy 429/503: an
+    :class:`~mcp_oauth_shim.upstream.UpstreamError`, or an error or answer with a status of 500
+    or more), the client got no new token and will retry with the same one once the IdP is
+    back; that retry must not be taken for a reuse (RFC 9700 §4.14.2 is about a rotated token,
+    and this one was never rotated), so the use is released unless the family was revoked
+    meanwhile. An IdP that answered the refresh with an error about the grant
+    (``invalid_grant``, any 4xx) judged the token itself: its use stays recorded. Releasing
+    never changes the answer: a store that cannot answer is logged, and the IdP's error stands.
+    """
+    if strict is None or lineage is None or lineage.replaces is None:
+        return await idp_call
+    try:
+        answer = await idp_call
+    except (UpstreamError, OAuth2Error) as exc:
+        if exc.status_code >= IDP_FAILED:
+            await strict.release_refresh(lineage.family, lineage.replaces)
+        raise
+    if isinstance(answer, Response) and answer.status_code >= IDP_FAILED:
+        await strict.release_refresh(lineage.family, lineage.replaces)
+    return answer
 
 
 async def check_refresh_use(strict: StrictMode, family: str, token_id: str, lifetime: int) -> None:

@@ -61,6 +61,12 @@ class MemoryStore:
         self._revoke(family_key, until, now)
         return RefreshUse.REUSED
 
+    async def release_refresh(self, family: str, token_id: str) -> bool:
+        family_key = digest(family)
+        if self._revoked.get(family_key, self._clock()) is not None:
+            return False
+        return self._used_refresh.pop(f"{family_key}:{digest(token_id)}") is not None
+
     async def is_family_revoked(self, family: str) -> bool:
         return self._revoked.get(digest(family), self._clock()) is not None
 

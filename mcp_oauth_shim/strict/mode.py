@@ -157,6 +157,19 @@ class StrictMode:
         refresh-token lifetime); both the used mark and a revocation are kept that long."""
         return await self._checked("use_refresh", self.store.use_refresh(family, token_id, until), RefreshUse.FIRST_USE)
 
+    async def release_refresh(self, family: str, token_id: str) -> bool:
+        """Forget that refresh token ``token_id`` of ``family`` was used, unless the family
+        was revoked meanwhile (a revocation stands): the IdP failed to answer the refresh, so
+        the client never got the next token and will present this one again. Whether a mark
+        was released; ``False`` too when the store did not answer (a warning is logged and
+        nothing is raised, whatever ``on_unavailable`` says: the refresh is answered with the
+        IdP's error either way, and the retry will then count as a reuse)."""
+        try:
+            return await self.store.release_refresh(family, token_id)
+        except StoreUnavailable as exc:
+            self._warning.warn("strict mode: %s, release_refresh not done (a retry of that token will revoke its family)", exc)
+            return False
+
     async def is_family_revoked(self, family: str) -> bool:
         """Whether ``family`` was revoked (by reuse or :meth:`revoke_family`)."""
         return await self._checked("is_family_revoked", self.store.is_family_revoked(family), False)

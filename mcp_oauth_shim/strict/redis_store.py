@@ -2,7 +2,7 @@
 
 Each operation is one round trip and atomic on the server: ``SET NX PX`` for single use, a
 Lua script (registered with redis-py's ``register_script``: ``EVALSHA``, reloaded on
-``NOSCRIPT``) for refresh families and for GCRA. Every call is bounded: socket timeouts of
+``NOSCRIPT``) for refresh families (use, release, revoke) and for GCRA. Every call is bounded: socket timeouts of
 ``timeout`` seconds, at most one immediate retry (a pooled connection that Redis closed, after
 a restart, fails once and is replaced), and the whole call under ``asyncio.timeout(timeout)``.
 Any failure to get an answer becomes :class:`~mcp_oauth_shim.strict.store.StoreUnavailable`.
@@ -46,6 +46,13 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
 local ttl = tonumber(ARGV[1])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('SET', KEYS[1], '1', 'PX', ttl) end
 return 1
+"""
+
+# KEYS[1] the family's revoked mark, KEYS[2] this token's used mark. 1: the used mark was
+# deleted; 0: there was none, or the family is revoked (then the mark stays, as a record).
+RELEASE_REFRESH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return redis.call('DEL', KEYS[2])
 """
 
 # KEYS[1] the family's revoked mark; ARGV[1] lifetime in ms. A revocation never shortens one.
@@ -103,6 +110,7 @@ class RedisStore:
         self.timeout = timeout
         self._clock = clock
         self._use_refresh = client.register_script(USE_REFRESH)
+        self._release_refresh = client.register_script(RELEASE_REFRESH)
         self._revoke_family = client.register_script(REVOKE_FAMILY)
         self._gcra = client.register_script(GCRA)
 
@@ -147,6 +155,12 @@ class RedisStore:
         args = [self._lifetime_ms(until)]
         answer: Any = await self._bounded(lambda: self._use_refresh(keys=keys, args=args))
         return (RefreshUse.FIRST_USE, RefreshUse.REUSED, RefreshUse.REVOKED)[int(answer)]
+
+    async def release_refresh(self, family: str, token_id: str) -> bool:
+        family_key = self._family_key(family)
+        keys = [family_key + ":revoked", f"{family_key}:used:{digest(token_id)}"]
+        answer: Any = await self._bounded(lambda: self._release_refresh(keys=keys))
+        return bool(answer)
 
     async def is_family_revoked(self, family: str) -> bool:
         key = self._family_key(family) + ":revoked"

@@ -6,7 +6,9 @@ reduced to its SHA-256 digest by the store before it is kept):
 - a *single-use mark* per consumed value (an authorization code, a consent ticket): OAuth 2.1
   §4.1.2 and RFC 6749 §4.1.2 ("the client MUST NOT use the authorization code more than once");
 - a *used mark* per refresh token and a *revoked mark* per refresh-token family: reuse of a
-  rotated refresh token revokes the family (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1);
+  rotated refresh token revokes the family (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1); a used mark
+  is released when the IdP failed to answer the refresh it was set for, so the client's retry
+  with the same token is not taken for a reuse;
 - a rate-limit TAT per (bucket, key) (see :mod:`mcp_oauth_shim.strict.limits`).
 """
 
@@ -57,6 +59,11 @@ class StrictStore(Protocol):
     async def consume_once(self, kind: str, identifier: str, until: float) -> bool: ...
 
     async def use_refresh(self, family: str, token_id: str, until: float) -> RefreshUse: ...
+
+    async def release_refresh(self, family: str, token_id: str) -> bool:
+        """Forget the used mark of ``token_id``, atomically and only while ``family`` is not
+        revoked (a revocation is never undone); whether a mark was released."""
+        ...
 
     async def is_family_revoked(self, family: str) -> bool: ...
 

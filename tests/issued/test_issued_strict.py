@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from mcp_oauth_shim import OAuthShim, Upstream
 from mcp_oauth_shim.strict import StrictMode
-from tests.shim.kit import Kit, make_kit
+from tests.peers.github_fake import FakeGitHub
+from tests.shim.kit import PUBLIC_URL, RESOURCE, SECRET_KEY, Kit, make_kit
+
+GITHUB_BASE = "http://127.0.0.1:9400"
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -58,3 +64,46 @@ def test_revoking_an_issued_refresh_token_revokes_its_family() -> None:
     assert revoked.status_code == 200
     assert refresh(kit, started, newer).json()["error"] == "invalid_grant"
 
+
+
+class GitHubUserAPIOutage(httpx.AsyncBaseTransport):
+    """The GitHub stand-in in process; while ``failing``, its user API answers 502."""
+
+    def __init__(self, github: FakeGitHub) -> None:
+        self.inner = httpx.ASGITransport(app=github.app)
+        self.failing = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.failing and request.url.path == "/user":
+            return httpx.Response(502, text="<html>Bad gateway</html>", headers={"content-type": "text/html"})
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_refresh_whose_github_recheck_failed_at_github_can_be_retried_with_the_same_token() -> None:
+    github = FakeGitHub(callback_url=PUBLIC_URL + "/oauth/callback", base_url=GITHUB_BASE)
+    outage = GitHubUserAPIOutage(github)
+    shim = OAuthShim(
+        public_url=PUBLIC_URL,
+        resource=RESOURCE,
+        upstream=Upstream.github(github.client_id, github.client_secret, **github.upstream_options()),
+        secret_keys=[SECRET_KEY],
+        http_client=httpx.AsyncClient(transport=outage, base_url=GITHUB_BASE),
+        strict=StrictMode.in_memory(),
+    )
+    kit = Kit(
+        idp=github,  # type: ignore[arg-type]
+        shim=shim,
+        client=TestClient(shim.app, base_url=PUBLIC_URL),
+        idp_client=TestClient(github.app, base_url=GITHUB_BASE),
+    )
+    started, first = login(kit)
+    outage.failing = True
+    failed = refresh(kit, started, first["refresh_token"])
+    outage.failing = False
+
+    retried = refresh(kit, started, first["refresh_token"])
+    assert retried.status_code == 200, retried.text
+    following = refresh(kit, started, retried.json()["refresh_token"])
+
+    assert failed.status_code == 502, failed.text
+    assert following.status_code == 200, following.text
