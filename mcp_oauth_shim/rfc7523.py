@@ -29,17 +29,16 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from joserfc.errors import JoseError
-from joserfc.jwk import Key
 from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
 
 from . import jsonsafe
 from .errors import InvalidClientError, InvalidGrantError, OAuth2Error
-from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, import_public_key, key_fits
+from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, SignatureKeys, key_fits
 from .memo import BoundedMemo
 
 __all__ = [
@@ -200,54 +199,6 @@ class VerifiedAssertion:
     jti: str | None
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
-
-
-class SignatureKeys:
-    """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
-
-    Only keys that can verify signatures are kept (RFC 7517 §4.2 ``use``, §4.3 ``key_ops``),
-    and never symmetric ones: a published shared secret is no trust anchor.
-    """
-
-    __slots__ = ("by_kid", "without_kid")
-
-    def __init__(self, by_kid: Mapping[str, Key], without_kid: Iterable[Key] = ()) -> None:
-        self.by_kid: dict[str, Key] = dict(by_kid)
-        self.without_kid: tuple[Key, ...] = tuple(without_kid)
-
-    def __len__(self) -> int:
-        return len(self.by_kid) + len(self.without_kid)
-
-    @classmethod
-    def from_jwks(cls, document: object) -> SignatureKeys:
-        """The usable keys of a JWK Set document; ``ValueError`` if it is not one or has none."""
-        keys = document.get("keys") if isinstance(document, Mapping) else None
-        if not isinstance(keys, list):
-            raise ValueError("not a JWK Set document (no keys array)")
-        by_kid: dict[str, Key] = {}
-        without_kid: list[Key] = []
-        for data in keys:
-            key = import_public_key(data)
-            if key is None:
-                continue
-            kid = data.get("kid")
-            if isinstance(kid, str):
-                by_kid.setdefault(kid, key)
-            else:
-                without_kid.append(key)
-        found = cls(by_kid, without_kid)
-        if not found:
-            raise ValueError("the JWK Set holds no usable public signature key")
-        return found
-
-    def find(self, kid: str | None, alg: str) -> Key | None:
-        """The key for a JWS header: by ``kid``, or without one the only key that fits ``alg``
-        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe)."""
-        if kid is not None:
-            key = self.by_kid.get(kid)
-            return key if key is not None and key_fits(key, alg) else None
-        candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
-        return candidates[0] if len(candidates) == 1 else None
 
 
 def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) -> UnverifiedAssertion:
