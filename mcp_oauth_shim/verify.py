@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from joserfc.errors import (
@@ -88,6 +88,8 @@ DEFAULT_ALGORITHMS = ASYMMETRIC_ALGORITHMS
 
 #: Larger than any real access token (Entra's are ~2-4 KiB); refused before any parsing.
 MAX_TOKEN_LENGTH = 16 * 1024
+
+
 class VerifierUpstream(Protocol):
     """What the verifier needs from :class:`mcp_oauth_shim.upstream.UpstreamClient`: discovery,
     JSON documents (the JWKS) and authenticated form POSTs (introspection)."""
@@ -179,6 +181,9 @@ class BearerVerifier:
     ``client_id`` is the shim's client at the IdP (what ID tokens carry as ``aud``); both
     default to the values of the upstream's :class:`~mcp_oauth_shim.config.Upstream`.
     """
+
+    #: Longer tokens are refused before any parsing.
+    max_token_length = MAX_TOKEN_LENGTH
 
     def __init__(
         self,
@@ -298,23 +303,13 @@ class BearerVerifier:
         it expires, whichever comes first."""
         if not isinstance(token, str) or not token:
             raise InvalidToken("No access token was given.")
-        if len(token) > MAX_TOKEN_LENGTH:
+        if len(token) > self.max_token_length:
             raise InvalidToken("The access token is too large.")
-        cache_key = hashlib.sha256(token.encode()).digest()
-        now = self._clock()
-        cached = self._cache.get(cache_key, now)
-        if cached is not None:
-            return cached
         try:
-            if token.count(".") == 2:
-                access = await self._verify_jwt(token, now)
-                self._remember(cache_key, access, now, self._cache_ttl)
-            else:
-                access = await self._introspect_once(cache_key, token, now)
+            return await self._cached_or(token, self._verify_new)
         except InvalidToken as exc:
             logger.info("token refused: %s", exc.description)
             raise
-        return access
 
     async def verify_locally(self, token: str) -> AccessToken:
         """Like :meth:`access_token`, but never asks the IdP about this token: a JWT is checked
@@ -324,11 +319,25 @@ class BearerVerifier:
         :class:`~mcp_oauth_shim.upstream.UpstreamError` (keys unavailable)."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The token is not an access token for this resource.")
+        return await self._cached_or(token, self._verify_new_locally)
+
+    async def _cached_or(
+        self, token: str, verify_new: Callable[[bytes, str, float], Awaitable[AccessToken]]
+    ) -> AccessToken:
+        """The cached answer for ``token`` (under its SHA-256 hash), else ``verify_new``'s."""
         cache_key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
         cached = self._cache.get(cache_key, now)
         if cached is not None:
             return cached
+        return await verify_new(cache_key, token, now)
+
+    async def _verify_new(self, cache_key: bytes, token: str, now: float) -> AccessToken:
+        if token.count(".") != 2:
+            return await self._introspect_once(cache_key, token, now)
+        return await self._verify_new_locally(cache_key, token, now)
+
+    async def _verify_new_locally(self, cache_key: bytes, token: str, now: float) -> AccessToken:
         if token.count(".") != 2:
             raise InvalidToken("The token is not an access token this resource has seen.")
         access = await self._verify_jwt(token, now)
