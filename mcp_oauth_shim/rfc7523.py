@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from joserfc.errors import JoseError
-from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
+from joserfc.jws import CompactSignature, extract_compact
 
-from . import jsonsafe
 from .errors import InvalidClientError, InvalidGrantError, OAuth2Error
 from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, SignatureKeys, key_fits
+from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, signature_valid
 from .memo import BoundedMemo
 
 __all__ = [
@@ -59,6 +58,7 @@ __all__ = [
     "key_fits",
     "read_assertion",
     "replay_key",
+    "string_claim",
     "verify_assertion",
 ]
 
@@ -147,12 +147,7 @@ class AssertionRules:
     def __post_init__(self) -> None:
         if not self.audiences or not all(isinstance(a, str) and a for a in self.audiences):
             raise ValueError("audiences must hold at least one non-empty string")
-        forbidden = sorted(FORBIDDEN_ALGORITHMS.intersection(self.algorithms))
-        if forbidden:
-            raise ValueError(f"algorithms may not include {', '.join(forbidden)}: only asymmetric signatures are verified")
-        unknown = sorted(set(self.algorithms) - set(JWSRegistry.algorithms))
-        if unknown or not self.algorithms:
-            raise ValueError(f"unsupported JWS algorithms: {', '.join(unknown) or '(none given)'}")
+        algorithm_registry(self.algorithms)  # ValueError for none, HMAC or an unknown algorithm
         if self.leeway < 0 or self.max_lifetime <= 0 or self.max_length <= 0:
             raise ValueError("leeway must not be negative; max_lifetime and max_length must be positive")
 
@@ -179,12 +174,12 @@ class UnverifiedAssertion:
     @property
     def issuer(self) -> str:
         """The ``iss`` claim (RFC 7523 §3 item 1), or :class:`AssertionRefused`."""
-        return _required_string(self, "iss")
+        return string_claim(self.claims, "iss", self.use)
 
     @property
     def subject(self) -> str:
         """The ``sub`` claim (RFC 7523 §3 item 2), or :class:`AssertionRefused`."""
-        return _required_string(self, "sub")
+        return string_claim(self.claims, "sub", self.use)
 
 
 @dataclass(frozen=True)
@@ -214,7 +209,7 @@ def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) 
         raise AssertionRefused(use, "too_large", f"The {_noun(use)} is too large.")
     if assertion.count(".") != 2:
         raise AssertionRefused(use, "malformed", f"The {_noun(use)} is not a JWT in compact serialization.")
-    registry = JWSRegistry(algorithms=list(rules.algorithms), strict_check_header=False)
+    registry = algorithm_registry(rules.algorithms)
     try:
         signature = extract_compact(assertion.encode("ascii"), registry=registry)
         header = signature.headers()
@@ -242,11 +237,8 @@ def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) 
         raise AssertionRefused(use, "header", f"The {_noun(use)}'s typ header is not a string.")
     if rules.typ is not None and (typ is None or _media_type(typ) != _media_type(rules.typ)):
         raise AssertionRefused(use, "typ", f"The {_noun(use)}'s typ header must be {rules.typ}.")
-    try:
-        claims = jsonsafe.loads(signature.payload or b"")
-    except (ValueError, UnicodeError):
-        claims = None
-    if not isinstance(claims, dict):
+    claims = claims_object(signature.payload)
+    if claims is None:
         raise AssertionRefused(use, "malformed", f"The {_noun(use)}'s payload is not a JSON object.")
     return UnverifiedAssertion(use, header, claims, signature)
 
@@ -270,12 +262,7 @@ def verify_assertion(
         if unverified.kid is None:
             raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} names no key (kid) and no single published key fits it.")
         raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} is signed with a key its issuer does not publish.")
-    registry = JWSRegistry(algorithms=[unverified.algorithm], strict_check_header=False)
-    try:
-        valid = validate_compact(unverified.signature, key, registry=registry)
-    except (JoseError, ValueError, TypeError):
-        valid = False  # key type, curve or the key's own "alg" does not match the header
-    if not valid:
+    if not signature_valid(unverified.signature, key, algorithm_registry((unverified.algorithm,))):
         raise AssertionRefused(use, "signature", f"The {_noun(use)}'s signature is invalid.")
     return check_claims(unverified, rules, now=now)
 
@@ -374,12 +361,13 @@ def _noun(use: AssertionUse) -> str:
     return "assertion" if use == "grant" else "client assertion"
 
 
-def _required_string(unverified: UnverifiedAssertion, name: str) -> str:
-    value = unverified.claims.get(name)
+def string_claim(claims: Mapping[str, Any], name: str, use: AssertionUse) -> str:
+    """The claim ``name``, a non-empty string, or :class:`AssertionRefused`."""
+    value = claims.get(name)
     if value is None:
-        raise AssertionRefused(unverified.use, "missing_claim", f"The {_noun(unverified.use)} lacks the {name} claim.")
+        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
     if not isinstance(value, str) or not value:
-        raise AssertionRefused(unverified.use, "claim_type", f"The {_noun(unverified.use)}'s {name} claim is not a non-empty string.")
+        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a non-empty string.")
     return value
 
 
@@ -389,10 +377,9 @@ def _audiences(unverified: UnverifiedAssertion) -> tuple[str, ...]:
     use = unverified.use
     if value is None:
         raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the aud claim.")
-    if isinstance(value, str) and value:
-        return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
+    values = audience_values(value)
+    if values and all(isinstance(v, str) and v for v in values):
+        return values
     raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s aud claim is neither a string nor an array of strings.")
 
 
@@ -404,7 +391,7 @@ def _numeric_date(unverified: UnverifiedAssertion, name: str, *, required: bool)
         if required:
             raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_numeric_date(value):
         raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a NumericDate.")
     return float(value)
 
