@@ -35,6 +35,7 @@ __all__ = [
     "MAX_JWKS_BYTES",
     "NOT_A_KEY_SET",
     "NO_USABLE_KEY",
+    "PUBLIC_KEY_TYPES",
     "UNKNOWN_KID_REFETCH_AFTER",
     "KeyCache",
     "KeySource",
@@ -51,7 +52,9 @@ MAX_JWKS_BYTES = 512 * 1024
 #: The longest a token with an unknown ``kid`` waits for a refetch: the age the held keys must
 #: reach before such a token may make the shim ask the IdP again.
 UNKNOWN_KID_REFETCH_AFTER = 5.0
-_KEY_CLASSES: tuple[type, ...] = (RSAKey, ECKey, OKPKey)  # never OctKey: no shared secrets
+#: The JWK key types (RFC 7517 §4.1 ``kty``) a signature may be checked with; never ``oct``:
+#: a published shared secret is no trust anchor.
+PUBLIC_KEY_TYPES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 
 #: The signature algorithms a JWT checked against a public key set may use (RFC 7518 §3.1,
 #: RFC 8037 §3.1). ``none`` and the HMAC family never: with HMAC, anyone holding the published
@@ -290,7 +293,7 @@ def import_public_key(data: Any) -> Key | None:
 
     Symmetric (``oct``) keys are skipped: a published shared secret is no trust anchor.
     """
-    if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC", "OKP"):
+    if not isinstance(data, dict) or data.get("kty") not in PUBLIC_KEY_TYPES:
         return None
     if data.get("use", "sig") != "sig":
         return None
@@ -298,17 +301,11 @@ def import_public_key(data: Any) -> Key | None:
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         return None
     try:
-        key: Key
-        if data["kty"] == "RSA":
-            key = RSAKey.import_key(data)
-        elif data["kty"] == "EC":
-            key = ECKey.import_key(data)
-        else:
-            key = OKPKey.import_key(data)
+        key: Key = PUBLIC_KEY_TYPES[data["kty"]].import_key(data)
     except (JoseError, ValueError, TypeError, KeyError):
         logger.warning("ignoring a malformed key in the JWKS (kid=%r)", data.get("kid"))
         return None
-    return key if isinstance(key, _KEY_CLASSES) else None
+    return key if isinstance(key, (RSAKey, ECKey, OKPKey)) else None
 
 
 def key_fits(key: Key, alg: str) -> bool:
