@@ -54,7 +54,6 @@ __all__ = [
     "SignatureKeys",
     "UnverifiedAssertion",
     "VerifiedAssertion",
-    "check_claims",
     "key_fits",
     "read_assertion",
     "replay_key",
@@ -264,12 +263,8 @@ def verify_assertion(
         raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} is signed with a key its issuer does not publish.")
     if not signature_valid(unverified.signature, key, algorithm_registry((unverified.algorithm,))):
         raise AssertionRefused(use, "signature", f"The {_noun(use)}'s signature is invalid.")
-    return check_claims(unverified, rules, now=now)
-
-
-def check_claims(unverified: UnverifiedAssertion, rules: AssertionRules, *, now: float) -> VerifiedAssertion:
-    """The registered-claim rules of RFC 7523 §3 items 1-7 (signature already checked)."""
-    use, claims = unverified.use, unverified.claims
+    # The registered-claim rules of RFC 7523 §3 items 1-7.
+    claims = unverified.claims
     issuer = unverified.issuer
     subject = unverified.subject
     audiences = _audiences(unverified)

@@ -94,12 +94,17 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encod
 
 class IssuedTokenError(InvalidToken):
     """An issued access token that must be refused; ``description`` is safe to show a client
-    (it never contains the token or a claim value). Subclasses say why."""
+    (it never contains the token or a claim value). Subclasses say why, in ``message`` (its
+    ``{}`` takes the constructor's argument)."""
+
+    message = "The access token is invalid."
+
+    def __init__(self, *detail: str) -> None:
+        super().__init__(self.message.format(*detail))
 
 
 class OversizedToken(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token is too large.")
+    message = "The access token is too large."
 
 
 class MalformedToken(IssuedTokenError):
@@ -108,43 +113,35 @@ class MalformedToken(IssuedTokenError):
 
 
 class WrongType(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The token is not an access token: its typ header is not at+jwt (RFC 9068 §4).")
+    message = "The token is not an access token: its typ header is not at+jwt (RFC 9068 §4)."
 
 
 class AlgorithmNotAllowed(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token's signature algorithm is not accepted.")
+    message = "The access token's signature algorithm is not accepted."
 
 
 class UnknownKey(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token is signed with a key this resource does not know (kid).")
+    message = "The access token is signed with a key this resource does not know (kid)."
 
 
 class BadSignature(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token's signature is invalid.")
+    message = "The access token's signature is invalid."
 
 
 class WrongIssuer(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token was issued by another issuer than this resource trusts.")
+    message = "The access token was issued by another issuer than this resource trusts."
 
 
 class WrongAudience(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token was not issued for this resource (audience mismatch).")
+    message = "The access token was not issued for this resource (audience mismatch)."
 
 
 class ExpiredToken(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token has expired.")
+    message = "The access token has expired."
 
 
 class NotYetValid(IssuedTokenError):
-    def __init__(self, claim: str) -> None:
-        super().__init__(f"The access token is not valid yet ({claim}).")
+    message = "The access token is not valid yet ({})."
 
 
 class MissingClaim(IssuedTokenError):
