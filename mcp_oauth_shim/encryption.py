@@ -41,10 +41,12 @@ from .config import ConfigurationError
 __all__ = [
     "ENCRYPTION_LABEL",
     "MAX_CIPHERTEXT_LENGTH",
+    "MIN_SECRET_BYTES",
     "UPSTREAM_ACCESS_TOKEN",
     "UPSTREAM_REFRESH_TOKEN",
     "DecryptionError",
     "TokenCipher",
+    "secret_key_bytes",
 ]
 
 #: HKDF ``info`` for the AES-256-GCM keys; no other key of the shim uses it.
@@ -60,7 +62,22 @@ _KEY_ID_BYTES = 4
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _HEADER_BYTES = 1 + _KEY_ID_BYTES + _NONCE_BYTES
-_MIN_SECRET_BYTES = 32
+#: As for the HMAC secrets of :class:`~mcp_oauth_shim.sealing.Sealer`.
+MIN_SECRET_BYTES = 32
+
+
+def secret_key_bytes(secret_keys: Sequence[str | bytes]) -> list[bytes]:
+    """The operator's ``secret_keys`` as bytes, newest first; :class:`ConfigurationError` when
+    there is none or one is shorter than :data:`MIN_SECRET_BYTES`."""
+    secrets = [s.encode() if isinstance(s, str) else bytes(s) for s in secret_keys]
+    if not secrets:
+        raise ConfigurationError("secret_keys needs at least one key (newest first).")
+    if any(len(s) < MIN_SECRET_BYTES for s in secrets):
+        raise ConfigurationError(
+            f"Each secret key needs at least {MIN_SECRET_BYTES} bytes; generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
+    return secrets
 
 
 class DecryptionError(Exception):
@@ -77,14 +94,7 @@ class TokenCipher:
     """AES-256-GCM with keys derived from ``secret_keys`` (newest first encrypts, all decrypt)."""
 
     def __init__(self, secret_keys: Sequence[str | bytes]) -> None:
-        secrets = [s.encode() if isinstance(s, str) else bytes(s) for s in secret_keys]
-        if not secrets:
-            raise ConfigurationError("secret_keys needs at least one key (newest first).")
-        if any(len(s) < _MIN_SECRET_BYTES for s in secrets):
-            raise ConfigurationError(
-                f"Each secret key needs at least {_MIN_SECRET_BYTES} bytes; generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
-            )
+        secrets = secret_key_bytes(secret_keys)
         self._keys: list[tuple[bytes, AESGCM]] = []
         self._by_id: dict[bytes, AESGCM] = {}
         for secret in dict.fromkeys(secrets):

@@ -24,7 +24,7 @@ Every refusal is ``invalid_grant`` (RFC 7523 §3.1), except a requested scope be
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from .rfc7523 import (
     ReplayGuard,
     read_assertion,
     replay_key,
+    string_claim,
     verify_assertion,
 )
 from .rfc8707 import resource_matches
@@ -194,10 +195,6 @@ class IdJagVerifier:
                 clock=clock,
             )
 
-    @property
-    def trusted_issuers(self) -> Sequence[str]:
-        return tuple(self._idps)
-
     async def verify(self, assertion: object, *, client_id: str) -> IdJagGrant:
         """The grant in ``assertion``, presented by the authenticated client ``client_id``.
 
@@ -229,12 +226,12 @@ class IdJagVerifier:
             raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's keys are unavailable: {exc.description}") from None
         verified = verify_assertion(unverified, keys, rules, now=self._clock())
         claims = verified.claims
-        granted_client = _string_claim(claims, "client_id")
+        granted_client = string_claim(claims, "client_id", "grant")
         if granted_client != client_id:
             raise AssertionRefused("grant", "client_mismatch", "The assertion was issued to another client than the one authenticating.")
         if idp.allowed_clients is not None and client_id not in idp.allowed_clients:
             raise AssertionRefused("grant", "client_mismatch", "This identity provider may not issue grants for this client.")
-        resource = _string_claim(claims, "resource")
+        resource = string_claim(claims, "resource", "grant")
         if not same_resource(resource, self.resource):
             raise AssertionRefused("grant", "resource", f"The assertion is for another resource (resource must be {self.resource}).")
         scopes = _scope_claim(claims)
@@ -252,15 +249,6 @@ class IdJagVerifier:
             issued_at=verified.issued_at,
             claims=claims,
         )
-
-
-def _string_claim(claims: Mapping[str, Any], name: str) -> str:
-    value = claims.get(name)
-    if value is None:
-        raise AssertionRefused("grant", "missing_claim", f"The assertion lacks the {name} claim.")
-    if not isinstance(value, str) or not value:
-        raise AssertionRefused("grant", "claim_type", f"The assertion's {name} claim is not a non-empty string.")
-    return value
 
 
 def _scope_claim(claims: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 import httpx
 from joserfc.errors import JoseError
-from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
+from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 
 from . import jsonsafe
 from .jwks import FORBIDDEN_ALGORITHMS
+from .jwt_claims import audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
 from .outbound import TRANSPORT_ERRORS
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
@@ -238,17 +238,10 @@ class _ParsedIdToken:
         return cls(jws, registry, alg, kid)
 
     def finish(self, key: Any, issuer: str, client_id: str, nonce: str | None, now: float, leeway: int) -> dict[str, Any]:
-        try:
-            valid = validate_compact(self.jws, key, registry=self.registry)
-        except (JoseError, ValueError, TypeError):
-            valid = False
-        if not valid:
+        if not signature_valid(self.jws, key, self.registry):
             raise _bad_id_token("has an invalid signature")
-        try:
-            claims = jsonsafe.loads(self.jws.payload or b"")
-        except (ValueError, UnicodeError):
-            claims = None
-        if not isinstance(claims, dict):
+        claims = claims_object(self.jws.payload)
+        if claims is None:
             raise _bad_id_token("payload is not a JSON object")
         _check_id_token_claims(claims, issuer, client_id, nonce, now, leeway)
         return claims
@@ -274,20 +267,17 @@ def _check_id_token_claims(
 ) -> None:
     if claims.get("iss") != issuer:
         raise _bad_id_token("was issued by another issuer")
-    aud = claims.get("aud")
-    audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-    if client_id not in audiences:
+    if client_id not in audience_values(claims.get("aud")):
         raise _bad_id_token("is not addressed to this client (aud)")
     azp = claims.get("azp")
     if azp is not None and azp != client_id:
         raise _bad_id_token("was issued to another party (azp)")
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not (_is_time(exp) and _is_time(iat)):
+    if not (is_numeric_date(exp) and is_numeric_date(iat)):
         raise _bad_id_token("lacks exp or iat")
-    if now >= exp + leeway:
-        raise _bad_id_token("has expired")
-    if iat > now + leeway:
-        raise _bad_id_token("was issued in the future (iat)")
+    late = lifetime_problem({"exp": exp, "iat": iat}, now, leeway)
+    if late is not None:
+        raise _bad_id_token("has expired" if late == "exp" else "was issued in the future (iat)")
     if nonce is not None and claims.get("nonce") != nonce:
         raise UpstreamError(400, "invalid_grant", "The identity provider's ID token does not belong to this login (nonce).")
     if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
@@ -434,11 +424,6 @@ def _raise_for_status(status: int, what: str) -> None:
     if status == 429 or status >= 500:
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} is unavailable ({status}).")
     raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.")
-
-
-def _is_time(value: Any) -> TypeGuard[float]:
-    """An RFC 7519 §2 NumericDate: a finite number (the JSON parser also accepts NaN, Infinity)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _text(value: Any) -> str | None:

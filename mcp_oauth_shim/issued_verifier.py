@@ -18,7 +18,6 @@ only when the verifier is first used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -26,10 +25,8 @@ from collections.abc import Callable, Iterable
 from mcp.server.auth.provider import AccessToken
 from pydantic import PrivateAttr
 
-from .bearer_errors import InvalidToken
 from .encryption import DecryptionError, TokenCipher
 from .identity import Identity
-from .memo import BoundedMemo
 from .rfc6750 import validate_scope_token
 from .rfc9068 import MAX_TOKEN_LENGTH, IssuedTokenVerifier, ShimClaims
 from .signing_keys import SigningKeys
@@ -99,9 +96,12 @@ class IssuedAccessToken(AccessToken):
 
 class IssuedBearerVerifier(BearerVerifier):
     """Checks the shim's own RFC 9068 access tokens, locally; a ``BearerVerifier`` in every
-    other respect (challenges, scopes, the SDK protocol). ``keys`` are the shim's signing keys;
-    ``issuer`` is the shim's issuer and ``audience`` the resource. ``cipher`` opens the IdP's
-    token carried inside (:meth:`IssuedAccessToken.upstream_access_token`)."""
+    other respect (challenges, scopes, the SDK protocol, the token cache). ``keys`` are the
+    shim's signing keys; ``issuer`` is the shim's issuer and ``audience`` the resource.
+    ``cipher`` opens the IdP's token carried inside
+    (:meth:`IssuedAccessToken.upstream_access_token`)."""
+
+    max_token_length = MAX_TOKEN_LENGTH
 
     def __init__(
         self,
@@ -126,51 +126,32 @@ class IssuedBearerVerifier(BearerVerifier):
             required_scopes=required_scopes,
             scopes_supported=scopes_supported,
             leeway=leeway,
-            cache_size=0,
+            cache_size=cache_size,
             introspect=False,
             clock=clock,
         )
         self.issuer = issuer
         self.cipher = cipher
         self.signing_keys = keys
+        # The token objects handed out are kept in the inherited cache until the token expires:
+        # a repeated call costs a hash and a lookup (pydantic validation is not repeated).
         self._issued = IssuedTokenVerifier(
             keys,
             issuer=issuer,
             audience=audience,
             leeway=leeway,
             required_scopes=tuple(validate_scope_token(s) for s in required_scopes),
-            cache_size=cache_size,
+            cache_size=0,
             clock=clock,
         )
-        # The token objects handed out, by SHA-256 of the token, until the token expires: a
-        # repeated call costs a hash and a lookup (pydantic validation is not repeated).
-        self._tokens: BoundedMemo[bytes, IssuedAccessToken] = BoundedMemo(cache_size)
 
-    async def access_token(self, token: str) -> IssuedAccessToken:
-        """Verify ``token`` as one of the shim's access tokens for this resource (no scope
-        check); :class:`InvalidToken` otherwise. Never calls the IdP."""
-        return self._verify(token)
+    async def verify_locally(self, token: str) -> AccessToken:
+        """Same as :meth:`access_token`: issued tokens are always checked locally, never by
+        the IdP."""
+        return await self.access_token(token)
 
-    async def verify_locally(self, token: str) -> IssuedAccessToken:
-        """Same as :meth:`access_token`: issued tokens are always checked locally."""
-        return self._verify(token)
-
-    def _verify(self, token: str) -> IssuedAccessToken:
-        if not isinstance(token, str) or not token:
-            raise InvalidToken("No access token was given.")
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidToken("The access token is too large.")
-        cache_key = hashlib.sha256(token.encode()).digest()
-        now = self._clock()
-        cached = self._tokens.get(cache_key, now)
-        if cached is not None:
-            return cached
-        try:
-            claims = self._issued.verify(token)
-        except InvalidToken as exc:
-            logger.info("token refused: %s", exc.description)
-            raise
+    async def _verify_new(self, cache_key: bytes, token: str, now: float) -> IssuedAccessToken:
+        claims = self._issued.verify(token)
         access = IssuedAccessToken.from_claims(token, claims, self.cipher)
-        self._tokens.put(cache_key, access, float(claims.expires_at))
+        self._cache.put(cache_key, access, float(claims.expires_at))
         return access
-

@@ -18,9 +18,8 @@ Key lookup policy:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
@@ -33,7 +32,18 @@ from .upstream import UpstreamError, UpstreamMetadata
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "FORBIDDEN_ALGORITHMS",
-    "MAX_JWKS_BYTES", "UNKNOWN_KID_REFETCH_AFTER", "KeySet", "KeySource", "KeyStore", "import_public_key", "key_fits"]
+    "MAX_JWKS_BYTES",
+    "NOT_A_KEY_SET",
+    "NO_USABLE_KEY",
+    "PUBLIC_KEY_TYPES",
+    "UNKNOWN_KID_REFETCH_AFTER",
+    "KeyCache",
+    "KeySource",
+    "KeyStore",
+    "SignatureKeys",
+    "import_public_key",
+    "key_fits",
+]
 
 logger = logging.getLogger("mcp_oauth_shim.verify")
 
@@ -42,7 +52,9 @@ MAX_JWKS_BYTES = 512 * 1024
 #: The longest a token with an unknown ``kid`` waits for a refetch: the age the held keys must
 #: reach before such a token may make the shim ask the IdP again.
 UNKNOWN_KID_REFETCH_AFTER = 5.0
-_KEY_CLASSES: tuple[type, ...] = (RSAKey, ECKey, OKPKey)  # never OctKey: no shared secrets
+#: The JWK key types (RFC 7517 §4.1 ``kty``) a signature may be checked with; never ``oct``:
+#: a published shared secret is no trust anchor.
+PUBLIC_KEY_TYPES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 
 #: The signature algorithms a JWT checked against a public key set may use (RFC 7518 §3.1,
 #: RFC 8037 §3.1). ``none`` and the HMAC family never: with HMAC, anyone holding the published
@@ -71,29 +83,34 @@ class KeySource(Protocol):
     async def get_json(self, url: str, *, what: str = ..., max_bytes: int = ...) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class KeySet:
-    """One fetched JWKS: keys with a ``kid`` by ``kid``, the others in order."""
+#: Why a document is no usable JWK Set (the ``ValueError`` of :meth:`SignatureKeys.from_jwks`).
+NOT_A_KEY_SET = "not a JWK Set document (no keys array)"
+NO_USABLE_KEY = "the JWK Set holds no usable public signature key"
 
-    by_kid: dict[str, Key] = field(default_factory=dict)
-    without_kid: tuple[Key, ...] = ()
 
-    def __bool__(self) -> bool:
-        return bool(self.by_kid or self.without_kid)
+class SignatureKeys:
+    """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
 
-    def find(self, kid: str | None, alg: str) -> Key | None:
-        if kid is not None:
-            return self.by_kid.get(kid)
-        # RFC 7515 §4.1.4: kid is optional. Without it, only an unambiguous choice is safe.
-        candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
-        return candidates[0] if len(candidates) == 1 else None
+    Only keys that can verify signatures are kept (RFC 7517 §4.2 ``use``, §4.3 ``key_ops``),
+    and never symmetric ones: a published shared secret is no trust anchor.
+    """
+
+    __slots__ = ("by_kid", "without_kid")
+
+    def __init__(self, by_kid: Mapping[str, Key], without_kid: Iterable[Key] = ()) -> None:
+        self.by_kid: dict[str, Key] = dict(by_kid)
+        self.without_kid: tuple[Key, ...] = tuple(without_kid)
+
+    def __len__(self) -> int:
+        return len(self.by_kid) + len(self.without_kid)
 
     @classmethod
-    def from_document(cls, document: dict[str, Any]) -> KeySet:
-        """The signature keys of a JWK Set document (RFC 7517 §5), or :class:`UpstreamError`."""
-        keys = document.get("keys")
+    def from_jwks(cls, document: object) -> SignatureKeys:
+        """The usable keys of a JWK Set document; ``ValueError`` (:data:`NOT_A_KEY_SET` or
+        :data:`NO_USABLE_KEY`) if it is not one or has none."""
+        keys = document.get("keys") if isinstance(document, Mapping) else None
         if not isinstance(keys, list):
-            raise UpstreamError(502, "server_error", "The identity provider's key set is not a JWKS document.")
+            raise ValueError(NOT_A_KEY_SET)
         by_kid: dict[str, Key] = {}
         without_kid: list[Key] = []
         for data in keys:
@@ -105,14 +122,117 @@ class KeySet:
                 by_kid.setdefault(kid, key)
             else:
                 without_kid.append(key)
-        found = cls(by_kid, tuple(without_kid))
+        found = cls(by_kid, without_kid)
         if not found:
-            raise UpstreamError(502, "server_error", "The identity provider's key set holds no usable signature key.")
+            raise ValueError(NO_USABLE_KEY)
         return found
 
+    def find(self, kid: str | None, alg: str) -> Key | None:
+        """The key for a JWS header: by ``kid``, or without one the only key that fits ``alg``
+        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe)."""
+        if kid is not None:
+            key = self.by_kid.get(kid)
+            return key if key is not None and key_fits(key, alg) else None
+        candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
+        return candidates[0] if len(candidates) == 1 else None
 
-class KeyStore:
-    """The IdP's keys under the lookup policy described in this module's docstring."""
+
+FailureT = TypeVar("FailureT", bound=Exception)
+
+
+class KeyCache(Generic[FailureT]):
+    """Keys that ``fetch`` obtains, under the lookup policy described in this module's
+    docstring. ``fetch`` raises ``failure`` when it cannot obtain keys; ``what`` names the keys
+    in logs."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[SignatureKeys]],
+        failure: type[FailureT],
+        *,
+        what: str,
+        max_age: float,
+        refetch_after: float,
+        failure_backoff: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._fetch_keys = fetch
+        self._failure = failure
+        self._what = what
+        self.max_age = max_age
+        self.refetch_after = refetch_after
+        self._failure_backoff = failure_backoff
+        self._clock = clock
+        self.held: SignatureKeys | None = None
+        self._fetched_at: float | None = None  # last successful fetch
+        self._attempted_at: float | None = None  # last fetch attempt, successful or not
+        self._last_error: FailureT | None = None
+        self._flight: SingleFlight[str, None] = SingleFlight()
+
+    async def current(self) -> SignatureKeys:
+        """The keys, refreshed first when older than ``max_age`` (if that fails, the keys held
+        keep serving); ``failure`` when there are none."""
+        fetched_at = self._fetched_at
+        if fetched_at is None or abs(self._clock() - fetched_at) >= self.max_age:
+            await self.refresh(stale_ok=fetched_at is not None)
+        assert self.held is not None
+        return self.held
+
+    def may_refetch(self) -> bool:
+        """Are the keys old enough that an unknown ``kid`` may ask again? (A fetch already
+        running is joined instead.)"""
+        if len(self._flight):
+            return True
+        last = self._attempted_at
+        return last is None or abs(self._clock() - last) >= self.refetch_after
+
+    async def refresh(self, *, stale_ok: bool) -> None:
+        """Fetch the keys (sharing a fetch already running). On failure, with ``stale_ok`` and
+        keys held, those keep serving; otherwise ``failure`` is raised."""
+        error, attempted_at = self._last_error, self._attempted_at
+        if (
+            len(self._flight) == 0
+            and error is not None
+            and attempted_at is not None
+            and abs(self._clock() - attempted_at) < self._failure_backoff
+        ):
+            # Failed moments ago: answer at once instead of queueing behind timeouts.
+            if not (stale_ok and self.held):
+                raise error.with_traceback(None)
+            return
+        try:
+            await self._flight.run("keys", self._fetch_and_keep)
+        except self._failure as exc:
+            if not (stale_ok and self.held):
+                raise
+            logger.warning("%s refresh failed, keeping the cached keys: %s", self._what, exc)
+
+    async def _fetch_and_keep(self) -> None:
+        self._attempted_at = self._clock()
+        try:
+            keys = await self._fetch_keys()
+        except self._failure as exc:
+            logger.warning("%s fetch failed: %s", self._what, exc)
+            self._last_error = exc
+            raise
+        self.held, self._fetched_at, self._last_error = keys, self._clock(), None
+        logger.info("%s fetched: %d signature keys", self._what, len(keys))
+
+    def expire(self) -> None:
+        """Forget when the keys were fetched: the next lookup refreshes them."""
+        self._fetched_at = None
+
+
+#: What :class:`KeyStore` says when the IdP's document is no usable JWK Set.
+_IDP_KEY_SET_PROBLEMS = {
+    NOT_A_KEY_SET: "The identity provider's key set is not a JWKS document.",
+    NO_USABLE_KEY: "The identity provider's key set holds no usable signature key.",
+}
+
+
+class KeyStore(KeyCache[UpstreamError]):
+    """The IdP's keys (from its discovered ``jwks_uri``) under the lookup policy described in
+    this module's docstring."""
 
     def __init__(
         self,
@@ -124,82 +244,48 @@ class KeyStore:
     ) -> None:
         if refetch_after < 0:
             raise ValueError("refetch_after must not be negative")
+        super().__init__(
+            self._fetch_from_idp,
+            UpstreamError,
+            what="JWKS",
+            max_age=max_age,
+            refetch_after=min(refetch_after, UNKNOWN_KID_REFETCH_AFTER),
+            failure_backoff=UNKNOWN_KID_REFETCH_AFTER,
+            clock=clock,
+        )
         self._source = source
-        self.refetch_after = min(refetch_after, UNKNOWN_KID_REFETCH_AFTER)
-        self.max_age = max_age
-        self._clock = clock
-        self._keys = KeySet()
-        self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last fetch attempt, successful or not
-        self._last_error: UpstreamError | None = None
-        self._failure_backoff = UNKNOWN_KID_REFETCH_AFTER
-        self._flight: SingleFlight[str, None] = SingleFlight()
 
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that must have signed a token with this header, or :class:`~mcp_oauth_shim.bearer_errors.InvalidToken`."""
-        fetched_at = self._fetched_at
-        if fetched_at is None or abs(self._clock() - fetched_at) >= self.max_age:
-            await self._refresh(stale_ok=fetched_at is not None)
-        key = self._keys.find(kid, alg)
-        if key is None and kid is not None and self._may_refetch():
-            await self._refresh(stale_ok=False)
-            key = self._keys.find(kid, alg)
+        key = _lookup(await self.current(), kid, alg)
+        if key is None and kid is not None and self.may_refetch():
+            await self.refresh(stale_ok=False)
+            key = _lookup(self.held, kid, alg)
         if key is None:
             if kid is None:
                 raise InvalidToken("The access token names no signing key (kid) and none fits unambiguously.")
             raise InvalidToken("The access token is signed with a key the identity provider does not publish.")
         return key
 
-    def _may_refetch(self) -> bool:
-        """Are the keys old enough that an unknown ``kid`` may ask the IdP again? (A fetch
-        already running is joined instead.)"""
-        if len(self._flight):
-            return True
-        last = self._attempted_at
-        return last is None or abs(self._clock() - last) >= self.refetch_after
-
-    async def _refresh(self, *, stale_ok: bool) -> None:
-        error, attempted_at = self._last_error, self._attempted_at
-        if (
-            len(self._flight) == 0
-            and error is not None
-            and attempted_at is not None
-            and abs(self._clock() - attempted_at) < self._failure_backoff
-        ):
-            # The IdP failed moments ago; answer at once instead of queueing behind timeouts.
-            self._raise_unless_stale_ok(error, stale_ok)
-            return
+    async def _fetch_from_idp(self) -> SignatureKeys:
+        meta = await self._source.metadata()
+        if not meta.jwks_uri:
+            raise UpstreamError(
+                502, "server_error", "The identity provider publishes no jwks_uri, so tokens cannot be verified."
+            )
+        document = await self._source.get_json(meta.jwks_uri, what="key set", max_bytes=MAX_JWKS_BYTES)
         try:
-            await self._flight.run("jwks", self._fetch)
-        except UpstreamError as exc:
-            self._raise_unless_stale_ok(exc, stale_ok)
+            return SignatureKeys.from_jwks(document)
+        except ValueError as exc:
+            raise UpstreamError(502, "server_error", _IDP_KEY_SET_PROBLEMS[str(exc)]) from None
 
-    def _raise_unless_stale_ok(self, error: UpstreamError, stale_ok: bool) -> None:
-        if stale_ok and self._keys:
-            logger.warning("JWKS refresh failed, keeping cached keys: %s", error.description)
-            return
-        raise UpstreamError(error.status_code, error.error, error.description, retry_after=error.retry_after)
 
-    async def _fetch(self) -> None:
-        self._attempted_at = self._clock()
-        try:
-            meta = await self._source.metadata()
-            url = meta.jwks_uri
-            if not url:
-                raise UpstreamError(
-                    502, "server_error", "The identity provider publishes no jwks_uri, so tokens cannot be verified."
-                )
-            keys = KeySet.from_document(await self._source.get_json(url, what="key set", max_bytes=MAX_JWKS_BYTES))
-        except UpstreamError as exc:
-            logger.warning("JWKS fetch failed: %s", exc.description)
-            self._last_error = exc
-            raise
-        self._keys, self._fetched_at, self._last_error = keys, self._clock(), None
-        logger.info("JWKS fetched: %d signature keys", len(keys.by_kid) + len(keys.without_kid))
-
-    def expire(self) -> None:
-        """Forget when the keys were fetched: the next lookup refreshes them."""
-        self._fetched_at = None
+def _lookup(keys: SignatureKeys | None, kid: str | None, alg: str) -> Key | None:
+    """:meth:`SignatureKeys.find`, except that a key named by ``kid`` is returned even if it
+    does not fit ``alg``: the signature check then refuses the token, without a refetch."""
+    if keys is None:
+        return None
+    return keys.by_kid.get(kid) if kid is not None else keys.find(None, alg)
 
 
 def import_public_key(data: Any) -> Key | None:
@@ -207,7 +293,7 @@ def import_public_key(data: Any) -> Key | None:
 
     Symmetric (``oct``) keys are skipped: a published shared secret is no trust anchor.
     """
-    if not isinstance(data, dict) or data.get("kty") not in ("RSA", "EC", "OKP"):
+    if not isinstance(data, dict) or data.get("kty") not in PUBLIC_KEY_TYPES:
         return None
     if data.get("use", "sig") != "sig":
         return None
@@ -215,17 +301,11 @@ def import_public_key(data: Any) -> Key | None:
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         return None
     try:
-        key: Key
-        if data["kty"] == "RSA":
-            key = RSAKey.import_key(data)
-        elif data["kty"] == "EC":
-            key = ECKey.import_key(data)
-        else:
-            key = OKPKey.import_key(data)
+        key: Key = PUBLIC_KEY_TYPES[data["kty"]].import_key(data)
     except (JoseError, ValueError, TypeError, KeyError):
         logger.warning("ignoring a malformed key in the JWKS (kid=%r)", data.get("kid"))
         return None
-    return key if isinstance(key, _KEY_CLASSES) else None
+    return key if isinstance(key, (RSAKey, ECKey, OKPKey)) else None
 
 
 def key_fits(key: Key, alg: str) -> bool:

@@ -21,7 +21,6 @@ Fetch policy (RFC 7517 key sets rotate; RFC 7515 §4.1.4 ``kid`` names the key):
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -30,9 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from . import jsonsafe
-from .memo import SingleFlight
+from .jwks import KeyCache, SignatureKeys
 from .outbound import TRANSPORT_ERRORS
-from .rfc7523 import SignatureKeys
 from .urls import service_url_problem
 
 __all__ = [
@@ -44,8 +42,6 @@ __all__ = [
     "discovery_urls",
     "httpx_json_fetcher",
 ]
-
-logger = logging.getLogger("mcp_oauth_shim.remote_keys")
 
 JsonFetcher = Callable[[str], Awaitable[Mapping[str, Any]]]
 """``await fetch(url)`` -> the JSON object at ``url``; raises :class:`JsonFetchError` otherwise."""
@@ -104,7 +100,7 @@ def discovery_urls(issuer: str) -> tuple[str, ...]:
     return (oidc, rfc8414)
 
 
-class RemoteKeys:
+class RemoteKeys(KeyCache[KeysUnavailable]):
     """The signature keys of one signer, under the fetch policy in this module's docstring.
 
     Give exactly one of ``jwks`` (a static JWK Set: never fetched), ``jwks_uri``, or
@@ -134,76 +130,43 @@ class RemoteKeys:
                     raise ValueError(f"{name} must {problem}")
         if min(max_age, unknown_kid_refetch_after, failure_backoff) < 0:
             raise ValueError("max_age, unknown_kid_refetch_after and failure_backoff must not be negative")
+        super().__init__(
+            self._fetch_from_signer,
+            KeysUnavailable,
+            what="key set",
+            max_age=max_age,
+            refetch_after=unknown_kid_refetch_after,
+            failure_backoff=failure_backoff,
+            clock=clock,
+        )
         self._fetch = fetch
         self._jwks_uri = jwks_uri
         self._issuer = issuer
-        self._max_age = max_age
-        self._refetch_after = unknown_kid_refetch_after
-        self._failure_backoff = failure_backoff
-        self._clock = clock
-        self._keys: SignatureKeys | None = SignatureKeys.from_jwks(jwks) if jwks is not None else None
-        self._static = jwks is not None
-        self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
-        self._last_error: KeysUnavailable | None = None
-        self._flight: SingleFlight[str, None] = SingleFlight()
+        self._static = SignatureKeys.from_jwks(jwks) if jwks is not None else None
 
     async def keys(self, *, kid: str | None = None) -> SignatureKeys:
         """The keys to verify a signature with header ``kid``: cached, refreshed when old, and
         refetched (rate-limited) when ``kid`` is unknown. :class:`KeysUnavailable` when there
         are none at all."""
-        if self._static:
-            assert self._keys is not None
-            return self._keys
-        fetched_at = self._fetched_at
-        if fetched_at is None or abs(self._clock() - fetched_at) >= self._max_age:
-            await self._refresh()
-        if kid is not None and self._keys is not None and kid not in self._keys.by_kid and self._may_refetch():
-            await self._refresh()
-        if self._keys is None:
-            assert self._last_error is not None
-            raise KeysUnavailable(self._last_error.description)
-        return self._keys
+        if self._static is not None:
+            return self._static
+        keys = await self.current()
+        if kid is not None and kid not in keys.by_kid and self.may_refetch():
+            await self.refresh(stale_ok=True)
+        assert self.held is not None
+        return self.held
 
-    def _may_refetch(self) -> bool:
-        if len(self._flight):
-            return True
-        last = self._attempted_at
-        return last is None or abs(self._clock() - last) >= self._refetch_after
-
-    async def _refresh(self) -> None:
-        if (
-            not len(self._flight)
-            and self._last_error is not None
-            and self._attempted_at is not None
-            and abs(self._clock() - self._attempted_at) < self._failure_backoff
-        ):
-            return  # failed moments ago: answer with what we have instead of queueing again
-        try:
-            await self._flight.run("keys", self._fetch_keys)
-        except KeysUnavailable as exc:
-            if self._keys is not None:
-                logger.warning("key set refresh failed, keeping the cached keys: %s", exc.description)
-
-    async def _fetch_keys(self) -> None:
+    async def _fetch_from_signer(self) -> SignatureKeys:
         assert self._fetch is not None
-        self._attempted_at = self._clock()
+        url = self._jwks_uri or await self._discover_jwks_uri()
         try:
-            url = self._jwks_uri or await self._discover_jwks_uri()
-            try:
-                document = await self._fetch(url)
-            except JsonFetchError as exc:
-                raise KeysUnavailable(f"The key set could not be fetched: {exc}") from None
-            try:
-                keys = SignatureKeys.from_jwks(document)
-            except ValueError as exc:
-                raise KeysUnavailable(f"The key set at {url} is unusable: {exc}") from None
-        except KeysUnavailable as exc:
-            logger.warning("%s", exc.description)
-            self._last_error = exc
-            raise
-        self._keys, self._fetched_at, self._last_error = keys, self._clock(), None
-        logger.info("key set fetched: %d signature keys", len(keys))
+            document = await self._fetch(url)
+        except JsonFetchError as exc:
+            raise KeysUnavailable(f"The key set could not be fetched: {exc}") from None
+        try:
+            return SignatureKeys.from_jwks(document)
+        except ValueError as exc:
+            raise KeysUnavailable(f"The key set at {url} is unusable: {exc}") from None
 
     async def _discover_jwks_uri(self) -> str:
         assert self._fetch is not None and self._issuer is not None

@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from joserfc.errors import JoseError
-from joserfc.jwk import Key
-from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
+from joserfc.jws import CompactSignature, extract_compact
 
-from . import jsonsafe
 from .errors import InvalidClientError, InvalidGrantError, OAuth2Error
-from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, import_public_key, key_fits
+from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, SignatureKeys, key_fits
+from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, signature_valid
 from .memo import BoundedMemo
 
 __all__ = [
@@ -56,10 +54,10 @@ __all__ = [
     "SignatureKeys",
     "UnverifiedAssertion",
     "VerifiedAssertion",
-    "check_claims",
     "key_fits",
     "read_assertion",
     "replay_key",
+    "string_claim",
     "verify_assertion",
 ]
 
@@ -148,12 +146,7 @@ class AssertionRules:
     def __post_init__(self) -> None:
         if not self.audiences or not all(isinstance(a, str) and a for a in self.audiences):
             raise ValueError("audiences must hold at least one non-empty string")
-        forbidden = sorted(FORBIDDEN_ALGORITHMS.intersection(self.algorithms))
-        if forbidden:
-            raise ValueError(f"algorithms may not include {', '.join(forbidden)}: only asymmetric signatures are verified")
-        unknown = sorted(set(self.algorithms) - set(JWSRegistry.algorithms))
-        if unknown or not self.algorithms:
-            raise ValueError(f"unsupported JWS algorithms: {', '.join(unknown) or '(none given)'}")
+        algorithm_registry(self.algorithms)  # ValueError for none, HMAC or an unknown algorithm
         if self.leeway < 0 or self.max_lifetime <= 0 or self.max_length <= 0:
             raise ValueError("leeway must not be negative; max_lifetime and max_length must be positive")
 
@@ -180,12 +173,12 @@ class UnverifiedAssertion:
     @property
     def issuer(self) -> str:
         """The ``iss`` claim (RFC 7523 §3 item 1), or :class:`AssertionRefused`."""
-        return _required_string(self, "iss")
+        return string_claim(self.claims, "iss", self.use)
 
     @property
     def subject(self) -> str:
         """The ``sub`` claim (RFC 7523 §3 item 2), or :class:`AssertionRefused`."""
-        return _required_string(self, "sub")
+        return string_claim(self.claims, "sub", self.use)
 
 
 @dataclass(frozen=True)
@@ -202,54 +195,6 @@ class VerifiedAssertion:
     claims: Mapping[str, Any]
 
 
-class SignatureKeys:
-    """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
-
-    Only keys that can verify signatures are kept (RFC 7517 §4.2 ``use``, §4.3 ``key_ops``),
-    and never symmetric ones: a published shared secret is no trust anchor.
-    """
-
-    __slots__ = ("by_kid", "without_kid")
-
-    def __init__(self, by_kid: Mapping[str, Key], without_kid: Iterable[Key] = ()) -> None:
-        self.by_kid: dict[str, Key] = dict(by_kid)
-        self.without_kid: tuple[Key, ...] = tuple(without_kid)
-
-    def __len__(self) -> int:
-        return len(self.by_kid) + len(self.without_kid)
-
-    @classmethod
-    def from_jwks(cls, document: object) -> SignatureKeys:
-        """The usable keys of a JWK Set document; ``ValueError`` if it is not one or has none."""
-        keys = document.get("keys") if isinstance(document, Mapping) else None
-        if not isinstance(keys, list):
-            raise ValueError("not a JWK Set document (no keys array)")
-        by_kid: dict[str, Key] = {}
-        without_kid: list[Key] = []
-        for data in keys:
-            key = import_public_key(data)
-            if key is None:
-                continue
-            kid = data.get("kid")
-            if isinstance(kid, str):
-                by_kid.setdefault(kid, key)
-            else:
-                without_kid.append(key)
-        found = cls(by_kid, without_kid)
-        if not found:
-            raise ValueError("the JWK Set holds no usable public signature key")
-        return found
-
-    def find(self, kid: str | None, alg: str) -> Key | None:
-        """The key for a JWS header: by ``kid``, or without one the only key that fits ``alg``
-        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe)."""
-        if kid is not None:
-            key = self.by_kid.get(kid)
-            return key if key is not None and key_fits(key, alg) else None
-        candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
-        return candidates[0] if len(candidates) == 1 else None
-
-
 def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) -> UnverifiedAssertion:
     """Parse a compact JWS (RFC 7515 §7.1) carrying a JWT (RFC 7519 §7.2), trusting nothing.
 
@@ -263,7 +208,7 @@ def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) 
         raise AssertionRefused(use, "too_large", f"The {_noun(use)} is too large.")
     if assertion.count(".") != 2:
         raise AssertionRefused(use, "malformed", f"The {_noun(use)} is not a JWT in compact serialization.")
-    registry = JWSRegistry(algorithms=list(rules.algorithms), strict_check_header=False)
+    registry = algorithm_registry(rules.algorithms)
     try:
         signature = extract_compact(assertion.encode("ascii"), registry=registry)
         header = signature.headers()
@@ -291,11 +236,8 @@ def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) 
         raise AssertionRefused(use, "header", f"The {_noun(use)}'s typ header is not a string.")
     if rules.typ is not None and (typ is None or _media_type(typ) != _media_type(rules.typ)):
         raise AssertionRefused(use, "typ", f"The {_noun(use)}'s typ header must be {rules.typ}.")
-    try:
-        claims = jsonsafe.loads(signature.payload or b"")
-    except (ValueError, UnicodeError):
-        claims = None
-    if not isinstance(claims, dict):
+    claims = claims_object(signature.payload)
+    if claims is None:
         raise AssertionRefused(use, "malformed", f"The {_noun(use)}'s payload is not a JSON object.")
     return UnverifiedAssertion(use, header, claims, signature)
 
@@ -319,19 +261,10 @@ def verify_assertion(
         if unverified.kid is None:
             raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} names no key (kid) and no single published key fits it.")
         raise AssertionRefused(use, "unknown_key", f"The {_noun(use)} is signed with a key its issuer does not publish.")
-    registry = JWSRegistry(algorithms=[unverified.algorithm], strict_check_header=False)
-    try:
-        valid = validate_compact(unverified.signature, key, registry=registry)
-    except (JoseError, ValueError, TypeError):
-        valid = False  # key type, curve or the key's own "alg" does not match the header
-    if not valid:
+    if not signature_valid(unverified.signature, key, algorithm_registry((unverified.algorithm,))):
         raise AssertionRefused(use, "signature", f"The {_noun(use)}'s signature is invalid.")
-    return check_claims(unverified, rules, now=now)
-
-
-def check_claims(unverified: UnverifiedAssertion, rules: AssertionRules, *, now: float) -> VerifiedAssertion:
-    """The registered-claim rules of RFC 7523 §3 items 1-7 (signature already checked)."""
-    use, claims = unverified.use, unverified.claims
+    # The registered-claim rules of RFC 7523 §3 items 1-7.
+    claims = unverified.claims
     issuer = unverified.issuer
     subject = unverified.subject
     audiences = _audiences(unverified)
@@ -423,12 +356,13 @@ def _noun(use: AssertionUse) -> str:
     return "assertion" if use == "grant" else "client assertion"
 
 
-def _required_string(unverified: UnverifiedAssertion, name: str) -> str:
-    value = unverified.claims.get(name)
+def string_claim(claims: Mapping[str, Any], name: str, use: AssertionUse) -> str:
+    """The claim ``name``, a non-empty string, or :class:`AssertionRefused`."""
+    value = claims.get(name)
     if value is None:
-        raise AssertionRefused(unverified.use, "missing_claim", f"The {_noun(unverified.use)} lacks the {name} claim.")
+        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
     if not isinstance(value, str) or not value:
-        raise AssertionRefused(unverified.use, "claim_type", f"The {_noun(unverified.use)}'s {name} claim is not a non-empty string.")
+        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a non-empty string.")
     return value
 
 
@@ -438,10 +372,9 @@ def _audiences(unverified: UnverifiedAssertion) -> tuple[str, ...]:
     use = unverified.use
     if value is None:
         raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the aud claim.")
-    if isinstance(value, str) and value:
-        return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
+    values = audience_values(value)
+    if values and all(isinstance(v, str) and v for v in values):
+        return values
     raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s aud claim is neither a string nor an array of strings.")
 
 
@@ -453,7 +386,7 @@ def _numeric_date(unverified: UnverifiedAssertion, name: str, *, required: bool)
         if required:
             raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_numeric_date(value):
         raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a NumericDate.")
     return float(value)
 

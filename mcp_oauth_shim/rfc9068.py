@@ -23,18 +23,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
-from joserfc.jws import JWSAlgModel, JWSRegistry, extract_compact, serialize_compact, validate_compact
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact, serialize_compact
 
-from . import jsonsafe
 from .encryption import UPSTREAM_ACCESS_TOKEN, TokenCipher
+from .jwt_claims import (
+    AlgorithmRegistry,
+    algorithm_registry,
+    audience_values,
+    claims_object,
+    is_numeric_date,
+    lifetime_problem,
+    signature_valid,
+)
 from .memo import BoundedMemo
 from .signing_keys import PublicKeys, SigningKeys
 from .verify import InsufficientScope, InvalidToken
@@ -74,7 +81,6 @@ MAX_TOKEN_LENGTH = 8 * 1024
 #: The private claim carrying the IdP's access token, encrypted (:mod:`.encryption`).
 UPSTREAM_TOKEN_CLAIM = "upt"
 
-_FORBIDDEN = frozenset({"none", "HS256", "HS384", "HS512"})
 _TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: RFC 9068 §2.2: every one must be present.
 _REQUIRED = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
@@ -88,12 +94,17 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encod
 
 class IssuedTokenError(InvalidToken):
     """An issued access token that must be refused; ``description`` is safe to show a client
-    (it never contains the token or a claim value). Subclasses say why."""
+    (it never contains the token or a claim value). Subclasses say why, in ``message`` (its
+    ``{}`` takes the constructor's argument)."""
+
+    message = "The access token is invalid."
+
+    def __init__(self, *detail: str) -> None:
+        super().__init__(self.message.format(*detail))
 
 
 class OversizedToken(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token is too large.")
+    message = "The access token is too large."
 
 
 class MalformedToken(IssuedTokenError):
@@ -102,43 +113,35 @@ class MalformedToken(IssuedTokenError):
 
 
 class WrongType(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The token is not an access token: its typ header is not at+jwt (RFC 9068 §4).")
+    message = "The token is not an access token: its typ header is not at+jwt (RFC 9068 §4)."
 
 
 class AlgorithmNotAllowed(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token's signature algorithm is not accepted.")
+    message = "The access token's signature algorithm is not accepted."
 
 
 class UnknownKey(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token is signed with a key this resource does not know (kid).")
+    message = "The access token is signed with a key this resource does not know (kid)."
 
 
 class BadSignature(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token's signature is invalid.")
+    message = "The access token's signature is invalid."
 
 
 class WrongIssuer(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token was issued by another issuer than this resource trusts.")
+    message = "The access token was issued by another issuer than this resource trusts."
 
 
 class WrongAudience(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token was not issued for this resource (audience mismatch).")
+    message = "The access token was not issued for this resource (audience mismatch)."
 
 
 class ExpiredToken(IssuedTokenError):
-    def __init__(self) -> None:
-        super().__init__("The access token has expired.")
+    message = "The access token has expired."
 
 
 class NotYetValid(IssuedTokenError):
-    def __init__(self, claim: str) -> None:
-        super().__init__(f"The access token is not valid yet ({claim}).")
+    message = "The access token is not valid yet ({})."
 
 
 class MissingClaim(IssuedTokenError):
@@ -267,40 +270,10 @@ def mint(
         )
     key = keys.current
     header = {"typ": ACCESS_TOKEN_TYPE, "alg": key.alg, "kid": key.kid}
-    return serialize_compact(header, _encode_json(claims), key.key, registry=_registry((key.alg,)))
+    return serialize_compact(header, _encode_json(claims), key.key, registry=algorithm_registry((key.alg,)))
 
 
 # -- verifying ----------------------------------------------------------------------------------
-
-
-class _Registry(JWSRegistry):
-    """Only the allowed algorithms, and no per-token deprecation warning for EdDSA."""
-
-    def __init__(self, algorithms: Iterable[str]) -> None:
-        super().__init__(algorithms=list(algorithms), strict_check_header=False)
-        self._allowed = frozenset(self.allowed or ())
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if name not in self._allowed or name not in self.algorithms:
-            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
-        return self.algorithms[name]
-
-
-_REGISTRIES: dict[tuple[str, ...], _Registry] = {}
-
-
-def _registry(algorithms: Iterable[str]) -> _Registry:
-    chosen = tuple(dict.fromkeys(algorithms))
-    registry = _REGISTRIES.get(chosen)
-    if registry is None:
-        forbidden = sorted(_FORBIDDEN.intersection(chosen))
-        if forbidden:
-            raise ValueError(f"algorithms may not include {', '.join(forbidden)}: the keys are public")
-        unknown = sorted(set(chosen) - set(JWSRegistry.algorithms))
-        if unknown or not chosen:
-            raise ValueError(f"unsupported JWS algorithms: {', '.join(unknown) or '(none given)'}")
-        registry = _REGISTRIES[chosen] = _Registry(chosen)
-    return registry
 
 
 def verify(
@@ -326,11 +299,11 @@ def verify(
         except ValueError:
             raise ValueError("keys is not a JWK Set document") from None
     audiences = (audience,) if isinstance(audience, str) else tuple(audience)
-    return _verify(token, public, _registry(algorithms), issuer, audiences, time.time() if now is None else now, leeway)
+    return _verify(token, public, algorithm_registry(algorithms), issuer, audiences, time.time() if now is None else now, leeway)
 
 
 def _verify(
-    token: str, keys: PublicKeys, registry: _Registry, issuer: str, audiences: tuple[str, ...], now: float, leeway: int
+    token: str, keys: PublicKeys, registry: AlgorithmRegistry, issuer: str, audiences: tuple[str, ...], now: float, leeway: int
 ) -> ShimClaims:
     if not isinstance(token, str) or not token:
         raise MalformedToken("is missing")
@@ -349,7 +322,7 @@ def _verify(
     if not isinstance(typ, str) or typ.lower() not in _TYPES:
         raise WrongType()
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg in _FORBIDDEN or alg not in registry._allowed:
+    if not isinstance(alg, str) or alg not in registry.allowed_names:
         raise AlgorithmNotAllowed()
     kid = header.get("kid")
     key = keys.get(kid) if isinstance(kid, str) else None
@@ -358,17 +331,10 @@ def _verify(
     if key.alg != alg:
         # A key verifies the one algorithm it was published for (RFC 7517 §4.4; RFC 8725 §3.1).
         raise AlgorithmNotAllowed()
-    try:
-        valid = validate_compact(jws, key.key, registry=registry)
-    except (JoseError, ValueError, TypeError):
-        valid = False
-    if not valid:
+    if not signature_valid(jws, key.key, registry):
         raise BadSignature()
-    try:
-        claims = jsonsafe.loads(jws.payload or b"")
-    except (ValueError, UnicodeError):
-        claims = None
-    if not isinstance(claims, dict):
+    claims = claims_object(jws.payload)
+    if claims is None:
         raise MalformedToken("payload is not a JSON object")
     return _check_claims(claims, issuer, audiences, now, leeway)
 
@@ -379,19 +345,17 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
             raise MissingClaim(name)
     if claims["iss"] != issuer:
         raise WrongIssuer()
-    aud = claims["aud"]
-    values = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
+    values = audience_values(claims["aud"])
     resource = next((a for a in audiences if a in values), None)
     if resource is None:
         raise WrongAudience()
-    exp = _number(claims, "exp")
-    iat = _number(claims, "iat")
-    if now >= exp + leeway:
+    exp, iat = _number(claims, "exp"), _number(claims, "iat")
+    nbf = _number(claims, "nbf") if "nbf" in claims else None
+    late = lifetime_problem({"exp": exp, "iat": iat, "nbf": nbf}, now, leeway)
+    if late == "exp":
         raise ExpiredToken()
-    if iat > now + leeway:
-        raise NotYetValid("iat")
-    if "nbf" in claims and _number(claims, "nbf") > now + leeway:
-        raise NotYetValid("nbf")
+    if late is not None:
+        raise NotYetValid(late)
     subject, client_id, jti = _text(claims, "sub"), _text(claims, "client_id"), _text(claims, "jti")
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
@@ -411,20 +375,15 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
         name=_optional_text(claims, "name"),
         email=_optional_text(claims, "email"),
         preferred_username=_optional_text(claims, "preferred_username"),
-        auth_time=int(auth_time) if _is_number(auth_time) else None,
+        auth_time=int(auth_time) if is_numeric_date(auth_time) else None,
         upstream_token=upstream if isinstance(upstream, str) else None,
         claims=claims,
     )
 
 
-def _is_number(value: Any) -> TypeGuard[float]:
-    # Python's JSON parser accepts NaN and Infinity; neither is a time (RFC 7519 §2 NumericDate).
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _number(claims: Mapping[str, Any], name: str) -> float:
     value = claims[name]
-    if not _is_number(value):
+    if not is_numeric_date(value):
         raise MissingClaim(name, "has a malformed claim")
     return float(value)
 
@@ -471,7 +430,7 @@ class IssuedTokenVerifier:
             raise ValueError("leeway must not be negative")
         self.leeway = int(leeway)
         self.required_scopes: tuple[str, ...] = tuple(required_scopes)
-        self._registry = _registry(algorithms)
+        self._registry = algorithm_registry(algorithms)
         self._clock = clock
         self._verified: BoundedMemo[bytes, ShimClaims] = BoundedMemo(cache_size)
 

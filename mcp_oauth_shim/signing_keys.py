@@ -37,6 +37,8 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from . import jsonsafe
 from .config import ConfigurationError
+from .encryption import MIN_SECRET_BYTES, secret_key_bytes
+from .jwks import PUBLIC_KEY_TYPES
 
 __all__ = [
     "DERIVATION_LABEL",
@@ -50,8 +52,6 @@ __all__ = [
 
 #: HKDF ``info`` for the derived EC P-256 signature keys; no other key of the shim uses it.
 DERIVATION_LABEL = b"mcp-oauth-shim/v1/access-token-signing-key/ES256"
-#: As for the HMAC secrets of :class:`~mcp_oauth_shim.sealing.Sealer`.
-MIN_SECRET_BYTES = 32
 #: More keys than this in a JWKS document is an attack or a mistake, not rotation.
 MAX_JWKS_KEYS = 64
 _MIN_RSA_BITS = 2048
@@ -108,14 +108,7 @@ class SigningKeys:
 
         Deterministic: the same secrets give the same keys and ``kid`` values everywhere.
         """
-        secrets = [s.encode() if isinstance(s, str) else bytes(s) for s in secret_keys]
-        if not secrets:
-            raise ConfigurationError("secret_keys needs at least one key (newest first).")
-        if any(len(s) < MIN_SECRET_BYTES for s in secrets):
-            raise ConfigurationError(
-                f"Each secret key needs at least {MIN_SECRET_BYTES} bytes; generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
-            )
+        secrets = secret_key_bytes(secret_keys)
         keys: list[SigningKey] = []
         for secret in dict.fromkeys(secrets):  # a repeated secret would repeat its kid
             private = ec.derive_private_key(derive_p256_scalar(secret), ec.SECP256R1())
@@ -225,21 +218,14 @@ def _public_entry(data: Any) -> PublicKey | None:
         return None
     if data.get("use", "sig") != "sig":
         return None
-    kty = data.get("kty")
+    kind = PUBLIC_KEY_TYPES.get(str(data.get("kty")))
+    if kind is None:
+        return None
     try:
-        if kty == "EC":
-            key: AsymmetricKey = ECKey.import_key(data)
-            default = _CURVE_ALG.get(str(data.get("crv")))
-        elif kty == "RSA":
-            key = RSAKey.import_key(data)
-            default = "RS256"
-        elif kty == "OKP":
-            key = OKPKey.import_key(data)
-            default = _CURVE_ALG.get(str(data.get("crv")))
-        else:
-            return None
+        key: AsymmetricKey = kind.import_key(data)
     except (JoseError, ValueError, TypeError, KeyError):
         return None
+    default = "RS256" if kind is RSAKey else _CURVE_ALG.get(str(data.get("crv")))
     alg = data.get("alg", default)
     if not isinstance(alg, str) or alg.startswith("HS") or alg == "none":
         return None
@@ -261,9 +247,7 @@ def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> S
                 raise ConfigurationError(f"{where} is a public JWK; the shim needs the private key to sign.")
             kid = data.get("kid")
             given_kid = kid if isinstance(kid, str) and kid else None
-            key: AsymmetricKey = (
-                ECKey.import_key(data) if kty == "EC" else RSAKey.import_key(data) if kty == "RSA" else OKPKey.import_key(data)
-            )
+            key: AsymmetricKey = PUBLIC_KEY_TYPES[kty].import_key(data)
         else:
             text = item.encode() if isinstance(item, str) else bytes(item)
             if b"PRIVATE KEY-----" not in text:
