@@ -56,14 +56,7 @@ class ClientCredentialsGrant:
         issued = self.ctx.issued
         if issued is None:  # refused at configuration time; kept for the type checker
             return json_error(oauth_error("server_error", "This server does not issue its own tokens.", 500))
-        answer = issued.tokens.issue(
-            client_id=client.client_id,
-            client_fingerprint=None,
-            subject=client.client_id,
-            scopes=scopes,
-            refresh=False,
-        )
-        return no_store_json(json.dumps(answer).encode())
+        return issued.tokens.issue(client_id=client.client_id, subject=client.client_id, scopes=scopes)
 
     async def _from_upstream(self, client: MachineClient, scopes: tuple[str, ...]) -> Response:
         """The IdP's client_credentials token for the shim's client (RFC 6749 §4.4.2, §4.4.3)."""

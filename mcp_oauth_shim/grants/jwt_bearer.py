@@ -18,14 +18,12 @@ grant, "Refresh Token": the authorization server SHOULD NOT return one).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from starlette.responses import Response
 
 from ..context import ShimContext
-from ..endpoints.base import no_store_json
 from ..errors import InvalidRequestError, InvalidScopeError, json_error, oauth_error
 from ..id_jag import IdJagGrant
 from ..machine_access import authenticate_machine_client, offers_jwt_bearer
@@ -66,15 +64,12 @@ class JwtBearerGrant:
                 beyond = [s for s in scopes if s not in client.scopes]
                 if beyond:
                     raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
-        answer = ctx.issued.tokens.issue(
+        return ctx.issued.tokens.issue(
             client_id=client.client_id,
-            client_fingerprint=None,
             subject=grant.subject,
             scopes=scopes,
-            identity=enterprise_identity_claims(grant),
-            refresh=False,
+            identity_claims=enterprise_identity_claims(grant),
         )
-        return no_store_json(json.dumps(answer).encode())
 
 
 def enterprise_identity_claims(grant: IdJagGrant) -> Mapping[str, Any]:
