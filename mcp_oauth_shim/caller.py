@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .bearer_errors import InvalidToken
 from .encryption import DecryptionError
@@ -34,38 +34,21 @@ from .rfc9068 import UPSTREAM_TOKEN_CLAIM
 if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
 
-__all__ = ["Caller", "CarriesUpstreamToken", "UpstreamTokenUnavailable", "carries_upstream_token", "current_caller"]
+    from .issued_verifier import IssuedAccessToken
+
+__all__ = ["Caller", "UpstreamTokenUnavailable", "carries_upstream_token", "current_caller"]
 
 
-class CarriesUpstreamToken(Protocol):
-    """An access token the shim issued, which may carry the IdP's access token encrypted.
+def carries_upstream_token(access: object) -> TypeGuard[IssuedAccessToken]:
+    """Whether ``access`` is a token the shim issued (:class:`.issued_verifier.IssuedAccessToken`,
+    whose ``upstream_access_token()`` decrypts the IdP's token it may carry).
 
-    The verifier in issued-token mode returns such a token (a subclass of the SDK's
-    ``AccessToken``). ``upstream_access_token()`` decrypts on each call and returns ``None``
-    when the token carries none; it raises when the ciphertext cannot be opened (the key it
-    was sealed with was dropped from ``secret_keys``).
+    Imported here, not at the top: that module extends the ``mcp`` SDK's ``AccessToken``, and
+    the SDK is loaded anyway once there is a verified token to ask about.
     """
+    from .issued_verifier import IssuedAccessToken
 
-    def upstream_access_token(self) -> str | None: ...
-
-
-def carries_upstream_token(access: object) -> TypeGuard[CarriesUpstreamToken]:
-    """Whether ``access`` is a token the shim issued (it has ``upstream_access_token()``).
-
-    Decided once per token class (a handful: code, not requests). ``isinstance`` with a
-    runtime-checkable protocol goes through pydantic's ``__getattr__`` for a plain
-    ``AccessToken`` (the attribute is missing) and cost 31 µs per call, a ``getattr`` on the
-    class 2.8 µs (process time, best of 5, in-process, loaded machine): more than the rest of
-    the ``Caller`` it decides for.
-    """
-    cls = type(access)
-    known = _CARRIES_BY_CLASS.get(cls)
-    if known is None:
-        known = _CARRIES_BY_CLASS[cls] = callable(getattr(cls, "upstream_access_token", None))
-    return known
-
-
-_CARRIES_BY_CLASS: dict[type, bool] = {}
+    return isinstance(access, IssuedAccessToken)
 
 
 class UpstreamTokenUnavailable(InvalidToken):
