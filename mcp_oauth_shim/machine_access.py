@@ -32,8 +32,6 @@ from .upstream import UpstreamClient, UpstreamError
 __all__ = [
     "authenticate_machine_client",
     "build_machine_access",
-    "offers_client_credentials",
-    "offers_jwt_bearer",
     "upstream_json_fetcher",
 ]
 
@@ -60,12 +58,10 @@ def build_machine_access(
 ) -> tuple[MachineClients | None, IdJagVerifier | None]:
     """The checkers for ``clients`` and ``idps``; :class:`ConfigurationError` for a
     configuration that could never serve a request."""
-    for client in clients:
-        if not isinstance(client, MachineClient):
-            raise ConfigurationError(f"machine_clients takes MachineClient(...) values, got {type(client).__name__}.")
-    for idp in idps:
-        if not isinstance(idp, EnterpriseIdP):
-            raise ConfigurationError(f"enterprise_idps takes EnterpriseIdP(...) values, got {type(idp).__name__}.")
+    for option, values, kind in (("machine_clients", clients, MachineClient), ("enterprise_idps", idps, EnterpriseIdP)):
+        for value in values:
+            if not isinstance(value, kind):
+                raise ConfigurationError(f"{option} takes {kind.__name__}(...) values, got {type(value).__name__}.")
     jag_clients = [c.client_id for c in clients if JWT_BEARER_GRANT_TYPE in c.grant_types]
     if idps and not jag_clients:
         raise ConfigurationError(
@@ -106,30 +102,17 @@ def _check_token_mode(ctx: ShimContext, client: MachineClient) -> None:
             f"machine client {client.client_id}: the jwt-bearer grant is answered with the shim's own tokens: "
             "it needs issue_tokens=True."
         )
-    if CLIENT_CREDENTIALS_GRANT_TYPE not in client.grant_types:
-        return
-    if client.mode == "issued" and not issued:
-        raise ConfigurationError(
-            f"machine client {client.client_id}: mode='issued' needs issue_tokens=True "
-            "(or mode='upstream' for the identity provider's own client_credentials tokens)."
-        )
-    if client.mode == "upstream" and issued:
-        raise ConfigurationError(
-            f"machine client {client.client_id}: mode='upstream' hands out the identity provider's tokens, "
-            "which the MCP endpoint refuses with issue_tokens=True; use mode='issued'."
-        )
+    if CLIENT_CREDENTIALS_GRANT_TYPE in client.grant_types and (client.mode == "issued") != issued:
+        raise ConfigurationError(f"machine client {client.client_id}: {_MODE_MISMATCH[client.mode]}")
 
 
-def offers_client_credentials(ctx: ShimContext) -> bool:
-    """Is any configured machine client allowed ``client_credentials``?"""
-    machine = ctx.machine_clients
-    return machine is not None and machine.serves(CLIENT_CREDENTIALS_GRANT_TYPE)
-
-
-def offers_jwt_bearer(ctx: ShimContext) -> bool:
-    """Are ID-JAGs accepted (an enterprise IdP and a machine client allowed the grant)?"""
-    machine = ctx.machine_clients
-    return ctx.id_jag is not None and machine is not None and machine.serves(JWT_BEARER_GRANT_TYPE)
+# Why a client_credentials client's ``mode`` does not fit the shim's token mode.
+_MODE_MISMATCH = {
+    "issued": "mode='issued' needs issue_tokens=True "
+    "(or mode='upstream' for the identity provider's own client_credentials tokens).",
+    "upstream": "mode='upstream' hands out the identity provider's tokens, "
+    "which the MCP endpoint refuses with issue_tokens=True; use mode='issued'.",
+}
 
 
 async def authenticate_machine_client(

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from ..context import ShimContext
 from ..endpoints.base import no_store_json
 from ..errors import json_error, oauth_error
-from ..machine_access import authenticate_machine_client, offers_client_credentials
+from ..machine_access import authenticate_machine_client
 from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE
 from .upstream_exchange import PASSED_FIELDS, UpstreamTokenExchange
 
@@ -37,7 +37,7 @@ class ClientCredentialsGrant:
 
     @staticmethod
     def offered(ctx: ShimContext) -> bool:
-        return offers_client_credentials(ctx)
+        return ctx.machine_clients is not None and ctx.machine_clients.serves(CLIENT_CREDENTIALS_GRANT_TYPE)
 
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx

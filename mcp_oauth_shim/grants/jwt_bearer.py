@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 from starlette.responses import Response
 
 from ..context import ShimContext
-from ..errors import InvalidRequestError, InvalidScopeError, json_error, oauth_error
+from ..errors import InvalidRequestError, json_error, oauth_error
 from ..id_jag import IdJagGrant
-from ..machine_access import authenticate_machine_client, offers_jwt_bearer
+from ..machine_access import authenticate_machine_client
 from ..rfc7523 import JWT_BEARER_GRANT_TYPE
 
 __all__ = ["ENTERPRISE_CLAIMS", "JwtBearerGrant"]
@@ -41,7 +41,8 @@ class JwtBearerGrant:
 
     @staticmethod
     def offered(ctx: ShimContext) -> bool:
-        return offers_jwt_bearer(ctx)
+        """Are ID-JAGs accepted (an enterprise IdP and a machine client allowed the grant)?"""
+        return ctx.id_jag is not None and ctx.machine_clients is not None and ctx.machine_clients.serves(JWT_BEARER_GRANT_TYPE)
 
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
@@ -55,15 +56,14 @@ class JwtBearerGrant:
             raise InvalidRequestError(description="assertion is required (RFC 7523 section 2.1).")
         client = authenticated.client
         grant = await ctx.id_jag.verify(form["assertion"], client_id=client.client_id)
-        scopes = grant.granted_scopes(form.get("scope"))
-        if client.scopes:
-            if form.get("scope") is None:
-                # Nothing requested: what both the IdP and the operator allow.
-                scopes = tuple(s for s in scopes if s in client.scopes)
-            else:
-                beyond = [s for s in scopes if s not in client.scopes]
-                if beyond:
-                    raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
+        requested = form.get("scope")
+        scopes = grant.granted_scopes(requested)
+        if client.scopes and requested is None:
+            # Nothing requested: what both the IdP and the operator allow.
+            scopes = tuple(s for s in scopes if s in client.scopes)
+        elif client.scopes:
+            # Requested: each scope must be allowed to the client too (invalid_scope names those that are not).
+            client.granted_scopes(requested)
         return ctx.issued.tokens.issue(
             client_id=client.client_id,
             subject=grant.subject,
