@@ -40,35 +40,27 @@ __all__ = ["IssuedMode", "TokenIssuer"]
 _encode_json = json.JSONEncoder().encode
 
 
+@dataclass(frozen=True, kw_only=True)
 class TokenIssuer:
     """Mints the shim's access tokens and refresh tokens for one resource.
 
     ``access_token_lifetime`` is the access token's lifetime in seconds (RFC 6749 §5.1
-    ``expires_in``). ``carry_upstream_token``: put the IdP's access token, encrypted, into
-    each access token (claim ``upt``) so tools can call the IdP's API for the user; the
-    token grows by about 1.4 times the IdP token's length.
+    ``expires_in``). The IdP's access token, when there is one, goes into each access token
+    encrypted (claim ``upt``) so tools can call the IdP's API for the user; the token grows by
+    about 1.4 times the IdP token's length.
     """
 
-    def __init__(
-        self,
-        *,
-        keys: SigningKeys,
-        cipher: TokenCipher,
-        sealer: Sealer,
-        issuer: str,
-        resource: str,
-        access_token_lifetime: int,
-        carry_upstream_token: bool = True,
-    ) -> None:
-        if access_token_lifetime <= 0:
+    keys: SigningKeys
+    cipher: TokenCipher
+    sealer: Sealer
+    issuer: str
+    resource: str
+    access_token_lifetime: int
+
+    def __post_init__(self) -> None:
+        if self.access_token_lifetime <= 0:
             raise ValueError("access_token_lifetime must be positive")
-        self.keys = keys
-        self.cipher = cipher
-        self.sealer = sealer
-        self.issuer = issuer
-        self.resource = resource
-        self.access_token_lifetime = int(access_token_lifetime)
-        self.carry_upstream_token = carry_upstream_token
+        object.__setattr__(self, "access_token_lifetime", int(self.access_token_lifetime))
 
     def access_token(
         self,
@@ -81,7 +73,6 @@ class TokenIssuer:
         auth_time: int | None = None,
     ) -> str:
         """An RFC 9068 access token for the resource (signed, ``typ`` ``at+jwt``)."""
-        carried = upstream_access_token if self.carry_upstream_token else None
         return rfc9068.mint(
             self.keys,
             issuer=self.issuer,
@@ -92,8 +83,8 @@ class TokenIssuer:
             lifetime=self.access_token_lifetime,
             auth_time=auth_time,
             extra_claims=identity_claims,
-            upstream_access_token=carried,
-            cipher=self.cipher if carried is not None else None,
+            upstream_access_token=upstream_access_token,
+            cipher=self.cipher,
         )
 
     def issue(
