@@ -131,7 +131,7 @@ async def authenticate_machine_client(
     try:
         return await machine.authenticate(form, authorization, grant_type=grant_type)
     except NotAMachineClient as refusal:
-        if refusal.configured or await _is_public_client(ctx, refusal.client_id):
+        if await _is_public_client(ctx, refusal.client_id):
             raise
         raise InvalidClientError(description="Unknown client_id.", status_code=401) from None
 

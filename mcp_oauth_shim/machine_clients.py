@@ -173,14 +173,15 @@ def requested_scopes(requested: str | None) -> tuple[str, ...]:
 
 
 class NotAMachineClient(UnauthorizedClientError):
-    """``unauthorized_client`` because ``client_id`` is no machine client allowed the grant;
-    ``configured`` tells whether it is a machine client at all (then the grant is the problem),
-    so the caller can tell an unknown client (``invalid_client``) from a public one."""
+    """``unauthorized_client`` because ``client_id`` is no machine client, so it may use none
+    of their grants; the caller can tell an unknown client (``invalid_client``) from a public one."""
 
-    def __init__(self, client_id: str, *, configured: bool, description: str) -> None:
-        super().__init__(description=description)
+    def __init__(self, client_id: str) -> None:
+        super().__init__(
+            description="Only clients the operator registered for it may use this grant; "
+            "dynamically registered and metadata document clients may not."
+        )
         self.client_id = client_id
-        self.configured = configured
 
 
 @dataclass(frozen=True)
@@ -282,16 +283,9 @@ class MachineClients:
     def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
         client = self.get(client_id)
         if client is None:
-            raise NotAMachineClient(
-                client_id,
-                configured=False,
-                description="Only clients the operator registered for it may use this grant; "
-                "dynamically registered and metadata document clients may not.",
-            )
+            raise NotAMachineClient(client_id)
         if grant_type not in client.grant_types:
-            raise NotAMachineClient(
-                client_id, configured=True, description="This client is not registered for this grant type."
-            )
+            raise UnauthorizedClientError(description="This client is not registered for this grant type.")
         return client
 
     def _authenticate_secret(self, client: MachineClient, credentials: ClientCredentials) -> AuthenticatedMachineClient:
