@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .clients import ClientCredentials, presented_credentials
+from .clients import presented_credentials
 from .errors import InvalidClientError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError
 from .remote_keys import JsonFetcher, KeysUnavailable, RemoteKeys
 from .rfc6750 import validate_scope_token
@@ -274,32 +274,18 @@ class MachineClients:
         cannot be fetched.
         """
         assertion_type = form.get("client_assertion_type")
-        if assertion_type is not None or form.get("client_assertion") is not None:
-            return await self._authenticate_assertion(form, authorization, assertion_type, grant_type)
-        credentials = presented_credentials(dict(form), authorization)
-        client = self._client_for_grant(credentials.client_id, grant_type)
-        return self._authenticate_secret(client, credentials)
-
-    def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
-        client = self.get(client_id)
-        if client is None:
-            raise NotAMachineClient(client_id)
-        if grant_type not in client.grant_types:
-            raise UnauthorizedClientError(description="This client is not registered for this grant type.")
-        return client
-
-    def _authenticate_secret(self, client: MachineClient, credentials: ClientCredentials) -> AuthenticatedMachineClient:
-        if "private_key_jwt" in client.auth_methods:
-            raise credentials.refused("This client authenticates with private_key_jwt (a client assertion), not a secret.")
-        if not credentials.secret:
-            raise credentials.refused("This client must authenticate with its client secret.")
-        if not client.secret_matches(credentials.secret):
-            raise credentials.refused("The client secret is wrong.")
-        return AuthenticatedMachineClient(client, "client_secret_basic" if credentials.basic else "client_secret_post")
-
-    async def _authenticate_assertion(
-        self, form: Mapping[str, str], authorization: str | None, assertion_type: str | None, grant_type: str
-    ) -> AuthenticatedMachineClient:
+        if assertion_type is None and form.get("client_assertion") is None:
+            # RFC 6749 §2.3.1: the client secret, in the Authorization header or the body.
+            credentials = presented_credentials(dict(form), authorization)
+            client = self._client_for_grant(credentials.client_id, grant_type)
+            if "private_key_jwt" in client.auth_methods:
+                raise credentials.refused("This client authenticates with private_key_jwt (a client assertion), not a secret.")
+            if not credentials.secret:
+                raise credentials.refused("This client must authenticate with its client secret.")
+            if not client.secret_matches(credentials.secret):
+                raise credentials.refused("The client secret is wrong.")
+            return AuthenticatedMachineClient(client, "client_secret_basic" if credentials.basic else "client_secret_post")
+        # RFC 7523 §2.2: a client assertion, checked by _verify_assertion.
         if assertion_type != JWT_BEARER_CLIENT_ASSERTION_TYPE:
             raise InvalidClientError(description=f"client_assertion_type must be {JWT_BEARER_CLIENT_ASSERTION_TYPE}.")
         if authorization or form.get("client_secret") is not None:
@@ -309,6 +295,14 @@ class MachineClients:
             return await self._verify_assertion(form.get("client_assertion"), form.get("client_id"), grant_type)
         except AssertionRefused as refusal:
             raise refusal.oauth_error() from refusal
+
+    def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
+        client = self.get(client_id)
+        if client is None:
+            raise NotAMachineClient(client_id)
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClientError(description="This client is not registered for this grant type.")
+        return client
 
     async def _verify_assertion(self, assertion: str | None, body_client_id: str | None, grant_type: str) -> AuthenticatedMachineClient:
         unverified = read_assertion(assertion, self._rules, "client_authentication")
