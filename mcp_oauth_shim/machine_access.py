@@ -25,28 +25,14 @@ from .machine_clients import (
     MachineClients,
     NotAMachineClient,
 )
-from .remote_keys import JsonFetcher, JsonFetchError
+from .remote_keys import JsonFetchError
 from .rfc7523 import JWT_BEARER_GRANT_TYPE, ReplayGuard
-from .upstream import UpstreamClient, UpstreamError
+from .upstream import UpstreamError
 
 __all__ = [
     "authenticate_machine_client",
     "build_machine_access",
-    "upstream_json_fetcher",
 ]
-
-
-def upstream_json_fetcher(upstream_client: UpstreamClient) -> JsonFetcher:
-    """A :data:`.remote_keys.JsonFetcher` on the IdP client's transport (its pool or the
-    operator's httpx client: proxies, TLS settings and timeouts are the same as for the IdP)."""
-
-    async def fetch(url: str) -> Mapping[str, Any]:
-        try:
-            return await upstream_client.get_json(url, what="key set")
-        except UpstreamError as exc:
-            raise JsonFetchError(exc.description) from None
-
-    return fetch
 
 
 def build_machine_access(
@@ -74,7 +60,15 @@ def build_machine_access(
         )
     for client in clients:
         _check_token_mode(ctx, client)
-    fetch = upstream_json_fetcher(ctx.upstream_client)
+
+    async def fetch(url: str) -> Mapping[str, Any]:
+        """Key sets come over the IdP client's transport (its pool or the operator's httpx
+        client: proxies, TLS settings and timeouts are the same as for the IdP)."""
+        try:
+            return await ctx.upstream_client.get_json(url, what="key set")
+        except UpstreamError as exc:
+            raise JsonFetchError(exc.description) from None
+
     try:
         machine = MachineClients(
             clients,

@@ -236,15 +236,11 @@ class MachineClients:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def get(self, client_id: object) -> MachineClient | None:
-        """The configured machine client with exactly this client_id, if any."""
-        return self._clients.get(client_id) if isinstance(client_id, str) else None
-
     def is_machine_client(self, client_id: object) -> bool:
         """Is ``client_id`` a configured machine client? Never true for a dynamically
         registered client (signed blob) or a metadata document client (URL): configured ids
         are compared exactly and may not be URLs."""
-        return self.get(client_id) is not None
+        return isinstance(client_id, str) and client_id in self._clients
 
     def serves(self, grant_type: str) -> bool:
         """Is any configured client allowed ``grant_type``?"""
@@ -297,7 +293,7 @@ class MachineClients:
             raise refusal.oauth_error() from refusal
 
     def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
-        client = self.get(client_id)
+        client = self._clients.get(client_id)
         if client is None:
             raise NotAMachineClient(client_id)
         if grant_type not in client.grant_types:
