@@ -28,7 +28,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .bearer_errors import InvalidToken
-from .encryption import DecryptionError
 from .rfc9068 import UPSTREAM_TOKEN_CLAIM
 
 if TYPE_CHECKING:
@@ -144,14 +143,11 @@ class Caller:
             raise UpstreamTokenUnavailable(_NOT_CARRIED, status_code=403)
         if not carries_upstream_token(access):
             return access.token
-        try:
-            token = access.upstream_access_token()
-        except DecryptionError:
-            # Its reason (which key, which check) helps no caller; the remedy is the same.
-            token = None
+        # None both when nothing is carried and when it cannot be opened (its key was dropped):
+        # the claim tells them apart; for the second, signing in again helps.
+        token = access.upstream_access_token()
         if token:
             return token
-        # Carried but not opened (the issued token answers None for both): signing in again helps.
         carried = UPSTREAM_TOKEN_CLAIM in self.claims
         raise UpstreamTokenUnavailable(_NOT_OPENED if carried else _NOT_CARRIED, status_code=401 if carried else 403)
 

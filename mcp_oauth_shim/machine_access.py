@@ -29,10 +29,7 @@ from .remote_keys import JsonFetchError
 from .rfc7523 import JWT_BEARER_GRANT_TYPE, ReplayGuard
 from .upstream import UpstreamError
 
-__all__ = [
-    "authenticate_machine_client",
-    "build_machine_access",
-]
+__all__ = ["authenticate_machine_client", "build_machine_access"]
 
 
 def build_machine_access(
