@@ -62,11 +62,8 @@ class UpstreamTokenUnavailable(InvalidToken):
     def __init__(self, description: str, *, status_code: int) -> None:
         super().__init__(description)
         self.status_code = status_code
-
-    @property
-    def error(self) -> str:
-        """The RFC 6750 §3.1 error code matching :attr:`status_code`."""
-        return "invalid_token" if self.status_code == 401 else "insufficient_scope"
+        #: The RFC 6750 §3.1 error code matching :attr:`status_code`.
+        self.error = "invalid_token" if status_code == 401 else "insufficient_scope"
 
 
 _NOT_CARRIED = (

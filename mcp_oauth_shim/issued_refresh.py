@@ -71,13 +71,7 @@ class IssuedRefresh:
 
 def seal_refresh_token(sealer: Sealer, cipher: TokenCipher, refresh: IssuedRefresh) -> str:
     """The refresh token for ``refresh``: signed, upstream tokens encrypted; URL-safe text."""
-    value: dict[str, Any] = {
-        "v": _VERSION,
-        "c": refresh.client,
-        "r": refresh.resource,
-        "s": refresh.subject,
-        "sc": refresh.scope,
-    }
+    value: dict[str, Any] = {"v": _VERSION, "c": refresh.client, "r": refresh.resource, "s": refresh.subject, "sc": refresh.scope}
     if refresh.identity_claims:
         value["i"] = dict(refresh.identity_claims)
     if refresh.auth_time is not None:

@@ -129,10 +129,8 @@ class MachineClient:
         """Constant-time comparison of a presented secret (RFC 6749 §10.1 / OAuth 2.1 §7.1)."""
         if self.client_secret is not None:
             return hmac.compare_digest(presented.encode(), self.client_secret.encode())
-        if self.client_secret_sha256 is not None:
-            digest = hashlib.sha256(presented.encode()).hexdigest()
-            return hmac.compare_digest(digest, self.client_secret_sha256)
-        return False
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        return self.client_secret_sha256 is not None and hmac.compare_digest(digest, self.client_secret_sha256)
 
     def granted_scopes(self, requested: str | None) -> tuple[str, ...]:
         """RFC 6749 §3.3: the requested scopes if all are allowed, all allowed ones if none
