@@ -20,7 +20,6 @@ from .errors import InvalidClientError
 from .id_jag import EnterpriseIdP, IdJagVerifier
 from .machine_clients import (
     CLIENT_CREDENTIALS_GRANT_TYPE,
-    AuthenticatedMachineClient,
     MachineClient,
     MachineClients,
     NotAMachineClient,
@@ -108,8 +107,8 @@ _MODE_MISMATCH = {
 
 async def authenticate_machine_client(
     ctx: ShimContext, form: Mapping[str, str], authorization: str | None, *, grant_type: str
-) -> AuthenticatedMachineClient:
-    """The machine client of a token request for ``grant_type`` (RFC 6749 §2.3, §5.2).
+) -> MachineClient:
+    """The authenticated machine client of a token request for ``grant_type`` (RFC 6749 §2.3, §5.2).
 
     Refusals: ``unauthorized_client`` for a client the shim knows but may not use the grant
     (a machine client registered for other grants, a dynamically registered client, a client
@@ -120,7 +119,7 @@ async def authenticate_machine_client(
     if machine is None:
         raise InvalidClientError(description="This server has no clients for this grant.", status_code=401)
     try:
-        return await machine.authenticate(form, authorization, grant_type=grant_type)
+        return (await machine.authenticate(form, authorization, grant_type=grant_type)).client
     except NotAMachineClient as refusal:
         if await _is_public_client(ctx, refusal.client_id):
             raise

@@ -44,8 +44,7 @@ class ClientCredentialsGrant:
         self._upstream = UpstreamTokenExchange(ctx)
 
     async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
-        authenticated = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
-        client = authenticated.client
+        client = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
         scopes = client.narrowed_scopes(form.get("scope"))
         if client.mode == "upstream":
             return await self._from_upstream(scopes)

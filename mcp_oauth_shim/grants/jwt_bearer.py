@@ -49,12 +49,11 @@ class JwtBearerGrant:
 
     async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
         ctx = self.ctx
-        authenticated = await authenticate_machine_client(ctx, form, authorization, grant_type=self.grant_type)
+        client = await authenticate_machine_client(ctx, form, authorization, grant_type=self.grant_type)
         if ctx.id_jag is None or ctx.issued is None:  # refused at configuration time
             return json_error(oauth_error("server_error", "This server accepts no identity assertions.", 500))
         if not form.get("assertion"):
             raise InvalidRequestError(description="assertion is required (RFC 7523 section 2.1).")
-        client = authenticated.client
         grant = await ctx.id_jag.verify(form["assertion"], client_id=client.client_id)
         requested = form.get("scope")
         scopes = grant.granted_scopes(requested)
