@@ -67,11 +67,7 @@ def build_machine_access(
 
     try:
         machine = MachineClients(
-            clients,
-            issuer=ctx.issuer,
-            token_endpoint=ctx.url(ctx.paths.token),
-            replay_guard=replay_guard,
-            fetch=fetch,
+            clients, issuer=ctx.issuer, token_endpoint=ctx.url(ctx.paths.token), replay_guard=replay_guard, fetch=fetch
         )
         verifier = (
             IdJagVerifier(issuer=ctx.issuer, resource=ctx.resource, idps=idps, replay_guard=replay_guard, fetch=fetch)
@@ -80,7 +76,7 @@ def build_machine_access(
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    return (machine if len(machine) else None), verifier
+    return (machine if clients else None), verifier
 
 
 def _check_token_mode(ctx: ShimContext, client: MachineClient) -> None:

@@ -231,9 +231,6 @@ class MachineClients:
         self._replay_guard = replay_guard
         self._clock = clock
 
-    def __len__(self) -> int:
-        return len(self._clients)
-
     def is_machine_client(self, client_id: object) -> bool:
         """Is ``client_id`` a configured machine client? Never true for a dynamically
         registered client (signed blob) or a metadata document client (URL): configured ids
