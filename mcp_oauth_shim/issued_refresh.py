@@ -71,13 +71,7 @@ class IssuedRefresh:
 
 def seal_refresh_token(sealer: Sealer, cipher: TokenCipher, refresh: IssuedRefresh) -> str:
     """The refresh token for ``refresh``: signed, upstream tokens encrypted; URL-safe text."""
-    value: dict[str, Any] = {
-        "v": _VERSION,
-        "c": refresh.client,
-        "r": refresh.resource,
-        "s": refresh.subject,
-        "sc": refresh.scope,
-    }
+    value: dict[str, Any] = {"v": _VERSION, "c": refresh.client, "r": refresh.resource, "s": refresh.subject, "sc": refresh.scope}
     if refresh.identity_claims:
         value["i"] = dict(refresh.identity_claims)
     if refresh.auth_time is not None:
@@ -115,29 +109,22 @@ def open_refresh_token(
     family, token_id = value.get("fm"), value.get("id")
     if not (isinstance(family, str) and isinstance(token_id, str)):
         family = token_id = None
-    refresh = IssuedRefresh(
-        client=issued_to,
-        resource=issued_for,
-        subject=subject,
-        scope=scope,
-        identity_claims=MappingProxyType(dict(claims) if isinstance(claims, dict) else {}),
-        auth_time=auth_time if isinstance(auth_time, int) and not isinstance(auth_time, bool) else None,
-    )
+    context = (issued_to, issued_for, subject)
     try:
-        upstream_refresh = _open(cipher, value.get("u"), UPSTREAM_REFRESH_TOKEN, refresh.context())
-        upstream_access = _open(cipher, value.get("ua"), UPSTREAM_ACCESS_TOKEN, refresh.context())
+        upstream_refresh = _open(cipher, value.get("u"), UPSTREAM_REFRESH_TOKEN, context)
+        upstream_access = _open(cipher, value.get("ua"), UPSTREAM_ACCESS_TOKEN, context)
     except DecryptionError:
         # Signed by us yet not decryptable: the encryption key was rotated out (secret dropped).
         raise RefreshTokenError("The refresh token can no longer be used; sign in again.") from None
     return IssuedRefresh(
-        client=refresh.client,
-        resource=refresh.resource,
-        subject=refresh.subject,
-        scope=refresh.scope,
+        client=issued_to,
+        resource=issued_for,
+        subject=subject,
+        scope=scope,
         upstream_refresh_token=upstream_refresh,
         upstream_access_token=upstream_access,
-        identity_claims=refresh.identity_claims,
-        auth_time=refresh.auth_time,
+        identity_claims=MappingProxyType(dict(claims) if isinstance(claims, dict) else {}),
+        auth_time=auth_time if isinstance(auth_time, int) and not isinstance(auth_time, bool) else None,
         family=family,
         token_id=token_id,
     )

@@ -17,53 +17,50 @@ identity source); :attr:`.context.ShimContext.issued` holds it, ``None`` in pass
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from starlette.responses import Response
+
 from . import rfc9068
 from .encryption import TokenCipher
+from .endpoints.base import no_store_json
 from .issued_refresh import IssuedRefresh, seal_refresh_token
 from .sealing import Sealer
 from .signing_keys import SigningKeys
 
 if TYPE_CHECKING:
-    from .identity import Identity
     from .identity_source import UpstreamIdentity
     from .strict.checks import RefreshLineage
 
 __all__ = ["IssuedMode", "TokenIssuer"]
 
+_encode_json = json.JSONEncoder().encode
 
+
+@dataclass(frozen=True, kw_only=True)
 class TokenIssuer:
     """Mints the shim's access tokens and refresh tokens for one resource.
 
     ``access_token_lifetime`` is the access token's lifetime in seconds (RFC 6749 §5.1
-    ``expires_in``). ``carry_upstream_token``: put the IdP's access token, encrypted, into
-    each access token (claim ``upt``) so tools can call the IdP's API for the user; the
-    token grows by about 1.4 times the IdP token's length.
+    ``expires_in``). The IdP's access token, when there is one, goes into each access token
+    encrypted (claim ``upt``) so tools can call the IdP's API for the user; the token grows by
+    about 1.4 times the IdP token's length.
     """
 
-    def __init__(
-        self,
-        *,
-        keys: SigningKeys,
-        cipher: TokenCipher,
-        sealer: Sealer,
-        issuer: str,
-        resource: str,
-        access_token_lifetime: int,
-        carry_upstream_token: bool = True,
-    ) -> None:
-        if access_token_lifetime <= 0:
+    keys: SigningKeys
+    cipher: TokenCipher
+    sealer: Sealer
+    issuer: str
+    resource: str
+    access_token_lifetime: int
+
+    def __post_init__(self) -> None:
+        if self.access_token_lifetime <= 0:
             raise ValueError("access_token_lifetime must be positive")
-        self.keys = keys
-        self.cipher = cipher
-        self.sealer = sealer
-        self.issuer = issuer
-        self.resource = resource
-        self.access_token_lifetime = int(access_token_lifetime)
-        self.carry_upstream_token = carry_upstream_token
+        object.__setattr__(self, "access_token_lifetime", int(self.access_token_lifetime))
 
     def access_token(
         self,
@@ -76,7 +73,6 @@ class TokenIssuer:
         auth_time: int | None = None,
     ) -> str:
         """An RFC 9068 access token for the resource (signed, ``typ`` ``at+jwt``)."""
-        carried = upstream_access_token if self.carry_upstream_token else None
         return rfc9068.mint(
             self.keys,
             issuer=self.issuer,
@@ -87,47 +83,37 @@ class TokenIssuer:
             lifetime=self.access_token_lifetime,
             auth_time=auth_time,
             extra_claims=identity_claims,
-            upstream_access_token=carried,
-            cipher=self.cipher if carried is not None else None,
+            upstream_access_token=upstream_access_token,
+            cipher=self.cipher,
         )
-
-    def refresh_token(self, refresh: IssuedRefresh) -> str:
-        """The shim's refresh token for ``refresh`` (signed; the IdP's tokens in it encrypted)."""
-        return seal_refresh_token(self.sealer, self.cipher, refresh)
 
     def issue(
         self,
         *,
         client_id: str,
-        client_fingerprint: str | None,
         subject: str,
         scopes: str | Iterable[str],
-        identity: Identity | Mapping[str, Any] | None = None,
+        client_fingerprint: str | None = None,
+        identity_claims: Mapping[str, Any] | None = None,
         upstream_access_token: str | None = None,
         upstream_refresh_token: str | None = None,
-        refresh: bool = True,
         auth_time: int | None = None,
         lineage: RefreshLineage | None = None,
-    ) -> dict[str, Any]:
-        """The token response (RFC 6749 §5.1) for ``subject``, as a JSON-ready dict.
+    ) -> Response:
+        """The token response (RFC 6749 §5.1) for ``subject``, never cached (``no-store``).
 
-        ``identity``: the user's :class:`~.identity.Identity` (or the identity claims an
-        earlier token carried, on refresh); its name and e-mail go into the access token.
-        ``refresh``: also issue a refresh token, bound to ``client_fingerprint``
-        (:attr:`.clients.Client.fingerprint`); it carries ``upstream_refresh_token``, or,
-        without one, ``upstream_access_token`` for a re-check at refresh time. A machine
-        grant (RFC 6749 §4.4.3: no refresh token) passes ``refresh=False``. ``lineage``: in
-        strict mode, the refresh token's family and new id (:mod:`.strict.checks`).
-        The answer never contains the IdP's tokens in clear.
+        ``identity_claims``: what the access token says about the user
+        (:meth:`.identity.Identity.token_claims`, or the claims an earlier token carried, on
+        refresh). ``client_fingerprint`` (:attr:`.clients.Client.fingerprint`): also issue a
+        refresh token bound to that client; it carries ``upstream_refresh_token``, or, without
+        one, ``upstream_access_token`` for a re-check at refresh time. A machine grant (RFC 6749
+        §4.4.3: no refresh token) passes none. ``lineage``: in strict mode, the refresh token's
+        family and new id (:mod:`.strict.checks`). The answer never contains the IdP's tokens
+        in clear.
         """
-        scope = scopes if isinstance(scopes, str) else " ".join(dict.fromkeys(scopes))
+        scope = scopes if isinstance(scopes, str) else " ".join(scopes)
         scope = " ".join(dict.fromkeys(scope.split()))
-        if identity is None:
-            claims: Mapping[str, Any] = {}
-        elif isinstance(identity, Mapping):
-            claims = identity
-        else:
-            claims = identity.token_claims()
+        claims = identity_claims or {}
         answer: dict[str, Any] = {
             "access_token": self.access_token(
                 client_id=client_id,
@@ -142,25 +128,22 @@ class TokenIssuer:
         }
         if scope:
             answer["scope"] = scope
-        if refresh:
-            if not client_fingerprint:
-                raise ValueError("a refresh token is bound to a client: client_fingerprint is required")
-            answer["refresh_token"] = self.refresh_token(
-                IssuedRefresh(
-                    client=client_fingerprint,
-                    resource=self.resource,
-                    subject=subject,
-                    scope=scope,
-                    upstream_refresh_token=upstream_refresh_token,
-                    # Without the IdP's refresh token, its access token is what a refresh re-checks.
-                    upstream_access_token=upstream_access_token if upstream_refresh_token is None else None,
-                    identity_claims=dict(claims),
-                    auth_time=auth_time,
-                    family=lineage.family if lineage is not None else None,
-                    token_id=lineage.token_id if lineage is not None else None,
-                )
+        if client_fingerprint:
+            refresh = IssuedRefresh(
+                client=client_fingerprint,
+                resource=self.resource,
+                subject=subject,
+                scope=scope,
+                upstream_refresh_token=upstream_refresh_token,
+                # Without the IdP's refresh token, its access token is what a refresh re-checks.
+                upstream_access_token=upstream_access_token if upstream_refresh_token is None else None,
+                identity_claims=dict(claims),
+                auth_time=auth_time,
+                family=lineage.family if lineage is not None else None,
+                token_id=lineage.token_id if lineage is not None else None,
             )
-        return answer
+            answer["refresh_token"] = seal_refresh_token(self.sealer, self.cipher, refresh)
+        return no_store_json(_encode_json(answer).encode())
 
 
 @dataclass(frozen=True)

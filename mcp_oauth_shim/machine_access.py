@@ -20,35 +20,15 @@ from .errors import InvalidClientError
 from .id_jag import EnterpriseIdP, IdJagVerifier
 from .machine_clients import (
     CLIENT_CREDENTIALS_GRANT_TYPE,
-    AuthenticatedMachineClient,
     MachineClient,
     MachineClients,
     NotAMachineClient,
 )
-from .remote_keys import JsonFetcher, JsonFetchError
+from .remote_keys import JsonFetchError
 from .rfc7523 import JWT_BEARER_GRANT_TYPE, ReplayGuard
-from .upstream import UpstreamClient, UpstreamError
+from .upstream import UpstreamError
 
-__all__ = [
-    "authenticate_machine_client",
-    "build_machine_access",
-    "offers_client_credentials",
-    "offers_jwt_bearer",
-    "upstream_json_fetcher",
-]
-
-
-def upstream_json_fetcher(upstream_client: UpstreamClient) -> JsonFetcher:
-    """A :data:`.remote_keys.JsonFetcher` on the IdP client's transport (its pool or the
-    operator's httpx client: proxies, TLS settings and timeouts are the same as for the IdP)."""
-
-    async def fetch(url: str) -> Mapping[str, Any]:
-        try:
-            return await upstream_client.get_json(url, what="key set")
-        except UpstreamError as exc:
-            raise JsonFetchError(exc.description) from None
-
-    return fetch
+__all__ = ["authenticate_machine_client", "build_machine_access"]
 
 
 def build_machine_access(
@@ -60,12 +40,10 @@ def build_machine_access(
 ) -> tuple[MachineClients | None, IdJagVerifier | None]:
     """The checkers for ``clients`` and ``idps``; :class:`ConfigurationError` for a
     configuration that could never serve a request."""
-    for client in clients:
-        if not isinstance(client, MachineClient):
-            raise ConfigurationError(f"machine_clients takes MachineClient(...) values, got {type(client).__name__}.")
-    for idp in idps:
-        if not isinstance(idp, EnterpriseIdP):
-            raise ConfigurationError(f"enterprise_idps takes EnterpriseIdP(...) values, got {type(idp).__name__}.")
+    for option, values, kind in (("machine_clients", clients, MachineClient), ("enterprise_idps", idps, EnterpriseIdP)):
+        for value in values:
+            if not isinstance(value, kind):
+                raise ConfigurationError(f"{option} takes {kind.__name__}(...) values, got {type(value).__name__}.")
     jag_clients = [c.client_id for c in clients if JWT_BEARER_GRANT_TYPE in c.grant_types]
     if idps and not jag_clients:
         raise ConfigurationError(
@@ -78,14 +56,18 @@ def build_machine_access(
         )
     for client in clients:
         _check_token_mode(ctx, client)
-    fetch = upstream_json_fetcher(ctx.upstream_client)
+
+    async def fetch(url: str) -> Mapping[str, Any]:
+        """Key sets come over the IdP client's transport (its pool or the operator's httpx
+        client: proxies, TLS settings and timeouts are the same as for the IdP)."""
+        try:
+            return await ctx.upstream_client.get_json(url, what="key set")
+        except UpstreamError as exc:
+            raise JsonFetchError(exc.description) from None
+
     try:
         machine = MachineClients(
-            clients,
-            issuer=ctx.issuer,
-            token_endpoint=ctx.url(ctx.paths.token),
-            replay_guard=replay_guard,
-            fetch=fetch,
+            clients, issuer=ctx.issuer, token_endpoint=ctx.url(ctx.paths.token), replay_guard=replay_guard, fetch=fetch
         )
         verifier = (
             IdJagVerifier(issuer=ctx.issuer, resource=ctx.resource, idps=idps, replay_guard=replay_guard, fetch=fetch)
@@ -94,7 +76,7 @@ def build_machine_access(
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    return (machine if len(machine) else None), verifier
+    return (machine if clients else None), verifier
 
 
 def _check_token_mode(ctx: ShimContext, client: MachineClient) -> None:
@@ -106,36 +88,23 @@ def _check_token_mode(ctx: ShimContext, client: MachineClient) -> None:
             f"machine client {client.client_id}: the jwt-bearer grant is answered with the shim's own tokens: "
             "it needs issue_tokens=True."
         )
-    if CLIENT_CREDENTIALS_GRANT_TYPE not in client.grant_types:
-        return
-    if client.mode == "issued" and not issued:
-        raise ConfigurationError(
-            f"machine client {client.client_id}: mode='issued' needs issue_tokens=True "
-            "(or mode='upstream' for the identity provider's own client_credentials tokens)."
-        )
-    if client.mode == "upstream" and issued:
-        raise ConfigurationError(
-            f"machine client {client.client_id}: mode='upstream' hands out the identity provider's tokens, "
-            "which the MCP endpoint refuses with issue_tokens=True; use mode='issued'."
-        )
+    if CLIENT_CREDENTIALS_GRANT_TYPE in client.grant_types and (client.mode == "issued") != issued:
+        raise ConfigurationError(f"machine client {client.client_id}: {_MODE_MISMATCH[client.mode]}")
 
 
-def offers_client_credentials(ctx: ShimContext) -> bool:
-    """Is any configured machine client allowed ``client_credentials``?"""
-    machine = ctx.machine_clients
-    return machine is not None and machine.serves(CLIENT_CREDENTIALS_GRANT_TYPE)
-
-
-def offers_jwt_bearer(ctx: ShimContext) -> bool:
-    """Are ID-JAGs accepted (an enterprise IdP and a machine client allowed the grant)?"""
-    machine = ctx.machine_clients
-    return ctx.id_jag is not None and machine is not None and machine.serves(JWT_BEARER_GRANT_TYPE)
+# Why a client_credentials client's ``mode`` does not fit the shim's token mode.
+_MODE_MISMATCH = {
+    "issued": "mode='issued' needs issue_tokens=True "
+    "(or mode='upstream' for the identity provider's own client_credentials tokens).",
+    "upstream": "mode='upstream' hands out the identity provider's tokens, "
+    "which the MCP endpoint refuses with issue_tokens=True; use mode='issued'.",
+}
 
 
 async def authenticate_machine_client(
     ctx: ShimContext, form: Mapping[str, str], authorization: str | None, *, grant_type: str
-) -> AuthenticatedMachineClient:
-    """The machine client of a token request for ``grant_type`` (RFC 6749 §2.3, §5.2).
+) -> MachineClient:
+    """The authenticated machine client of a token request for ``grant_type`` (RFC 6749 §2.3, §5.2).
 
     Refusals: ``unauthorized_client`` for a client the shim knows but may not use the grant
     (a machine client registered for other grants, a dynamically registered client, a client
@@ -146,9 +115,9 @@ async def authenticate_machine_client(
     if machine is None:
         raise InvalidClientError(description="This server has no clients for this grant.", status_code=401)
     try:
-        return await machine.authenticate(form, authorization, grant_type=grant_type)
+        return (await machine.authenticate(form, authorization, grant_type=grant_type)).client
     except NotAMachineClient as refusal:
-        if refusal.configured or await _is_public_client(ctx, refusal.client_id):
+        if await _is_public_client(ctx, refusal.client_id):
             raise
         raise InvalidClientError(description="Unknown client_id.", status_code=401) from None
 

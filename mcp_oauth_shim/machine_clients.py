@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .clients import ClientCredentials, presented_credentials
+from .clients import presented_credentials
 from .errors import InvalidClientError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError
 from .remote_keys import JsonFetcher, KeysUnavailable, RemoteKeys
 from .rfc6750 import validate_scope_token
@@ -52,6 +52,7 @@ __all__ = [
     "MachineClients",
     "NotAMachineClient",
     "TokenMode",
+    "requested_scopes",
 ]
 
 #: OAuth 2.1 §4.2 / RFC 6749 §4.4.
@@ -97,27 +98,25 @@ class MachineClient:
             raise ValueError("MachineClient client_id must be 1-255 visible ASCII characters (RFC 6749 Appendix A.1)")
         if self.client_id.lower().startswith(("https:", "http:")):
             raise ValueError("MachineClient client_id must not be a URL: URL client_ids name client ID metadata documents")
-        secrets = (self.client_secret is not None) + (self.client_secret_sha256 is not None)
-        keys = (self.jwks is not None) + (self.jwks_uri is not None)
-        if secrets + keys != 1:
-            raise ValueError(
-                f"MachineClient {self.client_id}: give exactly one of client_secret, client_secret_sha256, jwks or jwks_uri"
-            )
-        if self.client_secret is not None and len(self.client_secret) < 16:
-            raise ValueError(f"MachineClient {self.client_id}: client_secret must be at least 16 characters")
-        if self.client_secret_sha256 is not None and not _SHA256_HEX.fullmatch(self.client_secret_sha256):
-            raise ValueError(f"MachineClient {self.client_id}: client_secret_sha256 must be 64 lowercase hex digits")
-        if self.jwks_uri is not None:
-            problem = service_url_problem(self.jwks_uri)
-            if problem:
-                raise ValueError(f"MachineClient {self.client_id}: jwks_uri must {problem}")
+        credentials = sum(value is not None for value in (self.client_secret, self.client_secret_sha256, self.jwks, self.jwks_uri))
+        url_problem = service_url_problem(self.jwks_uri) if self.jwks_uri is not None else None
         object.__setattr__(self, "scopes", tuple(dict.fromkeys(validate_scope_token(s) for s in self.scopes)))
-        grant_types = frozenset(self.grant_types)
-        if not grant_types or not grant_types <= MACHINE_GRANT_TYPES:
-            raise ValueError(f"MachineClient {self.client_id}: grant_types must be a non-empty subset of {sorted(MACHINE_GRANT_TYPES)}")
-        object.__setattr__(self, "grant_types", grant_types)
-        if self.mode not in ("issued", "upstream"):
-            raise ValueError(f"MachineClient {self.client_id}: mode must be 'issued' or 'upstream'")
+        object.__setattr__(self, "grant_types", frozenset(self.grant_types))
+        problems = {
+            "give exactly one of client_secret, client_secret_sha256, jwks or jwks_uri": credentials != 1,
+            "client_secret must be at least 16 characters": self.client_secret is not None and len(self.client_secret) < 16,
+            "client_secret_sha256 must be 64 lowercase hex digits": (
+                self.client_secret_sha256 is not None and not _SHA256_HEX.fullmatch(self.client_secret_sha256)
+            ),
+            f"jwks_uri must {url_problem}": url_problem is not None,
+            f"grant_types must be a non-empty subset of {sorted(MACHINE_GRANT_TYPES)}": (
+                not self.grant_types or not self.grant_types <= MACHINE_GRANT_TYPES
+            ),
+            "mode must be 'issued' or 'upstream'": self.mode not in ("issued", "upstream"),
+        }
+        for problem, found in problems.items():
+            if found:
+                raise ValueError(f"MachineClient {self.client_id}: {problem}")
 
     @property
     def auth_methods(self) -> tuple[ClientAuthMethod, ...]:
@@ -130,24 +129,17 @@ class MachineClient:
         """Constant-time comparison of a presented secret (RFC 6749 §10.1 / OAuth 2.1 §7.1)."""
         if self.client_secret is not None:
             return hmac.compare_digest(presented.encode(), self.client_secret.encode())
-        if self.client_secret_sha256 is not None:
-            digest = hashlib.sha256(presented.encode()).hexdigest()
-            return hmac.compare_digest(digest, self.client_secret_sha256)
-        return False
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        return self.client_secret_sha256 is not None and hmac.compare_digest(digest, self.client_secret_sha256)
 
     def granted_scopes(self, requested: str | None) -> tuple[str, ...]:
         """RFC 6749 §3.3: the requested scopes if all are allowed, all allowed ones if none
         were requested; :class:`InvalidScopeError` for any other."""
-        if requested is None or not requested.strip(" "):
-            return self.scopes
-        try:
-            wanted = tuple(dict.fromkeys(validate_scope_token(s) for s in requested.split(" ") if s))
-        except ValueError:
-            raise InvalidScopeError(description="The scope parameter holds an invalid scope token.") from None
+        wanted = requested_scopes(requested)
         beyond = [s for s in wanted if s not in self.scopes]
         if beyond:
             raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
-        return wanted
+        return wanted or self.scopes
 
     def narrowed_scopes(self, requested: str | None) -> tuple[str, ...]:
         """RFC 6749 §3.3 as the token endpoint applies it: the requested scopes this client is
@@ -159,27 +151,35 @@ class MachineClient:
         MCP scope selection strategy: the challenge's ``scope``, else the protected resource
         metadata's ``scopes_supported``), not what one machine client may have.
         """
-        if requested is None or not requested.strip(" "):
+        wanted = requested_scopes(requested)
+        if not wanted:
             return self.scopes
-        try:
-            wanted = tuple(dict.fromkeys(validate_scope_token(s) for s in requested.split(" ") if s))
-        except ValueError:
-            raise InvalidScopeError(description="The scope parameter holds an invalid scope token.") from None
         granted = tuple(s for s in wanted if s in self.scopes)
         if not granted:
             raise InvalidScopeError(description="This client may be granted none of the requested scopes.")
         return granted
 
 
-class NotAMachineClient(UnauthorizedClientError):
-    """``unauthorized_client`` because ``client_id`` is no machine client allowed the grant;
-    ``configured`` tells whether it is a machine client at all (then the grant is the problem),
-    so the caller can tell an unknown client (``invalid_client``) from a public one."""
+def requested_scopes(requested: str | None) -> tuple[str, ...]:
+    """The scope-tokens of a request's ``scope`` parameter (RFC 6749 §3.3: space-separated),
+    duplicates dropped, order kept; none when it is absent or blank. :class:`InvalidScopeError`
+    for a token that is no scope-token."""
+    try:
+        return tuple(dict.fromkeys(validate_scope_token(s) for s in (requested or "").split(" ") if s))
+    except ValueError:
+        raise InvalidScopeError(description="The scope parameter holds an invalid scope token.") from None
 
-    def __init__(self, client_id: str, *, configured: bool, description: str) -> None:
-        super().__init__(description=description)
+
+class NotAMachineClient(UnauthorizedClientError):
+    """``unauthorized_client`` because ``client_id`` is no machine client, so it may use none
+    of their grants; the caller can tell an unknown client (``invalid_client``) from a public one."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(
+            description="Only clients the operator registered for it may use this grant; "
+            "dynamically registered and metadata document clients may not."
+        )
         self.client_id = client_id
-        self.configured = configured
 
 
 @dataclass(frozen=True)
@@ -231,18 +231,11 @@ class MachineClients:
         self._replay_guard = replay_guard
         self._clock = clock
 
-    def __len__(self) -> int:
-        return len(self._clients)
-
-    def get(self, client_id: object) -> MachineClient | None:
-        """The configured machine client with exactly this client_id, if any."""
-        return self._clients.get(client_id) if isinstance(client_id, str) else None
-
     def is_machine_client(self, client_id: object) -> bool:
         """Is ``client_id`` a configured machine client? Never true for a dynamically
         registered client (signed blob) or a metadata document client (URL): configured ids
         are compared exactly and may not be URLs."""
-        return self.get(client_id) is not None
+        return isinstance(client_id, str) and client_id in self._clients
 
     def serves(self, grant_type: str) -> bool:
         """Is any configured client allowed ``grant_type``?"""
@@ -251,10 +244,7 @@ class MachineClients:
     @property
     def auth_methods_supported(self) -> tuple[ClientAuthMethod, ...]:
         """RFC 8414 §2 ``token_endpoint_auth_methods_supported`` contributed by machine clients."""
-        methods: dict[ClientAuthMethod, None] = {}
-        for client in self._clients.values():
-            methods.update(dict.fromkeys(client.auth_methods))
-        return tuple(methods)
+        return tuple(dict.fromkeys(method for client in self._clients.values() for method in client.auth_methods))
 
     @property
     def signing_algorithms_supported(self) -> tuple[str, ...]:
@@ -275,53 +265,42 @@ class MachineClients:
         cannot be fetched.
         """
         assertion_type = form.get("client_assertion_type")
-        if assertion_type is not None or form.get("client_assertion") is not None:
-            return await self._authenticate_assertion(form, authorization, assertion_type, grant_type)
-        credentials = presented_credentials(dict(form), authorization)
-        client = self._client_for_grant(credentials.client_id, grant_type)
-        return self._authenticate_secret(client, credentials)
-
-    def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
-        client = self.get(client_id)
-        if client is None:
-            raise NotAMachineClient(
-                client_id,
-                configured=False,
-                description="Only clients the operator registered for it may use this grant; "
-                "dynamically registered and metadata document clients may not.",
-            )
-        if grant_type not in client.grant_types:
-            raise NotAMachineClient(
-                client_id, configured=True, description="This client is not registered for this grant type."
-            )
-        return client
-
-    def _authenticate_secret(self, client: MachineClient, credentials: ClientCredentials) -> AuthenticatedMachineClient:
-        if "private_key_jwt" in client.auth_methods:
-            raise credentials.refused("This client authenticates with private_key_jwt (a client assertion), not a secret.")
-        if not credentials.secret:
-            raise credentials.refused("This client must authenticate with its client secret.")
-        if not client.secret_matches(credentials.secret):
-            raise credentials.refused("The client secret is wrong.")
-        return AuthenticatedMachineClient(client, "client_secret_basic" if credentials.basic else "client_secret_post")
-
-    async def _authenticate_assertion(
-        self, form: Mapping[str, str], authorization: str | None, assertion_type: str | None, grant_type: str
-    ) -> AuthenticatedMachineClient:
+        if assertion_type is None and form.get("client_assertion") is None:
+            # RFC 6749 §2.3.1: the client secret, in the Authorization header or the body.
+            credentials = presented_credentials(dict(form), authorization)
+            client = self._client_for_grant(credentials.client_id, grant_type)
+            if "private_key_jwt" in client.auth_methods:
+                raise credentials.refused("This client authenticates with private_key_jwt (a client assertion), not a secret.")
+            if not credentials.secret:
+                raise credentials.refused("This client must authenticate with its client secret.")
+            if not client.secret_matches(credentials.secret):
+                raise credentials.refused("The client secret is wrong.")
+            return AuthenticatedMachineClient(client, "client_secret_basic" if credentials.basic else "client_secret_post")
+        # RFC 7523 §2.2: a client assertion, checked by _verify_assertion.
         if assertion_type != JWT_BEARER_CLIENT_ASSERTION_TYPE:
             raise InvalidClientError(description=f"client_assertion_type must be {JWT_BEARER_CLIENT_ASSERTION_TYPE}.")
         if authorization or form.get("client_secret") is not None:
             # RFC 6749 §2.3: one client authentication method per request.
             raise InvalidRequestError(description="Send a client assertion or a client secret, not both.")
         try:
-            unverified = read_assertion(form.get("client_assertion"), self._rules, "client_authentication")
-            # RFC 7523 §3 items 1-2: for client authentication both iss and sub are the client_id.
-            client_id = unverified.subject
-            if unverified.issuer != client_id:
-                raise AssertionRefused("client_authentication", "issuer", "The client assertion's iss and sub must both be the client_id.")
+            return await self._verify_assertion(form.get("client_assertion"), form.get("client_id"), grant_type)
         except AssertionRefused as refusal:
             raise refusal.oauth_error() from refusal
-        body_client_id = form.get("client_id")
+
+    def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
+        client = self._clients.get(client_id)
+        if client is None:
+            raise NotAMachineClient(client_id)
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClientError(description="This client is not registered for this grant type.")
+        return client
+
+    async def _verify_assertion(self, assertion: str | None, body_client_id: str | None, grant_type: str) -> AuthenticatedMachineClient:
+        unverified = read_assertion(assertion, self._rules, "client_authentication")
+        # RFC 7523 §3 items 1-2: for client authentication both iss and sub are the client_id.
+        client_id = unverified.subject
+        if unverified.issuer != client_id:
+            raise AssertionRefused("client_authentication", "issuer", "The client assertion's iss and sub must both be the client_id.")
         if body_client_id is not None and body_client_id != client_id:
             raise InvalidClientError(description="client_id and the client assertion's sub differ.")
         client = self._client_for_grant(client_id, grant_type)
@@ -332,12 +311,9 @@ class MachineClients:
             keys = await remote.keys(kid=unverified.kid)
         except KeysUnavailable as exc:
             raise UpstreamError(502, "temporarily_unavailable", f"The client's keys are unavailable: {exc.description}") from None
-        try:
-            verified = verify_assertion(unverified, keys, self._rules, now=self._clock())
-            assert verified.jti is not None  # required by the rules
-            key = replay_key("client_authentication", client_id, verified.jti)
-            if not await self._replay_guard.first_use(key, until=verified.expires_at + self._rules.leeway):
-                raise AssertionRefused("client_authentication", "replayed", "The client assertion was already used.")
-        except AssertionRefused as refusal:
-            raise refusal.oauth_error() from refusal
+        verified = verify_assertion(unverified, keys, self._rules, now=self._clock())
+        assert verified.jti is not None  # required by the rules
+        key = replay_key("client_authentication", client_id, verified.jti)
+        if not await self._replay_guard.first_use(key, until=verified.expires_at + self._rules.leeway):
+            raise AssertionRefused("client_authentication", "replayed", "The client assertion was already used.")
         return AuthenticatedMachineClient(client, "private_key_jwt")

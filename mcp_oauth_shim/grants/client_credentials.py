@@ -25,10 +25,9 @@ from starlette.responses import Response
 from ..context import ShimContext
 from ..endpoints.base import no_store_json
 from ..errors import json_error, oauth_error
-from ..machine_access import authenticate_machine_client, offers_client_credentials
-from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE, MachineClient
-from ..rfc8707 import audience_params
-from .upstream_exchange import PASSED_FIELDS, map_upstream_error
+from ..machine_access import authenticate_machine_client
+from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE
+from .upstream_exchange import PASSED_FIELDS, UpstreamTokenExchange
 
 __all__ = ["ClientCredentialsGrant"]
 
@@ -38,46 +37,28 @@ class ClientCredentialsGrant:
 
     @staticmethod
     def offered(ctx: ShimContext) -> bool:
-        return offers_client_credentials(ctx)
+        return ctx.machine_clients is not None and ctx.machine_clients.serves(CLIENT_CREDENTIALS_GRANT_TYPE)
 
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
-        self._audience = audience_params(ctx.upstream, ctx.resource)
+        self._upstream = UpstreamTokenExchange(ctx)
 
     async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
-        authenticated = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
-        client = authenticated.client
+        client = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
         scopes = client.narrowed_scopes(form.get("scope"))
         if client.mode == "upstream":
-            return await self._from_upstream(client, scopes)
-        return self._issued(client, scopes)
-
-    def _issued(self, client: MachineClient, scopes: tuple[str, ...]) -> Response:
+            return await self._from_upstream(scopes)
         issued = self.ctx.issued
         if issued is None:  # refused at configuration time; kept for the type checker
             return json_error(oauth_error("server_error", "This server does not issue its own tokens.", 500))
-        answer = issued.tokens.issue(
-            client_id=client.client_id,
-            client_fingerprint=None,
-            subject=client.client_id,
-            scopes=scopes,
-            refresh=False,
-        )
-        return no_store_json(json.dumps(answer).encode())
+        return issued.tokens.issue(client_id=client.client_id, subject=client.client_id, scopes=scopes)
 
-    async def _from_upstream(self, client: MachineClient, scopes: tuple[str, ...]) -> Response:
+    async def _from_upstream(self, scopes: tuple[str, ...]) -> Response:
         """The IdP's client_credentials token for the shim's client (RFC 6749 §4.4.2, §4.4.3)."""
-        ctx = self.ctx
-        upstream_form = {"grant_type": CLIENT_CREDENTIALS_GRANT_TYPE, **self._audience}
+        upstream_form = {"grant_type": CLIENT_CREDENTIALS_GRANT_TYPE}
         if scopes:
-            upstream_form["scope"] = ctx.upstream.upstream_scope(" ".join(scopes))
-        metadata = await ctx.upstream_client.metadata()
-        status, body = await ctx.upstream_client.post_form(metadata.token_endpoint, upstream_form)
-        if status != 200:
-            return json_error(map_upstream_error(status, body))
-        access_token = body.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            return json_error(oauth_error("server_error", "The identity provider returned no access token.", 502))
+            upstream_form["scope"] = self.ctx.upstream.upstream_scope(" ".join(scopes))
+        body = await self._upstream.request_tokens(upstream_form)
         answer = {k: body[k] for k in PASSED_FIELDS if k in body}
         answer["token_type"] = "Bearer"
         if "scope" not in answer and scopes:

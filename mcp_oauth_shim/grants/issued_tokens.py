@@ -18,7 +18,6 @@ IdPs report granted scopes in their own vocabulary (Google answers ``email`` wit
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -26,7 +25,6 @@ from starlette.responses import Response
 
 from ..clients import Client
 from ..context import ShimContext
-from ..endpoints.base import no_store_json
 from ..errors import InvalidGrantError
 from ..identity import UpstreamTokens
 from ..issued_refresh import IssuedRefresh, RefreshTokenError, open_refresh_token
@@ -44,8 +42,6 @@ from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["IssuedTokenGrants"]
 
-_encode_json = json.JSONEncoder().encode
-
 
 class IssuedTokenGrants:
     """The issued-token ending of the authorization code and refresh token grants."""
@@ -60,18 +56,17 @@ class IssuedTokenGrants:
         body = await self._upstream.request_tokens(upstream_form)
         tokens = UpstreamTokens.from_response(body, nonce=nonce)
         identity = await self.issued.identity.resolve(tokens)
-        answer = self.issued.tokens.issue(
+        return self.issued.tokens.issue(
             client_id=client.client_id,
             client_fingerprint=client.fingerprint,
             subject=identity.subject,
             scopes=scope,
-            identity=identity,
+            identity_claims=identity.token_claims(),
             upstream_access_token=tokens.access_token,
             upstream_refresh_token=_text(body.get("refresh_token")),
             auth_time=int(time.time()),
             lineage=start_refresh_family(self.ctx.strict),
         )
-        return _response(answer)
 
     async def refresh(self, sealed: str, client: Client, scope: str | None) -> Response:
         """Redeem the shim's refresh token ``sealed``; ``scope`` may narrow the grant."""
@@ -106,18 +101,17 @@ class IssuedTokenGrants:
             upstream_access, upstream_refresh = refresh.upstream_access_token, None
         else:
             raise InvalidGrantError(description="The refresh token can no longer be used; sign in again.")
-        answer = issued.tokens.issue(
+        return issued.tokens.issue(
             client_id=client.client_id,
             client_fingerprint=client.fingerprint,
             subject=refresh.subject,
             scopes=granted,
-            identity=identity_claims,
+            identity_claims=identity_claims,
             upstream_access_token=upstream_access,
             upstream_refresh_token=upstream_refresh,
             auth_time=refresh.auth_time,
             lineage=lineage,
         )
-        return _response(answer)
 
     async def _use(self, refresh: IssuedRefresh, sealed: str) -> RefreshLineage | None:
         """Strict mode: record this refresh token's use before the IdP is called (a reuse
@@ -136,7 +130,3 @@ class IssuedTokenGrants:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _response(answer: dict[str, Any]) -> Response:
-    return no_store_json(_encode_json(answer).encode())

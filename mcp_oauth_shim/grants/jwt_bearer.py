@@ -18,17 +18,15 @@ grant, "Refresh Token": the authorization server SHOULD NOT return one).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from starlette.responses import Response
 
 from ..context import ShimContext
-from ..endpoints.base import no_store_json
-from ..errors import InvalidRequestError, InvalidScopeError, json_error, oauth_error
+from ..errors import InvalidRequestError, json_error, oauth_error
 from ..id_jag import IdJagGrant
-from ..machine_access import authenticate_machine_client, offers_jwt_bearer
+from ..machine_access import authenticate_machine_client
 from ..rfc7523 import JWT_BEARER_GRANT_TYPE
 
 __all__ = ["ENTERPRISE_CLAIMS", "JwtBearerGrant"]
@@ -43,38 +41,34 @@ class JwtBearerGrant:
 
     @staticmethod
     def offered(ctx: ShimContext) -> bool:
-        return offers_jwt_bearer(ctx)
+        """Are ID-JAGs accepted (an enterprise IdP and a machine client allowed the grant)?"""
+        return ctx.id_jag is not None and ctx.machine_clients is not None and ctx.machine_clients.serves(JWT_BEARER_GRANT_TYPE)
 
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
 
     async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
         ctx = self.ctx
-        authenticated = await authenticate_machine_client(ctx, form, authorization, grant_type=self.grant_type)
+        client = await authenticate_machine_client(ctx, form, authorization, grant_type=self.grant_type)
         if ctx.id_jag is None or ctx.issued is None:  # refused at configuration time
             return json_error(oauth_error("server_error", "This server accepts no identity assertions.", 500))
         if not form.get("assertion"):
             raise InvalidRequestError(description="assertion is required (RFC 7523 section 2.1).")
-        client = authenticated.client
         grant = await ctx.id_jag.verify(form["assertion"], client_id=client.client_id)
-        scopes = grant.granted_scopes(form.get("scope"))
-        if client.scopes:
-            if form.get("scope") is None:
-                # Nothing requested: what both the IdP and the operator allow.
-                scopes = tuple(s for s in scopes if s in client.scopes)
-            else:
-                beyond = [s for s in scopes if s not in client.scopes]
-                if beyond:
-                    raise InvalidScopeError(description="This client may not be granted the scope(s): " + " ".join(beyond) + ".")
-        answer = ctx.issued.tokens.issue(
+        requested = form.get("scope")
+        scopes = grant.granted_scopes(requested)
+        if client.scopes and requested is None:
+            # Nothing requested: what both the IdP and the operator allow.
+            scopes = tuple(s for s in scopes if s in client.scopes)
+        elif client.scopes:
+            # Requested: each scope must be allowed to the client too (invalid_scope names those that are not).
+            client.granted_scopes(requested)
+        return ctx.issued.tokens.issue(
             client_id=client.client_id,
-            client_fingerprint=None,
             subject=grant.subject,
             scopes=scopes,
-            identity=enterprise_identity_claims(grant),
-            refresh=False,
+            identity_claims=enterprise_identity_claims(grant),
         )
-        return no_store_json(json.dumps(answer).encode())
 
 
 def enterprise_identity_claims(grant: IdJagGrant) -> Mapping[str, Any]:
