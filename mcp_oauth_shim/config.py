@@ -13,7 +13,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from .urls import is_loopback_host, service_url_problem
 
@@ -30,7 +30,12 @@ AudienceParam = Literal["resource", "audience", "none"]
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
 #: Where issued-token mode learns who signed in (see :attr:`Upstream.identity`).
 IdentitySource = Literal["id_token", "userinfo", "github"]
-IDENTITY_SOURCES: tuple[IdentitySource, ...] = ("id_token", "userinfo", "github")
+IDENTITY_SOURCES: tuple[IdentitySource, ...] = get_args(IdentitySource)
+# The fields of an Upstream that hold a URL of the IdP: each follows the service URL policy.
+URL_FIELDS = (
+    "issuer", "metadata_url", "authorization_endpoint", "token_endpoint", "revocation_endpoint", "jwks_uri",
+    "userinfo_endpoint", "user_api",
+)
 
 # Parameters the shim itself sets on the upstream authorization request. An operator's
 # extra_authorize_params may not override them: they carry the security of the flow.
@@ -330,14 +335,8 @@ class Upstream:
             raise ConfigurationError(
                 "Upstream needs issuer= or metadata_url= (or explicit authorization_endpoint= and token_endpoint=)."
             )
-        for name, url in (
-            ("issuer", self.issuer),
-            ("metadata_url", self.metadata_url),
-            ("authorization_endpoint", self.authorization_endpoint),
-            ("token_endpoint", self.token_endpoint),
-            ("revocation_endpoint", self.revocation_endpoint),
-            ("jwks_uri", self.jwks_uri),
-        ):
+        for name in URL_FIELDS:
+            url = getattr(self, name)
             problem = None if url is None else service_url_problem(url)
             if problem is not None:
                 raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
@@ -352,7 +351,16 @@ class Upstream:
             raise ConfigurationError(
                 f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
             )
-        _check_identity_settings(self.issue_tokens, self.identity, self.userinfo_endpoint, self.user_api)
+        # Issued-token mode: the settings must work together.
+        if self.issue_tokens not in (None, True, False):
+            raise ConfigurationError("issue_tokens must be True, False or None (None: the preset decides).")
+        if self.identity not in IDENTITY_SOURCES:
+            sources = ", ".join(map(repr, IDENTITY_SOURCES))
+            raise ConfigurationError(f"identity must be one of {sources}, got {self.identity!r}.")
+        if self.identity == "github" and not self.user_api:
+            raise ConfigurationError("identity='github' needs user_api=, the REST API's base URL (https://api.github.com).")
+        if self.user_api and self.identity != "github":
+            raise ConfigurationError("user_api is read only with identity='github'.")
         if self.granted_scope_delimiter not in (" ", ","):
             raise ConfigurationError("granted_scope_delimiter must be ' ' (RFC 6749) or ',' (GitHub).")
 
@@ -548,9 +556,7 @@ class Upstream:
         """
         if not _COGNITO_REGION.fullmatch(region):
             raise ConfigurationError(f"Upstream.cognito region must look like 'eu-west-1', got {region!r}.")
-        if not user_pool_id.startswith(region + "_") or not _COGNITO_POOL_SUFFIX.fullmatch(
-            user_pool_id.removeprefix(region + "_")
-        ):
+        if not re.fullmatch(re.escape(region) + r"_[A-Za-z0-9]+", user_pool_id):
             raise ConfigurationError(
                 f"Upstream.cognito user_pool_id must look like '{region}_AbCdEf123' (the pool's region, '_', "
                 f"its ID), got {user_pool_id!r}."
@@ -591,23 +597,3 @@ GITHUB_AUTHORIZATION_ENDPOINT = "https://github.com/login/oauth/authorize"
 GITHUB_TOKEN_ENDPOINT = "https://github.com/login/oauth/access_token"
 GITHUB_API_URL = "https://api.github.com"
 _COGNITO_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
-_COGNITO_POOL_SUFFIX = re.compile(r"[A-Za-z0-9]+")
-
-
-def _check_identity_settings(
-    issue_tokens: object, identity: object, userinfo_endpoint: str | None, user_api: str | None
-) -> None:
-    """The issued-token settings of an :class:`Upstream` can work together."""
-    if issue_tokens not in (None, True, False):
-        raise ConfigurationError("issue_tokens must be True, False or None (None: the preset decides).")
-    if identity not in IDENTITY_SOURCES:
-        raise ConfigurationError(f"identity must be one of {', '.join(map(repr, IDENTITY_SOURCES))}, got {identity!r}.")
-    if identity == "github" and not user_api:
-        raise ConfigurationError("identity='github' needs user_api=, the REST API's base URL (https://api.github.com).")
-    if user_api and identity != "github":
-        raise ConfigurationError("user_api is read only with identity='github'.")
-    for name, url in (("userinfo_endpoint", userinfo_endpoint), ("user_api", user_api)):
-        problem = None if url is None else service_url_problem(url)
-        if problem is not None:
-            raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
-
