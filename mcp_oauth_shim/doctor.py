@@ -21,8 +21,6 @@ work with this configuration.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,14 +29,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
 
 from . import jsonsafe
-from .outbound import cookieless_jar
-from .upstream import HttpxTransport, Transport, UpstreamError, client_authentication, exchange, get_json
+from .cli import is_absolute_http_url
+from .remote_keys import discovery_urls
+from .upstream import HttpxTransport, Transport, UpstreamError, client_authentication, default_http_client, exchange, get_json
 from .urls import service_url_problem
 
 Level = Literal["OK", "INFO", "WARN", "FAIL"]
-MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,7 @@ async def diagnose(given: DoctorInput, *, http: httpx.AsyncClient | None = None,
     """Run every check; network problems become findings, never exceptions."""
     if http is not None:
         return await _Doctor(given, http).run()
-    async with httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, trust_env=False, cookies=cookieless_jar()
-    ) as client:
+    async with default_http_client(timeout) as client:
         return await _Doctor(given, client).run()
 
 
@@ -104,7 +102,7 @@ class _Doctor:
 
     async def run(self) -> list[Finding]:
         for name, url in (("issuer", self.given.issuer), ("metadata URL", self.given.metadata_url)):
-            if url is not None and not _is_absolute_http_url(url):
+            if url is not None and not is_absolute_http_url(url):
                 # Discovery URLs built from a scheme-less value would only confuse the report.
                 self.add("FAIL", "discovery", f"the {name} must be an absolute http:// or https:// URL, got {url!r}.")
                 return self.findings
@@ -130,20 +128,10 @@ class _Doctor:
 
     # -- discovery --------------------------------------------------------------------------
 
-    def discovery_urls(self) -> list[str]:
-        given = self.given
-        if given.metadata_url:
-            return [given.metadata_url]
-        assert given.issuer
-        issuer = given.issuer.rstrip("/")
-        parts = urlsplit(issuer)
-        # OIDC Discovery appends to the issuer; RFC 8414 §3.1 inserts before the issuer's path.
-        rfc8414 = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
-        return [issuer + "/.well-known/openid-configuration", rfc8414]
-
     async def discover(self) -> dict[str, Any] | None:
         problems: list[str] = []
-        urls = self.discovery_urls()
+        given = self.given
+        urls = (given.metadata_url,) if given.metadata_url else discovery_urls(given.issuer or "")
         for url in urls:
             doc, problem = await self.get_json(url)
             if doc is not None:
@@ -169,7 +157,7 @@ class _Doctor:
     async def get_json(self, url: str) -> tuple[dict[str, Any] | None, str]:
         """The JSON object at ``url``, or ``None`` and what was wrong (for the report)."""
         try:
-            return await get_json(self.transport, url, what="document", max_bytes=MAX_DOCUMENT_BYTES), ""
+            return await get_json(self.transport, url, what="document"), ""
         except UpstreamError as exc:
             return None, exc.reason
 
@@ -319,8 +307,11 @@ class _Doctor:
                 "(client_secret_post or client_secret_basic).",
             )
 
+    def issuer_host(self, doc: Mapping[str, Any]) -> str:
+        return (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+
     def check_audience(self, doc: Mapping[str, Any]) -> None:
-        host = (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+        host = self.issuer_host(doc)
         given = self.given
         if host.endswith(".auth0.com") and given.audience_param != "audience":
             self.add(
@@ -354,7 +345,7 @@ class _Doctor:
     def check_token_mode(self, doc: Mapping[str, Any]) -> None:
         """Which token mode this IdP needs: passthrough only for JWT access tokens naming the
         resource in ``aud``; issued otherwise."""
-        host = (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+        host = self.issuer_host(doc)
         given = self.given
         if given.sample_token:
             self.check_sample_token(given.sample_token)
@@ -543,14 +534,10 @@ _ISSUED_TOKEN_SUFFIXES = {".amazonaws.com": "Amazon Cognito", ".amazoncognito.co
 
 
 def _unverified_claims(token: str) -> dict[str, Any] | None:
-    """The payload of a JWS compact token, unverified; ``None`` if ``token`` is not one."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        return None
+    """The payload of a JWS compact token (RFC 7515 §7.1), unverified; ``None`` if ``token`` is not one."""
     try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = jsonsafe.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error):
+        claims = jsonsafe.loads(extract_compact(token.strip().encode()).payload)
+    except (JoseError, ValueError, UnicodeError):
         return None
     return claims if isinstance(claims, dict) else None
 
@@ -559,11 +546,3 @@ def _answers_with_code(location: str) -> bool:
     """A redirect carrying an authorization code and no error (RFC 6749 §4.1.2 / §4.1.2.1)."""
     query = parse_qs(urlsplit(location).query)
     return "code" in query and "error" not in query
-
-
-def _is_absolute_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
