@@ -66,38 +66,27 @@ class Option:
         return self.argument or self.name
 
 
+# One row per setting: flag and variable from the name, then how it is read.
 UPSTREAM_OPTIONS = (
+    Option("upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", kind="url", metavar="URL", argument="issuer"),
     Option(
-        "upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", kind="url", metavar="URL", argument="issuer"
-    ),
-    Option(
-        "upstream_metadata_url",
-        "the IdP's discovery document URL (default: issuer + /.well-known/openid-configuration)",
-        kind="url",
-        metavar="URL",
-        argument="metadata_url",
+        "upstream_metadata_url", "the IdP's discovery document URL (default: issuer + /.well-known/openid-configuration)",
+        kind="url", metavar="URL", argument="metadata_url",
     ),
     Option("client_id", "the client registered at the IdP for the shim"),
     Option("client_secret", "that client's secret (prefer the variable: flags show in `ps`)", secret=True),
     Option(
-        "token_auth_method",
-        "how the shim authenticates at the IdP's token endpoint",
-        default="client_secret_post",
-        choices=("client_secret_post", "client_secret_basic"),
+        "token_auth_method", "how the shim authenticates at the IdP's token endpoint",
+        default="client_secret_post", choices=("client_secret_post", "client_secret_basic"),
     ),
     Option("audience", "what the IdP puts in the access tokens' aud (default: the resource URL)", metavar="AUD"),
     Option(
-        "audience_param",
-        "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
-        default="resource",
-        choices=("resource", "audience", "none"),
+        "audience_param", "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
+        default="resource", choices=("resource", "audience", "none"),
     ),
     Option(
-        "scopes",
-        "scopes requested at the IdP when a client asks for none (comma or space separated)",
-        kind="words",
-        default=("openid",),
-        argument="default_scopes",
+        "scopes", "scopes requested at the IdP when a client asks for none (comma or space separated)",
+        kind="words", default=("openid",), argument="default_scopes",
     ),
     Option("extra_scopes", "scopes always added, e.g. offline_access for refresh tokens", kind="words", default=()),
 )
@@ -110,67 +99,43 @@ SERVE_OPTIONS = (
         "secret_keys",
         "comma-separated signing keys, newest first (generate: python -c "
         "'import secrets; print(secrets.token_urlsafe(48))')",
-        kind="list",
-        secret=True,
+        kind="list", secret=True,
     ),
     Option("required_scopes", "scopes every access token must carry at the MCP endpoint", kind="words", default=()),
     Option(
-        "registration",
-        "signed: a client_id per client; static: every client gets the IdP client_id",
-        default="signed",
-        choices=("signed", "static"),
+        "registration", "signed: a client_id per client; static: every client gets the IdP client_id",
+        default="signed", choices=("signed", "static"),
     ),
     Option("allowed_redirect_uris", "comma-separated redirect URIs accepted beyond the default policy", kind="list", default=()),
-    Option(
-        "client_metadata_documents",
-        "accept URL client_ids (client ID metadata documents)",
-        kind="bool",
-        default=True,
-    ),
-    Option(
-        "mcp_upstream",
-        "reverse-proxy the resource path to this MCP server URL, behind the shim's login",
-        kind="url",
-        metavar="URL",
-    ),
-    Option(
-        "forward_authorization",
-        "with --mcp-upstream: pass the user's access token on to the MCP server",
-        kind="bool",
-        default=False,
-    ),
+    Option("client_metadata_documents", "accept URL client_ids (client ID metadata documents)", kind="bool", default=True),
+    Option("mcp_upstream", "reverse-proxy the resource path to this MCP server URL, behind the shim's login", kind="url", metavar="URL"),
+    Option("forward_authorization", "with --mcp-upstream: pass the user's access token on to the MCP server", kind="bool", default=False),
     Option(
         "issue_tokens",
         "the shim issues its own access tokens (RFC 9068, keys derived from the secret keys) after "
         "learning the user from the IdP's ID token or userinfo; for IdPs whose tokens are opaque",
-        kind="bool",
-        default=False,
+        kind="bool", default=False,
     ),
     Option(
         "redis_url",
         "strict mode on this Redis, shared by every replica: codes and consent used once, refresh-token "
         "reuse detection, rate limits (redis://, rediss:// or unix://; needs the redis extra)",
-        kind="redis_url",
-        secret=True,
-        metavar="URL",
+        kind="redis_url", secret=True, metavar="URL",
     ),
     Option(
         "strict_on_unavailable",
         "strict mode, when Redis cannot answer: refuse (503 temporarily_unavailable) or allow (as without strict mode)",
-        default="refuse",
-        choices=("refuse", "allow"),
+        default="refuse", choices=("refuse", "allow"),
     ),
     Option("host", "interface to listen on", default="127.0.0.1"),
     Option("port", "port to listen on (1-65535)", kind="port", default=8000),
     Option("log_level", "uvicorn log level", default="info", choices=("critical", "error", "warning", "info", "debug")),
     Option(
-        "log_format",
-        "log lines as one JSON object each (with request_id and login_id), or text; default: uvicorn's own",
+        "log_format", "log lines as one JSON object each (with request_id and login_id), or text; default: uvicorn's own",
         choices=("json", "text"),
     ),
     Option(
-        "metrics_port",
-        "serve Prometheus metrics on this port of HOST (keep it internal; needs mcp-oauth-shim[metrics])",
+        "metrics_port", "serve Prometheus metrics on this port of HOST (keep it internal; needs mcp-oauth-shim[metrics])",
         kind="port",
     ),
 )
@@ -178,11 +143,8 @@ SERVE_OPTIONS = (
 DOCTOR_OPTIONS = (
     # doctor reads the same variables as serve, so `doctor` checks what `serve` would use.
     Option(
-        "issuer",
-        "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)",
-        kind="url",
-        metavar="URL",
-        variable=ENV_PREFIX + "UPSTREAM_ISSUER",
+        "issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)",
+        kind="url", metavar="URL", variable=ENV_PREFIX + "UPSTREAM_ISSUER",
     ),
     *(o for o in UPSTREAM_OPTIONS if o.name != "upstream_issuer"),
     Option("public_url", "the shim's public URL, to check its callback PUBLIC_URL/oauth/callback", kind="url", metavar="URL"),
@@ -190,8 +152,7 @@ DOCTOR_OPTIONS = (
     Option(
         "sample_token",
         "an access token the IdP issued in a login, to tell which token mode it needs (read, never printed or verified)",
-        secret=True,
-        metavar="TOKEN",
+        secret=True, metavar="TOKEN",
     ),
 )
 
