@@ -228,11 +228,7 @@ class _Doctor:
     async def check_jwks(self, doc: Mapping[str, Any]) -> None:
         uri = doc.get("jwks_uri")
         if not isinstance(uri, str) or not uri:
-            self.add(
-                "FAIL",
-                "jwks_uri",
-                "missing; the shim verifies access tokens as JWTs against the IdP's published keys.",
-            )
+            self.add("FAIL", "jwks_uri", "missing; the shim verifies access tokens as JWTs against the IdP's published keys.")
             return
         keys_doc, problem = await self.get_json(uri)
         if keys_doc is None:
