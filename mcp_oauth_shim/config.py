@@ -13,7 +13,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from .urls import is_loopback_host, service_url_problem
 
@@ -382,17 +382,13 @@ class Upstream:
         ``resource``; its issuer ends with a slash. Enable "Allow Offline Access" on the API for
         refresh tokens.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "audience",
-            "default_scopes": ("openid", "profile", "email"),
-            "extra_scopes": ("offline_access",),
-            "name": "auth0",
-            "access_tokens": AUTH0_ACCESS_TOKENS,
-        }
         host = domain.removeprefix("https://").rstrip("/")
         return cls.oidc(
             issuer=f"https://{host}/", client_id=client_id, client_secret=client_secret, audience=audience,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="audience", default_scopes=("openid", "profile", "email"),
+                extra_scopes=("offline_access",), name="auth0", access_tokens=AUTH0_ACCESS_TOKENS,
+            ),
         )
 
     @classmethod
@@ -406,15 +402,12 @@ class Upstream:
         client (included custom audience = your MCP resource URL, or ``audience``) so access
         tokens carry it in ``aud``.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_scopes": ("offline_access",),
-            "name": "keycloak",
-            "access_tokens": KEYCLOAK_ACCESS_TOKENS,
-        }
         return cls.oidc(
             issuer=f"{base_url.rstrip('/')}/realms/{realm}", client_id=client_id, client_secret=client_secret,
-            audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
+            audience=audience, **with_defaults(
+                options, audience_param="none", extra_scopes=("offline_access",), name="keycloak",
+                access_tokens=KEYCLOAK_ACCESS_TOKENS,
+            ),
         )
 
     @classmethod
@@ -427,16 +420,12 @@ class Upstream:
         The authorization server's audience (``api://default`` for the default one) is what its
         access tokens carry; Okta chooses it, so nothing is sent for it.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_scopes": ("offline_access",),
-            "name": "okta",
-            "access_tokens": OKTA_ACCESS_TOKENS,
-        }
         host = domain.removeprefix("https://").rstrip("/")
         return cls.oidc(
             issuer=f"https://{host}/oauth2/{authorization_server}", client_id=client_id,
-            client_secret=client_secret, audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
+            client_secret=client_secret, audience=audience, **with_defaults(
+                options, audience_param="none", extra_scopes=("offline_access",), name="okta", access_tokens=OKTA_ACCESS_TOKENS,
+            ),
         )
 
     @classmethod
@@ -452,17 +441,13 @@ class Upstream:
         tokens are v2 (``aud`` = the client ID, ``iss`` = the v2.0 issuer checked here).
         """
         prefix = (app_id_uri or f"api://{client_id}").rstrip("/") + "/"
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_scopes": ("offline_access",),
-            "name": "entra",
-            "scope_prefix": prefix,
-            "access_tokens": ENTRA_ACCESS_TOKENS,
-        }
         return cls.oidc(
             issuer=f"https://login.microsoftonline.com/{tenant_id}/v2.0", client_id=client_id,
             client_secret=client_secret, audience=client_id, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="none", extra_scopes=("offline_access",), name="entra", scope_prefix=prefix,
+                access_tokens=ENTRA_ACCESS_TOKENS,
+            ),
         )
 
     # -- presets for issued-token mode: IdPs whose access tokens the shim cannot verify -------
@@ -492,16 +477,12 @@ class Upstream:
         no ``resource``/``audience`` parameter and refuses the ``offline_access`` scope; a
         refresh token comes with ``access_type=offline``, on every login with ``prompt=consent``.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_authorize_params": {"access_type": "offline", "prompt": "consent"},
-            "name": "google",
-            "issue_tokens": True,
-            "identity": "id_token",
-        }
         return cls.oidc(
             issuer=GOOGLE_ISSUER, client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="none", extra_authorize_params={"access_type": "offline", "prompt": "consent"},
+                name="google", issue_tokens=True, identity="id_token",
+            ),
         )
 
     @classmethod
@@ -522,19 +503,13 @@ class Upstream:
         Enterprise Server, override ``authorization_endpoint``, ``token_endpoint`` and
         ``user_api`` (the REST API's base URL, ``https://HOST/api/v3``).
         """
-        defaults: dict[str, object] = {
-            "authorization_endpoint": GITHUB_AUTHORIZATION_ENDPOINT,
-            "token_endpoint": GITHUB_TOKEN_ENDPOINT,
-            "audience_param": "none",
-            "name": "github",
-            "issue_tokens": True,
-            "identity": "github",
-            "user_api": GITHUB_API_URL,
-            "granted_scope_delimiter": ",",
-        }
         return cls.oidc(
             client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, authorization_endpoint=GITHUB_AUTHORIZATION_ENDPOINT, token_endpoint=GITHUB_TOKEN_ENDPOINT,
+                audience_param="none", name="github", issue_tokens=True, identity="github", user_api=GITHUB_API_URL,
+                granted_scope_delimiter=",",
+            ),
         )
 
     @classmethod
@@ -562,19 +537,13 @@ class Upstream:
                 f"its ID), got {user_pool_id!r}."
             )
         issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "token_auth_method": "client_secret_basic",
-            "name": "cognito",
-            "issue_tokens": True,
-            "identity": "id_token",
-        }
+        defaults: dict[str, object] = {}
         if domain:
             host = domain.removeprefix("https://").rstrip("/")
             if "." not in host:
                 host = f"{host}.auth.{region}.amazoncognito.com"
             endpoints = f"https://{host}/oauth2"
-            defaults |= {
+            defaults = {
                 # Discovery is still read (for jwks_uri); the endpoints named here win over it.
                 "metadata_url": issuer + "/.well-known/openid-configuration",
                 "authorization_endpoint": endpoints + "/authorize",
@@ -584,7 +553,10 @@ class Upstream:
             }
         return cls.oidc(
             issuer=issuer, client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="none", token_auth_method="client_secret_basic", name="cognito", issue_tokens=True,
+                identity="id_token", **defaults,
+            ),
         )
 
     def replace(self, **changes: object) -> Upstream:
@@ -597,3 +569,8 @@ GITHUB_AUTHORIZATION_ENDPOINT = "https://github.com/login/oauth/authorize"
 GITHUB_TOKEN_ENDPOINT = "https://github.com/login/oauth/access_token"
 GITHUB_API_URL = "https://api.github.com"
 _COGNITO_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+
+
+def with_defaults(options: Mapping[str, object], **defaults: object) -> dict[str, Any]:
+    """A preset's ``defaults`` for :meth:`Upstream.oidc` with the caller's ``options`` over them."""
+    return {**defaults, **options}
