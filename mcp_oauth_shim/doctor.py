@@ -309,34 +309,30 @@ class _Doctor:
     def check_audience(self, doc: Mapping[str, Any]) -> None:
         host = self.issuer_host(doc)
         given = self.given
+        level: Level = "WARN"
         if host.endswith(".auth0.com") and given.audience_param != "audience":
-            self.add(
-                "WARN",
-                "audience",
+            message = (
                 "Auth0 takes the API identifier as audience=, not RFC 8707 resource=: use "
-                "--audience <API identifier> --audience-param audience.",
+                "--audience <API identifier> --audience-param audience."
             )
         elif host in ("login.microsoftonline.com", "sts.windows.net") and given.audience_param != "none":
-            self.add(
-                "WARN",
-                "audience",
+            message = (
                 "Entra ID derives the audience from the scope (api://<app-id>/<scope>): use --audience-param none "
-                "and put that scope in --scopes.",
+                "and put that scope in --scopes."
             )
         elif given.audience:
-            self.add(
-                "INFO",
-                "audience",
+            level = "INFO"
+            message = (
                 f"the shim will ask for {given.audience} via {given.audience_param}=; access tokens must "
-                "carry it in aud. Discovery cannot show whether the IdP honours that: try a login.",
+                "carry it in aud. Discovery cannot show whether the IdP honours that: try a login."
             )
         else:
-            self.add(
-                "INFO",
-                "audience",
+            level = "INFO"
+            message = (
                 "no --audience given: access tokens must carry the MCP resource URL in aud (RFC 8707), or "
-                "the shim refuses them. Set --audience to what the IdP puts in aud.",
+                "the shim refuses them. Set --audience to what the IdP puts in aud."
             )
+        self.add(level, "audience", message)
 
     def check_token_mode(self, doc: Mapping[str, Any]) -> None:
         """Which token mode this IdP needs: passthrough only for JWT access tokens naming the
@@ -452,34 +448,27 @@ class _Doctor:
             return
         location = response.headers.get("location", "")
         is_redirect = response.status in _REDIRECTS and bool(location)
-        if is_redirect and location.startswith(self.callback_url()) and _answers_with_code(location):
+        callback = self.callback_url()
+        accepted = f"the IdP accepted client {given.client_id} with callback {callback}"
+        level: Level = "OK"
+        if is_redirect and location.startswith(callback) and _answers_with_code(location):
             # RFC 6749 §4.1.2: no login page, straight back with a code (auto-approve, an SSO
             # session): the request was accepted. The code is left unused and never printed.
-            self.add(
-                "OK",
-                "authorization request",
-                f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
-                "(it answered at once with a code: auto-approve or an existing session).",
-            )
-        elif is_redirect and location.startswith(self.callback_url()):
+            message = accepted + " (it answered at once with a code: auto-approve or an existing session)."
+        elif is_redirect and location.startswith(callback):
             query = parse_qs(urlsplit(location).query)
             error = (query.get("error") or ["?"])[0]
             detail = (query.get("error_description") or [""])[0]
-            self.add("FAIL", "authorization request", f"the IdP answered {error}: {detail}".rstrip(": "))
+            level, message = "FAIL", f"the IdP answered {error}: {detail}".rstrip(": ")
         elif is_redirect or response.status == 200:
-            self.add(
-                "OK",
-                "authorization request",
-                f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
-                "(it went on to its login page).",
-            )
+            message = accepted + " (it went on to its login page)."
         else:
-            self.add(
-                "FAIL",
-                "authorization request",
+            level = "FAIL"
+            message = (
                 f"the IdP refused it with HTTP {response.status}. Check that client {given.client_id} "
-                f"exists and that {self.callback_url()} is registered as its callback (redirect) URL.",
+                f"exists and that {callback} is registered as its callback (redirect) URL."
             )
+        self.add(level, "authorization request", message)
 
     async def probe_token(self, doc: Mapping[str, Any]) -> None:
         """Redeem a made-up code: invalid_grant proves the client credentials are accepted."""
