@@ -289,11 +289,10 @@ class _Doctor:
         if not isinstance(methods, list):
             self.add("WARN", "client authentication", "token_endpoint_auth_methods_supported is not a list.")
             return
+        usable = [m for m in ("client_secret_post", "client_secret_basic") if m in methods]
         if wanted in methods:
             self.add("OK", "client authentication", f"{wanted} supported")
-            return
-        usable = [m for m in ("client_secret_post", "client_secret_basic") if m in methods]
-        if usable:
+        elif usable:
             self.add("FAIL", "client authentication", f"{wanted} is not supported; use --token-auth-method {usable[0]}.")
         else:
             self.add(
@@ -493,23 +492,20 @@ class _Doctor:
         except ValueError:
             answer = None
         error = answer.get("error") if isinstance(answer, dict) else None
+        level: Level = "FAIL"
         if error == "invalid_grant":
-            self.add("OK", "client credentials", f"accepted by the token endpoint ({given.token_auth_method}).")
+            level, message = "OK", f"accepted by the token endpoint ({given.token_auth_method})."
         elif error == "invalid_client" or response.status == 401:
-            self.add(
-                "FAIL",
-                "client credentials",
+            message = (
                 f"the token endpoint refused the client id/secret with {given.token_auth_method}. Check them, "
-                "or try the other --token-auth-method.",
+                "or try the other --token-auth-method."
             )
         elif error == "unauthorized_client":
-            self.add("FAIL", "client credentials", "the client may not use the authorization_code grant; allow it at the IdP.")
+            message = "the client may not use the authorization_code grant; allow it at the IdP."
         else:
-            self.add(
-                "WARN",
-                "client credentials",
-                f"unexpected answer (HTTP {response.status}, error={error!r}); could not confirm the credentials.",
-            )
+            level = "WARN"
+            message = f"unexpected answer (HTTP {response.status}, error={error!r}); could not confirm the credentials."
+        self.add(level, "client credentials", message)
 
 
 # IdPs whose access tokens are opaque or addressed to the IdP's own APIs, never to an MCP
