@@ -37,22 +37,18 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_HOMES = {
-    "AccessTokenProfile": ".config",
-    "ConfigurationError": ".config",
-    "Upstream": ".config",
-    "Lifetimes": ".config",
-    "Paths": ".config",
-    "OAuthShim": ".shim",
-    "MachineClient": ".machine_clients",
-    "EnterpriseIdP": ".id_jag",
+# Where each public name lives, as in the imports above.
+_MODULES = {
+    ".config": ("AccessTokenProfile", "ConfigurationError", "Lifetimes", "Paths", "Upstream"),
+    ".shim": ("OAuthShim",),
+    ".machine_clients": ("MachineClient",),
+    ".id_jag": ("EnterpriseIdP",),
     # Imports the mcp SDK (it extends the SDK's AccessToken): loaded only when named.
-    "IssuedAccessToken": ".issued_verifier",
-    "UpstreamError": ".upstream",
-    "Caller": ".caller",
-    "UpstreamTokenUnavailable": ".caller",
-    "current_caller": ".caller",
+    ".issued_verifier": ("IssuedAccessToken",),
+    ".upstream": ("UpstreamError",),
+    ".caller": ("Caller", "UpstreamTokenUnavailable", "current_caller"),
 }
+_HOMES = {name: home for home, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .cli import Settings, UsageError, parser, serve_settings
+from .cli import UPSTREAM_OPTIONS, Settings, UsageError, parser, serve_settings
 from .config import ConfigurationError
 
 if TYPE_CHECKING:
@@ -33,6 +33,12 @@ logger = logging.getLogger("mcp_oauth_shim")
 # uvicorn's STARTUP_FAILURE and gunicorn's WORKER_BOOT_ERROR: a worker exiting with it stops
 # the whole server rather than being restarted.
 APP_BOOT_FAILURE = 3
+
+# The serve options that are OAuthShim keyword arguments of the same name.
+SHIM_ARGUMENTS = (
+    "public_url", "resource", "secret_keys", "required_scopes", "registration", "allowed_redirect_uris",
+    "client_metadata_documents", "issue_tokens",
+)
 
 
 def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = None) -> OAuthShim:
@@ -50,27 +56,9 @@ def build_shim(settings: Settings, *, http_client: httpx.AsyncClient | None = No
             raise ConfigurationError("--redis-url needs the redis package: pip install 'mcp-oauth-shim[redis]'.") from None
         except ValueError:  # the message could quote the URL and its password
             raise ConfigurationError("--redis-url is not a usable Redis URL.") from None
-    upstream = Upstream.oidc(
-        issuer=v["upstream_issuer"],
-        metadata_url=v["upstream_metadata_url"],
-        client_id=v["client_id"],
-        client_secret=v["client_secret"],
-        audience=v["audience"],
-        audience_param=v["audience_param"],
-        default_scopes=v["scopes"],
-        extra_scopes=v["extra_scopes"],
-        token_auth_method=v["token_auth_method"],
-    )
     return OAuthShim(
-        issue_tokens=v["issue_tokens"],
-        public_url=v["public_url"],
-        resource=v["resource"],
-        upstream=upstream,
-        secret_keys=list(v["secret_keys"]),
-        required_scopes=v["required_scopes"],
-        registration=v["registration"],
-        allowed_redirect_uris=v["allowed_redirect_uris"],
-        client_metadata_documents=v["client_metadata_documents"],
+        upstream=Upstream.oidc(**{option.keyword: v[option.name] for option in UPSTREAM_OPTIONS}),
+        **{name: v[name] for name in SHIM_ARGUMENTS},
         http_client=http_client,
         strict=strict,
         metrics=v.get("metrics_port") is not None,

@@ -16,7 +16,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 ENV_PREFIX = "MCP_OAUTH_SHIM_"
 REDACTED = "<redacted>"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 class UsageError(Exception):
     """A flag or variable is missing or malformed; exit status 2."""
@@ -41,13 +43,15 @@ class UsageError(Exception):
 class Option:
     """One setting: its flag, its variable, how to read it."""
 
-    name: str  # dest; the variable is ENV_PREFIX + name.upper()
+    name: str  # dest; the variable is ENV_PREFIX + name.upper() unless ``variable`` says otherwise
     help: str
-    kind: str = "str"  # str | url | redis_url | list | words | int | port | bool
+    kind: str = "str"  # str or a key of _READERS
     default: Any = None
-    secret: bool = False
+    secret: bool = False  # redacted in the configuration shown, never echoed in an error
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    variable: str | None = None
+    argument: str | None = None  # the keyword it becomes in Upstream.oidc / DoctorInput, when not ``name``
 
     @property
     def flag(self) -> str:
@@ -55,37 +59,34 @@ class Option:
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return self.variable or ENV_PREFIX + self.name.upper()
+
+    @property
+    def keyword(self) -> str:
+        return self.argument or self.name
 
 
+# One row per setting: flag and variable from the name, then how it is read.
 UPSTREAM_OPTIONS = (
-    Option("upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", kind="url", metavar="URL"),
+    Option("upstream_issuer", "the IdP's issuer URL, exactly as in its discovery document", kind="url", metavar="URL", argument="issuer"),
     Option(
-        "upstream_metadata_url",
-        "the IdP's discovery document URL (default: issuer + /.well-known/openid-configuration)",
-        kind="url",
-        metavar="URL",
+        "upstream_metadata_url", "the IdP's discovery document URL (default: issuer + /.well-known/openid-configuration)",
+        kind="url", metavar="URL", argument="metadata_url",
     ),
     Option("client_id", "the client registered at the IdP for the shim"),
     Option("client_secret", "that client's secret (prefer the variable: flags show in `ps`)", secret=True),
     Option(
-        "token_auth_method",
-        "how the shim authenticates at the IdP's token endpoint",
-        default="client_secret_post",
-        choices=("client_secret_post", "client_secret_basic"),
+        "token_auth_method", "how the shim authenticates at the IdP's token endpoint",
+        default="client_secret_post", choices=("client_secret_post", "client_secret_basic"),
     ),
     Option("audience", "what the IdP puts in the access tokens' aud (default: the resource URL)", metavar="AUD"),
     Option(
-        "audience_param",
-        "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
-        default="resource",
-        choices=("resource", "audience", "none"),
+        "audience_param", "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
+        default="resource", choices=("resource", "audience", "none"),
     ),
     Option(
-        "scopes",
-        "scopes requested at the IdP when a client asks for none (comma or space separated)",
-        kind="words",
-        default=("openid",),
+        "scopes", "scopes requested at the IdP when a client asks for none (comma or space separated)",
+        kind="words", default=("openid",), argument="default_scopes",
     ),
     Option("extra_scopes", "scopes always added, e.g. offline_access for refresh tokens", kind="words", default=()),
 )
@@ -98,85 +99,62 @@ SERVE_OPTIONS = (
         "secret_keys",
         "comma-separated signing keys, newest first (generate: python -c "
         "'import secrets; print(secrets.token_urlsafe(48))')",
-        kind="list",
-        secret=True,
+        kind="list", secret=True,
     ),
     Option("required_scopes", "scopes every access token must carry at the MCP endpoint", kind="words", default=()),
     Option(
-        "registration",
-        "signed: a client_id per client; static: every client gets the IdP client_id",
-        default="signed",
-        choices=("signed", "static"),
+        "registration", "signed: a client_id per client; static: every client gets the IdP client_id",
+        default="signed", choices=("signed", "static"),
     ),
     Option("allowed_redirect_uris", "comma-separated redirect URIs accepted beyond the default policy", kind="list", default=()),
-    Option(
-        "client_metadata_documents",
-        "accept URL client_ids (client ID metadata documents)",
-        kind="bool",
-        default=True,
-    ),
-    Option(
-        "mcp_upstream",
-        "reverse-proxy the resource path to this MCP server URL, behind the shim's login",
-        kind="url",
-        metavar="URL",
-    ),
-    Option(
-        "forward_authorization",
-        "with --mcp-upstream: pass the user's access token on to the MCP server",
-        kind="bool",
-        default=False,
-    ),
+    Option("client_metadata_documents", "accept URL client_ids (client ID metadata documents)", kind="bool", default=True),
+    Option("mcp_upstream", "reverse-proxy the resource path to this MCP server URL, behind the shim's login", kind="url", metavar="URL"),
+    Option("forward_authorization", "with --mcp-upstream: pass the user's access token on to the MCP server", kind="bool", default=False),
     Option(
         "issue_tokens",
         "the shim issues its own access tokens (RFC 9068, keys derived from the secret keys) after "
         "learning the user from the IdP's ID token or userinfo; for IdPs whose tokens are opaque",
-        kind="bool",
-        default=False,
+        kind="bool", default=False,
     ),
     Option(
         "redis_url",
         "strict mode on this Redis, shared by every replica: codes and consent used once, refresh-token "
         "reuse detection, rate limits (redis://, rediss:// or unix://; needs the redis extra)",
-        kind="redis_url",
-        secret=True,
-        metavar="URL",
+        kind="redis_url", secret=True, metavar="URL",
     ),
     Option(
         "strict_on_unavailable",
         "strict mode, when Redis cannot answer: refuse (503 temporarily_unavailable) or allow (as without strict mode)",
-        default="refuse",
-        choices=("refuse", "allow"),
+        default="refuse", choices=("refuse", "allow"),
     ),
     Option("host", "interface to listen on", default="127.0.0.1"),
     Option("port", "port to listen on (1-65535)", kind="port", default=8000),
     Option("log_level", "uvicorn log level", default="info", choices=("critical", "error", "warning", "info", "debug")),
     Option(
-        "log_format",
-        "log lines as one JSON object each (with request_id and login_id), or text; default: uvicorn's own",
+        "log_format", "log lines as one JSON object each (with request_id and login_id), or text; default: uvicorn's own",
         choices=("json", "text"),
     ),
     Option(
-        "metrics_port",
-        "serve Prometheus metrics on this port of HOST (keep it internal; needs mcp-oauth-shim[metrics])",
+        "metrics_port", "serve Prometheus metrics on this port of HOST (keep it internal; needs mcp-oauth-shim[metrics])",
         kind="port",
     ),
 )
 
 DOCTOR_OPTIONS = (
-    Option("issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)", kind="url", metavar="URL"),
+    # doctor reads the same variables as serve, so `doctor` checks what `serve` would use.
+    Option(
+        "issuer", "the IdP's issuer URL (variable fallback: MCP_OAUTH_SHIM_UPSTREAM_ISSUER)",
+        kind="url", metavar="URL", variable=ENV_PREFIX + "UPSTREAM_ISSUER",
+    ),
     *(o for o in UPSTREAM_OPTIONS if o.name != "upstream_issuer"),
     Option("public_url", "the shim's public URL, to check its callback PUBLIC_URL/oauth/callback", kind="url", metavar="URL"),
     Option("issue_tokens", "check for issued-token mode (the shim issues its own tokens; the IdP's userinfo is used)", kind="bool", default=False),
     Option(
         "sample_token",
         "an access token the IdP issued in a login, to tell which token mode it needs (read, never printed or verified)",
-        secret=True,
-        metavar="TOKEN",
+        secret=True, metavar="TOKEN",
     ),
 )
-# doctor reads the same variables as serve, so `doctor` checks what `serve` would use.
-_ENV_ALIASES = {"issuer": ENV_PREFIX + "UPSTREAM_ISSUER"}
 
 
 @dataclass
@@ -206,58 +184,65 @@ class Settings:
         return lines
 
 
-def _parse_value(option: Option, raw: str, env: str | None = None) -> Any:
-    """``raw`` read as ``option`` says; a malformed value is a :class:`UsageError` naming both
-    the flag and the variable, so a wrong setting reads the same from either."""
-    names = f"{option.flag} / {env or option.env}"
-    if option.kind == "list":
+def is_absolute_http_url(url: str) -> bool:
+    """An ``http://`` or ``https://`` URL with a host and a usable port: a scheme-less value
+    (``localhost:9000/mcp``) is refused, not guessed at."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or an unclosed IPv6 bracket
+        return False
+
+
+def _read(kind: str, raw: str) -> Any:
+    """``raw`` read as an option of ``kind``; a ValueError's message completes "must be ..."."""
+    if kind == "list":
         return tuple(item.strip() for item in raw.split(",") if item.strip())
-    if option.kind == "words":
-        return tuple(word for word in raw.replace(",", " ").split() if word)
-    if option.kind in ("int", "port"):
+    if kind == "words":
+        return tuple(raw.replace(",", " ").split())
+    if kind == "port":
         try:
             number = int(raw)
         except ValueError:
-            raise UsageError(f"{names} must be a number, got {raw!r}.") from None
-        if option.kind == "port" and not 1 <= number <= 65535:
-            raise UsageError(f"{names} must be a port number from 1 to 65535, got {raw!r}.")
+            raise ValueError("a number") from None
+        if not 1 <= number <= 65535:
+            raise ValueError("a port number from 1 to 65535")
         return number
-    if option.kind == "url":
-        try:
-            parts = urlsplit(raw)
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a bad port or an unclosed IPv6 bracket
-            usable = False
-        if not usable:
-            raise UsageError(f"{names} must be an absolute http:// or https:// URL, got {raw!r}.")
-        return raw
-    if option.kind == "redis_url":
+    if kind == "url" and not is_absolute_http_url(raw):
+        raise ValueError("an absolute http:// or https:// URL")
+    if kind == "redis_url":
         try:
             scheme = urlsplit(raw).scheme
         except ValueError:
             scheme = ""
         if scheme not in REDIS_SCHEMES:
-            # The value may hold a password: never echo it.
-            raise UsageError(f"{names} must be a redis://, rediss:// or unix:// URL.")
-        return raw
-    if option.kind == "bool":
+            raise ValueError("a redis://, rediss:// or unix:// URL")
+    if kind == "bool":
         lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise UsageError(f"{names} must be true or false, got {raw!r}.")
-    if option.choices and raw not in option.choices:
-        raise UsageError(f"{names} must be one of {', '.join(option.choices)}, got {raw!r}.")
+        if lowered not in (*TRUE_WORDS, *FALSE_WORDS):
+            raise ValueError("true or false")
+        return lowered in TRUE_WORDS
     return raw
+
+
+def _parse_value(option: Option, raw: str) -> Any:
+    """``raw`` read as ``option`` says; a malformed value is a :class:`UsageError` naming both
+    the flag and the variable, so a wrong setting reads the same from either. A secret's value
+    (a Redis URL may hold a password) is never echoed."""
+    try:
+        if option.choices and raw not in option.choices:
+            raise ValueError(f"one of {', '.join(option.choices)}")
+        return _read(option.kind, raw)
+    except ValueError as exc:
+        got = "" if option.secret else f", got {raw!r}"
+        raise UsageError(f"{option.flag} / {option.env} must be {exc}{got}.") from None
 
 
 def _add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     for option in options:
-        env = _ENV_ALIASES.get(option.name, option.env)
         default = "" if option.default in (None, (), "") else f"; default: {_show_default(option.default)}"
         choices = f" (one of: {', '.join(option.choices)})" if option.choices else ""
-        help_text = f"{option.help}{choices} [env: {env}{default}]"
+        help_text = f"{option.help}{choices} [env: {option.env}{default}]"
         if option.kind == "bool":
             parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -282,14 +267,13 @@ def resolve(options: Sequence[Option], args: argparse.Namespace, environ: Mappin
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for option in options:
-        env = _ENV_ALIASES.get(option.name, option.env)
         flag_value = getattr(args, option.name, None)
         if flag_value is not None:
-            values[option.name] = flag_value if option.kind == "bool" else _parse_value(option, flag_value, env)
+            values[option.name] = flag_value if option.kind == "bool" else _parse_value(option, flag_value)
             sources[option.name] = "flag"
-        elif environ.get(env, "") != "":
-            values[option.name] = _parse_value(option, environ[env], env)
-            sources[option.name] = f"env {env}"
+        elif environ.get(option.env, "") != "":
+            values[option.name] = _parse_value(option, environ[option.env])
+            sources[option.name] = f"env {option.env}"
         else:
             values[option.name] = option.default
             sources[option.name] = "default"
@@ -400,19 +384,9 @@ def doctor_input(args: argparse.Namespace, environ: Mapping[str, str]) -> Doctor
     v = settings.values
     if not (v["issuer"] or v["upstream_metadata_url"]):
         raise UsageError(f"doctor needs --issuer URL (or {ENV_PREFIX}UPSTREAM_ISSUER, or --upstream-metadata-url).")
-    return DoctorInput(
-        issuer=v["issuer"],
-        metadata_url=v["upstream_metadata_url"],
-        client_id=v["client_id"],
-        client_secret=v["client_secret"],
-        token_auth_method=v["token_auth_method"],
-        public_url=v["public_url"],
-        audience=v["audience"],
-        audience_param=v["audience_param"],
-        scopes=tuple(dict.fromkeys([*v["scopes"], *v["extra_scopes"]])),
-        issue_tokens=bool(v["issue_tokens"]),
-        sample_token=v["sample_token"],
-    )
+    # DoctorInput asks for every scope at once: the defaults and the extra ones.
+    given = {o.keyword: v[o.name] for o in DOCTOR_OPTIONS if o.name not in ("scopes", "extra_scopes")}
+    return DoctorInput(**given, scopes=tuple(dict.fromkeys([*v["scopes"], *v["extra_scopes"]])))
 
 
 def doctor(
@@ -465,12 +439,9 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     args = parser().parse_args(argv)
-    commands: dict[str, Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]] = {
-        "serve": serve,
-        "doctor": doctor,
-    }
+    command = serve if args.command == "serve" else doctor
     try:
-        return commands[args.command](args, environ, out)
+        return command(args, environ, out)
     except (UsageError, ConfigurationError) as exc:
         print(f"mcp-oauth-shim {args.command}: {exc}", file=err)
         return 2

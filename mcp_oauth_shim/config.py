@@ -13,7 +13,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from .urls import is_loopback_host, service_url_problem
 
@@ -30,7 +30,12 @@ AudienceParam = Literal["resource", "audience", "none"]
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
 #: Where issued-token mode learns who signed in (see :attr:`Upstream.identity`).
 IdentitySource = Literal["id_token", "userinfo", "github"]
-IDENTITY_SOURCES: tuple[IdentitySource, ...] = ("id_token", "userinfo", "github")
+IDENTITY_SOURCES: tuple[IdentitySource, ...] = get_args(IdentitySource)
+# The fields of an Upstream that hold a URL of the IdP: each follows the service URL policy.
+URL_FIELDS = (
+    "issuer", "metadata_url", "authorization_endpoint", "token_endpoint", "revocation_endpoint", "jwks_uri",
+    "userinfo_endpoint", "user_api",
+)
 
 # Parameters the shim itself sets on the upstream authorization request. An operator's
 # extra_authorize_params may not override them: they carry the security of the flow.
@@ -330,14 +335,8 @@ class Upstream:
             raise ConfigurationError(
                 "Upstream needs issuer= or metadata_url= (or explicit authorization_endpoint= and token_endpoint=)."
             )
-        for name, url in (
-            ("issuer", self.issuer),
-            ("metadata_url", self.metadata_url),
-            ("authorization_endpoint", self.authorization_endpoint),
-            ("token_endpoint", self.token_endpoint),
-            ("revocation_endpoint", self.revocation_endpoint),
-            ("jwks_uri", self.jwks_uri),
-        ):
+        for name in URL_FIELDS:
+            url = getattr(self, name)
             problem = None if url is None else service_url_problem(url)
             if problem is not None:
                 raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
@@ -352,7 +351,16 @@ class Upstream:
             raise ConfigurationError(
                 f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
             )
-        _check_identity_settings(self.issue_tokens, self.identity, self.userinfo_endpoint, self.user_api)
+        # Issued-token mode: the settings must work together.
+        if self.issue_tokens not in (None, True, False):
+            raise ConfigurationError("issue_tokens must be True, False or None (None: the preset decides).")
+        if self.identity not in IDENTITY_SOURCES:
+            sources = ", ".join(map(repr, IDENTITY_SOURCES))
+            raise ConfigurationError(f"identity must be one of {sources}, got {self.identity!r}.")
+        if self.identity == "github" and not self.user_api:
+            raise ConfigurationError("identity='github' needs user_api=, the REST API's base URL (https://api.github.com).")
+        if self.user_api and self.identity != "github":
+            raise ConfigurationError("user_api is read only with identity='github'.")
         if self.granted_scope_delimiter not in (" ", ","):
             raise ConfigurationError("granted_scope_delimiter must be ' ' (RFC 6749) or ',' (GitHub).")
 
@@ -374,17 +382,13 @@ class Upstream:
         ``resource``; its issuer ends with a slash. Enable "Allow Offline Access" on the API for
         refresh tokens.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "audience",
-            "default_scopes": ("openid", "profile", "email"),
-            "extra_scopes": ("offline_access",),
-            "name": "auth0",
-            "access_tokens": AUTH0_ACCESS_TOKENS,
-        }
         host = domain.removeprefix("https://").rstrip("/")
         return cls.oidc(
             issuer=f"https://{host}/", client_id=client_id, client_secret=client_secret, audience=audience,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="audience", default_scopes=("openid", "profile", "email"),
+                extra_scopes=("offline_access",), name="auth0", access_tokens=AUTH0_ACCESS_TOKENS,
+            ),
         )
 
     @classmethod
@@ -398,15 +402,12 @@ class Upstream:
         client (included custom audience = your MCP resource URL, or ``audience``) so access
         tokens carry it in ``aud``.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_scopes": ("offline_access",),
-            "name": "keycloak",
-            "access_tokens": KEYCLOAK_ACCESS_TOKENS,
-        }
         return cls.oidc(
             issuer=f"{base_url.rstrip('/')}/realms/{realm}", client_id=client_id, client_secret=client_secret,
-            audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
+            audience=audience, **with_defaults(
+                options, audience_param="none", extra_scopes=("offline_access",), name="keycloak",
+                access_tokens=KEYCLOAK_ACCESS_TOKENS,
+            ),
         )
 
     @classmethod
@@ -419,16 +420,12 @@ class Upstream:
         The authorization server's audience (``api://default`` for the default one) is what its
         access tokens carry; Okta chooses it, so nothing is sent for it.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_scopes": ("offline_access",),
-            "name": "okta",
-            "access_tokens": OKTA_ACCESS_TOKENS,
-        }
         host = domain.removeprefix("https://").rstrip("/")
         return cls.oidc(
             issuer=f"https://{host}/oauth2/{authorization_server}", client_id=client_id,
-            client_secret=client_secret, audience=audience, **{**defaults, **options},  # type: ignore[arg-type]
+            client_secret=client_secret, audience=audience, **with_defaults(
+                options, audience_param="none", extra_scopes=("offline_access",), name="okta", access_tokens=OKTA_ACCESS_TOKENS,
+            ),
         )
 
     @classmethod
@@ -444,17 +441,13 @@ class Upstream:
         tokens are v2 (``aud`` = the client ID, ``iss`` = the v2.0 issuer checked here).
         """
         prefix = (app_id_uri or f"api://{client_id}").rstrip("/") + "/"
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_scopes": ("offline_access",),
-            "name": "entra",
-            "scope_prefix": prefix,
-            "access_tokens": ENTRA_ACCESS_TOKENS,
-        }
         return cls.oidc(
             issuer=f"https://login.microsoftonline.com/{tenant_id}/v2.0", client_id=client_id,
             client_secret=client_secret, audience=client_id, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="none", extra_scopes=("offline_access",), name="entra", scope_prefix=prefix,
+                access_tokens=ENTRA_ACCESS_TOKENS,
+            ),
         )
 
     # -- presets for issued-token mode: IdPs whose access tokens the shim cannot verify -------
@@ -484,16 +477,12 @@ class Upstream:
         no ``resource``/``audience`` parameter and refuses the ``offline_access`` scope; a
         refresh token comes with ``access_type=offline``, on every login with ``prompt=consent``.
         """
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "extra_authorize_params": {"access_type": "offline", "prompt": "consent"},
-            "name": "google",
-            "issue_tokens": True,
-            "identity": "id_token",
-        }
         return cls.oidc(
             issuer=GOOGLE_ISSUER, client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="none", extra_authorize_params={"access_type": "offline", "prompt": "consent"},
+                name="google", issue_tokens=True, identity="id_token",
+            ),
         )
 
     @classmethod
@@ -514,19 +503,13 @@ class Upstream:
         Enterprise Server, override ``authorization_endpoint``, ``token_endpoint`` and
         ``user_api`` (the REST API's base URL, ``https://HOST/api/v3``).
         """
-        defaults: dict[str, object] = {
-            "authorization_endpoint": GITHUB_AUTHORIZATION_ENDPOINT,
-            "token_endpoint": GITHUB_TOKEN_ENDPOINT,
-            "audience_param": "none",
-            "name": "github",
-            "issue_tokens": True,
-            "identity": "github",
-            "user_api": GITHUB_API_URL,
-            "granted_scope_delimiter": ",",
-        }
         return cls.oidc(
             client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, authorization_endpoint=GITHUB_AUTHORIZATION_ENDPOINT, token_endpoint=GITHUB_TOKEN_ENDPOINT,
+                audience_param="none", name="github", issue_tokens=True, identity="github", user_api=GITHUB_API_URL,
+                granted_scope_delimiter=",",
+            ),
         )
 
     @classmethod
@@ -548,27 +531,19 @@ class Upstream:
         """
         if not _COGNITO_REGION.fullmatch(region):
             raise ConfigurationError(f"Upstream.cognito region must look like 'eu-west-1', got {region!r}.")
-        if not user_pool_id.startswith(region + "_") or not _COGNITO_POOL_SUFFIX.fullmatch(
-            user_pool_id.removeprefix(region + "_")
-        ):
+        if not re.fullmatch(re.escape(region) + r"_[A-Za-z0-9]+", user_pool_id):
             raise ConfigurationError(
                 f"Upstream.cognito user_pool_id must look like '{region}_AbCdEf123' (the pool's region, '_', "
                 f"its ID), got {user_pool_id!r}."
             )
         issuer = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
-        defaults: dict[str, object] = {
-            "audience_param": "none",
-            "token_auth_method": "client_secret_basic",
-            "name": "cognito",
-            "issue_tokens": True,
-            "identity": "id_token",
-        }
+        defaults: dict[str, object] = {}
         if domain:
             host = domain.removeprefix("https://").rstrip("/")
             if "." not in host:
                 host = f"{host}.auth.{region}.amazoncognito.com"
             endpoints = f"https://{host}/oauth2"
-            defaults |= {
+            defaults = {
                 # Discovery is still read (for jwks_uri); the endpoints named here win over it.
                 "metadata_url": issuer + "/.well-known/openid-configuration",
                 "authorization_endpoint": endpoints + "/authorize",
@@ -578,7 +553,10 @@ class Upstream:
             }
         return cls.oidc(
             issuer=issuer, client_id=client_id, client_secret=client_secret, default_scopes=default_scopes,
-            **{**defaults, **options},  # type: ignore[arg-type]
+            **with_defaults(
+                options, audience_param="none", token_auth_method="client_secret_basic", name="cognito", issue_tokens=True,
+                identity="id_token", **defaults,
+            ),
         )
 
     def replace(self, **changes: object) -> Upstream:
@@ -591,23 +569,8 @@ GITHUB_AUTHORIZATION_ENDPOINT = "https://github.com/login/oauth/authorize"
 GITHUB_TOKEN_ENDPOINT = "https://github.com/login/oauth/access_token"
 GITHUB_API_URL = "https://api.github.com"
 _COGNITO_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
-_COGNITO_POOL_SUFFIX = re.compile(r"[A-Za-z0-9]+")
 
 
-def _check_identity_settings(
-    issue_tokens: object, identity: object, userinfo_endpoint: str | None, user_api: str | None
-) -> None:
-    """The issued-token settings of an :class:`Upstream` can work together."""
-    if issue_tokens not in (None, True, False):
-        raise ConfigurationError("issue_tokens must be True, False or None (None: the preset decides).")
-    if identity not in IDENTITY_SOURCES:
-        raise ConfigurationError(f"identity must be one of {', '.join(map(repr, IDENTITY_SOURCES))}, got {identity!r}.")
-    if identity == "github" and not user_api:
-        raise ConfigurationError("identity='github' needs user_api=, the REST API's base URL (https://api.github.com).")
-    if user_api and identity != "github":
-        raise ConfigurationError("user_api is read only with identity='github'.")
-    for name, url in (("userinfo_endpoint", userinfo_endpoint), ("user_api", user_api)):
-        problem = None if url is None else service_url_problem(url)
-        if problem is not None:
-            raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
-
+def with_defaults(options: Mapping[str, object], **defaults: object) -> dict[str, Any]:
+    """A preset's ``defaults`` for :meth:`Upstream.oidc` with the caller's ``options`` over them."""
+    return {**defaults, **options}

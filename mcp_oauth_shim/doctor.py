@@ -21,8 +21,6 @@ work with this configuration.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,14 +29,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
 
 from . import jsonsafe
-from .outbound import cookieless_jar
-from .upstream import HttpxTransport, Transport, UpstreamError, client_authentication, exchange, get_json
+from .cli import is_absolute_http_url
+from .remote_keys import discovery_urls
+from .upstream import HttpxTransport, Transport, UpstreamError, client_authentication, default_http_client, exchange, get_json
 from .urls import service_url_problem
 
 Level = Literal["OK", "INFO", "WARN", "FAIL"]
-MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,7 @@ async def diagnose(given: DoctorInput, *, http: httpx.AsyncClient | None = None,
     """Run every check; network problems become findings, never exceptions."""
     if http is not None:
         return await _Doctor(given, http).run()
-    async with httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, trust_env=False, cookies=cookieless_jar()
-    ) as client:
+    async with default_http_client(timeout) as client:
         return await _Doctor(given, client).run()
 
 
@@ -104,7 +102,7 @@ class _Doctor:
 
     async def run(self) -> list[Finding]:
         for name, url in (("issuer", self.given.issuer), ("metadata URL", self.given.metadata_url)):
-            if url is not None and not _is_absolute_http_url(url):
+            if url is not None and not is_absolute_http_url(url):
                 # Discovery URLs built from a scheme-less value would only confuse the report.
                 self.add("FAIL", "discovery", f"the {name} must be an absolute http:// or https:// URL, got {url!r}.")
                 return self.findings
@@ -130,20 +128,10 @@ class _Doctor:
 
     # -- discovery --------------------------------------------------------------------------
 
-    def discovery_urls(self) -> list[str]:
-        given = self.given
-        if given.metadata_url:
-            return [given.metadata_url]
-        assert given.issuer
-        issuer = given.issuer.rstrip("/")
-        parts = urlsplit(issuer)
-        # OIDC Discovery appends to the issuer; RFC 8414 §3.1 inserts before the issuer's path.
-        rfc8414 = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
-        return [issuer + "/.well-known/openid-configuration", rfc8414]
-
     async def discover(self) -> dict[str, Any] | None:
         problems: list[str] = []
-        urls = self.discovery_urls()
+        given = self.given
+        urls = (given.metadata_url,) if given.metadata_url else discovery_urls(given.issuer or "")
         for url in urls:
             doc, problem = await self.get_json(url)
             if doc is not None:
@@ -169,7 +157,7 @@ class _Doctor:
     async def get_json(self, url: str) -> tuple[dict[str, Any] | None, str]:
         """The JSON object at ``url``, or ``None`` and what was wrong (for the report)."""
         try:
-            return await get_json(self.transport, url, what="document", max_bytes=MAX_DOCUMENT_BYTES), ""
+            return await get_json(self.transport, url, what="document"), ""
         except UpstreamError as exc:
             return None, exc.reason
 
@@ -240,11 +228,7 @@ class _Doctor:
     async def check_jwks(self, doc: Mapping[str, Any]) -> None:
         uri = doc.get("jwks_uri")
         if not isinstance(uri, str) or not uri:
-            self.add(
-                "FAIL",
-                "jwks_uri",
-                "missing; the shim verifies access tokens as JWTs against the IdP's published keys.",
-            )
+            self.add("FAIL", "jwks_uri", "missing; the shim verifies access tokens as JWTs against the IdP's published keys.")
             return
         keys_doc, problem = await self.get_json(uri)
         if keys_doc is None:
@@ -305,11 +289,10 @@ class _Doctor:
         if not isinstance(methods, list):
             self.add("WARN", "client authentication", "token_endpoint_auth_methods_supported is not a list.")
             return
+        usable = [m for m in ("client_secret_post", "client_secret_basic") if m in methods]
         if wanted in methods:
             self.add("OK", "client authentication", f"{wanted} supported")
-            return
-        usable = [m for m in ("client_secret_post", "client_secret_basic") if m in methods]
-        if usable:
+        elif usable:
             self.add("FAIL", "client authentication", f"{wanted} is not supported; use --token-auth-method {usable[0]}.")
         else:
             self.add(
@@ -319,42 +302,41 @@ class _Doctor:
                 "(client_secret_post or client_secret_basic).",
             )
 
+    def issuer_host(self, doc: Mapping[str, Any]) -> str:
+        return (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+
     def check_audience(self, doc: Mapping[str, Any]) -> None:
-        host = (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+        host = self.issuer_host(doc)
         given = self.given
+        level: Level = "WARN"
         if host.endswith(".auth0.com") and given.audience_param != "audience":
-            self.add(
-                "WARN",
-                "audience",
+            message = (
                 "Auth0 takes the API identifier as audience=, not RFC 8707 resource=: use "
-                "--audience <API identifier> --audience-param audience.",
+                "--audience <API identifier> --audience-param audience."
             )
         elif host in ("login.microsoftonline.com", "sts.windows.net") and given.audience_param != "none":
-            self.add(
-                "WARN",
-                "audience",
+            message = (
                 "Entra ID derives the audience from the scope (api://<app-id>/<scope>): use --audience-param none "
-                "and put that scope in --scopes.",
+                "and put that scope in --scopes."
             )
         elif given.audience:
-            self.add(
-                "INFO",
-                "audience",
+            level = "INFO"
+            message = (
                 f"the shim will ask for {given.audience} via {given.audience_param}=; access tokens must "
-                "carry it in aud. Discovery cannot show whether the IdP honours that: try a login.",
+                "carry it in aud. Discovery cannot show whether the IdP honours that: try a login."
             )
         else:
-            self.add(
-                "INFO",
-                "audience",
+            level = "INFO"
+            message = (
                 "no --audience given: access tokens must carry the MCP resource URL in aud (RFC 8707), or "
-                "the shim refuses them. Set --audience to what the IdP puts in aud.",
+                "the shim refuses them. Set --audience to what the IdP puts in aud."
             )
+        self.add(level, "audience", message)
 
     def check_token_mode(self, doc: Mapping[str, Any]) -> None:
         """Which token mode this IdP needs: passthrough only for JWT access tokens naming the
         resource in ``aud``; issued otherwise."""
-        host = (urlsplit(str(doc.get("issuer") or self.given.issuer or "")).hostname or "").lower()
+        host = self.issuer_host(doc)
         given = self.given
         if given.sample_token:
             self.check_sample_token(given.sample_token)
@@ -465,34 +447,27 @@ class _Doctor:
             return
         location = response.headers.get("location", "")
         is_redirect = response.status in _REDIRECTS and bool(location)
-        if is_redirect and location.startswith(self.callback_url()) and _answers_with_code(location):
+        callback = self.callback_url()
+        accepted = f"the IdP accepted client {given.client_id} with callback {callback}"
+        level: Level = "OK"
+        if is_redirect and location.startswith(callback) and _answers_with_code(location):
             # RFC 6749 §4.1.2: no login page, straight back with a code (auto-approve, an SSO
             # session): the request was accepted. The code is left unused and never printed.
-            self.add(
-                "OK",
-                "authorization request",
-                f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
-                "(it answered at once with a code: auto-approve or an existing session).",
-            )
-        elif is_redirect and location.startswith(self.callback_url()):
+            message = accepted + " (it answered at once with a code: auto-approve or an existing session)."
+        elif is_redirect and location.startswith(callback):
             query = parse_qs(urlsplit(location).query)
             error = (query.get("error") or ["?"])[0]
             detail = (query.get("error_description") or [""])[0]
-            self.add("FAIL", "authorization request", f"the IdP answered {error}: {detail}".rstrip(": "))
+            level, message = "FAIL", f"the IdP answered {error}: {detail}".rstrip(": ")
         elif is_redirect or response.status == 200:
-            self.add(
-                "OK",
-                "authorization request",
-                f"the IdP accepted client {given.client_id} with callback {self.callback_url()} "
-                "(it went on to its login page).",
-            )
+            message = accepted + " (it went on to its login page)."
         else:
-            self.add(
-                "FAIL",
-                "authorization request",
+            level = "FAIL"
+            message = (
                 f"the IdP refused it with HTTP {response.status}. Check that client {given.client_id} "
-                f"exists and that {self.callback_url()} is registered as its callback (redirect) URL.",
+                f"exists and that {callback} is registered as its callback (redirect) URL."
             )
+        self.add(level, "authorization request", message)
 
     async def probe_token(self, doc: Mapping[str, Any]) -> None:
         """Redeem a made-up code: invalid_grant proves the client credentials are accepted."""
@@ -517,23 +492,20 @@ class _Doctor:
         except ValueError:
             answer = None
         error = answer.get("error") if isinstance(answer, dict) else None
+        level: Level = "FAIL"
         if error == "invalid_grant":
-            self.add("OK", "client credentials", f"accepted by the token endpoint ({given.token_auth_method}).")
+            level, message = "OK", f"accepted by the token endpoint ({given.token_auth_method})."
         elif error == "invalid_client" or response.status == 401:
-            self.add(
-                "FAIL",
-                "client credentials",
+            message = (
                 f"the token endpoint refused the client id/secret with {given.token_auth_method}. Check them, "
-                "or try the other --token-auth-method.",
+                "or try the other --token-auth-method."
             )
         elif error == "unauthorized_client":
-            self.add("FAIL", "client credentials", "the client may not use the authorization_code grant; allow it at the IdP.")
+            message = "the client may not use the authorization_code grant; allow it at the IdP."
         else:
-            self.add(
-                "WARN",
-                "client credentials",
-                f"unexpected answer (HTTP {response.status}, error={error!r}); could not confirm the credentials.",
-            )
+            level = "WARN"
+            message = f"unexpected answer (HTTP {response.status}, error={error!r}); could not confirm the credentials."
+        self.add(level, "client credentials", message)
 
 
 # IdPs whose access tokens are opaque or addressed to the IdP's own APIs, never to an MCP
@@ -543,14 +515,10 @@ _ISSUED_TOKEN_SUFFIXES = {".amazonaws.com": "Amazon Cognito", ".amazoncognito.co
 
 
 def _unverified_claims(token: str) -> dict[str, Any] | None:
-    """The payload of a JWS compact token, unverified; ``None`` if ``token`` is not one."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        return None
+    """The payload of a JWS compact token (RFC 7515 §7.1), unverified; ``None`` if ``token`` is not one."""
     try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = jsonsafe.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error):
+        claims = jsonsafe.loads(extract_compact(token.strip().encode()).payload)
+    except (JoseError, ValueError, UnicodeError):
         return None
     return claims if isinstance(claims, dict) else None
 
@@ -559,11 +527,3 @@ def _answers_with_code(location: str) -> bool:
     """A redirect carrying an authorization code and no error (RFC 6749 §4.1.2 / §4.1.2.1)."""
     query = parse_qs(urlsplit(location).query)
     return "code" in query and "error" not in query
-
-
-def _is_absolute_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
