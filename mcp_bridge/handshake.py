@@ -10,7 +10,6 @@ SDK, so that the SDK accepts every session opened here when it later takes one o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from mcp_bridge.encoding import encode_utf8
@@ -90,12 +89,8 @@ class InitializeAnswer:
             self._template["instructions"] = instructions
         self._encoded: dict[str, bytes] = {}
 
-    def result(self, negotiated: str) -> Mapping[str, Any]:
-        return {"protocolVersion": negotiated, **self._template}
-
     def result_bytes(self, negotiated: str) -> bytes:
         encoded = self._encoded.get(negotiated)
         if encoded is None:
-            encoded = encode_utf8(self.result(negotiated)).encode()
-            self._encoded[negotiated] = encoded
+            encoded = self._encoded[negotiated] = encode_utf8({"protocolVersion": negotiated, **self._template}).encode()
         return encoded
