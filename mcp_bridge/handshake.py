@@ -44,15 +44,12 @@ def _capabilities_are_plain(capabilities: Any) -> bool:
     if not isinstance(capabilities, dict):
         return False
     roots = capabilities.get("roots")
-    if roots is not None and (not isinstance(roots, dict) or not isinstance(roots.get("listChanged", False), bool)):
-        return False
-    if not all(_objects_only(capabilities.get(name)) for name in _OBJECT_CAPABILITIES):
-        return False
-    for name in _MAP_CAPABILITIES:
-        member = capabilities.get(name)
-        if member is not None and not (isinstance(member, dict) and all(isinstance(v, dict) for v in member.values())):
-            return False
-    return True
+    maps = [capabilities.get(name) for name in _MAP_CAPABILITIES]
+    return (
+        (roots is None or (isinstance(roots, dict) and isinstance(roots.get("listChanged", False), bool)))
+        and all(_objects_only(capabilities.get(name)) for name in _OBJECT_CAPABILITIES)
+        and all(m is None or (isinstance(m, dict) and all(isinstance(v, dict) for v in m.values())) for m in maps)
+    )
 
 
 def initialize_params_are_plain(params: Any) -> bool:
@@ -63,14 +60,16 @@ def initialize_params_are_plain(params: Any) -> bool:
     """
     if not isinstance(params, dict) or "_meta" in params:
         return False
-    if not isinstance(params.get("protocolVersion"), str) or not _capabilities_are_plain(params.get("capabilities")):
-        return False
     info = params.get("clientInfo")
-    if not isinstance(info, dict) or not isinstance(info.get("name"), str) or not isinstance(info.get("version"), str):
-        return False
-    if info.get("icons") is not None:
-        return False
-    return all(info.get(key) is None or isinstance(info.get(key), str) for key in _INFO_TEXT)
+    return (
+        isinstance(params.get("protocolVersion"), str)
+        and _capabilities_are_plain(params.get("capabilities"))
+        and isinstance(info, dict)
+        and isinstance(info.get("name"), str)
+        and isinstance(info.get("version"), str)
+        and info.get("icons") is None
+        and all(info.get(key) is None or isinstance(info.get(key), str) for key in _INFO_TEXT)
+    )
 
 
 class InitializeAnswer:
