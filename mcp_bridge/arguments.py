@@ -287,8 +287,7 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
         checks.append(_enum_check([schema["const"]]))
     if enum is not None:
         checks.append(_enum_check(enum))
-    format_name = schema.get("format")
-    known_format = FORMATS.get(format_name) if isinstance(format_name, str) else None
+    known_format = FORMATS.get(schema["format"]) if isinstance(schema.get("format"), str) else None
     if known_format is not None:
         checks.append(_format_check(*known_format))
     if items is not None:
@@ -320,12 +319,8 @@ def convertor_check(parameter: str, convertor_name: str, regex: str) -> Check:
     expected = f"a value that fits the route's path parameter {{{parameter}:{convertor_name}}} ({described})"
 
     def check(value: Any) -> Any:
-        try:
-            text = scalar_text(value)
-        except ArgumentError:
-            raise Mismatch(expected) from None
-        if pattern.fullmatch(text) is None:
-            raise Mismatch(expected)
+        if not isinstance(value, (str, int, float, _NONE_TYPE)) or pattern.fullmatch(scalar_text(value)) is None:
+            raise Mismatch(expected)  # not a scalar (`scalar_text` takes no other), or outside the pattern
         return value
 
     return check

@@ -242,15 +242,12 @@ def build_spec(
     properties: dict[str, Any] = {}
     required: list[str] = []
     arguments: dict[str, Argument] = {}
-    path_params: list[str] = []
     # Definitions of recursive models used anywhere in the input; "#/$defs/X" points at the root.
     defs: dict[str, Any] = {}
 
     def hoist(schema: dict[str, Any]) -> dict[str, Any]:
-        if "$defs" not in schema:
-            return schema
-        defs.update(schema["$defs"])
-        return {k: v for k, v in schema.items() if k != "$defs"}
+        defs.update(schema.pop("$defs", {}))  # the resolver's answers are fresh dicts: popping is safe
+        return schema
 
     for param in operation.get("parameters", []):
         where = param.get("in")
@@ -263,8 +260,6 @@ def build_spec(
         key = _unique_key(wire, properties)
         properties[key] = schema
         arguments[key] = Argument(key, where, wire)
-        if where == "path":
-            path_params.append(key)
         if param.get("required") or where == "path":
             required.append(key)
 
@@ -355,7 +350,7 @@ def build_spec(
         has_output_schema=output_schema is not None,
         scopes=route_scopes(route.dependant),
         tags=tuple(operation.get("tags", ())),
-        path_params=tuple(path_params),
+        path_params=tuple(key for key, arg in arguments.items() if arg.location == "path"),
         slash_params=frozenset(
             name for name, c in (getattr(route, "param_convertors", None) or {}).items() if isinstance(c, PathConvertor)
         ),
