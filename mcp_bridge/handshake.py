@@ -33,11 +33,7 @@ def negotiate(requested: str) -> str:
 
 
 def _objects_only(value: Any, depth: int = 0) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, dict) or depth > 8:
-        return False
-    return all(_objects_only(member, depth + 1) for member in value.values())
+    return value is None or (isinstance(value, dict) and depth <= 8 and all(_objects_only(v, depth + 1) for v in value.values()))
 
 
 def _capabilities_are_plain(capabilities: Any) -> bool:

@@ -128,9 +128,8 @@ class LiteralRoutes(BaseRoute):
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = list(routes)
-        self._by_path: dict[str, Route] = {}
-        for route in self.routes:
-            self._by_path.setdefault(route.path, route)  # the first one wins, as in a router
+        # Reversed, so that the first route of a path wins, as in a router.
+        self._by_path: dict[str, Route] = {route.path: route for route in reversed(self.routes)}
 
     @staticmethod
     def group(routes: Sequence[BaseRoute]) -> list[BaseRoute]:

@@ -14,7 +14,7 @@ import functools
 import gc
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote_plus
@@ -133,13 +133,7 @@ class ToolSpec:
 
 def route_scopes(dependant: Dependant) -> frozenset[str]:
     """All OAuth scopes declared anywhere in a route's dependency tree (`Security(scopes=...)`)."""
-    found: set[str] = set()
-    pending = [dependant]
-    while pending:
-        dep = pending.pop()
-        found.update(dep.own_oauth_scopes or ())
-        pending.extend(dep.dependencies)
-    return frozenset(found)
+    return frozenset(dependant.own_oauth_scopes or ()).union(*map(route_scopes, dependant.dependencies))
 
 
 def _annotations(method: str, title: str | None) -> dict[str, Any]:
@@ -220,12 +214,10 @@ def argument_checks(
     return ArgumentChecks(checks, input_schema.get("required", ()))
 
 
-def _unique_key(wanted: str, taken: Iterable[str]) -> str:
-    taken = set(taken)
-    candidate = wanted
-    while candidate in taken:
-        candidate = "request_" + candidate
-    return candidate
+def _unique_key(wanted: str, taken: Container[str]) -> str:
+    while wanted in taken:
+        wanted = "request_" + wanted
+    return wanted
 
 
 def build_spec(
