@@ -42,24 +42,18 @@ class Mismatch(ValueError):
 
 
 _NONE_TYPE = type(None)
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (float, int),  # float first: the type named in messages
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (_NONE_TYPE,),
+# JSON Schema's types (§6.1.1): the Python types of their values, and their names in messages.
+_JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "string": ((str,), "a string"),
+    "integer": ((int,), "an integer"),
+    "number": ((int, float), "a number"),
+    "boolean": ((bool,), "a boolean"),
+    "array": ((list,), "an array"),
+    "object": ((dict,), "an object"),
+    "null": ((_NONE_TYPE,), "null"),
 }
-_KIND_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "a boolean",
-    list: "an array",
-    dict: "an object",
-    _NONE_TYPE: "null",
-}
+# The name of a value's own type: the last of each entry (an int is "an integer", a float "a number").
+_KIND_NAMES = {types[-1]: text for types, text in _JSON_TYPES.values()}
 _MAX_DEPTH = 16  # $ref chains and nested items: deeper schemas are left to the route
 
 
@@ -149,10 +143,10 @@ def _canonical(value: Any) -> Any:
 
 
 def _type_check(names: Iterable[str]) -> Check:
-    names = [n for n in names if n in _PYTHON_TYPES]
-    accepted = frozenset(t for n in names for t in _PYTHON_TYPES[n])
+    names = [n for n in names if n in _JSON_TYPES]
+    accepted = frozenset(t for n in names for t in _JSON_TYPES[n][0])
     integral_floats = "integer" in names and "number" not in names
-    expected = " or ".join(_KIND_NAMES[_PYTHON_TYPES[n][0]] for n in names)
+    expected = " or ".join(_JSON_TYPES[n][1] for n in names)
 
     def check(value: Any) -> Any:
         if type(value) in accepted:
@@ -273,7 +267,7 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
             checks.append(target)
     declared = schema.get("type")
     types: list[Any] = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
-    typed = any(t in _PYTHON_TYPES for t in types)
+    typed = any(t in _JSON_TYPES for t in types)
     enum = schema.get("enum") if isinstance(schema.get("enum"), list) and schema["enum"] else None
     # An enum of strings only: membership implies the type.
     string_enum = enum is not None and all(type(v) is str for v in enum) and (not typed or "string" in types)
