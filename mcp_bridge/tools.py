@@ -214,11 +214,6 @@ def argument_checks(
     return ArgumentChecks(checks, input_schema.get("required", ()))
 
 
-def _given(members: dict[str, Any], *, optional: tuple[str, ...]) -> dict[str, Any]:
-    """`members` without the `optional` ones that are unset or empty (JSON leaves them out)."""
-    return {key: value for key, value in members.items() if value or key not in optional}
-
-
 def _unique_key(wanted: str, taken: Container[str]) -> str:
     while wanted in taken:
         wanted = "request_" + wanted
@@ -301,10 +296,11 @@ def build_spec(
             if body_required:
                 required.append(key)
 
-    input_schema = _given(
-        {"type": "object", "properties": properties, "required": list(dict.fromkeys(required)), "$defs": defs},
-        optional=("required", "$defs"),
-    )
+    input_schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        input_schema["required"] = list(dict.fromkeys(required))
+    if defs:
+        input_schema["$defs"] = defs
 
     output_schema: dict[str, Any] | None = None
     wrap_output = False
@@ -317,10 +313,9 @@ def build_spec(
             # MCP requires an object outputSchema; other shapes are wrapped as {"result": ...}.
             wrap_output = True
             out_defs = resolved.pop("$defs", None)
-            output_schema = _given(
-                {"type": "object", "properties": {"result": resolved}, "required": ["result"], "$defs": out_defs},
-                optional=("$defs",),
-            )
+            output_schema = {"type": "object", "properties": {"result": resolved}, "required": ["result"]}
+            if out_defs:
+                output_schema["$defs"] = out_defs
 
     title = operation.get("summary")
     members = {
