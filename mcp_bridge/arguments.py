@@ -42,30 +42,19 @@ class Mismatch(ValueError):
 
 
 _NONE_TYPE = type(None)
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (_NONE_TYPE,),
+# JSON Schema's types (§6.1.1): the Python types of their values, and their names in messages.
+_JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "string": ((str,), "a string"),
+    "integer": ((int,), "an integer"),
+    "number": ((int, float), "a number"),
+    "boolean": ((bool,), "a boolean"),
+    "array": ((list,), "an array"),
+    "object": ((dict,), "an object"),
+    "null": ((_NONE_TYPE,), "null"),
 }
-_KIND_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "a boolean",
-    list: "an array",
-    dict: "an object",
-    _NONE_TYPE: "null",
-}
+# The name of a value's own type: the last of each entry (an int is "an integer", a float "a number").
+_KIND_NAMES = {types[-1]: text for types, text in _JSON_TYPES.values()}
 _MAX_DEPTH = 16  # $ref chains and nested items: deeper schemas are left to the route
-
-
-def kind_of(value: Any) -> str:
-    """JSON's name for the type of `value`, for messages."""
-    return _KIND_NAMES.get(type(value), type(value).__name__)
 
 
 def scalar_text(value: Any) -> str:
@@ -87,9 +76,11 @@ def _shown(value: Any) -> str:
 # -- string formats (JSON Schema 2020-12 §7.3, the spelling jsonschema's FormatChecker uses) ----
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-# RFC 3339 §5.6 date-time; the offset is optional here (see the module docstring).
+# RFC 3339 §5.6 date-time, hours 00-23 and minutes and seconds 00-59 (also in the offset); the
+# offset is optional here (see the module docstring). RFC 3339 §5.7 allows a leap second (60);
+# neither jsonschema's checker nor the route's parser (pydantic) accepts one, so neither does this.
 _DATE_TIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+    r"(\d{4}-\d{2}-\d{2})[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)?", re.ASCII
 )
 
 
@@ -107,15 +98,7 @@ def _is_date(text: str) -> bool:
 
 def _is_date_time(text: str) -> bool:
     match = _DATE_TIME.fullmatch(text)
-    if match is None or not _is_date(match.group(1)):
-        return False
-    hour, minute, second = int(match.group(2)), int(match.group(3)), int(match.group(4))
-    offset = match.group(6)
-    if offset and offset not in "Zz" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
-        return False
-    # RFC 3339 §5.7 allows a leap second (60); neither jsonschema's checker nor the route's
-    # parser (pydantic) accepts one, so neither does this check.
-    return hour <= 23 and minute <= 59 and second <= 59
+    return match is not None and _is_date(match.group(1))
 
 
 def _is_uuid(text: str) -> bool:
@@ -160,10 +143,10 @@ def _canonical(value: Any) -> Any:
 
 
 def _type_check(names: Iterable[str]) -> Check:
-    names = [n for n in names if n in _PYTHON_TYPES]
-    accepted = frozenset(t for n in names for t in _PYTHON_TYPES[n])
+    names = [n for n in names if n in _JSON_TYPES]
+    accepted = frozenset(t for n in names for t in _JSON_TYPES[n][0])
     integral_floats = "integer" in names and "number" not in names
-    expected = " or ".join(_KIND_NAMES[_PYTHON_TYPES[n][0]] if n != "number" else "a number" for n in names)
+    expected = " or ".join(_JSON_TYPES[n][1] for n in names)
 
     def check(value: Any) -> Any:
         if type(value) in accepted:
@@ -189,7 +172,7 @@ def _type_only(check: Check | None) -> frozenset[type] | None:
 
 def _enum_check(values: list[Any]) -> Check:
     keys = frozenset(_enum_key(v) for v in values)
-    expected = _one_of(values)
+    expected = "one of " + ", ".join(_shown(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
 
     def check(value: Any) -> Any:
         try:
@@ -199,24 +182,10 @@ def _enum_check(values: list[Any]) -> Check:
             pass
         raise Mismatch(expected)
 
-    return check
-
-
-def _one_of(values: list[Any]) -> str:
-    return "one of " + ", ".join(_shown(v) for v in values[:20]) + (", ..." if len(values) > 20 else "")
-
-
-def _string_enum_check(values: list[str]) -> Check:
-    """`enum` of strings only (an Enum parameter of a route): membership implies the type."""
-    strings = frozenset(values)
-    expected = _one_of(values)
-
-    def check(value: Any) -> Any:
-        if type(value) is str and value in strings:
-            return value
-        raise Mismatch(expected)
-
-    check.values = strings  # type: ignore[attr-defined]  # tested inline by ArgumentChecks
+    if all(type(v) is str for v in values):
+        # An `enum` of strings (an Enum parameter of a route): `ArgumentChecks` tests membership
+        # inline and calls the check only to refuse a value.
+        check.values = frozenset(values)  # type: ignore[attr-defined]
     return check
 
 
@@ -229,25 +198,22 @@ def _format_check(test: Callable[[str], bool], expected: str) -> Check:
     return check
 
 
-def _array_of(accepted: frozenset[type], item: Check) -> Check:
-    """`"type": "array"` whose items' check is a plain type test: one loop, no call per item
-    unless an item fails the test (then the full item check refuses or normalises it)."""
-    every = _items_check(item)
+def _items_check(item: Check, *, array: bool = False) -> Check:
+    """Each item of an array passes `item`; a value that is no array is refused when `array`
+    (`"type": "array"` checked here too), else left alone. When `item` is a plain type test, a
+    first loop tests it inline and calls nothing when every item passes (half the time of a
+    call per item); only an array with an item that fails it is walked with calls."""
+    accepted = _type_only(item) or frozenset()
 
     def check(value: Any) -> Any:
         if type(value) is not list:
-            raise Mismatch("an array")
+            if array:
+                raise Mismatch("an array")
+            return value
         for element in value:
             if type(element) not in accepted:
-                return every(value)
-        return value
-
-    return check
-
-
-def _items_check(item: Check) -> Check:
-    def check(value: Any) -> Any:
-        if type(value) is not list:
+                break
+        else:
             return value
         changed: list[Any] | None = None
         for index, element in enumerate(value):
@@ -304,22 +270,21 @@ def compile_check(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Check
             checks.append(target)
     declared = schema.get("type")
     types: list[Any] = [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []
-    typed = any(t in _PYTHON_TYPES for t in types)
+    typed = any(t in _JSON_TYPES for t in types)
     enum = schema.get("enum") if isinstance(schema.get("enum"), list) and schema["enum"] else None
+    # An enum of strings only: membership implies the type.
     string_enum = enum is not None and all(type(v) is str for v in enum) and (not typed or "string" in types)
     items = compile_check(schema.get("items"), defs, depth + 1)
-    item_types = _type_only(items)
-    if typed and types == ["array"] and items is not None and item_types is not None:
-        checks.append(_array_of(item_types, items))
+    if typed and types == ["array"] and items is not None:
+        checks.append(_items_check(items, array=True))
         items = None
     elif typed and not string_enum:
         checks.append(_type_check(types))
     if "const" in schema:
         checks.append(_enum_check([schema["const"]]))
     if enum is not None:
-        checks.append(_string_enum_check(enum) if string_enum else _enum_check(enum))
-    format_name = schema.get("format")
-    known_format = FORMATS.get(format_name) if isinstance(format_name, str) else None
+        checks.append(_enum_check(enum))
+    known_format = FORMATS.get(schema["format"]) if isinstance(schema.get("format"), str) else None
     if known_format is not None:
         checks.append(_format_check(*known_format))
     if items is not None:
@@ -351,12 +316,8 @@ def convertor_check(parameter: str, convertor_name: str, regex: str) -> Check:
     expected = f"a value that fits the route's path parameter {{{parameter}:{convertor_name}}} ({described})"
 
     def check(value: Any) -> Any:
-        try:
-            text = scalar_text(value)
-        except ArgumentError:
-            raise Mismatch(expected) from None
-        if pattern.fullmatch(text) is None:
-            raise Mismatch(expected)
+        if not isinstance(value, (str, int, float, _NONE_TYPE)) or pattern.fullmatch(scalar_text(value)) is None:
+            raise Mismatch(expected)  # not a scalar (`scalar_text` takes no other), or outside the pattern
         return value
 
     return check
@@ -438,9 +399,11 @@ class ArgumentChecks:
 
 
 def _got(value: Any) -> str:
+    """JSON's name for the type of `value`, and a scalar value itself, for messages."""
+    kind = _KIND_NAMES.get(type(value), type(value).__name__)
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return f"{kind_of(value)} {_shown(value)}"
-    return kind_of(value)
+        return f"{kind} {_shown(value)}"
+    return kind
 
 
 _UNDECLARED: Any = object()

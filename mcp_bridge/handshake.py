@@ -10,7 +10,6 @@ SDK, so that the SDK accepts every session opened here when it later takes one o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from mcp_bridge.encoding import encode_utf8
@@ -34,26 +33,19 @@ def negotiate(requested: str) -> str:
 
 
 def _objects_only(value: Any, depth: int = 0) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, dict) or depth > 8:
-        return False
-    return all(_objects_only(member, depth + 1) for member in value.values())
+    return value is None or (isinstance(value, dict) and depth <= 8 and all(_objects_only(v, depth + 1) for v in value.values()))
 
 
 def _capabilities_are_plain(capabilities: Any) -> bool:
     if not isinstance(capabilities, dict):
         return False
     roots = capabilities.get("roots")
-    if roots is not None and (not isinstance(roots, dict) or not isinstance(roots.get("listChanged", False), bool)):
-        return False
-    if not all(_objects_only(capabilities.get(name)) for name in _OBJECT_CAPABILITIES):
-        return False
-    for name in _MAP_CAPABILITIES:
-        member = capabilities.get(name)
-        if member is not None and not (isinstance(member, dict) and all(isinstance(v, dict) for v in member.values())):
-            return False
-    return True
+    maps = [capabilities.get(name) for name in _MAP_CAPABILITIES]
+    return (
+        (roots is None or (isinstance(roots, dict) and isinstance(roots.get("listChanged", False), bool)))
+        and all(_objects_only(capabilities.get(name)) for name in _OBJECT_CAPABILITIES)
+        and all(m is None or (isinstance(m, dict) and all(isinstance(v, dict) for v in m.values())) for m in maps)
+    )
 
 
 def initialize_params_are_plain(params: Any) -> bool:
@@ -64,14 +56,16 @@ def initialize_params_are_plain(params: Any) -> bool:
     """
     if not isinstance(params, dict) or "_meta" in params:
         return False
-    if not isinstance(params.get("protocolVersion"), str) or not _capabilities_are_plain(params.get("capabilities")):
-        return False
     info = params.get("clientInfo")
-    if not isinstance(info, dict) or not isinstance(info.get("name"), str) or not isinstance(info.get("version"), str):
-        return False
-    if info.get("icons") is not None:
-        return False
-    return all(info.get(key) is None or isinstance(info.get(key), str) for key in _INFO_TEXT)
+    return (
+        isinstance(params.get("protocolVersion"), str)
+        and _capabilities_are_plain(params.get("capabilities"))
+        and isinstance(info, dict)
+        and isinstance(info.get("name"), str)
+        and isinstance(info.get("version"), str)
+        and info.get("icons") is None
+        and all(info.get(key) is None or isinstance(info.get(key), str) for key in _INFO_TEXT)
+    )
 
 
 class InitializeAnswer:
@@ -90,12 +84,8 @@ class InitializeAnswer:
             self._template["instructions"] = instructions
         self._encoded: dict[str, bytes] = {}
 
-    def result(self, negotiated: str) -> Mapping[str, Any]:
-        return {"protocolVersion": negotiated, **self._template}
-
     def result_bytes(self, negotiated: str) -> bytes:
         encoded = self._encoded.get(negotiated)
         if encoded is None:
-            encoded = encode_utf8(self.result(negotiated)).encode()
-            self._encoded[negotiated] = encoded
+            encoded = self._encoded[negotiated] = encode_utf8({"protocolVersion": negotiated, **self._template}).encode()
         return encoded

@@ -16,6 +16,7 @@ answer - without decoding and re-encoding it, splicing the route's own bytes in 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from json.encoder import encode_basestring_ascii
@@ -60,8 +61,7 @@ def _is_text(media_type: str) -> bool:
 def response_result(
     spec: ToolSpec, status: int, headers: list[tuple[bytes, bytes]], body: bytes, scope: Scope
 ) -> dict[str, Any]:
-    content_type = _header(headers, b"content-type")
-    media_type = content_type.split(";", 1)[0].strip().lower()
+    media_type = _header(headers, b"content-type").split(";", 1)[0].strip().lower()
 
     if 300 <= status < 400:
         location = sanitize(_header(headers, b"location").encode("latin-1"), 500)
@@ -75,14 +75,12 @@ def response_result(
     if media_type == "application/json" or media_type.endswith("+json"):
         result = text_result(body.decode("utf-8", errors="replace"))
         if spec.has_output_schema:
-            try:
+            with contextlib.suppress(ValueError):  # not JSON after all: text only
                 value = jsonsafe.loads(body)
-            except ValueError:
-                return result
-            if spec.wrap_output:
-                result["structuredContent"] = {"result": value}
-            elif isinstance(value, dict):
-                result["structuredContent"] = value
+                if spec.wrap_output:
+                    result["structuredContent"] = {"result": value}
+                elif isinstance(value, dict):
+                    result["structuredContent"] = value
         return result
     if media_type.startswith(("image/", "audio/")):  # image/svg+xml too: an image, not text
         kind = media_type.split("/", 1)[0]  # MCP's content types are named "image" and "audio"
@@ -126,16 +124,15 @@ def _json_success_bytes(spec: ToolSpec, body: bytes) -> bytes | None:
     except UnicodeDecodeError:
         return None
     head = b'{"content":[{"type":"text","text":' + encode_basestring_ascii(text).encode("ascii") + b'}],"isError":false'
-    if not spec.has_output_schema:
-        return head + b"}"
-    try:
-        value = _strict_json(text)
-    except ValueError:
-        return head + b"}"  # not JSON after all: text only, as `response_result` gives it
-    if spec.wrap_output:
-        return head + b',"structuredContent":{"result":' + body + b"}}"
-    if isinstance(value, dict):
-        return head + b',"structuredContent":' + body + b"}"
+    if spec.has_output_schema:
+        try:
+            value = _strict_json(text)
+        except ValueError:
+            return head + b"}"  # not JSON after all: text only, as `response_result` gives it
+        if spec.wrap_output:
+            return head + b',"structuredContent":{"result":' + body + b"}}"
+        if isinstance(value, dict):
+            return head + b',"structuredContent":' + body + b"}"
     return head + b"}"
 
 

@@ -128,9 +128,8 @@ class LiteralRoutes(BaseRoute):
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = list(routes)
-        self._by_path: dict[str, Route] = {}
-        for route in self.routes:
-            self._by_path.setdefault(route.path, route)  # the first one wins, as in a router
+        # Reversed, so that the first route of a path wins, as in a router.
+        self._by_path: dict[str, Route] = {route.path: route for route in reversed(self.routes)}
 
     @staticmethod
     def group(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
@@ -177,14 +176,6 @@ def is_api_route(view: Any) -> bool:
     return isinstance(getattr(view, "original_route", view), APIRoute)
 
 
-def matching_order(app: FastAPI) -> list[Any]:
-    """The routes the app's router tries, in its order, included routers expanded.
-
-    Unlike `route_views`, a `LiteralRoutes` group stays one entry: the router asks it once.
-    """
-    return _expanded(app.router.routes)
-
-
 def _expanded(routes: Sequence[BaseRoute]) -> list[Any]:
     iterate = getattr(fastapi_routing, "iter_route_contexts", None)
     return list(routes) if iterate is None else list(iterate(routes))
@@ -196,20 +187,16 @@ def _identity(view: Any) -> tuple[int, str | None]:
     return id(getattr(view, "original_route", view)), getattr(view, "path_format", None)
 
 
-def _route_lists(routes: list[Any]) -> list[list[Any]]:
-    """`routes` and the route lists of the routers included in it, at any depth: where a
-    route added later changes what the router matches. (FastAPI >= 0.16x includes a router
+def _route_lists(routes: list[Any], seen: set[int]) -> list[list[Any]]:
+    """`routes` and the route lists of the routers included in it, at any depth, each once: where
+    a route added later changes what the router matches. (FastAPI >= 0.16x includes a router
     as one node whose routes stay live; older versions copied them, which this finds empty.)"""
+    seen.add(id(routes))
     found = [routes]
-    seen = {id(routes)}
-    pending = [routes]
-    while pending:
-        for route in pending.pop():
-            inner = getattr(getattr(route, "original_router", None), "routes", None)
-            if isinstance(inner, list) and id(inner) not in seen:
-                seen.add(id(inner))
-                found.append(inner)
-                pending.append(inner)
+    for route in routes:
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if isinstance(inner, list) and id(inner) not in seen:
+            found.extend(_route_lists(inner, seen))
     return found
 
 
@@ -242,10 +229,12 @@ class LiveRoutes:
 
     def _reload(self) -> None:
         routes = self._app.router.routes
-        lists = _route_lists(routes)
+        lists = _route_lists(routes, set())
         self._top, self._top_length = routes, len(routes)
         self._nested = tuple((lst, len(lst)) for lst in lists[1:])
-        self.views = matching_order(self._app)
+        # The routes the router tries, in its order; unlike `route_views`, a `LiteralRoutes`
+        # group stays one entry (the router asks it once).
+        self.views = _expanded(routes)
         self.shapes = [PathShape.of(view) for view in self.views]
         self._groups = {
             i: [PathShape.of(member) for member in view.routes]
@@ -253,9 +242,8 @@ class LiveRoutes:
             if isinstance(view, LiteralRoutes)
         }
         self._index = ShadowIndex(self.shapes)
-        self._positions = {}
-        for position, view in enumerate(self.views):
-            self._positions.setdefault(_identity(view), position)
+        # Where each route is first in the table (as for the router, the first one wins).
+        self._positions = {_identity(view): position for position, view in reversed(list(enumerate(self.views)))}
         self.epoch += 1
 
     def plan(self, route: Any) -> tuple[tuple[Any, ...], Any]:

@@ -58,30 +58,28 @@ def recursive_components(components: Mapping[str, Any]) -> frozenset[str]:
         _direct_refs(schema, refs)
         edges[name] = {r for r in refs if r in components}
 
-    index: dict[str, int] = {}
+    index: dict[str, int] = {}  # discovery order
     low: dict[str, int] = {}
+    stack: list[str] = []  # visited nodes whose strongly connected component is still open
     on_stack: set[str] = set()
-    stack: list[str] = []
     cyclic: set[str] = set()
-    counter = 0
+    work: list[tuple[str, list[str]]] = []  # the depth-first path: node, successors to visit
+
+    def enter(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        work.append((node, sorted(edges[node])))
+
     for root in edges:
-        if root in index:
-            continue
-        work: list[tuple[str, list[str]]] = [(root, sorted(edges[root]))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
+        if root not in index:
+            enter(root)
         while work:
             node, pending = work[-1]
             if pending:
                 nxt = pending.pop()
                 if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, sorted(edges[nxt])))
+                    enter(nxt)
                 elif nxt in on_stack:
                     low[node] = min(low[node], index[nxt])
                 continue
@@ -90,13 +88,10 @@ def recursive_components(components: Mapping[str, Any]) -> frozenset[str]:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
             if low[node] == index[node]:
-                members = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    members.append(member)
-                    if member == node:
-                        break
+                members = [stack.pop()]
+                while members[-1] != node:
+                    members.append(stack.pop())
+                on_stack.difference_update(members)
                 if len(members) > 1 or node in edges[node]:
                     cyclic.update(members)
     return frozenset(cyclic)

@@ -10,17 +10,18 @@ then only looks things up.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from starlette.convertors import CONVERTOR_TYPES, PathConvertor, StringConvertor
+from starlette.convertors import PathConvertor, StringConvertor
 
 from mcp_bridge.arguments import ArgumentChecks, Check, all_of, compile_check, convertor_check
 from mcp_bridge.routes import LiveRoutes, OwnRoute, is_api_route, route_views
@@ -53,7 +54,6 @@ FORBIDDEN_ARGUMENT_HEADERS = frozenset(
 )
 
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
-_TOOL_NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _JSON_TYPES = ("application/json",)
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -96,9 +96,7 @@ class ToolSpec:
     route: Any  # APIRoute, or FastAPI's RouteContext view of one inside an included router
     tool_json: dict[str, Any]
     arguments: dict[str, Argument]
-    required: frozenset[str]
     body_content_type: str | None
-    body_required: bool
     wrap_output: bool
     has_output_schema: bool
     scopes: frozenset[str]
@@ -112,7 +110,6 @@ class ToolSpec:
     slash_params: frozenset[str] = frozenset()
     # The tool's route in the app's live route table; None only for a spec built by hand.
     own_route: OwnRoute | None = None
-    _tool: Any = field(default=None, repr=False)
     _checks: ArgumentChecks | None = field(default=None, repr=False)
 
     @property
@@ -126,25 +123,17 @@ class ToolSpec:
             checks = self._checks = argument_checks(self.route, self.tool_json["inputSchema"], self.arguments)
         return checks
 
-    @property
+    @functools.cached_property
     def tool(self) -> Any:
         """The `mcp_types.Tool` model of this tool (validated once, on first use)."""
-        if self._tool is None:
-            import mcp_types
+        import mcp_types
 
-            self._tool = mcp_types.Tool.model_validate(self.tool_json)
-        return self._tool
+        return mcp_types.Tool.model_validate(self.tool_json)
 
 
 def route_scopes(dependant: Dependant) -> frozenset[str]:
     """All OAuth scopes declared anywhere in a route's dependency tree (`Security(scopes=...)`)."""
-    found: set[str] = set()
-    pending = [dependant]
-    while pending:
-        dep = pending.pop()
-        found.update(dep.own_oauth_scopes or ())
-        pending.extend(dep.dependencies)
-    return frozenset(found)
+    return frozenset(dependant.own_oauth_scopes or ()).union(*map(route_scopes, dependant.dependencies))
 
 
 def _annotations(method: str, title: str | None) -> dict[str, Any]:
@@ -202,7 +191,6 @@ def _unwrap_root_ref(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-_CONVERTOR_NAMES = {type(convertor): name for name, convertor in CONVERTOR_TYPES.items()}
 _TEMPLATE_PARAM = re.compile(r"\{([^{}:]+)(?::([^{}]+))?\}")
 
 
@@ -220,19 +208,16 @@ def argument_checks(
         # `{x}` and `{x:path}` take any text; calls.py keeps "/" and dot segments out of the former.
         if convertor is None or isinstance(convertor, (StringConvertor, PathConvertor)):
             continue
-        convertor_name = declared.get(argument.wire_name) or _CONVERTOR_NAMES.get(type(convertor), "custom")
-        fits = convertor_check(argument.wire_name, convertor_name, convertor.regex)
+        fits = convertor_check(argument.wire_name, declared.get(argument.wire_name, "custom"), convertor.regex)
         schema_check = checks[name]
         checks[name] = fits if schema_check is None else all_of([schema_check, fits])
     return ArgumentChecks(checks, input_schema.get("required", ()))
 
 
-def _unique_key(wanted: str, taken: Iterable[str]) -> str:
-    taken = set(taken)
-    candidate = wanted
-    while candidate in taken:
-        candidate = "request_" + candidate
-    return candidate
+def _unique_key(wanted: str, taken: Container[str]) -> str:
+    while wanted in taken:
+        wanted = "request_" + wanted
+    return wanted
 
 
 def build_spec(
@@ -249,31 +234,24 @@ def build_spec(
     properties: dict[str, Any] = {}
     required: list[str] = []
     arguments: dict[str, Argument] = {}
-    path_params: list[str] = []
     # Definitions of recursive models used anywhere in the input; "#/$defs/X" points at the root.
     defs: dict[str, Any] = {}
 
     def hoist(schema: dict[str, Any]) -> dict[str, Any]:
-        if "$defs" not in schema:
-            return schema
-        defs.update(schema["$defs"])
-        return {k: v for k, v in schema.items() if k != "$defs"}
+        defs.update(schema.pop("$defs", {}))  # the resolver's answers are fresh dicts: popping is safe
+        return schema
 
     for param in operation.get("parameters", []):
         where = param.get("in")
         wire = param["name"]
-        if where == "cookie" or (where == "header" and header_forbidden(wire)):
-            continue  # never settable from arguments
-        if where not in ("path", "query", "header"):
-            continue
+        if where not in ("path", "query", "header") or (where == "header" and header_forbidden(wire)):
+            continue  # cookies and forbidden headers are never settable from arguments
         schema = hoist(resolver.resolve(param.get("schema", {})))
         if param.get("description") and "description" not in schema:
             schema = {**schema, "description": param["description"]}
         key = _unique_key(wire, properties)
         properties[key] = schema
         arguments[key] = Argument(key, where, wire)
-        if where == "path":
-            path_params.append(key)
         if param.get("required") or where == "path":
             required.append(key)
 
@@ -282,9 +260,8 @@ def build_spec(
     request_body = operation.get("requestBody")
     if request_body:
         content = request_body.get("content", {})
-        body_content_type = next((t for t in (*_JSON_TYPES, *_FORM_TYPES) if t in content), None)
-        if body_content_type is None and content:
-            body_content_type = next(iter(content))
+        # JSON or a form when the route takes one, else the first type it declares.
+        body_content_type = next((t for t in (*_JSON_TYPES, *_FORM_TYPES, *content) if t in content), None)
         body_required = bool(request_body.get("required"))
         raw_body = content.get(body_content_type, {}).get("schema", {})
         body_schema = hoist(_unwrap_root_ref(resolver.resolve(raw_body)))
@@ -360,14 +337,12 @@ def build_spec(
         route=route,
         tool_json=tool_json,
         arguments=arguments,
-        required=frozenset(input_schema.get("required", ())),
         body_content_type=body_content_type,
-        body_required=body_required,
         wrap_output=wrap_output,
         has_output_schema=output_schema is not None,
         scopes=route_scopes(route.dependant),
         tags=tuple(operation.get("tags", ())),
-        path_params=tuple(path_params),
+        path_params=tuple(key for key, arg in arguments.items() if arg.location == "path"),
         slash_params=frozenset(
             name for name, c in (getattr(route, "param_convertors", None) or {}).items() if isinstance(c, PathConvertor)
         ),
@@ -395,21 +370,15 @@ class Filters:
             raise ValueError("include_operations and exclude_operations cannot be combined")
         if include_tags is not None and exclude_tags is not None:
             raise ValueError("include_tags and exclude_tags cannot be combined")
-
-        def as_set(values: Sequence[str] | None) -> frozenset[str] | None:
-            return None if values is None else frozenset(values)
-
-        return cls(as_set(include_operations), as_set(exclude_operations), as_set(include_tags), as_set(exclude_tags))
+        given = (include_operations, exclude_operations, include_tags, exclude_tags)
+        return cls(*(None if values is None else frozenset(values) for values in given))
 
     def keeps(self, names: Iterable[str], tags: Iterable[str]) -> bool:
         names, tags = set(names), set(tags)
-        if self.include_operations is not None or self.include_tags is not None:
-            selected = bool(names & (self.include_operations or set())) or bool(tags & (self.include_tags or set()))
-            if not selected:
-                return False
-        if self.exclude_operations and names & self.exclude_operations:
+        including = self.include_operations is not None or self.include_tags is not None
+        if including and names.isdisjoint(self.include_operations or ()) and tags.isdisjoint(self.include_tags or ()):
             return False
-        return not (self.exclude_tags and tags & self.exclude_tags)
+        return names.isdisjoint(self.exclude_operations or ()) and tags.isdisjoint(self.exclude_tags or ())
 
 
 @contextlib.contextmanager
@@ -458,8 +427,7 @@ def collect_tools(
                     continue
                 operation_id = operation.get("operationId") or f"{method.lower()}_{route.name}"
                 name = route.name if short_names else operation_id
-                if not _TOOL_NAME_OK.fullmatch(name):
-                    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:128]
+                name = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:128]  # the characters and length MCP allows
                 if not filters.keeps((operation_id, name, route.name), operation.get("tags", ())):
                     continue
                 where = f"{method} {route.path_format}"
