@@ -220,11 +220,8 @@ class MCPBridge:
             result = {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
         else:
             try:
-                if encoded:
-                    return await call_tool(
-                        self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client, encoded=True
-                    )
-                return await call_tool(self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client)
+                forward = self._forward_header_bytes
+                return await call_tool(self.app, spec, arguments, origin, forward, self.http_client, encoded=encoded)
             except Exception:
                 # call_tool turns every app failure into a result; this is a bridge bug. Keep the
                 # details in the log (they may hold request data), give the client a plain error.

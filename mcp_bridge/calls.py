@@ -25,7 +25,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlencode
 
 import anyio
@@ -343,28 +343,6 @@ def _observed_as_part_of(origin: Scope, scope: Scope, app: ASGIApp) -> None:
         scope["fastapi.telemetry"] = None
 
 
-@overload
-async def call_tool(
-    app: ASGIApp,
-    spec: ToolSpec,
-    arguments: Mapping[str, Any] | None,
-    origin: Scope,
-    forward_headers: frozenset[bytes],
-    http_client: httpx.AsyncClient | None = ...,
-    *,
-    encoded: Literal[False] = ...,
-) -> dict[str, Any]: ...
-@overload
-async def call_tool(
-    app: ASGIApp,
-    spec: ToolSpec,
-    arguments: Mapping[str, Any] | None,
-    origin: Scope,
-    forward_headers: frozenset[bytes],
-    http_client: httpx.AsyncClient | None = ...,
-    *,
-    encoded: Literal[True],
-) -> bytes: ...
 async def call_tool(
     app: ASGIApp,
     spec: ToolSpec,
@@ -383,20 +361,18 @@ async def call_tool(
     try:
         scope, body = build_request(spec, arguments or {}, origin, forward_headers)
     except ArgumentError as exc:
-        return _finish(error_result(f"Invalid arguments for tool {spec.name}: {exc}"), encoded)
-    if http_client is None:
-        _observed_as_part_of(origin, scope, app)
-        status, headers, content = await run_request(app, scope, body)
+        result = error_result(f"Invalid arguments for tool {spec.name}: {exc}")
     else:
-        status, headers, content = await run_request_over(http_client, scope, body)
-    if status == -1:
-        return _finish(error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes"), encoded)
-    if encoded:
-        return encode_response_result(spec, status, headers, content, scope)
-    return response_result(spec, status, headers, content, scope)
-
-
-def _finish(result: dict[str, Any], encoded: bool) -> dict[str, Any] | bytes:
+        if http_client is None:
+            _observed_as_part_of(origin, scope, app)
+            status, headers, content = await run_request(app, scope, body)
+        else:
+            status, headers, content = await run_request_over(http_client, scope, body)
+        if status != -1:
+            if encoded:
+                return encode_response_result(spec, status, headers, content, scope)
+            return response_result(spec, status, headers, content, scope)
+        result = error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes")
     return encode_result(result) if encoded else result
 
 
