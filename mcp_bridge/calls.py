@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlencode
 
-import anyio
 from starlette.types import ASGIApp, Message, Scope
 
 from mcp_bridge.arguments import ArgumentError, scalar_text
+from mcp_bridge.asgi_io import body_then_wait
 from mcp_bridge.encoding import encode_utf8
 from mcp_bridge.results import encode_response_result, encode_result, error_result, response_result
 from mcp_bridge.tools import ToolSpec, header_forbidden
@@ -255,19 +255,10 @@ def _not_served(spec: ToolSpec, route_exists: bool) -> str:
 
 async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
     """Call `app` once; return status, headers and the (bounded) body."""
-    sent = False
     status = 0
     headers: list[tuple[bytes, bytes]] = []
     chunks: list[bytes] = []
     size = 0
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
 
     async def send(message: Message) -> None:
         nonlocal status, headers, size
@@ -282,7 +273,7 @@ async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
             chunks.append(chunk)
 
     try:
-        await app(scope, receive, send)
+        await app(scope, body_then_wait(body), send)
     except _ResponseTooLarge:
         return -1, headers, b""
     except Exception:  # noqa: BLE001 - any failure of the app is its 500, as a server would answer

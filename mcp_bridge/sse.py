@@ -18,11 +18,10 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_bridge.asgi_io import read_body, replay
+from mcp_bridge.asgi_io import read_message
 from mcp_bridge.auth import ScopeGuard
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy
 from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE
-from mcp_oauth_shim import jsonsafe
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel.server import Server
@@ -105,14 +104,10 @@ class SSEEndpoint:
         if scope["method"] != "POST" or self._guard is None:
             await transport.handle_post_message(scope, receive, send)
             return
-        body, trailing = await read_body(receive, DEFAULT_MAX_BODY_SIZE)
-        if body is None:
-            await Response("Request body too large", status_code=413)(scope, receive, send)
+        read = await read_message(receive, send, DEFAULT_MAX_BODY_SIZE)
+        if read is None:
             return
-        try:
-            message = jsonsafe.loads(body) if body else None
-        except ValueError:
-            message = None
+        message, replayed = read
         if message is not None and await self._guard.refuse(message, scope, send):
             return
-        await transport.handle_post_message(scope, replay(body, trailing, receive), send)
+        await transport.handle_post_message(scope, replayed, send)

@@ -38,7 +38,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from starlette.types import Receive, Scope, Send
 
 from mcp_bridge import sdk
-from mcp_bridge.asgi_io import SESSION_HEADER, read_body, replay, send_json, send_plain
+from mcp_bridge.asgi_io import SESSION_HEADER, read_message, send_json, send_plain
 from mcp_bridge.auth import ScopeGuard, granted_scopes
 from mcp_bridge.handshake import (
     HANDSHAKE_VERSIONS,
@@ -49,7 +49,6 @@ from mcp_bridge.handshake import (
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
 from mcp_bridge.sessions import Session, SessionTable, requestor
-from mcp_oauth_shim import jsonsafe
 from mcp_oauth_shim.media_types import JSON, is_media_type
 from mcp_oauth_shim.memo import BoundedMemo
 
@@ -239,21 +238,16 @@ class MCPEndpoint:
                 await self._to_sdk(scope, receive, send, headers)
             return
 
-        body, trailing = await read_body(receive, self.max_body_size)
-        if body is None:
-            await send_plain(send, 413, b"Request body too large")
+        read = await read_message(receive, send, self.max_body_size)
+        if read is None:
             return
-        try:
-            message = jsonsafe.loads(body) if body else None
-        except ValueError:
-            message = None
-
+        message, replayed = read
         if self.guard is not None and message is not None and await self.guard.refuse(message, scope, send):
             return
 
         if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, headers):
             return
-        await self._to_sdk(scope, replay(body, trailing, receive), send, headers)
+        await self._to_sdk(scope, replayed, send, headers)
 
     def _passes_sdk_checks(self, headers: _Headers) -> bool:
         """The SDK would accept this POST's headers (anything it refuses is left to it)."""
