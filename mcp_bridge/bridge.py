@@ -317,8 +317,8 @@ class MCPBridge:
             guard=self._scope_guard(),
         )
         placements: list[_Placement] = [
-            (stream_path, endpoint.stream_app, ["GET"]),
-            (messages_path, endpoint.messages_app, ["POST"]),
+            (stream_path, endpoint, ["GET"]),
+            (messages_path, endpoint, ["POST"]),
         ]
         self._mount(host, host_router, placements, endpoint.run, announce=stream_path)
         return endpoint

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -63,9 +62,7 @@ class DeferredShim:
         routes = list(self.shim.routes)
         served = {getattr(route, "path", None) for route in routes}
         if self._metadata_path not in served:
-            source = next(
-                (r for r in routes if getattr(r, "path", "").startswith(DEFAULT_METADATA_PATH)), None
-            )
+            source = next((r for r in routes if getattr(r, "path", "").startswith(DEFAULT_METADATA_PATH)), None)
             if isinstance(source, Route):
                 routes.append(
                     Route(self._metadata_path, source.endpoint, methods=["GET", "OPTIONS"], include_in_schema=False)
@@ -76,25 +73,9 @@ class DeferredShim:
         """The shim's bearer check around `app`, unless nothing here can verify tokens."""
         return self.shim.protect(app, scopes=scopes) if self.verify else app
 
-    # What the bridge reads of its `auth` (`bridge.BridgeAuth`): the built shim's own.
-
-    @property
-    def resource_metadata_url(self) -> str:
-        return self.shim.resource_metadata_url
-
-    @property
-    def issuer(self) -> str:
-        return self.shim.issuer
-
-    @property
-    def public_url(self) -> str | None:
-        return self.shim.public_url
-
-    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
-        return self.shim.lifespan(app)
-
     def __getattr__(self, name: str) -> Any:
-        # Anything else (verifier, ...): the shim's own.
+        # What else the bridge reads of its `auth` (`bridge.BridgeAuth`: resource_metadata_url,
+        # issuer, public_url, lifespan) and anything more (verifier, ...): the built shim's own.
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.shim, name)
