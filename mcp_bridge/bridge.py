@@ -229,9 +229,6 @@ class MCPBridge:
                 result = error_result(f"Tool {name} failed: internal error")
         return encode_result(result) if encoded else result
 
-    async def _call_encoded(self, name: str, arguments: Mapping[str, Any] | None, origin: Scope) -> bytes:
-        return await self.call(name, arguments, origin, encoded=True)
-
     @staticmethod
     def _may_call(spec: ToolSpec, origin: Scope) -> bool:
         if not spec.scopes:
@@ -275,13 +272,11 @@ class MCPBridge:
         (with `auth`) follow it. The session manager runs in the router's lifespan; for an
         `APIRouter`, include it in its app after this call (FastAPI merges router lifespans).
         """
-        host, host_router = self._host(router)
-        # An APIRouter applies its own prefix when routes are added through it; do the same.
-        route_path = getattr(host_router, "prefix", "") + path
+        host, host_router, route_path = self._host(router, path)
         endpoint = MCPEndpoint(
             server=self._sdk_server,
             registry=lambda: self._registry,
-            call=self._call_encoded,
+            call=lambda name, arguments, origin: self.call(name, arguments, origin, encoded=True),
             initialize=self._initialize,
             stateless=stateless,
             json_response=json_response,
@@ -307,8 +302,7 @@ class MCPBridge:
         """
         from mcp_bridge.sse import SSEEndpoint  # the legacy transport: loaded only when mounted
 
-        host, host_router = self._host(router)
-        stream_path = getattr(host_router, "prefix", "") + path.rstrip("/")
+        host, host_router, stream_path = self._host(router, path.rstrip("/"))
         messages_path = stream_path + "/messages/"
         endpoint = SSEEndpoint(
             server=self._sdk_server,
@@ -323,9 +317,11 @@ class MCPBridge:
         self._mount(host, host_router, placements, endpoint.run, announce=stream_path)
         return endpoint
 
-    def _host(self, router: FastAPI | APIRouter | None) -> tuple[FastAPI | APIRouter, Router]:
+    def _host(self, router: FastAPI | APIRouter | None, path: str) -> tuple[FastAPI | APIRouter, Router, str]:
+        """The host, its router and the full path there (an APIRouter's routes carry its prefix)."""
         host = router if router is not None else self.app
-        return host, host.router if isinstance(host, FastAPI) else host
+        host_router = host.router if isinstance(host, FastAPI) else host
+        return host, host_router, getattr(host_router, "prefix", "") + path
 
     def _mount(
         self,
@@ -478,8 +474,8 @@ class _ChallengeOnRefusal:
 def _extend_lifespan(
     router: Router,
     run: Callable[[], AbstractAsyncContextManager[None]],
-    shim_lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
-    on_start: Callable[[], None] | None = None,
+    shim_lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None,
+    on_start: Callable[[], None],
 ) -> None:
     """Run the endpoint (its session manager) and close the shim's IdP connections at the end,
     for as long as the router's app runs, around the app's own lifespan."""
@@ -492,8 +488,7 @@ def _extend_lifespan(
                 await stack.enter_async_context(shim_lifespan(app))
             await stack.enter_async_context(run())
             state = await stack.enter_async_context(original(app))
-            if on_start is not None:
-                on_start()
+            on_start()
             yield state
 
     router.lifespan_context = lifespan
