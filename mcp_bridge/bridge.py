@@ -16,6 +16,7 @@ is `transport.py`, scope challenges `auth.py`. Three auth modes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -113,45 +114,42 @@ class MCPBridge:
         self.http_client = http_client
         self._mounted_paths: set[str] = set()
         self._lifespan_routers: set[int] = set()  # routers whose lifespan closes the shim
-        self._server: Server | None = None
         # Whether anyone outside the bridge was handed the SDK `Server` (and may have changed
         # what `initialize` answers): then only the SDK answers it.
         self._server_shared = False
-        self._initialize_answer: InitializeAnswer | None = None
         self._registry = self._build_registry()
 
     @property
     def server(self) -> Server:
         """The SDK's low-level `Server` behind every mounted endpoint (created on first use)."""
         self._server_shared = True
-        return self._sdk_server()
+        return self._sdk_server
 
+    @functools.cached_property
     def _sdk_server(self) -> Server:
-        if self._server is None:
-            from mcp.server.lowlevel.server import Server
+        from mcp.server.lowlevel.server import Server
 
-            self._server = Server(
-                self.name,
-                version=self.app.version or "",
-                description=self.description,
-                instructions=self.description,
-                on_list_tools=self._on_list_tools,
-                on_call_tool=self._on_call_tool,
-            )
-        return self._server
+        return Server(
+            self.name,
+            version=self.app.version or "",
+            description=self.description,
+            instructions=self.description,
+            on_list_tools=self._on_list_tools,
+            on_call_tool=self._on_call_tool,
+        )
 
     def _initialize(self) -> InitializeAnswer | None:
         """What the endpoint answers `initialize` with, while that is the SDK `Server`'s default."""
-        if self._server_shared:
-            return None
-        if self._initialize_answer is None:
-            self._initialize_answer = InitializeAnswer(
-                name=self.name,
-                version=self.app.version or "",
-                description=self.description,
-                instructions=self.description,
-            )
-        return self._initialize_answer
+        return None if self._server_shared else self._initialize_answer
+
+    @functools.cached_property
+    def _initialize_answer(self) -> InitializeAnswer:
+        return InitializeAnswer(
+            name=self.name,
+            version=self.app.version or "",
+            description=self.description,
+            instructions=self.description,
+        )
 
     # -- tool table --------------------------------------------------------------------
 
@@ -274,7 +272,7 @@ class MCPBridge:
         """
         host, host_router, route_path = self._host(router, path)
         endpoint = MCPEndpoint(
-            server=self._sdk_server,
+            server=lambda: self._sdk_server,
             registry=lambda: self._registry,
             call=lambda name, arguments, origin: self.call(name, arguments, origin, encoded=True),
             initialize=self._initialize,
@@ -305,7 +303,7 @@ class MCPBridge:
         host, host_router, stream_path = self._host(router, path.rstrip("/"))
         messages_path = stream_path + "/messages/"
         endpoint = SSEEndpoint(
-            server=self._sdk_server,
+            server=lambda: self._sdk_server,
             messages_path=messages_path,
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
             guard=self._scope_guard(),

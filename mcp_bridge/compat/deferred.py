@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from mcp_bridge.compat.config import DEFAULT_METADATA_PATH, AuthConfig, secret_keys_of
+from mcp_bridge.compat.config import DEFAULT_METADATA_PATH, AuthConfig, OAuthMetadata, secret_keys_of
 
 if TYPE_CHECKING:
     from mcp_oauth_shim import OAuthShim
 
-__all__ = ["DeferredShim", "custom_metadata_shim", "proxy_shim"]
+__all__ = ["DeferredShim", "build_shim"]
 
 
 class DeferredShim:
@@ -81,10 +81,34 @@ class DeferredShim:
         return getattr(self.shim, name)
 
 
-def proxy_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
-    """`setup_proxies=True`: the shim in front of the IdP, Auth0-style when `audience` is set."""
+def build_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
+    """The shim of `config` for `resource`: serving `custom_oauth_metadata` (verifying with its
+    `jwks_uri` when it has one), else (`setup_proxies=True`) in front of the IdP, Auth0-style
+    when `audience` is set."""
     from mcp_oauth_shim import OAuthShim, Upstream
 
+    if isinstance(config.custom_oauth_metadata, OAuthMetadata):
+        document = config.custom_oauth_metadata.document()
+        # Built directly (not Upstream.oidc): no client is needed to check signatures, and the
+        # audience FastAPI-MCP users configured is what their server puts into `aud`.
+        custom = Upstream(
+            client_id=config.client_id or "",
+            client_secret=config.client_secret or "",
+            issuer=document["issuer"],
+            authorization_endpoint=document.get("authorization_endpoint"),
+            token_endpoint=document["token_endpoint"],
+            jwks_uri=document.get("jwks_uri"),
+            audience=config.audience,
+            default_scopes=tuple(document.get("scopes_supported") or ()),
+            name="custom",
+        )
+        return OAuthShim(
+            public_url=public_url,
+            resource=resource,
+            upstream=custom,
+            custom_metadata=document,
+            scopes_supported=config.scopes_supported,
+        )
     scopes = tuple(config.default_scope.split())
     metadata_url = config.oauth_metadata_url
     if metadata_url is None and config.issuer is not None:
@@ -114,30 +138,4 @@ def proxy_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
         scopes_supported=config.scopes_supported,
         registration="signed" if config.setup_fake_dynamic_registration else "static",
         allowed_redirect_uris=config.allowed_redirect_uris,
-    )
-
-
-def custom_metadata_shim(config: AuthConfig, document: dict[str, Any], public_url: str, resource: str) -> OAuthShim:
-    """`custom_oauth_metadata`: serve the document; verify with its `jwks_uri` when it has one."""
-    from mcp_oauth_shim import OAuthShim, Upstream
-
-    # Built directly (not Upstream.oidc): no client is needed to check signatures, and the
-    # audience FastAPI-MCP users configured is what their server puts into `aud`.
-    upstream = Upstream(
-        client_id=config.client_id or "",
-        client_secret=config.client_secret or "",
-        issuer=document["issuer"],
-        authorization_endpoint=document.get("authorization_endpoint"),
-        token_endpoint=document["token_endpoint"],
-        jwks_uri=document.get("jwks_uri"),
-        audience=config.audience,
-        default_scopes=tuple(document.get("scopes_supported") or ()),
-        name="custom",
-    )
-    return OAuthShim(
-        public_url=public_url,
-        resource=resource,
-        upstream=upstream,
-        custom_metadata=document,
-        scopes_supported=config.scopes_supported,
     )

@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from mcp_bridge.bridge import MCPBridge
 from mcp_bridge.compat.config import ENV_PUBLIC_URL, AuthConfig, OAuthMetadata, public_url_of
-from mcp_bridge.compat.deferred import DeferredShim, custom_metadata_shim, proxy_shim
+from mcp_bridge.compat.deferred import DeferredShim, build_shim
 from mcp_bridge.security import default_allowed
 
 if TYPE_CHECKING:
@@ -236,13 +236,11 @@ class FastApiMCP:
                 "custom_oauth_metadata has no jwks_uri and AuthConfig has no dependencies: the MCP "
                 "endpoint accepts requests without a token; your routes must check the forwarded one."
             )
-
-        def build(resource: str) -> OAuthShim:
-            if document is None:
-                return proxy_shim(config, self._require_public_url(), resource)
-            return custom_metadata_shim(config, document, self._require_public_url(), resource)
-
-        return DeferredShim(build, metadata_path=config.metadata_path, verify=verify)
+        return DeferredShim(
+            lambda resource: build_shim(config, self._require_public_url(), resource),
+            metadata_path=config.metadata_path,
+            verify=verify,
+        )
 
 
 def _api_client(client: httpx.AsyncClient | None) -> httpx.AsyncClient | None:
