@@ -87,7 +87,7 @@ def _header_value(name: str, value: Any) -> bytes:
         raise ArgumentError(f"header argument {name!r} must be Latin-1 text (RFC 9110 section 5.5)") from None
 
 
-def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, bytes]:
     boundary = uuid.uuid4().hex
     out = bytearray()
     for name, value in fields:
@@ -100,7 +100,7 @@ def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) ->
         ).encode()
         out += data + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+    return bytes(out), f"multipart/form-data; boundary={boundary}".encode()
 
 
 def _query_value(value: Any) -> str:
@@ -203,8 +203,7 @@ def _build_request(
     content_type: bytes | None = None
     if has_body:
         if spec.body_content_type == "multipart/form-data":
-            content, multipart_type = _multipart(form_fields, files)
-            content_type = multipart_type.encode()
+            content, content_type = _multipart(form_fields, files)
         elif spec.body_content_type == "application/x-www-form-urlencoded":
             content, content_type = urlencode(form_fields).encode(), b"application/x-www-form-urlencoded"
         else:

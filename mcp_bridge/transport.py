@@ -77,33 +77,27 @@ _IDLE_REFRESH_EVERY = 1.0
 
 
 class _Headers:
-    """The request headers the endpoint decides on, read in one pass."""
+    """The request headers the endpoint decides on (the last one of a repeated name, as read in
+    one pass)."""
 
     __slots__ = ("accept", "content_type", "host", "origin", "session", "version")
 
     def __init__(self, scope: Scope) -> None:
-        self.version: bytes | None = None
-        self.session: str | None = None
-        self.host: str | None = None
-        self.origin: str | None = None
-        self.accept = self.content_type = b""
-        for key, value in scope["headers"]:
-            if key == _VERSION_HEADER:
-                self.version = value
-            elif key == SESSION_HEADER:
-                self.session = value.decode("latin-1")
-            elif key == b"host":
-                self.host = value.decode("latin-1")
-            elif key == b"origin":
-                self.origin = value.decode("latin-1")
-            elif key == b"accept":
-                self.accept = value
-            elif key == b"content-type":
-                self.content_type = value
+        raw: dict[bytes, bytes] = dict(scope["headers"])
+        self.version = raw.get(_VERSION_HEADER)
+        self.session = _text(raw.get(SESSION_HEADER))
+        self.host = _text(raw.get(b"host"))
+        self.origin = _text(raw.get(b"origin"))
+        self.accept = raw.get(b"accept", b"")
+        self.content_type = raw.get(b"content-type", b"")
 
     @property
     def handshake_era(self) -> bool:
         return self.version is None or self.version in HANDSHAKE_VERSION_HEADERS
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
 
 
 class MCPEndpoint:
@@ -306,17 +300,13 @@ class MCPEndpoint:
         internals = self._internals
         if internals is None or not internals.serves(session, requestor(scope)):
             return False
-        self._refresh_idle_clock(internals, session)
-        return True
-
-    def _refresh_idle_clock(self, internals: sdk.SessionManagerInternals, session: str) -> None:
-        """Push back the SDK session's idle deadline, as its own requests do, at most once a second."""
+        # Push back the SDK session's idle deadline, as its own requests do, at most once a second.
         now = time.monotonic()
         last = self._idle_refreshed.get(session)
-        if last is not None and now - last < _IDLE_REFRESH_EVERY:
-            return
-        self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
-        internals.refresh_idle_deadline(session)
+        if last is None or now - last >= _IDLE_REFRESH_EVERY:
+            self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
+            internals.refresh_idle_deadline(session)
+        return True
 
     async def _initialize_session(
         self, request_id: str | int, params: Any, scope: Scope, send: Send, headers: _Headers
