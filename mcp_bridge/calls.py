@@ -51,6 +51,8 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 # so both are sent percent-encoded.
 _PCHAR = ":@!$&'()*+=-._~"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A lone surrogate: JSON allows it, UTF-8 cannot carry it (the only text `str.encode` refuses).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _path_value(name: str, value: Any, allow_slash: bool) -> str:
@@ -63,18 +65,9 @@ def _path_value(name: str, value: Any, allow_slash: bool) -> str:
         raise ArgumentError(f"path argument {name!r} must not contain '.' or '..' segments")
     if _CONTROL.search(text):
         raise ArgumentError(f"path argument {name!r} contains control characters")
-    if not text.isascii() and not _encodable(text):
+    if not text.isascii() and _SURROGATE.search(text):
         raise ArgumentError(f"path argument {name!r} is not valid Unicode text (a lone surrogate)")
     return text
-
-
-def _encodable(text: str) -> bool:
-    """False for text with a lone surrogate, which JSON allows and UTF-8 cannot carry."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _header_value(name: str, value: Any) -> bytes:
