@@ -3,29 +3,43 @@ replaying it to the next app, and sending a complete JSON or plain-text answer."
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 from starlette.types import Message, Receive, Send
 
-__all__ = ["read_body", "replay", "send_json", "send_plain"]
+from mcp_oauth_shim import jsonsafe
+
+__all__ = ["body_then_wait", "read_message", "replay", "send_json", "send_plain"]
 
 SESSION_HEADER = b"mcp-session-id"
 
 
-async def read_body(receive: Receive, limit: int) -> tuple[bytes | None, Message | None]:
-    """The whole request body (None when it passes `limit` bytes), and a message that arrived
-    after it and must be replayed (a disconnect), if any."""
+async def read_message(receive: Receive, send: Send, limit: int) -> tuple[Any, Receive] | None:
+    """The request's JSON-RPC message (None when the body is not JSON) and a `receive` that
+    gives the body again; None once a body over `limit` bytes was answered with 413."""
     chunks: list[bytes] = []
     size = 0
+    trailing: Message | None = None  # what arrived after the body (a disconnect), replayed too
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks), message
+            trailing = message
+            break
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None, None
+            await send_plain(send, 413, b"Request body too large")
+            return None
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks), None
+            break
+    body = b"".join(chunks)
+    try:
+        parsed = jsonsafe.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    return parsed, replay(body, trailing, receive)
 
 
 def replay(body: bytes, trailing: Message | None, receive: Receive) -> Receive:
@@ -40,6 +54,17 @@ def replay(body: bytes, trailing: Message | None, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+def body_then_wait(body: bytes) -> Receive:
+    """A `receive` for a request made in process: `body`, then nothing until its answer ends it
+    (no client is there to disconnect)."""
+    return replay(body, None, _wait_forever)
+
+
+async def _wait_forever() -> Message:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
 
 
 async def send_json(send: Send, status: int, payload: bytes, session: str | None = None) -> None:

@@ -9,8 +9,7 @@ authorization does not lose permissions it had.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.types import Message, Scope, Send
@@ -28,57 +27,26 @@ def granted_scopes(scope: Scope) -> frozenset[str] | None:
     return frozenset(getattr(token, "scopes", ()) or ())
 
 
-async def send_insufficient_scope(
-    send: Send, *, needed: Iterable[str], granted: Iterable[str], resource_metadata: str | None, tool: str
-) -> None:
-    """HTTP 403 step-up challenge for a `tools/call` whose tool needs more scopes."""
-    # Imported here: with auth=None the bridge never loads the shim.
-    from mcp_oauth_shim.rfc6750 import bearer_error_response
-
-    needed = set(needed)
-    response = bearer_error_response(
-        error="insufficient_scope",
-        error_description=f"tool {tool} requires scope {' '.join(sorted(needed))}",
-        resource_metadata=resource_metadata,
-        scope=sorted(needed | set(granted)),
-    )
-    await response({"type": "http"}, _no_receive, send)
-
-
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeDenial:
-    """A `tools/call` refused for scopes: the tool, the scopes it lacks, the scopes granted."""
-
-    tool: str
-    needed: frozenset[str]
-    granted: frozenset[str]
-
-    async def send(self, send: Send, resource_metadata: str | None) -> None:
-        """The 403 step-up challenge for this refusal."""
-        await send_insufficient_scope(
-            send, needed=self.needed, granted=self.granted, resource_metadata=resource_metadata, tool=self.tool
-        )
-
-
 class ScopeGuard:
-    """Finds the first `tools/call` in a message whose tool needs scopes the caller lacks."""
+    """Refuses the first `tools/call` in a message whose tool needs scopes the caller lacks."""
 
     def __init__(self, registry: Callable[[], ToolRegistry], resource_metadata: str | None) -> None:
         self._registry = registry
         self.resource_metadata = resource_metadata
 
-    def denial(self, message: object, scope: Scope) -> ScopeDenial | None:
-        """The refusal of the first call in `message` (one JSON-RPC message or a batch), or None."""
+    async def refuse(self, message: object, scope: Scope, send: Send) -> bool:
+        """Answer the first refused call in `message` (one JSON-RPC message or a batch) with its
+        HTTP 403 step-up challenge; False when nothing was refused."""
         registry = self._registry()
         if not registry.scoped:
-            return None
+            return False
         granted = granted_scopes(scope)
         if granted is None:
-            return None
+            return False
         for item in message if isinstance(message, list) else (message,):
             if not isinstance(item, dict) or item.get("method") != "tools/call":
                 continue
@@ -86,13 +54,18 @@ class ScopeGuard:
             name = params.get("name") if isinstance(params, dict) else None
             spec = registry.by_name.get(name) if isinstance(name, str) else None
             if spec is not None and not spec.scopes <= granted:
-                return ScopeDenial(spec.name, spec.scopes - granted, granted)
-        return None
+                await self._challenge(send, spec.name, spec.scopes - granted, granted)
+                return True
+        return False
 
-    async def refuse(self, message: object, scope: Scope, send: Send) -> bool:
-        """Answer a refused call with its 403 challenge; False when nothing was refused."""
-        denied = self.denial(message, scope)
-        if denied is None:
-            return False
-        await denied.send(send, self.resource_metadata)
-        return True
+    async def _challenge(self, send: Send, tool: str, needed: frozenset[str], granted: frozenset[str]) -> None:
+        # Imported here: with auth=None the bridge never loads the shim.
+        from mcp_oauth_shim.rfc6750 import bearer_error_response
+
+        response = bearer_error_response(
+            error="insufficient_scope",
+            error_description=f"tool {tool} requires scope {' '.join(sorted(needed))}",
+            resource_metadata=self.resource_metadata,
+            scope=sorted(needed | granted),
+        )
+        await response({"type": "http"}, _no_receive, send)

@@ -16,6 +16,7 @@ is `transport.py`, scope challenges `auth.py`. Three auth modes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -113,45 +114,42 @@ class MCPBridge:
         self.http_client = http_client
         self._mounted_paths: set[str] = set()
         self._lifespan_routers: set[int] = set()  # routers whose lifespan closes the shim
-        self._server: Server | None = None
         # Whether anyone outside the bridge was handed the SDK `Server` (and may have changed
         # what `initialize` answers): then only the SDK answers it.
         self._server_shared = False
-        self._initialize_answer: InitializeAnswer | None = None
         self._registry = self._build_registry()
 
     @property
     def server(self) -> Server:
         """The SDK's low-level `Server` behind every mounted endpoint (created on first use)."""
         self._server_shared = True
-        return self._sdk_server()
+        return self._sdk_server
 
+    @functools.cached_property
     def _sdk_server(self) -> Server:
-        if self._server is None:
-            from mcp.server.lowlevel.server import Server
+        from mcp.server.lowlevel.server import Server
 
-            self._server = Server(
-                self.name,
-                version=self.app.version or "",
-                description=self.description,
-                instructions=self.description,
-                on_list_tools=self._on_list_tools,
-                on_call_tool=self._on_call_tool,
-            )
-        return self._server
+        return Server(
+            self.name,
+            version=self.app.version or "",
+            description=self.description,
+            instructions=self.description,
+            on_list_tools=self._on_list_tools,
+            on_call_tool=self._on_call_tool,
+        )
 
     def _initialize(self) -> InitializeAnswer | None:
         """What the endpoint answers `initialize` with, while that is the SDK `Server`'s default."""
-        if self._server_shared:
-            return None
-        if self._initialize_answer is None:
-            self._initialize_answer = InitializeAnswer(
-                name=self.name,
-                version=self.app.version or "",
-                description=self.description,
-                instructions=self.description,
-            )
-        return self._initialize_answer
+        return None if self._server_shared else self._initialize_answer
+
+    @functools.cached_property
+    def _initialize_answer(self) -> InitializeAnswer:
+        return InitializeAnswer(
+            name=self.name,
+            version=self.app.version or "",
+            description=self.description,
+            instructions=self.description,
+        )
 
     # -- tool table --------------------------------------------------------------------
 
@@ -220,20 +218,14 @@ class MCPBridge:
             result = {"content": [{"type": "text", "text": "insufficient_scope"}], "isError": True}
         else:
             try:
-                if encoded:
-                    return await call_tool(
-                        self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client, encoded=True
-                    )
-                return await call_tool(self.app, spec, arguments, origin, self._forward_header_bytes, self.http_client)
+                forward = self._forward_header_bytes
+                return await call_tool(self.app, spec, arguments, origin, forward, self.http_client, encoded=encoded)
             except Exception:
                 # call_tool turns every app failure into a result; this is a bridge bug. Keep the
                 # details in the log (they may hold request data), give the client a plain error.
                 logger.exception("tool %s failed inside the bridge", name)
                 result = error_result(f"Tool {name} failed: internal error")
         return encode_result(result) if encoded else result
-
-    async def _call_encoded(self, name: str, arguments: Mapping[str, Any] | None, origin: Scope) -> bytes:
-        return await self.call(name, arguments, origin, encoded=True)
 
     @staticmethod
     def _may_call(spec: ToolSpec, origin: Scope) -> bool:
@@ -278,13 +270,11 @@ class MCPBridge:
         (with `auth`) follow it. The session manager runs in the router's lifespan; for an
         `APIRouter`, include it in its app after this call (FastAPI merges router lifespans).
         """
-        host, host_router = self._host(router)
-        # An APIRouter applies its own prefix when routes are added through it; do the same.
-        route_path = getattr(host_router, "prefix", "") + path
+        host, host_router, route_path = self._host(router, path)
         endpoint = MCPEndpoint(
-            server=self._sdk_server,
+            server=lambda: self._sdk_server,
             registry=lambda: self._registry,
-            call=self._call_encoded,
+            call=lambda name, arguments, origin: self.call(name, arguments, origin, encoded=True),
             initialize=self._initialize,
             stateless=stateless,
             json_response=json_response,
@@ -310,25 +300,26 @@ class MCPBridge:
         """
         from mcp_bridge.sse import SSEEndpoint  # the legacy transport: loaded only when mounted
 
-        host, host_router = self._host(router)
-        stream_path = getattr(host_router, "prefix", "") + path.rstrip("/")
+        host, host_router, stream_path = self._host(router, path.rstrip("/"))
         messages_path = stream_path + "/messages/"
         endpoint = SSEEndpoint(
-            server=self._sdk_server,
+            server=lambda: self._sdk_server,
             messages_path=messages_path,
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
             guard=self._scope_guard(),
         )
         placements: list[_Placement] = [
-            (stream_path, endpoint.stream_app, ["GET"]),
-            (messages_path, endpoint.messages_app, ["POST"]),
+            (stream_path, endpoint, ["GET"]),
+            (messages_path, endpoint, ["POST"]),
         ]
         self._mount(host, host_router, placements, endpoint.run, announce=stream_path)
         return endpoint
 
-    def _host(self, router: FastAPI | APIRouter | None) -> tuple[FastAPI | APIRouter, Router]:
+    def _host(self, router: FastAPI | APIRouter | None, path: str) -> tuple[FastAPI | APIRouter, Router, str]:
+        """The host, its router and the full path there (an APIRouter's routes carry its prefix)."""
         host = router if router is not None else self.app
-        return host, host.router if isinstance(host, FastAPI) else host
+        host_router = host.router if isinstance(host, FastAPI) else host
+        return host, host_router, getattr(host_router, "prefix", "") + path
 
     def _mount(
         self,
@@ -481,8 +472,8 @@ class _ChallengeOnRefusal:
 def _extend_lifespan(
     router: Router,
     run: Callable[[], AbstractAsyncContextManager[None]],
-    shim_lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None = None,
-    on_start: Callable[[], None] | None = None,
+    shim_lifespan: Callable[[Any], AbstractAsyncContextManager[None]] | None,
+    on_start: Callable[[], None],
 ) -> None:
     """Run the endpoint (its session manager) and close the shim's IdP connections at the end,
     for as long as the router's app runs, around the app's own lifespan."""
@@ -495,8 +486,7 @@ def _extend_lifespan(
                 await stack.enter_async_context(shim_lifespan(app))
             await stack.enter_async_context(run())
             state = await stack.enter_async_context(original(app))
-            if on_start is not None:
-                on_start()
+            on_start()
             yield state
 
     router.lifespan_context = lifespan

@@ -25,13 +25,13 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlencode
 
-import anyio
 from starlette.types import ASGIApp, Message, Scope
 
 from mcp_bridge.arguments import ArgumentError, scalar_text
+from mcp_bridge.asgi_io import body_then_wait
 from mcp_bridge.encoding import encode_utf8
 from mcp_bridge.results import encode_response_result, encode_result, error_result, response_result
 from mcp_bridge.tools import ToolSpec, header_forbidden
@@ -51,6 +51,8 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 # so both are sent percent-encoded.
 _PCHAR = ":@!$&'()*+=-._~"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A lone surrogate: JSON allows it, UTF-8 cannot carry it (the only text `str.encode` refuses).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _path_value(name: str, value: Any, allow_slash: bool) -> str:
@@ -63,18 +65,9 @@ def _path_value(name: str, value: Any, allow_slash: bool) -> str:
         raise ArgumentError(f"path argument {name!r} must not contain '.' or '..' segments")
     if _CONTROL.search(text):
         raise ArgumentError(f"path argument {name!r} contains control characters")
-    if not text.isascii() and not _encodable(text):
+    if not text.isascii() and _SURROGATE.search(text):
         raise ArgumentError(f"path argument {name!r} is not valid Unicode text (a lone surrogate)")
     return text
-
-
-def _encodable(text: str) -> bool:
-    """False for text with a lone surrogate, which JSON allows and UTF-8 cannot carry."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _header_value(name: str, value: Any) -> bytes:
@@ -87,7 +80,7 @@ def _header_value(name: str, value: Any) -> bytes:
         raise ArgumentError(f"header argument {name!r} must be Latin-1 text (RFC 9110 section 5.5)") from None
 
 
-def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) -> tuple[bytes, bytes]:
     boundary = uuid.uuid4().hex
     out = bytearray()
     for name, value in fields:
@@ -100,7 +93,7 @@ def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, bytes]]) ->
         ).encode()
         out += data + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
+    return bytes(out), f"multipart/form-data; boundary={boundary}".encode()
 
 
 def _query_value(value: Any) -> str:
@@ -203,8 +196,7 @@ def _build_request(
     content_type: bytes | None = None
     if has_body:
         if spec.body_content_type == "multipart/form-data":
-            content, multipart_type = _multipart(form_fields, files)
-            content_type = multipart_type.encode()
+            content, content_type = _multipart(form_fields, files)
         elif spec.body_content_type == "application/x-www-form-urlencoded":
             content, content_type = urlencode(form_fields).encode(), b"application/x-www-form-urlencoded"
         else:
@@ -255,19 +247,10 @@ def _not_served(spec: ToolSpec, route_exists: bool) -> str:
 
 async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
     """Call `app` once; return status, headers and the (bounded) body."""
-    sent = False
     status = 0
     headers: list[tuple[bytes, bytes]] = []
     chunks: list[bytes] = []
     size = 0
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
 
     async def send(message: Message) -> None:
         nonlocal status, headers, size
@@ -282,7 +265,7 @@ async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
             chunks.append(chunk)
 
     try:
-        await app(scope, receive, send)
+        await app(scope, body_then_wait(body), send)
     except _ResponseTooLarge:
         return -1, headers, b""
     except Exception:  # noqa: BLE001 - any failure of the app is its 500, as a server would answer
@@ -343,28 +326,6 @@ def _observed_as_part_of(origin: Scope, scope: Scope, app: ASGIApp) -> None:
         scope["fastapi.telemetry"] = None
 
 
-@overload
-async def call_tool(
-    app: ASGIApp,
-    spec: ToolSpec,
-    arguments: Mapping[str, Any] | None,
-    origin: Scope,
-    forward_headers: frozenset[bytes],
-    http_client: httpx.AsyncClient | None = ...,
-    *,
-    encoded: Literal[False] = ...,
-) -> dict[str, Any]: ...
-@overload
-async def call_tool(
-    app: ASGIApp,
-    spec: ToolSpec,
-    arguments: Mapping[str, Any] | None,
-    origin: Scope,
-    forward_headers: frozenset[bytes],
-    http_client: httpx.AsyncClient | None = ...,
-    *,
-    encoded: Literal[True],
-) -> bytes: ...
 async def call_tool(
     app: ASGIApp,
     spec: ToolSpec,
@@ -383,20 +344,18 @@ async def call_tool(
     try:
         scope, body = build_request(spec, arguments or {}, origin, forward_headers)
     except ArgumentError as exc:
-        return _finish(error_result(f"Invalid arguments for tool {spec.name}: {exc}"), encoded)
-    if http_client is None:
-        _observed_as_part_of(origin, scope, app)
-        status, headers, content = await run_request(app, scope, body)
+        result = error_result(f"Invalid arguments for tool {spec.name}: {exc}")
     else:
-        status, headers, content = await run_request_over(http_client, scope, body)
-    if status == -1:
-        return _finish(error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes"), encoded)
-    if encoded:
-        return encode_response_result(spec, status, headers, content, scope)
-    return response_result(spec, status, headers, content, scope)
-
-
-def _finish(result: dict[str, Any], encoded: bool) -> dict[str, Any] | bytes:
+        if http_client is None:
+            _observed_as_part_of(origin, scope, app)
+            status, headers, content = await run_request(app, scope, body)
+        else:
+            status, headers, content = await run_request_over(http_client, scope, body)
+        if status != -1:
+            if encoded:
+                return encode_response_result(spec, status, headers, content, scope)
+            return response_result(spec, status, headers, content, scope)
+        result = error_result(f"The response of {spec.name} exceeded {MAX_RESPONSE_BYTES} bytes")
     return encode_result(result) if encoded else result
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 from fastapi.security import SecurityScopes
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
     from mcp_oauth_shim import OAuthShim
     from mcp_oauth_shim.caller import Caller, UpstreamTokenUnavailable
-    from mcp_oauth_shim.protect import BearerRefusal
 
 __all__ = ["bearer_token", "upstream_token", "verified_caller"]
 
@@ -65,7 +65,7 @@ def bearer_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Awaitab
         try:
             return await gate(tuple(security_scopes.scopes)).authenticate(request.scope)
         except BearerRefusal as refused:
-            raise _as_http_exception(refused) from None
+            raise _as_http_exception(refused.response) from None
 
     return verified_token
 
@@ -115,21 +115,19 @@ def upstream_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Await
 
 def _unavailable(unavailable: UpstreamTokenUnavailable, resource_metadata: str) -> HTTPException:
     """The RFC 6750 §3 refusal for a token without a usable IdP token inside."""
-    from mcp_oauth_shim.rfc6750 import bearer_challenge
+    from mcp_oauth_shim.rfc6750 import bearer_error_response
 
-    challenge = bearer_challenge(
-        resource_metadata=resource_metadata, error=unavailable.error, error_description=unavailable.description
-    )
-    return HTTPException(
+    refusal = bearer_error_response(
+        error=unavailable.error,
+        error_description=unavailable.description,
+        resource_metadata=resource_metadata,
         status_code=unavailable.status_code,
-        detail=unavailable.description,
-        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
     )
+    return _as_http_exception(refusal)
 
 
-def _as_http_exception(refused: BearerRefusal) -> HTTPException:
-    """FastAPI's form of the shim's answer: same status and headers, the description as detail."""
-    response = refused.response
+def _as_http_exception(response: Response) -> HTTPException:
+    """FastAPI's form of a shim's RFC 6750 answer: same status and headers, the description as detail."""
     try:
         description = json.loads(bytes(response.body)).get("error_description", "")
     except ValueError:

@@ -28,11 +28,12 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from starlette.types import Message, Receive, Scope
+from starlette.types import Message, Scope
+
+from mcp_bridge.asgi_io import body_then_wait
 
 if TYPE_CHECKING:
     from mcp_bridge.sessions import Session
@@ -145,13 +146,13 @@ class SessionManagerInternals:
 
         initialize = {"jsonrpc": "2.0", "id": "mcp-bridge-adopt", "method": "initialize", "params": session.params}
         opening = _post(origin, session.id, None)
-        await manager._serve_opening_request(transport, opening, _one_body(initialize), discard)
+        await manager._serve_opening_request(transport, opening, body_then_wait(json.dumps(initialize).encode()), discard)
         if session.id not in self._transports:
             return False
         if session.initialized:
             notification = {"jsonrpc": "2.0", "method": "notifications/initialized"}
             replayed = _post(origin, session.id, session.protocol_version)
-            await transport.handle_request(replayed, _one_body(notification), discard)
+            await transport.handle_request(replayed, body_then_wait(json.dumps(notification).encode()), discard)
         return True
 
 
@@ -187,16 +188,3 @@ def _post(origin: Scope, session_id: str, protocol_version: str | None) -> Scope
     scope = {key: origin[key] for key in _COPIED_SCOPE_KEYS if key in origin}
     scope.update(method="POST", query_string=b"", headers=headers)
     return scope
-
-
-def _one_body(message: Mapping[str, Any]) -> Receive:
-    pending: list[Message] = [{"type": "http.request", "body": json.dumps(message).encode(), "more_body": False}]
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop()
-        # The replayed request has no client waiting on it; its stream ends with its answer.
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    return receive

@@ -12,7 +12,6 @@ SDK serves that session like one it opened itself.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 import uuid
@@ -21,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Scope
-
-logger = logging.getLogger(__name__)
 
 # The SDK's defaults (mcp.server.streamable_http_manager): 30 minutes idle, 10 000 sessions.
 DEFAULT_IDLE_TIMEOUT = 30 * 60.0
@@ -61,8 +58,8 @@ class SessionTable:
 
     def __init__(
         self,
-        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
-        max_sessions: int | None = DEFAULT_MAX_SESSIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.idle_timeout = idle_timeout
@@ -80,7 +77,7 @@ class SessionTable:
     def open(self, owner: Any, params: dict[str, Any], protocol_version: str, others: int = 0) -> Session | None:
         """A new session, or None when `max_sessions` (counting `others`, the SDK's) are open."""
         self._sweep()
-        if self.max_sessions is not None and len(self._sessions) + others >= self.max_sessions:
+        if len(self._sessions) + others >= self.max_sessions:
             return None
         session = Session(uuid.uuid4().hex, owner, params, protocol_version, self._clock())
         self._sessions[session.id] = session
@@ -92,7 +89,7 @@ class SessionTable:
         if session is None:
             return None
         now = self._clock()
-        if self.idle_timeout is not None and now - session.seen > self.idle_timeout:
+        if now - session.seen > self.idle_timeout:
             del self._sessions[session.id]
             return None
         if session.owner != owner:
@@ -108,7 +105,7 @@ class SessionTable:
 
     def _sweep(self) -> None:
         now = self._clock()
-        if self.idle_timeout is None or now - self._swept < _SWEEP_EVERY:
+        if now - self._swept < _SWEEP_EVERY:
             return
         self._swept = now
         expired = [key for key, s in self._sessions.items() if now - s.seen > self.idle_timeout]

@@ -11,36 +11,26 @@ Streamable HTTP (`mount_http`) is what current clients use; this exists for Fast
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_bridge.asgi_io import read_body, replay
+from mcp_bridge.asgi_io import read_message, send_plain
 from mcp_bridge.auth import ScopeGuard
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy
 from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE
-from mcp_oauth_shim import jsonsafe
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel.server import Server
     from mcp.server.sse import SseServerTransport
 
 
-class _Asgi:
-    """An ASGI app object around a coroutine method (Starlette treats bare methods as endpoints)."""
-
-    def __init__(self, handler: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self._handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._handler(scope, receive, send)
-
-
 class SSEEndpoint:
-    """Two ASGI apps, `stream` (GET) and `messages` (POST), over one SDK `SseServerTransport`."""
+    """The ASGI app of both paths (the routes let GET through to one, POST to the other) over
+    one SDK `SseServerTransport`."""
 
     def __init__(
         self,
@@ -55,8 +45,6 @@ class SSEEndpoint:
         self._policy = policy
         self._guard = guard
         self._transport: SseServerTransport | None = None
-        self.stream_app = _Asgi(self.stream)
-        self.messages_app = _Asgi(self.messages)
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -73,20 +61,18 @@ class SSEEndpoint:
             self._transport = SseServerTransport(self._messages_path, security_settings=self._policy.to_sdk())
         return self._transport
 
-    async def _answered_here(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """True for a request not to serve: not HTTP, or a Host not allowed, answered with the
-        421 that names the setting (the SDK's own names none)."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return True
-        headers = Headers(scope=scope)
-        if self._policy.refusal(headers.get("host"), headers.get("origin")) != 421:
-            return False
-        await Response(FOREIGN_HOST_BODY, status_code=421, media_type="text/plain")(scope, receive, send)
-        return True
-
-    async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await self._answered_here(scope, receive, send):
             return
+        headers = Headers(scope=scope)
+        if self._policy.refusal(headers.get("host"), headers.get("origin")) == 421:
+            await send_plain(send, 421, FOREIGN_HOST_BODY)  # names the setting (the SDK's own answer does not)
+        elif scope["method"] == "POST":
+            await self._message(scope, receive, send)
+        else:
+            await self._stream(scope, receive, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "GET":
             await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
             return
@@ -98,21 +84,15 @@ class SSEEndpoint:
         except ValueError:
             return  # refused by the transport's Host/Origin check; it has answered already
 
-    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await self._answered_here(scope, receive, send):
-            return
+    async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = self._sdk_transport()
-        if scope["method"] != "POST" or self._guard is None:
+        if self._guard is None:
             await transport.handle_post_message(scope, receive, send)
             return
-        body, trailing = await read_body(receive, DEFAULT_MAX_BODY_SIZE)
-        if body is None:
-            await Response("Request body too large", status_code=413)(scope, receive, send)
+        read = await read_message(receive, send, DEFAULT_MAX_BODY_SIZE)
+        if read is None:
             return
-        try:
-            message = jsonsafe.loads(body) if body else None
-        except ValueError:
-            message = None
+        message, replayed = read
         if message is not None and await self._guard.refuse(message, scope, send):
             return
-        await transport.handle_post_message(scope, replay(body, trailing, receive), send)
+        await transport.handle_post_message(scope, replayed, send)

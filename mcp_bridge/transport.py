@@ -38,7 +38,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from starlette.types import Receive, Scope, Send
 
 from mcp_bridge import sdk
-from mcp_bridge.asgi_io import SESSION_HEADER, read_body, replay, send_json, send_plain
+from mcp_bridge.asgi_io import SESSION_HEADER, read_message, send_json, send_plain
 from mcp_bridge.auth import ScopeGuard, granted_scopes
 from mcp_bridge.handshake import (
     HANDSHAKE_VERSIONS,
@@ -49,7 +49,6 @@ from mcp_bridge.handshake import (
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
 from mcp_bridge.sessions import Session, SessionTable, requestor
-from mcp_oauth_shim import jsonsafe
 from mcp_oauth_shim.media_types import JSON, is_media_type
 from mcp_oauth_shim.memo import BoundedMemo
 
@@ -77,38 +76,28 @@ _MAX_IDLE_REFRESHED = 16_384
 _IDLE_REFRESH_EVERY = 1.0
 
 
-class _NotRunning(Exception):
-    """The session manager is not running (the app's lifespan did not start it)."""
-
-
 class _Headers:
-    """The request headers the endpoint decides on, read in one pass."""
+    """The request headers the endpoint decides on (the last one of a repeated name, as read in
+    one pass)."""
 
     __slots__ = ("accept", "content_type", "host", "origin", "session", "version")
 
     def __init__(self, scope: Scope) -> None:
-        self.version: bytes | None = None
-        self.session: str | None = None
-        self.host: str | None = None
-        self.origin: str | None = None
-        self.accept = self.content_type = b""
-        for key, value in scope["headers"]:
-            if key == _VERSION_HEADER:
-                self.version = value
-            elif key == SESSION_HEADER:
-                self.session = value.decode("latin-1")
-            elif key == b"host":
-                self.host = value.decode("latin-1")
-            elif key == b"origin":
-                self.origin = value.decode("latin-1")
-            elif key == b"accept":
-                self.accept = value
-            elif key == b"content-type":
-                self.content_type = value
+        raw: dict[bytes, bytes] = dict(scope["headers"])
+        self.version = raw.get(_VERSION_HEADER)
+        self.session = _text(raw.get(SESSION_HEADER))
+        self.host = _text(raw.get(b"host"))
+        self.origin = _text(raw.get(b"origin"))
+        self.accept = raw.get(b"accept", b"")
+        self.content_type = raw.get(b"content-type", b"")
 
     @property
     def handshake_era(self) -> bool:
         return self.version is None or self.version in HANDSHAKE_VERSION_HEADERS
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
 
 
 class MCPEndpoint:
@@ -165,17 +154,12 @@ class MCPEndpoint:
                 self.sessions.clear()
                 self._idle_refreshed.clear()
 
-    async def _ensure_manager(self) -> StreamableHTTPSessionManager:
-        if self.manager is not None:
-            return self.manager
-        if self._starting is None or self._task_group is None:
-            raise _NotRunning
-        async with self._starting:
-            if self.manager is None:
-                if self._task_group is None:
-                    raise _NotRunning
-                await self._task_group.start(self._run_manager)
-        assert self.manager is not None
+    async def _ensure_manager(self) -> StreamableHTTPSessionManager | None:
+        """The session manager, started on first use; None when the app's lifespan is not running."""
+        if self.manager is None and self._starting is not None:
+            async with self._starting:
+                if self.manager is None and self._task_group is not None:
+                    await self._task_group.start(self._run_manager)
         return self.manager
 
     async def _run_manager(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -203,18 +187,14 @@ class MCPEndpoint:
     async def _to_sdk(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
         if not self.stateless and headers.session is not None and headers.handshake_era:
             # A session this endpoint issued becomes the SDK's before the SDK sees its request.
+            # Any other session is unknown while the SDK is not running, as the SDK would say.
             opened = self.sessions.find(headers.session, requestor(scope))
-            if opened is not None:
-                if not await self._adopt(opened, scope):
-                    await send_json(send, 404, _SESSION_NOT_FOUND)
-                    return
-            elif self.manager is None:
-                # No SDK session can exist before the SDK runs: unknown, as the SDK would say.
+            known = await self._adopt(opened, scope) if opened is not None else self.manager is not None
+            if not known:
                 await send_json(send, 404, _SESSION_NOT_FOUND)
                 return
-        try:
-            manager = await self._ensure_manager()
-        except _NotRunning:
+        manager = await self._ensure_manager()
+        if manager is None:
             await send_plain(send, 503, b"MCP endpoint not running: serve the app with its lifespan enabled")
             return
         if self.policy.refusal(headers.host, headers.origin) == 421:
@@ -223,9 +203,7 @@ class MCPEndpoint:
         await manager.handle_request(scope, receive, send)
 
     async def _adopt(self, opened: Session, scope: Scope) -> bool:
-        try:
-            await self._ensure_manager()
-        except _NotRunning:
+        if await self._ensure_manager() is None:
             return False
         internals = self._internals
         assert self._adopting is not None
@@ -254,40 +232,33 @@ class MCPEndpoint:
                 await self._to_sdk(scope, receive, send, headers)
             return
 
-        body, trailing = await read_body(receive, self.max_body_size)
-        if body is None:
-            await send_plain(send, 413, b"Request body too large")
+        read = await read_message(receive, send, self.max_body_size)
+        if read is None:
             return
-        try:
-            message = jsonsafe.loads(body) if body else None
-        except ValueError:
-            message = None
-
+        message, replayed = read
         if self.guard is not None and message is not None and await self.guard.refuse(message, scope, send):
             return
 
         if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, headers):
             return
-        await self._to_sdk(scope, replay(body, trailing, receive), send, headers)
+        await self._to_sdk(scope, replayed, send, headers)
 
     def _passes_sdk_checks(self, headers: _Headers) -> bool:
         """The SDK would accept this POST's headers (anything it refuses is left to it)."""
-        if headers.version is not None and headers.version not in HANDSHAKE_VERSION_HEADERS:
+        if not headers.handshake_era:
             return False
         key = (headers.host, headers.origin, headers.content_type, headers.accept)
         passed = self._checked.get(key)
         if passed is None:
-            passed = self._check(headers)
+            has_json, has_sse = accepts(headers.accept.decode("latin-1"))
+            passed = (
+                self.policy.refusal(headers.host, headers.origin) is None
+                and is_media_type(headers.content_type, JSON)
+                and has_json
+                and (self.json_response or has_sse)
+            )
             self._checked.put(key, passed)  # the values come from clients: the memo is bounded
         return passed
-
-    def _check(self, headers: _Headers) -> bool:
-        if self.policy.refusal(headers.host, headers.origin) is not None:
-            return False
-        if not is_media_type(headers.content_type, JSON):
-            return False
-        has_json, has_sse = accepts(headers.accept.decode("latin-1"))
-        return has_json and (self.json_response or has_sse)
 
     async def _try_fast(self, message: dict[str, Any], scope: Scope, send: Send, headers: _Headers) -> bool:
         method = message.get("method")
@@ -318,11 +289,8 @@ class MCPEndpoint:
             result = self._registry().list_result_bytes(granted_scopes(scope))
         else:  # ping (2025-11-25 "Utilities": an empty result)
             result = b"{}"
-        await send_json(send, 200, _response(request_id, result), self._session_echo(headers))
+        await send_json(send, 200, _response(request_id, result), None if self.stateless else headers.session)
         return True
-
-    def _session_echo(self, headers: _Headers) -> str | None:
-        return headers.session if not self.stateless else None
 
     def _session_is_live(self, session: str | None, scope: Scope) -> bool:
         if session is None:
@@ -332,17 +300,13 @@ class MCPEndpoint:
         internals = self._internals
         if internals is None or not internals.serves(session, requestor(scope)):
             return False
-        self._refresh_idle_clock(internals, session)
-        return True
-
-    def _refresh_idle_clock(self, internals: sdk.SessionManagerInternals, session: str) -> None:
-        """Push back the SDK session's idle deadline, as its own requests do, at most once a second."""
+        # Push back the SDK session's idle deadline, as its own requests do, at most once a second.
         now = time.monotonic()
         last = self._idle_refreshed.get(session)
-        if last is not None and now - last < _IDLE_REFRESH_EVERY:
-            return
-        self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
-        internals.refresh_idle_deadline(session)
+        if last is None or now - last >= _IDLE_REFRESH_EVERY:
+            self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
+            internals.refresh_idle_deadline(session)
+        return True
 
     async def _initialize_session(
         self, request_id: str | int, params: Any, scope: Scope, send: Send, headers: _Headers
@@ -372,7 +336,7 @@ class MCPEndpoint:
             if opened is None:
                 return False  # the SDK's session (or none): the SDK records it
             opened.initialized = True
-        await send_json(send, 202, b"", self._session_echo(headers))
+        await send_json(send, 202, b"", None if self.stateless else headers.session)
         return True
 
     async def _try_delete(self, scope: Scope, send: Send, headers: _Headers) -> bool:

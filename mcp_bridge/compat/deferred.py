@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from mcp_bridge.compat.config import DEFAULT_METADATA_PATH, AuthConfig, secret_keys_of
+from mcp_bridge.compat.config import DEFAULT_METADATA_PATH, AuthConfig, OAuthMetadata, secret_keys_of
 
 if TYPE_CHECKING:
     from mcp_oauth_shim import OAuthShim
 
-__all__ = ["DeferredShim", "custom_metadata_shim", "proxy_shim"]
+__all__ = ["DeferredShim", "build_shim"]
 
 
 class DeferredShim:
@@ -63,9 +62,7 @@ class DeferredShim:
         routes = list(self.shim.routes)
         served = {getattr(route, "path", None) for route in routes}
         if self._metadata_path not in served:
-            source = next(
-                (r for r in routes if getattr(r, "path", "").startswith(DEFAULT_METADATA_PATH)), None
-            )
+            source = next((r for r in routes if getattr(r, "path", "").startswith(DEFAULT_METADATA_PATH)), None)
             if isinstance(source, Route):
                 routes.append(
                     Route(self._metadata_path, source.endpoint, methods=["GET", "OPTIONS"], include_in_schema=False)
@@ -76,34 +73,42 @@ class DeferredShim:
         """The shim's bearer check around `app`, unless nothing here can verify tokens."""
         return self.shim.protect(app, scopes=scopes) if self.verify else app
 
-    # What the bridge reads of its `auth` (`bridge.BridgeAuth`): the built shim's own.
-
-    @property
-    def resource_metadata_url(self) -> str:
-        return self.shim.resource_metadata_url
-
-    @property
-    def issuer(self) -> str:
-        return self.shim.issuer
-
-    @property
-    def public_url(self) -> str | None:
-        return self.shim.public_url
-
-    def lifespan(self, app: object = None) -> AbstractAsyncContextManager[None]:
-        return self.shim.lifespan(app)
-
     def __getattr__(self, name: str) -> Any:
-        # Anything else (verifier, ...): the shim's own.
+        # What else the bridge reads of its `auth` (`bridge.BridgeAuth`: resource_metadata_url,
+        # issuer, public_url, lifespan) and anything more (verifier, ...): the built shim's own.
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.shim, name)
 
 
-def proxy_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
-    """`setup_proxies=True`: the shim in front of the IdP, Auth0-style when `audience` is set."""
+def build_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
+    """The shim of `config` for `resource`: serving `custom_oauth_metadata` (verifying with its
+    `jwks_uri` when it has one), else (`setup_proxies=True`) in front of the IdP, Auth0-style
+    when `audience` is set."""
     from mcp_oauth_shim import OAuthShim, Upstream
 
+    if isinstance(config.custom_oauth_metadata, OAuthMetadata):
+        document = config.custom_oauth_metadata.document()
+        # Built directly (not Upstream.oidc): no client is needed to check signatures, and the
+        # audience FastAPI-MCP users configured is what their server puts into `aud`.
+        custom = Upstream(
+            client_id=config.client_id or "",
+            client_secret=config.client_secret or "",
+            issuer=document["issuer"],
+            authorization_endpoint=document.get("authorization_endpoint"),
+            token_endpoint=document["token_endpoint"],
+            jwks_uri=document.get("jwks_uri"),
+            audience=config.audience,
+            default_scopes=tuple(document.get("scopes_supported") or ()),
+            name="custom",
+        )
+        return OAuthShim(
+            public_url=public_url,
+            resource=resource,
+            upstream=custom,
+            custom_metadata=document,
+            scopes_supported=config.scopes_supported,
+        )
     scopes = tuple(config.default_scope.split())
     metadata_url = config.oauth_metadata_url
     if metadata_url is None and config.issuer is not None:
@@ -133,30 +138,4 @@ def proxy_shim(config: AuthConfig, public_url: str, resource: str) -> OAuthShim:
         scopes_supported=config.scopes_supported,
         registration="signed" if config.setup_fake_dynamic_registration else "static",
         allowed_redirect_uris=config.allowed_redirect_uris,
-    )
-
-
-def custom_metadata_shim(config: AuthConfig, document: dict[str, Any], public_url: str, resource: str) -> OAuthShim:
-    """`custom_oauth_metadata`: serve the document; verify with its `jwks_uri` when it has one."""
-    from mcp_oauth_shim import OAuthShim, Upstream
-
-    # Built directly (not Upstream.oidc): no client is needed to check signatures, and the
-    # audience FastAPI-MCP users configured is what their server puts into `aud`.
-    upstream = Upstream(
-        client_id=config.client_id or "",
-        client_secret=config.client_secret or "",
-        issuer=document["issuer"],
-        authorization_endpoint=document.get("authorization_endpoint"),
-        token_endpoint=document["token_endpoint"],
-        jwks_uri=document.get("jwks_uri"),
-        audience=config.audience,
-        default_scopes=tuple(document.get("scopes_supported") or ()),
-        name="custom",
-    )
-    return OAuthShim(
-        public_url=public_url,
-        resource=resource,
-        upstream=upstream,
-        custom_metadata=document,
-        scopes_supported=config.scopes_supported,
     )

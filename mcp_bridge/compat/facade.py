@@ -9,11 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, FastAPI
-from fastapi.params import Depends
 
 from mcp_bridge.bridge import MCPBridge
 from mcp_bridge.compat.config import ENV_PUBLIC_URL, AuthConfig, OAuthMetadata, public_url_of
-from mcp_bridge.compat.deferred import DeferredShim, custom_metadata_shim, proxy_shim
+from mcp_bridge.compat.deferred import DeferredShim, build_shim
 from mcp_bridge.security import default_allowed
 
 if TYPE_CHECKING:
@@ -77,7 +76,10 @@ class FastApiMCP:
             describe_all_responses=describe_all_responses,
             describe_full_response_schema=describe_full_response_schema,
             forward_headers=tuple(headers),
-            dependencies=_user_dependencies(self._auth_config),
+            # With a shim that verifies tokens, the bridge checks the token before these run (the
+            # shim's `RequireBearer`), so a bad token gets RFC 6750 §3's answer, as on an endpoint
+            # without dependencies; they see only good tokens.
+            dependencies=tuple(self._auth_config.dependencies or ()) if self._auth_config is not None else (),
             http_client=_api_client(http_client),
         )
 
@@ -227,35 +229,18 @@ class FastApiMCP:
             return None
         self._require_public_url()
         metadata = config.custom_oauth_metadata
-        if isinstance(metadata, OAuthMetadata):
-            document = metadata.document()
-            verify = bool(document.get("jwks_uri"))
-            if not verify and not config.dependencies:
-                logger.warning(
-                    "custom_oauth_metadata has no jwks_uri and AuthConfig has no dependencies: the MCP "
-                    "endpoint accepts requests without a token; your routes must check the forwarded one."
-                )
-            return DeferredShim(
-                lambda resource: custom_metadata_shim(config, document, self._require_public_url(), resource),
-                metadata_path=config.metadata_path,
-                verify=verify,
+        document = metadata.document() if isinstance(metadata, OAuthMetadata) else None
+        verify = document is None or bool(document.get("jwks_uri"))
+        if not verify and not config.dependencies:
+            logger.warning(
+                "custom_oauth_metadata has no jwks_uri and AuthConfig has no dependencies: the MCP "
+                "endpoint accepts requests without a token; your routes must check the forwarded one."
             )
         return DeferredShim(
-            lambda resource: proxy_shim(config, self._require_public_url(), resource),
+            lambda resource: build_shim(config, self._require_public_url(), resource),
             metadata_path=config.metadata_path,
-            verify=True,
+            verify=verify,
         )
-
-
-def _user_dependencies(config: AuthConfig | None) -> tuple[Depends, ...]:
-    """The user's dependencies on the endpoint.
-
-    With a shim that verifies tokens, the bridge checks the token before they run (the shim's
-    `RequireBearer`), so a bad token gets RFC 6750 §3's answer - ``error="invalid_token"``,
-    ``scope`` and ``resource_metadata``, 400 for a malformed header, 502/504 JSON when the IdP
-    is down - exactly as on an endpoint without dependencies; they see only good tokens.
-    """
-    return tuple(config.dependencies or ()) if config is not None else ()
 
 
 def _api_client(client: httpx.AsyncClient | None) -> httpx.AsyncClient | None:
