@@ -7,9 +7,10 @@ request, signed (:mod:`.sealing`). Each kind of value is a class here that owns
   is never accepted as another (a code);
 - its ``lifetime``, the default maximum age in seconds (operators override it through
   :class:`.context.Lifetimes`, whose defaults are these);
-- its wire mapping, :meth:`SealedPayload.to_wire` and :meth:`SealedPayload.from_wire`. The wire
-  keys are short because every value travels in URLs, forms and cookies; they never change, so
-  values sealed by earlier versions keep opening.
+- its wire mapping, ``wire_fields``: one :class:`WireField` per field, in the order the keys are
+  written, which :meth:`SealedPayload.to_wire` and :meth:`SealedPayload.from_wire` follow. The
+  wire keys are short because every value travels in URLs, forms and cookies; they never
+  change, so values sealed by earlier versions keep opening.
 
 A value opens only if its signature is good and its age within the lifetime; then its contents
 are checked for shape. A validly signed value with missing keys or wrong types (only a bug or a
@@ -30,14 +31,16 @@ token -> client        :class:`RefreshToken`        ``refresh_token`` (RFC 6749 
 
 Adding a kind of value is adding one dataclass here: subclass :class:`SealedPayload`, name its
 ``purpose`` (a new salt: the class refuses to be defined with one already taken) and
-``lifetime``, and write its two wire methods.
+``lifetime``, and list its :class:`WireField` entries in ``wire_fields``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from . import sealing
 from .config import Lifetimes
@@ -53,6 +56,7 @@ __all__ = [
     "RefreshToken",
     "SealedPayload",
     "UpstreamState",
+    "WireField",
     "payload_kinds",
 ]
 
@@ -64,6 +68,65 @@ _KINDS: dict[str, type[SealedPayload]] = {}
 
 # What a validly signed value with the wrong shape raises while being read.
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise TypeError("expected a string")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    if value is not None and type(value) is not str:
+        raise TypeError("expected a string or null")
+    return value
+
+
+def _flag(value: object) -> bool:
+    """``rg``: written as 0 or 1 (booleans read too, as JSON ``true``/``false`` would be)."""
+    if type(value) not in (int, bool):
+        raise TypeError("expected 0 or 1")
+    return bool(value)
+
+
+def _text_map(value: object) -> dict[str, str]:
+    if type(value) is not dict or not all(type(k) is str and type(v) is str for k, v in value.items()):
+        raise TypeError("expected an object of strings")
+    return value
+
+
+def _text_tuple(value: object) -> tuple[str, ...]:
+    if type(value) is not list or not all(type(u) is str for u in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def _application_type(value: object) -> str:
+    """``t``: null or empty reads as ``native``, the RFC 7591 §2 default."""
+    return _optional_text(value) or "native"
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+# ``absent`` of a key that must be on the wire.
+REQUIRED: Any = object()
+# ``forwarded_params`` of a ticket without ``f``: empty, and shared, so never to be changed.
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
+class WireField(NamedTuple):
+    """How one field of a payload travels: written under ``key`` as ``write(value)`` unless
+    ``omit(value)``; read back as ``read(wire[key])`` (which raises on a wrong type), or as
+    ``absent`` when the key is missing (a :data:`REQUIRED` key must not be)."""
+
+    attr: str
+    key: str
+    read: Callable[[Any], Any] = _text
+    absent: Any = REQUIRED
+    write: Callable[[Any], Any] | None = None
+    omit: Callable[[Any], bool] | None = None
 
 
 class SealedPayload:
@@ -81,6 +144,7 @@ class SealedPayload:
 
     purpose: ClassVar[str]
     lifetime: ClassVar[int]
+    wire_fields: ClassVar[tuple[WireField, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,14 +155,28 @@ class SealedPayload:
         _KINDS[cls.purpose] = cls
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object that is signed, with its short keys."""
-        raise NotImplementedError
+        """The JSON object that is signed, with its short keys in ``wire_fields`` order."""
+        wire: dict[str, Any] = {}
+        for attr, key, _, _, write, omit in self.wire_fields:
+            value = getattr(self, attr)
+            if omit is None or not omit(value):
+                wire[key] = value if write is None else write(value)
+        return wire
 
     @classmethod
     def from_wire(cls: type[P], wire: Any) -> P:
         """The payload a signed JSON value holds; any ``KeyError``, ``TypeError`` or
         ``ValueError`` means the value is malformed."""
-        raise NotImplementedError
+        values: dict[str, Any] = {}
+        for attr, key, read, absent, _, _ in cls.wire_fields:
+            value = wire.get(key, REQUIRED)
+            if value is REQUIRED:
+                if absent is REQUIRED:
+                    raise KeyError(key)
+                values[attr] = absent
+            else:
+                values[attr] = read(value)
+        return cls(**values)
 
     def seal(self, sealer: Sealer) -> str:
         """This payload, signed for its purpose: base64url and dots only."""
@@ -128,31 +206,6 @@ def payload_kinds() -> dict[str, type[SealedPayload]]:
     return dict(_KINDS)
 
 
-def _text(value: object) -> str:
-    if type(value) is not str:
-        raise TypeError("expected a string")
-    return value
-
-
-def _optional_text(value: object) -> str | None:
-    if value is not None and type(value) is not str:
-        raise TypeError("expected a string or null")
-    return value
-
-
-def _flag(value: object) -> bool:
-    """``rg``: written as 0 or 1 (booleans read too, as JSON ``true``/``false`` would be)."""
-    if type(value) not in (int, bool):
-        raise TypeError("expected 0 or 1")
-    return bool(value)
-
-
-def _text_map(value: object) -> dict[str, str]:
-    if type(value) is not dict or not all(type(k) is str and type(v) is str for k, v in value.items()):
-        raise TypeError("expected an object of strings")
-    return value
-
-
 @dataclass(slots=True)
 class ClientRegistration(SealedPayload):
     """A registered client, signed: the ``client_id`` itself (RFC 7591 §3.2.1), nothing stored.
@@ -163,31 +216,17 @@ class ClientRegistration(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CLIENT
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.client_id
+    wire_fields: ClassVar[tuple[WireField, ...]] = (
+        WireField("redirect_uris", "r", _text_tuple, write=list),
+        WireField("application_type", "t", _application_type, absent="native"),
+        WireField("client_name", "n", _optional_text, absent=None, omit=operator.not_),
+        WireField("client_uri", "u", _optional_text, absent=None, omit=operator.not_),
+    )
 
     redirect_uris: tuple[str, ...]
     application_type: str = "native"
     client_name: str | None = None
     client_uri: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"r": list(self.redirect_uris), "t": self.application_type}
-        if self.client_name:
-            wire["n"] = self.client_name
-        if self.client_uri:
-            wire["u"] = self.client_uri
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> ClientRegistration:
-        uris = wire["r"]
-        if type(uris) is not list or not all(type(u) is str for u in uris):
-            raise TypeError("redirect URIs must be a list of strings")
-        return cls(
-            redirect_uris=tuple(uris),
-            application_type=_optional_text(wire.get("t")) or "native",
-            client_name=_optional_text(wire.get("n")),
-            client_uri=_optional_text(wire.get("u")),
-        )
 
 
 @dataclass(slots=True)
@@ -203,6 +242,16 @@ class ConsentTicket(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CONSENT
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.consent
+    wire_fields: ClassVar[tuple[WireField, ...]] = (
+        WireField("client_fingerprint", "c"),
+        WireField("redirect_uri", "r"),
+        WireField("code_challenge", "cc"),
+        WireField("scope", "sc"),
+        WireField("redirect_uri_given", "rg", _flag, absent=True, write=int, omit=bool),
+        WireField("client_state", "s", _optional_text, absent=None, omit=_is_none),
+        WireField("forwarded_params", "f", _text_map, absent=_NO_PARAMS, write=dict, omit=operator.not_),
+        WireField("csrf_digest", "x", absent=""),
+    )
 
     client_fingerprint: str
     redirect_uri: str
@@ -212,35 +261,6 @@ class ConsentTicket(SealedPayload):
     scope: str
     forwarded_params: Mapping[str, str]
     csrf_digest: str
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "c": self.client_fingerprint,
-            "r": self.redirect_uri,
-            "cc": self.code_challenge,
-            "sc": self.scope,
-        }
-        if not self.redirect_uri_given:
-            wire["rg"] = 0
-        if self.client_state is not None:
-            wire["s"] = self.client_state
-        if self.forwarded_params:
-            wire["f"] = dict(self.forwarded_params)
-        wire["x"] = self.csrf_digest
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> ConsentTicket:
-        return cls(
-            client_fingerprint=_text(wire["c"]),
-            redirect_uri=_text(wire["r"]),
-            redirect_uri_given=_flag(wire.get("rg", 1)),
-            client_state=_optional_text(wire.get("s")),
-            code_challenge=_text(wire["cc"]),
-            scope=_text(wire["sc"]),
-            forwarded_params=_text_map(wire.get("f", {})),
-            csrf_digest=_text(wire.get("x", "")),
-        )
 
 
 @dataclass(slots=True)
@@ -257,6 +277,17 @@ class UpstreamState(SealedPayload):
 
     purpose: ClassVar[str] = sealing.STATE
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.state
+    wire_fields: ClassVar[tuple[WireField, ...]] = (
+        WireField("client_fingerprint", "c"),
+        WireField("redirect_uri", "r"),
+        WireField("redirect_uri_given", "rg", _flag, absent=True, write=int),
+        WireField("client_state", "s", _optional_text, absent=None),
+        WireField("code_challenge", "cc"),
+        WireField("scope", "sc"),
+        WireField("browser_binding_digest", "b", absent=""),
+        WireField("flow_id", "fl", absent=""),
+        WireField("nonce", "n", _optional_text, absent=None, omit=_is_none),
+    )
 
     client_fingerprint: str
     redirect_uri: str
@@ -285,35 +316,6 @@ class UpstreamState(SealedPayload):
             nonce,
         )
 
-    def to_wire(self) -> dict[str, Any]:
-        wire = {
-            "c": self.client_fingerprint,
-            "r": self.redirect_uri,
-            "rg": 1 if self.redirect_uri_given else 0,
-            "s": self.client_state,
-            "cc": self.code_challenge,
-            "sc": self.scope,
-            "b": self.browser_binding_digest,
-            "fl": self.flow_id,
-        }
-        if self.nonce is not None:
-            wire["n"] = self.nonce
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> UpstreamState:
-        return cls(
-            client_fingerprint=_text(wire["c"]),
-            redirect_uri=_text(wire["r"]),
-            redirect_uri_given=_flag(wire.get("rg", 1)),
-            client_state=_optional_text(wire.get("s")),
-            code_challenge=_text(wire["cc"]),
-            scope=_text(wire["sc"]),
-            browser_binding_digest=_text(wire.get("b", "")),
-            flow_id=_text(wire.get("fl", "")),
-            nonce=_optional_text(wire.get("n")),
-        )
-
 
 @dataclass(slots=True)
 class AuthorizationCode(SealedPayload):
@@ -327,6 +329,15 @@ class AuthorizationCode(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CODE
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.code
+    wire_fields: ClassVar[tuple[WireField, ...]] = (
+        WireField("upstream_code", "u"),
+        WireField("client_fingerprint", "c"),
+        WireField("redirect_uri", "r"),
+        WireField("redirect_uri_given", "rg", _flag, absent=True, write=int),
+        WireField("code_challenge", "cc"),
+        WireField("scope", "sc"),
+        WireField("nonce", "n", _optional_text, absent=None, omit=_is_none),
+    )
 
     upstream_code: str
     client_fingerprint: str
@@ -349,31 +360,6 @@ class AuthorizationCode(SealedPayload):
             state.nonce,
         )
 
-    def to_wire(self) -> dict[str, Any]:
-        wire = {
-            "u": self.upstream_code,
-            "c": self.client_fingerprint,
-            "r": self.redirect_uri,
-            "rg": 1 if self.redirect_uri_given else 0,
-            "cc": self.code_challenge,
-            "sc": self.scope,
-        }
-        if self.nonce is not None:
-            wire["n"] = self.nonce
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> AuthorizationCode:
-        return cls(
-            _text(wire["u"]),
-            _text(wire["c"]),
-            _text(wire["r"]),
-            _flag(wire.get("rg", 1)),
-            _text(wire["cc"]),
-            _text(wire["sc"]),
-            _optional_text(wire.get("n")),
-        )
-
 
 @dataclass(slots=True)
 class RefreshToken(SealedPayload):
@@ -383,11 +369,19 @@ class RefreshToken(SealedPayload):
     (empty when neither the shim nor the IdP named one); in strict mode also ``fm`` the token
     family (one per login: every token rotated from it shares it) and ``id`` this token's own
     id, for reuse detection (RFC 9700 §4.14.2). Both are absent from tokens sealed without
-    strict mode, and from those sealed by earlier versions, which still open.
+    strict mode, and from those sealed by earlier versions, which still open; they go together
+    (:class:`.strict.checks.RefreshLineage` gives both), and a value with one of them is malformed.
     """
 
     purpose: ClassVar[str] = sealing.REFRESH
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.refresh_token
+    wire_fields: ClassVar[tuple[WireField, ...]] = (
+        WireField("upstream_refresh_token", "u"),
+        WireField("client_fingerprint", "c"),
+        WireField("scope", "sc", absent=""),
+        WireField("family", "fm", _optional_text, absent=None, omit=_is_none),
+        WireField("token_id", "id", _optional_text, absent=None, omit=_is_none),
+    )
 
     upstream_refresh_token: str
     client_fingerprint: str
@@ -395,16 +389,9 @@ class RefreshToken(SealedPayload):
     family: str | None = None
     token_id: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"u": self.upstream_refresh_token, "c": self.client_fingerprint, "sc": self.scope}
-        if self.family is not None and self.token_id is not None:
-            wire["fm"] = self.family
-            wire["id"] = self.token_id
-        return wire
-
     @classmethod
     def from_wire(cls, wire: Any) -> RefreshToken:
-        family, token_id = _optional_text(wire.get("fm")), _optional_text(wire.get("id"))
-        if (family is None) != (token_id is None):
+        token = super(RefreshToken, cls).from_wire(wire)  # zero-argument super() fails in a slots dataclass
+        if (token.family is None) != (token.token_id is None):
             raise ValueError("a token family and a token id go together")
-        return cls(_text(wire["u"]), _text(wire["c"]), _text(wire.get("sc", "")), family, token_id)
+        return token
