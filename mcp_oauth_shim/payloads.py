@@ -7,10 +7,11 @@ request, signed (:mod:`.sealing`). Each kind of value is a class here that owns
   is never accepted as another (a code);
 - its ``lifetime``, the default maximum age in seconds (operators override it through
   :class:`.context.Lifetimes`, whose defaults are these);
-- its wire mapping, ``wire_fields``: one :class:`WireField` per field, in the order the keys are
-  written, which :meth:`SealedPayload.to_wire` and :meth:`SealedPayload.from_wire` follow. The
-  wire keys are short because every value travels in URLs, forms and cookies; they never
-  change, so values sealed by earlier versions keep opening.
+- its wire mapping: each field is declared with :func:`wire` (its short key, how it is read back
+  and written, when it is left out), which :meth:`SealedPayload.to_wire` and
+  :meth:`SealedPayload.from_wire` follow, in field order or ``wire_order``. The wire keys are
+  short because every value travels in URLs, forms and cookies; they never change, so values
+  sealed by earlier versions keep opening.
 
 A value opens only if its signature is good and its age within the lifetime; then its contents
 are checked for shape. A validly signed value with missing keys or wrong types (only a bug or a
@@ -31,16 +32,16 @@ token -> client        :class:`RefreshToken`        ``refresh_token`` (RFC 6749 
 
 Adding a kind of value is adding one dataclass here: subclass :class:`SealedPayload`, name its
 ``purpose`` (a new salt: the class refuses to be defined with one already taken) and
-``lifetime``, and list its :class:`WireField` entries in ``wire_fields``.
+``lifetime``, and declare its fields with :func:`wire`; decorate it with :func:`payload`.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar, dataclass_transform
 
 from . import sealing
 from .config import Lifetimes
@@ -57,7 +58,9 @@ __all__ = [
     "SealedPayload",
     "UpstreamState",
     "WireField",
+    "payload",
     "payload_kinds",
+    "wire",
 ]
 
 P = TypeVar("P", bound="SealedPayload")
@@ -145,6 +148,8 @@ class SealedPayload:
     purpose: ClassVar[str]
     lifetime: ClassVar[int]
     wire_fields: ClassVar[tuple[WireField, ...]] = ()
+    # The wire keys in the order they are written, when it is not the fields' order.
+    wire_order: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -206,7 +211,32 @@ def payload_kinds() -> dict[str, type[SealedPayload]]:
     return dict(_KINDS)
 
 
-@dataclass(slots=True)
+def wire(
+    key: str,
+    read: Callable[[Any], Any] = _text,
+    *,
+    absent: Any = REQUIRED,
+    write: Callable[[Any], Any] | None = None,
+    omit: Callable[[Any], bool] | None = None,
+    default: Any = MISSING,
+) -> Any:
+    """A payload field that travels as :class:`WireField` ``(key, read, absent, write, omit)``;
+    ``default`` is the constructor's default."""
+    return field(default=default, metadata={"wire": (key, read, absent, write, omit)})
+
+
+@dataclass_transform(field_specifiers=(wire,))
+def payload(cls: type[P]) -> type[P]:
+    """A payload class made a ``slots`` dataclass, with ``wire_fields`` from its :func:`wire` fields."""
+    cls = dataclass(slots=True)(cls)
+    table = [WireField(f.name, *f.metadata["wire"]) for f in fields(cls)]  # type: ignore[arg-type]  # a dataclass now
+    if cls.wire_order:
+        table.sort(key=lambda wire_field: cls.wire_order.index(wire_field.key))
+    cls.wire_fields = tuple(table)
+    return cls
+
+
+@payload
 class ClientRegistration(SealedPayload):
     """A registered client, signed: the ``client_id`` itself (RFC 7591 §3.2.1), nothing stored.
 
@@ -216,20 +246,14 @@ class ClientRegistration(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CLIENT
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.client_id
-    wire_fields: ClassVar[tuple[WireField, ...]] = (
-        WireField("redirect_uris", "r", _text_tuple, write=list),
-        WireField("application_type", "t", _application_type, absent="native"),
-        WireField("client_name", "n", _optional_text, absent=None, omit=operator.not_),
-        WireField("client_uri", "u", _optional_text, absent=None, omit=operator.not_),
-    )
 
-    redirect_uris: tuple[str, ...]
-    application_type: str = "native"
-    client_name: str | None = None
-    client_uri: str | None = None
+    redirect_uris: tuple[str, ...] = wire("r", _text_tuple, write=list)
+    application_type: str = wire("t", _application_type, absent="native", default="native")
+    client_name: str | None = wire("n", _optional_text, absent=None, omit=operator.not_, default=None)
+    client_uri: str | None = wire("u", _optional_text, absent=None, omit=operator.not_, default=None)
 
 
-@dataclass(slots=True)
+@payload
 class ConsentTicket(SealedPayload):
     """A validated authorization request (RFC 6749 §4.1.1), waiting for the person's decision.
 
@@ -242,28 +266,19 @@ class ConsentTicket(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CONSENT
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.consent
-    wire_fields: ClassVar[tuple[WireField, ...]] = (
-        WireField("client_fingerprint", "c"),
-        WireField("redirect_uri", "r"),
-        WireField("code_challenge", "cc"),
-        WireField("scope", "sc"),
-        WireField("redirect_uri_given", "rg", _flag, absent=True, write=int, omit=bool),
-        WireField("client_state", "s", _optional_text, absent=None, omit=_is_none),
-        WireField("forwarded_params", "f", _text_map, absent=_NO_PARAMS, write=dict, omit=operator.not_),
-        WireField("csrf_digest", "x", absent=""),
-    )
+    wire_order: ClassVar[tuple[str, ...]] = ("c", "r", "cc", "sc", "rg", "s", "f", "x")
 
-    client_fingerprint: str
-    redirect_uri: str
-    redirect_uri_given: bool
-    client_state: str | None
-    code_challenge: str
-    scope: str
-    forwarded_params: Mapping[str, str]
-    csrf_digest: str
+    client_fingerprint: str = wire("c")
+    redirect_uri: str = wire("r")
+    redirect_uri_given: bool = wire("rg", _flag, absent=True, write=int, omit=bool)
+    client_state: str | None = wire("s", _optional_text, absent=None, omit=_is_none)
+    code_challenge: str = wire("cc")
+    scope: str = wire("sc")
+    forwarded_params: Mapping[str, str] = wire("f", _text_map, absent=_NO_PARAMS, write=dict, omit=operator.not_)
+    csrf_digest: str = wire("x", absent="")
 
 
-@dataclass(slots=True)
+@payload
 class UpstreamState(SealedPayload):
     """The ``state`` the shim sends the IdP (RFC 6749 §4.1.1): the approved request, bound to
     the browser that approved it.
@@ -277,27 +292,16 @@ class UpstreamState(SealedPayload):
 
     purpose: ClassVar[str] = sealing.STATE
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.state
-    wire_fields: ClassVar[tuple[WireField, ...]] = (
-        WireField("client_fingerprint", "c"),
-        WireField("redirect_uri", "r"),
-        WireField("redirect_uri_given", "rg", _flag, absent=True, write=int),
-        WireField("client_state", "s", _optional_text, absent=None),
-        WireField("code_challenge", "cc"),
-        WireField("scope", "sc"),
-        WireField("browser_binding_digest", "b", absent=""),
-        WireField("flow_id", "fl", absent=""),
-        WireField("nonce", "n", _optional_text, absent=None, omit=_is_none),
-    )
 
-    client_fingerprint: str
-    redirect_uri: str
-    redirect_uri_given: bool
-    client_state: str | None
-    code_challenge: str
-    scope: str
-    browser_binding_digest: str
-    flow_id: str
-    nonce: str | None = None
+    client_fingerprint: str = wire("c")
+    redirect_uri: str = wire("r")
+    redirect_uri_given: bool = wire("rg", _flag, absent=True, write=int)
+    client_state: str | None = wire("s", _optional_text, absent=None)
+    code_challenge: str = wire("cc")
+    scope: str = wire("sc")
+    browser_binding_digest: str = wire("b", absent="")
+    flow_id: str = wire("fl", absent="")
+    nonce: str | None = wire("n", _optional_text, absent=None, omit=_is_none, default=None)
 
     @classmethod
     def approved(
@@ -317,7 +321,7 @@ class UpstreamState(SealedPayload):
         )
 
 
-@dataclass(slots=True)
+@payload
 class AuthorizationCode(SealedPayload):
     """The code the client gets (RFC 6749 §4.1.2): the IdP's code, wrapped with everything the
     token endpoint checks (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -329,23 +333,14 @@ class AuthorizationCode(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CODE
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.code
-    wire_fields: ClassVar[tuple[WireField, ...]] = (
-        WireField("upstream_code", "u"),
-        WireField("client_fingerprint", "c"),
-        WireField("redirect_uri", "r"),
-        WireField("redirect_uri_given", "rg", _flag, absent=True, write=int),
-        WireField("code_challenge", "cc"),
-        WireField("scope", "sc"),
-        WireField("nonce", "n", _optional_text, absent=None, omit=_is_none),
-    )
 
-    upstream_code: str
-    client_fingerprint: str
-    redirect_uri: str
-    redirect_uri_given: bool
-    code_challenge: str
-    scope: str
-    nonce: str | None = None
+    upstream_code: str = wire("u")
+    client_fingerprint: str = wire("c")
+    redirect_uri: str = wire("r")
+    redirect_uri_given: bool = wire("rg", _flag, absent=True, write=int)
+    code_challenge: str = wire("cc")
+    scope: str = wire("sc")
+    nonce: str | None = wire("n", _optional_text, absent=None, omit=_is_none, default=None)
 
     @classmethod
     def wrapping(cls, upstream_code: str, state: UpstreamState) -> AuthorizationCode:
@@ -361,7 +356,7 @@ class AuthorizationCode(SealedPayload):
         )
 
 
-@dataclass(slots=True)
+@payload
 class RefreshToken(SealedPayload):
     """The refresh token the client gets (RFC 6749 §6): the IdP's, bound to the client.
 
@@ -375,23 +370,13 @@ class RefreshToken(SealedPayload):
 
     purpose: ClassVar[str] = sealing.REFRESH
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.refresh_token
-    wire_fields: ClassVar[tuple[WireField, ...]] = (
-        WireField("upstream_refresh_token", "u"),
-        WireField("client_fingerprint", "c"),
-        WireField("scope", "sc", absent=""),
-        WireField("family", "fm", _optional_text, absent=None, omit=_is_none),
-        WireField("token_id", "id", _optional_text, absent=None, omit=_is_none),
-    )
 
-    upstream_refresh_token: str
-    client_fingerprint: str
-    scope: str = ""
-    family: str | None = None
-    token_id: str | None = None
+    upstream_refresh_token: str = wire("u")
+    client_fingerprint: str = wire("c")
+    scope: str = wire("sc", absent="", default="")
+    family: str | None = wire("fm", _optional_text, absent=None, omit=_is_none, default=None)
+    token_id: str | None = wire("id", _optional_text, absent=None, omit=_is_none, default=None)
 
-    @classmethod
-    def from_wire(cls, wire: Any) -> RefreshToken:
-        token = super(RefreshToken, cls).from_wire(wire)  # zero-argument super() fails in a slots dataclass
-        if (token.family is None) != (token.token_id is None):
+    def __post_init__(self) -> None:
+        if (self.family is None) != (self.token_id is None):
             raise ValueError("a token family and a token id go together")
-        return token
