@@ -29,7 +29,7 @@ from ..strict.answers import unavailable_page
 from ..strict.checks import first_use
 from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
-from .base import ParameterError, delete_cookie, redirect, single_params
+from .base import ParameterError, redirect, set_cookie, single_params
 from .consent import FLOW_COOKIE_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ class CallbackHandler:
             response = await self._answer(request, params, state, cookie_name)
         except StrictModeUnavailable as exc:
             return unavailable_page(exc)  # the flow cookie stays: the same answer may be retried
-        # Whatever the answer, this flow is over: the browser forgets its binding.
-        delete_cookie(response, cookie_name, secure=ctx.secure_cookies)
+        # Whatever the answer, this flow is over: the browser forgets its binding (an empty, expired cookie).
+        set_cookie(response, cookie_name, '""', max_age=0, secure=ctx.secure_cookies)
         return response
 
     async def _answer(self, request: Request, params: dict[str, str], state: UpstreamState, cookie_name: str) -> Response:
