@@ -147,8 +147,10 @@ class SealedPayload:
 
     purpose: ClassVar[str]
     lifetime: ClassVar[int]
+    # In field order, for from_wire to build the payload with positional arguments (UpstreamState:
+    # 1.6-2.5 µs against 3.3-3.8 with keywords, loaded machine); written in ``wire_order`` when set.
     wire_fields: ClassVar[tuple[WireField, ...]] = ()
-    # The wire keys in the order they are written, when it is not the fields' order.
+    written_fields: ClassVar[tuple[WireField, ...]] = ()
     wire_order: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -160,9 +162,9 @@ class SealedPayload:
         _KINDS[cls.purpose] = cls
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object that is signed, with its short keys in ``wire_fields`` order."""
+        """The JSON object that is signed, with its short keys."""
         wire: dict[str, Any] = {}
-        for attr, key, _, _, write, omit in self.wire_fields:
+        for attr, key, _, _, write, omit in self.written_fields:
             value = getattr(self, attr)
             if omit is None or not omit(value):
                 wire[key] = value if write is None else write(value)
@@ -172,16 +174,16 @@ class SealedPayload:
     def from_wire(cls: type[P], wire: Any) -> P:
         """The payload a signed JSON value holds; any ``KeyError``, ``TypeError`` or
         ``ValueError`` means the value is malformed."""
-        values: dict[str, Any] = {}
-        for attr, key, read, absent, _, _ in cls.wire_fields:
+        values: list[Any] = []
+        for _, key, read, absent, _, _ in cls.wire_fields:
             value = wire.get(key, REQUIRED)
             if value is REQUIRED:
                 if absent is REQUIRED:
                     raise KeyError(key)
-                values[attr] = absent
+                values.append(absent)
             else:
-                values[attr] = read(value)
-        return cls(**values)
+                values.append(read(value))
+        return cls(*values)
 
     def seal(self, sealer: Sealer) -> str:
         """This payload, signed for its purpose: base64url and dots only."""
@@ -225,10 +227,9 @@ def wire(
 def payload(cls: type[P]) -> type[P]:
     """A payload class made a ``slots`` dataclass, with ``wire_fields`` from its :func:`wire` fields."""
     cls = dataclass(slots=True)(cls)
-    table = [WireField(f.name, *f.metadata["wire"]) for f in fields(cls)]  # type: ignore[arg-type]  # a dataclass now
-    if cls.wire_order:
-        table.sort(key=lambda wire_field: cls.wire_order.index(wire_field.key))
-    cls.wire_fields = tuple(table)
+    cls.wire_fields = tuple(WireField(f.name, *f.metadata["wire"]) for f in fields(cls))  # type: ignore[arg-type]  # a dataclass now
+    order = cls.wire_order
+    cls.written_fields = tuple(sorted(cls.wire_fields, key=lambda w: order.index(w.key))) if order else cls.wire_fields
     return cls
 
 
