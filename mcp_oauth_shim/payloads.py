@@ -7,9 +7,11 @@ request, signed (:mod:`.sealing`). Each kind of value is a class here that owns
   is never accepted as another (a code);
 - its ``lifetime``, the default maximum age in seconds (operators override it through
   :class:`.context.Lifetimes`, whose defaults are these);
-- its wire mapping, :meth:`SealedPayload.to_wire` and :meth:`SealedPayload.from_wire`. The wire
-  keys are short because every value travels in URLs, forms and cookies; they never change, so
-  values sealed by earlier versions keep opening.
+- its wire mapping: each field is declared with :func:`wire` (its short key, how it is read back
+  and written, when it is left out), which :meth:`SealedPayload.to_wire` and
+  :meth:`SealedPayload.from_wire` follow, in field order or ``wire_order``. The wire keys are
+  short because every value travels in URLs, forms and cookies; they never change, so values
+  sealed by earlier versions keep opening.
 
 A value opens only if its signature is good and its age within the lifetime; then its contents
 are checked for shape. A validly signed value with missing keys or wrong types (only a bug or a
@@ -30,14 +32,16 @@ token -> client        :class:`RefreshToken`        ``refresh_token`` (RFC 6749 
 
 Adding a kind of value is adding one dataclass here: subclass :class:`SealedPayload`, name its
 ``purpose`` (a new salt: the class refuses to be defined with one already taken) and
-``lifetime``, and write its two wire methods.
+``lifetime``, and declare its fields with :func:`wire`; decorate it with :func:`payload`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple, TypeVar, dataclass_transform
 
 from . import sealing
 from .config import Lifetimes
@@ -53,7 +57,10 @@ __all__ = [
     "RefreshToken",
     "SealedPayload",
     "UpstreamState",
+    "WireField",
+    "payload",
     "payload_kinds",
+    "wire",
 ]
 
 P = TypeVar("P", bound="SealedPayload")
@@ -64,68 +71,6 @@ _KINDS: dict[str, type[SealedPayload]] = {}
 
 # What a validly signed value with the wrong shape raises while being read.
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
-
-
-class SealedPayload:
-    """A value the shim signs for one purpose and reads back later (base of every payload).
-
-    The payloads are ``@dataclass(slots=True)``, not frozen (as :class:`.clients.ClientCredentials`):
-    nothing assigns to a payload's fields after it is built, and a frozen dataclass's ``__init__``
-    sets every field through ``object.__setattr__``, which the hot paths pay for. Measured with
-    ``bench/inproc_oauth.py`` (µs per request, same loaded machine, alternating runs): frozen
-    144-153 / 172-173 / 182-184 for authorize / callback / token, not frozen 143-145 / 163-167 /
-    179-183. The callback builds two payloads of 6 and 8 fields and pays the most.
-    """
-
-    __slots__ = ()
-
-    purpose: ClassVar[str]
-    lifetime: ClassVar[int]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        owner = _PURPOSES.setdefault(cls.purpose, cls.__qualname__)
-        # ``slots=True`` makes the dataclass decorator build the class a second time.
-        if owner != cls.__qualname__:
-            raise TypeError(f"{cls.__qualname__}: purpose {cls.purpose!r} is already {owner}'s")
-        _KINDS[cls.purpose] = cls
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON object that is signed, with its short keys."""
-        raise NotImplementedError
-
-    @classmethod
-    def from_wire(cls: type[P], wire: Any) -> P:
-        """The payload a signed JSON value holds; any ``KeyError``, ``TypeError`` or
-        ``ValueError`` means the value is malformed."""
-        raise NotImplementedError
-
-    def seal(self, sealer: Sealer) -> str:
-        """This payload, signed for its purpose: base64url and dots only."""
-        return sealer.seal(self.purpose, self.to_wire())
-
-    @classmethod
-    def open(cls: type[P], sealer: Sealer, value: str, *, max_age: int) -> P:
-        """The payload ``value`` carries, or :class:`SealError` (``reason`` says why not)."""
-        wire = sealer.unseal_timed(cls.purpose, value, max_age=max_age)[0]  # one call less than unseal()
-        try:
-            return cls.from_wire(wire)
-        except _SHAPE_ERRORS:
-            raise SealError("malformed") from None
-
-    @classmethod
-    def open_timed(cls: type[P], sealer: Sealer, value: str, *, max_age: int) -> tuple[P, float]:
-        """The payload and when it was sealed (a POSIX timestamp)."""
-        wire, signed_at = sealer.unseal_timed(cls.purpose, value, max_age=max_age)
-        try:
-            return cls.from_wire(wire), signed_at
-        except _SHAPE_ERRORS:
-            raise SealError("malformed") from None
-
-
-def payload_kinds() -> dict[str, type[SealedPayload]]:
-    """Every payload class, by purpose."""
-    return dict(_KINDS)
 
 
 def _text(value: object) -> str:
@@ -153,7 +98,142 @@ def _text_map(value: object) -> dict[str, str]:
     return value
 
 
-@dataclass(slots=True)
+def _text_tuple(value: object) -> tuple[str, ...]:
+    if type(value) is not list or not all(type(u) is str for u in value):
+        raise TypeError("expected a list of strings")
+    return tuple(value)
+
+
+def _application_type(value: object) -> str:
+    """``t``: null or empty reads as ``native``, the RFC 7591 §2 default."""
+    return _optional_text(value) or "native"
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+# ``absent`` of a key that must be on the wire.
+REQUIRED: Any = object()
+# ``forwarded_params`` of a ticket without ``f``: empty, and shared, so never to be changed.
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
+class WireField(NamedTuple):
+    """How one field of a payload travels: written under ``key`` as ``write(value)`` unless
+    ``omit(value)``; read back as ``read(wire[key])`` (which raises on a wrong type), or as
+    ``absent`` when the key is missing (a :data:`REQUIRED` key must not be)."""
+
+    attr: str
+    key: str
+    read: Callable[[Any], Any] = _text
+    absent: Any = REQUIRED
+    write: Callable[[Any], Any] | None = None
+    omit: Callable[[Any], bool] | None = None
+
+
+class SealedPayload:
+    """A value the shim signs for one purpose and reads back later (base of every payload).
+
+    The payloads are ``@dataclass(slots=True)``, not frozen (as :class:`.clients.ClientCredentials`):
+    nothing assigns to a payload's fields after it is built, and a frozen dataclass's ``__init__``
+    sets every field through ``object.__setattr__``, which the hot paths pay for. Measured with
+    ``bench/inproc_oauth.py`` (µs per request, same loaded machine, alternating runs): frozen
+    144-153 / 172-173 / 182-184 for authorize / callback / token, not frozen 143-145 / 163-167 /
+    179-183. The callback builds two payloads of 6 and 8 fields and pays the most.
+    """
+
+    __slots__ = ()
+
+    purpose: ClassVar[str]
+    lifetime: ClassVar[int]
+    # In field order, for from_wire to build the payload with positional arguments (UpstreamState:
+    # 1.6-2.5 µs against 3.3-3.8 with keywords, loaded machine); written in ``wire_order`` when set.
+    wire_fields: ClassVar[tuple[WireField, ...]] = ()
+    written_fields: ClassVar[tuple[WireField, ...]] = ()
+    wire_order: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner = _PURPOSES.setdefault(cls.purpose, cls.__qualname__)
+        # ``slots=True`` makes the dataclass decorator build the class a second time.
+        if owner != cls.__qualname__:
+            raise TypeError(f"{cls.__qualname__}: purpose {cls.purpose!r} is already {owner}'s")
+        _KINDS[cls.purpose] = cls
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object that is signed, with its short keys."""
+        wire: dict[str, Any] = {}
+        for attr, key, _, _, write, omit in self.written_fields:
+            value = getattr(self, attr)
+            if omit is None or not omit(value):
+                wire[key] = value if write is None else write(value)
+        return wire
+
+    @classmethod
+    def from_wire(cls: type[P], wire: Any) -> P:
+        """The payload a signed JSON value holds; any ``KeyError``, ``TypeError`` or
+        ``ValueError`` means the value is malformed."""
+        values: list[Any] = []
+        for _, key, read, absent, _, _ in cls.wire_fields:
+            value = wire.get(key, REQUIRED)
+            if value is REQUIRED:
+                if absent is REQUIRED:
+                    raise KeyError(key)
+                values.append(absent)
+            else:
+                values.append(read(value))
+        return cls(*values)
+
+    def seal(self, sealer: Sealer) -> str:
+        """This payload, signed for its purpose: base64url and dots only."""
+        return sealer.seal(self.purpose, self.to_wire())
+
+    @classmethod
+    def open(cls: type[P], sealer: Sealer, value: str, *, max_age: int) -> P:
+        """The payload ``value`` carries, or :class:`SealError` (``reason`` says why not)."""
+        return cls.open_timed(sealer, value, max_age=max_age)[0]
+
+    @classmethod
+    def open_timed(cls: type[P], sealer: Sealer, value: str, *, max_age: int) -> tuple[P, float]:
+        """The payload and when it was sealed (a POSIX timestamp)."""
+        wire, signed_at = sealer.unseal_timed(cls.purpose, value, max_age=max_age)
+        try:
+            return cls.from_wire(wire), signed_at
+        except _SHAPE_ERRORS:
+            raise SealError("malformed") from None
+
+
+def payload_kinds() -> dict[str, type[SealedPayload]]:
+    """Every payload class, by purpose."""
+    return dict(_KINDS)
+
+
+def wire(
+    key: str,
+    read: Callable[[Any], Any] = _text,
+    *,
+    absent: Any = REQUIRED,
+    write: Callable[[Any], Any] | None = None,
+    omit: Callable[[Any], bool] | None = None,
+    default: Any = MISSING,
+) -> Any:
+    """A payload field that travels as :class:`WireField` ``(key, read, absent, write, omit)``;
+    ``default`` is the constructor's default."""
+    return field(default=default, metadata={"wire": (key, read, absent, write, omit)})
+
+
+@dataclass_transform(field_specifiers=(wire,))
+def payload(cls: type[P]) -> type[P]:
+    """A payload class made a ``slots`` dataclass, with ``wire_fields`` from its :func:`wire` fields."""
+    cls = dataclass(slots=True)(cls)
+    cls.wire_fields = tuple(WireField(f.name, *f.metadata["wire"]) for f in fields(cls))  # type: ignore[arg-type]  # a dataclass now
+    order = cls.wire_order
+    cls.written_fields = tuple(sorted(cls.wire_fields, key=lambda w: order.index(w.key))) if order else cls.wire_fields
+    return cls
+
+
+@payload
 class ClientRegistration(SealedPayload):
     """A registered client, signed: the ``client_id`` itself (RFC 7591 §3.2.1), nothing stored.
 
@@ -164,33 +244,13 @@ class ClientRegistration(SealedPayload):
     purpose: ClassVar[str] = sealing.CLIENT
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.client_id
 
-    redirect_uris: tuple[str, ...]
-    application_type: str = "native"
-    client_name: str | None = None
-    client_uri: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"r": list(self.redirect_uris), "t": self.application_type}
-        if self.client_name:
-            wire["n"] = self.client_name
-        if self.client_uri:
-            wire["u"] = self.client_uri
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> ClientRegistration:
-        uris = wire["r"]
-        if type(uris) is not list or not all(type(u) is str for u in uris):
-            raise TypeError("redirect URIs must be a list of strings")
-        return cls(
-            redirect_uris=tuple(uris),
-            application_type=_optional_text(wire.get("t")) or "native",
-            client_name=_optional_text(wire.get("n")),
-            client_uri=_optional_text(wire.get("u")),
-        )
+    redirect_uris: tuple[str, ...] = wire("r", _text_tuple, write=list)
+    application_type: str = wire("t", _application_type, absent="native", default="native")
+    client_name: str | None = wire("n", _optional_text, absent=None, omit=operator.not_, default=None)
+    client_uri: str | None = wire("u", _optional_text, absent=None, omit=operator.not_, default=None)
 
 
-@dataclass(slots=True)
+@payload
 class ConsentTicket(SealedPayload):
     """A validated authorization request (RFC 6749 §4.1.1), waiting for the person's decision.
 
@@ -203,47 +263,19 @@ class ConsentTicket(SealedPayload):
 
     purpose: ClassVar[str] = sealing.CONSENT
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.consent
+    wire_order: ClassVar[tuple[str, ...]] = ("c", "r", "cc", "sc", "rg", "s", "f", "x")
 
-    client_fingerprint: str
-    redirect_uri: str
-    redirect_uri_given: bool
-    client_state: str | None
-    code_challenge: str
-    scope: str
-    forwarded_params: Mapping[str, str]
-    csrf_digest: str
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "c": self.client_fingerprint,
-            "r": self.redirect_uri,
-            "cc": self.code_challenge,
-            "sc": self.scope,
-        }
-        if not self.redirect_uri_given:
-            wire["rg"] = 0
-        if self.client_state is not None:
-            wire["s"] = self.client_state
-        if self.forwarded_params:
-            wire["f"] = dict(self.forwarded_params)
-        wire["x"] = self.csrf_digest
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> ConsentTicket:
-        return cls(
-            client_fingerprint=_text(wire["c"]),
-            redirect_uri=_text(wire["r"]),
-            redirect_uri_given=_flag(wire.get("rg", 1)),
-            client_state=_optional_text(wire.get("s")),
-            code_challenge=_text(wire["cc"]),
-            scope=_text(wire["sc"]),
-            forwarded_params=_text_map(wire.get("f", {})),
-            csrf_digest=_text(wire.get("x", "")),
-        )
+    client_fingerprint: str = wire("c")
+    redirect_uri: str = wire("r")
+    redirect_uri_given: bool = wire("rg", _flag, absent=True, write=int, omit=bool)
+    client_state: str | None = wire("s", _optional_text, absent=None, omit=_is_none)
+    code_challenge: str = wire("cc")
+    scope: str = wire("sc")
+    forwarded_params: Mapping[str, str] = wire("f", _text_map, absent=_NO_PARAMS, write=dict, omit=operator.not_)
+    csrf_digest: str = wire("x", absent="")
 
 
-@dataclass(slots=True)
+@payload
 class UpstreamState(SealedPayload):
     """The ``state`` the shim sends the IdP (RFC 6749 §4.1.1): the approved request, bound to
     the browser that approved it.
@@ -258,15 +290,15 @@ class UpstreamState(SealedPayload):
     purpose: ClassVar[str] = sealing.STATE
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.state
 
-    client_fingerprint: str
-    redirect_uri: str
-    redirect_uri_given: bool
-    client_state: str | None
-    code_challenge: str
-    scope: str
-    browser_binding_digest: str
-    flow_id: str
-    nonce: str | None = None
+    client_fingerprint: str = wire("c")
+    redirect_uri: str = wire("r")
+    redirect_uri_given: bool = wire("rg", _flag, absent=True, write=int)
+    client_state: str | None = wire("s", _optional_text, absent=None)
+    code_challenge: str = wire("cc")
+    scope: str = wire("sc")
+    browser_binding_digest: str = wire("b", absent="")
+    flow_id: str = wire("fl", absent="")
+    nonce: str | None = wire("n", _optional_text, absent=None, omit=_is_none, default=None)
 
     @classmethod
     def approved(
@@ -285,37 +317,8 @@ class UpstreamState(SealedPayload):
             nonce,
         )
 
-    def to_wire(self) -> dict[str, Any]:
-        wire = {
-            "c": self.client_fingerprint,
-            "r": self.redirect_uri,
-            "rg": 1 if self.redirect_uri_given else 0,
-            "s": self.client_state,
-            "cc": self.code_challenge,
-            "sc": self.scope,
-            "b": self.browser_binding_digest,
-            "fl": self.flow_id,
-        }
-        if self.nonce is not None:
-            wire["n"] = self.nonce
-        return wire
 
-    @classmethod
-    def from_wire(cls, wire: Any) -> UpstreamState:
-        return cls(
-            client_fingerprint=_text(wire["c"]),
-            redirect_uri=_text(wire["r"]),
-            redirect_uri_given=_flag(wire.get("rg", 1)),
-            client_state=_optional_text(wire.get("s")),
-            code_challenge=_text(wire["cc"]),
-            scope=_text(wire["sc"]),
-            browser_binding_digest=_text(wire.get("b", "")),
-            flow_id=_text(wire.get("fl", "")),
-            nonce=_optional_text(wire.get("n")),
-        )
-
-
-@dataclass(slots=True)
+@payload
 class AuthorizationCode(SealedPayload):
     """The code the client gets (RFC 6749 §4.1.2): the IdP's code, wrapped with everything the
     token endpoint checks (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -328,13 +331,13 @@ class AuthorizationCode(SealedPayload):
     purpose: ClassVar[str] = sealing.CODE
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.code
 
-    upstream_code: str
-    client_fingerprint: str
-    redirect_uri: str
-    redirect_uri_given: bool
-    code_challenge: str
-    scope: str
-    nonce: str | None = None
+    upstream_code: str = wire("u")
+    client_fingerprint: str = wire("c")
+    redirect_uri: str = wire("r")
+    redirect_uri_given: bool = wire("rg", _flag, absent=True, write=int)
+    code_challenge: str = wire("cc")
+    scope: str = wire("sc")
+    nonce: str | None = wire("n", _optional_text, absent=None, omit=_is_none, default=None)
 
     @classmethod
     def wrapping(cls, upstream_code: str, state: UpstreamState) -> AuthorizationCode:
@@ -349,33 +352,8 @@ class AuthorizationCode(SealedPayload):
             state.nonce,
         )
 
-    def to_wire(self) -> dict[str, Any]:
-        wire = {
-            "u": self.upstream_code,
-            "c": self.client_fingerprint,
-            "r": self.redirect_uri,
-            "rg": 1 if self.redirect_uri_given else 0,
-            "cc": self.code_challenge,
-            "sc": self.scope,
-        }
-        if self.nonce is not None:
-            wire["n"] = self.nonce
-        return wire
 
-    @classmethod
-    def from_wire(cls, wire: Any) -> AuthorizationCode:
-        return cls(
-            _text(wire["u"]),
-            _text(wire["c"]),
-            _text(wire["r"]),
-            _flag(wire.get("rg", 1)),
-            _text(wire["cc"]),
-            _text(wire["sc"]),
-            _optional_text(wire.get("n")),
-        )
-
-
-@dataclass(slots=True)
+@payload
 class RefreshToken(SealedPayload):
     """The refresh token the client gets (RFC 6749 §6): the IdP's, bound to the client.
 
@@ -383,28 +361,19 @@ class RefreshToken(SealedPayload):
     (empty when neither the shim nor the IdP named one); in strict mode also ``fm`` the token
     family (one per login: every token rotated from it shares it) and ``id`` this token's own
     id, for reuse detection (RFC 9700 §4.14.2). Both are absent from tokens sealed without
-    strict mode, and from those sealed by earlier versions, which still open.
+    strict mode, and from those sealed by earlier versions, which still open; they go together
+    (:class:`.strict.checks.RefreshLineage` gives both), and a value with one of them is malformed.
     """
 
     purpose: ClassVar[str] = sealing.REFRESH
     lifetime: ClassVar[int] = _DEFAULT_LIFETIMES.refresh_token
 
-    upstream_refresh_token: str
-    client_fingerprint: str
-    scope: str = ""
-    family: str | None = None
-    token_id: str | None = None
+    upstream_refresh_token: str = wire("u")
+    client_fingerprint: str = wire("c")
+    scope: str = wire("sc", absent="", default="")
+    family: str | None = wire("fm", _optional_text, absent=None, omit=_is_none, default=None)
+    token_id: str | None = wire("id", _optional_text, absent=None, omit=_is_none, default=None)
 
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {"u": self.upstream_refresh_token, "c": self.client_fingerprint, "sc": self.scope}
-        if self.family is not None and self.token_id is not None:
-            wire["fm"] = self.family
-            wire["id"] = self.token_id
-        return wire
-
-    @classmethod
-    def from_wire(cls, wire: Any) -> RefreshToken:
-        family, token_id = _optional_text(wire.get("fm")), _optional_text(wire.get("id"))
-        if (family is None) != (token_id is None):
+    def __post_init__(self) -> None:
+        if (self.family is None) != (self.token_id is None):
             raise ValueError("a token family and a token id go together")
-        return cls(_text(wire["u"]), _text(wire["c"]), _text(wire.get("sc", "")), family, token_id)

@@ -127,10 +127,6 @@ class BearerRefusal(Exception):
         super().__init__(response.status_code)
         self.response = response
 
-    @property
-    def status_code(self) -> int:
-        return self.response.status_code
-
 
 class RequireBearer:
     """ASGI middleware: every HTTP request needs a valid bearer token carrying ``scopes``.

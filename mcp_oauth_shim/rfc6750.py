@@ -78,10 +78,6 @@ def validate_scope_token(scope: str) -> str:
     return scope
 
 
-def _join_scopes(scopes: Iterable[str]) -> str:
-    return " ".join(dict.fromkeys(validate_scope_token(scope) for scope in scopes))
-
-
 def bearer_challenge(
     *,
     resource_metadata: str | None = None,
@@ -112,7 +108,7 @@ def bearer_challenge(
         if error_description:
             params.append(f"error_description={quoted_string(sanitize_description(error_description))}")
     if scope is not None:
-        joined = _join_scopes(scope)
+        joined = " ".join(dict.fromkeys(validate_scope_token(s) for s in scope))
         if joined:
             params.append(f"scope={quoted_string(joined)}")
     return "Bearer " + ", ".join(params) if params else "Bearer"

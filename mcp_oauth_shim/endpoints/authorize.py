@@ -31,7 +31,6 @@ from starlette.responses import Response
 from ..clients import Client
 from ..context import ShimContext
 from ..errors import (
-    InvalidClientError,
     InvalidRequestError,
     OAuth2Error,
     UnsupportedResponseTypeError,
@@ -199,18 +198,11 @@ class AuthorizeHandler:
             login_step("authorize", exc.err.error)
             if self.ctx.clients.is_operator_approved(exc.redirect_uri):
                 return redirect_error(exc.err, exc.redirect_uri, state=exc.state, issuer=self.ctx.issuer)
-            return html_error(
-                exc.err,
-                status_code=400,
-                headline=UNAPPROVED_HEADLINE,
-                explanation=UNAPPROVED_EXPLANATION,
-            )
-        except InvalidClientError as err:
-            login_step("authorize", err.error)
-            return html_error(err, status_code=400)
+            return html_error(exc.err, status_code=400, headline=UNAPPROVED_HEADLINE, explanation=UNAPPROVED_EXPLANATION)
         except OAuth2Error as err:
             login_step("authorize", err.error)
-            return html_error(err)
+            # 400 for an unknown client too: invalid_client's 401 asks for credentials a browser has not.
+            return html_error(err, status_code=400)
         login_step("authorize", "consent", code_challenge=auth_request.code_challenge)
         return self.consent_page.render(request, auth_request)
 

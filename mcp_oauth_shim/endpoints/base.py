@@ -13,7 +13,6 @@ from ..forms import ParameterError, location, parse_form, parse_query
 __all__ = [
     "Endpoint",
     "ParameterError",
-    "delete_cookie",
     "header",
     "no_store_json",
     "parse_form",
@@ -81,10 +80,6 @@ def set_cookie(response: Response, name: str, value: str, *, max_age: int, secur
     if secure:
         attributes += "; Secure"
     response.raw_headers.append((b"set-cookie", attributes.encode("latin-1")))
-
-
-def delete_cookie(response: Response, name: str, *, secure: bool) -> None:
-    set_cookie(response, name, '""', max_age=0, secure=secure)
 
 
 def single_params(request: Request) -> dict[str, str]:

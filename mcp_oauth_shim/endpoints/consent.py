@@ -124,27 +124,24 @@ class ConsentHandler:
         ctx = self.ctx
         origin = request.headers.get("origin")
         if origin is not None and origin != ctx.origin:
-            return html_error(InvalidRequestError(description="The consent form was posted from another site."), status_code=403)
+            return _invalid("The consent form was posted from another site.", 403)
         if not is_media_type(request.headers.get("content-type"), FORM):
-            return html_error(InvalidRequestError(description="The consent form must be form-encoded."))
+            return _invalid("The consent form must be form-encoded.")
         body = await read_body_limited(request, MAX_CONSENT_BODY)
         if body is None:
-            return html_error(InvalidRequestError(description="The consent form is too large."), status_code=413)
+            return _invalid("The consent form is too large.", 413)
         try:
             form = parse_form(body)
         except ParameterError:
-            return html_error(InvalidRequestError(description="The consent form is malformed."))
+            return _invalid("The consent form is malformed.")
         try:
             ticket = ConsentTicket.open(ctx.sealer, form.get("ticket", ""), max_age=ctx.lifetimes.consent)
         except SealError as exc:
-            return html_error(InvalidRequestError(description=f"The consent form is {exc.reason}; start the sign-in again."))
+            return _invalid(f"The consent form is {exc.reason}; start the sign-in again.")
         bind_login(ticket.code_challenge)
         csrf = request.cookies.get(ctx.cookie_name(CSRF_COOKIE))
         if not csrf or not hmac.compare_digest(digest(csrf), ticket.csrf_digest):
-            return html_error(
-                InvalidRequestError(description="This consent form was not shown in this browser; start the sign-in again."),
-                status_code=403,
-            )
+            return _invalid("This consent form was not shown in this browser; start the sign-in again.", 403)
         decision = form.get("decision")
         if decision == "deny":
             return redirect_error(
@@ -154,7 +151,7 @@ class ConsentHandler:
                 issuer=ctx.issuer,
             )
         if decision != "approve":
-            return html_error(InvalidRequestError(description="Choose Allow or Deny."))
+            return _invalid("Choose Allow or Deny.")
         try:
             upstream = await ctx.upstream_client.metadata()
         except UpstreamError as err:
@@ -166,7 +163,7 @@ class ConsentHandler:
             return page
         try:
             if ctx.strict is not None and not await first_use(ctx.strict, "consent", form["ticket"], ctx.lifetimes.consent):
-                return html_error(InvalidRequestError(description="This consent form was already used; start the sign-in again."))
+                return _invalid("This consent form was already used; start the sign-in again.")
         except StrictModeUnavailable as exc:
             return unavailable_page(exc)
         flow = random_token(6)
@@ -196,6 +193,12 @@ class ConsentHandler:
         )
         logger.info("consent approved; redirecting to the identity provider (flow %s)", flow)
         return response
+
+
+def _invalid(description: str, status_code: int = 400) -> Response:
+    """The page refusing a consent form: ``invalid_request``, never redirected (the form may not
+    come from the person who saw the page)."""
+    return html_error(InvalidRequestError(description=description), status_code=status_code)
 
 
 def _short(client_id: str) -> str:

@@ -56,7 +56,7 @@ class RegistrationHandler:
         try:
             meta = jsonsafe.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return json_error(InvalidClientMetadataError(description="The registration request must be a JSON object."))
+            meta = None
         if not isinstance(meta, dict):
             return json_error(InvalidClientMetadataError(description="The registration request must be a JSON object."))
         try:

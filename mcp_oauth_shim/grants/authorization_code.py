@@ -19,14 +19,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.responses import Response
 
 from ..clients import Client
-from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError
 from ..log_context import bind_login
 from ..payloads import AuthorizationCode
 from ..sealing import SealError
 from ..strict.checks import first_use
-from .issued_tokens import IssuedTokenGrants
-from .upstream_exchange import UpstreamTokenExchange
+from .upstream_exchange import UpstreamGrant
 
 __all__ = ["AuthorizationCodeGrant"]
 
@@ -34,17 +32,8 @@ __all__ = ["AuthorizationCodeGrant"]
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
-class AuthorizationCodeGrant:
+class AuthorizationCodeGrant(UpstreamGrant):
     grant_type: ClassVar[str] = "authorization_code"
-
-    @staticmethod
-    def offered(ctx: ShimContext) -> bool:
-        return True
-
-    def __init__(self, ctx: ShimContext) -> None:
-        self.ctx = ctx
-        self._upstream = UpstreamTokenExchange(ctx)
-        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         code = self.validate(form, client)

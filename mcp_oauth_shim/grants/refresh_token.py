@@ -16,28 +16,17 @@ from typing import ClassVar
 from starlette.responses import Response
 
 from ..clients import Client
-from ..context import ShimContext
 from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
 from ..strict.checks import refresh_at_idp, use_refresh_token
-from .issued_tokens import IssuedTokenGrants
-from .upstream_exchange import UpstreamTokenExchange
+from .upstream_exchange import UpstreamGrant
 
 __all__ = ["RefreshTokenGrant", "check_refresh_scope"]
 
 
-class RefreshTokenGrant:
+class RefreshTokenGrant(UpstreamGrant):
     grant_type: ClassVar[str] = "refresh_token"
-
-    @staticmethod
-    def offered(ctx: ShimContext) -> bool:
-        return True
-
-    def __init__(self, ctx: ShimContext) -> None:
-        self.ctx = ctx
-        self._upstream = UpstreamTokenExchange(ctx)
-        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         sealed = form.get("refresh_token")

@@ -34,7 +34,7 @@ from ..payloads import RefreshToken
 from ..rfc8707 import audience_params
 from ..strict.checks import RefreshLineage, start_refresh_family
 
-__all__ = ["UpstreamTokenExchange", "map_upstream_error"]
+__all__ = ["UpstreamGrant", "UpstreamTokenExchange", "map_upstream_error"]
 
 logger = logging.getLogger("mcp_oauth_shim.endpoints.token")
 
@@ -109,6 +109,23 @@ class UpstreamTokenExchange:
         if not isinstance(access_token, str) or not access_token:
             raise oauth_error("server_error", "The identity provider returned no access token.", 502)
         return body
+
+
+class UpstreamGrant:
+    """What the grants answered through the IdP (``authorization_code``, ``refresh_token``)
+    share: every configuration serves them, each with its own :class:`UpstreamTokenExchange`
+    and, in issued-token mode, the shim's own tokens (:class:`.issued_tokens.IssuedTokenGrants`)."""
+
+    @staticmethod
+    def offered(ctx: ShimContext) -> bool:
+        return True
+
+    def __init__(self, ctx: ShimContext) -> None:
+        from .issued_tokens import IssuedTokenGrants  # which builds on this module
+
+        self.ctx = ctx
+        self._upstream = UpstreamTokenExchange(ctx)
+        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
 
 
 def map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:
