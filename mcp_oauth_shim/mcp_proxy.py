@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from .outbound import TRANSPORT_ERRORS, cookieless_jar
+from .outbound import TRANSPORT_ERRORS, outbound_client
 
 __all__ = ["MCPReverseProxy"]
 
@@ -92,12 +92,7 @@ class MCPReverseProxy:
         self.forward_authorization = forward_authorization
         self.max_body_bytes = max_body_bytes
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0),
-            follow_redirects=False,
-            trust_env=False,
-            cookies=cookieless_jar(),
-        )
+        self._http = http or outbound_client(httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0))
 
     async def aclose(self) -> None:
         if self._owns_http:

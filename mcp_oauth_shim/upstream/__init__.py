@@ -20,14 +20,13 @@ from .client import (
     get_json,
 )
 from .client_auth import ClientAuthentication, client_authentication
-from .transport import HttpxTransport, PoolTransport, Transport
+from .transport import HttpxTransport, Transport
 
 __all__ = [
     "DISCOVERY_TTL",
     "MAX_JSON_BYTES",
     "ClientAuthentication",
     "HttpxTransport",
-    "PoolTransport",
     "Transport",
     "UpstreamClient",
     "UpstreamError",

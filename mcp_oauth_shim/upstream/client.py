@@ -6,7 +6,6 @@ to an :class:`UpstreamError` that the endpoints turn into a 502/504 JSON answer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -20,12 +19,13 @@ import httpx
 
 from ..config import Upstream
 from ..json_documents import JSONDocumentError, json_object
-from ..outbound import cookieless_jar
+from ..memo import SingleFlight
+from ..outbound import outbound_client
 from ..telemetry import idp_call
 from .client_auth import ClientAuthentication, client_authentication
 from .framing import HTTPError, RawResponse
 from .pool import ConnectionPool
-from .transport import HttpxTransport, PoolTransport, Transport
+from .transport import HttpxTransport, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,8 @@ class UpstreamMetadata:
 
 
 def default_http_client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        follow_redirects=False,
-        trust_env=False,
-        cookies=cookieless_jar(),
-    )
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return outbound_client(httpx.Timeout(timeout, connect=min(timeout, 5.0)), limits=limits)
 
 
 class UpstreamClient:
@@ -90,13 +85,11 @@ class UpstreamClient:
     def __init__(self, upstream: Upstream, *, http: httpx.AsyncClient | None = None) -> None:
         self.upstream = upstream
         self.transport: Transport = (
-            PoolTransport(ConnectionPool(timeout=upstream.timeout))
-            if http is None
-            else HttpxTransport(http, deadline=upstream.timeout)
+            ConnectionPool(timeout=upstream.timeout) if http is None else HttpxTransport(http, deadline=upstream.timeout)
         )
         self._metadata: UpstreamMetadata | None = None
         self._metadata_at = 0.0
-        self._discovery: asyncio.Future[UpstreamMetadata] | None = None
+        self._discovery: SingleFlight[str, UpstreamMetadata] = SingleFlight()
 
     @property
     def http(self) -> httpx.AsyncClient | None:
@@ -118,15 +111,7 @@ class UpstreamClient:
         """Discovered (or configured) endpoints, cached; concurrent callers share one fetch."""
         if self._metadata is not None and time.monotonic() - self._metadata_at < DISCOVERY_TTL:
             return self._metadata
-        if self._discovery is None:
-            self._discovery = asyncio.ensure_future(self._discover())
-        pending = self._discovery
-        try:
-            result = await asyncio.shield(pending)
-        finally:
-            if pending.done() and self._discovery is pending:
-                self._discovery = None
-        return result
+        return await self._discovery.run("metadata", self._discover)
 
     def _rediscover(self) -> None:
         """An endpoint named by discovery answered 404 or 410: the IdP may have moved it
@@ -218,7 +203,7 @@ class UpstreamClient:
         """
         auth = self.client_authentication
         with idp_call(self.operation_of(url)) as call:
-            response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
+            response = await exchange(self.transport, "POST", url, body=auth.body(form), headers=auth.headers)
             call.status(response.status)
         if f"HTTP {response.status}" in _GONE:
             self._rediscover()
@@ -238,29 +223,22 @@ class UpstreamClient:
         if url == self.upstream.metadata_url:
             return "discovery"
         meta = self._metadata
-        if meta is not None:
-            if url == meta.token_endpoint:
-                return "token"
-            if url == meta.jwks_uri:
-                return "jwks"
-            if url == meta.introspection_endpoint:
-                return "introspection"
-            if url == meta.revocation_endpoint:
-                return "revoke"
-            if url == meta.raw.get("userinfo_endpoint"):
-                return "userinfo"
-        return "other"
+        if meta is None:
+            return "other"
+        endpoints = (
+            ("token", meta.token_endpoint),
+            ("jwks", meta.jwks_uri),
+            ("introspection", meta.introspection_endpoint),
+            ("revoke", meta.revocation_endpoint),
+            ("userinfo", meta.raw.get("userinfo_endpoint")),
+        )
+        return next((operation for operation, endpoint in endpoints if url == endpoint), "other")
 
     @cached_property
     def client_authentication(self) -> ClientAuthentication:
         """The form and header fields that authenticate the shim, encoded once."""
         up = self.upstream
         return client_authentication(up.token_auth_method, up.client_id, up.client_secret)
-
-    async def _exchange(
-        self, method: str, url: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
-    ) -> RawResponse:
-        return await exchange(self.transport, method, url, body=body, headers=headers)
 
 
 async def exchange(
