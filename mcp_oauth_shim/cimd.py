@@ -36,14 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .json_documents import DocumentProblem, JSONDocumentError, is_json_media_type, json_object
 from .memo import BoundedMemo, SingleFlight
-from .outbound import TRANSPORT_ERRORS, cookieless_jar
+from .outbound import TRANSPORT_ERRORS, outbound_client, read_at_most
 from .redirects import RedirectURIError, check_registrable
 from .ssrf import (
-    AddressPolicy,
     BlockedAddress,
     IPAddress,
     Resolver,
     UnresolvableHost,
+    checked_address,
     is_public_address,
     system_resolver,
 )
@@ -259,7 +259,6 @@ class ClientMetadataDocuments:
         self._default_ttl = default_cache_seconds
         self._max_ttl = max_cache_seconds
         self._resolve = resolver or system_resolver
-        self._addresses = AddressPolicy(allow_loopback=allow_http_loopback)
         self._clock = clock
         self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(cache_size)
         self._inflight: SingleFlight[str, ClientMetadataDocument] = SingleFlight()
@@ -299,13 +298,15 @@ class ClientMetadataDocuments:
     async def _checked_address(self, target: _ClientIdURL) -> IPAddress:
         """Resolve once and insist every answer is allowed (draft §8.6, RFC 6890)."""
         try:
-            return await self._addresses.resolve(
-                target.host, target.port, literal=target.literal, resolver=self._resolve
+            return await checked_address(
+                target.host,
+                target.port,
+                literal=target.literal,
+                resolver=self._resolve,
+                allow_loopback=self._allow_http_loopback,
             )
         except UnresolvableHost as exc:
-            if str(exc) == "invalid address":
-                raise ClientMetadataError("The client_id URL's host resolved to an invalid address.") from None
-            raise ClientMetadataError("The client_id URL's host could not be resolved.") from None
+            raise ClientMetadataError(f"The client_id URL's host {exc}.") from None
         except BlockedAddress:
             # The address itself is not echoed: it may describe our internal network.
             raise ClientMetadataError(
@@ -333,18 +334,19 @@ class ClientMetadataDocuments:
             async with contextlib.AsyncExitStack() as stack:
                 http = self._http
                 if http is None:  # one client per fetch: no proxies from the environment, no keep-alive
-                    limits = httpx.Limits(max_keepalive_connections=0)
-                    fresh = httpx.AsyncClient(trust_env=False, limits=limits, timeout=self._timeout, cookies=cookieless_jar())
+                    fresh = outbound_client(self._timeout, limits=httpx.Limits(max_keepalive_connections=0))
                     http = await stack.enter_async_context(fresh)
                 response = await stack.enter_async_context(
                     http.stream("GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self._timeout)
                 )
                 self._check_response_head(response)
-                body = await self._read_limited(response)
+                body = await read_at_most(response, self._max_bytes)
         except httpx.TimeoutException:
             raise
         except TRANSPORT_ERRORS as exc:
             raise ClientMetadataError(f"Could not fetch the client metadata document ({type(exc).__name__}).") from None
+        if body is None:
+            raise self._too_large()
         document = parse_document(client_id, body, allow_http_loopback=self._allow_http_loopback)
         return document, cache_lifetime(response.headers, now=time.time())
 
@@ -369,14 +371,6 @@ class ClientMetadataDocuments:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
             raise self._too_large()
-
-    async def _read_limited(self, response: httpx.Response) -> bytes:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self._max_bytes:
-                raise self._too_large()  # stop reading: the rest never enters memory
-        return bytes(body)
 
     def _too_large(self) -> ClientMetadataError:
         return ClientMetadataError(
