@@ -123,16 +123,9 @@ class UpstreamClient:
 
     async def _discover(self) -> UpstreamMetadata:
         up = self.upstream
-        if up.metadata_url is None:
-            assert up.authorization_endpoint and up.token_endpoint
-            meta = UpstreamMetadata(
-                issuer=up.issuer,
-                authorization_endpoint=up.authorization_endpoint,
-                token_endpoint=up.token_endpoint,
-                revocation_endpoint=up.revocation_endpoint,
-                jwks_uri=up.jwks_uri,
-            )
-        else:
+        # Without discovery, the configured endpoints (which always win) are the whole document.
+        doc: Mapping[str, Any] = {"issuer": up.issuer}
+        if up.metadata_url is not None:
             try:
                 doc = await self.get_json(up.metadata_url)
             except UpstreamError as exc:
@@ -141,7 +134,7 @@ class UpstreamClient:
                 raise UpstreamError(
                     exc.status_code, exc.error, exc.description.rstrip(".") + where + ".", retry_after=exc.retry_after
                 ) from None
-            meta = self._from_document(doc)
+        meta = self._from_document(doc)
         self._metadata, self._metadata_at = meta, time.monotonic()
         return meta
 
