@@ -23,24 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .framing import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, HTTPError, RawResponse, ResponseReader
+from .framing import HTTPError, RawResponse, ResponseReader
 
-__all__ = [
-    "MAX_BODY_BYTES",
-    "MAX_CONNECTIONS_PER_ORIGIN",
-    "MAX_HEADER_BYTES",
-    "MAX_HEADER_FIELDS",
-    "MAX_IDLE_SECONDS",
-    "ConnectionPool",
-    "HTTPError",
-    "RawResponse",
-]
+__all__ = ["MAX_CONNECTIONS_PER_ORIGIN", "MAX_IDLE_SECONDS", "ConnectionPool", "HTTPError", "RawResponse"]
 
 MAX_CONNECTIONS_PER_ORIGIN = 64
 MAX_IDLE_SECONDS = 1.5
@@ -338,11 +330,7 @@ class ConnectionPool:
         self._origins.clear()
 
 
-_SSL_CONTEXT: ssl.SSLContext | None = None
-
-
+@functools.cache
 def _default_ssl_context() -> ssl.SSLContext:
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
-        _SSL_CONTEXT = ssl.create_default_context()  # verifies certificates and host names
-    return _SSL_CONTEXT
+    """One context for every pool, built on first use: it verifies certificates and host names."""
+    return ssl.create_default_context()
