@@ -56,14 +56,6 @@ _REPLACED_REQUEST_HEADERS = frozenset(
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
-class _BodyTooLarge(Exception):
-    """The client's body is over ``max_body_bytes``: answered with 413."""
-
-
-class _ClientGone(Exception):
-    """The client disconnected while its body was being read: nothing to answer."""
-
-
 # Encoded dots, slashes, backslashes, "?" and "#", or a raw backslash, in the part after the mount.
 _UNSAFE_SUFFIX = re.compile(r"%(2e|2f|5c|3f|23|00)|\\", re.IGNORECASE)
 
@@ -134,12 +126,8 @@ class MCPReverseProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets are not proxied
-        try:
-            body = await self._read_body(receive)
-        except _BodyTooLarge:
-            await _json(send, 413, "invalid_request", "The request body is too large.")
-            return
-        except _ClientGone:
+        body = await self._read_body(receive, send)
+        if body is None:
             return
         url = self.target_url(scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
         if url is None:
@@ -162,15 +150,18 @@ class MCPReverseProxy:
         finally:
             await response.aclose()
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
+        """The client's body; ``None`` when there is nothing more to do: the client went away,
+        or its body is over ``max_body_bytes`` and was answered with 413."""
         body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _ClientGone
+                return None
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                raise _BodyTooLarge
+                await _json(send, 413, "invalid_request", "The request body is too large.")
+                return None
             if not message.get("more_body", False):
                 return bytes(body)
 
