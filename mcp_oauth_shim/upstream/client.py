@@ -69,6 +69,10 @@ class UpstreamMetadata:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+# The fields of UpstreamMetadata that name endpoints, in discovery documents and in Upstream.
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "jwks_uri", "introspection_endpoint")
+
+
 def default_http_client(timeout: float) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     return outbound_client(httpx.Timeout(timeout, connect=min(timeout, 5.0)), limits=limits)
@@ -144,37 +148,21 @@ class UpstreamClient:
         # RFC 8414 §3.3 / OIDC Discovery §4.3: the issuer in the document must be the one we
         # asked about, or an attacker-controlled document could redirect our users.
         if up.issuer is not None and issuer != up.issuer:
-            raise UpstreamError(
-                502,
-                "server_error",
-                f"The identity provider's metadata names issuer {issuer!r}, not the configured {up.issuer!r}.",
-            )
+            named = f"The identity provider's metadata names issuer {issuer!r}, not the configured {up.issuer!r}."
+            raise UpstreamError(502, "server_error", named)
         endpoints: dict[str, str | None] = {}
-        for key in (
-            "authorization_endpoint",
-            "token_endpoint",
-            "revocation_endpoint",
-            "jwks_uri",
-            "introspection_endpoint",
-        ):
-            configured = getattr(up, key, None)
-            value = configured or doc.get(key)
+        for key in _ENDPOINTS:
+            value = getattr(up, key, None) or doc.get(key)  # the configured one wins
             if value is not None and not isinstance(value, str):
                 raise UpstreamError(502, "server_error", f"The identity provider's metadata has a bad {key}.")
             endpoints[key] = value
-        if not endpoints["authorization_endpoint"] or not endpoints["token_endpoint"]:
+        authorization, token = endpoints.pop("authorization_endpoint"), endpoints.pop("token_endpoint")
+        if not authorization or not token:
             raise UpstreamError(
                 502, "server_error", "The identity provider's metadata lacks authorization_endpoint or token_endpoint."
             )
-        return UpstreamMetadata(
-            issuer=issuer if isinstance(issuer, str) else up.issuer,
-            authorization_endpoint=endpoints["authorization_endpoint"],
-            token_endpoint=endpoints["token_endpoint"],
-            revocation_endpoint=endpoints["revocation_endpoint"],
-            jwks_uri=endpoints["jwks_uri"],
-            introspection_endpoint=endpoints["introspection_endpoint"],
-            raw=dict(doc),
-        )
+        issuer = issuer if isinstance(issuer, str) else up.issuer
+        return UpstreamMetadata(issuer, authorization_endpoint=authorization, token_endpoint=token, raw=dict(doc), **endpoints)
 
     # -- HTTP ------------------------------------------------------------------------------
 
