@@ -217,6 +217,7 @@ def _host_literal(host: str, *, bracketed: bool) -> IPAddress | None:
     return None
 
 
+@dataclass(eq=False, kw_only=True)
 class ClientMetadataDocuments:
     """Fetches, validates and caches client ID metadata documents.
 
@@ -235,45 +236,34 @@ class ClientMetadataDocuments:
     make us fetch on every request.
     """
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient | None = None,
-        allow_http_loopback: bool = False,
-        max_bytes: int = 5 * 1024,
-        timeout: float = 5.0,
-        max_cache_seconds: int = 86400,
-        min_cache_seconds: int = 60,
-        default_cache_seconds: int = 300,
-        cache_size: int = 1024,
-        resolver: Resolver | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not 0 <= min_cache_seconds <= default_cache_seconds <= max_cache_seconds:
+    http: httpx.AsyncClient | None = None
+    allow_http_loopback: bool = False
+    max_bytes: int = 5 * 1024
+    timeout: float = 5.0
+    max_cache_seconds: int = 86400
+    min_cache_seconds: int = 60
+    default_cache_seconds: int = 300
+    cache_size: int = 1024
+    resolver: Resolver | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_cache_seconds <= self.default_cache_seconds <= self.max_cache_seconds:
             raise ValueError("need 0 <= min_cache_seconds <= default_cache_seconds <= max_cache_seconds")
-        self._http = http
-        self._allow_http_loopback = allow_http_loopback
-        self._max_bytes = max_bytes
-        self._timeout = timeout
-        self._min_ttl = min_cache_seconds
-        self._default_ttl = default_cache_seconds
-        self._max_ttl = max_cache_seconds
-        self._resolve = resolver or system_resolver
-        self._clock = clock
-        self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(cache_size)
+        self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(self.cache_size)
         self._inflight: SingleFlight[str, ClientMetadataDocument] = SingleFlight()
 
     def is_metadata_client_id(self, client_id: str) -> bool:
         """:func:`is_metadata_client_id` with this instance's ``allow_http_loopback``."""
-        return is_metadata_client_id(client_id, allow_http_loopback=self._allow_http_loopback)
+        return is_metadata_client_id(client_id, allow_http_loopback=self.allow_http_loopback)
 
     async def get(self, client_id: str) -> ClientMetadataDocument:
         """The validated document for ``client_id``, from cache or freshly fetched.
 
         Raises :class:`ClientMetadataError` with a description of what is wrong.
         """
-        target = _parse_client_id_url(client_id, allow_http_loopback=self._allow_http_loopback)
-        cached = self._cache.get(client_id, self._clock())
+        target = _parse_client_id_url(client_id, allow_http_loopback=self.allow_http_loopback)
+        cached = self._cache.get(client_id, self.clock())
         if cached is not None:
             return cached
         # One fetch per URL at a time; a caller that gives up (client disconnected) does not
@@ -282,17 +272,17 @@ class ClientMetadataDocuments:
 
     async def _fetch_and_cache(self, client_id: str, target: _ClientIdURL) -> ClientMetadataDocument:
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self.timeout):
                 address = await self._checked_address(target)
                 document, lifetime = await self._download(client_id, target, address)
         except (TimeoutError, httpx.TimeoutException):
             raise ClientMetadataError(
-                f"Fetching the client metadata document took longer than {self._timeout:g} seconds."
+                f"Fetching the client metadata document took longer than {self.timeout:g} seconds."
             ) from None
         # §5.2: only valid documents reach this point, so errors are never cached.
-        ttl = self._default_ttl if lifetime is None else min(max(lifetime, self._min_ttl), self._max_ttl)
+        ttl = self.default_cache_seconds if lifetime is None else min(max(lifetime, self.min_cache_seconds), self.max_cache_seconds)
         if ttl > 0:
-            self._cache.put(client_id, document, self._clock() + ttl)
+            self._cache.put(client_id, document, self.clock() + ttl)
         return document
 
     async def _checked_address(self, target: _ClientIdURL) -> IPAddress:
@@ -302,8 +292,8 @@ class ClientMetadataDocuments:
                 target.host,
                 target.port,
                 literal=target.literal,
-                resolver=self._resolve,
-                allow_loopback=self._allow_http_loopback,
+                resolver=self.resolver or system_resolver,
+                allow_loopback=self.allow_http_loopback,
             )
         except UnresolvableHost as exc:
             raise ClientMetadataError(f"The client_id URL's host {exc}.") from None
@@ -332,22 +322,22 @@ class ClientMetadataDocuments:
             extensions["sni_hostname"] = target.host
         try:
             async with contextlib.AsyncExitStack() as stack:
-                http = self._http
+                http = self.http
                 if http is None:  # one client per fetch: no proxies from the environment, no keep-alive
-                    fresh = outbound_client(self._timeout, limits=httpx.Limits(max_keepalive_connections=0))
+                    fresh = outbound_client(self.timeout, limits=httpx.Limits(max_keepalive_connections=0))
                     http = await stack.enter_async_context(fresh)
                 response = await stack.enter_async_context(
-                    http.stream("GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self._timeout)
+                    http.stream("GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self.timeout)
                 )
                 self._check_response_head(response)
-                body = await read_at_most(response, self._max_bytes)
+                body = await read_at_most(response, self.max_bytes)
         except httpx.TimeoutException:
             raise
         except TRANSPORT_ERRORS as exc:
             raise ClientMetadataError(f"Could not fetch the client metadata document ({type(exc).__name__}).") from None
         if body is None:
             raise self._too_large()
-        document = parse_document(client_id, body, allow_http_loopback=self._allow_http_loopback)
+        document = parse_document(client_id, body, allow_http_loopback=self.allow_http_loopback)
         return document, cache_lifetime(response.headers, now=time.time())
 
     def _check_response_head(self, response: httpx.Response) -> None:
@@ -369,12 +359,12 @@ class ClientMetadataDocuments:
         if encoding not in ("", "identity"):
             raise ClientMetadataError("The client metadata document must be served uncompressed.")
         declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise self._too_large()
 
     def _too_large(self) -> ClientMetadataError:
         return ClientMetadataError(
-            f"The client metadata document is larger than {self._max_bytes} bytes (draft section 8.7)."
+            f"The client metadata document is larger than {self.max_bytes} bytes (draft section 8.7)."
         )
 
 
