@@ -15,7 +15,6 @@ own jar, so callers catch :data:`TRANSPORT_ERRORS`, not only ``httpx.HTTPError``
 from __future__ import annotations
 
 import http.cookiejar
-import urllib.request
 from typing import Any
 
 import httpx
@@ -24,19 +23,10 @@ import httpx
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, UnicodeError)
 
 
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Accept no cookie and return none (RFC 6265 §5.3 and §5.4 both answer "no")."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        return False
-
-
 def cookieless_jar() -> http.cookiejar.CookieJar:
-    """A cookie jar that stays empty, for ``httpx.AsyncClient(cookies=...)``."""
-    return http.cookiejar.CookieJar(policy=_NoCookies())
+    """A cookie jar that stays empty, for ``httpx.AsyncClient(cookies=...)``: its policy allows
+    no domain, so every cookie is refused (RFC 6265 §5.3 and §5.4 both answer "no")."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def outbound_client(timeout: httpx.Timeout | float, **options: Any) -> httpx.AsyncClient:
