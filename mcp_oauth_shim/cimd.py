@@ -288,12 +288,9 @@ class ClientMetadataDocuments:
     async def _checked_address(self, target: _ClientIdURL) -> IPAddress:
         """Resolve once and insist every answer is allowed (draft §8.6, RFC 6890)."""
         try:
+            resolver = self.resolver or system_resolver
             return await checked_address(
-                target.host,
-                target.port,
-                literal=target.literal,
-                resolver=self.resolver or system_resolver,
-                allow_loopback=self.allow_http_loopback,
+                target.host, target.port, literal=target.literal, resolver=resolver, allow_loopback=self.allow_http_loopback
             )
         except UnresolvableHost as exc:
             raise ClientMetadataError(f"The client_id URL's host {exc}.") from None
@@ -317,9 +314,8 @@ class ClientMetadataDocuments:
             "Accept-Encoding": "identity",
             "User-Agent": "mcp-oauth-shim (client ID metadata document fetcher)",
         }
-        extensions: dict[str, Any] = {}
-        if target.url.scheme == "https" and target.literal is None:
-            extensions["sni_hostname"] = target.host
+        pinned_name = target.url.scheme == "https" and target.literal is None
+        extensions: dict[str, Any] = {"sni_hostname": target.host} if pinned_name else {}
         try:
             async with contextlib.AsyncExitStack() as stack:
                 http = self.http
@@ -408,10 +404,9 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "document"
         raise ClientMetadataError(f"The client metadata document is invalid: {where}: {first['msg']}.") from None
-    if "authorization_code" not in document.grant_types:
-        raise ClientMetadataError("The client metadata document's grant_types must include authorization_code.")
-    if "code" not in document.response_types:
-        raise ClientMetadataError("The client metadata document's response_types must include code.")
+    for name, needed in (("grant_types", "authorization_code"), ("response_types", "code")):
+        if needed not in getattr(document, name):
+            raise ClientMetadataError(f"The client metadata document's {name} must include {needed}.")
     if document.client_name is not None and _SPOOFING_CHARACTERS.search(document.client_name):
         # The name is shown on the consent page: no line breaks, control or bidi override
         # characters that could make it read as something else.
