@@ -37,17 +37,8 @@ __all__ = ["MCPReverseProxy"]
 logger = logging.getLogger("mcp_oauth_shim.mcp_proxy")
 
 HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+     "transfer-encoding", "upgrade"}
 )
 # Set by us (host, forwarding info) or recomputed by httpx (content-length) for the upstream.
 _REPLACED_REQUEST_HEADERS = frozenset(
@@ -187,13 +178,12 @@ class MCPReverseProxy:
             for task in (pumping, watching):
                 task.cancel()
             await asyncio.gather(pumping, watching, return_exceptions=True)
-        if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
-            exc = pumping.exception()
-            if isinstance(exc, httpx.HTTPError):
-                # Headers are already sent: all we can do is end the stream early.
-                logger.warning("MCP upstream stream broke off (%s)", type(exc).__name__)
-                return
-            raise exc  # type: ignore[misc]
+        failure = None if pumping.cancelled() else pumping.exception()  # both tasks are done here
+        if isinstance(failure, httpx.HTTPError):
+            # Headers are already sent: all we can do is end the stream early.
+            logger.warning("MCP upstream stream broke off (%s)", type(failure).__name__)
+        elif failure is not None:
+            raise failure
 
 
 def _hop_by_hop(connection_headers: Iterable[str]) -> set[str]:
