@@ -270,13 +270,9 @@ def busy_error(response: RawResponse) -> UpstreamError | None:
     so clients back off rather than count the IdP's load against this server; else None."""
     if response.status != 429 and response.status != 503:
         return None
-    return UpstreamError(
-        503,
-        "temporarily_unavailable",
-        "The identity provider is busy; try again later.",
-        reason=f"HTTP {response.status}",
-        retry_after=retry_after_seconds(response.headers.get("retry-after")),
-    )
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    busy = "The identity provider is busy; try again later."
+    return UpstreamError(503, "temporarily_unavailable", busy, reason=f"HTTP {response.status}", retry_after=retry_after)
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> int | None:
@@ -301,17 +297,10 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> int |
 def _json_object(
     response: RawResponse, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES, check_media_type: bool = True
 ) -> dict[str, Any]:
+    content_type = response.headers.get("content-type")
     try:
-        return json_object(
-            response.body,
-            max_bytes=max_bytes,
-            content_type=response.headers.get("content-type"),
-            check_media_type=check_media_type,
-        )
+        return json_object(response.body, max_bytes=max_bytes, content_type=content_type, check_media_type=check_media_type)
     except JSONDocumentError as exc:
-        raise UpstreamError(
-            502,
-            "server_error",
-            f"The identity provider's {what} from {url} {exc.problem.value}.",
-            reason=exc.problem.value.removeprefix("is "),
-        ) from None
+        problem = exc.problem.value  # "is not JSON", ...
+        unusable = f"The identity provider's {what} from {url} {problem}."
+        raise UpstreamError(502, "server_error", unusable, reason=problem.removeprefix("is ")) from None
