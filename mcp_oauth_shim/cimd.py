@@ -36,14 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .json_documents import DocumentProblem, JSONDocumentError, is_json_media_type, json_object
 from .memo import BoundedMemo, SingleFlight
-from .outbound import TRANSPORT_ERRORS, cookieless_jar
+from .outbound import TRANSPORT_ERRORS, outbound_client, read_at_most
 from .redirects import RedirectURIError, check_registrable
 from .ssrf import (
-    AddressPolicy,
     BlockedAddress,
     IPAddress,
     Resolver,
     UnresolvableHost,
+    checked_address,
     is_public_address,
     system_resolver,
 )
@@ -217,6 +217,7 @@ def _host_literal(host: str, *, bracketed: bool) -> IPAddress | None:
     return None
 
 
+@dataclass(eq=False, kw_only=True)
 class ClientMetadataDocuments:
     """Fetches, validates and caches client ID metadata documents.
 
@@ -235,46 +236,34 @@ class ClientMetadataDocuments:
     make us fetch on every request.
     """
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient | None = None,
-        allow_http_loopback: bool = False,
-        max_bytes: int = 5 * 1024,
-        timeout: float = 5.0,
-        max_cache_seconds: int = 86400,
-        min_cache_seconds: int = 60,
-        default_cache_seconds: int = 300,
-        cache_size: int = 1024,
-        resolver: Resolver | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not 0 <= min_cache_seconds <= default_cache_seconds <= max_cache_seconds:
+    http: httpx.AsyncClient | None = None
+    allow_http_loopback: bool = False
+    max_bytes: int = 5 * 1024
+    timeout: float = 5.0
+    max_cache_seconds: int = 86400
+    min_cache_seconds: int = 60
+    default_cache_seconds: int = 300
+    cache_size: int = 1024
+    resolver: Resolver | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_cache_seconds <= self.default_cache_seconds <= self.max_cache_seconds:
             raise ValueError("need 0 <= min_cache_seconds <= default_cache_seconds <= max_cache_seconds")
-        self._http = http
-        self._allow_http_loopback = allow_http_loopback
-        self._max_bytes = max_bytes
-        self._timeout = timeout
-        self._min_ttl = min_cache_seconds
-        self._default_ttl = default_cache_seconds
-        self._max_ttl = max_cache_seconds
-        self._resolve = resolver or system_resolver
-        self._addresses = AddressPolicy(allow_loopback=allow_http_loopback)
-        self._clock = clock
-        self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(cache_size)
+        self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(self.cache_size)
         self._inflight: SingleFlight[str, ClientMetadataDocument] = SingleFlight()
 
     def is_metadata_client_id(self, client_id: str) -> bool:
         """:func:`is_metadata_client_id` with this instance's ``allow_http_loopback``."""
-        return is_metadata_client_id(client_id, allow_http_loopback=self._allow_http_loopback)
+        return is_metadata_client_id(client_id, allow_http_loopback=self.allow_http_loopback)
 
     async def get(self, client_id: str) -> ClientMetadataDocument:
         """The validated document for ``client_id``, from cache or freshly fetched.
 
         Raises :class:`ClientMetadataError` with a description of what is wrong.
         """
-        target = _parse_client_id_url(client_id, allow_http_loopback=self._allow_http_loopback)
-        cached = self._cache.get(client_id, self._clock())
+        target = _parse_client_id_url(client_id, allow_http_loopback=self.allow_http_loopback)
+        cached = self._cache.get(client_id, self.clock())
         if cached is not None:
             return cached
         # One fetch per URL at a time; a caller that gives up (client disconnected) does not
@@ -283,29 +272,28 @@ class ClientMetadataDocuments:
 
     async def _fetch_and_cache(self, client_id: str, target: _ClientIdURL) -> ClientMetadataDocument:
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self.timeout):
                 address = await self._checked_address(target)
                 document, lifetime = await self._download(client_id, target, address)
         except (TimeoutError, httpx.TimeoutException):
             raise ClientMetadataError(
-                f"Fetching the client metadata document took longer than {self._timeout:g} seconds."
+                f"Fetching the client metadata document took longer than {self.timeout:g} seconds."
             ) from None
         # §5.2: only valid documents reach this point, so errors are never cached.
-        ttl = self._default_ttl if lifetime is None else min(max(lifetime, self._min_ttl), self._max_ttl)
+        ttl = self.default_cache_seconds if lifetime is None else min(max(lifetime, self.min_cache_seconds), self.max_cache_seconds)
         if ttl > 0:
-            self._cache.put(client_id, document, self._clock() + ttl)
+            self._cache.put(client_id, document, self.clock() + ttl)
         return document
 
     async def _checked_address(self, target: _ClientIdURL) -> IPAddress:
         """Resolve once and insist every answer is allowed (draft §8.6, RFC 6890)."""
         try:
-            return await self._addresses.resolve(
-                target.host, target.port, literal=target.literal, resolver=self._resolve
+            resolver = self.resolver or system_resolver
+            return await checked_address(
+                target.host, target.port, literal=target.literal, resolver=resolver, allow_loopback=self.allow_http_loopback
             )
         except UnresolvableHost as exc:
-            if str(exc) == "invalid address":
-                raise ClientMetadataError("The client_id URL's host resolved to an invalid address.") from None
-            raise ClientMetadataError("The client_id URL's host could not be resolved.") from None
+            raise ClientMetadataError(f"The client_id URL's host {exc}.") from None
         except BlockedAddress:
             # The address itself is not echoed: it may describe our internal network.
             raise ClientMetadataError(
@@ -326,26 +314,26 @@ class ClientMetadataDocuments:
             "Accept-Encoding": "identity",
             "User-Agent": "mcp-oauth-shim (client ID metadata document fetcher)",
         }
-        extensions: dict[str, Any] = {}
-        if target.url.scheme == "https" and target.literal is None:
-            extensions["sni_hostname"] = target.host
+        pinned_name = target.url.scheme == "https" and target.literal is None
+        extensions: dict[str, Any] = {"sni_hostname": target.host} if pinned_name else {}
         try:
             async with contextlib.AsyncExitStack() as stack:
-                http = self._http
+                http = self.http
                 if http is None:  # one client per fetch: no proxies from the environment, no keep-alive
-                    limits = httpx.Limits(max_keepalive_connections=0)
-                    fresh = httpx.AsyncClient(trust_env=False, limits=limits, timeout=self._timeout, cookies=cookieless_jar())
+                    fresh = outbound_client(self.timeout, limits=httpx.Limits(max_keepalive_connections=0))
                     http = await stack.enter_async_context(fresh)
                 response = await stack.enter_async_context(
-                    http.stream("GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self._timeout)
+                    http.stream("GET", url, headers=headers, extensions=extensions, follow_redirects=False, timeout=self.timeout)
                 )
                 self._check_response_head(response)
-                body = await self._read_limited(response)
+                body = await read_at_most(response, self.max_bytes)
         except httpx.TimeoutException:
             raise
         except TRANSPORT_ERRORS as exc:
             raise ClientMetadataError(f"Could not fetch the client metadata document ({type(exc).__name__}).") from None
-        document = parse_document(client_id, body, allow_http_loopback=self._allow_http_loopback)
+        if body is None:
+            raise self._too_large()
+        document = parse_document(client_id, body, allow_http_loopback=self.allow_http_loopback)
         return document, cache_lifetime(response.headers, now=time.time())
 
     def _check_response_head(self, response: httpx.Response) -> None:
@@ -367,20 +355,12 @@ class ClientMetadataDocuments:
         if encoding not in ("", "identity"):
             raise ClientMetadataError("The client metadata document must be served uncompressed.")
         declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise self._too_large()
-
-    async def _read_limited(self, response: httpx.Response) -> bytes:
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self._max_bytes:
-                raise self._too_large()  # stop reading: the rest never enters memory
-        return bytes(body)
 
     def _too_large(self) -> ClientMetadataError:
         return ClientMetadataError(
-            f"The client metadata document is larger than {self._max_bytes} bytes (draft section 8.7)."
+            f"The client metadata document is larger than {self.max_bytes} bytes (draft section 8.7)."
         )
 
 
@@ -424,10 +404,9 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "document"
         raise ClientMetadataError(f"The client metadata document is invalid: {where}: {first['msg']}.") from None
-    if "authorization_code" not in document.grant_types:
-        raise ClientMetadataError("The client metadata document's grant_types must include authorization_code.")
-    if "code" not in document.response_types:
-        raise ClientMetadataError("The client metadata document's response_types must include code.")
+    for name, needed in (("grant_types", "authorization_code"), ("response_types", "code")):
+        if needed not in getattr(document, name):
+            raise ClientMetadataError(f"The client metadata document's {name} must include {needed}.")
     if document.client_name is not None and _SPOOFING_CHARACTERS.search(document.client_name):
         # The name is shown on the consent page: no line breaks, control or bidi override
         # characters that could make it read as something else.

@@ -30,38 +30,21 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from .outbound import TRANSPORT_ERRORS, cookieless_jar
+from .outbound import TRANSPORT_ERRORS, outbound_client
 
 __all__ = ["MCPReverseProxy"]
 
 logger = logging.getLogger("mcp_oauth_shim.mcp_proxy")
 
 HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+     "transfer-encoding", "upgrade"}
 )
 # Set by us (host, forwarding info) or recomputed by httpx (content-length) for the upstream.
 _REPLACED_REQUEST_HEADERS = frozenset(
     {"host", "content-length", "cookie", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"}
 )
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-class _BodyTooLarge(Exception):
-    """The client's body is over ``max_body_bytes``: answered with 413."""
-
-
-class _ClientGone(Exception):
-    """The client disconnected while its body was being read: nothing to answer."""
 
 
 # Encoded dots, slashes, backslashes, "?" and "#", or a raw backslash, in the part after the mount.
@@ -92,12 +75,7 @@ class MCPReverseProxy:
         self.forward_authorization = forward_authorization
         self.max_body_bytes = max_body_bytes
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0),
-            follow_redirects=False,
-            trust_env=False,
-            cookies=cookieless_jar(),
-        )
+        self._http = http or outbound_client(httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0))
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -139,12 +117,8 @@ class MCPReverseProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets are not proxied
-        try:
-            body = await self._read_body(receive)
-        except _BodyTooLarge:
-            await _json(send, 413, "invalid_request", "The request body is too large.")
-            return
-        except _ClientGone:
+        body = await self._read_body(receive, send)
+        if body is None:
             return
         url = self.target_url(scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
         if url is None:
@@ -167,15 +141,18 @@ class MCPReverseProxy:
         finally:
             await response.aclose()
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
+        """The client's body; ``None`` when there is nothing more to do: the client went away,
+        or its body is over ``max_body_bytes`` and was answered with 413."""
         body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _ClientGone
+                return None
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                raise _BodyTooLarge
+                await _json(send, 413, "invalid_request", "The request body is too large.")
+                return None
             if not message.get("more_body", False):
                 return bytes(body)
 
@@ -201,13 +178,12 @@ class MCPReverseProxy:
             for task in (pumping, watching):
                 task.cancel()
             await asyncio.gather(pumping, watching, return_exceptions=True)
-        if pumping.done() and not pumping.cancelled() and pumping.exception() is not None:
-            exc = pumping.exception()
-            if isinstance(exc, httpx.HTTPError):
-                # Headers are already sent: all we can do is end the stream early.
-                logger.warning("MCP upstream stream broke off (%s)", type(exc).__name__)
-                return
-            raise exc  # type: ignore[misc]
+        failure = None if pumping.cancelled() else pumping.exception()  # both tasks are done here
+        if isinstance(failure, httpx.HTTPError):
+            # Headers are already sent: all we can do is end the stream early.
+            logger.warning("MCP upstream stream broke off (%s)", type(failure).__name__)
+        elif failure is not None:
+            raise failure
 
 
 def _hop_by_hop(connection_headers: Iterable[str]) -> set[str]:

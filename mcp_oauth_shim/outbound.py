@@ -1,4 +1,4 @@
-"""What every outbound httpx client of the shim has in common: no cookies.
+"""What every outbound httpx client of the shim has in common: no cookies, bounded bodies.
 
 The shim calls machines (the IdP, hosts of client metadata documents, an upstream MCP server)
 on behalf of many users through one shared client. A cookie that one answer sets must never
@@ -15,7 +15,7 @@ own jar, so callers catch :data:`TRANSPORT_ERRORS`, not only ``httpx.HTTPError``
 from __future__ import annotations
 
 import http.cookiejar
-import urllib.request
+from typing import Any
 
 import httpx
 
@@ -23,16 +23,24 @@ import httpx
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, UnicodeError)
 
 
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Accept no cookie and return none (RFC 6265 §5.3 and §5.4 both answer "no")."""
-
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        return False
-
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        return False
-
-
 def cookieless_jar() -> http.cookiejar.CookieJar:
-    """A cookie jar that stays empty, for ``httpx.AsyncClient(cookies=...)``."""
-    return http.cookiejar.CookieJar(policy=_NoCookies())
+    """A cookie jar that stays empty, for ``httpx.AsyncClient(cookies=...)``: its policy allows
+    no domain, so every cookie is refused (RFC 6265 §5.3 and §5.4 both answer "no")."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def outbound_client(timeout: httpx.Timeout | float, **options: Any) -> httpx.AsyncClient:
+    """An httpx client for the shim's own calls: no cookies, no redirects followed, and no
+    proxy or TLS settings taken from the environment (the operator passes a client for those)."""
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False, cookies=cookieless_jar(), **options)
+
+
+async def read_at_most(response: httpx.Response, max_bytes: int) -> bytes | None:
+    """The body of a streamed ``response``, or ``None`` as soon as it passes ``max_bytes``:
+    the rest is never read, so an endless answer costs no more than the bound."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)

@@ -13,18 +13,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 from .urls import is_loopback_host
 
 __all__ = [
-    "AddressPolicy",
     "BlockedAddress",
     "IPAddress",
     "Resolver",
     "UnresolvableHost",
-    "is_loopback_address",
+    "checked_address",
     "is_public_address",
     "system_resolver",
 ]
@@ -46,7 +44,8 @@ _ALSO_SPECIAL = tuple(
 
 
 class UnresolvableHost(Exception):
-    """The host has no usable address (resolution failed, empty, or not an IP)."""
+    """The host has no usable address; the message completes "the host ..." ("could not be
+    resolved", "resolved to an invalid address")."""
 
 
 class BlockedAddress(Exception):
@@ -74,46 +73,31 @@ def is_public_address(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def is_loopback_address(address: IPAddress) -> bool:
-    """127.0.0.0/8, ::1, and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
-    return is_loopback_host(str(address))
-
-
 async def system_resolver(host: str, port: int) -> list[str]:
     """Resolve with the operating system's resolver (getaddrinfo), off the event loop."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Public addresses only; loopback too when ``allow_loopback`` (development, tests)."""
-
-    allow_loopback: bool = False
-
-    def allows(self, address: IPAddress) -> bool:
-        if self.allow_loopback and is_loopback_address(address):
-            return True
-        return is_public_address(address)
-
-    def check_all(self, addresses: Sequence[IPAddress]) -> IPAddress:
-        """The address to connect to: the first, once every one is allowed."""
-        if not addresses:
-            raise UnresolvableHost("no address")
-        if not all(map(self.allows, addresses)):
-            raise BlockedAddress("special-use address")
-        return addresses[0]
-
-    async def resolve(self, host: str, port: int, *, literal: IPAddress | None, resolver: Resolver) -> IPAddress:
-        """Resolve ``host`` once (unless it is the IP ``literal``) and :meth:`check_all`."""
-        if literal is not None:
-            return self.check_all([literal])
+async def checked_address(
+    host: str, port: int, *, literal: IPAddress | None, resolver: Resolver, allow_loopback: bool = False
+) -> IPAddress:
+    """The address to connect to: the IP ``literal``, or the first address ``host`` resolves to
+    (resolved once), once every answer is public, or loopback when ``allow_loopback``
+    (development, tests). :class:`UnresolvableHost` or :class:`BlockedAddress` otherwise."""
+    if literal is not None:
+        addresses = [literal]
+    else:
         try:
             answers = await resolver(host, port)
         except (OSError, UnicodeError):
-            raise UnresolvableHost("resolution failed") from None
+            raise UnresolvableHost("could not be resolved") from None
         try:
-            candidates = [ipaddress.ip_address(a) for a in answers]
+            addresses = [ipaddress.ip_address(a) for a in answers]
         except ValueError:
-            raise UnresolvableHost("invalid address") from None
-        return self.check_all(candidates)
+            raise UnresolvableHost("resolved to an invalid address") from None
+    if not addresses:
+        raise UnresolvableHost("could not be resolved")
+    if not all(is_public_address(a) or (allow_loopback and is_loopback_host(str(a))) for a in addresses):
+        raise BlockedAddress("special-use address")
+    return addresses[0]

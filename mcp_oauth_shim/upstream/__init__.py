@@ -10,8 +10,6 @@
 """
 
 from .client import (
-    DISCOVERY_TTL,
-    MAX_JSON_BYTES,
     UpstreamClient,
     UpstreamError,
     UpstreamMetadata,
@@ -19,15 +17,11 @@ from .client import (
     exchange,
     get_json,
 )
-from .client_auth import ClientAuthentication, client_authentication
-from .transport import HttpxTransport, PoolTransport, Transport
+from .client_auth import client_authentication
+from .transport import HttpxTransport, Transport
 
 __all__ = [
-    "DISCOVERY_TTL",
-    "MAX_JSON_BYTES",
-    "ClientAuthentication",
     "HttpxTransport",
-    "PoolTransport",
     "Transport",
     "UpstreamClient",
     "UpstreamError",

@@ -6,7 +6,6 @@ to an :class:`UpstreamError` that the endpoints turn into a 502/504 JSON answer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -20,12 +19,13 @@ import httpx
 
 from ..config import Upstream
 from ..json_documents import JSONDocumentError, json_object
-from ..outbound import cookieless_jar
+from ..memo import SingleFlight
+from ..outbound import outbound_client
 from ..telemetry import idp_call
 from .client_auth import ClientAuthentication, client_authentication
 from .framing import HTTPError, RawResponse
 from .pool import ConnectionPool
-from .transport import HttpxTransport, PoolTransport, Transport
+from .transport import HttpxTransport, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,13 @@ class UpstreamMetadata:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+# The fields of UpstreamMetadata that name endpoints, in discovery documents and in Upstream.
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint", "jwks_uri", "introspection_endpoint")
+
+
 def default_http_client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        follow_redirects=False,
-        trust_env=False,
-        cookies=cookieless_jar(),
-    )
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    return outbound_client(httpx.Timeout(timeout, connect=min(timeout, 5.0)), limits=limits)
 
 
 class UpstreamClient:
@@ -90,13 +89,11 @@ class UpstreamClient:
     def __init__(self, upstream: Upstream, *, http: httpx.AsyncClient | None = None) -> None:
         self.upstream = upstream
         self.transport: Transport = (
-            PoolTransport(ConnectionPool(timeout=upstream.timeout))
-            if http is None
-            else HttpxTransport(http, deadline=upstream.timeout)
+            ConnectionPool(timeout=upstream.timeout) if http is None else HttpxTransport(http, deadline=upstream.timeout)
         )
         self._metadata: UpstreamMetadata | None = None
         self._metadata_at = 0.0
-        self._discovery: asyncio.Future[UpstreamMetadata] | None = None
+        self._discovery: SingleFlight[str, UpstreamMetadata] = SingleFlight()
 
     @property
     def http(self) -> httpx.AsyncClient | None:
@@ -118,15 +115,7 @@ class UpstreamClient:
         """Discovered (or configured) endpoints, cached; concurrent callers share one fetch."""
         if self._metadata is not None and time.monotonic() - self._metadata_at < DISCOVERY_TTL:
             return self._metadata
-        if self._discovery is None:
-            self._discovery = asyncio.ensure_future(self._discover())
-        pending = self._discovery
-        try:
-            result = await asyncio.shield(pending)
-        finally:
-            if pending.done() and self._discovery is pending:
-                self._discovery = None
-        return result
+        return await self._discovery.run("metadata", self._discover)
 
     def _rediscover(self) -> None:
         """An endpoint named by discovery answered 404 or 410: the IdP may have moved it
@@ -138,16 +127,9 @@ class UpstreamClient:
 
     async def _discover(self) -> UpstreamMetadata:
         up = self.upstream
-        if up.metadata_url is None:
-            assert up.authorization_endpoint and up.token_endpoint
-            meta = UpstreamMetadata(
-                issuer=up.issuer,
-                authorization_endpoint=up.authorization_endpoint,
-                token_endpoint=up.token_endpoint,
-                revocation_endpoint=up.revocation_endpoint,
-                jwks_uri=up.jwks_uri,
-            )
-        else:
+        # Without discovery, the configured endpoints (which always win) are the whole document.
+        doc: Mapping[str, Any] = {"issuer": up.issuer}
+        if up.metadata_url is not None:
             try:
                 doc = await self.get_json(up.metadata_url)
             except UpstreamError as exc:
@@ -156,7 +138,7 @@ class UpstreamClient:
                 raise UpstreamError(
                     exc.status_code, exc.error, exc.description.rstrip(".") + where + ".", retry_after=exc.retry_after
                 ) from None
-            meta = self._from_document(doc)
+        meta = self._from_document(doc)
         self._metadata, self._metadata_at = meta, time.monotonic()
         return meta
 
@@ -166,37 +148,21 @@ class UpstreamClient:
         # RFC 8414 §3.3 / OIDC Discovery §4.3: the issuer in the document must be the one we
         # asked about, or an attacker-controlled document could redirect our users.
         if up.issuer is not None and issuer != up.issuer:
-            raise UpstreamError(
-                502,
-                "server_error",
-                f"The identity provider's metadata names issuer {issuer!r}, not the configured {up.issuer!r}.",
-            )
+            named = f"The identity provider's metadata names issuer {issuer!r}, not the configured {up.issuer!r}."
+            raise UpstreamError(502, "server_error", named)
         endpoints: dict[str, str | None] = {}
-        for key in (
-            "authorization_endpoint",
-            "token_endpoint",
-            "revocation_endpoint",
-            "jwks_uri",
-            "introspection_endpoint",
-        ):
-            configured = getattr(up, key, None)
-            value = configured or doc.get(key)
+        for key in _ENDPOINTS:
+            value = getattr(up, key, None) or doc.get(key)  # the configured one wins
             if value is not None and not isinstance(value, str):
                 raise UpstreamError(502, "server_error", f"The identity provider's metadata has a bad {key}.")
             endpoints[key] = value
-        if not endpoints["authorization_endpoint"] or not endpoints["token_endpoint"]:
+        authorization, token = endpoints.pop("authorization_endpoint"), endpoints.pop("token_endpoint")
+        if not authorization or not token:
             raise UpstreamError(
                 502, "server_error", "The identity provider's metadata lacks authorization_endpoint or token_endpoint."
             )
-        return UpstreamMetadata(
-            issuer=issuer if isinstance(issuer, str) else up.issuer,
-            authorization_endpoint=endpoints["authorization_endpoint"],
-            token_endpoint=endpoints["token_endpoint"],
-            revocation_endpoint=endpoints["revocation_endpoint"],
-            jwks_uri=endpoints["jwks_uri"],
-            introspection_endpoint=endpoints["introspection_endpoint"],
-            raw=dict(doc),
-        )
+        issuer = issuer if isinstance(issuer, str) else up.issuer
+        return UpstreamMetadata(issuer, authorization_endpoint=authorization, token_endpoint=token, raw=dict(doc), **endpoints)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -218,7 +184,7 @@ class UpstreamClient:
         """
         auth = self.client_authentication
         with idp_call(self.operation_of(url)) as call:
-            response = await self._exchange("POST", url, body=auth.body(form), headers=auth.headers)
+            response = await exchange(self.transport, "POST", url, body=auth.body(form), headers=auth.headers)
             call.status(response.status)
         if f"HTTP {response.status}" in _GONE:
             self._rediscover()
@@ -238,29 +204,22 @@ class UpstreamClient:
         if url == self.upstream.metadata_url:
             return "discovery"
         meta = self._metadata
-        if meta is not None:
-            if url == meta.token_endpoint:
-                return "token"
-            if url == meta.jwks_uri:
-                return "jwks"
-            if url == meta.introspection_endpoint:
-                return "introspection"
-            if url == meta.revocation_endpoint:
-                return "revoke"
-            if url == meta.raw.get("userinfo_endpoint"):
-                return "userinfo"
-        return "other"
+        if meta is None:
+            return "other"
+        endpoints = (
+            ("token", meta.token_endpoint),
+            ("jwks", meta.jwks_uri),
+            ("introspection", meta.introspection_endpoint),
+            ("revoke", meta.revocation_endpoint),
+            ("userinfo", meta.raw.get("userinfo_endpoint")),
+        )
+        return next((operation for operation, endpoint in endpoints if url == endpoint), "other")
 
     @cached_property
     def client_authentication(self) -> ClientAuthentication:
         """The form and header fields that authenticate the shim, encoded once."""
         up = self.upstream
         return client_authentication(up.token_auth_method, up.client_id, up.client_secret)
-
-    async def _exchange(
-        self, method: str, url: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
-    ) -> RawResponse:
-        return await exchange(self.transport, method, url, body=body, headers=headers)
 
 
 async def exchange(
@@ -311,13 +270,9 @@ def busy_error(response: RawResponse) -> UpstreamError | None:
     so clients back off rather than count the IdP's load against this server; else None."""
     if response.status != 429 and response.status != 503:
         return None
-    return UpstreamError(
-        503,
-        "temporarily_unavailable",
-        "The identity provider is busy; try again later.",
-        reason=f"HTTP {response.status}",
-        retry_after=retry_after_seconds(response.headers.get("retry-after")),
-    )
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    busy = "The identity provider is busy; try again later."
+    return UpstreamError(503, "temporarily_unavailable", busy, reason=f"HTTP {response.status}", retry_after=retry_after)
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> int | None:
@@ -342,17 +297,10 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> int |
 def _json_object(
     response: RawResponse, url: str, *, what: str = "answer", max_bytes: int = MAX_JSON_BYTES, check_media_type: bool = True
 ) -> dict[str, Any]:
+    content_type = response.headers.get("content-type")
     try:
-        return json_object(
-            response.body,
-            max_bytes=max_bytes,
-            content_type=response.headers.get("content-type"),
-            check_media_type=check_media_type,
-        )
+        return json_object(response.body, max_bytes=max_bytes, content_type=content_type, check_media_type=check_media_type)
     except JSONDocumentError as exc:
-        raise UpstreamError(
-            502,
-            "server_error",
-            f"The identity provider's {what} from {url} {exc.problem.value}.",
-            reason=exc.problem.value.removeprefix("is "),
-        ) from None
+        problem = exc.problem.value  # "is not JSON", ...
+        unusable = f"The identity provider's {what} from {url} {problem}."
+        raise UpstreamError(502, "server_error", unusable, reason=problem.removeprefix("is ")) from None

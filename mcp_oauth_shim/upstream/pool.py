@@ -23,24 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .framing import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, HTTPError, RawResponse, ResponseReader
+from .framing import HTTPError, RawResponse, ResponseReader
 
-__all__ = [
-    "MAX_BODY_BYTES",
-    "MAX_CONNECTIONS_PER_ORIGIN",
-    "MAX_HEADER_BYTES",
-    "MAX_HEADER_FIELDS",
-    "MAX_IDLE_SECONDS",
-    "ConnectionPool",
-    "HTTPError",
-    "RawResponse",
-]
+__all__ = ["MAX_CONNECTIONS_PER_ORIGIN", "MAX_IDLE_SECONDS", "ConnectionPool", "HTTPError", "RawResponse"]
 
 MAX_CONNECTIONS_PER_ORIGIN = 64
 MAX_IDLE_SECONDS = 1.5
@@ -153,7 +145,6 @@ class ConnectionPool:
         self.max_connections_per_origin = max_connections_per_origin
         self._ssl = ssl_context
         self._origins: dict[Origin, _OriginState] = {}
-        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[Origin, bytes]] = {}
         self._tick = min(0.25, timeout / 4)
         self._in_flight: dict[_Connection, float] = {}  # connection -> deadline (loop time)
         self._watchdog: asyncio.TimerHandle | None = None
@@ -167,7 +158,7 @@ class ConnectionPool:
         Every other failure, a connection closed before the answer included, is an
         :class:`HTTPError`.
         """
-        origin, head = self._head(method, url, tuple(headers))
+        origin, head = _request_head(method, url, tuple(headers))
         if body or method not in ("GET", "HEAD"):
             request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
         else:
@@ -302,29 +293,6 @@ class ConnectionPool:
         if self._in_flight:
             self._watchdog = loop.call_later(self._tick, self._sweep, loop)
 
-    # -- requests --------------------------------------------------------------------------
-
-    def _head(self, method: str, url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Origin, bytes]:
-        """The origin, and the request line and header fields but Content-Length, encoded
-        (once per URL and header set: the shim sends the same few to its IdP)."""
-        key = (method, url, headers)
-        cached = self._heads.get(key)
-        if cached is None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise HTTPError(f"unsupported URL {url!r}")
-            if any(ch in url for ch in "\r\n \t"):
-                raise HTTPError("URL contains whitespace")
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            if any(ch in f"{name}{value}" for name, value in headers for ch in "\r\n"):
-                raise HTTPError("header field contains a line break")
-            lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", *(f"{name}: {value}" for name, value in headers)]
-            cached = (parts.scheme, parts.hostname, port), ("\r\n".join(lines) + "\r\n").encode("latin-1")
-            if len(self._heads) < 64:  # the IdP has a handful of endpoints
-                self._heads[key] = cached
-        return cached
-
     async def aclose(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -338,11 +306,24 @@ class ConnectionPool:
         self._origins.clear()
 
 
-_SSL_CONTEXT: ssl.SSLContext | None = None
+@functools.lru_cache(maxsize=64)  # the shim sends the same few requests to its IdP
+def _request_head(method: str, url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Origin, bytes]:
+    """The origin, and the request line and header fields but Content-Length, encoded (RFC 9112
+    §3, §5); computed once per URL and header set."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HTTPError(f"unsupported URL {url!r}")
+    if any(ch in url for ch in "\r\n \t"):
+        raise HTTPError("URL contains whitespace")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if any(ch in f"{name}{value}" for name, value in headers for ch in "\r\n"):
+        raise HTTPError("header field contains a line break")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", *(f"{name}: {value}" for name, value in headers)]
+    return (parts.scheme, parts.hostname, port), ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
 
+@functools.cache
 def _default_ssl_context() -> ssl.SSLContext:
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
-        _SSL_CONTEXT = ssl.create_default_context()  # verifies certificates and host names
-    return _SSL_CONTEXT
+    """One context for every pool, built on first use: it verifies certificates and host names."""
+    return ssl.create_default_context()

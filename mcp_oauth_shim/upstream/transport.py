@@ -3,8 +3,8 @@
 Everything the shim asks the IdP (discovery, the JWKS, the token, revocation and
 introspection POSTs) travels through one :class:`Transport`:
 
-- :class:`PoolTransport`, the default: the lean keep-alive pool of :mod:`.pool`, which the hot
-  token POSTs need (see the numbers at the top of :mod:`.pool`);
+- the lean keep-alive :class:`~.pool.ConnectionPool`, the default, which the hot token POSTs
+  need (see the numbers at the top of :mod:`.pool`);
 - :class:`HttpxTransport`, when the operator passes an ``httpx.AsyncClient`` (proxies, custom
   TLS, mock transports in tests).
 
@@ -21,11 +21,10 @@ from typing import Protocol
 
 import httpx
 
-from ..outbound import TRANSPORT_ERRORS
+from ..outbound import TRANSPORT_ERRORS, read_at_most
 from .framing import MAX_BODY_BYTES, HTTPError, RawResponse
-from .pool import ConnectionPool
 
-__all__ = ["HttpxTransport", "PoolTransport", "Transport"]
+__all__ = ["HttpxTransport", "Transport"]
 
 
 class Transport(Protocol):
@@ -38,21 +37,6 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
-class PoolTransport:
-    """The keep-alive pool of :mod:`.pool`; reusable after :meth:`aclose` (it reconnects)."""
-
-    def __init__(self, pool: ConnectionPool) -> None:
-        self.pool = pool
-
-    async def request(
-        self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
-    ) -> RawResponse:
-        return await self.pool.request(method, url, body=body, headers=headers)
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
-
-
 class HttpxTransport:
     """An ``httpx.AsyncClient`` the operator chose; the body is read up to the same bound as
     the pool's, so an oversize answer costs no more memory on this path.
@@ -61,43 +45,29 @@ class HttpxTransport:
     apply to each read, so a body trickled one byte at a time would never trip them.
     """
 
-    def __init__(self, client: httpx.AsyncClient, *, owned: bool = False, deadline: float | None = None) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, deadline: float | None = None) -> None:
         self.client = client
-        self.owned = owned
         self.deadline = deadline
 
     async def request(
         self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
     ) -> RawResponse:
-        if self.deadline is None:
-            return await self._request(method, url, body, headers)
-        async with asyncio.timeout(self.deadline):
-            return await self._request(method, url, body, headers)
-
-    async def _request(self, method: str, url: str, body: bytes, headers: Sequence[tuple[str, str]]) -> RawResponse:
         try:
-            request = self.client.build_request(method, url, content=body or None, headers=list(headers))
-            response = await self.client.send(request, stream=True)
-            try:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        raise HTTPError("the answer is larger than the bound")
-                    chunks.append(chunk)
-            finally:
-                await response.aclose()
+            async with asyncio.timeout(self.deadline):
+                request = self.client.build_request(method, url, content=body or None, headers=list(headers))
+                response = await self.client.send(request, stream=True)
+                try:
+                    content = await read_at_most(response, MAX_BODY_BYTES)
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException:
             raise TimeoutError from None
         except TRANSPORT_ERRORS as exc:
             raise HTTPError(type(exc).__name__) from None
-        headers_out: dict[str, str] = {}
-        for name, value in response.headers.multi_items():
-            key = name.lower()
-            headers_out[key] = f"{headers_out[key]}, {value}" if key in headers_out else value
-        return RawResponse(response.status_code, headers_out, b"".join(chunks))
+        if content is None:
+            raise HTTPError("the answer is larger than the bound")
+        # Names lower-cased and repeated fields joined with ", " by httpx, as the pool does.
+        return RawResponse(response.status_code, dict(response.headers.items()), content)
 
     async def aclose(self) -> None:
-        if self.owned:
-            await self.client.aclose()
+        """Nothing to close: the client is the operator's (or the doctor's) to close."""

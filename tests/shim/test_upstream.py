@@ -89,11 +89,11 @@ def test_explicit_endpoints_need_no_discovery():
 
 
 def test_the_default_transport_is_the_pool_bounded_by_the_upstream_timeout():
-    from mcp_oauth_shim.upstream.transport import PoolTransport
+    from mcp_oauth_shim.upstream.pool import ConnectionPool
 
     client = UpstreamClient(Upstream.oidc(issuer=ISSUER, client_id="c", client_secret="s", timeout=3))
-    assert isinstance(client.transport, PoolTransport)
-    assert client.transport.pool.timeout == 3
+    assert isinstance(client.transport, ConnectionPool)
+    assert client.transport.timeout == 3
 
 
 def test_default_http_client_has_bounded_timeouts_and_no_redirects():

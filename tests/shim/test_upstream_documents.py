@@ -9,7 +9,7 @@ import pytest
 
 from mcp_oauth_shim import Upstream
 from mcp_oauth_shim.upstream import UpstreamClient, UpstreamError
-from mcp_oauth_shim.upstream.transport import PoolTransport
+from mcp_oauth_shim.upstream.pool import ConnectionPool
 
 from .test_upstream_pool import Server, answering
 
@@ -32,7 +32,7 @@ async def test_a_document_is_fetched_over_the_pool_with_a_get_without_content_le
     server = Server(answering(answer(200, json.dumps(document).encode())))
     async with server as url:
         client = client_for(url)
-        assert isinstance(client.transport, PoolTransport)
+        assert isinstance(client.transport, ConnectionPool)
         assert await client.get_json(url, what="key set") == document
         await client.aclose()
     request = server.requests[0]
