@@ -83,8 +83,8 @@ class IssuedAccessToken(AccessToken):
 
     def upstream_access_token(self) -> str | None:
         """The IdP's access token this token carries, decrypted, for calling the IdP's API as
-        the user (GitHub's REST API, Google's APIs); ``None`` when the shim carries none
-        (``carry_upstream_token`` off) or cannot open it (the key was rotated out)."""
+        the user (GitHub's REST API, Google's APIs); ``None`` when the token carries none
+        (a machine client's) or the shim cannot open it (the key was rotated out)."""
         if self._claims is None or self._cipher is None:
             return None
         try:
