@@ -311,7 +311,11 @@ async def run_logins(public_url: str, restart: Restart) -> tuple[list[str], list
 
     async def one(number: int) -> None:
         nonlocal done
-        async with httpx.AsyncClient(cookies=CookieJar(), timeout=LOGIN_WITHIN_S, follow_redirects=False) as http:
+        # Idle connections are dropped after 1 s, well before the servers' own keep-alive
+        # timeout (5 s in uvicorn and Node.js): a request sent on a connection the server is
+        # closing at that moment fails without an answer, a client bug no load balancer covers.
+        limits = httpx.Limits(keepalive_expiry=1.0)
+        async with httpx.AsyncClient(cookies=CookieJar(), timeout=LOGIN_WITHIN_S, follow_redirects=False, limits=limits) as http:
             try:
                 results.append(await Login(number, public_url, http).run())
             except (LoginFailed, httpx.HTTPError, KeyError, ValueError) as exc:
