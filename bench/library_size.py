@@ -1,6 +1,7 @@
 """How much library there is: code lines and statements of ``mcp_oauth_shim`` and ``mcp_bridge``.
 
 ``python bench/library_size.py REV [REV ...] [--by-module]``
+``python bench/library_size.py --history BASE..TIP``
 
 Two measures per revision, read from git (no checkout needed):
 
@@ -12,6 +13,10 @@ Each is split into the modules of capabilities added after the architecture refa
 (issued tokens, machine and enterprise clients, strict mode, observability: :data:`CAPABILITY_MODULES`)
 and the rest, which serve what the library did before it: the "same behaviour" of a before/after
 comparison (the rest also carries the calls into the new capabilities, so it is an upper bound).
+
+``--history`` walks the first-parent commits of a range and prints how much each changed the
+before-refactor scope, with its subject: which part of the scope's growth came with a new
+capability (its merge wires it into existing modules) and which with a refactor or a cut.
 """
 
 from __future__ import annotations
@@ -93,11 +98,38 @@ def measure(rev: str) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+def scope_size(sizes: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """Code lines and statements of the modules outside :data:`CAPABILITY_MODULES`."""
+    kept = [s for p, s in sizes.items() if p not in CAPABILITY_MODULES]
+    return sum(s[0] for s in kept), sum(s[1] for s in kept)
+
+
+def history(span: str) -> None:
+    """One line per first-parent commit of ``span`` (``BASE..TIP``): the scope after it and
+    what it changed."""
+    base = span.split("..", 1)[0]
+    revs = [base, *_git("log", "--reverse", "--first-parent", "--format=%h", span).split()]
+    print(f"{'commit':10s} {'lines':>6s} {'change':>7s} {'stmts':>6s} {'change':>7s}  subject")
+    before: tuple[int, int] | None = None
+    for rev in revs:
+        lines, stmts = scope_size(measure(rev))
+        d_lines, d_stmts = (0, 0) if before is None else (lines - before[0], stmts - before[1])
+        subject = _git("log", "-1", "--format=%s", rev).strip()
+        print(f"{rev[:10]:10s} {lines:6d} {d_lines:+7d} {stmts:6d} {d_stmts:+7d}  {subject[:100]}")
+        before = (lines, stmts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("revs", nargs="+", help="git revisions")
+    parser.add_argument("revs", nargs="*", help="git revisions")
     parser.add_argument("--by-module", action="store_true", help="one line per module and revision")
+    parser.add_argument("--history", metavar="BASE..TIP", help="the scope after each first-parent commit of a range")
     args = parser.parse_args(argv)
+    if args.history:
+        history(args.history)
+        return 0
+    if not args.revs:
+        parser.error("name at least one revision, or --history BASE..TIP")
     print(f"{'revision':14s} {'part':22s} {'code lines':>10s} {'statements':>10s}")
     for rev in args.revs:
         sizes = measure(rev)
