@@ -13,7 +13,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypedDict, Unpack, get_args
 
 from .urls import is_loopback_host, service_url_problem
 
@@ -211,6 +211,33 @@ ENTRA_ACCESS_TOKENS = AccessTokenProfile(
 )
 
 
+class UpstreamOptions(TypedDict, total=False):
+    """The optional settings of :meth:`Upstream.oidc`: the :class:`Upstream` fields of the same
+    names, with their defaults; scopes may also be given as lists."""
+
+    issuer: str | None
+    metadata_url: str | None
+    authorization_endpoint: str | None
+    token_endpoint: str | None
+    revocation_endpoint: str | None
+    jwks_uri: str | None
+    audience: str | None
+    audience_param: AudienceParam
+    default_scopes: tuple[str, ...] | list[str]
+    extra_scopes: tuple[str, ...] | list[str]
+    extra_authorize_params: Mapping[str, str] | None
+    token_auth_method: TokenAuthMethod
+    timeout: float
+    name: str
+    scope_prefix: str
+    access_tokens: AccessTokenProfile
+    issue_tokens: bool | None
+    identity: IdentitySource
+    userinfo_endpoint: str | None
+    user_api: str | None
+    granted_scope_delimiter: str
+
+
 @dataclass(frozen=True)
 class Upstream:
     """The identity provider behind the shim: one static confidential client.
@@ -253,33 +280,7 @@ class Upstream:
     granted_scope_delimiter: str = " "
 
     @classmethod
-    def oidc(
-        cls,
-        *,
-        client_id: str,
-        client_secret: str,
-        issuer: str | None = None,
-        metadata_url: str | None = None,
-        audience: str | None = None,
-        audience_param: AudienceParam = "resource",
-        default_scopes: tuple[str, ...] | list[str] = ("openid",),
-        extra_scopes: tuple[str, ...] | list[str] = (),
-        extra_authorize_params: Mapping[str, str] | None = None,
-        token_auth_method: TokenAuthMethod = "client_secret_post",
-        authorization_endpoint: str | None = None,
-        token_endpoint: str | None = None,
-        revocation_endpoint: str | None = None,
-        jwks_uri: str | None = None,
-        timeout: float = 10.0,
-        name: str = "oidc",
-        scope_prefix: str = "",
-        access_tokens: AccessTokenProfile = OIDC_ACCESS_TOKENS,
-        issue_tokens: bool | None = None,
-        identity: IdentitySource = "id_token",
-        userinfo_endpoint: str | None = None,
-        user_api: str | None = None,
-        granted_scope_delimiter: str = " ",
-    ) -> Upstream:
+    def oidc(cls, *, client_id: str, client_secret: str, **options: Unpack[UpstreamOptions]) -> Upstream:
         """A generic OpenID Connect / RFC 8414 provider.
 
         ``issuer`` or ``metadata_url`` is required unless every endpoint is given explicitly.
@@ -300,34 +301,14 @@ class Upstream:
             raise ConfigurationError("Upstream.client_id is required: the client you registered at the IdP.")
         if not client_secret:
             raise ConfigurationError("Upstream.client_secret is required: the shim is a confidential client.")
-        params = dict(extra_authorize_params or {})
-        if issuer and not metadata_url and not (authorization_endpoint and token_endpoint):
-            metadata_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        return cls(
-            client_id=client_id,
-            client_secret=client_secret,
-            issuer=issuer,
-            metadata_url=metadata_url,
-            authorization_endpoint=authorization_endpoint,
-            token_endpoint=token_endpoint,
-            revocation_endpoint=revocation_endpoint,
-            jwks_uri=jwks_uri,
-            audience=audience,
-            audience_param=audience_param,
-            default_scopes=tuple(default_scopes),
-            extra_scopes=tuple(extra_scopes),
-            extra_authorize_params=params,
-            token_auth_method=token_auth_method,
-            timeout=timeout,
-            name=name,
-            scope_prefix=scope_prefix,
-            access_tokens=access_tokens,
-            issue_tokens=issue_tokens,
-            identity=identity,
-            userinfo_endpoint=userinfo_endpoint,
-            user_api=user_api,
-            granted_scope_delimiter=granted_scope_delimiter,
-        )
+        settings: dict[str, Any] = {**options, "extra_authorize_params": dict(options.get("extra_authorize_params") or {})}
+        for name in ("default_scopes", "extra_scopes"):
+            if name in settings:
+                settings[name] = tuple(settings[name])
+        issuer = options.get("issuer")
+        if issuer and not options.get("metadata_url") and not (options.get("authorization_endpoint") and options.get("token_endpoint")):
+            settings["metadata_url"] = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        return cls(client_id=client_id, client_secret=client_secret, **settings)
 
     def __post_init__(self) -> None:
         """Refuse a configuration that cannot work, naming the setting to change."""
