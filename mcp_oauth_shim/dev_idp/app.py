@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ..memo import BoundedMemo
-from .adapter import NO_STORE, StarletteOAuth2Request, to_response
+from .adapter import NO_STORE, StarletteOAuth2Request
 from .server import (
     Client,
     DevAuthorizationServer,
@@ -115,8 +115,6 @@ class DevIdP:
             client=Client(client_id, self.client_secret, tuple(redirect_uris), tuple(scopes)),
             audiences=audiences,
             access_token_ttl=access_token_ttl,
-            request_factory=StarletteOAuth2Request,
-            response_factory=to_response,
         )
         self.scopes = tuple(scopes)
         self.app = Starlette(

@@ -1,7 +1,7 @@
 """The OAuth core of the development IdP: authlib's authorization server, grants and models.
 
-Everything here is framework-free; :mod:`.starlette` adapts it to HTTP and :mod:`.app` adds the
-pages. Storage is a few in-memory dicts: restarting the IdP forgets every code and refresh token.
+:mod:`.adapter` carries requests and responses between it and Starlette, and :mod:`.app` adds
+the pages. Storage is a few in-memory dicts: restarting the IdP forgets every code and refresh token.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +26,9 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oidc.core import OpenIDCode, UserInfo
 from joserfc.jwk import KeySet, RSAKey
+from starlette.responses import Response
+
+from .adapter import to_response
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -337,14 +340,11 @@ class AccessTokens(JWTBearerTokenGenerator):
 
 
 class DevAuthorizationServer(AuthorizationServer):
-    """authlib's authorization server over :class:`Store`, without an HTTP framework.
-
-    ``handle_response`` and ``create_oauth2_request`` are supplied by the HTTP adapter.
-    """
+    """authlib's authorization server over :class:`Store`; its answers become Starlette
+    responses through :func:`.adapter.to_response`."""
 
     def __init__(self, *, issuer: str, client: Client, audiences: Iterable[str] | None,
-                 access_token_ttl: int = 3600, refresh_token_ttl: int = 30 * 24 * 3600,
-                 request_factory: Callable[[Any], OAuth2Request], response_factory: Callable[..., Any]) -> None:
+                 access_token_ttl: int = 3600, refresh_token_ttl: int = 30 * 24 * 3600) -> None:
         super().__init__(scopes_supported=None)  # unknown scopes are dropped, not refused
         self.issuer = issuer
         self.client = client
@@ -353,8 +353,6 @@ class DevAuthorizationServer(AuthorizationServer):
         self.keys = KeySet([RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"},
                                                 private=True, auto_kid=True)])
         self.refresh_token_ttl = refresh_token_ttl
-        self._request_factory = request_factory
-        self._response_factory = response_factory
         self.register_token_generator("default", AccessTokens(self, access_token_ttl))
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), IdTokens(self)])
         self.register_grant(RefreshTokenGrant)
@@ -375,11 +373,12 @@ class DevAuthorizationServer(AuthorizationServer):
                 expires_at=time.time() + self.refresh_token_ttl,
             )
 
-    def create_oauth2_request(self, request: Any) -> OAuth2Request:
-        return request if isinstance(request, OAuth2Request) else self._request_factory(request)
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        # The HTTP side hands every endpoint a finished request (it reads the form first).
+        return request
 
-    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Any:
-        return self._response_factory(status, body, headers)
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        return to_response(status, body, headers)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         pass  # no signal bus: nothing listens
