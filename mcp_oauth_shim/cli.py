@@ -242,18 +242,13 @@ def _add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> 
     for option in options:
         default = "" if option.default in (None, (), "") else f"; default: {_show_default(option.default)}"
         choices = f" (one of: {', '.join(option.choices)})" if option.choices else ""
-        help_text = f"{option.help}{choices} [env: {option.env}{default}]"
-        if option.kind == "bool":
-            parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(
-                option.flag,
-                dest=option.name,
-                default=None,
-                choices=option.choices,
-                metavar=option.metavar or option.name.upper(),
-                help=help_text,
-            )
+        # A boolean is a --flag / --no-flag pair; every other option takes a value.
+        how: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction}
+            if option.kind == "bool"
+            else {"choices": option.choices, "metavar": option.metavar or option.name.upper()}
+        )
+        parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help}{choices} [env: {option.env}{default}]", **how)
 
 
 def _show_default(value: Any) -> str:
@@ -331,28 +326,30 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     from .app_factory import build_app, build_shim
 
     settings = serve_settings(args, environ)
+    v = settings.values
     shim = build_shim(settings)
     app = build_app(settings, shim)
-    if settings.values["resource"] is None:
-        settings.values["resource"] = shim.resource
+    if v["resource"] is None:
+        v["resource"] = shim.resource
         settings.sources["resource"] = "derived from public-url"
-    print("mcp-oauth-shim serve, effective configuration:", file=out)
-    for line in settings.describe():
-        print(line, file=out)
-    print(f"  issuer                     {shim.issuer}", file=out)
-    print(f"  register at the IdP as the callback (redirect) URL: {shim.context.callback_url}", file=out)
-    print(f"  MCP clients connect to: {shim.resource}", file=out)
-    print(f"  health probes: {shim.public_url}{shim.context.paths.liveness} (liveness), {shim.public_url}{shim.context.paths.readiness} (IdP readiness)", file=out)
-    if settings.values["metrics_port"] is not None:
-        print(f"  metrics (internal): http://{_url_host(settings.values['host'])}:{settings.values['metrics_port']}/metrics", file=out)
-    if not settings.values["mcp_upstream"]:
-        print("  (no --mcp-upstream: serving the OAuth endpoints only)", file=out)
-    mismatch = listener_mismatch(settings)
-    if mismatch:
-        print(f"  {mismatch}", file=out)
+    paths = shim.context.paths
+    lines = [
+        "mcp-oauth-shim serve, effective configuration:",
+        *settings.describe(),
+        f"  issuer                     {shim.issuer}",
+        f"  register at the IdP as the callback (redirect) URL: {shim.context.callback_url}",
+        f"  MCP clients connect to: {shim.resource}",
+        f"  health probes: {shim.public_url}{paths.liveness} (liveness), {shim.public_url}{paths.readiness} (IdP readiness)",
+    ]
+    if v["metrics_port"] is not None:
+        lines.append(f"  metrics (internal): http://{_url_host(v['host'])}:{v['metrics_port']}/metrics")
+    if not v["mcp_upstream"]:
+        lines.append("  (no --mcp-upstream: serving the OAuth endpoints only)")
+    if mismatch := listener_mismatch(settings):
+        lines.append(f"  {mismatch}")
     if settings.sources.get("client_secret") == "flag":
-        print(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET", file=out)
-    out.flush()
+        lines.append(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET")
+    print(*lines, sep="\n", file=out, flush=True)
     if args.check:
         print("configuration OK (--check: not starting the server)", file=out)
         return 0
@@ -360,17 +357,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
 
     from .logs import uvicorn_log_config
 
-    if settings.values["metrics_port"] is not None:
+    if v["metrics_port"] is not None:
         from .metrics import start_metrics_server
 
-        start_metrics_server(settings.values["metrics_port"], settings.values["host"])
-    uvicorn.run(
-        app,
-        host=settings.values["host"],
-        port=settings.values["port"],
-        log_level=settings.values["log_level"],
-        log_config=uvicorn_log_config(settings.values["log_format"]),
-    )
+        start_metrics_server(v["metrics_port"], v["host"])
+    uvicorn.run(app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]))
     return 0
 
 
