@@ -48,8 +48,6 @@ class Principal:
     """
 
     username: str
-    name: str
-    email: str
     audience: str | None
     auth_time: int
 
@@ -142,9 +140,6 @@ class RefreshToken:
 
     def is_expired(self) -> bool:
         return time.time() >= self.expires_at
-
-    def is_revoked(self) -> bool:
-        return False  # revoked tokens are deleted from the store
 
 
 @dataclass
@@ -290,17 +285,17 @@ class IdTokens(OpenIDCode):
         return {"iss": self.server.issuer, "aud": [client.get_client_id()], "exp": int(time.time()) + 3600}
 
     def generate_user_info(self, user: Principal, scope: str) -> UserInfo:
-        return user_info(user, scope)
+        return user_info(user.username, scope)
 
 
-def user_info(user: Principal, scope: str) -> UserInfo:
-    """OpenID Connect Core §5.4: claims released per scope."""
+def user_info(username: str, scope: str) -> UserInfo:
+    """OpenID Connect Core §5.4: the demo account's claims, released per scope."""
     scopes = scope.split()
-    info = UserInfo(sub=user.username)
+    info = UserInfo(sub=username)
     if "profile" in scopes:
-        info["name"] = user.name
+        info["name"] = "Demo User"
     if "email" in scopes:
-        info["email"] = user.email
+        info["email"] = f"{username}@example.test"
         info["email_verified"] = True
     return info
 
