@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from .config import ConfigurationError
+from .config import AUDIENCE_PARAMS, TOKEN_AUTH_METHODS, ConfigurationError
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
@@ -77,12 +77,12 @@ UPSTREAM_OPTIONS = (
     Option("client_secret", "that client's secret (prefer the variable: flags show in `ps`)", secret=True),
     Option(
         "token_auth_method", "how the shim authenticates at the IdP's token endpoint",
-        default="client_secret_post", choices=("client_secret_post", "client_secret_basic"),
+        default="client_secret_post", choices=TOKEN_AUTH_METHODS,
     ),
     Option("audience", "what the IdP puts in the access tokens' aud (default: the resource URL)", metavar="AUD"),
     Option(
         "audience_param", "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
-        default="resource", choices=("resource", "audience", "none"),
+        default="resource", choices=AUDIENCE_PARAMS,
     ),
     Option(
         "scopes", "scopes requested at the IdP when a client asks for none (comma or space separated)",
@@ -171,17 +171,20 @@ class Settings:
         for option in self.options:
             value = self.values.get(option.name)
             if option.secret and value:
-                shown = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
-            elif isinstance(value, (tuple, list)):
-                shown = ", ".join(value) if value else "(none)"
-            elif value is None:
-                shown = "(not set)"
-            elif isinstance(value, bool):
-                shown = "true" if value else "false"
-            else:
-                shown = str(value)
-            lines.append(f"  {option.flag[2:]:<26} {shown}  [{self.sources.get(option.name, 'default')}]")
+                value = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
+            lines.append(f"  {option.flag[2:]:<26} {_shown(value)}  [{self.sources.get(option.name, 'default')}]")
         return lines
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as the configuration report shows it and ``--help`` names a default."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(value) if value else "(none)"
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def is_absolute_http_url(url: str) -> bool:
@@ -240,7 +243,7 @@ def _parse_value(option: Option, raw: str) -> Any:
 
 def _add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     for option in options:
-        default = "" if option.default in (None, (), "") else f"; default: {_show_default(option.default)}"
+        default = "" if option.default in (None, (), "") else f"; default: {_shown(option.default)}"
         choices = f" (one of: {', '.join(option.choices)})" if option.choices else ""
         # A boolean is a --flag / --no-flag pair; every other option takes a value.
         how: dict[str, Any] = (
@@ -248,13 +251,8 @@ def _add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> 
             if option.kind == "bool"
             else {"choices": option.choices, "metavar": option.metavar or option.name.upper()}
         )
-        parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help}{choices} [env: {option.env}{default}]", **how)
-
-
-def _show_default(value: Any) -> str:
-    if isinstance(value, tuple):
-        return " ".join(value)
-    return str(value).lower() if isinstance(value, bool) else str(value)
+        help_text = f"{option.help}{choices} [env: {option.env}{default}]"
+        parser.add_argument(option.flag, dest=option.name, default=None, help=help_text, **how)
 
 
 def resolve(options: Sequence[Option], args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:

@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 AudienceParam = Literal["resource", "audience", "none"]
+AUDIENCE_PARAMS: tuple[AudienceParam, ...] = get_args(AudienceParam)
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
+TOKEN_AUTH_METHODS: tuple[TokenAuthMethod, ...] = get_args(TokenAuthMethod)
 #: Where issued-token mode learns who signed in (see :attr:`Upstream.identity`).
 IdentitySource = Literal["id_token", "userinfo", "github"]
 IDENTITY_SOURCES: tuple[IdentitySource, ...] = get_args(IdentitySource)
@@ -305,8 +307,8 @@ class Upstream:
         for name in ("default_scopes", "extra_scopes"):
             if name in settings:
                 settings[name] = tuple(settings[name])
-        issuer = options.get("issuer")
-        if issuer and not options.get("metadata_url") and not (options.get("authorization_endpoint") and options.get("token_endpoint")):
+        issuer, endpoints = options.get("issuer"), (options.get("authorization_endpoint"), options.get("token_endpoint"))
+        if issuer and not options.get("metadata_url") and not all(endpoints):
             settings["metadata_url"] = issuer.rstrip("/") + "/.well-known/openid-configuration"
         return cls(client_id=client_id, client_secret=client_secret, **settings)
 
@@ -321,9 +323,9 @@ class Upstream:
             problem = None if url is None else service_url_problem(url)
             if problem is not None:
                 raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
-        if self.audience_param not in ("resource", "audience", "none"):
+        if self.audience_param not in AUDIENCE_PARAMS:
             raise ConfigurationError("audience_param must be 'resource', 'audience' or 'none'.")
-        if self.token_auth_method not in ("client_secret_post", "client_secret_basic"):
+        if self.token_auth_method not in TOKEN_AUTH_METHODS:
             raise ConfigurationError("token_auth_method must be 'client_secret_post' or 'client_secret_basic'.")
         if not isinstance(self.access_tokens, AccessTokenProfile):
             raise ConfigurationError("access_tokens must be an AccessTokenProfile (e.g. AccessTokenProfile.rfc9068()).")
@@ -437,9 +439,7 @@ class Upstream:
         """Whether the shim issues its own access tokens: ``requested`` (the argument of
         ``OAuthShim(issue_tokens=...)``) when it is not ``None``, else this upstream's
         ``issue_tokens``; no preference at all means passthrough (``False``)."""
-        if requested is not None:
-            return requested
-        return bool(self.issue_tokens)
+        return bool(self.issue_tokens) if requested is None else requested
 
     def granted_scopes(self, scope: str) -> tuple[str, ...]:
         """The scopes of a token response's ``scope`` value, split as this IdP writes them."""

@@ -34,6 +34,7 @@ from joserfc.jws import extract_compact
 
 from . import jsonsafe
 from .cli import is_absolute_http_url
+from .config import TOKEN_AUTH_METHODS
 from .forms import append_query
 from .remote_keys import discovery_urls
 from .upstream import HttpxTransport, Transport, UpstreamError, client_authentication, default_http_client, exchange, get_json
@@ -272,7 +273,7 @@ class _Doctor:
             )
         if not isinstance(methods, list):
             return "WARN", "token_endpoint_auth_methods_supported is not a list."
-        usable = [m for m in ("client_secret_post", "client_secret_basic") if m in methods]
+        usable = [m for m in TOKEN_AUTH_METHODS if m in methods]
         if wanted in methods:
             return "OK", f"{wanted} supported"
         if usable:
@@ -350,7 +351,8 @@ class _Doctor:
             return "OK", f"the sample token is a JWT for {wanted}: passthrough works (issued tokens too)."
         if wanted is None:
             return "INFO", f"the sample token is a JWT with aud {audiences!r}; pass --audience or --public-url to compare."
-        return self.unless_issued(), f"the sample token is a JWT for {audiences!r}, not {wanted}: use issued-token mode (issue_tokens=True)."
+        message = f"the sample token is a JWT for {audiences!r}, not {wanted}: use issued-token mode (issue_tokens=True)."
+        return self.unless_issued(), message
 
     async def check_userinfo(self, doc: Mapping[str, Any]) -> Verdict:
         """Issued-token mode learns the user from the ID token or UserInfo: is UserInfo there?"""
