@@ -7,7 +7,6 @@ configured the way it will be against the real one.
 
 from __future__ import annotations
 
-import hmac
 import html
 import logging
 import secrets
@@ -30,7 +29,7 @@ from starlette.routing import Route
 
 from ..memo import BoundedMemo
 from .adapter import NO_STORE, StarletteOAuth2Request
-from .server import Client, DevAuthorizationServer, Principal, requested_audience, user_info
+from .server import Client, DevAuthorizationServer, Principal, requested_audience, same_text, user_info
 
 logger = logging.getLogger("mcp_oauth_shim.dev_idp")
 
@@ -191,12 +190,7 @@ class DevIdP:
         query = form.get("authorize_query")
         if not isinstance(query, str) or len(query) > 8192:
             return _invalid_request("Missing authorize_query.")
-        if not (
-            isinstance(username, str)
-            and isinstance(password, str)
-            and hmac.compare_digest(username.encode(), self.username.encode())
-            and hmac.compare_digest(password.encode(), self._password.encode())
-        ):
+        if not (same_text(username, self.username) and same_text(password, self._password)):
             return self._login_page(query, error="Wrong username or password.", status_code=401)
         # Back to the authorization endpoint, which now finds the session and issues the code.
         response = RedirectResponse(f"{self._path}/authorize?{query}", status_code=303, headers=NO_STORE)

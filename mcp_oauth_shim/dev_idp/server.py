@@ -39,6 +39,12 @@ class InvalidTargetError(OAuth2Error):
     error = "invalid_target"
 
 
+def same_text(given: object, expected: str) -> bool:
+    """Whether ``given`` is the string ``expected``, compared in constant time (no timing oracle
+    on client credentials or the demo password)."""
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a code or refresh token speaks for, and for which API it was granted.
@@ -81,7 +87,7 @@ class Client(ClientMixin):
         return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
+        return same_text(client_secret, self.client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in CLIENT_AUTH_METHODS
@@ -356,7 +362,7 @@ class DevAuthorizationServer(AuthorizationServer):
     # -- authlib hooks -------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
-        return self.client if hmac.compare_digest(client_id.encode(), self.client.client_id.encode()) else None
+        return self.client if same_text(client_id, self.client.client_id) else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         if "refresh_token" in token:
