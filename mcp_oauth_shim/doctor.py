@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -83,9 +84,7 @@ def failed(findings: list[Finding]) -> bool:
 
 async def diagnose(given: DoctorInput, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0) -> list[Finding]:
     """Run every check; network problems become findings, never exceptions."""
-    if http is not None:
-        return await _Doctor(given, http).run()
-    async with default_http_client(timeout) as client:
+    async with default_http_client(timeout) if http is None else nullcontext(http) as client:
         return await _Doctor(given, client).run()
 
 
