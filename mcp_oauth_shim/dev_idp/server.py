@@ -24,7 +24,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from authlib.oidc.core import OpenIDCode, UserInfo
+from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode, UserInfo
 from joserfc.jwk import KeySet, RSAKey
 from starlette.responses import Response
 
@@ -100,7 +100,9 @@ class Client(ClientMixin):
 
 
 @dataclass
-class AuthorizationCode:
+class AuthorizationCode(AuthorizationCodeMixin):
+    """A code waiting for its token request; no ``acr`` (the mixin's default)."""
+
     code: str
     client_id: str
     redirect_uri: str | None  # only when the request named one (RFC 6749 §4.1.3)
@@ -122,9 +124,6 @@ class AuthorizationCode:
 
     def get_auth_time(self) -> int:
         return self.principal.auth_time
-
-    def get_acr(self) -> None:
-        return None
 
     def get_amr(self) -> list[str]:
         return ["pwd"]
