@@ -96,7 +96,7 @@ class _Doctor:
     same JSON document policy and client authentication).
 
     Most checks return their :data:`Verdict` and :meth:`run` files it under the check's name;
-    the few that name several settings (the endpoints, the code flow, PKCE) add findings."""
+    the two that name different settings by their outcome (the code flow, PKCE) add findings."""
 
     def __init__(self, given: DoctorInput, http: httpx.AsyncClient) -> None:
         self.given = given
@@ -124,7 +124,9 @@ class _Doctor:
         if doc is None:
             return self.findings
         self.report("issuer", *self.check_issuer(doc))
-        endpoints_ok = self.check_endpoints(doc)
+        endpoints = {key: self.check_endpoint(doc, key) for key in ("authorization_endpoint", "token_endpoint")}
+        for key, verdict in endpoints.items():
+            self.report(key, verdict)
         self.check_code_flow(doc)
         self.check_pkce(doc)
         self.report("jwks_uri", await self.check_jwks(doc))
@@ -135,7 +137,7 @@ class _Doctor:
         self.report("token mode", self.check_token_mode(doc))
         if self.given.issue_tokens:
             self.report("userinfo_endpoint", await self.check_userinfo(doc))
-        if endpoints_ok:
+        if all(level == "OK" for level, _ in endpoints.values()):
             self.report("authorization request", await self.probe_authorize(doc))
             self.report("client credentials", await self.probe_token(doc))
         return self.findings
@@ -190,19 +192,13 @@ class _Doctor:
         problem = service_url_problem(issuer)
         return verdicts if problem is None else [*verdicts, ("FAIL", f"the issuer must {problem}.")]
 
-    def check_endpoints(self, doc: Mapping[str, Any]) -> bool:
-        ok = True
-        for key in ("authorization_endpoint", "token_endpoint"):
-            value = doc.get(key)
-            if not isinstance(value, str) or not value:
-                self.add("FAIL", key, "missing from the discovery document; the shim cannot log anyone in.")
-                ok = False
-            elif (problem := service_url_problem(value)) is not None:
-                self.add("FAIL", key, f"{value} does not work as an endpoint: it must {problem}.")
-                ok = False
-            else:
-                self.add("OK", key, value)
-        return ok
+    def check_endpoint(self, doc: Mapping[str, Any], key: str) -> Verdict:
+        value = doc.get(key)
+        if not isinstance(value, str) or not value:
+            return "FAIL", "missing from the discovery document; the shim cannot log anyone in."
+        if (problem := service_url_problem(value)) is not None:
+            return "FAIL", f"{value} does not work as an endpoint: it must {problem}."
+        return "OK", value
 
     def check_code_flow(self, doc: Mapping[str, Any]) -> None:
         response_types = doc.get("response_types_supported")
