@@ -320,8 +320,7 @@ class Upstream:
             )
         for name in URL_FIELDS:
             url = getattr(self, name)
-            problem = None if url is None else service_url_problem(url)
-            if problem is not None:
+            if url is not None and (problem := service_url_problem(url)) is not None:
                 raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
         if self.audience_param not in AUDIENCE_PARAMS:
             raise ConfigurationError("audience_param must be 'resource', 'audience' or 'none'.")
@@ -329,8 +328,7 @@ class Upstream:
             raise ConfigurationError("token_auth_method must be 'client_secret_post' or 'client_secret_basic'.")
         if not isinstance(self.access_tokens, AccessTokenProfile):
             raise ConfigurationError("access_tokens must be an AccessTokenProfile (e.g. AccessTokenProfile.rfc9068()).")
-        clash = sorted(RESERVED_AUTHORIZE_PARAMS & {key.lower() for key in self.extra_authorize_params})
-        if clash:
+        if clash := sorted(RESERVED_AUTHORIZE_PARAMS & {key.lower() for key in self.extra_authorize_params}):
             raise ConfigurationError(
                 f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
             )
