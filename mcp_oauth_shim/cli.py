@@ -383,8 +383,7 @@ def doctor(
 ) -> int:
     from .doctor import diagnose, failed, render
 
-    given = doctor_input(args, environ)
-    findings = asyncio.run(diagnose(given, http=http))
+    findings = asyncio.run(diagnose(doctor_input(args, environ), http=http))
     print(render(findings), file=out)
     return 1 if failed(findings) else 0
 

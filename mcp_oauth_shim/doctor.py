@@ -146,13 +146,12 @@ class _Doctor:
 
     async def discover(self) -> dict[str, Any] | None:
         problems: list[str] = []
-        given = self.given
-        urls = (given.metadata_url,) if given.metadata_url else discovery_urls(given.issuer or "")
+        urls = (self.given.metadata_url,) if self.given.metadata_url else discovery_urls(self.given.issuer or "")
         for url in urls:
             doc, problem = await self.get_json(url)
             if doc is not None:
                 self.add("OK", "discovery", f"read {url}")
-                if url != urls[0] and not self.given.metadata_url:
+                if url != urls[0]:  # only the issuer gives a second URL to try
                     message = "the IdP has no OpenID Connect discovery document; start the shim with --upstream-metadata-url "
                     self.add("WARN", "discovery", message + url)
                 return doc
