@@ -59,7 +59,6 @@ def to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Respo
     """authlib's ``(status, body, headers)`` as a Starlette response; JSON bodies are never cached."""
     merged = dict(headers)
     if isinstance(body, dict):
-        merged.update(NO_STORE)
-        merged["Content-Type"] = "application/json"
+        merged |= {**NO_STORE, "Content-Type": "application/json"}
         return Response(json.dumps(body), status_code=status, headers=merged)
     return Response(body or "", status_code=status, headers=merged)
