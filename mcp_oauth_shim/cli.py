@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from .config import ConfigurationError
+from .config import AUDIENCE_PARAMS, TOKEN_AUTH_METHODS, ConfigurationError
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
@@ -77,12 +77,12 @@ UPSTREAM_OPTIONS = (
     Option("client_secret", "that client's secret (prefer the variable: flags show in `ps`)", secret=True),
     Option(
         "token_auth_method", "how the shim authenticates at the IdP's token endpoint",
-        default="client_secret_post", choices=("client_secret_post", "client_secret_basic"),
+        default="client_secret_post", choices=TOKEN_AUTH_METHODS,
     ),
     Option("audience", "what the IdP puts in the access tokens' aud (default: the resource URL)", metavar="AUD"),
     Option(
         "audience_param", "how to ask the IdP for that audience: RFC 8707 resource=, Auth0-style audience=, or not at all",
-        default="resource", choices=("resource", "audience", "none"),
+        default="resource", choices=AUDIENCE_PARAMS,
     ),
     Option(
         "scopes", "scopes requested at the IdP when a client asks for none (comma or space separated)",
@@ -171,17 +171,20 @@ class Settings:
         for option in self.options:
             value = self.values.get(option.name)
             if option.secret and value:
-                shown = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
-            elif isinstance(value, (tuple, list)):
-                shown = ", ".join(value) if value else "(none)"
-            elif value is None:
-                shown = "(not set)"
-            elif isinstance(value, bool):
-                shown = "true" if value else "false"
-            else:
-                shown = str(value)
-            lines.append(f"  {option.flag[2:]:<26} {shown}  [{self.sources.get(option.name, 'default')}]")
+                value = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
+            lines.append(f"  {option.flag[2:]:<26} {_shown(value)}  [{self.sources.get(option.name, 'default')}]")
         return lines
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as the configuration report shows it and ``--help`` names a default."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(value) if value else "(none)"
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def is_absolute_http_url(url: str) -> bool:
@@ -240,26 +243,16 @@ def _parse_value(option: Option, raw: str) -> Any:
 
 def _add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     for option in options:
-        default = "" if option.default in (None, (), "") else f"; default: {_show_default(option.default)}"
+        default = "" if option.default in (None, (), "") else f"; default: {_shown(option.default)}"
         choices = f" (one of: {', '.join(option.choices)})" if option.choices else ""
+        # A boolean is a --flag / --no-flag pair; every other option takes a value.
+        how: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction}
+            if option.kind == "bool"
+            else {"choices": option.choices, "metavar": option.metavar or option.name.upper()}
+        )
         help_text = f"{option.help}{choices} [env: {option.env}{default}]"
-        if option.kind == "bool":
-            parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(
-                option.flag,
-                dest=option.name,
-                default=None,
-                choices=option.choices,
-                metavar=option.metavar or option.name.upper(),
-                help=help_text,
-            )
-
-
-def _show_default(value: Any) -> str:
-    if isinstance(value, tuple):
-        return " ".join(value)
-    return str(value).lower() if isinstance(value, bool) else str(value)
+        parser.add_argument(option.flag, dest=option.name, default=None, help=help_text, **how)
 
 
 def resolve(options: Sequence[Option], args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -331,28 +324,30 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     from .app_factory import build_app, build_shim
 
     settings = serve_settings(args, environ)
+    v = settings.values
     shim = build_shim(settings)
     app = build_app(settings, shim)
-    if settings.values["resource"] is None:
-        settings.values["resource"] = shim.resource
+    if v["resource"] is None:
+        v["resource"] = shim.resource
         settings.sources["resource"] = "derived from public-url"
-    print("mcp-oauth-shim serve, effective configuration:", file=out)
-    for line in settings.describe():
-        print(line, file=out)
-    print(f"  issuer                     {shim.issuer}", file=out)
-    print(f"  register at the IdP as the callback (redirect) URL: {shim.context.callback_url}", file=out)
-    print(f"  MCP clients connect to: {shim.resource}", file=out)
-    print(f"  health probes: {shim.public_url}{shim.context.paths.liveness} (liveness), {shim.public_url}{shim.context.paths.readiness} (IdP readiness)", file=out)
-    if settings.values["metrics_port"] is not None:
-        print(f"  metrics (internal): http://{_url_host(settings.values['host'])}:{settings.values['metrics_port']}/metrics", file=out)
-    if not settings.values["mcp_upstream"]:
-        print("  (no --mcp-upstream: serving the OAuth endpoints only)", file=out)
-    mismatch = listener_mismatch(settings)
-    if mismatch:
-        print(f"  {mismatch}", file=out)
+    paths = shim.context.paths
+    lines = [
+        "mcp-oauth-shim serve, effective configuration:",
+        *settings.describe(),
+        f"  issuer                     {shim.issuer}",
+        f"  register at the IdP as the callback (redirect) URL: {shim.context.callback_url}",
+        f"  MCP clients connect to: {shim.resource}",
+        f"  health probes: {shim.public_url}{paths.liveness} (liveness), {shim.public_url}{paths.readiness} (IdP readiness)",
+    ]
+    if v["metrics_port"] is not None:
+        lines.append(f"  metrics (internal): http://{_url_host(v['host'])}:{v['metrics_port']}/metrics")
+    if not v["mcp_upstream"]:
+        lines.append("  (no --mcp-upstream: serving the OAuth endpoints only)")
+    if mismatch := listener_mismatch(settings):
+        lines.append(f"  {mismatch}")
     if settings.sources.get("client_secret") == "flag":
-        print(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET", file=out)
-    out.flush()
+        lines.append(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET")
+    print(*lines, sep="\n", file=out, flush=True)
     if args.check:
         print("configuration OK (--check: not starting the server)", file=out)
         return 0
@@ -360,17 +355,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
 
     from .logs import uvicorn_log_config
 
-    if settings.values["metrics_port"] is not None:
+    if v["metrics_port"] is not None:
         from .metrics import start_metrics_server
 
-        start_metrics_server(settings.values["metrics_port"], settings.values["host"])
-    uvicorn.run(
-        app,
-        host=settings.values["host"],
-        port=settings.values["port"],
-        log_level=settings.values["log_level"],
-        log_config=uvicorn_log_config(settings.values["log_format"]),
-    )
+        start_metrics_server(v["metrics_port"], v["host"])
+    uvicorn.run(app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]))
     return 0
 
 
@@ -394,8 +383,7 @@ def doctor(
 ) -> int:
     from .doctor import diagnose, failed, render
 
-    given = doctor_input(args, environ)
-    findings = asyncio.run(diagnose(given, http=http))
+    findings = asyncio.run(diagnose(doctor_input(args, environ), http=http))
     print(render(findings), file=out)
     return 1 if failed(findings) else 0
 

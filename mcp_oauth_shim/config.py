@@ -13,7 +13,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypedDict, Unpack, get_args
 
 from .urls import is_loopback_host, service_url_problem
 
@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 AudienceParam = Literal["resource", "audience", "none"]
+AUDIENCE_PARAMS: tuple[AudienceParam, ...] = get_args(AudienceParam)
 TokenAuthMethod = Literal["client_secret_post", "client_secret_basic"]
+TOKEN_AUTH_METHODS: tuple[TokenAuthMethod, ...] = get_args(TokenAuthMethod)
 #: Where issued-token mode learns who signed in (see :attr:`Upstream.identity`).
 IdentitySource = Literal["id_token", "userinfo", "github"]
 IDENTITY_SOURCES: tuple[IdentitySource, ...] = get_args(IdentitySource)
@@ -211,6 +213,33 @@ ENTRA_ACCESS_TOKENS = AccessTokenProfile(
 )
 
 
+class UpstreamOptions(TypedDict, total=False):
+    """The optional settings of :meth:`Upstream.oidc`: the :class:`Upstream` fields of the same
+    names, with their defaults; scopes may also be given as lists."""
+
+    issuer: str | None
+    metadata_url: str | None
+    authorization_endpoint: str | None
+    token_endpoint: str | None
+    revocation_endpoint: str | None
+    jwks_uri: str | None
+    audience: str | None
+    audience_param: AudienceParam
+    default_scopes: tuple[str, ...] | list[str]
+    extra_scopes: tuple[str, ...] | list[str]
+    extra_authorize_params: Mapping[str, str] | None
+    token_auth_method: TokenAuthMethod
+    timeout: float
+    name: str
+    scope_prefix: str
+    access_tokens: AccessTokenProfile
+    issue_tokens: bool | None
+    identity: IdentitySource
+    userinfo_endpoint: str | None
+    user_api: str | None
+    granted_scope_delimiter: str
+
+
 @dataclass(frozen=True)
 class Upstream:
     """The identity provider behind the shim: one static confidential client.
@@ -253,33 +282,7 @@ class Upstream:
     granted_scope_delimiter: str = " "
 
     @classmethod
-    def oidc(
-        cls,
-        *,
-        client_id: str,
-        client_secret: str,
-        issuer: str | None = None,
-        metadata_url: str | None = None,
-        audience: str | None = None,
-        audience_param: AudienceParam = "resource",
-        default_scopes: tuple[str, ...] | list[str] = ("openid",),
-        extra_scopes: tuple[str, ...] | list[str] = (),
-        extra_authorize_params: Mapping[str, str] | None = None,
-        token_auth_method: TokenAuthMethod = "client_secret_post",
-        authorization_endpoint: str | None = None,
-        token_endpoint: str | None = None,
-        revocation_endpoint: str | None = None,
-        jwks_uri: str | None = None,
-        timeout: float = 10.0,
-        name: str = "oidc",
-        scope_prefix: str = "",
-        access_tokens: AccessTokenProfile = OIDC_ACCESS_TOKENS,
-        issue_tokens: bool | None = None,
-        identity: IdentitySource = "id_token",
-        userinfo_endpoint: str | None = None,
-        user_api: str | None = None,
-        granted_scope_delimiter: str = " ",
-    ) -> Upstream:
+    def oidc(cls, *, client_id: str, client_secret: str, **options: Unpack[UpstreamOptions]) -> Upstream:
         """A generic OpenID Connect / RFC 8414 provider.
 
         ``issuer`` or ``metadata_url`` is required unless every endpoint is given explicitly.
@@ -300,34 +303,14 @@ class Upstream:
             raise ConfigurationError("Upstream.client_id is required: the client you registered at the IdP.")
         if not client_secret:
             raise ConfigurationError("Upstream.client_secret is required: the shim is a confidential client.")
-        params = dict(extra_authorize_params or {})
-        if issuer and not metadata_url and not (authorization_endpoint and token_endpoint):
-            metadata_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        return cls(
-            client_id=client_id,
-            client_secret=client_secret,
-            issuer=issuer,
-            metadata_url=metadata_url,
-            authorization_endpoint=authorization_endpoint,
-            token_endpoint=token_endpoint,
-            revocation_endpoint=revocation_endpoint,
-            jwks_uri=jwks_uri,
-            audience=audience,
-            audience_param=audience_param,
-            default_scopes=tuple(default_scopes),
-            extra_scopes=tuple(extra_scopes),
-            extra_authorize_params=params,
-            token_auth_method=token_auth_method,
-            timeout=timeout,
-            name=name,
-            scope_prefix=scope_prefix,
-            access_tokens=access_tokens,
-            issue_tokens=issue_tokens,
-            identity=identity,
-            userinfo_endpoint=userinfo_endpoint,
-            user_api=user_api,
-            granted_scope_delimiter=granted_scope_delimiter,
-        )
+        settings: dict[str, Any] = {**options, "extra_authorize_params": dict(options.get("extra_authorize_params") or {})}
+        for name in ("default_scopes", "extra_scopes"):
+            if name in settings:
+                settings[name] = tuple(settings[name])
+        issuer, endpoints = options.get("issuer"), (options.get("authorization_endpoint"), options.get("token_endpoint"))
+        if issuer and not options.get("metadata_url") and not all(endpoints):
+            settings["metadata_url"] = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        return cls(client_id=client_id, client_secret=client_secret, **settings)
 
     def __post_init__(self) -> None:
         """Refuse a configuration that cannot work, naming the setting to change."""
@@ -337,17 +320,15 @@ class Upstream:
             )
         for name in URL_FIELDS:
             url = getattr(self, name)
-            problem = None if url is None else service_url_problem(url)
-            if problem is not None:
+            if url is not None and (problem := service_url_problem(url)) is not None:
                 raise ConfigurationError(f"Upstream {name} must {problem}, got {url!r}.")
-        if self.audience_param not in ("resource", "audience", "none"):
+        if self.audience_param not in AUDIENCE_PARAMS:
             raise ConfigurationError("audience_param must be 'resource', 'audience' or 'none'.")
-        if self.token_auth_method not in ("client_secret_post", "client_secret_basic"):
+        if self.token_auth_method not in TOKEN_AUTH_METHODS:
             raise ConfigurationError("token_auth_method must be 'client_secret_post' or 'client_secret_basic'.")
         if not isinstance(self.access_tokens, AccessTokenProfile):
             raise ConfigurationError("access_tokens must be an AccessTokenProfile (e.g. AccessTokenProfile.rfc9068()).")
-        clash = sorted(RESERVED_AUTHORIZE_PARAMS & {key.lower() for key in self.extra_authorize_params})
-        if clash:
+        if clash := sorted(RESERVED_AUTHORIZE_PARAMS & {key.lower() for key in self.extra_authorize_params}):
             raise ConfigurationError(
                 f"extra_authorize_params may not set {', '.join(clash)}: the shim sets these itself."
             )
@@ -456,9 +437,7 @@ class Upstream:
         """Whether the shim issues its own access tokens: ``requested`` (the argument of
         ``OAuthShim(issue_tokens=...)``) when it is not ``None``, else this upstream's
         ``issue_tokens``; no preference at all means passthrough (``False``)."""
-        if requested is not None:
-            return requested
-        return bool(self.issue_tokens)
+        return bool(self.issue_tokens) if requested is None else requested
 
     def granted_scopes(self, scope: str) -> tuple[str, ...]:
         """The scopes of a token response's ``scope`` value, split as this IdP writes them."""

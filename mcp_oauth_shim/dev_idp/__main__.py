@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--send-iss", action="store_true", help="add RFC 9207 iss to authorization responses")
     args = parser.parse_args(argv)
 
-    secret = os.environ.get("DEV_IDP_CLIENT_SECRET")
-    if not secret:
+    if not (secret := os.environ.get("DEV_IDP_CLIENT_SECRET")):
         print("Set DEV_IDP_CLIENT_SECRET to the client secret the shim will use.", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -10,7 +10,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,23 +19,16 @@ from starlette.responses import Response
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class Payload(OAuth2Payload):
+class Payload(BasicOAuth2Payload):
     """Parameters of one request; repeated names are kept so authlib can refuse duplicates
     (RFC 6749 §3.1 and §3.2: parameters MUST NOT be included more than once)."""
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        datalist: defaultdict[str, list[str]] = defaultdict(list)
         for key, value in items:
-            self._datalist[key].append(value)
-        self._data = {key: values[0] for key, values in self._datalist.items()}
-
-    @property
-    def data(self) -> dict[str, str]:
-        return self._data
-
-    @property
-    def datalist(self) -> defaultdict[str, list[str]]:
-        return self._datalist
+            datalist[key].append(value)
+        super().__init__({key: values[0] for key, values in datalist.items()})
+        self._datalist = datalist
 
 
 class StarletteOAuth2Request(OAuth2Request):
@@ -65,7 +59,6 @@ def to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Respo
     """authlib's ``(status, body, headers)`` as a Starlette response; JSON bodies are never cached."""
     merged = dict(headers)
     if isinstance(body, dict):
-        merged.update(NO_STORE)
-        merged["Content-Type"] = "application/json"
+        merged |= {**NO_STORE, "Content-Type": "application/json"}
         return Response(json.dumps(body), status_code=status, headers=merged)
     return Response(body or "", status_code=status, headers=merged)

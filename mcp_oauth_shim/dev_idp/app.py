@@ -7,14 +7,13 @@ configured the way it will be against the real one.
 
 from __future__ import annotations
 
-import hmac
 import html
 import logging
 import secrets
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,14 +28,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from ..memo import BoundedMemo
-from .adapter import NO_STORE, StarletteOAuth2Request, to_response
-from .server import (
-    Client,
-    DevAuthorizationServer,
-    Principal,
-    requested_audience,
-    user_info,
-)
+from .adapter import NO_STORE, StarletteOAuth2Request
+from .server import Client, DevAuthorizationServer, Principal, requested_audience, same_text, user_info
 
 logger = logging.getLogger("mcp_oauth_shim.dev_idp")
 
@@ -58,12 +51,6 @@ def _invalid_request(description: str = "Malformed request parameter.") -> Respo
     # By default for the ValueError authlib raises when an error description would echo
     # characters RFC 6749 §4.1.2.1 forbids (a quote in a redirect_uri, say): 400, not a crash.
     return JSONResponse({"error": "invalid_request", "error_description": description}, status_code=400, headers=NO_STORE)
-
-
-@dataclass(frozen=True)
-class _Session:
-    username: str
-    auth_time: int
 
 
 class DevIdP:
@@ -109,14 +96,12 @@ class DevIdP:
         self._path = parts.path.rstrip("/")
         # Sign-ins are kept for this process, the oldest forgotten first: a stream of logins
         # (the dev IdP may run next to a public demo) cannot grow memory without bound.
-        self._sessions: BoundedMemo[str, _Session] = BoundedMemo(MAX_SESSIONS)
+        self._sessions: BoundedMemo[str, Principal] = BoundedMemo(MAX_SESSIONS)
         self.server = DevAuthorizationServer(
             issuer=issuer,
             client=Client(client_id, self.client_secret, tuple(redirect_uris), tuple(scopes)),
             audiences=audiences,
             access_token_ttl=access_token_ttl,
-            request_factory=StarletteOAuth2Request,
-            response_factory=to_response,
         )
         self.scopes = tuple(scopes)
         self.app = Starlette(
@@ -170,25 +155,19 @@ class DevIdP:
     # -- authorization endpoint (RFC 6749 §4.1.1) ------------------------------------------
 
     async def authorize(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None and self.auto_approve:
-            session = _Session(self.username, int(time.time()))  # headless: signed in, no cookie needed
+        user = self._sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        if user is None and self.auto_approve:
+            user = self._signed_in()  # headless: signed in, no cookie needed
         try:
-            oauth_request = StarletteOAuth2Request(request)
-            grant = self.server.get_consent_grant(oauth_request, end_user=session)
+            grant = self.server.get_consent_grant(StarletteOAuth2Request(request), end_user=user)
         except OAuth2Error as error:
             return self._with_iss(self.server.handle_error_response(None, error))
         except ValueError:
             return _invalid_request()
-        if session is None:
+        if user is None:
             return self._login_page(request.url.query)
-        principal = Principal(
-            username=session.username,
-            name="Demo User",
-            email=f"{session.username}@example.test",
-            audience=requested_audience(grant.request),
-            auth_time=session.auth_time,
-        )
+        # The code is granted for the API this request names (RFC 8707).
+        principal = replace(user, audience=requested_audience(grant.request))
         response = self.server.create_authorization_response(grant.request, grant_user=principal, grant=grant)
         return self._with_iss(response)
 
@@ -211,23 +190,19 @@ class DevIdP:
         query = form.get("authorize_query")
         if not isinstance(query, str) or len(query) > 8192:
             return _invalid_request("Missing authorize_query.")
-        if not (
-            isinstance(username, str)
-            and isinstance(password, str)
-            and hmac.compare_digest(username.encode(), self.username.encode())
-            and hmac.compare_digest(password.encode(), self._password.encode())
-        ):
+        if not (same_text(username, self.username) and same_text(password, self._password)):
             return self._login_page(query, error="Wrong username or password.", status_code=401)
         # Back to the authorization endpoint, which now finds the session and issues the code.
         response = RedirectResponse(f"{self._path}/authorize?{query}", status_code=303, headers=NO_STORE)
         session_id = secrets.token_urlsafe(32)
-        self._sessions.put(session_id, _Session(self.username, int(time.time())))
+        self._sessions.put(session_id, self._signed_in())
         response.set_cookie(SESSION_COOKIE, session_id, path=self._path or "/", httponly=True, samesite="lax",
                             secure=self.issuer.startswith("https:"))
         return response
 
-    def _session(self, request: Request) -> _Session | None:
-        return self._sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+    def _signed_in(self) -> Principal:
+        """The demo user, signed in now; the audience comes with each authorization request."""
+        return Principal(self.username, audience=None, auth_time=int(time.time()))
 
     def _login_page(self, query: str, error: str | None = None, status_code: int = 200) -> Response:
         e = html.escape
@@ -276,8 +251,7 @@ class DevIdP:
             )
         except (JoseError, ValueError):
             return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        principal = Principal(claims["sub"], "Demo User", f"{claims['sub']}@example.test", None, 0)
-        return JSONResponse(dict(user_info(principal, claims.get("scope", ""))), headers=NO_STORE)
+        return JSONResponse(dict(user_info(claims["sub"], claims.get("scope", ""))), headers=NO_STORE)
 
     # -- serving -------------------------------------------------------------------------
 

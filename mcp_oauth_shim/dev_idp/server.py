@@ -1,7 +1,7 @@
 """The OAuth core of the development IdP: authlib's authorization server, grants and models.
 
-Everything here is framework-free; :mod:`.starlette` adapts it to HTTP and :mod:`.app` adds the
-pages. Storage is a few in-memory dicts: restarting the IdP forgets every code and refresh token.
+:mod:`.adapter` carries requests and responses between it and Starlette, and :mod:`.app` adds
+the pages. Storage is a few in-memory dicts: restarting the IdP forgets every code and refresh token.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,8 +24,11 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from authlib.oidc.core import OpenIDCode, UserInfo
+from authlib.oidc.core import AuthorizationCodeMixin, OpenIDCode, UserInfo
 from joserfc.jwk import KeySet, RSAKey
+from starlette.responses import Response
+
+from .adapter import to_response
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
@@ -34,6 +37,12 @@ class InvalidTargetError(OAuth2Error):
     """RFC 8707 §2: the requested resource (or Auth0-style audience) is not one this IdP serves."""
 
     error = "invalid_target"
+
+
+def same_text(given: object, expected: str) -> bool:
+    """Whether ``given`` is the string ``expected``, compared in constant time (no timing oracle
+    on client credentials or the demo password)."""
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,6 @@ class Principal:
     """
 
     username: str
-    name: str
-    email: str
     audience: str | None
     auth_time: int
 
@@ -80,7 +87,7 @@ class Client(ClientMixin):
         return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
+        return same_text(client_secret, self.client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in CLIENT_AUTH_METHODS
@@ -93,7 +100,9 @@ class Client(ClientMixin):
 
 
 @dataclass
-class AuthorizationCode:
+class AuthorizationCode(AuthorizationCodeMixin):
+    """A code waiting for its token request; no ``acr`` (the mixin's default)."""
+
     code: str
     client_id: str
     redirect_uri: str | None  # only when the request named one (RFC 6749 §4.1.3)
@@ -116,9 +125,6 @@ class AuthorizationCode:
     def get_auth_time(self) -> int:
         return self.principal.auth_time
 
-    def get_acr(self) -> None:
-        return None
-
     def get_amr(self) -> list[str]:
         return ["pwd"]
 
@@ -139,9 +145,6 @@ class RefreshToken:
 
     def is_expired(self) -> bool:
         return time.time() >= self.expires_at
-
-    def is_revoked(self) -> bool:
-        return False  # revoked tokens are deleted from the store
 
 
 @dataclass
@@ -287,17 +290,17 @@ class IdTokens(OpenIDCode):
         return {"iss": self.server.issuer, "aud": [client.get_client_id()], "exp": int(time.time()) + 3600}
 
     def generate_user_info(self, user: Principal, scope: str) -> UserInfo:
-        return user_info(user, scope)
+        return user_info(user.username, scope)
 
 
-def user_info(user: Principal, scope: str) -> UserInfo:
-    """OpenID Connect Core §5.4: claims released per scope."""
+def user_info(username: str, scope: str) -> UserInfo:
+    """OpenID Connect Core §5.4: the demo account's claims, released per scope."""
     scopes = scope.split()
-    info = UserInfo(sub=user.username)
+    info = UserInfo(sub=username)
     if "profile" in scopes:
-        info["name"] = user.name
+        info["name"] = "Demo User"
     if "email" in scopes:
-        info["email"] = user.email
+        info["email"] = f"{username}@example.test"
         info["email_verified"] = True
     return info
 
@@ -337,14 +340,11 @@ class AccessTokens(JWTBearerTokenGenerator):
 
 
 class DevAuthorizationServer(AuthorizationServer):
-    """authlib's authorization server over :class:`Store`, without an HTTP framework.
-
-    ``handle_response`` and ``create_oauth2_request`` are supplied by the HTTP adapter.
-    """
+    """authlib's authorization server over :class:`Store`; its answers become Starlette
+    responses through :func:`.adapter.to_response`."""
 
     def __init__(self, *, issuer: str, client: Client, audiences: Iterable[str] | None,
-                 access_token_ttl: int = 3600, refresh_token_ttl: int = 30 * 24 * 3600,
-                 request_factory: Callable[[Any], OAuth2Request], response_factory: Callable[..., Any]) -> None:
+                 access_token_ttl: int = 3600, refresh_token_ttl: int = 30 * 24 * 3600) -> None:
         super().__init__(scopes_supported=None)  # unknown scopes are dropped, not refused
         self.issuer = issuer
         self.client = client
@@ -353,8 +353,6 @@ class DevAuthorizationServer(AuthorizationServer):
         self.keys = KeySet([RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"},
                                                 private=True, auto_kid=True)])
         self.refresh_token_ttl = refresh_token_ttl
-        self._request_factory = request_factory
-        self._response_factory = response_factory
         self.register_token_generator("default", AccessTokens(self, access_token_ttl))
         self.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), IdTokens(self)])
         self.register_grant(RefreshTokenGrant)
@@ -363,7 +361,7 @@ class DevAuthorizationServer(AuthorizationServer):
     # -- authlib hooks -------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
-        return self.client if hmac.compare_digest(client_id.encode(), self.client.client_id.encode()) else None
+        return self.client if same_text(client_id, self.client.client_id) else None
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         if "refresh_token" in token:
@@ -375,11 +373,12 @@ class DevAuthorizationServer(AuthorizationServer):
                 expires_at=time.time() + self.refresh_token_ttl,
             )
 
-    def create_oauth2_request(self, request: Any) -> OAuth2Request:
-        return request if isinstance(request, OAuth2Request) else self._request_factory(request)
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        # The HTTP side hands every endpoint a finished request (it reads the form first).
+        return request
 
-    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Any:
-        return self._response_factory(status, body, headers)
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        return to_response(status, body, headers)
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         pass  # no signal bus: nothing listens
