@@ -19,18 +19,19 @@ only when the verifier is first used.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mcp.server.auth.provider import AccessToken
 from pydantic import PrivateAttr
 
 from .encryption import DecryptionError, TokenCipher
 from .identity import Identity
-from .rfc6750 import validate_scope_token
 from .rfc9068 import MAX_TOKEN_LENGTH, IssuedTokenVerifier, ShimClaims
-from .signing_keys import SigningKeys
 from .verify import BearerVerifier, VerifierUpstream
+
+if TYPE_CHECKING:
+    from .issuing import TokenIssuer
 
 __all__ = ["IssuedAccessToken", "IssuedBearerVerifier"]
 
@@ -95,10 +96,10 @@ class IssuedAccessToken(AccessToken):
 
 
 class IssuedBearerVerifier(BearerVerifier):
-    """Checks the shim's own RFC 9068 access tokens, locally; a ``BearerVerifier`` in every
-    other respect (challenges, scopes, the SDK protocol, the token cache). ``keys`` are the
-    shim's signing keys; ``issuer`` is the shim's issuer and ``audience`` the resource.
-    ``cipher`` opens the IdP's token carried inside
+    """Checks the RFC 9068 access tokens ``tokens`` mints, locally; a ``BearerVerifier`` in every
+    other respect (challenges, scopes, the SDK protocol, the token cache). The issuer's keys
+    check the signature, its ``issuer`` is the expected ``iss`` and its ``resource`` the
+    ``aud``; its cipher opens the IdP's token carried inside
     (:meth:`IssuedAccessToken.upstream_access_token`)."""
 
     max_token_length = MAX_TOKEN_LENGTH
@@ -106,43 +107,32 @@ class IssuedBearerVerifier(BearerVerifier):
     def __init__(
         self,
         upstream: VerifierUpstream,
+        tokens: TokenIssuer,
         *,
-        keys: SigningKeys,
-        issuer: str,
-        audience: str,
         resource_metadata_url: str,
-        cipher: TokenCipher | None = None,
         required_scopes: Iterable[str] = (),
         scopes_supported: Iterable[str] | None = None,
-        leeway: int = 30,
-        cache_size: int = 4096,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
             upstream,
-            audience=audience,
-            issuer=issuer,
+            audience=tokens.resource,
+            issuer=tokens.issuer,
             resource_metadata_url=resource_metadata_url,
             required_scopes=required_scopes,
             scopes_supported=scopes_supported,
-            leeway=leeway,
-            cache_size=cache_size,
             introspect=False,
-            clock=clock,
         )
-        self.issuer = issuer
-        self.cipher = cipher
-        self.signing_keys = keys
+        self.cipher = tokens.cipher
         # The token objects handed out are kept in the inherited cache until the token expires:
         # a repeated call costs a hash and a lookup (pydantic validation is not repeated).
         self._issued = IssuedTokenVerifier(
-            keys,
-            issuer=issuer,
-            audience=audience,
-            leeway=leeway,
-            required_scopes=tuple(validate_scope_token(s) for s in required_scopes),
+            tokens.keys,
+            issuer=tokens.issuer,
+            audience=tokens.resource,
+            leeway=self.leeway,
+            required_scopes=self.required_scopes,
             cache_size=0,
-            clock=clock,
+            clock=self._clock,
         )
 
     async def verify_locally(self, token: str) -> AccessToken:

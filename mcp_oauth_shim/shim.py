@@ -384,10 +384,7 @@ class OAuthShim:
 
             return IssuedBearerVerifier(
                 self.upstream_client,
-                keys=issued.keys,
-                issuer=self.issuer,
-                audience=self.resource,
-                cipher=issued.cipher,
+                issued.tokens,
                 resource_metadata_url=self.resource_metadata_url,
                 required_scopes=self.required_scopes,
                 scopes_supported=self.scopes_supported,
