@@ -310,12 +310,8 @@ class OAuthShim:
         from .health import Liveness, Readiness
 
         ctx = self.context
-        return [
-            Route(ctx.route_path(ctx.paths.liveness), Liveness().__call__, methods=["GET"], include_in_schema=False),
-            Route(
-                ctx.route_path(ctx.paths.readiness), Readiness(self.upstream_client).__call__, methods=["GET"], include_in_schema=False
-            ),
-        ]
+        probes = [(ctx.paths.liveness, Liveness().__call__), (ctx.paths.readiness, Readiness(self.upstream_client).__call__)]
+        return [Route(ctx.route_path(path), probe, methods=["GET"], include_in_schema=False) for path, probe in probes]
 
     @cached_property
     def metrics_app(self) -> ASGIApp:
@@ -438,18 +434,16 @@ def _require_service_url(name: str, url: object, *, query_allowed: bool = True) 
 
 
 def _upstream_from_custom_metadata(doc: Mapping[str, Any]) -> Upstream:
-    issuer = doc.get("issuer")
-    authorize, token = doc.get("authorization_endpoint"), doc.get("token_endpoint")
-    if not isinstance(issuer, str) or not isinstance(authorize, str) or not isinstance(token, str):
+    if not all(isinstance(doc.get(name), str) for name in ("issuer", "authorization_endpoint", "token_endpoint")):
         raise ConfigurationError("custom_metadata needs issuer, authorization_endpoint and token_endpoint.")
     try:
         # No client: in custom-metadata mode the shim only serves the document.
         return Upstream(
             client_id="",
             client_secret="",
-            issuer=issuer,
-            authorization_endpoint=authorize,
-            token_endpoint=token,
+            issuer=doc["issuer"],
+            authorization_endpoint=doc["authorization_endpoint"],
+            token_endpoint=doc["token_endpoint"],
             revocation_endpoint=doc.get("revocation_endpoint"),
             jwks_uri=doc.get("jwks_uri"),
             default_scopes=tuple(doc.get("scopes_supported") or ()),
