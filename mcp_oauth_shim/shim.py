@@ -329,9 +329,7 @@ class OAuthShim:
         """The same routes as a FastAPI ``APIRouter``: ``app.include_router(shim.router)``."""
         from fastapi import APIRouter
 
-        router = APIRouter(lifespan=self.lifespan)
-        router.routes.extend(self.routes)
-        return router
+        return APIRouter(routes=self.routes, lifespan=self.lifespan)
 
     @cached_property
     def app(self) -> Starlette:
@@ -415,8 +413,7 @@ def _is_placeholder(value: str) -> bool:
 def _refuse_placeholders(upstream: Upstream, secret_keys: Sequence[str | bytes]) -> None:
     """Refuse the README's snippet pasted unchanged, which would otherwise build a shim that
     starts, signs with a published key and fails only at the IdP."""
-    fields = {"client_id": upstream.client_id, "client_secret": upstream.client_secret}
-    for name, value in fields.items():
+    for name, value in (("client_id", upstream.client_id), ("client_secret", upstream.client_secret)):
         if isinstance(value, str) and _is_placeholder(value):
             raise ConfigurationError(f"{name}={value!r} is a placeholder: use the value from your identity provider.")
     for key in secret_keys:
