@@ -77,10 +77,8 @@ def _bearer_token(scope: Scope) -> bytes | None:
     if found is None:
         return None
     scheme, _, rest = found.strip().partition(b" ")
-    if scheme.lower() != b"bearer":
-        return None
     token = rest.lstrip(b" ")
-    if not token:
+    if scheme.lower() != b"bearer" or not token:
         return None
     if not _B64TOKEN.fullmatch(token):
         raise _Malformed("The Authorization header must be 'Bearer <token>' with a single token.")
