@@ -122,8 +122,7 @@ def error_description(err: OAuth2Error) -> str:
     return err.description or err.get_error_description() or ""
 
 
-def ascii_description(text: str) -> str:
-    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, the same
-    set as RFC 6750 §3, so one sanitiser serves both."""
-    return sanitize_description(text)
+# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, the same set as
+# RFC 6750 §3, so one sanitiser serves both.
+ascii_description = sanitize_description
 
