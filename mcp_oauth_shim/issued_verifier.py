@@ -37,6 +37,9 @@ __all__ = ["IssuedAccessToken", "IssuedBearerVerifier"]
 
 logger = logging.getLogger("mcp_oauth_shim.verify")
 
+# The fields of ShimClaims an IssuedAccessToken carries as they are, under the same name.
+_SAME_NAMED_FIELDS = ("client_id", "expires_at", "resource", "subject", "name", "email", "preferred_username")
+
 
 class IssuedAccessToken(AccessToken):
     """A verified access token the shim issued: the SDK's ``AccessToken`` (``token``,
@@ -52,18 +55,8 @@ class IssuedAccessToken(AccessToken):
 
     @classmethod
     def from_claims(cls, token: str, claims: ShimClaims, cipher: TokenCipher | None) -> IssuedAccessToken:
-        access = cls(
-            token=token,
-            client_id=claims.client_id,
-            scopes=list(claims.scopes),
-            expires_at=claims.expires_at,
-            resource=claims.resource,
-            subject=claims.subject,
-            claims=dict(claims.claims),
-            name=claims.name,
-            email=claims.email,
-            preferred_username=claims.preferred_username,
-        )
+        copied = {name: getattr(claims, name) for name in _SAME_NAMED_FIELDS}
+        access = cls(token=token, scopes=list(claims.scopes), claims=dict(claims.claims), **copied)
         access._claims = claims
         access._cipher = cipher
         return access
