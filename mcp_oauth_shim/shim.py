@@ -215,7 +215,7 @@ class OAuthShim:
             raise ConfigurationError("signing_keys sign the shim's own tokens: they need issue_tokens=True.")
         self._identity_http: httpx.AsyncClient | None = None
         if self.issue_tokens:
-            self.context.issued = self._issued_mode(secret_keys or (), signing_keys, sealer, lifetimes)
+            self.context.issued = self._issued_mode(secret_keys or (), signing_keys)
         if machine_clients or enterprise_idps:
             if self.custom_metadata is not None:
                 raise ConfigurationError("machine_clients and enterprise_idps need the shim's token endpoint, not custom_metadata.")
@@ -236,11 +236,7 @@ class OAuthShim:
             enable_tracing()
 
     def _issued_mode(
-        self,
-        secret_keys: Sequence[str | bytes],
-        signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None,
-        sealer: Sealer,
-        lifetimes: Lifetimes,
+        self, secret_keys: Sequence[str | bytes], signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None
     ) -> IssuedMode:
         """What issued-token mode needs, built once: cipher, token issuer (with its keys), identity source."""
         from .encryption import TokenCipher
@@ -253,10 +249,10 @@ class OAuthShim:
         tokens = TokenIssuer(
             keys=SigningKeys.load(secret_keys=secret_keys, signing_keys=signing_keys),
             cipher=cipher,
-            sealer=sealer,
+            sealer=self.context.sealer,
             issuer=self.issuer,
             resource=self.resource,
-            access_token_lifetime=lifetimes.access_token,
+            access_token_lifetime=self.context.lifetimes.access_token,
         )
         identity = UpstreamIdentity(self.upstream, self.upstream_client, self._identity_client, KeyStore(self.upstream_client, clock=time.time))
         return IssuedMode(cipher=cipher, tokens=tokens, identity=identity)
