@@ -145,16 +145,15 @@ class RequireBearer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
-            return
-        if scope["type"] != "http" or _is_cors_preflight(scope):
+        elif scope["type"] != "http" or _is_cors_preflight(scope):
             await self.app(scope, receive, send)
-            return
-        try:
-            access = await self.authenticate(scope)
-        except BearerRefusal as refused:
-            await refused.response(scope, receive, send)
-            return
-        await self._call_app(access, scope, receive, send)
+        else:
+            try:
+                access = await self.authenticate(scope)
+            except BearerRefusal as refused:
+                await refused.response(scope, receive, send)
+                return
+            await self._call_app(access, scope, receive, send)
 
     async def authenticate(self, scope: Scope) -> AccessToken:
         """The verified token of an HTTP request, or :class:`BearerRefusal` with the answer.
