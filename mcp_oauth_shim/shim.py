@@ -33,10 +33,7 @@ from .machine_access import build_machine_access
 from .machine_clients import MachineClient
 from .rfc7523 import MemoryReplayGuard, ReplayGuard
 from .rfc8414 import metadata_paths
-from .rfc9728 import (
-    resource_metadata_paths,
-    resource_metadata_url,
-)
+from .rfc9728 import resource_metadata_paths, resource_metadata_url
 from .sealing import Sealer
 from .upstream import UpstreamClient
 from .urls import service_url_problem
