@@ -112,8 +112,8 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware, skip=skip)])
 
 
-async def warn_if_idp_unavailable(shim: OAuthShim) -> bool:
-    """Read the IdP's metadata once; log a warning (and go on) when that fails. True if it worked."""
+async def warn_if_idp_unavailable(shim: OAuthShim) -> None:
+    """Read the IdP's metadata once; log a warning (and go on) when that fails."""
     from .upstream import UpstreamError
 
     try:
@@ -124,8 +124,6 @@ async def warn_if_idp_unavailable(shim: OAuthShim) -> bool:
             "sign-ins fail until it answers (check it with `mcp-oauth-shim doctor`).",
             exc.description,
         )
-        return False
-    return True
 
 
 def create_app() -> ASGIApp:

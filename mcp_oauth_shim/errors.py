@@ -89,8 +89,6 @@ def redirect_error(err: OAuth2Error, redirect_uri: str, *, state: str | None, is
     return redirect(append_query(redirect_uri, params))
 
 
-GENERIC_HEADLINE = "Sign-in could not continue"
-GENERIC_EXPLANATION = "This server could not complete the sign-in."
 _ERROR_PAGE = load_template("error.html")
 
 
@@ -98,8 +96,8 @@ def html_error(
     err: OAuth2Error,
     *,
     status_code: int | None = None,
-    headline: str = GENERIC_HEADLINE,
-    explanation: str = GENERIC_EXPLANATION,
+    headline: str = "Sign-in could not continue",
+    explanation: str = "This server could not complete the sign-in.",
 ) -> Response:
     """An error shown to the person in the browser, when there is no trusted redirect URI to
     report it to (RFC 6749 §4.1.2.1 first paragraph, RFC 9700 §4.11.2).
@@ -122,8 +120,7 @@ def error_description(err: OAuth2Error) -> str:
     return err.description or err.get_error_description() or ""
 
 
-def ascii_description(text: str) -> str:
-    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, the same
-    set as RFC 6750 §3, so one sanitiser serves both."""
-    return sanitize_description(text)
+# RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, the same set as
+# RFC 6750 §3, so one sanitiser serves both.
+ascii_description = sanitize_description
 

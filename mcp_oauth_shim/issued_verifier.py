@@ -19,22 +19,26 @@ only when the verifier is first used.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from mcp.server.auth.provider import AccessToken
 from pydantic import PrivateAttr
 
 from .encryption import DecryptionError, TokenCipher
 from .identity import Identity
-from .rfc6750 import validate_scope_token
 from .rfc9068 import MAX_TOKEN_LENGTH, IssuedTokenVerifier, ShimClaims
-from .signing_keys import SigningKeys
 from .verify import BearerVerifier, VerifierUpstream
+
+if TYPE_CHECKING:
+    from .issuing import TokenIssuer
 
 __all__ = ["IssuedAccessToken", "IssuedBearerVerifier"]
 
 logger = logging.getLogger("mcp_oauth_shim.verify")
+
+# The fields of ShimClaims an IssuedAccessToken carries as they are, under the same name.
+_SAME_NAMED_FIELDS = ("client_id", "expires_at", "resource", "subject", "name", "email", "preferred_username")
 
 
 class IssuedAccessToken(AccessToken):
@@ -51,18 +55,8 @@ class IssuedAccessToken(AccessToken):
 
     @classmethod
     def from_claims(cls, token: str, claims: ShimClaims, cipher: TokenCipher | None) -> IssuedAccessToken:
-        access = cls(
-            token=token,
-            client_id=claims.client_id,
-            scopes=list(claims.scopes),
-            expires_at=claims.expires_at,
-            resource=claims.resource,
-            subject=claims.subject,
-            claims=dict(claims.claims),
-            name=claims.name,
-            email=claims.email,
-            preferred_username=claims.preferred_username,
-        )
+        copied = {name: getattr(claims, name) for name in _SAME_NAMED_FIELDS}
+        access = cls(token=token, scopes=list(claims.scopes), claims=dict(claims.claims), **copied)
         access._claims = claims
         access._cipher = cipher
         return access
@@ -95,10 +89,10 @@ class IssuedAccessToken(AccessToken):
 
 
 class IssuedBearerVerifier(BearerVerifier):
-    """Checks the shim's own RFC 9068 access tokens, locally; a ``BearerVerifier`` in every
-    other respect (challenges, scopes, the SDK protocol, the token cache). ``keys`` are the
-    shim's signing keys; ``issuer`` is the shim's issuer and ``audience`` the resource.
-    ``cipher`` opens the IdP's token carried inside
+    """Checks the RFC 9068 access tokens ``tokens`` mints, locally; a ``BearerVerifier`` in every
+    other respect (challenges, scopes, the SDK protocol, the token cache). The issuer's keys
+    check the signature, its ``issuer`` is the expected ``iss`` and its ``resource`` the
+    ``aud``; its cipher opens the IdP's token carried inside
     (:meth:`IssuedAccessToken.upstream_access_token`)."""
 
     max_token_length = MAX_TOKEN_LENGTH
@@ -106,43 +100,32 @@ class IssuedBearerVerifier(BearerVerifier):
     def __init__(
         self,
         upstream: VerifierUpstream,
+        tokens: TokenIssuer,
         *,
-        keys: SigningKeys,
-        issuer: str,
-        audience: str,
         resource_metadata_url: str,
-        cipher: TokenCipher | None = None,
         required_scopes: Iterable[str] = (),
         scopes_supported: Iterable[str] | None = None,
-        leeway: int = 30,
-        cache_size: int = 4096,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
             upstream,
-            audience=audience,
-            issuer=issuer,
+            audience=tokens.resource,
+            issuer=tokens.issuer,
             resource_metadata_url=resource_metadata_url,
             required_scopes=required_scopes,
             scopes_supported=scopes_supported,
-            leeway=leeway,
-            cache_size=cache_size,
             introspect=False,
-            clock=clock,
         )
-        self.issuer = issuer
-        self.cipher = cipher
-        self.signing_keys = keys
+        self.cipher = tokens.cipher
         # The token objects handed out are kept in the inherited cache until the token expires:
         # a repeated call costs a hash and a lookup (pydantic validation is not repeated).
         self._issued = IssuedTokenVerifier(
-            keys,
-            issuer=issuer,
-            audience=audience,
-            leeway=leeway,
-            required_scopes=tuple(validate_scope_token(s) for s in required_scopes),
+            tokens.keys,
+            issuer=tokens.issuer,
+            audience=tokens.resource,
+            leeway=self.leeway,
+            required_scopes=self.required_scopes,
             cache_size=0,
-            clock=clock,
+            clock=self._clock,
         )
 
     async def verify_locally(self, token: str) -> AccessToken:

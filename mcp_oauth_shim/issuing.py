@@ -11,7 +11,7 @@ In issued-token mode the client never sees the IdP's tokens. Every grant that en
   GitHub OAuth Apps) the IdP's access token encrypted, to be checked again at each refresh;
 - the RFC 6749 §5.1 token response holding both.
 
-:class:`IssuedMode` bundles what issued-token mode builds once per shim (keys, cipher, issuer,
+:class:`IssuedMode` bundles what issued-token mode builds once per shim (cipher, token issuer,
 identity source); :attr:`.context.ShimContext.issued` holds it, ``None`` in passthrough mode.
 """
 
@@ -148,11 +148,10 @@ class TokenIssuer:
 
 @dataclass(frozen=True)
 class IssuedMode:
-    """What issued-token mode builds once per shim: the signing keys (published at the JWKS
-    endpoint), the cipher for the IdP's tokens inside the shim's, the token issuer, and where
-    the user's identity comes from."""
+    """What issued-token mode builds once per shim: the cipher for the IdP's tokens inside the
+    shim's, the token issuer (whose signing keys the JWKS endpoint publishes), and where the
+    user's identity comes from."""
 
-    keys: SigningKeys
     cipher: TokenCipher
     tokens: TokenIssuer
     identity: UpstreamIdentity

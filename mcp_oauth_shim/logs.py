@@ -31,7 +31,7 @@ from typing import Any
 # Where ASGI servers print request lines with their query strings. uvicorn (also under gunicorn
 # with ``uvicorn.workers.UvicornWorker``) is the one the shim is served with; hypercorn's default
 # access format (``%(r)s``) prints the path without the query string.
-ACCESS_LOGGERS = ("uvicorn.access",)
+ACCESS_LOGGER = "uvicorn.access"
 
 # Everything from "?" to the next white space: a quote inside the query (a client may send
 # one) must not end the redaction early.
@@ -57,16 +57,15 @@ class RedactQueryStrings(logging.Filter):
         return True
 
 
-def redact_access_logs(loggers: tuple[str, ...] = ACCESS_LOGGERS) -> None:
-    """Install :class:`RedactQueryStrings` on the access loggers, once per process.
+def redact_access_logs() -> None:
+    """Install :class:`RedactQueryStrings` on the access logger, once per process.
 
     Idempotent: several shims (or an explicit call besides one) install a single filter.
     """
     with _installing:
-        for name in loggers:
-            logger = logging.getLogger(name)
-            if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
-                logger.addFilter(RedactQueryStrings())
+        logger = logging.getLogger(ACCESS_LOGGER)
+        if not any(isinstance(f, RedactQueryStrings) for f in logger.filters):
+            logger.addFilter(RedactQueryStrings())
 
 
 def uvicorn_log_config(format: str | None = None) -> dict[str, Any]:

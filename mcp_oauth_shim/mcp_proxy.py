@@ -21,13 +21,13 @@ response is closed. An unreachable upstream is a 502, a slow connect a 504, neve
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import httpx
+from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from .outbound import TRANSPORT_ERRORS, outbound_client
@@ -117,23 +117,23 @@ class MCPReverseProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets are not proxied
-        body = await self._read_body(receive, send)
+        body = await self._read_body(scope, receive, send)
         if body is None:
             return
         url = self.target_url(scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
         if url is None:
-            await _json(send, 400, "invalid_request", "This path is not served here.")
+            await _json(scope, receive, send, 400, "invalid_request", "This path is not served here.")
             return
         request = self._http.build_request(scope["method"], url, headers=self.request_headers(scope), content=body)
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:
             logger.warning("MCP upstream timed out: %s", self.upstream_url)
-            await _json(send, 504, "temporarily_unavailable", "The MCP server behind the shim did not answer in time.")
+            await _json(scope, receive, send, 504, "temporarily_unavailable", "The MCP server behind the shim did not answer in time.")
             return
         except TRANSPORT_ERRORS as exc:
             logger.warning("MCP upstream unreachable: %s (%s)", self.upstream_url, type(exc).__name__)
-            await _json(send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
+            await _json(scope, receive, send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
             return
         try:
             await send({"type": "http.response.start", "status": response.status_code, "headers": _response_headers(response)})
@@ -141,7 +141,7 @@ class MCPReverseProxy:
         finally:
             await response.aclose()
 
-    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The client's body; ``None`` when there is nothing more to do: the client went away,
         or its body is over ``max_body_bytes`` and was answered with 413."""
         body = bytearray()
@@ -151,7 +151,7 @@ class MCPReverseProxy:
                 return None
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await _json(send, 413, "invalid_request", "The request body is too large.")
+                await _json(scope, receive, send, 413, "invalid_request", "The request body is too large.")
                 return None
             if not message.get("more_body", False):
                 return bytes(body)
@@ -199,8 +199,6 @@ def _response_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
     return [(name.lower(), value) for name, value in response.headers.raw if name.decode("latin-1").lower() not in dropped]
 
 
-async def _json(send: Send, status: int, error: str, description: str) -> None:
-    body = json.dumps({"error": error, "error_description": description}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _json(scope: Scope, receive: Receive, send: Send, status: int, error: str, description: str) -> None:
+    response = JSONResponse({"error": error, "error_description": description}, status_code=status)
+    await response(scope, receive, send)

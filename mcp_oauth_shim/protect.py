@@ -23,14 +23,13 @@ those, Fetch §4.8). An IdP that cannot be reached gives 502/504 JSON, never a 5
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from starlette.authentication import AuthCredentials
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .rfc6750 import bearer_error_response, validate_scope_token
@@ -78,10 +77,8 @@ def _bearer_token(scope: Scope) -> bytes | None:
     if found is None:
         return None
     scheme, _, rest = found.strip().partition(b" ")
-    if scheme.lower() != b"bearer":
-        return None
     token = rest.lstrip(b" ")
-    if not token:
+    if scheme.lower() != b"bearer" or not token:
         return None
     if not _B64TOKEN.fullmatch(token):
         raise _Malformed("The Authorization header must be 'Bearer <token>' with a single token.")
@@ -111,11 +108,9 @@ def upstream_error_response(exc: UpstreamError) -> Response:
     the client into a new authorization flow it cannot complete) nor a 500 (which hides what
     happened): a gateway error (RFC 9110 §15.6.3 / §15.6.5) with an OAuth-style JSON body.
     """
-    body = json.dumps({"error": exc.error, "error_description": exc.description}, separators=(",", ":"))
-    return Response(
-        content=body.encode(),
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
         status_code=exc.status_code if exc.status_code in (502, 503, 504) else 502,
-        media_type="application/json",
         headers={"Cache-Control": "no-store", **exc.headers},
     )
 
@@ -150,16 +145,15 @@ class RequireBearer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
-            return
-        if scope["type"] != "http" or _is_cors_preflight(scope):
+        elif scope["type"] != "http" or _is_cors_preflight(scope):
             await self.app(scope, receive, send)
-            return
-        try:
-            access = await self.authenticate(scope)
-        except BearerRefusal as refused:
-            await refused.response(scope, receive, send)
-            return
-        await self._call_app(access, scope, receive, send)
+        else:
+            try:
+                access = await self.authenticate(scope)
+            except BearerRefusal as refused:
+                await refused.response(scope, receive, send)
+                return
+            await self._call_app(access, scope, receive, send)
 
     async def authenticate(self, scope: Scope) -> AccessToken:
         """The verified token of an HTTP request, or :class:`BearerRefusal` with the answer.
@@ -170,21 +164,15 @@ class RequireBearer:
         try:
             raw = _bearer_token(scope)
         except _Malformed as exc:
-            bearer_rejected("malformed")
-            raise BearerRefusal(self._error("invalid_request", str(exc))) from None
+            raise self._refusal("malformed", "invalid_request", str(exc)) from None
         if raw is None:
-            bearer_rejected("missing")
-            raise BearerRefusal(
-                self._error(None, "This resource needs an OAuth access token (Authorization: Bearer).")
-            )
+            raise self._refusal("missing", None, "This resource needs an OAuth access token (Authorization: Bearer).")
         try:
             return await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
         except InvalidToken as exc:
-            bearer_rejected(exc.reason)
-            raise BearerRefusal(self._error("invalid_token", exc.description)) from None
+            raise self._refusal(exc.reason, "invalid_token", exc.description) from None
         except InsufficientScope as exc:
-            bearer_rejected("insufficient_scope")
-            raise BearerRefusal(self._error("insufficient_scope", exc.description, scopes=exc.required)) from None
+            raise self._refusal("insufficient_scope", "insufficient_scope", exc.description, scopes=exc.required) from None
         except UpstreamError as exc:
             bearer_rejected("idp_unavailable")
             logger.warning("request refused, identity provider unavailable: %s", exc.description)
@@ -217,10 +205,13 @@ class RequireBearer:
         finally:
             auth_context_var.reset(reset)
 
-    def _error(self, error: str | None, description: str, *, scopes: Iterable[str] | None = None) -> Response:
-        return bearer_error_response(
+    def _refusal(self, reason: str, error: str | None, description: str, *, scopes: Iterable[str] | None = None) -> BearerRefusal:
+        """Count a refusal as ``reason`` and build its RFC 6750 §3 answer (``error=None``: no token)."""
+        bearer_rejected(reason)
+        answer = bearer_error_response(
             error=error,
             error_description=description,
             resource_metadata=self.verifier.resource_metadata_url,
             scope=self._challenge_scopes if scopes is None else scopes,
         )
+        return BearerRefusal(answer)

@@ -15,11 +15,10 @@ impossible.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 __all__ = [
     "BEARER_ERRORS",
@@ -124,7 +123,7 @@ def bearer_error_response(
     resource_metadata: str | None = None,
     scope: Iterable[str] | None = None,
     status_code: int | None = None,
-) -> Response:
+) -> JSONResponse:
     """A complete RFC 6750 §3 error answer: status, challenge header and a JSON body.
 
     ``error=None`` is the "no token at all" case: 401 with a challenge that carries no ``error``
@@ -138,9 +137,4 @@ def bearer_error_response(
     body = {"error": error or "invalid_token", "error_description": sanitize_description(error_description)}
     if error == "insufficient_scope" and scopes:
         body["scope"] = " ".join(dict.fromkeys(scopes))
-    return Response(
-        content=json.dumps(body, separators=(",", ":")).encode(),
-        status_code=status,
-        media_type="application/json",
-        headers={"WWW-Authenticate": header, "Cache-Control": "no-store"},
-    )
+    return JSONResponse(body, status_code=status, headers={"WWW-Authenticate": header, "Cache-Control": "no-store"})

@@ -33,10 +33,7 @@ from .machine_access import build_machine_access
 from .machine_clients import MachineClient
 from .rfc7523 import MemoryReplayGuard, ReplayGuard
 from .rfc8414 import metadata_paths
-from .rfc9728 import (
-    resource_metadata_paths,
-    resource_metadata_url,
-)
+from .rfc9728 import resource_metadata_paths, resource_metadata_url
 from .sealing import Sealer
 from .upstream import UpstreamClient
 from .urls import service_url_problem
@@ -139,6 +136,7 @@ class OAuthShim:
         self.public_url = public_url.rstrip("/")
         self.resource = resource or self.public_url + "/mcp"
         _require_service_url("resource", self.resource)
+        self.resource_metadata_url = resource_metadata_url(self.resource)
         if registration not in ("signed", "static"):
             raise ConfigurationError("registration must be 'signed' or 'static'.")
         if strict is not None:
@@ -150,6 +148,8 @@ class OAuthShim:
         if self.custom_metadata is not None:
             upstream = upstream or _upstream_from_custom_metadata(self.custom_metadata)
             issuer = issuer or self.custom_metadata.get("issuer")
+            if scopes_supported is None:
+                scopes_supported = self.custom_metadata.get("scopes_supported") or ()
         if upstream is None:
             raise ConfigurationError("OAuthShim needs upstream=Upstream.oidc(...) (or custom_metadata=...).")
         if isinstance(secret_keys, (str, bytes)):
@@ -168,11 +168,8 @@ class OAuthShim:
         self.required_scopes = tuple(required_scopes)
         default_scopes = tuple(upstream.default_scopes)
         supported = tuple(scopes_supported) if scopes_supported is not None else default_scopes
-        if self.custom_metadata is not None and scopes_supported is None:
-            supported = tuple(self.custom_metadata.get("scopes_supported") or ())
         self.scopes_supported = tuple(dict.fromkeys([*supported, *self.required_scopes]))
         self.allowed_redirect_uris = tuple(allowed_redirect_uris)
-        self._http_client = http_client
         self.upstream_client = UpstreamClient(upstream, http=http_client)
         # In custom-metadata mode nothing is signed; a throwaway key keeps the types simple.
         sealer = Sealer(secret_keys or [secrets.token_bytes(32)])
@@ -184,11 +181,8 @@ class OAuthShim:
         if client_metadata_documents is not False and self.custom_metadata is None and registration == "signed":
             from .cimd import ClientMetadataDocuments
 
-            documents = (
-                client_metadata_documents
-                if isinstance(client_metadata_documents, ClientMetadataDocuments)
-                else ClientMetadataDocuments()
-            )
+            given = client_metadata_documents
+            documents = given if isinstance(given, ClientMetadataDocuments) else ClientMetadataDocuments()
         self.context = ShimContext(
             public_url=self.public_url,
             issuer=self.issuer,
@@ -218,20 +212,14 @@ class OAuthShim:
             raise ConfigurationError("signing_keys sign the shim's own tokens: they need issue_tokens=True.")
         self._identity_http: httpx.AsyncClient | None = None
         if self.issue_tokens:
-            self.context.issued = self._issued_mode(secret_keys or (), signing_keys, sealer, lifetimes)
-        self.machine_clients = tuple(machine_clients)
-        self.enterprise_idps = tuple(enterprise_idps)
-        if self.machine_clients or self.enterprise_idps:
+            self.context.issued = self._issued_mode(secret_keys or (), signing_keys)
+        if machine_clients or enterprise_idps:
             if self.custom_metadata is not None:
                 raise ConfigurationError("machine_clients and enterprise_idps need the shim's token endpoint, not custom_metadata.")
-            machine = build_machine_access(
-                self.context,
-                self.machine_clients,
-                self.enterprise_idps,
-                replay_guard=replay_guard or MemoryReplayGuard(),
+            guard = replay_guard or MemoryReplayGuard()
+            self.context.machine_clients, self.context.id_jag = build_machine_access(
+                self.context, machine_clients, enterprise_idps, replay_guard=guard
             )
-            self.context.machine_clients, self.context.id_jag = machine
-        self._documents = documents
         if redact_access_logs:
             # Now rather than at start-up: routes mounted in another app never run our lifespan.
             install_access_log_redaction()
@@ -245,31 +233,26 @@ class OAuthShim:
             enable_tracing()
 
     def _issued_mode(
-        self,
-        secret_keys: Sequence[str | bytes],
-        signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None,
-        sealer: Sealer,
-        lifetimes: Lifetimes,
+        self, secret_keys: Sequence[str | bytes], signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None
     ) -> IssuedMode:
-        """What issued-token mode needs, built once: keys, cipher, token issuer, identity source."""
+        """What issued-token mode needs, built once: cipher, token issuer (with its keys), identity source."""
         from .encryption import TokenCipher
         from .identity_source import UpstreamIdentity
         from .issuing import IssuedMode, TokenIssuer
         from .jwks import KeyStore
         from .signing_keys import SigningKeys
 
-        keys = SigningKeys.load(secret_keys=secret_keys, signing_keys=signing_keys)
         cipher = TokenCipher(secret_keys)
         tokens = TokenIssuer(
-            keys=keys,
+            keys=SigningKeys.load(secret_keys=secret_keys, signing_keys=signing_keys),
             cipher=cipher,
-            sealer=sealer,
+            sealer=self.context.sealer,
             issuer=self.issuer,
             resource=self.resource,
-            access_token_lifetime=lifetimes.access_token,
+            access_token_lifetime=self.context.lifetimes.access_token,
         )
         identity = UpstreamIdentity(self.upstream, self.upstream_client, self._identity_client, KeyStore(self.upstream_client, clock=time.time))
-        return IssuedMode(keys=keys, cipher=cipher, tokens=tokens, identity=identity)
+        return IssuedMode(cipher=cipher, tokens=tokens, identity=identity)
 
     def _identity_client(self) -> httpx.AsyncClient:
         """The httpx client for identity lookups (UserInfo, GitHub's API): the IdP client's
@@ -286,37 +269,31 @@ class OAuthShim:
 
     # -- what the shim serves ----------------------------------------------------------------
 
-    @property
-    def resource_metadata_url(self) -> str:
-        return resource_metadata_url(self.resource)
-
     @cached_property
     def routes(self) -> list[BaseRoute]:
         """Starlette routes for every endpoint; mount them at the root of the hosting app."""
         ctx = self.context
-        routes: list[BaseRoute] = []
+        p, at, cors = ctx.paths, ctx.route_path, ["GET", "OPTIONS"]
+        endpoints: list[tuple[str, Callable[..., Any], list[str]]] = []
         if self.custom_metadata is None:
-            p, at = ctx.paths, ctx.route_path
             # The endpoints of every login and refresh first: a router tries routes in order.
-            endpoints: list[tuple[str, Callable[..., Any], list[str]]] = [
-                (p.token, with_cors(TokenHandler(ctx)), ["POST", "OPTIONS"]),
-                (p.authorize, AuthorizeHandler(ctx, ConsentPage(ctx)).__call__, ["GET"]),
-                (p.callback, CallbackHandler(ctx).__call__, ["GET"]),
-                (p.consent, ConsentHandler(ctx).__call__, ["POST"]),
-                (p.register, with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
-                (p.revoke, with_cors(RevocationHandler(ctx, lambda: self.verifier)), ["POST", "OPTIONS"]),
+            endpoints += [
+                (at(p.token), with_cors(TokenHandler(ctx)), ["POST", "OPTIONS"]),
+                (at(p.authorize), AuthorizeHandler(ctx, ConsentPage(ctx)).__call__, ["GET"]),
+                (at(p.callback), CallbackHandler(ctx).__call__, ["GET"]),
+                (at(p.consent), ConsentHandler(ctx).__call__, ["POST"]),
+                (at(p.register), with_cors(RegistrationHandler(ctx, mode=self.registration, allowed_redirect_uris=self.allowed_redirect_uris)), ["POST", "OPTIONS"]),
+                (at(p.revoke), with_cors(RevocationHandler(ctx, lambda: self.verifier)), ["POST", "OPTIONS"]),
             ]
             if ctx.issued is not None:
-                endpoints.append((p.jwks, with_cors(JwksHandler(ctx.issued.keys)), ["GET", "OPTIONS"]))
-            for path, endpoint, methods in endpoints:
-                routes.append(Route(at(path), Endpoint(endpoint), methods=methods, include_in_schema=False))
-        prm = Endpoint(with_cors(ProtectedResourceMetadataHandler(ctx)))
-        for path in resource_metadata_paths(self.resource):
-            routes.append(Route(path, prm, methods=["GET", "OPTIONS"], include_in_schema=False))
-        metadata = Endpoint(with_cors(MetadataHandler(ctx, custom=self.custom_metadata)))
-        for path in metadata_paths(self.issuer):
-            routes.append(Route(path, metadata, methods=["GET", "OPTIONS"], include_in_schema=False))
-        return routes
+                endpoints.append((at(p.jwks), with_cors(JwksHandler(ctx.issued.tokens.keys)), cors))
+        prm = with_cors(ProtectedResourceMetadataHandler(ctx))
+        endpoints += [(path, prm, cors) for path in resource_metadata_paths(self.resource)]
+        metadata = with_cors(MetadataHandler(ctx, custom=self.custom_metadata))
+        endpoints += [(path, metadata, cors) for path in metadata_paths(self.issuer)]
+        return [
+            Route(path, Endpoint(endpoint), methods=methods, include_in_schema=False) for path, endpoint, methods in endpoints
+        ]
 
     @cached_property
     def health_routes(self) -> list[BaseRoute]:
@@ -326,12 +303,8 @@ class OAuthShim:
         from .health import Liveness, Readiness
 
         ctx = self.context
-        return [
-            Route(ctx.route_path(ctx.paths.liveness), Liveness().__call__, methods=["GET"], include_in_schema=False),
-            Route(
-                ctx.route_path(ctx.paths.readiness), Readiness(self.upstream_client).__call__, methods=["GET"], include_in_schema=False
-            ),
-        ]
+        probes = [(ctx.paths.liveness, Liveness().__call__), (ctx.paths.readiness, Readiness(self.upstream_client).__call__)]
+        return [Route(ctx.route_path(path), probe, methods=["GET"], include_in_schema=False) for path, probe in probes]
 
     @cached_property
     def metrics_app(self) -> ASGIApp:
@@ -349,9 +322,7 @@ class OAuthShim:
         """The same routes as a FastAPI ``APIRouter``: ``app.include_router(shim.router)``."""
         from fastapi import APIRouter
 
-        router = APIRouter(lifespan=self.lifespan)
-        router.routes.extend(self.routes)
-        return router
+        return APIRouter(routes=self.routes, lifespan=self.lifespan)
 
     @cached_property
     def app(self) -> Starlette:
@@ -384,10 +355,7 @@ class OAuthShim:
 
             return IssuedBearerVerifier(
                 self.upstream_client,
-                keys=issued.keys,
-                issuer=self.issuer,
-                audience=self.resource,
-                cipher=issued.cipher,
+                issued.tokens,
                 resource_metadata_url=self.resource_metadata_url,
                 required_scopes=self.required_scopes,
                 scopes_supported=self.scopes_supported,
@@ -422,8 +390,6 @@ class OAuthShim:
         await self.upstream_client.aclose()  # stays usable: its pool reconnects on demand
         if self._identity_http is not None:
             await self._identity_http.aclose()  # reopened on the next login
-        if self._documents is not None and hasattr(self._documents, "aclose"):
-            await self._documents.aclose()
         if self.strict is not None:
             await self.strict.aclose()  # redis.asyncio reconnects on the next call
 
@@ -440,8 +406,7 @@ def _is_placeholder(value: str) -> bool:
 def _refuse_placeholders(upstream: Upstream, secret_keys: Sequence[str | bytes]) -> None:
     """Refuse the README's snippet pasted unchanged, which would otherwise build a shim that
     starts, signs with a published key and fails only at the IdP."""
-    fields = {"client_id": upstream.client_id, "client_secret": upstream.client_secret}
-    for name, value in fields.items():
+    for name, value in (("client_id", upstream.client_id), ("client_secret", upstream.client_secret)):
         if isinstance(value, str) and _is_placeholder(value):
             raise ConfigurationError(f"{name}={value!r} is a placeholder: use the value from your identity provider.")
     for key in secret_keys:
@@ -459,18 +424,16 @@ def _require_service_url(name: str, url: object, *, query_allowed: bool = True) 
 
 
 def _upstream_from_custom_metadata(doc: Mapping[str, Any]) -> Upstream:
-    issuer = doc.get("issuer")
-    authorize, token = doc.get("authorization_endpoint"), doc.get("token_endpoint")
-    if not isinstance(issuer, str) or not isinstance(authorize, str) or not isinstance(token, str):
+    if not all(isinstance(doc.get(name), str) for name in ("issuer", "authorization_endpoint", "token_endpoint")):
         raise ConfigurationError("custom_metadata needs issuer, authorization_endpoint and token_endpoint.")
     try:
         # No client: in custom-metadata mode the shim only serves the document.
         return Upstream(
             client_id="",
             client_secret="",
-            issuer=issuer,
-            authorization_endpoint=authorize,
-            token_endpoint=token,
+            issuer=doc["issuer"],
+            authorization_endpoint=doc["authorization_endpoint"],
+            token_endpoint=doc["token_endpoint"],
             revocation_endpoint=doc.get("revocation_endpoint"),
             jwks_uri=doc.get("jwks_uri"),
             default_scopes=tuple(doc.get("scopes_supported") or ()),
