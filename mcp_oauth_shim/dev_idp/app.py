@@ -246,12 +246,15 @@ class DevIdP:
             if scheme.lower() != "bearer":
                 raise JoseError("no bearer token")
             claims = jwt.decode(token, self.server.keys, algorithms=["RS256"]).claims
-            jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.issuer}, exp={"essential": True}).validate(
-                claims
-            )
+            jwt.JWTClaimsRegistry(
+                iss={"essential": True, "value": self.issuer}, exp={"essential": True}, sub={"essential": True}
+            ).validate(claims)
+            scope = claims.get("scope", "")
+            if not isinstance(claims["sub"], str) or not isinstance(scope, str):
+                raise ValueError("sub and scope must be strings")
         except (JoseError, ValueError):
             return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return JSONResponse(dict(user_info(claims["sub"], claims.get("scope", ""))), headers=NO_STORE)
+        return JSONResponse(dict(user_info(claims["sub"], scope)), headers=NO_STORE)
 
     # -- serving -------------------------------------------------------------------------
 

@@ -351,6 +351,19 @@ def test_userinfo_refuses_a_foreign_token(client: TestClient) -> None:
     assert info.status_code == 401
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [{}, {"sub": 42}, {"sub": DEMO_USERNAME, "scope": ["profile"]}],
+    ids=["without sub", "sub not a string", "scope not a string"],
+)
+def test_userinfo_refuses_its_own_signature_over_unusable_claims(
+    idp: DevIdP, client: TestClient, claims: dict[str, Any]
+) -> None:
+    token = jwt.encode({"alg": "RS256"}, {"iss": ISSUER, "exp": 4_000_000_000, **claims}, idp.server.keys)
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert (info.status_code, info.headers["www-authenticate"]) == (401, 'Bearer error="invalid_token"')
+
+
 # -- serving -------------------------------------------------------------------------------
 
 
