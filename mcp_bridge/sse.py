@@ -11,6 +11,7 @@ Streamable HTTP (`mount_http`) is what current clients use; this exists for Fast
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,6 @@ class SSEEndpoint:
         self._messages_path = messages_path
         self._policy = policy
         self._guard = guard
-        self._transport: SseServerTransport | None = None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -52,14 +52,13 @@ class SSEEndpoint:
         try:
             yield
         finally:
-            self._transport = None  # streams of this lifespan are over; a new run starts afresh
+            self.__dict__.pop("_sdk_transport", None)  # streams of this lifespan are over; a new run starts afresh
 
+    @functools.cached_property
     def _sdk_transport(self) -> SseServerTransport:
-        if self._transport is None:
-            from mcp.server.sse import SseServerTransport
+        from mcp.server.sse import SseServerTransport
 
-            self._transport = SseServerTransport(self._messages_path, security_settings=self._policy.to_sdk())
-        return self._transport
+        return SseServerTransport(self._messages_path, security_settings=self._policy.to_sdk())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +75,7 @@ class SSEEndpoint:
         if scope["method"] != "GET":
             await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
             return
-        transport = self._sdk_transport()
+        transport = self._sdk_transport
         server = self._server()
         try:
             async with transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
@@ -85,7 +84,7 @@ class SSEEndpoint:
             return  # refused by the transport's Host/Origin check; it has answered already
 
     async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
-        transport = self._sdk_transport()
+        transport = self._sdk_transport
         if self._guard is None:
             await transport.handle_post_message(scope, receive, send)
             return

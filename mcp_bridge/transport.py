@@ -114,7 +114,6 @@ class MCPEndpoint:
         policy: HostOriginPolicy,
         guard: ScopeGuard | None,
         fast_path: bool = True,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         initialize: Callable[[], InitializeAnswer | None] = lambda: None,
     ) -> None:
         self._server = server
@@ -126,7 +125,6 @@ class MCPEndpoint:
         self.policy = policy
         self.guard = guard
         self.fast_path = fast_path
-        self.max_body_size = max_body_size
         self.manager: StreamableHTTPSessionManager | None = None  # once started
         # The manager's private parts (sdk.py), or None: then sessions are the SDK's alone.
         self._internals: sdk.SessionManagerInternals | None = None
@@ -170,7 +168,7 @@ class MCPEndpoint:
             json_response=self.json_response,
             stateless=self.stateless,
             security_settings=self.policy.to_sdk(),
-            max_request_body_size=self.max_body_size,
+            max_request_body_size=DEFAULT_MAX_BODY_SIZE,
         )
         assert self._stopping is not None
         stopping = self._stopping
@@ -232,7 +230,7 @@ class MCPEndpoint:
                 await self._to_sdk(scope, receive, send, headers)
             return
 
-        read = await read_message(receive, send, self.max_body_size)
+        read = await read_message(receive, send, DEFAULT_MAX_BODY_SIZE)
         if read is None:
             return
         message, replayed = read
