@@ -243,9 +243,7 @@ def _api_client(client: httpx.AsyncClient | None) -> httpx.AsyncClient | None:
     Without a base_url it cannot send relative request URLs (FastAPI-MCP's calls failed with
     it); calls go to the app in-process, which needs no client and no timeout.
     """
-    if client is None:
-        return None
-    if not str(client.base_url):
+    if client is not None and not str(client.base_url):
         logger.info("http_client has no base_url: tools call the app in-process instead")
         return None
     return client
