@@ -152,10 +152,6 @@ class AuthConfig(BaseModel):
         """FastAPI-MCP ignores `setup_proxies` when custom metadata is given; so do we."""
         return self.setup_proxies and self.custom_oauth_metadata is None
 
-    @property
-    def needs_shim(self) -> bool:
-        return self.proxies_active or self.custom_oauth_metadata is not None
-
 
 def public_url_of(value: str) -> str | None:
     """The configured public URL without trailing slash; the shim checks the rest (https, ...)."""

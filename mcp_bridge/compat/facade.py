@@ -219,10 +219,10 @@ class FastApiMCP:
         return self.public_url
 
     def _deferred_shim(self, config: AuthConfig) -> DeferredShim | None:
-        if not config.needs_shim:
-            return None
-        self._require_public_url()
         metadata = config.custom_oauth_metadata
+        if metadata is None and not config.setup_proxies:
+            return None  # `dependencies` alone: no OAuth is served here
+        self._require_public_url()
         document = metadata.document() if isinstance(metadata, OAuthMetadata) else None
         verify = document is None or bool(document.get("jwks_uri"))
         if not verify and not config.dependencies:
