@@ -296,9 +296,8 @@ class MCPEndpoint:
             return False
         # Push back the SDK session's idle deadline, as its own requests do, at most once a second.
         now = time.monotonic()
-        last = self._idle_refreshed.get(session)
-        if last is None or now - last >= _IDLE_REFRESH_EVERY:
-            self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
+        if self._idle_refreshed.get(session, now) is None:  # not refreshed in the last second
+            self._idle_refreshed.put(session, now, now + _IDLE_REFRESH_EVERY)  # sessions the SDK ended age out
             internals.refresh_idle_deadline(session)
         return True
 
