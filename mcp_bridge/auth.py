@@ -54,18 +54,16 @@ class ScopeGuard:
             name = params.get("name") if isinstance(params, dict) else None
             spec = registry.by_name.get(name) if isinstance(name, str) else None
             if spec is not None and not spec.scopes <= granted:
-                await self._challenge(send, spec.name, spec.scopes - granted, granted)
+                # Imported here: with auth=None the bridge never loads the shim.
+                from mcp_oauth_shim.rfc6750 import bearer_error_response
+
+                needed = spec.scopes - granted
+                response = bearer_error_response(
+                    error="insufficient_scope",
+                    error_description=f"tool {spec.name} requires scope {' '.join(sorted(needed))}",
+                    resource_metadata=self.resource_metadata,
+                    scope=sorted(needed | granted),
+                )
+                await response({"type": "http"}, _no_receive, send)
                 return True
         return False
-
-    async def _challenge(self, send: Send, tool: str, needed: frozenset[str], granted: frozenset[str]) -> None:
-        # Imported here: with auth=None the bridge never loads the shim.
-        from mcp_oauth_shim.rfc6750 import bearer_error_response
-
-        response = bearer_error_response(
-            error="insufficient_scope",
-            error_description=f"tool {tool} requires scope {' '.join(sorted(needed))}",
-            resource_metadata=self.resource_metadata,
-            scope=sorted(needed | granted),
-        )
-        await response({"type": "http"}, _no_receive, send)

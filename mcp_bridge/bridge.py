@@ -117,6 +117,10 @@ class MCPBridge:
         # Whether anyone outside the bridge was handed the SDK `Server` (and may have changed
         # what `initialize` answers): then only the SDK answers it.
         self._server_shared = False
+        # What the endpoint answers `initialize` with while that is the SDK `Server`'s default.
+        self._initialize_answer = InitializeAnswer(
+            name=self.name, version=app.version or "", description=self.description, instructions=self.description
+        )
         self._registry = self._build_registry()
 
     @property
@@ -141,15 +145,6 @@ class MCPBridge:
     def _initialize(self) -> InitializeAnswer | None:
         """What the endpoint answers `initialize` with, while that is the SDK `Server`'s default."""
         return None if self._server_shared else self._initialize_answer
-
-    @functools.cached_property
-    def _initialize_answer(self) -> InitializeAnswer:
-        return InitializeAnswer(
-            name=self.name,
-            version=self.app.version or "",
-            description=self.description,
-            instructions=self.description,
-        )
 
     # -- tool table --------------------------------------------------------------------
 
@@ -308,10 +303,7 @@ class MCPBridge:
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
             guard=self._scope_guard(),
         )
-        placements: list[_Placement] = [
-            (stream_path, endpoint, ["GET"]),
-            (messages_path, endpoint, ["POST"]),
-        ]
+        placements = [(stream_path, endpoint, ["GET"]), (messages_path, endpoint, ["POST"])]
         self._mount(host, host_router, placements, endpoint.run, announce=stream_path)
         return endpoint
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
 
     from mcp_oauth_shim import OAuthShim
-    from mcp_oauth_shim.caller import Caller, UpstreamTokenUnavailable
+    from mcp_oauth_shim.caller import Caller
 
 __all__ = ["bearer_token", "upstream_token", "verified_caller"]
 
@@ -100,6 +100,7 @@ def upstream_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Await
     ever appears in a refusal.
     """
     from mcp_oauth_shim.caller import UpstreamTokenUnavailable
+    from mcp_oauth_shim.rfc6750 import bearer_error_response
 
     caller = verified_caller(shim)
 
@@ -108,22 +109,16 @@ def upstream_token(shim: OAuthShim) -> Callable[[SecurityScopes, Request], Await
         try:
             return verified.upstream_access_token()
         except UpstreamTokenUnavailable as unavailable:
-            raise _unavailable(unavailable, shim.resource_metadata_url) from None
+            # The RFC 6750 §3 refusal for a token without a usable IdP token inside.
+            refusal = bearer_error_response(
+                error=unavailable.error,
+                error_description=unavailable.description,
+                resource_metadata=shim.resource_metadata_url,
+                status_code=unavailable.status_code,
+            )
+            raise _as_http_exception(refusal) from None
 
     return idp_access_token
-
-
-def _unavailable(unavailable: UpstreamTokenUnavailable, resource_metadata: str) -> HTTPException:
-    """The RFC 6750 §3 refusal for a token without a usable IdP token inside."""
-    from mcp_oauth_shim.rfc6750 import bearer_error_response
-
-    refusal = bearer_error_response(
-        error=unavailable.error,
-        error_description=unavailable.description,
-        resource_metadata=resource_metadata,
-        status_code=unavailable.status_code,
-    )
-    return _as_http_exception(refusal)
 
 
 def _as_http_exception(response: Response) -> HTTPException:

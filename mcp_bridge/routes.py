@@ -217,7 +217,7 @@ class LiveRoutes:
         self.views: list[Any] = []
         self.shapes: list[PathShape] = []
         self._groups: dict[int, list[PathShape]] = {}
-        self._index: ShadowIndex | None = None
+        self._index = ShadowIndex([])
         self._positions: dict[tuple[int, str | None], int] = {}
 
     def current(self) -> int:
@@ -249,7 +249,6 @@ class LiveRoutes:
     def plan(self, route: Any) -> tuple[tuple[Any, ...], Any]:
         """(the `matches` of every route that could serve a request for `route` first,
         `route`'s own path pattern in the live table, or None when the app no longer serves it)."""
-        assert self._index is not None
         position = self._positions.get(_identity(route))
         if position is None:
             return (), None

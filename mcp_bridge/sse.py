@@ -11,7 +11,9 @@ Streamable HTTP (`mount_http`) is what current clients use; this exists for Fast
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers
@@ -28,23 +30,15 @@ if TYPE_CHECKING:
     from mcp.server.sse import SseServerTransport
 
 
+@dataclass(eq=False, kw_only=True)
 class SSEEndpoint:
     """The ASGI app of both paths (the routes let GET through to one, POST to the other) over
     one SDK `SseServerTransport`."""
 
-    def __init__(
-        self,
-        *,
-        server: Callable[[], Server],
-        messages_path: str,
-        policy: HostOriginPolicy,
-        guard: ScopeGuard | None,
-    ) -> None:
-        self._server = server
-        self._messages_path = messages_path
-        self._policy = policy
-        self._guard = guard
-        self._transport: SseServerTransport | None = None
+    server: Callable[[], Server]
+    messages_path: str
+    policy: HostOriginPolicy
+    guard: ScopeGuard | None
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -52,20 +46,19 @@ class SSEEndpoint:
         try:
             yield
         finally:
-            self._transport = None  # streams of this lifespan are over; a new run starts afresh
+            self.__dict__.pop("_sdk_transport", None)  # streams of this lifespan are over; a new run starts afresh
 
+    @functools.cached_property
     def _sdk_transport(self) -> SseServerTransport:
-        if self._transport is None:
-            from mcp.server.sse import SseServerTransport
+        from mcp.server.sse import SseServerTransport
 
-            self._transport = SseServerTransport(self._messages_path, security_settings=self._policy.to_sdk())
-        return self._transport
+        return SseServerTransport(self.messages_path, security_settings=self.policy.to_sdk())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         headers = Headers(scope=scope)
-        if self._policy.refusal(headers.get("host"), headers.get("origin")) == 421:
+        if self.policy.refusal(headers.get("host"), headers.get("origin")) == 421:
             await send_plain(send, 421, FOREIGN_HOST_BODY)  # names the setting (the SDK's own answer does not)
         elif scope["method"] == "POST":
             await self._message(scope, receive, send)
@@ -76,8 +69,8 @@ class SSEEndpoint:
         if scope["method"] != "GET":
             await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
             return
-        transport = self._sdk_transport()
-        server = self._server()
+        transport = self._sdk_transport
+        server = self.server()
         try:
             async with transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
                 await server.run(read_stream, write_stream, server.create_initialization_options())
@@ -85,14 +78,14 @@ class SSEEndpoint:
             return  # refused by the transport's Host/Origin check; it has answered already
 
     async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
-        transport = self._sdk_transport()
-        if self._guard is None:
+        transport = self._sdk_transport
+        if self.guard is None:
             await transport.handle_post_message(scope, receive, send)
             return
         read = await read_message(receive, send, DEFAULT_MAX_BODY_SIZE)
         if read is None:
             return
         message, replayed = read
-        if message is not None and await self._guard.refuse(message, scope, send):
+        if message is not None and await self.guard.refuse(message, scope, send):
             return
         await transport.handle_post_message(scope, replayed, send)

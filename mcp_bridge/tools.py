@@ -256,7 +256,6 @@ def build_spec(
             required.append(key)
 
     body_content_type: str | None = None
-    body_required = False
     request_body = operation.get("requestBody")
     if request_body:
         content = request_body.get("content", {})

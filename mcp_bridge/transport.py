@@ -31,6 +31,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -100,45 +101,38 @@ def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
+@dataclass(eq=False, kw_only=True)
 class MCPEndpoint:
-    """ASGI app for one mounted MCP path; its session manager lives in the host's lifespan."""
+    """ASGI app for one mounted MCP path; its session manager lives in the host's lifespan.
 
-    def __init__(
-        self,
-        *,
-        server: Callable[[], Server],
-        registry: Callable[[], ToolRegistry],
-        call: EncodedToolCaller,
-        stateless: bool,
-        json_response: bool,
-        policy: HostOriginPolicy,
-        guard: ScopeGuard | None,
-        fast_path: bool = True,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        initialize: Callable[[], InitializeAnswer | None] = lambda: None,
-    ) -> None:
-        self._server = server
-        self._registry = registry
-        self._call = call
-        self._initialize = initialize
-        self.stateless = stateless
-        self.json_response = json_response
-        self.policy = policy
-        self.guard = guard
-        self.fast_path = fast_path
-        self.max_body_size = max_body_size
-        self.manager: StreamableHTTPSessionManager | None = None  # once started
-        # The manager's private parts (sdk.py), or None: then sessions are the SDK's alone.
-        self._internals: sdk.SessionManagerInternals | None = None
-        self.sessions = SessionTable()  # sessions issued here and not yet handed to the SDK
-        # Off for an SDK version whose internals are unknown, or once the SDK refused to adopt one.
-        self._issue_sessions = sdk.version_is_known()
-        self._idle_refreshed: BoundedMemo[str, float] = BoundedMemo(_MAX_IDLE_REFRESHED)
-        self._checked: BoundedMemo[tuple[str | None, str | None, bytes, bytes], bool] = BoundedMemo(_MAX_CHECKED)
-        self._task_group: TaskGroup | None = None
-        self._stopping: anyio.Event | None = None
-        self._starting: anyio.Lock | None = None
-        self._adopting: anyio.Lock | None = None
+    Given by the bridge: its SDK `Server`, tool table and encoded tool call, and what to answer
+    `initialize` with (None: the SDK answers it).
+    """
+
+    server: Callable[[], Server]
+    registry: Callable[[], ToolRegistry]
+    call: EncodedToolCaller
+    initialize: Callable[[], InitializeAnswer | None]
+    stateless: bool
+    json_response: bool
+    policy: HostOriginPolicy
+    guard: ScopeGuard | None
+    fast_path: bool = True
+    manager: StreamableHTTPSessionManager | None = field(default=None, init=False)  # once started
+    # The manager's private parts (sdk.py), or None: then sessions are the SDK's alone.
+    _internals: sdk.SessionManagerInternals | None = field(default=None, init=False)
+    # Sessions issued here and not yet handed to the SDK.
+    sessions: SessionTable = field(default_factory=SessionTable, init=False)
+    # Off for an SDK version whose internals are unknown, or once the SDK refused to adopt one.
+    _issue_sessions: bool = field(default_factory=sdk.version_is_known, init=False)
+    _idle_refreshed: BoundedMemo[str, float] = field(default_factory=lambda: BoundedMemo(_MAX_IDLE_REFRESHED), init=False)
+    _checked: BoundedMemo[tuple[str | None, str | None, bytes, bytes], bool] = field(
+        default_factory=lambda: BoundedMemo(_MAX_CHECKED), init=False
+    )
+    _task_group: TaskGroup | None = field(default=None, init=False)
+    _stopping: anyio.Event | None = field(default=None, init=False)
+    _starting: anyio.Lock | None = field(default=None, init=False)
+    _adopting: anyio.Lock | None = field(default=None, init=False)
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -166,11 +160,11 @@ class MCPEndpoint:
         # The SDK's import takes a while: do it off the event loop, which keeps serving meanwhile.
         module = await anyio.to_thread.run_sync(importlib.import_module, "mcp.server.streamable_http_manager")
         manager = module.StreamableHTTPSessionManager(
-            app=self._server(),
+            app=self.server(),
             json_response=self.json_response,
             stateless=self.stateless,
             security_settings=self.policy.to_sdk(),
-            max_request_body_size=self.max_body_size,
+            max_request_body_size=DEFAULT_MAX_BODY_SIZE,
         )
         assert self._stopping is not None
         stopping = self._stopping
@@ -232,7 +226,7 @@ class MCPEndpoint:
                 await self._to_sdk(scope, receive, send, headers)
             return
 
-        read = await read_message(receive, send, self.max_body_size)
+        read = await read_message(receive, send, DEFAULT_MAX_BODY_SIZE)
         if read is None:
             return
         message, replayed = read
@@ -282,11 +276,11 @@ class MCPEndpoint:
             arguments = (params or {}).get("arguments")
             if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
                 return False
-            result = await self._call(name, arguments, scope)
+            result = await self.call(name, arguments, scope)
         elif method == "tools/list":
             if params and params.get("cursor") is not None:
                 return False
-            result = self._registry().list_result_bytes(granted_scopes(scope))
+            result = self.registry().list_result_bytes(granted_scopes(scope))
         else:  # ping (2025-11-25 "Utilities": an empty result)
             result = b"{}"
         await send_json(send, 200, _response(request_id, result), None if self.stateless else headers.session)
@@ -302,9 +296,8 @@ class MCPEndpoint:
             return False
         # Push back the SDK session's idle deadline, as its own requests do, at most once a second.
         now = time.monotonic()
-        last = self._idle_refreshed.get(session)
-        if last is None or now - last >= _IDLE_REFRESH_EVERY:
-            self._idle_refreshed.put(session, now)  # sessions the SDK ended age out of the memo
+        if self._idle_refreshed.get(session, now) is None:  # not refreshed in the last second
+            self._idle_refreshed.put(session, now, now + _IDLE_REFRESH_EVERY)  # sessions the SDK ended age out
             internals.refresh_idle_deadline(session)
         return True
 
@@ -312,7 +305,7 @@ class MCPEndpoint:
         self, request_id: str | int, params: Any, scope: Scope, send: Send, headers: _Headers
     ) -> bool:
         """`initialize` (2025-11-25 "Lifecycle"): the server's answer and, when stateful, a session."""
-        answer = self._initialize()
+        answer = self.initialize()
         if answer is None or headers.session is not None or not initialize_params_are_plain(params):
             return False
         negotiated = negotiate(params["protocolVersion"])

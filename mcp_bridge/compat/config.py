@@ -7,11 +7,11 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi.params import Depends
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "DEFAULT_METADATA_PATH",
@@ -32,6 +32,16 @@ ENV_SECRET_KEYS = "MCP_OAUTH_SHIM_SECRET_KEYS"
 DEFAULT_METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
+def _not_empty(value: list[str], info: ValidationInfo) -> list[str]:
+    # RFC 8414 §2: an advertised list with no member says nothing and breaks clients.
+    if not value:
+        raise ValueError(f"{info.field_name} cannot be empty")
+    return value
+
+
+_NonEmpty = Annotated[list[str], AfterValidator(_not_empty)]
+
+
 class OAuthMetadata(BaseModel):
     """RFC 8414 §2 authorization server metadata, for `AuthConfig(custom_oauth_metadata=...)`.
 
@@ -45,26 +55,12 @@ class OAuthMetadata(BaseModel):
     issuer: str
     authorization_endpoint: str | None = None
     token_endpoint: str
-    scopes_supported: list[str] = ["openid", "profile", "email"]
-    response_types_supported: list[str] = ["code"]
-    grant_types_supported: list[str] = ["authorization_code", "client_credentials"]
-    token_endpoint_auth_methods_supported: list[str] = ["none"]
-    code_challenge_methods_supported: list[str] = ["S256"]
+    scopes_supported: _NonEmpty = ["openid", "profile", "email"]
+    response_types_supported: _NonEmpty = ["code"]
+    grant_types_supported: _NonEmpty = ["authorization_code", "client_credentials"]
+    token_endpoint_auth_methods_supported: _NonEmpty = ["none"]
+    code_challenge_methods_supported: _NonEmpty = ["S256"]
     registration_endpoint: str | None = None
-
-    @field_validator(
-        "scopes_supported",
-        "response_types_supported",
-        "grant_types_supported",
-        "token_endpoint_auth_methods_supported",
-        "code_challenge_methods_supported",
-    )
-    @classmethod
-    def _not_empty(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        # RFC 8414 §2: an advertised list with no member says nothing and breaks clients.
-        if not value:
-            raise ValueError(f"{info.field_name} cannot be empty")
-        return value
 
     @model_validator(mode="after")
     def _authorization_endpoint_for_code_grant(self) -> OAuthMetadata:
@@ -155,10 +151,6 @@ class AuthConfig(BaseModel):
     def proxies_active(self) -> bool:
         """FastAPI-MCP ignores `setup_proxies` when custom metadata is given; so do we."""
         return self.setup_proxies and self.custom_oauth_metadata is None
-
-    @property
-    def needs_shim(self) -> bool:
-        return self.proxies_active or self.custom_oauth_metadata is not None
 
 
 def public_url_of(value: str) -> str | None:

@@ -30,14 +30,14 @@ class DeferredShim:
         self._build = build
         self._metadata_path = metadata_path
         self.verify = verify
-        self._shim: OAuthShim | None = None
+        self.built: OAuthShim | None = None  # the shim, or None before the first mount
 
     def bind(self, resource: str) -> None:
         """Build the shim for `resource`; a later mount must lie under the same resource."""
-        if self._shim is None:
-            self._shim = self._build(resource)
+        if self.built is None:
+            self.built = self._build(resource)
             return
-        bound = self._shim.resource.rstrip("/")
+        bound = self.built.resource.rstrip("/")
         if not (resource == bound or resource.startswith(bound + "/")):
             from mcp_oauth_shim import ConfigurationError
 
@@ -47,15 +47,10 @@ class DeferredShim:
             )
 
     @property
-    def built(self) -> OAuthShim | None:
-        """The shim, or None before the first mount."""
-        return self._shim
-
-    @property
     def shim(self) -> OAuthShim:
-        if self._shim is None:
+        if self.built is None:
             raise RuntimeError("the OAuth shim exists once mount_http()/mount_sse() has run")
-        return self._shim
+        return self.built
 
     @cached_property
     def routes(self) -> list[BaseRoute]:

@@ -135,16 +135,8 @@ class FastApiMCP:
         sticky sessions; `json_response`; `allowed_hosts` / `allowed_origins` for the Host and
         Origin checks (default: loopback plus the public URL's host).
         """
-        host, path = self._placement(router, mount_path)
-        hosts, origins = self._host_policy(allowed_hosts, allowed_origins)
-        return self.bridge.mount_http(
-            path,
-            router=host,
-            stateless=stateless,
-            json_response=json_response,
-            allowed_hosts=hosts,
-            allowed_origins=origins,
-        )
+        host, path, allowed = self._placement(router, mount_path, allowed_hosts, allowed_origins)
+        return self.bridge.mount_http(path, router=host, stateless=stateless, json_response=json_response, **allowed)
 
     def mount_sse(
         self,
@@ -155,9 +147,8 @@ class FastApiMCP:
         allowed_origins: Sequence[str] | None = None,
     ) -> SSEEndpoint:
         """Serve the legacy HTTP+SSE transport: `GET mount_path`, `POST mount_path/messages/`."""
-        host, path = self._placement(router, mount_path)
-        hosts, origins = self._host_policy(allowed_hosts, allowed_origins)
-        return self.bridge.mount_sse(path, router=host, allowed_hosts=hosts, allowed_origins=origins)
+        host, path, allowed = self._placement(router, mount_path, allowed_hosts, allowed_origins)
+        return self.bridge.mount_sse(path, router=host, **allowed)
 
     def mount(
         self,
@@ -178,8 +169,15 @@ class FastApiMCP:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _placement(self, router: FastAPI | APIRouter | None, mount_path: str) -> tuple[FastAPI | None, str]:
-        """Where the endpoint goes, and bind the OAuth resource to its URL.
+    def _placement(
+        self,
+        router: FastAPI | APIRouter | None,
+        mount_path: str,
+        allowed_hosts: Sequence[str] | None,
+        allowed_origins: Sequence[str] | None,
+    ) -> tuple[FastAPI | None, str, dict[str, Sequence[str] | None]]:
+        """Where the endpoint goes and the Host/Origin lists it answers to; binds the OAuth
+        resource to its URL.
 
         An `APIRouter` is, as in FastAPI-MCP, taken to be included in the source app at its
         prefix: the endpoint goes on the app at `prefix + mount_path`, so the route keeps its
@@ -201,16 +199,12 @@ class FastApiMCP:
         if self._auth is not None:
             resource = (self._auth_config.resource if self._auth_config else None) or self._require_public_url() + path
             self._auth.bind(resource)
-        return host, path
-
-    def _host_policy(
-        self, allowed_hosts: Sequence[str] | None, allowed_origins: Sequence[str] | None
-    ) -> tuple[Sequence[str] | None, Sequence[str] | None]:
-        # With OAuth the bridge adds the shim's public host itself; without, add ours here.
-        if self._auth is not None or self.public_url is None:
-            return allowed_hosts, allowed_origins
-        hosts, origins = default_allowed(self.public_url)
-        return (hosts if allowed_hosts is None else allowed_hosts), (origins if allowed_origins is None else allowed_origins)
+        elif self.public_url is not None:
+            # With OAuth the bridge adds the shim's public host itself; without, add ours here.
+            hosts, origins = default_allowed(self.public_url)
+            allowed_hosts = hosts if allowed_hosts is None else allowed_hosts
+            allowed_origins = origins if allowed_origins is None else allowed_origins
+        return host, path, {"allowed_hosts": allowed_hosts, "allowed_origins": allowed_origins}
 
     def _require_public_url(self) -> str:
         if self.public_url is None:
@@ -225,10 +219,10 @@ class FastApiMCP:
         return self.public_url
 
     def _deferred_shim(self, config: AuthConfig) -> DeferredShim | None:
-        if not config.needs_shim:
-            return None
-        self._require_public_url()
         metadata = config.custom_oauth_metadata
+        if metadata is None and not config.setup_proxies:
+            return None  # `dependencies` alone: no OAuth is served here
+        self._require_public_url()
         document = metadata.document() if isinstance(metadata, OAuthMetadata) else None
         verify = document is None or bool(document.get("jwks_uri"))
         if not verify and not config.dependencies:
@@ -249,9 +243,7 @@ def _api_client(client: httpx.AsyncClient | None) -> httpx.AsyncClient | None:
     Without a base_url it cannot send relative request URLs (FastAPI-MCP's calls failed with
     it); calls go to the app in-process, which needs no client and no timeout.
     """
-    if client is None:
-        return None
-    if not str(client.base_url):
+    if client is not None and not str(client.base_url):
         logger.info("http_client has no base_url: tools call the app in-process instead")
         return None
     return client
