@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 from . import jsonsafe
 from .jwks import FORBIDDEN_ALGORITHMS
 from .jwt_claims import audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
-from .outbound import TRANSPORT_ERRORS
+from .outbound import TRANSPORT_ERRORS, read_at_most
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
@@ -78,6 +78,8 @@ DEFAULT_TIMEOUT = 10.0
 KEPT_CLAIMS = frozenset(
     {"sub", "iss", "name", "given_name", "family_name", "preferred_username", "email", "email_verified", "picture", "locale", "auth_time", "acr", "amr"}
 )
+# The identity claims an issued access token repeats, in this order; ``email_verified`` follows ``email``.
+_TOKEN_CLAIMS = ("name", "preferred_username", "email")
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
@@ -98,15 +100,9 @@ class Identity:
 
     def token_claims(self) -> dict[str, Any]:
         """Identity claims for an issued access token (RFC 9068 §2.2.3.1), the ones known."""
-        out: dict[str, Any] = {}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.preferred_username is not None:
-            out["preferred_username"] = self.preferred_username
-        if self.email is not None:
-            out["email"] = self.email
-            if self.email_verified is not None:
-                out["email_verified"] = self.email_verified
+        out: dict[str, Any] = {name: getattr(self, name) for name in _TOKEN_CLAIMS if getattr(self, name) is not None}
+        if self.email is not None and self.email_verified is not None:
+            out["email_verified"] = self.email_verified
         return out
 
 
@@ -359,19 +355,15 @@ async def fetch_github_user(
     if email is None and fetch_emails:
         email = await _github_primary_email(http, base, headers, timeout)
         verified = True if email is not None else None
-    login = _text(user.get("login"))
-    claims = {"sub": str(user_id), "iss": GITHUB_ISSUER, "preferred_username": login, "name": _text(user.get("name"))}
-    if email is not None:
-        claims["email"] = email
-    return Identity(
-        subject=str(user_id),
-        issuer=GITHUB_ISSUER,
-        name=_text(user.get("name")),
-        email=email,
-        email_verified=verified,
-        preferred_username=login,
-        claims=MappingProxyType({k: v for k, v in claims.items() if v is not None}),
-    )
+    claims = {
+        "sub": str(user_id),
+        "iss": GITHUB_ISSUER,
+        "preferred_username": _text(user.get("login")),
+        "name": _text(user.get("name")),
+        "email": email,
+    }
+    identity = identity_from_claims({k: v for k, v in claims.items() if v is not None})
+    return replace(identity, email_verified=verified)
 
 
 async def _github_primary_email(http: httpx.AsyncClient, base: str, headers: Mapping[str, str], timeout: float) -> str | None:
@@ -398,19 +390,17 @@ async def _get_json(
             async with http.stream("GET", url, headers=dict(headers), timeout=timeout) as response:
                 if response.status_code != 200:
                     return response.status_code, None
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_IDENTITY_BYTES:
-                        raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is too large.")
+                body = await read_at_most(response, MAX_IDENTITY_BYTES)
     except (TimeoutError, httpx.TimeoutException):
         logger.warning("identity request timed out: %s", url)
         raise UpstreamError(504, "temporarily_unavailable", f"The identity provider's {what} did not answer in time.") from None
     except TRANSPORT_ERRORS as exc:
         logger.warning("identity request failed: %s (%s)", url, type(exc).__name__)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
+    if body is None:
+        raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is too large.")
     try:
-        return 200, jsonsafe.loads(bytes(body))
+        return 200, jsonsafe.loads(body)
     except (ValueError, UnicodeError):
         raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is not JSON.") from None
 
