@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .config import ConfigurationError
+from .sealing import MIN_SECRET_BYTES, secret_key_bytes
 
 __all__ = [
     "ENCRYPTION_LABEL",
@@ -62,22 +62,6 @@ _KEY_ID_BYTES = 4
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _HEADER_BYTES = 1 + _KEY_ID_BYTES + _NONCE_BYTES
-#: As for the HMAC secrets of :class:`~mcp_oauth_shim.sealing.Sealer`.
-MIN_SECRET_BYTES = 32
-
-
-def secret_key_bytes(secret_keys: Sequence[str | bytes]) -> list[bytes]:
-    """The operator's ``secret_keys`` as bytes, newest first; :class:`ConfigurationError` when
-    there is none or one is shorter than :data:`MIN_SECRET_BYTES`."""
-    secrets = [s.encode() if isinstance(s, str) else bytes(s) for s in secret_keys]
-    if not secrets:
-        raise ConfigurationError("secret_keys needs at least one key (newest first).")
-    if any(len(s) < MIN_SECRET_BYTES for s in secrets):
-        raise ConfigurationError(
-            f"Each secret key needs at least {MIN_SECRET_BYTES} bytes; generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
-        )
-    return secrets
 
 
 class DecryptionError(Exception):
