@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -33,8 +33,7 @@ from joserfc.errors import JoseError
 from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 
 from . import jsonsafe
-from .jwks import FORBIDDEN_ALGORITHMS
-from .jwt_claims import audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
+from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
 from .outbound import TRANSPORT_ERRORS, read_at_most
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
@@ -67,6 +66,7 @@ GITHUB_API = "https://api.github.com"
 GITHUB_ISSUER = "https://github.com"
 #: Asymmetric only: an ID token's signature is checked against the IdP's public JWKS.
 ID_TOKEN_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_ID_TOKEN_REGISTRY = algorithm_registry(ID_TOKEN_ALGORITHMS)
 #: Larger than any real ID token; refused before parsing.
 MAX_ID_TOKEN_LENGTH = 16 * 1024
 #: A user document larger than this is an attack or a bug (GitHub's ``/user`` is ~1.5 KiB).
@@ -158,10 +158,10 @@ def verify_id_token(
     nonce: str | None = None,
     now: float | None = None,
     leeway: int = 60,
-    algorithms: Iterable[str] = ID_TOKEN_ALGORITHMS,
 ) -> dict[str, Any]:
     """The claims of an ID token checked as OpenID Connect Core §3.1.3.7 says (§3.1.3.7 items in
-    brackets): signature by a key of the IdP's JWKS with an allowed asymmetric algorithm [6, 7],
+    brackets): signature by a key of the IdP's JWKS with an algorithm of
+    :data:`ID_TOKEN_ALGORITHMS` [6, 7],
     ``iss`` exact [2], ``aud`` contains ``client_id`` [3], ``azp`` is ``client_id`` when
     present [4, 5], ``exp`` in the future [9], ``iat`` not in the future [10], ``nonce`` equal
     to the one sent [11] (and present then).
@@ -172,7 +172,7 @@ def verify_id_token(
     ``invalid_grant`` when the nonce does not match (a code injected from another login).
     """
     public = keys if isinstance(keys, PublicKeys) else _jwks(keys)
-    parsed = _ParsedIdToken.parse(id_token, algorithms)
+    parsed = _ParsedIdToken.parse(id_token)
     found = _published_key(public, parsed.kid, parsed.alg)
     return parsed.finish(found.key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
 
@@ -194,10 +194,9 @@ async def verify_id_token_with(
     nonce: str | None = None,
     now: float | None = None,
     leeway: int = 60,
-    algorithms: Iterable[str] = ID_TOKEN_ALGORITHMS,
 ) -> dict[str, Any]:
     """:func:`verify_id_token` with the key found by ``key_for(kid, alg)``."""
-    parsed = _ParsedIdToken.parse(id_token, algorithms)
+    parsed = _ParsedIdToken.parse(id_token)
     try:
         key = await key_for(parsed.kid, parsed.alg)
     except InvalidToken:
@@ -215,11 +214,10 @@ class _ParsedIdToken:
     kid: str | None
 
     @classmethod
-    def parse(cls, id_token: str, algorithms: Iterable[str]) -> _ParsedIdToken:
-        allowed = frozenset(algorithms) - FORBIDDEN_ALGORITHMS
+    def parse(cls, id_token: str) -> _ParsedIdToken:
         if not isinstance(id_token, str) or len(id_token) > MAX_ID_TOKEN_LENGTH:
             raise _bad_id_token("is missing or too large")
-        registry = JWSRegistry(algorithms=sorted(allowed & set(JWSRegistry.algorithms)), strict_check_header=False)
+        registry = _ID_TOKEN_REGISTRY
         try:
             jws = extract_compact(id_token.encode("ascii"), registry=registry)
             registry.check_header(jws.headers())
@@ -227,7 +225,7 @@ class _ParsedIdToken:
             raise _bad_id_token("is not a well-formed signed JWT with an accepted algorithm") from None
         header = jws.headers()
         alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(alg, str) or alg not in allowed:
+        if not isinstance(alg, str) or alg not in registry.allowed_names:
             raise _bad_id_token("uses a signature algorithm that is not accepted")
         if kid is not None and not isinstance(kid, str):
             raise _bad_id_token("is signed with a key the identity provider does not publish")
