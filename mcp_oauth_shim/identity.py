@@ -232,50 +232,43 @@ class _ParsedIdToken:
         return cls(jws, registry, alg, kid)
 
     def finish(self, key: Any, issuer: str, client_id: str, nonce: str | None, now: float, leeway: int) -> dict[str, Any]:
+        """The claims, once the signature by ``key`` and then the claims themselves are checked."""
         if not signature_valid(self.jws, key, self.registry):
             raise _bad_id_token("has an invalid signature")
         claims = claims_object(self.jws.payload)
         if claims is None:
             raise _bad_id_token("payload is not a JSON object")
-        _check_id_token_claims(claims, issuer, client_id, nonce, now, leeway)
+        if claims.get("iss") != issuer:
+            raise _bad_id_token("was issued by another issuer")
+        if client_id not in audience_values(claims.get("aud")):
+            raise _bad_id_token("is not addressed to this client (aud)")
+        azp = claims.get("azp")
+        if azp is not None and azp != client_id:
+            raise _bad_id_token("was issued to another party (azp)")
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not (is_numeric_date(exp) and is_numeric_date(iat)):
+            raise _bad_id_token("lacks exp or iat")
+        late = lifetime_problem({"exp": exp, "iat": iat}, now, leeway)
+        if late is not None:
+            raise _bad_id_token("has expired" if late == "exp" else "was issued in the future (iat)")
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise UpstreamError(400, "invalid_grant", "The identity provider's ID token does not belong to this login (nonce).")
+        if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
+            raise _bad_id_token("names no user (sub)")
         return claims
 
 
 def _published_key(public: PublicKeys, kid: str | None, alg: str) -> PublicKey:
     if kid is not None:
-        candidates = [k for k in (public.get(kid),) if k is not None]
+        key = public.get(kid)
     else:
         candidates = [k for k in public.by_kid.values() if k.alg == alg]
-        if len(candidates) != 1:  # RFC 7515 §4.1.4: without kid, only an unambiguous key
-            candidates = []
-    if not candidates:
+        key = candidates[0] if len(candidates) == 1 else None  # RFC 7515 §4.1.4: without kid, only an unambiguous key
+    if key is None:
         raise _bad_id_token("is signed with a key the identity provider does not publish")
-    key = candidates[0]
     if key.alg_given and key.alg != alg:
         raise _bad_id_token("uses another algorithm than its key is published for")
     return key
-
-
-def _check_id_token_claims(
-    claims: Mapping[str, Any], issuer: str, client_id: str, nonce: str | None, now: float, leeway: int
-) -> None:
-    if claims.get("iss") != issuer:
-        raise _bad_id_token("was issued by another issuer")
-    if client_id not in audience_values(claims.get("aud")):
-        raise _bad_id_token("is not addressed to this client (aud)")
-    azp = claims.get("azp")
-    if azp is not None and azp != client_id:
-        raise _bad_id_token("was issued to another party (azp)")
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not (is_numeric_date(exp) and is_numeric_date(iat)):
-        raise _bad_id_token("lacks exp or iat")
-    late = lifetime_problem({"exp": exp, "iat": iat}, now, leeway)
-    if late is not None:
-        raise _bad_id_token("has expired" if late == "exp" else "was issued in the future (iat)")
-    if nonce is not None and claims.get("nonce") != nonce:
-        raise UpstreamError(400, "invalid_grant", "The identity provider's ID token does not belong to this login (nonce).")
-    if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
-        raise _bad_id_token("names no user (sub)")
 
 
 def _bad_id_token(problem: str) -> UpstreamError:
