@@ -196,12 +196,7 @@ class PublicKeys:
         entries = document.get("keys") if isinstance(document, Mapping) else None
         if not isinstance(entries, list) or len(entries) > MAX_JWKS_KEYS:
             raise ValueError("not a JWK Set document")
-        found: list[PublicKey] = []
-        for data in entries:
-            key = _public_entry(data)
-            if key is not None:
-                found.append(key)
-        return cls(found)
+        return cls(key for key in map(_public_entry, entries) if key is not None)
 
 
 # -- helpers ------------------------------------------------------------------------------------
