@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .sealing import MIN_SECRET_BYTES, secret_key_bytes
+from .sealing import MIN_SECRET_BYTES, ReasonError, secret_key_bytes
 
 __all__ = [
     "ENCRYPTION_LABEL",
@@ -64,14 +64,10 @@ _TAG_BYTES = 16
 _HEADER_BYTES = 1 + _KEY_ID_BYTES + _NONCE_BYTES
 
 
-class DecryptionError(Exception):
+class DecryptionError(ReasonError):
     """A ciphertext that is malformed, forged, altered, for another purpose or context, or
     sealed with a key that is no longer configured. ``reason`` never contains key material
     or plaintext."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class TokenCipher:

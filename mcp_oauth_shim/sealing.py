@@ -60,12 +60,16 @@ def secret_key_bytes(secret_keys: Sequence[str | bytes]) -> list[bytes]:
     return keys
 
 
-class SealError(Exception):
-    """A signed value that is forged, corrupted, expired or meant for another purpose."""
+class ReasonError(Exception):
+    """A refusal whose ``reason`` says why in words safe to show (never a secret)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SealError(ReasonError):
+    """A signed value that is forged, corrupted, expired or meant for another purpose."""
 
 
 class Sealer:
