@@ -48,13 +48,9 @@ class ClientMetadata:
             "response_types": ["code"],
             "application_type": self.application_type,
         }
-        if self.client_name:
-            answer["client_name"] = self.client_name
-        if self.client_uri:
-            answer["client_uri"] = self.client_uri
-        if self.scope is not None:
-            answer["scope"] = self.scope
-        return answer
+        # Only what was given: an empty name or URI is as good as none, an empty scope is a scope.
+        given = {"client_name": self.client_name or None, "client_uri": self.client_uri or None, "scope": self.scope}
+        return answer | {name: value for name, value in given.items() if value is not None}
 
 
 def parse_client_metadata(meta: dict[str, Any], *, allowed: tuple[str, ...], static: bool) -> ClientMetadata:
