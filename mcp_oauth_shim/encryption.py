@@ -95,7 +95,7 @@ class TokenCipher:
         key_id, aead = self._keys[0]
         header = _VERSION + key_id + os.urandom(_NONCE_BYTES)
         sealed = aead.encrypt(header[1 + _KEY_ID_BYTES :], data, _associated_data(header[: 1 + _KEY_ID_BYTES], purpose, context))
-        return base64.urlsafe_b64encode(header + sealed).rstrip(b"=").decode("ascii")
+        return _b64(header + sealed)
 
     def decrypt(self, token: str, *, purpose: str, context: Sequence[str] = ()) -> bytes:
         """The plaintext of ``token``, or :class:`DecryptionError` (never another exception)."""
@@ -105,10 +105,8 @@ class TokenCipher:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise DecryptionError("malformed ciphertext") from None
-        if _b64(raw) != token:
-            # Non-canonical base64 (extra bits, other alphabet): not something we produced.
-            raise DecryptionError("malformed ciphertext")
-        if len(raw) < _HEADER_BYTES + _TAG_BYTES or raw[:1] != _VERSION:
+        # Non-canonical base64 (extra bits, other alphabet), too short or another version: not something we produced.
+        if _b64(raw) != token or len(raw) < _HEADER_BYTES + _TAG_BYTES or raw[:1] != _VERSION:
             raise DecryptionError("malformed ciphertext")
         aead = self._by_id.get(raw[1 : 1 + _KEY_ID_BYTES])
         if aead is None:
