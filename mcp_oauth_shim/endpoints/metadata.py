@@ -2,7 +2,8 @@
 Discovery probes) and RFC 9728 protected resource metadata.
 
 The documents are built by :mod:`..rfc8414` and :mod:`..rfc9728`; here they are served as
-pre-encoded JSON, cacheable for five minutes, at every path the shim wires them to.
+pre-encoded JSON, cacheable for five minutes, at every path the shim wires them to (as is the
+JWK Set of :mod:`.jwks`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ from ..upstream import UpstreamError
 logger = logging.getLogger("mcp_oauth_shim.metadata")
 
 METADATA_CACHE_CONTROL = "public, max-age=300"
+
+
+def json_document(body: bytes) -> Response:
+    """A discovery document: pre-encoded JSON, cacheable for five minutes."""
+    return Response(body, media_type="application/json", headers={"Cache-Control": METADATA_CACHE_CONTROL})
+
+
+class StaticDocument:
+    """Serves one JSON document, encoded once."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __call__(self, request: Request) -> Response:
+        return json_document(self._body)
 
 
 class MetadataHandler:
@@ -47,14 +63,11 @@ class MetadataHandler:
             else:
                 body = json.dumps(build_metadata(self.ctx, revocation=bool(upstream.revocation_endpoint))).encode()
                 self._body = body
-        return Response(body, media_type="application/json", headers={"Cache-Control": METADATA_CACHE_CONTROL})
+        return json_document(body)
 
 
-class ProtectedResourceMetadataHandler:
+class ProtectedResourceMetadataHandler(StaticDocument):
     """RFC 9728 §3: the protected resource metadata of the MCP endpoint."""
 
     def __init__(self, ctx: ShimContext) -> None:
-        self._body = json.dumps(build_resource_metadata(ctx)).encode()
-
-    async def __call__(self, request: Request) -> Response:
-        return Response(self._body, media_type="application/json", headers={"Cache-Control": METADATA_CACHE_CONTROL})
+        super().__init__(json.dumps(build_resource_metadata(ctx)).encode())
