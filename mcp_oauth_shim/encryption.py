@@ -132,12 +132,8 @@ class TokenCipher:
 def _associated_data(prefix: bytes, purpose: str, context: Sequence[str]) -> bytes:
     """Version and key id, then purpose and each context item, each length-prefixed so that no
     two different (purpose, context) lists encode alike."""
-    parts = [prefix]
-    for item in (purpose, *context):
-        encoded = item.encode("utf-8")
-        parts.append(len(encoded).to_bytes(4, "big"))
-        parts.append(encoded)
-    return b"".join(parts)
+    encoded = [item.encode("utf-8") for item in (purpose, *context)]
+    return prefix + b"".join(len(item).to_bytes(4, "big") + item for item in encoded)
 
 
 def _b64(raw: bytes) -> str:
