@@ -65,8 +65,7 @@ __all__ = [
 
 P = TypeVar("P", bound="SealedPayload")
 
-# Every purpose in use, to the qualified name of the class that owns it.
-_PURPOSES: dict[str, str] = {}
+# Every payload class, by the purpose it owns.
 _KINDS: dict[str, type[SealedPayload]] = {}
 
 # What a validly signed value with the wrong shape raises while being read.
@@ -155,8 +154,8 @@ class SealedPayload:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        owner = _PURPOSES.setdefault(cls.purpose, cls.__qualname__)
-        # ``slots=True`` makes the dataclass decorator build the class a second time.
+        owner = _KINDS.get(cls.purpose, cls).__qualname__
+        # ``slots=True`` makes the dataclass decorator build the class a second time (same name).
         if owner != cls.__qualname__:
             raise TypeError(f"{cls.__qualname__}: purpose {cls.purpose!r} is already {owner}'s")
         _KINDS[cls.purpose] = cls
