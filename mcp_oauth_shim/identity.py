@@ -171,10 +171,12 @@ def verify_id_token(
     Failures are :class:`UpstreamError`: 502 when the IdP's token is unusable, 400
     ``invalid_grant`` when the nonce does not match (a code injected from another login).
     """
-    public = keys if isinstance(keys, PublicKeys) else _jwks(keys)
+    try:
+        public = keys if isinstance(keys, PublicKeys) else PublicKeys.from_jwks(keys)
+    except ValueError:
+        raise UpstreamError(502, "server_error", "The identity provider's key set is not a JWKS document.") from None
     parsed = _ParsedIdToken.parse(id_token)
-    found = _published_key(public, parsed.kid, parsed.alg)
-    return parsed.finish(found.key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
+    return parsed.finish(_published_key(public, parsed.kid, parsed.alg).key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
 
 
 #: Finds the IdP's key for a token header (``kid``, ``alg``): e.g. the ``key_for`` of
@@ -274,13 +276,6 @@ def _published_key(public: PublicKeys, kid: str | None, alg: str) -> PublicKey:
 def _bad_id_token(problem: str) -> UpstreamError:
     logger.warning("ID token refused: %s", problem)
     return UpstreamError(502, "server_error", f"The identity provider's ID token {problem}.")
-
-
-def _jwks(document: Mapping[str, Any]) -> PublicKeys:
-    try:
-        return PublicKeys.from_jwks(document)
-    except ValueError:
-        raise UpstreamError(502, "server_error", "The identity provider's key set is not a JWKS document.") from None
 
 
 # -- HTTP identity sources -------------------------------------------------------------------
