@@ -108,13 +108,8 @@ class SigningKeys:
 
         Deterministic: the same secrets give the same keys and ``kid`` values everywhere.
         """
-        secrets = secret_key_bytes(secret_keys)
-        keys: list[SigningKey] = []
-        for secret in dict.fromkeys(secrets):  # a repeated secret would repeat its kid
-            private = ec.derive_private_key(derive_p256_scalar(secret), ec.SECP256R1())
-            jwk = ECKey.import_key(private)
-            keys.append(SigningKey(kid=jwk.thumbprint(), alg="ES256", key=jwk))
-        return cls(keys)
+        # dict.fromkeys: a repeated secret would repeat its kid.
+        return cls(_derived_key(secret) for secret in dict.fromkeys(secret_key_bytes(secret_keys)))
 
     @classmethod
     def from_keys(cls, keys: Sequence[str | bytes | Mapping[str, Any]]) -> SigningKeys:
@@ -146,6 +141,12 @@ class SigningKeys:
     def public_keys(self) -> PublicKeys:
         """The verifying side of these keys."""
         return PublicKeys(PublicKey(k.kid, k.alg, _public(k.key)) for k in self.keys)
+
+
+def _derived_key(secret: bytes) -> SigningKey:
+    """The EC P-256 (ES256) key derived from one secret, named by its thumbprint."""
+    jwk = ECKey.import_key(ec.derive_private_key(derive_p256_scalar(secret), ec.SECP256R1()))
+    return SigningKey(kid=jwk.thumbprint(), alg="ES256", key=jwk)
 
 
 def derive_p256_scalar(secret: bytes) -> int:
@@ -209,12 +210,8 @@ def _public(key: AsymmetricKey) -> AsymmetricKey:
 
 
 def _public_entry(data: Any) -> PublicKey | None:
-    if not isinstance(data, dict) or not isinstance(data.get("kid"), str):
-        return None
-    if data.get("use", "sig") != "sig":
-        return None
-    kind = PUBLIC_KEY_TYPES.get(str(data.get("kty")))
-    if kind is None:
+    kind = PUBLIC_KEY_TYPES.get(str(data.get("kty"))) if isinstance(data, dict) else None
+    if kind is None or not isinstance(data.get("kid"), str) or data.get("use", "sig") != "sig":
         return None
     try:
         key: AsymmetricKey = kind.import_key(data)
