@@ -117,11 +117,10 @@ class UpstreamTokens:
 
     @classmethod
     def from_response(cls, body: Mapping[str, Any], *, nonce: str | None = None) -> UpstreamTokens:
-        access = body.get("access_token")
-        if not isinstance(access, str) or not access:
+        access = _text(body.get("access_token"))
+        if access is None:
             raise UpstreamError(502, "server_error", "The identity provider's token response has no access_token.")
-        id_token = body.get("id_token")
-        return cls(access, id_token if isinstance(id_token, str) and id_token else None, nonce)
+        return cls(access, _text(body.get("id_token")), nonce)
 
 
 def identity_from_claims(claims: Mapping[str, Any], *, issuer: str | None = None) -> Identity:
@@ -130,8 +129,8 @@ def identity_from_claims(claims: Mapping[str, Any], *, issuer: str | None = None
     ``sub`` is required (a string, OpenID Connect Core §2 / §5.3.2); other claims of the wrong
     type are ignored, not trusted.
     """
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
+    subject = _text(claims.get("sub"))
+    if subject is None:
         raise UpstreamError(502, "server_error", "The identity provider named no user (no sub claim).")
     iss = claims.get("iss")
     verified = claims.get("email_verified")
@@ -255,7 +254,7 @@ class _ParsedIdToken:
             raise _bad_id_token("has expired" if late == "exp" else "was issued in the future (iat)")
         if nonce is not None and claims.get("nonce") != nonce:
             raise UpstreamError(400, "invalid_grant", "The identity provider's ID token does not belong to this login (nonce).")
-        if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
+        if _text(claims.get("sub")) is None:
             raise _bad_id_token("names no user (sub)")
         return claims
 
@@ -403,6 +402,7 @@ def _raise_for_status(status: int, what: str) -> None:
 
 
 def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else ``None``."""
     return value if isinstance(value, str) and value else None
 
 
