@@ -52,18 +52,16 @@ class MetadataHandler:
         self._body: bytes | None = json.dumps(dict(custom)).encode() if custom is not None else None
 
     async def __call__(self, request: Request) -> Response:
-        body = self._body
-        if body is None:
-            try:
-                upstream = await self.ctx.upstream_client.metadata()
-            except UpstreamError as err:
-                # Clients need the document even while the IdP is away; revocation is unknown then.
-                logger.warning("serving metadata without revocation: %s", err.description)
-                body = json.dumps(build_metadata(self.ctx, revocation=False)).encode()
-            else:
-                body = json.dumps(build_metadata(self.ctx, revocation=bool(upstream.revocation_endpoint))).encode()
-                self._body = body
-        return json_document(body)
+        if self._body is not None:
+            return json_document(self._body)
+        try:
+            revocation = bool((await self.ctx.upstream_client.metadata()).revocation_endpoint)
+        except UpstreamError as err:
+            # Clients need the document even while the IdP is away; revocation is unknown then.
+            logger.warning("serving metadata without revocation: %s", err.description)
+            return json_document(json.dumps(build_metadata(self.ctx, revocation=False)).encode())
+        self._body = json.dumps(build_metadata(self.ctx, revocation=revocation)).encode()
+        return json_document(self._body)
 
 
 class ProtectedResourceMetadataHandler(StaticDocument):
