@@ -127,8 +127,5 @@ def open_refresh_token(
 
 
 def _open(cipher: TokenCipher, ciphertext: Any, purpose: str, context: tuple[str, str, str]) -> str | None:
-    if ciphertext is None:
-        return None
-    if not isinstance(ciphertext, str):
-        raise DecryptionError("malformed ciphertext")
-    return cipher.decrypt_text(ciphertext, purpose=purpose, context=context)
+    """The upstream token inside, if any; anything but a ciphertext string is a :class:`DecryptionError`."""
+    return None if ciphertext is None else cipher.decrypt_text(ciphertext, purpose=purpose, context=context)
