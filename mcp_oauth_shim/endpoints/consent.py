@@ -124,8 +124,7 @@ class ConsentHandler:
 
     async def _decide(self, request: Request) -> Response:
         ctx = self.ctx
-        origin = request.headers.get("origin")
-        if origin is not None and origin != ctx.origin:
+        if request.headers.get("origin", ctx.origin) != ctx.origin:  # an absent Origin is no other site
             return _invalid("The consent form was posted from another site.", 403)
         if not is_media_type(request.headers.get("content-type"), FORM):
             return _invalid("The consent form must be form-encoded.")
