@@ -74,10 +74,9 @@ class TokenCipher:
     """AES-256-GCM with keys derived from ``secret_keys`` (newest first encrypts, all decrypt)."""
 
     def __init__(self, secret_keys: Sequence[str | bytes]) -> None:
-        secrets = secret_key_bytes(secret_keys)
         self._keys: list[tuple[bytes, AESGCM]] = []
         self._by_id: dict[bytes, AESGCM] = {}
-        for secret in dict.fromkeys(secrets):
+        for secret in dict.fromkeys(secret_key_bytes(secret_keys)):
             key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=ENCRYPTION_LABEL).derive(secret)
             key_id = hashlib.sha256(b"key id\x00" + key).digest()[:_KEY_ID_BYTES]
             aead = AESGCM(key)

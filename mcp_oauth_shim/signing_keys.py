@@ -87,10 +87,9 @@ class SigningKeys:
         self.keys: tuple[SigningKey, ...] = tuple(keys)
         if not self.keys:
             raise ConfigurationError("The shim needs at least one signing key for the tokens it issues.")
-        kids = [k.kid for k in self.keys]
-        if len(set(kids)) != len(kids):
-            raise ConfigurationError("Two signing keys have the same kid; each key needs its own.")
         self.by_kid: dict[str, SigningKey] = {k.kid: k for k in self.keys}
+        if len(self.by_kid) != len(self.keys):
+            raise ConfigurationError("Two signing keys have the same kid; each key needs its own.")
 
     @property
     def current(self) -> SigningKey:
@@ -121,9 +120,7 @@ class SigningKeys:
         cls, *, secret_keys: Sequence[str | bytes], signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None = None
     ) -> SigningKeys:
         """The operator's ``signing_keys`` when given, else keys derived from ``secret_keys``."""
-        if signing_keys:
-            return cls.from_keys(signing_keys)
-        return cls.from_secrets(secret_keys)
+        return cls.from_keys(signing_keys) if signing_keys else cls.from_secrets(secret_keys)
 
     # -- publishing ---------------------------------------------------------------------------
 
