@@ -74,9 +74,8 @@ class ConsentPage:
     def csrf(self, request: Request) -> str:
         """The browser's CSRF cookie value, or a new one: the consent ticket is bound to it."""
         csrf = request.cookies.get(self._csrf_cookie)
-        if not csrf or not _TOKEN.fullmatch(csrf):  # only ever reuse a value we could have minted
-            csrf = random_token()
-        return csrf
+        # Only ever reuse a value we could have minted.
+        return csrf if csrf and _TOKEN.fullmatch(csrf) else random_token()
 
     def render(self, client: Client, ticket: ConsentTicket, csrf: str) -> Response:
         """The consent page for ``ticket`` (bound to ``csrf``), which sets the CSRF cookie."""
