@@ -91,11 +91,11 @@ class ClientResolver:
                 raise InvalidClientError(description=ascii_description(f"Client metadata document refused: {exc}")) from None
             return Client(
                 client_id,
-                tuple(str(u) for u in doc.redirect_uris),
+                doc.redirect_uris,
                 "metadata_document",
                 name=doc.client_name,
-                application_type=getattr(doc, "application_type", None) or "native",
-                client_uri=str(doc.client_uri) if getattr(doc, "client_uri", None) else None,
+                application_type=doc.application_type or "native",
+                client_uri=doc.client_uri or None,
             )
         now = time.time()
         cached = self._cache.get(client_id, now)
@@ -153,9 +153,7 @@ def presented_credentials(form: dict[str, str], authorization: str | None) -> Cl
         # RFC 6749 §2.3 and §5.2: one client authentication method per request.
         raise InvalidRequestError(description="Send the client secret in the Authorization header or the body, not both.")
     if body_client_id is not None and body_client_id != client_id:
-        raise InvalidClientError(
-            description="client_id in the body and the Authorization header differ.", status_code=401
-        )
+        raise _unauthorized("client_id in the body and the Authorization header differ.")
     return ClientCredentials(client_id, secret, True)
 
 
@@ -187,16 +185,17 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     """RFC 7617 §2 ``user-id ":" password``, each form-encoded first (RFC 6749 §2.3.1)."""
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "basic":
-        raise InvalidClientError(
-            description="Only Basic client authentication or client_id in the body is accepted.", status_code=401
-        )
+        raise _unauthorized("Only Basic client authentication or client_id in the body is accepted.")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
-        raise InvalidClientError(description="The Basic authorization header is malformed.", status_code=401) from None
+        raise _unauthorized("The Basic authorization header is malformed.") from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:
-        raise InvalidClientError(
-            description="The Basic authorization header must carry client_id:client_secret.", status_code=401
-        )
+        raise _unauthorized("The Basic authorization header must carry client_id:client_secret.")
     return unquote(client_id), unquote(secret)
+
+
+def _unauthorized(description: str) -> InvalidClientError:
+    """RFC 6749 §5.2: ``invalid_client`` with 401, for a client that tried the Authorization header."""
+    return InvalidClientError(description=description, status_code=401)

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .config import ConfigurationError
+from .sealing import MIN_SECRET_BYTES, ReasonError, secret_key_bytes
 
 __all__ = [
     "ENCRYPTION_LABEL",
@@ -62,42 +62,21 @@ _KEY_ID_BYTES = 4
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _HEADER_BYTES = 1 + _KEY_ID_BYTES + _NONCE_BYTES
-#: As for the HMAC secrets of :class:`~mcp_oauth_shim.sealing.Sealer`.
-MIN_SECRET_BYTES = 32
 
 
-def secret_key_bytes(secret_keys: Sequence[str | bytes]) -> list[bytes]:
-    """The operator's ``secret_keys`` as bytes, newest first; :class:`ConfigurationError` when
-    there is none or one is shorter than :data:`MIN_SECRET_BYTES`."""
-    secrets = [s.encode() if isinstance(s, str) else bytes(s) for s in secret_keys]
-    if not secrets:
-        raise ConfigurationError("secret_keys needs at least one key (newest first).")
-    if any(len(s) < MIN_SECRET_BYTES for s in secrets):
-        raise ConfigurationError(
-            f"Each secret key needs at least {MIN_SECRET_BYTES} bytes; generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
-        )
-    return secrets
-
-
-class DecryptionError(Exception):
+class DecryptionError(ReasonError):
     """A ciphertext that is malformed, forged, altered, for another purpose or context, or
     sealed with a key that is no longer configured. ``reason`` never contains key material
     or plaintext."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class TokenCipher:
     """AES-256-GCM with keys derived from ``secret_keys`` (newest first encrypts, all decrypt)."""
 
     def __init__(self, secret_keys: Sequence[str | bytes]) -> None:
-        secrets = secret_key_bytes(secret_keys)
         self._keys: list[tuple[bytes, AESGCM]] = []
         self._by_id: dict[bytes, AESGCM] = {}
-        for secret in dict.fromkeys(secrets):
+        for secret in dict.fromkeys(secret_key_bytes(secret_keys)):
             key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=ENCRYPTION_LABEL).derive(secret)
             key_id = hashlib.sha256(b"key id\x00" + key).digest()[:_KEY_ID_BYTES]
             aead = AESGCM(key)
@@ -115,7 +94,7 @@ class TokenCipher:
         key_id, aead = self._keys[0]
         header = _VERSION + key_id + os.urandom(_NONCE_BYTES)
         sealed = aead.encrypt(header[1 + _KEY_ID_BYTES :], data, _associated_data(header[: 1 + _KEY_ID_BYTES], purpose, context))
-        return base64.urlsafe_b64encode(header + sealed).rstrip(b"=").decode("ascii")
+        return _b64(header + sealed)
 
     def decrypt(self, token: str, *, purpose: str, context: Sequence[str] = ()) -> bytes:
         """The plaintext of ``token``, or :class:`DecryptionError` (never another exception)."""
@@ -125,10 +104,8 @@ class TokenCipher:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise DecryptionError("malformed ciphertext") from None
-        if _b64(raw) != token:
-            # Non-canonical base64 (extra bits, other alphabet): not something we produced.
-            raise DecryptionError("malformed ciphertext")
-        if len(raw) < _HEADER_BYTES + _TAG_BYTES or raw[:1] != _VERSION:
+        # Non-canonical base64 (extra bits, other alphabet), too short or another version: not something we produced.
+        if _b64(raw) != token or len(raw) < _HEADER_BYTES + _TAG_BYTES or raw[:1] != _VERSION:
             raise DecryptionError("malformed ciphertext")
         aead = self._by_id.get(raw[1 : 1 + _KEY_ID_BYTES])
         if aead is None:
@@ -154,12 +131,8 @@ class TokenCipher:
 def _associated_data(prefix: bytes, purpose: str, context: Sequence[str]) -> bytes:
     """Version and key id, then purpose and each context item, each length-prefixed so that no
     two different (purpose, context) lists encode alike."""
-    parts = [prefix]
-    for item in (purpose, *context):
-        encoded = item.encode("utf-8")
-        parts.append(len(encoded).to_bytes(4, "big"))
-        parts.append(encoded)
-    return b"".join(parts)
+    encoded = [item.encode("utf-8") for item in (purpose, *context)]
+    return prefix + b"".join(len(item).to_bytes(4, "big") + item for item in encoded)
 
 
 def _b64(raw: bytes) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, quote_plus, unquote
 
 from .rfc6750 import sanitize_description
@@ -69,22 +69,14 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 _CACHED_LENGTH = 256
 
 
-@functools.lru_cache(maxsize=512)
-def _unquote_plus_cached(text: str) -> str:
-    return unquote(text.replace("+", " "))
+def _short_values_cached(convert: Callable[[str], str]) -> Callable[[str], str]:
+    """``convert``, answered from a bounded LRU for values up to :data:`_CACHED_LENGTH` long."""
+    cached = functools.lru_cache(maxsize=512)(convert)
+    return lambda text: cached(text) if len(text) <= _CACHED_LENGTH else convert(text)
 
 
-def _unquote_plus(text: str) -> str:
-    return _unquote_plus_cached(text) if len(text) <= _CACHED_LENGTH else unquote(text.replace("+", " "))
-
-
-@functools.lru_cache(maxsize=512)
-def _quote_plus_cached(text: str) -> str:
-    return quote_plus(text)
-
-
-def _quote_plus(text: str) -> str:
-    return _quote_plus_cached(text) if len(text) <= _CACHED_LENGTH else quote_plus(text)
+_unquote_plus = _short_values_cached(lambda text: unquote(text.replace("+", " ")))
+_quote_plus = _short_values_cached(quote_plus)
 
 
 def urlencode(params: Mapping[str, object]) -> str:

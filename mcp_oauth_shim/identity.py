@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -33,9 +33,8 @@ from joserfc.errors import JoseError
 from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 
 from . import jsonsafe
-from .jwks import FORBIDDEN_ALGORITHMS
-from .jwt_claims import audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
-from .outbound import TRANSPORT_ERRORS
+from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
+from .outbound import TRANSPORT_ERRORS, read_at_most
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
@@ -67,6 +66,7 @@ GITHUB_API = "https://api.github.com"
 GITHUB_ISSUER = "https://github.com"
 #: Asymmetric only: an ID token's signature is checked against the IdP's public JWKS.
 ID_TOKEN_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_ID_TOKEN_REGISTRY = algorithm_registry(ID_TOKEN_ALGORITHMS)
 #: Larger than any real ID token; refused before parsing.
 MAX_ID_TOKEN_LENGTH = 16 * 1024
 #: A user document larger than this is an attack or a bug (GitHub's ``/user`` is ~1.5 KiB).
@@ -78,6 +78,8 @@ DEFAULT_TIMEOUT = 10.0
 KEPT_CLAIMS = frozenset(
     {"sub", "iss", "name", "given_name", "family_name", "preferred_username", "email", "email_verified", "picture", "locale", "auth_time", "acr", "amr"}
 )
+# The identity claims an issued access token repeats, in this order; ``email_verified`` follows ``email``.
+_TOKEN_CLAIMS = ("name", "preferred_username", "email")
 _GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
@@ -98,15 +100,9 @@ class Identity:
 
     def token_claims(self) -> dict[str, Any]:
         """Identity claims for an issued access token (RFC 9068 §2.2.3.1), the ones known."""
-        out: dict[str, Any] = {}
-        if self.name is not None:
-            out["name"] = self.name
-        if self.preferred_username is not None:
-            out["preferred_username"] = self.preferred_username
-        if self.email is not None:
-            out["email"] = self.email
-            if self.email_verified is not None:
-                out["email_verified"] = self.email_verified
+        out: dict[str, Any] = {name: getattr(self, name) for name in _TOKEN_CLAIMS if getattr(self, name) is not None}
+        if self.email is not None and self.email_verified is not None:
+            out["email_verified"] = self.email_verified
         return out
 
 
@@ -121,11 +117,10 @@ class UpstreamTokens:
 
     @classmethod
     def from_response(cls, body: Mapping[str, Any], *, nonce: str | None = None) -> UpstreamTokens:
-        access = body.get("access_token")
-        if not isinstance(access, str) or not access:
+        access = _text(body.get("access_token"))
+        if access is None:
             raise UpstreamError(502, "server_error", "The identity provider's token response has no access_token.")
-        id_token = body.get("id_token")
-        return cls(access, id_token if isinstance(id_token, str) and id_token else None, nonce)
+        return cls(access, _text(body.get("id_token")), nonce)
 
 
 def identity_from_claims(claims: Mapping[str, Any], *, issuer: str | None = None) -> Identity:
@@ -134,8 +129,8 @@ def identity_from_claims(claims: Mapping[str, Any], *, issuer: str | None = None
     ``sub`` is required (a string, OpenID Connect Core §2 / §5.3.2); other claims of the wrong
     type are ignored, not trusted.
     """
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
+    subject = _text(claims.get("sub"))
+    if subject is None:
         raise UpstreamError(502, "server_error", "The identity provider named no user (no sub claim).")
     iss = claims.get("iss")
     verified = claims.get("email_verified")
@@ -162,10 +157,10 @@ def verify_id_token(
     nonce: str | None = None,
     now: float | None = None,
     leeway: int = 60,
-    algorithms: Iterable[str] = ID_TOKEN_ALGORITHMS,
 ) -> dict[str, Any]:
     """The claims of an ID token checked as OpenID Connect Core §3.1.3.7 says (§3.1.3.7 items in
-    brackets): signature by a key of the IdP's JWKS with an allowed asymmetric algorithm [6, 7],
+    brackets): signature by a key of the IdP's JWKS with an algorithm of
+    :data:`ID_TOKEN_ALGORITHMS` [6, 7],
     ``iss`` exact [2], ``aud`` contains ``client_id`` [3], ``azp`` is ``client_id`` when
     present [4, 5], ``exp`` in the future [9], ``iat`` not in the future [10], ``nonce`` equal
     to the one sent [11] (and present then).
@@ -175,10 +170,12 @@ def verify_id_token(
     Failures are :class:`UpstreamError`: 502 when the IdP's token is unusable, 400
     ``invalid_grant`` when the nonce does not match (a code injected from another login).
     """
-    public = keys if isinstance(keys, PublicKeys) else _jwks(keys)
-    parsed = _ParsedIdToken.parse(id_token, algorithms)
-    found = _published_key(public, parsed.kid, parsed.alg)
-    return parsed.finish(found.key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
+    try:
+        public = keys if isinstance(keys, PublicKeys) else PublicKeys.from_jwks(keys)
+    except ValueError:
+        raise UpstreamError(502, "server_error", "The identity provider's key set is not a JWKS document.") from None
+    parsed = _ParsedIdToken.parse(id_token)
+    return parsed.finish(_published_key(public, parsed.kid, parsed.alg).key, issuer, client_id, nonce, time.time() if now is None else now, leeway)
 
 
 #: Finds the IdP's key for a token header (``kid``, ``alg``): e.g. the ``key_for`` of
@@ -198,10 +195,9 @@ async def verify_id_token_with(
     nonce: str | None = None,
     now: float | None = None,
     leeway: int = 60,
-    algorithms: Iterable[str] = ID_TOKEN_ALGORITHMS,
 ) -> dict[str, Any]:
     """:func:`verify_id_token` with the key found by ``key_for(kid, alg)``."""
-    parsed = _ParsedIdToken.parse(id_token, algorithms)
+    parsed = _ParsedIdToken.parse(id_token)
     try:
         key = await key_for(parsed.kid, parsed.alg)
     except InvalidToken:
@@ -219,11 +215,10 @@ class _ParsedIdToken:
     kid: str | None
 
     @classmethod
-    def parse(cls, id_token: str, algorithms: Iterable[str]) -> _ParsedIdToken:
-        allowed = frozenset(algorithms) - FORBIDDEN_ALGORITHMS
+    def parse(cls, id_token: str) -> _ParsedIdToken:
         if not isinstance(id_token, str) or len(id_token) > MAX_ID_TOKEN_LENGTH:
             raise _bad_id_token("is missing or too large")
-        registry = JWSRegistry(algorithms=sorted(allowed & set(JWSRegistry.algorithms)), strict_check_header=False)
+        registry = _ID_TOKEN_REGISTRY
         try:
             jws = extract_compact(id_token.encode("ascii"), registry=registry)
             registry.check_header(jws.headers())
@@ -231,69 +226,55 @@ class _ParsedIdToken:
             raise _bad_id_token("is not a well-formed signed JWT with an accepted algorithm") from None
         header = jws.headers()
         alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(alg, str) or alg not in allowed:
+        if not isinstance(alg, str) or alg not in registry.allowed_names:
             raise _bad_id_token("uses a signature algorithm that is not accepted")
         if kid is not None and not isinstance(kid, str):
             raise _bad_id_token("is signed with a key the identity provider does not publish")
         return cls(jws, registry, alg, kid)
 
     def finish(self, key: Any, issuer: str, client_id: str, nonce: str | None, now: float, leeway: int) -> dict[str, Any]:
+        """The claims, once the signature by ``key`` and then the claims themselves are checked."""
         if not signature_valid(self.jws, key, self.registry):
             raise _bad_id_token("has an invalid signature")
         claims = claims_object(self.jws.payload)
         if claims is None:
             raise _bad_id_token("payload is not a JSON object")
-        _check_id_token_claims(claims, issuer, client_id, nonce, now, leeway)
+        if claims.get("iss") != issuer:
+            raise _bad_id_token("was issued by another issuer")
+        if client_id not in audience_values(claims.get("aud")):
+            raise _bad_id_token("is not addressed to this client (aud)")
+        azp = claims.get("azp")
+        if azp is not None and azp != client_id:
+            raise _bad_id_token("was issued to another party (azp)")
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not (is_numeric_date(exp) and is_numeric_date(iat)):
+            raise _bad_id_token("lacks exp or iat")
+        late = lifetime_problem({"exp": exp, "iat": iat}, now, leeway)
+        if late is not None:
+            raise _bad_id_token("has expired" if late == "exp" else "was issued in the future (iat)")
+        if nonce is not None and claims.get("nonce") != nonce:
+            raise UpstreamError(400, "invalid_grant", "The identity provider's ID token does not belong to this login (nonce).")
+        if _text(claims.get("sub")) is None:
+            raise _bad_id_token("names no user (sub)")
         return claims
 
 
 def _published_key(public: PublicKeys, kid: str | None, alg: str) -> PublicKey:
     if kid is not None:
-        candidates = [k for k in (public.get(kid),) if k is not None]
+        key = public.get(kid)
     else:
         candidates = [k for k in public.by_kid.values() if k.alg == alg]
-        if len(candidates) != 1:  # RFC 7515 §4.1.4: without kid, only an unambiguous key
-            candidates = []
-    if not candidates:
+        key = candidates[0] if len(candidates) == 1 else None  # RFC 7515 §4.1.4: without kid, only an unambiguous key
+    if key is None:
         raise _bad_id_token("is signed with a key the identity provider does not publish")
-    key = candidates[0]
     if key.alg_given and key.alg != alg:
         raise _bad_id_token("uses another algorithm than its key is published for")
     return key
 
 
-def _check_id_token_claims(
-    claims: Mapping[str, Any], issuer: str, client_id: str, nonce: str | None, now: float, leeway: int
-) -> None:
-    if claims.get("iss") != issuer:
-        raise _bad_id_token("was issued by another issuer")
-    if client_id not in audience_values(claims.get("aud")):
-        raise _bad_id_token("is not addressed to this client (aud)")
-    azp = claims.get("azp")
-    if azp is not None and azp != client_id:
-        raise _bad_id_token("was issued to another party (azp)")
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not (is_numeric_date(exp) and is_numeric_date(iat)):
-        raise _bad_id_token("lacks exp or iat")
-    late = lifetime_problem({"exp": exp, "iat": iat}, now, leeway)
-    if late is not None:
-        raise _bad_id_token("has expired" if late == "exp" else "was issued in the future (iat)")
-    if nonce is not None and claims.get("nonce") != nonce:
-        raise UpstreamError(400, "invalid_grant", "The identity provider's ID token does not belong to this login (nonce).")
-    if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
-        raise _bad_id_token("names no user (sub)")
-
-
 def _bad_id_token(problem: str) -> UpstreamError:
     logger.warning("ID token refused: %s", problem)
     return UpstreamError(502, "server_error", f"The identity provider's ID token {problem}.")
-
-
-def _jwks(document: Mapping[str, Any]) -> PublicKeys:
-    try:
-        return PublicKeys.from_jwks(document)
-    except ValueError:
-        raise UpstreamError(502, "server_error", "The identity provider's key set is not a JWKS document.") from None
 
 
 # -- HTTP identity sources -------------------------------------------------------------------
@@ -359,19 +340,15 @@ async def fetch_github_user(
     if email is None and fetch_emails:
         email = await _github_primary_email(http, base, headers, timeout)
         verified = True if email is not None else None
-    login = _text(user.get("login"))
-    claims = {"sub": str(user_id), "iss": GITHUB_ISSUER, "preferred_username": login, "name": _text(user.get("name"))}
-    if email is not None:
-        claims["email"] = email
-    return Identity(
-        subject=str(user_id),
-        issuer=GITHUB_ISSUER,
-        name=_text(user.get("name")),
-        email=email,
-        email_verified=verified,
-        preferred_username=login,
-        claims=MappingProxyType({k: v for k, v in claims.items() if v is not None}),
-    )
+    claims = {
+        "sub": str(user_id),
+        "iss": GITHUB_ISSUER,
+        "preferred_username": _text(user.get("login")),
+        "name": _text(user.get("name")),
+        "email": email,
+    }
+    identity = identity_from_claims({k: v for k, v in claims.items() if v is not None})
+    return replace(identity, email_verified=verified)
 
 
 async def _github_primary_email(http: httpx.AsyncClient, base: str, headers: Mapping[str, str], timeout: float) -> str | None:
@@ -398,19 +375,17 @@ async def _get_json(
             async with http.stream("GET", url, headers=dict(headers), timeout=timeout) as response:
                 if response.status_code != 200:
                     return response.status_code, None
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_IDENTITY_BYTES:
-                        raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is too large.")
+                body = await read_at_most(response, MAX_IDENTITY_BYTES)
     except (TimeoutError, httpx.TimeoutException):
         logger.warning("identity request timed out: %s", url)
         raise UpstreamError(504, "temporarily_unavailable", f"The identity provider's {what} did not answer in time.") from None
     except TRANSPORT_ERRORS as exc:
         logger.warning("identity request failed: %s (%s)", url, type(exc).__name__)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
+    if body is None:
+        raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is too large.")
     try:
-        return 200, jsonsafe.loads(bytes(body))
+        return 200, jsonsafe.loads(body)
     except (ValueError, UnicodeError):
         raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is not JSON.") from None
 
@@ -427,6 +402,7 @@ def _raise_for_status(status: int, what: str) -> None:
 
 
 def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else ``None``."""
     return value if isinstance(value, str) and value else None
 
 

@@ -19,6 +19,7 @@ import binascii
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 
@@ -82,9 +83,8 @@ class UpstreamIdentity:
         except UpstreamError as exc:
             logger.warning("UserInfo not read, the identity keeps the ID token's claims only: %s", exc.description)
             return identity
-        return Identity(
-            subject=identity.subject,
-            issuer=identity.issuer,
+        return replace(
+            identity,
             name=extra.name,
             email=extra.email,
             email_verified=extra.email_verified,

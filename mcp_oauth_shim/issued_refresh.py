@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .encryption import UPSTREAM_ACCESS_TOKEN, UPSTREAM_REFRESH_TOKEN, DecryptionError, TokenCipher
-from .sealing import Sealer, SealError
+from .sealing import ReasonError, Sealer, SealError
 
 __all__ = ["ISSUED_REFRESH", "IssuedRefresh", "RefreshTokenError", "open_refresh_token", "seal_refresh_token"]
 
@@ -36,13 +36,9 @@ ISSUED_REFRESH = "mcp-oauth-shim.issued-refresh-token"
 _VERSION = 1
 
 
-class RefreshTokenError(Exception):
+class RefreshTokenError(ReasonError):
     """A refresh token that must be refused (RFC 6749 §5.2 ``invalid_grant``). ``reason`` is
     safe to show the client."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -131,8 +127,5 @@ def open_refresh_token(
 
 
 def _open(cipher: TokenCipher, ciphertext: Any, purpose: str, context: tuple[str, str, str]) -> str | None:
-    if ciphertext is None:
-        return None
-    if not isinstance(ciphertext, str):
-        raise DecryptionError("malformed ciphertext")
-    return cipher.decrypt_text(ciphertext, purpose=purpose, context=context)
+    """The upstream token inside, if any; anything but a ciphertext string is a :class:`DecryptionError`."""
+    return None if ciphertext is None else cipher.decrypt_text(ciphertext, purpose=purpose, context=context)

@@ -65,8 +65,7 @@ __all__ = [
 
 P = TypeVar("P", bound="SealedPayload")
 
-# Every purpose in use, to the qualified name of the class that owns it.
-_PURPOSES: dict[str, str] = {}
+# Every payload class, by the purpose it owns.
 _KINDS: dict[str, type[SealedPayload]] = {}
 
 # What a validly signed value with the wrong shape raises while being read.
@@ -155,8 +154,8 @@ class SealedPayload:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        owner = _PURPOSES.setdefault(cls.purpose, cls.__qualname__)
-        # ``slots=True`` makes the dataclass decorator build the class a second time.
+        owner = _KINDS.get(cls.purpose, cls).__qualname__
+        # ``slots=True`` makes the dataclass decorator build the class a second time (same name).
         if owner != cls.__qualname__:
             raise TypeError(f"{cls.__qualname__}: purpose {cls.purpose!r} is already {owner}'s")
         _KINDS[cls.purpose] = cls
@@ -275,6 +274,10 @@ class ConsentTicket(SealedPayload):
     csrf_digest: str = wire("x", absent="")
 
 
+# The fields of the approved request that the state carries on from the consent ticket.
+_APPROVED_REQUEST = ("client_fingerprint", "redirect_uri", "redirect_uri_given", "client_state", "code_challenge", "scope")
+
+
 @payload
 class UpstreamState(SealedPayload):
     """The ``state`` the shim sends the IdP (RFC 6749 §4.1.1): the approved request, bound to
@@ -304,18 +307,9 @@ class UpstreamState(SealedPayload):
     def approved(
         cls, ticket: ConsentTicket, *, browser_binding_digest: str, flow_id: str, nonce: str | None = None
     ) -> UpstreamState:
-        """The state for the IdP once the person approved ``ticket``."""
-        return cls(
-            ticket.client_fingerprint,
-            ticket.redirect_uri,
-            ticket.redirect_uri_given,
-            ticket.client_state,
-            ticket.code_challenge,
-            ticket.scope,
-            browser_binding_digest,
-            flow_id,
-            nonce,
-        )
+        """The state for the IdP once the person approved ``ticket``: its request fields, by name."""
+        request = {name: getattr(ticket, name) for name in _APPROVED_REQUEST}
+        return cls(**request, browser_binding_digest=browser_binding_digest, flow_id=flow_id, nonce=nonce)
 
 
 @payload

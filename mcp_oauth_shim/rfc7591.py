@@ -9,6 +9,7 @@ replace what the client asked for) and never sees the upstream secret. The endpo
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -21,6 +22,8 @@ logger = logging.getLogger("mcp_oauth_shim.register")
 
 MAX_REDIRECT_URIS = 20
 GRANT_TYPES = ("authorization_code", "refresh_token")
+# JSON may carry lone UTF-16 surrogates, the only code points no UTF-8 answer can hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +48,9 @@ class ClientMetadata:
             "response_types": ["code"],
             "application_type": self.application_type,
         }
-        if self.client_name:
-            answer["client_name"] = self.client_name
-        if self.client_uri:
-            answer["client_uri"] = self.client_uri
-        if self.scope is not None:
-            answer["scope"] = self.scope
-        return answer
+        # Only what was given: an empty name or URI is as good as none, an empty scope is a scope.
+        given = {"client_name": self.client_name or None, "client_uri": self.client_uri or None, "scope": self.scope}
+        return answer | {name: value for name, value in given.items() if value is not None}
 
 
 def parse_client_metadata(meta: dict[str, Any], *, allowed: tuple[str, ...], static: bool) -> ClientMetadata:
@@ -118,15 +117,7 @@ def _optional_str(meta: dict[str, Any], key: str, limit: int) -> str | None:
     value = meta.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit or not _encodable(value):
+    if not isinstance(value, str) or len(value) > limit or _SURROGATE.search(value):
         raise InvalidClientMetadataError(description=f"{key} must be a string of at most {limit} characters.")
     return value
 
-
-def _encodable(value: str) -> bool:
-    """JSON may carry lone UTF-16 surrogates that no UTF-8 answer can hold."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

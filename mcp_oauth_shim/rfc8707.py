@@ -29,9 +29,8 @@ def _canonical(url: str) -> tuple[str, str, int | None, str] | None:
     return scheme, parts.hostname.lower(), port, parts.path.rstrip("/")
 
 
-@functools.lru_cache(maxsize=64)
-def _canonical_configured(url: str) -> tuple[str, str, int | None, str] | None:
-    return _canonical(url)
+# The configured resource is one of a few URLs, compared on every request that names one.
+_canonical_configured = functools.lru_cache(maxsize=64)(_canonical)
 
 
 def resource_matches(requested: str, configured: str) -> bool:
@@ -55,9 +54,7 @@ def resource_matches(requested: str, configured: str) -> bool:
 
 def audience_params(upstream: Upstream, default_audience: str) -> dict[str, str]:
     """What to send the IdP, on authorize and token requests, to get tokens for this API."""
-    audience = upstream.audience or default_audience
-    if upstream.audience_param == "resource":
-        return {"resource": audience}
-    if upstream.audience_param == "audience":
-        return {"audience": audience}
-    return {}
+    # ``audience_param`` names the parameter ("resource", RFC 8707, or Auth0's "audience"), or "none".
+    if upstream.audience_param == "none":
+        return {}
+    return {upstream.audience_param: upstream.audience or default_audience}

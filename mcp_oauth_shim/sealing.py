@@ -42,28 +42,41 @@ _encode_json = json.JSONEncoder(separators=(",", ":")).encode  # ASCII only (ens
 _decode_json = json.JSONDecoder().decode
 
 
-class SealError(Exception):
-    """A signed value that is forged, corrupted, expired or meant for another purpose."""
+#: The shortest secret key accepted, for the HMAC keys here and the keys derived from the same secrets.
+MIN_SECRET_BYTES = 32
+
+
+def secret_key_bytes(secret_keys: Sequence[str | bytes]) -> list[bytes]:
+    """The operator's ``secret_keys`` as bytes, newest first; :class:`ConfigurationError` when
+    there is none or one is shorter than :data:`MIN_SECRET_BYTES`."""
+    keys = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys]
+    if not keys:
+        raise ConfigurationError("secret_keys needs at least one key (newest first).")
+    if any(len(k) < MIN_SECRET_BYTES for k in keys):
+        raise ConfigurationError(
+            f"Each secret key needs at least {MIN_SECRET_BYTES} bytes; generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
+    return keys
+
+
+class ReasonError(Exception):
+    """A refusal whose ``reason`` says why in words safe to show (never a secret)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
+class SealError(ReasonError):
+    """A signed value that is forged, corrupted, expired or meant for another purpose."""
+
+
 class Sealer:
     """Signs and verifies JSON values for each purpose with rotating keys."""
 
     def __init__(self, secret_keys: Sequence[str | bytes]) -> None:
-        keys = [k.encode() if isinstance(k, str) else bytes(k) for k in secret_keys]
-        if not keys:
-            raise ConfigurationError("secret_keys needs at least one key (newest first).")
-        for key in keys:
-            if len(key) < 32:
-                raise ConfigurationError(
-                    "Each secret key needs at least 32 bytes; generate one with "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
-                )
-        self._keys = keys  # newest first
+        self._keys = secret_key_bytes(secret_keys)  # newest first
         self._macs: dict[str, tuple[hmac.HMAC, ...]] = {}
         self._stamp = (0, b"")
 

@@ -87,10 +87,9 @@ class SigningKeys:
         self.keys: tuple[SigningKey, ...] = tuple(keys)
         if not self.keys:
             raise ConfigurationError("The shim needs at least one signing key for the tokens it issues.")
-        kids = [k.kid for k in self.keys]
-        if len(set(kids)) != len(kids):
-            raise ConfigurationError("Two signing keys have the same kid; each key needs its own.")
         self.by_kid: dict[str, SigningKey] = {k.kid: k for k in self.keys}
+        if len(self.by_kid) != len(self.keys):
+            raise ConfigurationError("Two signing keys have the same kid; each key needs its own.")
 
     @property
     def current(self) -> SigningKey:
@@ -108,13 +107,8 @@ class SigningKeys:
 
         Deterministic: the same secrets give the same keys and ``kid`` values everywhere.
         """
-        secrets = secret_key_bytes(secret_keys)
-        keys: list[SigningKey] = []
-        for secret in dict.fromkeys(secrets):  # a repeated secret would repeat its kid
-            private = ec.derive_private_key(derive_p256_scalar(secret), ec.SECP256R1())
-            jwk = ECKey.import_key(private)
-            keys.append(SigningKey(kid=jwk.thumbprint(), alg="ES256", key=jwk))
-        return cls(keys)
+        # dict.fromkeys: a repeated secret would repeat its kid.
+        return cls(_derived_key(secret) for secret in dict.fromkeys(secret_key_bytes(secret_keys)))
 
     @classmethod
     def from_keys(cls, keys: Sequence[str | bytes | Mapping[str, Any]]) -> SigningKeys:
@@ -126,9 +120,7 @@ class SigningKeys:
         cls, *, secret_keys: Sequence[str | bytes], signing_keys: Sequence[str | bytes | Mapping[str, Any]] | None = None
     ) -> SigningKeys:
         """The operator's ``signing_keys`` when given, else keys derived from ``secret_keys``."""
-        if signing_keys:
-            return cls.from_keys(signing_keys)
-        return cls.from_secrets(secret_keys)
+        return cls.from_keys(signing_keys) if signing_keys else cls.from_secrets(secret_keys)
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -146,6 +138,12 @@ class SigningKeys:
     def public_keys(self) -> PublicKeys:
         """The verifying side of these keys."""
         return PublicKeys(PublicKey(k.kid, k.alg, _public(k.key)) for k in self.keys)
+
+
+def _derived_key(secret: bytes) -> SigningKey:
+    """The EC P-256 (ES256) key derived from one secret, named by its thumbprint."""
+    jwk = ECKey.import_key(ec.derive_private_key(derive_p256_scalar(secret), ec.SECP256R1()))
+    return SigningKey(kid=jwk.thumbprint(), alg="ES256", key=jwk)
 
 
 def derive_p256_scalar(secret: bytes) -> int:
@@ -196,12 +194,7 @@ class PublicKeys:
         entries = document.get("keys") if isinstance(document, Mapping) else None
         if not isinstance(entries, list) or len(entries) > MAX_JWKS_KEYS:
             raise ValueError("not a JWK Set document")
-        found: list[PublicKey] = []
-        for data in entries:
-            key = _public_entry(data)
-            if key is not None:
-                found.append(key)
-        return cls(found)
+        return cls(key for key in map(_public_entry, entries) if key is not None)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -214,12 +207,8 @@ def _public(key: AsymmetricKey) -> AsymmetricKey:
 
 
 def _public_entry(data: Any) -> PublicKey | None:
-    if not isinstance(data, dict) or not isinstance(data.get("kid"), str):
-        return None
-    if data.get("use", "sig") != "sig":
-        return None
-    kind = PUBLIC_KEY_TYPES.get(str(data.get("kty")))
-    if kind is None:
+    kind = PUBLIC_KEY_TYPES.get(str(data.get("kty"))) if isinstance(data, dict) else None
+    if kind is None or not isinstance(data.get("kid"), str) or data.get("use", "sig") != "sig":
         return None
     try:
         key: AsymmetricKey = kind.import_key(data)

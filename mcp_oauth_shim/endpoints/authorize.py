@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,11 +41,15 @@ from ..errors import (
 from ..payloads import ConsentTicket
 from ..redirects import matches
 from ..rfc8707 import resource_matches
+from ..sealing import digest
 from ..strict import RateBucket, StrictModeUnavailable
 from ..strict.answers import rate_limited_page, unavailable_page
 from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
 from ..telemetry import login_step
 from .base import ParameterError, single_params
+
+if TYPE_CHECKING:
+    from .consent import ConsentPage
 
 logger = logging.getLogger(__name__)
 
@@ -58,32 +61,6 @@ FORWARDED_PARAMS = {"login_hint": 256, "ui_locales": 64, "prompt": 64}
 _PROMPT_VALUES = {"none", "login", "consent", "select_account"}
 
 
-@dataclass(frozen=True)
-class AuthorizationRequest:
-    """A validated authorization request, as it travels (sealed) through consent and the IdP."""
-
-    client: Client
-    redirect_uri: str
-    redirect_uri_given: bool
-    state: str | None
-    code_challenge: str
-    scopes: tuple[str, ...]
-    forward: dict[str, str] = field(default_factory=dict)
-
-    def consent_ticket(self, csrf_digest: str) -> ConsentTicket:
-        """This request, to be sealed into the consent form, bound to the browser's CSRF cookie."""
-        return ConsentTicket(
-            client_fingerprint=self.client.fingerprint,
-            redirect_uri=self.redirect_uri,
-            redirect_uri_given=self.redirect_uri_given,
-            client_state=self.state,
-            code_challenge=self.code_challenge,
-            scope=" ".join(self.scopes),
-            forwarded_params=self.forward,
-            csrf_digest=csrf_digest,
-        )
-
-
 class RedirectableError(Exception):
     """An error after the client and its redirect URI were validated: RFC 6749 §4.1.2.1 lets it
     be reported to that URI, which the handler does only when the URI is trusted."""
@@ -92,8 +69,9 @@ class RedirectableError(Exception):
         self.err, self.redirect_uri, self.state = err, redirect_uri, state
 
 
-async def parse_authorization_request(ctx: ShimContext, request: Request) -> AuthorizationRequest:
-    """Validate an authorization request.
+async def parse_authorization_request(ctx: ShimContext, request: Request, csrf_digest: str) -> tuple[Client, ConsentTicket]:
+    """Validate an authorization request: its client, and the request as the consent form
+    carries it (sealed, bound to the browser's CSRF cookie by ``csrf_digest``).
 
     Raises :class:`OAuth2Error` when the client or redirect URI cannot be trusted (shown as a
     page, never redirected: RFC 6749 §4.1.2.1), :class:`RedirectableError` for the rest.
@@ -129,14 +107,15 @@ async def parse_authorization_request(ctx: ShimContext, request: Request) -> Aut
     resource = params.get("resource")
     if resource is not None and not resource_matches(resource, ctx.resource):
         raise fail(invalid_target(f"This server only issues tokens for {ctx.resource}."))
-    return AuthorizationRequest(
-        client=client,
+    return client, ConsentTicket(
+        client_fingerprint=client.fingerprint,
         redirect_uri=redirect_uri,
         redirect_uri_given=given,
-        state=state,
+        client_state=state,
         code_challenge=challenge,
-        scopes=choose_scopes(ctx, params.get("scope")),
-        forward=_forwarded(params),
+        scope=" ".join(choose_scopes(ctx, params.get("scope"))),
+        forwarded_params=_forwarded(params),
+        csrf_digest=csrf_digest,
     )
 
 
@@ -183,7 +162,7 @@ UNAPPROVED_EXPLANATION = (
 
 
 class AuthorizeHandler:
-    def __init__(self, ctx: ShimContext, consent_page: Any) -> None:
+    def __init__(self, ctx: ShimContext, consent_page: ConsentPage) -> None:
         self.ctx = ctx
         self.consent_page = consent_page
 
@@ -192,8 +171,9 @@ class AuthorizeHandler:
             refused = await self._check_rates(request)
             if refused is not None:
                 return refused
+        csrf = self.consent_page.csrf(request)
         try:
-            auth_request = await parse_authorization_request(self.ctx, request)
+            client, ticket = await parse_authorization_request(self.ctx, request, digest(csrf))
         except RedirectableError as exc:
             login_step("authorize", exc.err.error)
             if self.ctx.clients.is_operator_approved(exc.redirect_uri):
@@ -203,8 +183,8 @@ class AuthorizeHandler:
             login_step("authorize", err.error)
             # 400 for an unknown client too: invalid_client's 401 asks for credentials a browser has not.
             return html_error(err, status_code=400)
-        login_step("authorize", "consent", code_challenge=auth_request.code_challenge)
-        return self.consent_page.render(request, auth_request)
+        login_step("authorize", "consent", code_challenge=ticket.code_challenge)
+        return self.consent_page.render(client, ticket, csrf)
 
     async def _check_rates(self, request: Request) -> Response | None:
         """Strict mode's limits for this request, or the page refusing it. The client is

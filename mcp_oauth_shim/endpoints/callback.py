@@ -94,8 +94,7 @@ class CallbackHandler:
             page.headers.update(err.headers)  # Retry-After, when the IdP gave one
             return page
         iss = params.get("iss")
-        expected_iss = upstream.issuer
-        if iss is not None and expected_iss is not None and iss != expected_iss:
+        if iss is not None and upstream.issuer is not None and iss != upstream.issuer:
             logger.warning("callback refused: iss is not the configured identity provider (mix-up)")
             return _refused("The answer came from an unexpected identity provider.")
         if iss is None and upstream.raw.get("authorization_response_iss_parameter_supported") is True:

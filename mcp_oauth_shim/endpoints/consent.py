@@ -43,7 +43,6 @@ from ..strict.answers import unavailable_page
 from ..strict.checks import first_use
 from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
-from .authorize import AuthorizationRequest
 from .base import ParameterError, parse_form, read_body_limited, redirect, set_cookie
 
 logger = logging.getLogger(__name__)
@@ -72,20 +71,22 @@ class ConsentPage:
         # client, redirect URI and scopes (a bounded LRU).
         self._page_around_ticket = functools.lru_cache(maxsize=256)(self._render_around_ticket)
 
-    def render(self, request: Request, auth: AuthorizationRequest) -> Response:
-        ctx = self.ctx
+    def csrf(self, request: Request) -> str:
+        """The browser's CSRF cookie value, or a new one: the consent ticket is bound to it."""
         csrf = request.cookies.get(self._csrf_cookie)
-        if not csrf or not _TOKEN.fullmatch(csrf):  # only ever reuse a value we could have minted
-            csrf = random_token()
-        ticket = auth.consent_ticket(digest(csrf)).seal(ctx.sealer)
-        client = auth.client
-        head, tail = self._page_around_ticket(client, auth.redirect_uri, auth.scopes)
-        response = HTMLResponse(head + ticket.encode("ascii") + tail)
+        # Only ever reuse a value we could have minted.
+        return csrf if csrf and _TOKEN.fullmatch(csrf) else random_token()
+
+    def render(self, client: Client, ticket: ConsentTicket, csrf: str) -> Response:
+        """The consent page for ``ticket`` (bound to ``csrf``), which sets the CSRF cookie."""
+        ctx = self.ctx
+        head, tail = self._page_around_ticket(client, ticket.redirect_uri, ticket.scope)
+        response = HTMLResponse(head + ticket.seal(ctx.sealer).encode("ascii") + tail)
         response.raw_headers.extend(PAGE_HEADERS_RAW)
         set_cookie(response, self._csrf_cookie, csrf, max_age=ctx.lifetimes.consent, secure=ctx.secure_cookies)
         return response
 
-    def _render_around_ticket(self, client: Client, redirect_uri: str, scopes: tuple[str, ...]) -> tuple[bytes, bytes]:
+    def _render_around_ticket(self, client: Client, redirect_uri: str, scope: str) -> tuple[bytes, bytes]:
         redirect = urlsplit(redirect_uri)
         redirect_host = redirect.netloc or (redirect.scheme + ":")
         unverified = ""
@@ -100,7 +101,7 @@ class ConsentPage:
             client_name=html.escape(client.name or "An unnamed application"),
             redirect_host=html.escape(redirect_host),
             unverified=html.escape(unverified),
-            scopes="".join(f"<li>{html.escape(s)}</li>" for s in scopes) or "<li>basic sign-in</li>",
+            scopes="".join(f"<li>{html.escape(s)}</li>" for s in scope.split()) or "<li>basic sign-in</li>",
             ticket=_TICKET_MARK,  # the ticket is base64url and dots only: nothing to escape
             client_id_short=html.escape(_short(client.client_id)),
             **self._static,
@@ -122,8 +123,7 @@ class ConsentHandler:
 
     async def _decide(self, request: Request) -> Response:
         ctx = self.ctx
-        origin = request.headers.get("origin")
-        if origin is not None and origin != ctx.origin:
+        if request.headers.get("origin", ctx.origin) != ctx.origin:  # an absent Origin is no other site
             return _invalid("The consent form was posted from another site.", 403)
         if not is_media_type(request.headers.get("content-type"), FORM):
             return _invalid("The consent form must be form-encoded.")

@@ -14,19 +14,12 @@ Cacheable for five minutes: a rotation publishes the new key before it signs (it
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from ..signing_keys import SigningKeys
+from .metadata import StaticDocument
 
-JWKS_CACHE_CONTROL = "public, max-age=300"
 
-
-class JwksHandler:
+class JwksHandler(StaticDocument):
     """Serves the JWK Set, encoded once."""
 
     def __init__(self, keys: SigningKeys) -> None:
-        self._body = keys.jwks_json
-
-    async def __call__(self, request: Request) -> Response:
-        return Response(self._body, media_type="application/json", headers={"Cache-Control": JWKS_CACHE_CONTROL})
+        super().__init__(keys.jwks_json)

@@ -72,10 +72,10 @@ class RevocationHandler:
 
     ``verifier`` gives the verifier that recognises access tokens for this resource; it is
     called on the first revocation that needs it, so that serving the shim's endpoints alone
-    does not load the JWT stack. Without it only the shim's own refresh tokens are forwarded.
+    does not load the JWT stack.
     """
 
-    def __init__(self, ctx: ShimContext, verifier: Callable[[], BearerVerifier] | None = None) -> None:
+    def __init__(self, ctx: ShimContext, verifier: Callable[[], BearerVerifier]) -> None:
         self.ctx = ctx
         self._verifier = verifier
 
@@ -143,9 +143,6 @@ class RevocationHandler:
                 await revoke_refresh_family(self.ctx.strict, refresh, token, self.ctx.lifetimes.refresh_token)
                 return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
             logger.info("revocation of another client's refresh token ignored")
-            return None
-        if self._verifier is None:
-            logger.info("revocation of a token the shim did not issue ignored")
             return None
         from ..verify import InvalidToken, token_client  # the JWT stack, loaded on first use
 
