@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -53,8 +52,7 @@ from ..payloads import RefreshToken
 from ..sealing import SealError
 from ..strict import StrictModeUnavailable
 from ..strict.answers import unavailable_response
-from ..strict.checks import DERIVED_FAMILY_PREFIX, revoke_refresh_family
-from ..strict.store import digest
+from ..strict.checks import revoke_refresh_family
 from ..upstream import UpstreamError
 from .base import ParameterError, header, parse_form, read_body_limited
 
@@ -140,7 +138,7 @@ class RevocationHandler:
             pass
         else:
             if hmac.compare_digest(refresh.client_fingerprint, client.fingerprint):
-                await revoke_refresh_family(self.ctx.strict, refresh, token, self.ctx.lifetimes.refresh_token)
+                await revoke_refresh_family(self.ctx.strict, refresh.family, token, self.ctx.lifetimes.refresh_token)
                 return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
             logger.info("revocation of another client's refresh token ignored")
             return None
@@ -172,9 +170,7 @@ class RevocationHandler:
             # An access token of ours (valid until exp), another client's token, or garbage.
             logger.info("revocation without a request to the identity provider: %s", exc.reason)
             return None
-        if ctx.strict is not None:
-            family = refresh.family if refresh.family is not None else DERIVED_FAMILY_PREFIX + digest(token)
-            await ctx.strict.revoke_family(family, time.time() + ctx.lifetimes.refresh_token)
+        await revoke_refresh_family(ctx.strict, refresh.family, token, ctx.lifetimes.refresh_token)
         if refresh.upstream_refresh_token is None:
             logger.info("revocation of a refresh token that carries no refresh token of the identity provider")
             return None

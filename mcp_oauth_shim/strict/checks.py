@@ -199,10 +199,12 @@ def new_token_id() -> str:
     return random_token(12)
 
 
-async def revoke_refresh_family(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> None:
+async def revoke_refresh_family(strict: StrictMode | None, family: str | None, sealed: str, lifetime: int) -> None:
     """Revoke the family of a refresh token (RFC 7009 §2.1: revoking a refresh token may
-    revoke the grant), so a copy of it or of any token of its family is refused too."""
+    revoke the grant), so a copy of it or of any token of its family is refused too.
+    ``family`` is the one ``sealed`` carries; a token sealed without one (before strict mode was
+    on) is its own family, named after its digest."""
     if strict is None:
         return
-    family = token.family if token.family is not None else DERIVED_FAMILY_PREFIX + digest(sealed)
+    family = family if family is not None else DERIVED_FAMILY_PREFIX + digest(sealed)
     await strict.revoke_family(family, time.time() + lifetime)
