@@ -42,12 +42,12 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from .bearer_errors import InsufficientScope, InvalidToken
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
-from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeyStore
+from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeySource, KeyStore
 from .jwt_claims import algorithm_registry, audience_values, claims_object, signature_valid
-from .memo import BoundedMemo
+from .memo import BoundedMemo, SingleFlight
 from .rfc6750 import validate_scope_token
-from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, Introspections, introspect
-from .upstream import UpstreamError, UpstreamMetadata
+from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, IntrospectionClient, introspect
+from .upstream import UpstreamError
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
@@ -77,15 +77,9 @@ DEFAULT_ALGORITHMS = ASYMMETRIC_ALGORITHMS
 MAX_TOKEN_LENGTH = 16 * 1024
 
 
-class VerifierUpstream(Protocol):
+class VerifierUpstream(KeySource, IntrospectionClient, Protocol):
     """What the verifier needs from :class:`mcp_oauth_shim.upstream.UpstreamClient`: discovery,
     JSON documents (the JWKS) and authenticated form POSTs (introspection)."""
-
-    async def metadata(self) -> UpstreamMetadata: ...
-
-    async def get_json(self, url: str, *, what: str = ..., max_bytes: int = ...) -> dict[str, Any]: ...
-
-    async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]: ...
 
 
 def token_scopes(claims: Mapping[str, Any], profile: AccessTokenProfile = OIDC_ACCESS_TOKENS) -> list[str]:
@@ -183,12 +177,10 @@ class BearerVerifier:
         if min(leeway, cache_size, cache_ttl, refusal_cache_size, refusal_cache_ttl) < 0:
             raise ValueError("leeway and the cache sizes and lifetimes must not be negative")
         config = getattr(upstream, "upstream", None)
-        if not isinstance(config, Upstream):
-            config = None
-        if profile is None:
-            profile = config.access_tokens if config is not None else OIDC_ACCESS_TOKENS
-        if client_id is None and config is not None:
-            client_id = config.client_id or None
+        if isinstance(config, Upstream):
+            profile = config.access_tokens if profile is None else profile
+            if client_id is None:
+                client_id = config.client_id or None
         self.upstream = upstream
         self.audiences: tuple[str, ...] = audiences
         self.audience: str = audiences[0]
@@ -200,17 +192,17 @@ class BearerVerifier:
         self.algorithms: tuple[str, ...] = tuple(registry.allowed or ())
         self.leeway = int(leeway)
         self.introspect = introspect
-        self.profile = profile
+        self.profile = OIDC_ACCESS_TOKENS if profile is None else profile
         self.client_id = client_id
         self._issuer = issuer
         self._registry = registry
         self._clock = clock
         self._cache: BoundedMemo[bytes, AccessToken] = BoundedMemo(cache_size)
         self._cache_ttl = cache_ttl
-        self._introspections: Introspections[AccessToken] = Introspections(
-            refusal_cache_size=refusal_cache_size, refusal_ttl=refusal_cache_ttl, clock=clock
-        )
-        self._refused = self._introspections.refusals
+        # Tokens the introspection refused, by hash: asked about again only after a while.
+        self._refused: BoundedMemo[bytes, str] = BoundedMemo(refusal_cache_size if refusal_cache_ttl > 0 else 0)
+        self._refusal_ttl = refusal_cache_ttl
+        self._introspections: SingleFlight[bytes, AccessToken] = SingleFlight()
         self.keys = KeyStore(upstream, refetch_after=jwks_refetch_interval, max_age=jwks_max_age, clock=clock)
 
     # -- what a 401 advertises --------------------------------------------------------------
@@ -288,10 +280,7 @@ class BearerVerifier:
             raise InvalidToken("The token is not an access token for this resource.")
         cache_key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
-        cached = self._cache.get(cache_key, now)
-        if cached is not None:
-            return cached
-        return await self._verify_new_locally(cache_key, token, now)
+        return self._cache.get(cache_key, now) or await self._verify_new_locally(cache_key, token, now)
 
     async def _verify_new(self, cache_key: bytes, token: str, now: float) -> AccessToken:
         if token.count(".") != 2:
@@ -344,10 +333,8 @@ class BearerVerifier:
             raise InvalidToken("The access token is unsigned or uses a symmetric algorithm; neither is accepted.")
         if alg not in self.algorithms:
             raise InvalidToken("The access token's signature algorithm is not accepted.")
-        if header.get("typ") is not None and not isinstance(header.get("typ"), str):
-            raise InvalidToken("The access token's header is malformed.")
         kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
+        if not all(value is None or isinstance(value, str) for value in (header.get("typ"), kid)):
             raise InvalidToken("The access token's header is malformed.")
         key = await self.keys.key_for(kid, alg)
         if not signature_valid(jws, key, self._registry):
@@ -430,14 +417,19 @@ class BearerVerifier:
     async def _introspect_once(self, cache_key: bytes, token: str, now: float) -> AccessToken:
         """Introspect ``token`` unless a recent introspection refused it; concurrent callers with
         the same token share one introspection (and so one IdP request)."""
-        refusal = self._introspections.refused(cache_key, now)
+        refusal = self._refused.get(cache_key, now)
         if refusal is not None:
             raise InvalidToken(refusal)
         if not self.profile.opaque_tokens:
             raise InvalidToken(_OPAQUE_REFUSED)
         if not self.introspect:
             raise InvalidToken(NO_INTROSPECTION)
-        access = await self._introspections.run(cache_key, lambda: self._introspect(token, now))
+        try:
+            access = await self._introspections.run(cache_key, lambda: self._introspect(token, now))
+        except InvalidToken as exc:
+            # An UpstreamError is not the token's fault and is not remembered.
+            self._refused.put(cache_key, exc.description, self._clock() + self._refusal_ttl)
+            raise
         # A revocation at the IdP must show here soon: remember introspections briefly.
         self._remember(cache_key, access, self._clock(), min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
         return access
