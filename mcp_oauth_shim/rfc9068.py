@@ -41,6 +41,7 @@ from .jwt_claims import (
     is_numeric_date,
     lifetime_problem,
     signature_valid,
+    typ_value,
 )
 from .memo import BoundedMemo
 from .signing_keys import PublicKeys, SigningKeys
@@ -81,7 +82,6 @@ MAX_TOKEN_LENGTH = 8 * 1024
 #: The private claim carrying the IdP's access token, encrypted (:mod:`.encryption`).
 UPSTREAM_TOKEN_CLAIM = "upt"
 
-_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: RFC 9068 §2.2: every one must be present.
 _REQUIRED = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 #: Claims the shim sets itself; ``extra_claims`` may not override them.
@@ -319,7 +319,7 @@ def _verify(
     except (JoseError, ValueError, TypeError):
         raise MalformedToken("has a malformed header or unsupported critical parameters") from None
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _TYPES:
+    if not isinstance(typ, str) or typ_value(typ) != ACCESS_TOKEN_TYPE:
         raise WrongType()
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in registry.allowed_names:

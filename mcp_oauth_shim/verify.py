@@ -43,7 +43,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from .bearer_errors import InsufficientScope, InvalidToken
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
 from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeySource, KeyStore
-from .jwt_claims import algorithm_registry, audience_values, claims_object, signature_valid
+from .jwt_claims import algorithm_registry, audience_values, claims_object, signature_valid, typ_value
 from .memo import BoundedMemo, SingleFlight
 from .rfc6750 import validate_scope_token
 from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, IntrospectionClient, introspect
@@ -359,7 +359,7 @@ class BearerVerifier:
         """
         profile = self.profile
         typ = header.get("typ")
-        kind = "" if typ is None else typ.lower().removeprefix("application/")
+        kind = "" if typ is None else typ_value(typ)
         if kind not in profile.header_types:
             raise InvalidToken("The token is not an access token: its typ header names another kind of token.")
         if profile.type_claim is not None:
