@@ -253,10 +253,6 @@ class ClientMetadataDocuments:
         self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(self.cache_size)
         self._inflight: SingleFlight[str, ClientMetadataDocument] = SingleFlight()
 
-    def is_metadata_client_id(self, client_id: str) -> bool:
-        """:func:`is_metadata_client_id` with this instance's ``allow_http_loopback``."""
-        return is_metadata_client_id(client_id, allow_http_loopback=self.allow_http_loopback)
-
     async def get(self, client_id: str) -> ClientMetadataDocument:
         """The validated document for ``client_id``, from cache or freshly fetched.
 

@@ -218,10 +218,6 @@ class KeyCache(Generic[FailureT]):
         self.held, self._fetched_at, self._last_error = keys, self._clock(), None
         logger.info("%s fetched: %d signature keys", self._what, len(keys))
 
-    def expire(self) -> None:
-        """Forget when the keys were fetched: the next lookup refreshes them."""
-        self._fetched_at = None
-
 
 #: What :class:`KeyStore` says when the IdP's document is no usable JWK Set.
 _IDP_KEY_SET_PROBLEMS = {
