@@ -179,12 +179,10 @@ class IdJagVerifier:
         self._clock = clock
         self._idps: dict[str, EnterpriseIdP] = {}
         self._keys: dict[str, RemoteKeys] = {}
-        self._rules: dict[str, AssertionRules] = {}
         for idp in idps:
             if idp.issuer in self._idps:
                 raise ValueError(f"enterprise IdP {idp.issuer} is configured twice")
             self._idps[idp.issuer] = idp
-            self._rules[idp.issuer] = idp.rules(issuer=issuer)
             self._keys[idp.issuer] = RemoteKeys(
                 fetch,
                 jwks=idp.jwks,
@@ -217,7 +215,7 @@ class IdJagVerifier:
         if idp is None:
             # Checked before anything is fetched: an assertion never makes us contact a URL.
             raise AssertionRefused("grant", "untrusted_issuer", "The assertion was issued by an identity provider this server does not trust.")
-        rules = self._rules[issuer]
+        rules = idp.rules(issuer=self.issuer)
         if unverified.algorithm not in rules.algorithms:
             raise AssertionRefused("grant", "algorithm", "The assertion's signature algorithm is not accepted from this identity provider.")
         try:

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import jsonsafe
+from .json_documents import DocumentProblem, JSONDocumentError, json_object
 from .jwks import KeyCache, SignatureKeys
-from .outbound import TRANSPORT_ERRORS
+from .outbound import TRANSPORT_ERRORS, read_at_most
 from .urls import service_url_problem
 
 __all__ = [
@@ -72,20 +72,16 @@ def httpx_json_fetcher(client: httpx.AsyncClient, *, max_bytes: int = MAX_DOCUME
             async with client.stream("GET", url, headers={"Accept": "application/json"}, follow_redirects=False) as response:
                 if response.status_code != 200:
                     raise JsonFetchError(f"{url} answered {response.status_code}")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise JsonFetchError(f"{url} answered more than {max_bytes} bytes")
+                body = await read_at_most(response, max_bytes)
         except TRANSPORT_ERRORS as exc:
             raise JsonFetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
+        if body is None:
+            raise JsonFetchError(f"{url} answered more than {max_bytes} bytes")
         try:
-            document = jsonsafe.loads(bytes(body))
-        except (ValueError, UnicodeError):
-            raise JsonFetchError(f"{url} did not answer JSON") from None
-        if not isinstance(document, dict):
-            raise JsonFetchError(f"{url} did not answer a JSON object")
-        return document
+            return json_object(body, max_bytes=max_bytes, check_media_type=False)
+        except JSONDocumentError as exc:
+            shape = "a JSON object" if exc.problem is DocumentProblem.NOT_AN_OBJECT else "JSON"
+            raise JsonFetchError(f"{url} did not answer {shape}") from None
 
     return fetch
 
