@@ -18,7 +18,8 @@ Key lookup policy:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from joserfc.errors import JoseError
@@ -88,6 +89,7 @@ NOT_A_KEY_SET = "not a JWK Set document (no keys array)"
 NO_USABLE_KEY = "the JWK Set holds no usable public signature key"
 
 
+@dataclass(frozen=True, slots=True)
 class SignatureKeys:
     """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
 
@@ -95,11 +97,8 @@ class SignatureKeys:
     and never symmetric ones: a published shared secret is no trust anchor.
     """
 
-    __slots__ = ("by_kid", "without_kid")
-
-    def __init__(self, by_kid: Mapping[str, Key], without_kid: Iterable[Key] = ()) -> None:
-        self.by_kid: dict[str, Key] = dict(by_kid)
-        self.without_kid: tuple[Key, ...] = tuple(without_kid)
+    by_kid: dict[str, Key]
+    without_kid: tuple[Key, ...] = ()
 
     def __len__(self) -> int:
         return len(self.by_kid) + len(self.without_kid)
@@ -122,7 +121,7 @@ class SignatureKeys:
                 by_kid.setdefault(kid, key)
             else:
                 without_kid.append(key)
-        found = cls(by_kid, without_kid)
+        found = cls(by_kid, tuple(without_kid))
         if not found:
             raise ValueError(NO_USABLE_KEY)
         return found
@@ -141,24 +140,14 @@ FailureT = TypeVar("FailureT", bound=Exception)
 
 
 class KeyCache(Generic[FailureT]):
-    """Keys that ``fetch`` obtains, under the lookup policy described in this module's
-    docstring. ``fetch`` raises ``failure`` when it cannot obtain keys; ``what`` names the keys
-    in logs."""
+    """Keys that :meth:`_fetch_keys` obtains, under the lookup policy described in this
+    module's docstring. A subclass fetches, names the exception its fetch raises when it cannot
+    obtain keys (``failure``) and what the keys are called in logs (``what``)."""
 
-    def __init__(
-        self,
-        fetch: Callable[[], Awaitable[SignatureKeys]],
-        failure: type[FailureT],
-        *,
-        what: str,
-        max_age: float,
-        refetch_after: float,
-        failure_backoff: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self._fetch_keys = fetch
-        self._failure = failure
-        self._what = what
+    failure: type[FailureT]
+    what: str
+
+    def __init__(self, *, max_age: float, refetch_after: float, failure_backoff: float, clock: Callable[[], float]) -> None:
         self.max_age = max_age
         self.refetch_after = refetch_after
         self._failure_backoff = failure_backoff
@@ -202,21 +191,29 @@ class KeyCache(Generic[FailureT]):
             return
         try:
             await self._flight.run("keys", self._fetch_and_keep)
-        except self._failure as exc:
+        except self.failure as exc:
             if not (stale_ok and self.held):
                 raise
-            logger.warning("%s refresh failed, keeping the cached keys: %s", self._what, exc)
+            logger.warning("%s refresh failed, keeping the cached keys: %s", self.what, exc)
 
     async def _fetch_and_keep(self) -> None:
         self._attempted_at = self._clock()
         try:
             keys = await self._fetch_keys()
-        except self._failure as exc:
-            logger.warning("%s fetch failed: %s", self._what, exc)
+        except self.failure as exc:
+            logger.warning("%s fetch failed: %s", self.what, exc)
             self._last_error = exc
             raise
         self.held, self._fetched_at, self._last_error = keys, self._clock(), None
-        logger.info("%s fetched: %d signature keys", self._what, len(keys))
+        logger.info("%s fetched: %d signature keys", self.what, len(keys))
+
+    async def _fetch_keys(self) -> SignatureKeys:
+        """The keys, fetched now; ``failure`` when there are none to be had."""
+        raise NotImplementedError
+
+    def expire(self) -> None:
+        """Forget when the keys were fetched: the next lookup refreshes them."""
+        self._fetched_at = None
 
 
 #: What :class:`KeyStore` says when the IdP's document is no usable JWK Set.
@@ -230,6 +227,9 @@ class KeyStore(KeyCache[UpstreamError]):
     """The IdP's keys (from its discovered ``jwks_uri``) under the lookup policy described in
     this module's docstring."""
 
+    failure = UpstreamError
+    what = "JWKS"
+
     def __init__(
         self,
         source: KeySource,
@@ -241,9 +241,6 @@ class KeyStore(KeyCache[UpstreamError]):
         if refetch_after < 0:
             raise ValueError("refetch_after must not be negative")
         super().__init__(
-            self._fetch_from_idp,
-            UpstreamError,
-            what="JWKS",
             max_age=max_age,
             refetch_after=min(refetch_after, UNKNOWN_KID_REFETCH_AFTER),
             failure_backoff=UNKNOWN_KID_REFETCH_AFTER,
@@ -263,7 +260,7 @@ class KeyStore(KeyCache[UpstreamError]):
             raise InvalidToken("The access token is signed with a key the identity provider does not publish.")
         return key
 
-    async def _fetch_from_idp(self) -> SignatureKeys:
+    async def _fetch_keys(self) -> SignatureKeys:
         meta = await self._source.metadata()
         if not meta.jwks_uri:
             raise UpstreamError(

@@ -103,6 +103,9 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
     ``issuer`` (discover the ``jwks_uri`` from its metadata).
     """
 
+    failure = KeysUnavailable
+    what = "key set"
+
     def __init__(
         self,
         fetch: JsonFetcher | None,
@@ -126,15 +129,7 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
                     raise ValueError(f"{name} must {problem}")
         if min(max_age, unknown_kid_refetch_after, failure_backoff) < 0:
             raise ValueError("max_age, unknown_kid_refetch_after and failure_backoff must not be negative")
-        super().__init__(
-            self._fetch_from_signer,
-            KeysUnavailable,
-            what="key set",
-            max_age=max_age,
-            refetch_after=unknown_kid_refetch_after,
-            failure_backoff=failure_backoff,
-            clock=clock,
-        )
+        super().__init__(max_age=max_age, refetch_after=unknown_kid_refetch_after, failure_backoff=failure_backoff, clock=clock)
         self._fetch = fetch
         self._jwks_uri = jwks_uri
         self._issuer = issuer
@@ -152,7 +147,7 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
         assert self.held is not None
         return self.held
 
-    async def _fetch_from_signer(self) -> SignatureKeys:
+    async def _fetch_keys(self) -> SignatureKeys:
         assert self._fetch is not None
         url = self._jwks_uri or await self._discover_jwks_uri()
         try:

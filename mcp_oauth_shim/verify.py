@@ -295,11 +295,8 @@ class BearerVerifier:
         return access
 
     def _remember(self, cache_key: bytes, access: AccessToken, now: float, ttl: float) -> None:
-        if ttl <= 0:
-            return
-        valid_until = now + ttl
-        if access.expires_at is not None:
-            valid_until = min(valid_until, float(access.expires_at))
+        """Cache ``access`` for ``ttl`` seconds, never past its expiry (nothing when ``ttl <= 0``)."""
+        valid_until = now + ttl if access.expires_at is None else min(now + ttl, float(access.expires_at))
         if valid_until > now:
             self._cache.put(cache_key, access, valid_until)
 
