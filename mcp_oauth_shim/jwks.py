@@ -126,12 +126,14 @@ class SignatureKeys:
             raise ValueError(NO_USABLE_KEY)
         return found
 
-    def find(self, kid: str | None, alg: str) -> Key | None:
+    def find(self, kid: str | None, alg: str, *, named_must_fit: bool = True) -> Key | None:
         """The key for a JWS header: by ``kid``, or without one the only key that fits ``alg``
-        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe)."""
+        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe). Without
+        ``named_must_fit``, the key a ``kid`` names is returned even if it does not fit ``alg``
+        (the signature check then refuses the token)."""
         if kid is not None:
             key = self.by_kid.get(kid)
-            return key if key is not None and key_fits(key, alg) else None
+            return key if key is not None and (not named_must_fit or key_fits(key, alg)) else None
         candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
         return candidates[0] if len(candidates) == 1 else None
 
@@ -250,10 +252,12 @@ class KeyStore(KeyCache[UpstreamError]):
 
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that must have signed a token with this header, or :class:`~mcp_oauth_shim.bearer_errors.InvalidToken`."""
-        key = _lookup(await self.current(), kid, alg)
+        # A key named by kid that does not fit alg is refused by the signature check, without a refetch.
+        key = (await self.current()).find(kid, alg, named_must_fit=False)
         if key is None and kid is not None and self.may_refetch():
             await self.refresh(stale_ok=False)
-            key = _lookup(self.held, kid, alg)
+            assert self.held is not None  # refresh(stale_ok=False) raises when it has no keys
+            key = self.held.find(kid, alg, named_must_fit=False)
         if key is None:
             if kid is None:
                 raise InvalidToken("The access token names no signing key (kid) and none fits unambiguously.")
@@ -271,14 +275,6 @@ class KeyStore(KeyCache[UpstreamError]):
             return SignatureKeys.from_jwks(document)
         except ValueError as exc:
             raise UpstreamError(502, "server_error", _IDP_KEY_SET_PROBLEMS[str(exc)]) from None
-
-
-def _lookup(keys: SignatureKeys | None, kid: str | None, alg: str) -> Key | None:
-    """:meth:`SignatureKeys.find`, except that a key named by ``kid`` is returned even if it
-    does not fit ``alg``: the signature check then refuses the token, without a refetch."""
-    if keys is None:
-        return None
-    return keys.by_kid.get(kid) if kid is not None else keys.find(None, alg)
 
 
 def import_public_key(data: Any) -> Key | None:
