@@ -367,10 +367,9 @@ class BearerVerifier:
             raise InvalidToken("The token is an ID token, not an access token.")
         if profile.require_client_claim and token_client(claims, profile) is None:
             raise InvalidToken("The token names no client it was issued to, as every access token of this IdP does.")
-        if profile.client_audience_needs_scopes and not scopes and self.client_id is not None:
-            aud = claims.get("aud")
-            if aud == self.client_id or (isinstance(aud, list) and self.client_id in aud):
-                raise InvalidToken("The token is addressed to the client and grants nothing: an ID token, not an access token.")
+        addressed_to_client = self.client_id is not None and self.client_id in audience_values(claims.get("aud"))
+        if profile.client_audience_needs_scopes and not scopes and addressed_to_client:
+            raise InvalidToken("The token is addressed to the client and grants nothing: an ID token, not an access token.")
 
     def _check_claims(self, claims: dict[str, Any], issuer: str, now: float, *, require_exp: bool = True) -> None:
         registry = JWTClaimsRegistry(
@@ -434,8 +433,7 @@ class BearerVerifier:
     async def _introspect(self, token: str, now: float) -> AccessToken:
         claims = await introspect(self.upstream, token)
         issuer = await self._expected_issuer()
-        if "iss" not in claims:
-            claims["iss"] = issuer  # RFC 7662 §2.2: optional; the introspecting IdP vouches for itself
+        claims.setdefault("iss", issuer)  # RFC 7662 §2.2: optional; the introspecting IdP vouches for itself
         # RFC 7662 §2.2 makes exp optional: the IdP said "active" just now. Audience binding is
         # not optional: an active token for another API must still be refused here.
         self._check_claims(claims, issuer, now, require_exp=False)
