@@ -64,8 +64,7 @@ def algorithm_registry(algorithms: Iterable[str]) -> AlgorithmRegistry:
     chosen = tuple(dict.fromkeys(algorithms))
     registry = _REGISTRIES.get(chosen)
     if registry is None:
-        forbidden = sorted(FORBIDDEN_ALGORITHMS.intersection(chosen))
-        if forbidden:
+        if forbidden := sorted(FORBIDDEN_ALGORITHMS.intersection(chosen)):
             raise ValueError(
                 f"algorithms may not include {', '.join(forbidden)}: only asymmetric signatures "
                 "can be checked against a public key set"

@@ -123,10 +123,8 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
         if jwks is None and fetch is None:
             raise ValueError("a fetcher is needed to fetch keys from jwks_uri or issuer metadata")
         for name, url in (("jwks_uri", jwks_uri), ("issuer", issuer)):
-            if url is not None:
-                problem = service_url_problem(url, query_allowed=name == "jwks_uri")
-                if problem:
-                    raise ValueError(f"{name} must {problem}")
+            if url is not None and (problem := service_url_problem(url, query_allowed=name == "jwks_uri")):
+                raise ValueError(f"{name} must {problem}")
         if min(max_age, unknown_kid_refetch_after, failure_backoff) < 0:
             raise ValueError("max_age, unknown_kid_refetch_after and failure_backoff must not be negative")
         super().__init__(max_age=max_age, refetch_after=unknown_kid_refetch_after, failure_backoff=failure_backoff, clock=clock)
@@ -173,8 +171,7 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
                 problems.append(f"{url} names another issuer")
                 continue
             jwks_uri = metadata.get("jwks_uri")
-            problem = service_url_problem(jwks_uri)
-            if problem:
+            if problem := service_url_problem(jwks_uri):
                 problems.append(f"{url}: jwks_uri must {problem}")
                 continue
             assert isinstance(jwks_uri, str)

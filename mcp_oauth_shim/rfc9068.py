@@ -246,8 +246,7 @@ def mint(
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {}
     if extra_claims:
-        clash = sorted(_RESERVED.intersection(extra_claims))
-        if clash:
+        if clash := sorted(_RESERVED.intersection(extra_claims)):
             raise ValueError(f"extra_claims may not set {', '.join(clash)}")
         claims.update(extra_claims)
     claims.update(
@@ -360,7 +359,6 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise MissingClaim("scope", "has a malformed claim")
-    upstream = claims.get(UPSTREAM_TOKEN_CLAIM)
     auth_time = claims.get("auth_time")
     return ShimClaims(
         subject=subject,
@@ -376,7 +374,7 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
         email=_optional_text(claims, "email"),
         preferred_username=_optional_text(claims, "preferred_username"),
         auth_time=int(auth_time) if is_numeric_date(auth_time) else None,
-        upstream_token=upstream if isinstance(upstream, str) else None,
+        upstream_token=_optional_text(claims, UPSTREAM_TOKEN_CLAIM),
         claims=claims,
     )
 
