@@ -89,7 +89,7 @@ NOT_A_KEY_SET = "not a JWK Set document (no keys array)"
 NO_USABLE_KEY = "the JWK Set holds no usable public signature key"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity, as before
 class SignatureKeys:
     """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
 
