@@ -331,7 +331,7 @@ class BearerVerifier:
         if alg not in self.algorithms:
             raise InvalidToken("The access token's signature algorithm is not accepted.")
         kid = header.get("kid")
-        if not all(value is None or isinstance(value, str) for value in (header.get("typ"), kid)):
+        if not isinstance(header.get("typ"), (str, type(None))) or not isinstance(kid, (str, type(None))):
             raise InvalidToken("The access token's header is malformed.")
         key = await self.keys.key_for(kid, alg)
         if not signature_valid(jws, key, self._registry):
