@@ -156,7 +156,7 @@ class KeyCache(Generic[FailureT]):
         self._clock = clock
         self.held: SignatureKeys | None = None
         self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last fetch attempt, successful or not
+        self._attempted_at = float("-inf")  # last fetch attempt, successful or not (never: -inf)
         self._last_error: FailureT | None = None
         self._flight: SingleFlight[str, None] = SingleFlight()
 
@@ -174,19 +174,13 @@ class KeyCache(Generic[FailureT]):
         running is joined instead.)"""
         if len(self._flight):
             return True
-        last = self._attempted_at
-        return last is None or abs(self._clock() - last) >= self.refetch_after
+        return abs(self._clock() - self._attempted_at) >= self.refetch_after
 
     async def refresh(self, *, stale_ok: bool) -> None:
         """Fetch the keys (sharing a fetch already running). On failure, with ``stale_ok`` and
         keys held, those keep serving; otherwise ``failure`` is raised."""
-        error, attempted_at = self._last_error, self._attempted_at
-        if (
-            len(self._flight) == 0
-            and error is not None
-            and attempted_at is not None
-            and abs(self._clock() - attempted_at) < self._failure_backoff
-        ):
+        error = self._last_error
+        if len(self._flight) == 0 and error is not None and abs(self._clock() - self._attempted_at) < self._failure_backoff:
             # Failed moments ago: answer at once instead of queueing behind timeouts.
             if not (stale_ok and self.held):
                 raise error.with_traceback(None)
