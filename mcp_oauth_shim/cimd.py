@@ -253,10 +253,6 @@ class ClientMetadataDocuments:
         self._cache: BoundedMemo[str, ClientMetadataDocument] = BoundedMemo(self.cache_size)
         self._inflight: SingleFlight[str, ClientMetadataDocument] = SingleFlight()
 
-    def is_metadata_client_id(self, client_id: str) -> bool:
-        """:func:`is_metadata_client_id` with this instance's ``allow_http_loopback``."""
-        return is_metadata_client_id(client_id, allow_http_loopback=self.allow_http_loopback)
-
     async def get(self, client_id: str) -> ClientMetadataDocument:
         """The validated document for ``client_id``, from cache or freshly fetched.
 
@@ -413,8 +409,7 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
         raise ClientMetadataError("The client metadata document's client_name contains control or formatting characters.")
     for name in ("client_uri", "logo_uri"):
         value = getattr(document, name)
-        problem = None if value is None else _web_url_problem(value, allow_http=allow_http_loopback)
-        if problem is not None:
+        if value is not None and (problem := _web_url_problem(value, allow_http=allow_http_loopback)) is not None:
             raise ClientMetadataError(f"The client metadata document's {name} {problem}.")
     for uri in document.redirect_uris:
         try:

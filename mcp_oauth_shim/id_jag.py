@@ -83,15 +83,12 @@ class EnterpriseIdP:
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
 
     def __post_init__(self) -> None:
-        problem = service_url_problem(self.issuer, query_allowed=False)
-        if problem:
+        if problem := service_url_problem(self.issuer, query_allowed=False):
             raise ValueError(f"EnterpriseIdP issuer must {problem}")
         if self.jwks is not None and self.jwks_uri is not None:
             raise ValueError("EnterpriseIdP takes jwks or jwks_uri, not both")
-        if self.jwks_uri is not None:
-            problem = service_url_problem(self.jwks_uri)
-            if problem:
-                raise ValueError(f"EnterpriseIdP jwks_uri must {problem}")
+        if self.jwks_uri is not None and (problem := service_url_problem(self.jwks_uri)):
+            raise ValueError(f"EnterpriseIdP jwks_uri must {problem}")
         if self.allowed_clients is not None:
             object.__setattr__(self, "allowed_clients", frozenset(self.allowed_clients))
         object.__setattr__(self, "algorithms", tuple(self.algorithms))
@@ -138,8 +135,7 @@ class IdJagGrant:
             return wanted or ()
         if wanted is None:
             return self.scopes
-        beyond = [s for s in wanted if s not in self.scopes]
-        if beyond:
+        if beyond := [s for s in wanted if s not in self.scopes]:
             raise InvalidScopeError(
                 description="The identity assertion does not grant the scope(s): " + " ".join(beyond) + "."
             )
@@ -179,12 +175,10 @@ class IdJagVerifier:
         self._clock = clock
         self._idps: dict[str, EnterpriseIdP] = {}
         self._keys: dict[str, RemoteKeys] = {}
-        self._rules: dict[str, AssertionRules] = {}
         for idp in idps:
             if idp.issuer in self._idps:
                 raise ValueError(f"enterprise IdP {idp.issuer} is configured twice")
             self._idps[idp.issuer] = idp
-            self._rules[idp.issuer] = idp.rules(issuer=issuer)
             self._keys[idp.issuer] = RemoteKeys(
                 fetch,
                 jwks=idp.jwks,
@@ -217,7 +211,7 @@ class IdJagVerifier:
         if idp is None:
             # Checked before anything is fetched: an assertion never makes us contact a URL.
             raise AssertionRefused("grant", "untrusted_issuer", "The assertion was issued by an identity provider this server does not trust.")
-        rules = self._rules[issuer]
+        rules = idp.rules(issuer=self.issuer)
         if unverified.algorithm not in rules.algorithms:
             raise AssertionRefused("grant", "algorithm", "The assertion's signature algorithm is not accepted from this identity provider.")
         try:

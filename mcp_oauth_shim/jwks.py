@@ -18,7 +18,8 @@ Key lookup policy:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from joserfc.errors import JoseError
@@ -88,6 +89,7 @@ NOT_A_KEY_SET = "not a JWK Set document (no keys array)"
 NO_USABLE_KEY = "the JWK Set holds no usable public signature key"
 
 
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity, as before
 class SignatureKeys:
     """The public signature keys of one signer, from a JWK Set (RFC 7517 §5), by ``kid``.
 
@@ -95,11 +97,8 @@ class SignatureKeys:
     and never symmetric ones: a published shared secret is no trust anchor.
     """
 
-    __slots__ = ("by_kid", "without_kid")
-
-    def __init__(self, by_kid: Mapping[str, Key], without_kid: Iterable[Key] = ()) -> None:
-        self.by_kid: dict[str, Key] = dict(by_kid)
-        self.without_kid: tuple[Key, ...] = tuple(without_kid)
+    by_kid: dict[str, Key]
+    without_kid: tuple[Key, ...] = ()
 
     def __len__(self) -> int:
         return len(self.by_kid) + len(self.without_kid)
@@ -122,17 +121,19 @@ class SignatureKeys:
                 by_kid.setdefault(kid, key)
             else:
                 without_kid.append(key)
-        found = cls(by_kid, without_kid)
+        found = cls(by_kid, tuple(without_kid))
         if not found:
             raise ValueError(NO_USABLE_KEY)
         return found
 
-    def find(self, kid: str | None, alg: str) -> Key | None:
+    def find(self, kid: str | None, alg: str, *, named_must_fit: bool = True) -> Key | None:
         """The key for a JWS header: by ``kid``, or without one the only key that fits ``alg``
-        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe)."""
+        (RFC 7515 §4.1.4 makes ``kid`` optional; guessing among several is not safe). Without
+        ``named_must_fit``, the key a ``kid`` names is returned even if it does not fit ``alg``
+        (the signature check then refuses the token)."""
         if kid is not None:
             key = self.by_kid.get(kid)
-            return key if key is not None and key_fits(key, alg) else None
+            return key if key is not None and (not named_must_fit or key_fits(key, alg)) else None
         candidates = [k for k in (*self.by_kid.values(), *self.without_kid) if key_fits(k, alg)]
         return candidates[0] if len(candidates) == 1 else None
 
@@ -141,31 +142,21 @@ FailureT = TypeVar("FailureT", bound=Exception)
 
 
 class KeyCache(Generic[FailureT]):
-    """Keys that ``fetch`` obtains, under the lookup policy described in this module's
-    docstring. ``fetch`` raises ``failure`` when it cannot obtain keys; ``what`` names the keys
-    in logs."""
+    """Keys that :meth:`_fetch_keys` obtains, under the lookup policy described in this
+    module's docstring. A subclass fetches, names the exception its fetch raises when it cannot
+    obtain keys (``failure``) and what the keys are called in logs (``what``)."""
 
-    def __init__(
-        self,
-        fetch: Callable[[], Awaitable[SignatureKeys]],
-        failure: type[FailureT],
-        *,
-        what: str,
-        max_age: float,
-        refetch_after: float,
-        failure_backoff: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self._fetch_keys = fetch
-        self._failure = failure
-        self._what = what
+    failure: type[FailureT]
+    what: str
+
+    def __init__(self, *, max_age: float, refetch_after: float, failure_backoff: float, clock: Callable[[], float]) -> None:
         self.max_age = max_age
         self.refetch_after = refetch_after
         self._failure_backoff = failure_backoff
         self._clock = clock
         self.held: SignatureKeys | None = None
         self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last fetch attempt, successful or not
+        self._attempted_at = float("-inf")  # last fetch attempt, successful or not (never: -inf)
         self._last_error: FailureT | None = None
         self._flight: SingleFlight[str, None] = SingleFlight()
 
@@ -183,40 +174,38 @@ class KeyCache(Generic[FailureT]):
         running is joined instead.)"""
         if len(self._flight):
             return True
-        last = self._attempted_at
-        return last is None or abs(self._clock() - last) >= self.refetch_after
+        return abs(self._clock() - self._attempted_at) >= self.refetch_after
 
     async def refresh(self, *, stale_ok: bool) -> None:
         """Fetch the keys (sharing a fetch already running). On failure, with ``stale_ok`` and
         keys held, those keep serving; otherwise ``failure`` is raised."""
-        error, attempted_at = self._last_error, self._attempted_at
-        if (
-            len(self._flight) == 0
-            and error is not None
-            and attempted_at is not None
-            and abs(self._clock() - attempted_at) < self._failure_backoff
-        ):
+        error = self._last_error
+        if len(self._flight) == 0 and error is not None and abs(self._clock() - self._attempted_at) < self._failure_backoff:
             # Failed moments ago: answer at once instead of queueing behind timeouts.
             if not (stale_ok and self.held):
                 raise error.with_traceback(None)
             return
         try:
             await self._flight.run("keys", self._fetch_and_keep)
-        except self._failure as exc:
+        except self.failure as exc:
             if not (stale_ok and self.held):
                 raise
-            logger.warning("%s refresh failed, keeping the cached keys: %s", self._what, exc)
+            logger.warning("%s refresh failed, keeping the cached keys: %s", self.what, exc)
 
     async def _fetch_and_keep(self) -> None:
         self._attempted_at = self._clock()
         try:
             keys = await self._fetch_keys()
-        except self._failure as exc:
-            logger.warning("%s fetch failed: %s", self._what, exc)
+        except self.failure as exc:
+            logger.warning("%s fetch failed: %s", self.what, exc)
             self._last_error = exc
             raise
         self.held, self._fetched_at, self._last_error = keys, self._clock(), None
-        logger.info("%s fetched: %d signature keys", self._what, len(keys))
+        logger.info("%s fetched: %d signature keys", self.what, len(keys))
+
+    async def _fetch_keys(self) -> SignatureKeys:
+        """The keys, fetched now; ``failure`` when there are none to be had."""
+        raise NotImplementedError
 
     def expire(self) -> None:
         """Forget when the keys were fetched: the next lookup refreshes them."""
@@ -234,6 +223,9 @@ class KeyStore(KeyCache[UpstreamError]):
     """The IdP's keys (from its discovered ``jwks_uri``) under the lookup policy described in
     this module's docstring."""
 
+    failure = UpstreamError
+    what = "JWKS"
+
     def __init__(
         self,
         source: KeySource,
@@ -245,9 +237,6 @@ class KeyStore(KeyCache[UpstreamError]):
         if refetch_after < 0:
             raise ValueError("refetch_after must not be negative")
         super().__init__(
-            self._fetch_from_idp,
-            UpstreamError,
-            what="JWKS",
             max_age=max_age,
             refetch_after=min(refetch_after, UNKNOWN_KID_REFETCH_AFTER),
             failure_backoff=UNKNOWN_KID_REFETCH_AFTER,
@@ -257,17 +246,19 @@ class KeyStore(KeyCache[UpstreamError]):
 
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The key that must have signed a token with this header, or :class:`~mcp_oauth_shim.bearer_errors.InvalidToken`."""
-        key = _lookup(await self.current(), kid, alg)
+        # A key named by kid that does not fit alg is refused by the signature check, without a refetch.
+        key = (await self.current()).find(kid, alg, named_must_fit=False)
         if key is None and kid is not None and self.may_refetch():
             await self.refresh(stale_ok=False)
-            key = _lookup(self.held, kid, alg)
+            assert self.held is not None  # refresh(stale_ok=False) raises when it has no keys
+            key = self.held.find(kid, alg, named_must_fit=False)
         if key is None:
             if kid is None:
                 raise InvalidToken("The access token names no signing key (kid) and none fits unambiguously.")
             raise InvalidToken("The access token is signed with a key the identity provider does not publish.")
         return key
 
-    async def _fetch_from_idp(self) -> SignatureKeys:
+    async def _fetch_keys(self) -> SignatureKeys:
         meta = await self._source.metadata()
         if not meta.jwks_uri:
             raise UpstreamError(
@@ -278,14 +269,6 @@ class KeyStore(KeyCache[UpstreamError]):
             return SignatureKeys.from_jwks(document)
         except ValueError as exc:
             raise UpstreamError(502, "server_error", _IDP_KEY_SET_PROBLEMS[str(exc)]) from None
-
-
-def _lookup(keys: SignatureKeys | None, kid: str | None, alg: str) -> Key | None:
-    """:meth:`SignatureKeys.find`, except that a key named by ``kid`` is returned even if it
-    does not fit ``alg``: the signature check then refuses the token, without a refetch."""
-    if keys is None:
-        return None
-    return keys.by_kid.get(kid) if kid is not None else keys.find(None, alg)
 
 
 def import_public_key(data: Any) -> Key | None:

@@ -29,6 +29,7 @@ __all__ = [
     "is_numeric_date",
     "lifetime_problem",
     "signature_valid",
+    "typ_value",
 ]
 
 
@@ -63,8 +64,7 @@ def algorithm_registry(algorithms: Iterable[str]) -> AlgorithmRegistry:
     chosen = tuple(dict.fromkeys(algorithms))
     registry = _REGISTRIES.get(chosen)
     if registry is None:
-        forbidden = sorted(FORBIDDEN_ALGORITHMS.intersection(chosen))
-        if forbidden:
+        if forbidden := sorted(FORBIDDEN_ALGORITHMS.intersection(chosen)):
             raise ValueError(
                 f"algorithms may not include {', '.join(forbidden)}: only asymmetric signatures "
                 "can be checked against a public key set"
@@ -117,3 +117,8 @@ def lifetime_problem(times: Mapping[str, float | None], now: float, leeway: floa
         if now >= value + leeway if name == "exp" else value > now + leeway:
             return name
     return None
+
+
+def typ_value(typ: str) -> str:
+    """RFC 7515 §4.1.9: ``typ`` compares case-insensitively, and ``application/`` may be left out."""
+    return typ.lower().removeprefix("application/")

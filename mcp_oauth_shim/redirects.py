@@ -42,18 +42,14 @@ def check_registrable(uri: object, *, allowed: Iterable[str] = ()) -> str:
         raise RedirectURIError("Each redirect URI must be a string.")
     if uri in allowed:
         return uri
-    parts = _parse(uri)
+    parts = _parse(uri)  # an http(s) URI without a host is refused there
     scheme = parts.scheme
-    if scheme == "https":
-        if not parts.hostname:
-            raise RedirectURIError(f"Redirect URI {_show(uri)} has no host.")
-    elif scheme == "http":
-        if not is_loopback_host(parts.hostname):
-            raise RedirectURIError(
-                f"Redirect URI {_show(uri)} uses plain http to a non-loopback host; use https "
-                "(or ask the operator to allow-list it)."
-            )
-    elif "." not in scheme and scheme not in _KNOWN_APP_SCHEMES:
+    if scheme == "http" and not is_loopback_host(parts.hostname):
+        raise RedirectURIError(
+            f"Redirect URI {_show(uri)} uses plain http to a non-loopback host; use https "
+            "(or ask the operator to allow-list it)."
+        )
+    if scheme not in ("http", "https") and "." not in scheme and scheme not in _KNOWN_APP_SCHEMES:
         # RFC 8252 §7.1: private-use schemes should be reverse domain names; we also accept the
         # short schemes shipped by well-known MCP clients.
         raise RedirectURIError(

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import jsonsafe
+from .json_documents import DocumentProblem, JSONDocumentError, json_object
 from .jwks import KeyCache, SignatureKeys
-from .outbound import TRANSPORT_ERRORS
+from .outbound import TRANSPORT_ERRORS, read_at_most
 from .urls import service_url_problem
 
 __all__ = [
@@ -72,20 +72,16 @@ def httpx_json_fetcher(client: httpx.AsyncClient, *, max_bytes: int = MAX_DOCUME
             async with client.stream("GET", url, headers={"Accept": "application/json"}, follow_redirects=False) as response:
                 if response.status_code != 200:
                     raise JsonFetchError(f"{url} answered {response.status_code}")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise JsonFetchError(f"{url} answered more than {max_bytes} bytes")
+                body = await read_at_most(response, max_bytes)
         except TRANSPORT_ERRORS as exc:
             raise JsonFetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
+        if body is None:
+            raise JsonFetchError(f"{url} answered more than {max_bytes} bytes")
         try:
-            document = jsonsafe.loads(bytes(body))
-        except (ValueError, UnicodeError):
-            raise JsonFetchError(f"{url} did not answer JSON") from None
-        if not isinstance(document, dict):
-            raise JsonFetchError(f"{url} did not answer a JSON object")
-        return document
+            return json_object(body, max_bytes=max_bytes, check_media_type=False)
+        except JSONDocumentError as exc:
+            shape = "a JSON object" if exc.problem is DocumentProblem.NOT_AN_OBJECT else "JSON"
+            raise JsonFetchError(f"{url} did not answer {shape}") from None
 
     return fetch
 
@@ -107,6 +103,9 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
     ``issuer`` (discover the ``jwks_uri`` from its metadata).
     """
 
+    failure = KeysUnavailable
+    what = "key set"
+
     def __init__(
         self,
         fetch: JsonFetcher | None,
@@ -124,21 +123,11 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
         if jwks is None and fetch is None:
             raise ValueError("a fetcher is needed to fetch keys from jwks_uri or issuer metadata")
         for name, url in (("jwks_uri", jwks_uri), ("issuer", issuer)):
-            if url is not None:
-                problem = service_url_problem(url, query_allowed=name == "jwks_uri")
-                if problem:
-                    raise ValueError(f"{name} must {problem}")
+            if url is not None and (problem := service_url_problem(url, query_allowed=name == "jwks_uri")):
+                raise ValueError(f"{name} must {problem}")
         if min(max_age, unknown_kid_refetch_after, failure_backoff) < 0:
             raise ValueError("max_age, unknown_kid_refetch_after and failure_backoff must not be negative")
-        super().__init__(
-            self._fetch_from_signer,
-            KeysUnavailable,
-            what="key set",
-            max_age=max_age,
-            refetch_after=unknown_kid_refetch_after,
-            failure_backoff=failure_backoff,
-            clock=clock,
-        )
+        super().__init__(max_age=max_age, refetch_after=unknown_kid_refetch_after, failure_backoff=failure_backoff, clock=clock)
         self._fetch = fetch
         self._jwks_uri = jwks_uri
         self._issuer = issuer
@@ -156,7 +145,7 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
         assert self.held is not None
         return self.held
 
-    async def _fetch_from_signer(self) -> SignatureKeys:
+    async def _fetch_keys(self) -> SignatureKeys:
         assert self._fetch is not None
         url = self._jwks_uri or await self._discover_jwks_uri()
         try:
@@ -182,8 +171,7 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
                 problems.append(f"{url} names another issuer")
                 continue
             jwks_uri = metadata.get("jwks_uri")
-            problem = service_url_problem(jwks_uri)
-            if problem:
+            if problem := service_url_problem(jwks_uri):
                 problems.append(f"{url}: jwks_uri must {problem}")
                 continue
             assert isinstance(jwks_uri, str)

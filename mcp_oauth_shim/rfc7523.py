@@ -37,7 +37,7 @@ from joserfc.jws import CompactSignature, extract_compact
 
 from .errors import InvalidClientError, InvalidGrantError, OAuth2Error
 from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, SignatureKeys, key_fits
-from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, signature_valid
+from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, signature_valid, typ_value
 from .memo import BoundedMemo
 
 __all__ = [
@@ -66,8 +66,6 @@ JWT_BEARER_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: RFC 7523 §2.2: the ``client_assertion_type`` of a JWT used for client authentication.
 JWT_BEARER_CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-#: Asymmetric JWS algorithms (RFC 7518 §3.3-3.5, RFC 8037, RFC 9864). Verification is always
-#: against a public key set, so ``none`` and the HMAC family can never be allowed.
 #: Larger than any real assertion (an ID-JAG or a client assertion is well under 2 KiB);
 #: refused before any parsing.
 MAX_ASSERTION_LENGTH = 16 * 1024
@@ -99,7 +97,6 @@ RefusalReason = Literal[
     "resource",
     "scope",
 ]
-
 
 
 class AssertionRefused(Exception):
@@ -234,7 +231,7 @@ def read_assertion(assertion: object, rules: AssertionRules, use: AssertionUse) 
     typ = header.get("typ")
     if typ is not None and not isinstance(typ, str):
         raise AssertionRefused(use, "header", f"The {_noun(use)}'s typ header is not a string.")
-    if rules.typ is not None and (typ is None or _media_type(typ) != _media_type(rules.typ)):
+    if rules.typ is not None and (typ is None or typ_value(typ) != typ_value(rules.typ)):
         raise AssertionRefused(use, "typ", f"The {_noun(use)}'s typ header must be {rules.typ}.")
     claims = claims_object(signature.payload)
     if claims is None:
@@ -267,14 +264,13 @@ def verify_assertion(
     claims = unverified.claims
     issuer = unverified.issuer
     subject = unverified.subject
-    audiences = _audiences(unverified)
+    audiences = audience_values(_claim(claims, "aud", use, _is_audience, "is neither a string nor an array of strings"))
     if rules.audiences.isdisjoint(audiences):
         expected = " or ".join(sorted(rules.audiences))
         raise AssertionRefused(use, "audience", f"The {_noun(use)} is not addressed to this authorization server (aud must be {expected}).")
-    expires_at = _numeric_date(unverified, "exp", required=True)
-    assert expires_at is not None
-    issued_at = _numeric_date(unverified, "iat", required=rules.require_iat)
-    not_before = _numeric_date(unverified, "nbf", required=False)
+    expires_at = float(_claim(claims, "exp", use, is_numeric_date, _NOT_A_DATE))
+    issued_at = _numeric_date(claims, "iat", use, required=rules.require_iat)
+    not_before = _numeric_date(claims, "nbf", use, required=False)
     leeway = rules.leeway
     if expires_at <= now - leeway:
         raise AssertionRefused(use, "expired", f"The {_noun(use)} has expired.")
@@ -287,11 +283,7 @@ def verify_assertion(
         raise AssertionRefused(
             use, "lifetime", f"The {_noun(use)} is valid for too long: at most {rules.max_lifetime} seconds are accepted."
         )
-    jti = claims.get("jti")
-    if jti is not None and (not isinstance(jti, str) or not jti):
-        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s jti claim is not a non-empty string.")
-    if jti is None and rules.require_jti:
-        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the jti claim.")
+    jti = _claim(claims, "jti", use, _is_non_empty_string, _NOT_A_STRING, required=rules.require_jti)
     return VerifiedAssertion(
         issuer=issuer,
         subject=subject,
@@ -358,41 +350,41 @@ def _noun(use: AssertionUse) -> str:
 
 def string_claim(claims: Mapping[str, Any], name: str, use: AssertionUse) -> str:
     """The claim ``name``, a non-empty string, or :class:`AssertionRefused`."""
-    value = claims.get(name)
-    if value is None:
-        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
-    if not isinstance(value, str) or not value:
-        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a non-empty string.")
+    value: str = _claim(claims, name, use, _is_non_empty_string, _NOT_A_STRING)
     return value
 
 
-def _audiences(unverified: UnverifiedAssertion) -> tuple[str, ...]:
-    """RFC 7519 §4.1.3: one string or an array of strings."""
-    value = unverified.claims.get("aud")
-    use = unverified.use
-    if value is None:
-        raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the aud claim.")
-    values = audience_values(value)
-    if values and all(isinstance(v, str) and v for v in values):
-        return values
-    raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s aud claim is neither a string nor an array of strings.")
+#: What a claim of the wrong type is not, completing "The assertion's <name> claim ...".
+_NOT_A_STRING = "is not a non-empty string"
+_NOT_A_DATE = "is not a NumericDate"
 
 
-def _numeric_date(unverified: UnverifiedAssertion, name: str, *, required: bool) -> float | None:
-    """RFC 7519 §2 NumericDate: a JSON number (not a boolean, not infinite)."""
-    value = unverified.claims.get(name)
-    use = unverified.use
+def _claim(
+    claims: Mapping[str, Any], name: str, use: AssertionUse, valid: Callable[[Any], bool], shape: str, *, required: bool = True
+) -> Any:
+    """The claim ``name`` when ``valid(value)``; ``None`` when absent and not ``required``;
+    otherwise :class:`AssertionRefused` (``missing_claim``, or ``claim_type`` saying it ``shape``)."""
+    value = claims.get(name)
     if value is None:
         if required:
             raise AssertionRefused(use, "missing_claim", f"The {_noun(use)} lacks the {name} claim.")
         return None
-    if not is_numeric_date(value):
-        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim is not a NumericDate.")
-    return float(value)
+    if not valid(value):
+        raise AssertionRefused(use, "claim_type", f"The {_noun(use)}'s {name} claim {shape}.")
+    return value
 
 
-def _media_type(typ: str) -> str:
-    """RFC 7515 §4.1.9: ``typ`` compares case-insensitively, ``application/`` may be left out."""
-    lowered = typ.lower()
-    return lowered.removeprefix("application/")
+def _is_non_empty_string(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
 
+
+def _is_audience(value: Any) -> bool:
+    """RFC 7519 §4.1.3: one string or an array of strings."""
+    values = audience_values(value)
+    return bool(values) and all(isinstance(v, str) and v for v in values)
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str, use: AssertionUse, *, required: bool) -> float | None:
+    """RFC 7519 §2 NumericDate: a JSON number (not a boolean, not infinite)."""
+    value = _claim(claims, name, use, is_numeric_date, _NOT_A_DATE, required=required)
+    return None if value is None else float(value)

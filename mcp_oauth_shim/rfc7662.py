@@ -2,20 +2,20 @@
 becoming an amplifier that makes the IdP work for unauthenticated callers.
 
 :func:`introspect` asks the IdP about one token with the shim's client authentication
-(RFC 7662 §2.1) and returns the claims of an active one (§2.2). :class:`Introspections` is
-the guard in front of it: concurrent requests with the same token share one introspection, and
-a token the IdP refused stays refused for a while (bounded, keyed by the token's hash), so a
-client or attacker repeating it costs the IdP one call per period at most.
+(RFC 7662 §2.1) and returns the claims of an active one (§2.2). The verifier
+(:class:`~mcp_oauth_shim.verify.BearerVerifier`) guards it: concurrent requests with the same
+token share one introspection, and a token the IdP refused stays refused for
+:data:`REFUSAL_CACHE_TTL` seconds (bounded, keyed by the token's hash), so a client or attacker
+repeating it costs the IdP one call per period at most.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .bearer_errors import InvalidToken
-from .memo import BoundedMemo, SingleFlight
 from .upstream import UpstreamError, UpstreamMetadata
 
 __all__ = [
@@ -23,13 +23,10 @@ __all__ = [
     "NO_INTROSPECTION",
     "REFUSAL_CACHE_TTL",
     "IntrospectionClient",
-    "Introspections",
     "introspect",
 ]
 
 logger = logging.getLogger("mcp_oauth_shim.verify")
-
-T = TypeVar("T")
 
 #: Seconds an introspection result is reused (RFC 7662 §4: caching trades freshness for load).
 INTROSPECTION_CACHE_TTL = 60.0
@@ -71,28 +68,3 @@ async def introspect(upstream: IntrospectionClient, token: str) -> dict[str, Any
     if body.get("active") is not True:
         raise InvalidToken("The access token is not active.")
     return dict(body)
-
-
-class Introspections(Generic[T]):
-    """Shared, remembered introspections: one per token at a time, refusals kept for
-    ``refusal_ttl`` seconds in at most ``refusal_cache_size`` entries (by the caller's key,
-    the token's hash). An :class:`UpstreamError` is not the token's fault and is not kept."""
-
-    def __init__(self, *, refusal_cache_size: int, refusal_ttl: float, clock: Callable[[], float]) -> None:
-        self.refusals: BoundedMemo[bytes, str] = BoundedMemo(refusal_cache_size if refusal_ttl > 0 else 0)
-        self._refusal_ttl = refusal_ttl
-        self._clock = clock
-        self._flights: SingleFlight[bytes, T] = SingleFlight()
-
-    def refused(self, key: bytes, now: float) -> str | None:
-        """Why the token under ``key`` was refused recently, if it was."""
-        return self.refusals.get(key, now)
-
-    async def run(self, key: bytes, work: Callable[[], Awaitable[T]]) -> T:
-        """``work()``'s result, shared with concurrent callers for the same ``key``; an
-        :class:`InvalidToken` it raises is remembered."""
-        try:
-            return await self._flights.run(key, work)
-        except InvalidToken as exc:
-            self.refusals.put(key, exc.description, self._clock() + self._refusal_ttl)
-            raise

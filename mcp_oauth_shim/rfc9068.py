@@ -41,6 +41,7 @@ from .jwt_claims import (
     is_numeric_date,
     lifetime_problem,
     signature_valid,
+    typ_value,
 )
 from .memo import BoundedMemo
 from .signing_keys import PublicKeys, SigningKeys
@@ -81,7 +82,6 @@ MAX_TOKEN_LENGTH = 8 * 1024
 #: The private claim carrying the IdP's access token, encrypted (:mod:`.encryption`).
 UPSTREAM_TOKEN_CLAIM = "upt"
 
-_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: RFC 9068 §2.2: every one must be present.
 _REQUIRED = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 #: Claims the shim sets itself; ``extra_claims`` may not override them.
@@ -246,8 +246,7 @@ def mint(
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {}
     if extra_claims:
-        clash = sorted(_RESERVED.intersection(extra_claims))
-        if clash:
+        if clash := sorted(_RESERVED.intersection(extra_claims)):
             raise ValueError(f"extra_claims may not set {', '.join(clash)}")
         claims.update(extra_claims)
     claims.update(
@@ -319,7 +318,7 @@ def _verify(
     except (JoseError, ValueError, TypeError):
         raise MalformedToken("has a malformed header or unsupported critical parameters") from None
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _TYPES:
+    if not isinstance(typ, str) or typ_value(typ) != ACCESS_TOKEN_TYPE:
         raise WrongType()
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in registry.allowed_names:
@@ -360,7 +359,6 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise MissingClaim("scope", "has a malformed claim")
-    upstream = claims.get(UPSTREAM_TOKEN_CLAIM)
     auth_time = claims.get("auth_time")
     return ShimClaims(
         subject=subject,
@@ -376,7 +374,7 @@ def _check_claims(claims: dict[str, Any], issuer: str, audiences: tuple[str, ...
         email=_optional_text(claims, "email"),
         preferred_username=_optional_text(claims, "preferred_username"),
         auth_time=int(auth_time) if is_numeric_date(auth_time) else None,
-        upstream_token=upstream if isinstance(upstream, str) else None,
+        upstream_token=_optional_text(claims, UPSTREAM_TOKEN_CLAIM),
         claims=claims,
     )
 

@@ -42,12 +42,12 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from .bearer_errors import InsufficientScope, InvalidToken
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
-from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeyStore
-from .jwt_claims import algorithm_registry, audience_values, claims_object, signature_valid
-from .memo import BoundedMemo
+from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeySource, KeyStore
+from .jwt_claims import algorithm_registry, audience_values, claims_object, signature_valid, typ_value
+from .memo import BoundedMemo, SingleFlight
 from .rfc6750 import validate_scope_token
-from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, Introspections, introspect
-from .upstream import UpstreamError, UpstreamMetadata
+from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, IntrospectionClient, introspect
+from .upstream import UpstreamError
 
 if TYPE_CHECKING:
     from mcp.server.auth.provider import AccessToken
@@ -77,15 +77,9 @@ DEFAULT_ALGORITHMS = ASYMMETRIC_ALGORITHMS
 MAX_TOKEN_LENGTH = 16 * 1024
 
 
-class VerifierUpstream(Protocol):
+class VerifierUpstream(KeySource, IntrospectionClient, Protocol):
     """What the verifier needs from :class:`mcp_oauth_shim.upstream.UpstreamClient`: discovery,
     JSON documents (the JWKS) and authenticated form POSTs (introspection)."""
-
-    async def metadata(self) -> UpstreamMetadata: ...
-
-    async def get_json(self, url: str, *, what: str = ..., max_bytes: int = ...) -> dict[str, Any]: ...
-
-    async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]: ...
 
 
 def token_scopes(claims: Mapping[str, Any], profile: AccessTokenProfile = OIDC_ACCESS_TOKENS) -> list[str]:
@@ -183,12 +177,10 @@ class BearerVerifier:
         if min(leeway, cache_size, cache_ttl, refusal_cache_size, refusal_cache_ttl) < 0:
             raise ValueError("leeway and the cache sizes and lifetimes must not be negative")
         config = getattr(upstream, "upstream", None)
-        if not isinstance(config, Upstream):
-            config = None
-        if profile is None:
-            profile = config.access_tokens if config is not None else OIDC_ACCESS_TOKENS
-        if client_id is None and config is not None:
-            client_id = config.client_id or None
+        if isinstance(config, Upstream):
+            profile = config.access_tokens if profile is None else profile
+            if client_id is None:
+                client_id = config.client_id or None
         self.upstream = upstream
         self.audiences: tuple[str, ...] = audiences
         self.audience: str = audiences[0]
@@ -200,17 +192,17 @@ class BearerVerifier:
         self.algorithms: tuple[str, ...] = tuple(registry.allowed or ())
         self.leeway = int(leeway)
         self.introspect = introspect
-        self.profile = profile
+        self.profile = OIDC_ACCESS_TOKENS if profile is None else profile
         self.client_id = client_id
         self._issuer = issuer
         self._registry = registry
         self._clock = clock
         self._cache: BoundedMemo[bytes, AccessToken] = BoundedMemo(cache_size)
         self._cache_ttl = cache_ttl
-        self._introspections: Introspections[AccessToken] = Introspections(
-            refusal_cache_size=refusal_cache_size, refusal_ttl=refusal_cache_ttl, clock=clock
-        )
-        self._refused = self._introspections.refusals
+        # Tokens the introspection refused, by hash: asked about again only after a while.
+        self._refused: BoundedMemo[bytes, str] = BoundedMemo(refusal_cache_size if refusal_cache_ttl > 0 else 0)
+        self._refusal_ttl = refusal_cache_ttl
+        self._introspections: SingleFlight[bytes, AccessToken] = SingleFlight()
         self.keys = KeyStore(upstream, refetch_after=jwks_refetch_interval, max_age=jwks_max_age, clock=clock)
 
     # -- what a 401 advertises --------------------------------------------------------------
@@ -288,10 +280,7 @@ class BearerVerifier:
             raise InvalidToken("The token is not an access token for this resource.")
         cache_key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
-        cached = self._cache.get(cache_key, now)
-        if cached is not None:
-            return cached
-        return await self._verify_new_locally(cache_key, token, now)
+        return self._cache.get(cache_key, now) or await self._verify_new_locally(cache_key, token, now)
 
     async def _verify_new(self, cache_key: bytes, token: str, now: float) -> AccessToken:
         if token.count(".") != 2:
@@ -306,11 +295,8 @@ class BearerVerifier:
         return access
 
     def _remember(self, cache_key: bytes, access: AccessToken, now: float, ttl: float) -> None:
-        if ttl <= 0:
-            return
-        valid_until = now + ttl
-        if access.expires_at is not None:
-            valid_until = min(valid_until, float(access.expires_at))
+        """Cache ``access`` for ``ttl`` seconds, never past its expiry (nothing when ``ttl <= 0``)."""
+        valid_until = now + ttl if access.expires_at is None else min(now + ttl, float(access.expires_at))
         if valid_until > now:
             self._cache.put(cache_key, access, valid_until)
 
@@ -344,10 +330,8 @@ class BearerVerifier:
             raise InvalidToken("The access token is unsigned or uses a symmetric algorithm; neither is accepted.")
         if alg not in self.algorithms:
             raise InvalidToken("The access token's signature algorithm is not accepted.")
-        if header.get("typ") is not None and not isinstance(header.get("typ"), str):
-            raise InvalidToken("The access token's header is malformed.")
         kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
+        if not isinstance(header.get("typ"), (str, type(None))) or not isinstance(kid, (str, type(None))):
             raise InvalidToken("The access token's header is malformed.")
         key = await self.keys.key_for(kid, alg)
         if not signature_valid(jws, key, self._registry):
@@ -372,7 +356,7 @@ class BearerVerifier:
         """
         profile = self.profile
         typ = header.get("typ")
-        kind = "" if typ is None else typ.lower().removeprefix("application/")
+        kind = "" if typ is None else typ_value(typ)
         if kind not in profile.header_types:
             raise InvalidToken("The token is not an access token: its typ header names another kind of token.")
         if profile.type_claim is not None:
@@ -383,10 +367,9 @@ class BearerVerifier:
             raise InvalidToken("The token is an ID token, not an access token.")
         if profile.require_client_claim and token_client(claims, profile) is None:
             raise InvalidToken("The token names no client it was issued to, as every access token of this IdP does.")
-        if profile.client_audience_needs_scopes and not scopes and self.client_id is not None:
-            aud = claims.get("aud")
-            if aud == self.client_id or (isinstance(aud, list) and self.client_id in aud):
-                raise InvalidToken("The token is addressed to the client and grants nothing: an ID token, not an access token.")
+        addressed_to_client = self.client_id is not None and self.client_id in audience_values(claims.get("aud"))
+        if profile.client_audience_needs_scopes and not scopes and addressed_to_client:
+            raise InvalidToken("The token is addressed to the client and grants nothing: an ID token, not an access token.")
 
     def _check_claims(self, claims: dict[str, Any], issuer: str, now: float, *, require_exp: bool = True) -> None:
         registry = JWTClaimsRegistry(
@@ -430,14 +413,19 @@ class BearerVerifier:
     async def _introspect_once(self, cache_key: bytes, token: str, now: float) -> AccessToken:
         """Introspect ``token`` unless a recent introspection refused it; concurrent callers with
         the same token share one introspection (and so one IdP request)."""
-        refusal = self._introspections.refused(cache_key, now)
+        refusal = self._refused.get(cache_key, now)
         if refusal is not None:
             raise InvalidToken(refusal)
         if not self.profile.opaque_tokens:
             raise InvalidToken(_OPAQUE_REFUSED)
         if not self.introspect:
             raise InvalidToken(NO_INTROSPECTION)
-        access = await self._introspections.run(cache_key, lambda: self._introspect(token, now))
+        try:
+            access = await self._introspections.run(cache_key, lambda: self._introspect(token, now))
+        except InvalidToken as exc:
+            # An UpstreamError is not the token's fault and is not remembered.
+            self._refused.put(cache_key, exc.description, self._clock() + self._refusal_ttl)
+            raise
         # A revocation at the IdP must show here soon: remember introspections briefly.
         self._remember(cache_key, access, self._clock(), min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
         return access
@@ -445,8 +433,7 @@ class BearerVerifier:
     async def _introspect(self, token: str, now: float) -> AccessToken:
         claims = await introspect(self.upstream, token)
         issuer = await self._expected_issuer()
-        if "iss" not in claims:
-            claims["iss"] = issuer  # RFC 7662 §2.2: optional; the introspecting IdP vouches for itself
+        claims.setdefault("iss", issuer)  # RFC 7662 §2.2: optional; the introspecting IdP vouches for itself
         # RFC 7662 §2.2 makes exp optional: the IdP said "active" just now. Audience binding is
         # not optional: an active token for another API must still be refused here.
         self._check_claims(claims, issuer, now, require_exp=False)
