@@ -61,6 +61,8 @@ __all__ = [
 events = logging.getLogger("mcp_oauth_shim.events")
 
 LOGIN_STEPS = ("authorize", "consent", "callback", "token")
+# The ShimMetrics counter of each login step; the token step is counted by token_result.
+_STEP_COUNTERS = {"authorize": "authorize_requests", "consent": "consent_decisions", "callback": "callbacks"}
 
 
 class Observation:
@@ -105,9 +107,9 @@ class Observation:
         metrics = _metrics_module.active_metrics()
         if metrics is not None:
             if self.kind == "idp":
-                metrics.observe_idp_request(self._name, self.outcome, elapsed)
+                metrics.child(metrics.idp_request_duration, self._name, self.outcome).observe(elapsed)
             else:
-                metrics.observe_tool_call(self._name, self.outcome)
+                metrics.child(metrics.tool_calls, self._name, self.outcome).inc()
         if self._span_cm is not None:
             self._span.set_attribute("outcome", self.outcome)
             if self.outcome != "ok":
@@ -248,14 +250,9 @@ def login_step(step: str, result: str, *, code_challenge: str | None = None) -> 
         extra = {"event": f"login.{step}", "result": result, "login_id": current_login_id()}
         events.info("login %s: %s", step, result, extra=extra)
     metrics = _metrics_module.active_metrics()
-    if metrics is None:
-        return
-    if step == "authorize":
-        metrics.child(metrics.authorize_requests, result).inc()
-    elif step == "consent":
-        metrics.child(metrics.consent_decisions, result).inc()
-    elif step == "callback":
-        metrics.child(metrics.callbacks, result).inc()
+    counter = _STEP_COUNTERS.get(step)
+    if metrics is not None and counter is not None:
+        metrics.child(getattr(metrics, counter), result).inc()
 
 
 def client_kind(client_id: str | None, *, static_client_id: str | None = None) -> str:
