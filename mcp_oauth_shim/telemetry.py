@@ -103,7 +103,9 @@ class Observation:
     ) -> None:
         elapsed = time.perf_counter() - self._started
         if exc is not None and self.outcome == "ok":
-            self.outcome = _exception_outcome(exc)
+            # A timeout of ours, or the 504 an UpstreamError carries for the IdP's.
+            timed_out = isinstance(exc, TimeoutError) or getattr(exc, "status_code", None) == 504
+            self.outcome = "timeout" if timed_out else "error"
         metrics = _metrics_module.active_metrics()
         if metrics is not None:
             if self.kind == "idp":
@@ -145,13 +147,6 @@ class _Unobserved:
 
 
 _UNOBSERVED = _Unobserved()
-
-
-def _exception_outcome(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    if status == 504 or isinstance(exc, TimeoutError):
-        return "timeout"
-    return "error"
 
 
 def observing() -> bool:
