@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .log_context import request_id_var
 
-__all__ = ["MAX_REQUEST_ID_LENGTH", "REQUEST_ID_HEADER", "RequestIdMiddleware", "is_valid_request_id", "new_request_id"]
+__all__ = ["MAX_REQUEST_ID_LENGTH", "REQUEST_ID_HEADER", "RequestIdMiddleware", "new_request_id"]
 
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
@@ -42,10 +42,6 @@ _COUNTER = itertools.count(1)
 
 def new_request_id() -> str:
     return f"{_PREFIX}-{next(_COUNTER):x}"
-
-
-def is_valid_request_id(value: bytes) -> bool:
-    return _VALID.fullmatch(value) is not None
 
 
 class RequestIdMiddleware:
