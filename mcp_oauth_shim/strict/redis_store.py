@@ -102,13 +102,11 @@ class RedisStore:
         *,
         key_prefix: str = "mcp-oauth-shim:",
         timeout: float = 0.5,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.rate_limits = rate_limits
         self.key_prefix = key_prefix
         self.timeout = timeout
-        self._clock = clock
         self._use_refresh = client.register_script(USE_REFRESH)
         self._release_refresh = client.register_script(RELEASE_REFRESH)
         self._revoke_family = client.register_script(REVOKE_FAMILY)
@@ -131,7 +129,7 @@ class RedisStore:
 
     def _lifetime_ms(self, until: float) -> int:
         """Milliseconds from now to ``until`` plus the margin; at least one second."""
-        return max(1000, math.ceil((until - self._clock() + RETENTION_MARGIN_SECONDS) * 1000))
+        return max(1000, math.ceil((until - time.time() + RETENTION_MARGIN_SECONDS) * 1000))
 
     def _revoked_key(self, family: str) -> str:
         return f"{self.key_prefix}refresh:{{{digest(family)}}}:revoked"
