@@ -141,7 +141,7 @@ class ShimMetrics:
     def create(cls, registry: Any) -> ShimMetrics:
         from prometheus_client import Counter, Histogram
 
-        counters = {
+        counters: dict[str, Any] = {
             field_name: Counter(f"{PREFIX}_{field_name}", doc, labels, registry=registry)
             for field_name, (doc, labels) in COUNTERS.items()
         }
