@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -217,14 +218,12 @@ def login_step_answered(step: str, response: Response, *, success: str = "ok") -
         login_step(step, result)
 
 
+@dataclass(slots=True)
 class TokenRequestSeen:
     """What the token endpoint learnt about a request, counted once it is answered."""
 
-    __slots__ = ("client_kind", "grant_type")
-
-    def __init__(self) -> None:
-        self.grant_type: str | None = None
-        self.client_kind = "none"
+    grant_type: str | None = None
+    client_kind: str = "none"
 
     def answered(self, response: Response) -> None:
         if _observing_events():
