@@ -53,7 +53,8 @@ class RequestIdMiddleware:
         self._skip_below = tuple(path.rstrip("/") + "/" for path in self.skip)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.skip and self._skipped(scope["path"])):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or (self.skip and (path in self.skip or path.startswith(self._skip_below))):
             await self.app(scope, receive, send)
             return
         raw: bytes | None = None
@@ -76,6 +77,3 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
-
-    def _skipped(self, path: str) -> bool:
-        return path in self.skip or path.startswith(self._skip_below)
