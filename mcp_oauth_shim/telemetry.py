@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
 __all__ = [
-    "LOGIN_STEPS",
     "Observation",
     "TokenRequestSeen",
     "answered_result",
@@ -61,7 +60,6 @@ __all__ = [
 
 events = logging.getLogger("mcp_oauth_shim.events")
 
-LOGIN_STEPS = ("authorize", "consent", "callback", "token")
 # The ShimMetrics counter of each login step; the token step is counted by token_result.
 _STEP_COUNTERS = {"authorize": "authorize_requests", "consent": "consent_decisions", "callback": "callbacks"}
 
@@ -232,7 +230,7 @@ class TokenRequestSeen:
 
 
 def login_step(step: str, result: str, *, code_challenge: str | None = None) -> None:
-    """One step of a login happened (``step`` in :data:`LOGIN_STEPS`) with ``result`` (``ok``,
+    """One step of a login happened (``step``: ``authorize``, ``consent``, ``callback`` or ``token``) with ``result`` (``ok``,
     ``consent``, ``redirect``, ``approve``, ``deny`` or an OAuth error code).
 
     ``code_challenge`` (public, RFC 7636 §4.2) ties the step to its login: its digest is bound
