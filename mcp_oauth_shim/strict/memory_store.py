@@ -63,10 +63,9 @@ class MemoryStore:
         return RefreshUse.REUSED
 
     async def release_refresh(self, family: str, token_id: str) -> bool:
-        family_key = digest(family)
-        if self._revoked.get(family_key, self._clock()) is not None:
+        if await self.is_family_revoked(family):
             return False
-        return self._used_refresh.pop(f"{family_key}:{digest(token_id)}") is not None
+        return self._used_refresh.pop(f"{digest(family)}:{digest(token_id)}") is not None
 
     async def is_family_revoked(self, family: str) -> bool:
         return self._revoked.get(digest(family), self._clock()) is not None
