@@ -242,9 +242,8 @@ def login_step(step: str, result: str, *, code_challenge: str | None = None) -> 
         extra = {"event": f"login.{step}", "result": result, "login_id": current_login_id()}
         events.info("login %s: %s", step, result, extra=extra)
     metrics = _metrics_module.active_metrics()
-    counter = _STEP_COUNTERS.get(step)
-    if metrics is not None and counter is not None:
-        metrics.child(getattr(metrics, counter), result).inc()
+    if metrics is not None and step in _STEP_COUNTERS:
+        metrics.child(getattr(metrics, _STEP_COUNTERS[step]), result).inc()
 
 
 def client_kind(client_id: str | None, *, static_client_id: str | None = None) -> str:
