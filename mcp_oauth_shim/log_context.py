@@ -28,7 +28,6 @@ __all__ = [
     "LogContextFilter",
     "bind_login",
     "current_login_id",
-    "current_request_id",
     "login_challenge_var",
     "login_correlation_id",
     "request_id_var",
@@ -54,10 +53,6 @@ def bind_login(code_challenge: str | None) -> None:
     """Mark the current request as a step of the login of ``code_challenge``."""
     if code_challenge:
         login_challenge_var.set(code_challenge)
-
-
-def current_request_id() -> str | None:
-    return request_id_var.get()
 
 
 def current_login_id() -> str | None:

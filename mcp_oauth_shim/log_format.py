@@ -25,7 +25,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
 from typing import Any, Literal, TextIO
 
 from .log_context import LogContextFilter
@@ -120,7 +119,6 @@ def configure_logging(
     *,
     level: int | str = logging.INFO,
     stream: TextIO | None = None,
-    uvicorn_loggers: Iterable[str] = _UVICORN_LOGGERS,
 ) -> logging.Handler:
     """Print the process's logs in ``format`` (``"json"``: one object per line; ``"text"``).
 
@@ -138,7 +136,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in uvicorn_loggers:
+    for name in _UVICORN_LOGGERS:
         for existing in logging.getLogger(name).handlers:
             existing.setFormatter(formatter)
             if not any(isinstance(f, LogContextFilter) for f in existing.filters):

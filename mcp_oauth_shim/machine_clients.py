@@ -30,7 +30,6 @@ from .errors import InvalidClientError, InvalidRequestError, InvalidScopeError, 
 from .remote_keys import JsonFetcher, KeysUnavailable, RemoteKeys
 from .rfc6750 import validate_scope_token
 from .rfc7523 import (
-    ASYMMETRIC_ALGORITHMS,
     JWT_BEARER_CLIENT_ASSERTION_TYPE,
     JWT_BEARER_GRANT_TYPE,
     AssertionRefused,
@@ -196,8 +195,9 @@ class MachineClients:
     ``issuer`` and ``token_endpoint``: this authorization server's, the accepted ``aud`` of a
     client assertion (RFC 7523 §3 item 3: either identifies the authorization server; the
     issuer is what the MCP SDK and RFC 7523bis clients send). ``replay_guard``: single use of
-    client assertion ``jti`` values. ``fetch``: how ``jwks_uri`` key sets are fetched.
-    ``assertion_max_lifetime``: the longest client assertion accepted, in seconds.
+    client assertion ``jti`` values. ``fetch``: how ``jwks_uri`` key sets are fetched. A client
+    assertion is checked by the :class:`~mcp_oauth_shim.rfc7523.AssertionRules` defaults
+    (asymmetric algorithms, 30 s leeway, at most 300 s long) and must carry a ``jti``.
     """
 
     def __init__(
@@ -208,9 +208,6 @@ class MachineClients:
         token_endpoint: str,
         replay_guard: ReplayGuard,
         fetch: JsonFetcher | None = None,
-        assertion_max_lifetime: int = 300,
-        leeway: int = 30,
-        algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clients: dict[str, MachineClient] = {}
@@ -221,13 +218,7 @@ class MachineClients:
             self._clients[client.client_id] = client
             if client.jwks is not None or client.jwks_uri is not None:
                 self._keys[client.client_id] = RemoteKeys(fetch, jwks=client.jwks, jwks_uri=client.jwks_uri, clock=clock)
-        self._rules = AssertionRules(
-            audiences=frozenset({issuer, token_endpoint}),
-            algorithms=algorithms,
-            leeway=leeway,
-            max_lifetime=assertion_max_lifetime,
-            require_jti=True,
-        )
+        self._rules = AssertionRules(audiences=frozenset({issuer, token_endpoint}), require_jti=True)
         self._replay_guard = replay_guard
         self._clock = clock
 

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .log_context import request_id_var
 
-__all__ = ["MAX_REQUEST_ID_LENGTH", "REQUEST_ID_HEADER", "RequestIdMiddleware", "is_valid_request_id", "new_request_id"]
+__all__ = ["MAX_REQUEST_ID_LENGTH", "REQUEST_ID_HEADER", "RequestIdMiddleware", "new_request_id"]
 
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
@@ -44,10 +44,6 @@ def new_request_id() -> str:
     return f"{_PREFIX}-{next(_COUNTER):x}"
 
 
-def is_valid_request_id(value: bytes) -> bool:
-    return _VALID.fullmatch(value) is not None
-
-
 class RequestIdMiddleware:
     """ASGI middleware: a request id per HTTP request (see the module's description)."""
 
@@ -57,7 +53,8 @@ class RequestIdMiddleware:
         self._skip_below = tuple(path.rstrip("/") + "/" for path in self.skip)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.skip and self._skipped(scope["path"])):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or (self.skip and (path in self.skip or path.startswith(self._skip_below))):
             await self.app(scope, receive, send)
             return
         raw: bytes | None = None
@@ -80,6 +77,3 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
-
-    def _skipped(self, path: str) -> bool:
-        return path in self.skip or path.startswith(self._skip_below)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
 __all__ = [
-    "LOGIN_STEPS",
     "Observation",
     "TokenRequestSeen",
     "answered_result",
@@ -60,7 +60,8 @@ __all__ = [
 
 events = logging.getLogger("mcp_oauth_shim.events")
 
-LOGIN_STEPS = ("authorize", "consent", "callback", "token")
+# The ShimMetrics counter of each login step; the token step is counted by token_result.
+_STEP_COUNTERS = {"authorize": "authorize_requests", "consent": "consent_decisions", "callback": "callbacks"}
 
 
 class Observation:
@@ -101,13 +102,15 @@ class Observation:
     ) -> None:
         elapsed = time.perf_counter() - self._started
         if exc is not None and self.outcome == "ok":
-            self.outcome = _exception_outcome(exc)
+            # A timeout of ours, or the 504 an UpstreamError carries for the IdP's.
+            timed_out = isinstance(exc, TimeoutError) or getattr(exc, "status_code", None) == 504
+            self.outcome = "timeout" if timed_out else "error"
         metrics = _metrics_module.active_metrics()
         if metrics is not None:
             if self.kind == "idp":
-                metrics.observe_idp_request(self._name, self.outcome, elapsed)
+                metrics.child(metrics.idp_request_duration, self._name, self.outcome).observe(elapsed)
             else:
-                metrics.observe_tool_call(self._name, self.outcome)
+                metrics.child(metrics.tool_calls, self._name, self.outcome).inc()
         if self._span_cm is not None:
             self._span.set_attribute("outcome", self.outcome)
             if self.outcome != "ok":
@@ -143,13 +146,6 @@ class _Unobserved:
 
 
 _UNOBSERVED = _Unobserved()
-
-
-def _exception_outcome(exc: BaseException) -> str:
-    status = getattr(exc, "status_code", None)
-    if status == 504 or isinstance(exc, TimeoutError):
-        return "timeout"
-    return "error"
 
 
 def observing() -> bool:
@@ -220,14 +216,12 @@ def login_step_answered(step: str, response: Response, *, success: str = "ok") -
         login_step(step, result)
 
 
+@dataclass(slots=True)
 class TokenRequestSeen:
     """What the token endpoint learnt about a request, counted once it is answered."""
 
-    __slots__ = ("client_kind", "grant_type")
-
-    def __init__(self) -> None:
-        self.grant_type: str | None = None
-        self.client_kind = "none"
+    grant_type: str | None = None
+    client_kind: str = "none"
 
     def answered(self, response: Response) -> None:
         if _observing_events():
@@ -236,7 +230,7 @@ class TokenRequestSeen:
 
 
 def login_step(step: str, result: str, *, code_challenge: str | None = None) -> None:
-    """One step of a login happened (``step`` in :data:`LOGIN_STEPS`) with ``result`` (``ok``,
+    """One step of a login happened (``step``: ``authorize``, ``consent``, ``callback`` or ``token``) with ``result`` (``ok``,
     ``consent``, ``redirect``, ``approve``, ``deny`` or an OAuth error code).
 
     ``code_challenge`` (public, RFC 7636 §4.2) ties the step to its login: its digest is bound
@@ -248,14 +242,8 @@ def login_step(step: str, result: str, *, code_challenge: str | None = None) -> 
         extra = {"event": f"login.{step}", "result": result, "login_id": current_login_id()}
         events.info("login %s: %s", step, result, extra=extra)
     metrics = _metrics_module.active_metrics()
-    if metrics is None:
-        return
-    if step == "authorize":
-        metrics.child(metrics.authorize_requests, result).inc()
-    elif step == "consent":
-        metrics.child(metrics.consent_decisions, result).inc()
-    elif step == "callback":
-        metrics.child(metrics.callbacks, result).inc()
+    if metrics is not None and step in _STEP_COUNTERS:
+        metrics.child(getattr(metrics, _STEP_COUNTERS[step]), result).inc()
 
 
 def client_kind(client_id: str | None, *, static_client_id: str | None = None) -> str:

@@ -19,7 +19,7 @@ rule as a Lua script, on the Redis server's clock, so every replica counts on on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = ["GcraStep", "RateBucket", "RateDecision", "RateLimit", "RateLimits", "gcra"]
@@ -62,10 +62,6 @@ class RateLimit:
         return max(1, math.ceil(self.period_seconds * 1000))
 
 
-def _per_minute(requests: int) -> RateLimit:
-    return RateLimit(requests, 60.0)
-
-
 @dataclass(frozen=True, slots=True)
 class RateLimits:
     """One limit per :class:`RateBucket`; ``None`` turns that bucket off.
@@ -76,14 +72,14 @@ class RateLimits:
     less often than that. An MCP client that calls the token endpoint *from its own servers*
     for all its users (claude.ai, ChatGPT) sends every user's refreshes from a few addresses:
     raise ``token_ip`` and ``token_client_ip`` (or set them to ``None``) if you serve many
-    users of such a client.
+    users of such a client. (A :class:`RateLimit` is frozen, so the defaults can be shared.)
     """
 
-    register_ip: RateLimit | None = field(default_factory=lambda: _per_minute(30))
-    authorize_ip: RateLimit | None = field(default_factory=lambda: _per_minute(300))
-    authorize_client_ip: RateLimit | None = field(default_factory=lambda: _per_minute(60))
-    token_ip: RateLimit | None = field(default_factory=lambda: _per_minute(600))
-    token_client_ip: RateLimit | None = field(default_factory=lambda: _per_minute(60))
+    register_ip: RateLimit | None = RateLimit(30, 60.0)
+    authorize_ip: RateLimit | None = RateLimit(300, 60.0)
+    authorize_client_ip: RateLimit | None = RateLimit(60, 60.0)
+    token_ip: RateLimit | None = RateLimit(600, 60.0)
+    token_client_ip: RateLimit | None = RateLimit(60, 60.0)
 
     @classmethod
     def off(cls) -> RateLimits:

@@ -41,31 +41,31 @@ class MemoryStore:
         self._revoked: BoundedMemo[str, float] = BoundedMemo(max_entries)  # value: its own deadline
         self._tats: BoundedMemo[str, float] = BoundedMemo(max_entries)
 
-    async def consume_once(self, kind: str, identifier: str, until: float) -> bool:
-        key = f"{kind}:{digest(identifier)}"
-        now = self._clock()
-        if self._once.get(key, now) is not None:
+    @staticmethod
+    def _mark_first(marks: BoundedMemo[str, bool], key: str, until: float, now: float) -> bool:
+        """Mark ``key`` until ``until`` (plus the margin) unless it is marked; whether it was not."""
+        if marks.get(key, now) is not None:
             return False
-        self._once.put(key, True, until + RETENTION_MARGIN_SECONDS)
+        marks.put(key, True, until + RETENTION_MARGIN_SECONDS)
         return True
+
+    async def consume_once(self, kind: str, identifier: str, until: float) -> bool:
+        return self._mark_first(self._once, f"{kind}:{digest(identifier)}", until, self._clock())
 
     async def use_refresh(self, family: str, token_id: str, until: float) -> RefreshUse:
         family_key = digest(family)
         now = self._clock()
         if self._revoked.get(family_key, now) is not None:
             return RefreshUse.REVOKED
-        token_key = f"{family_key}:{digest(token_id)}"
-        if self._used_refresh.get(token_key, now) is None:
-            self._used_refresh.put(token_key, True, until + RETENTION_MARGIN_SECONDS)
+        if self._mark_first(self._used_refresh, f"{family_key}:{digest(token_id)}", until, now):
             return RefreshUse.FIRST_USE
         self._revoke(family_key, until, now)
         return RefreshUse.REUSED
 
     async def release_refresh(self, family: str, token_id: str) -> bool:
-        family_key = digest(family)
-        if self._revoked.get(family_key, self._clock()) is not None:
+        if await self.is_family_revoked(family):
             return False
-        return self._used_refresh.pop(f"{family_key}:{digest(token_id)}") is not None
+        return self._used_refresh.pop(f"{digest(family)}:{digest(token_id)}") is not None
 
     async def is_family_revoked(self, family: str) -> bool:
         return self._revoked.get(digest(family), self._clock()) is not None

@@ -62,14 +62,13 @@ class StrictModeUnavailable(Exception):
 class _ThrottledWarning:
     """At most one warning per interval; the next one counts those left out in between."""
 
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._clock = clock
         self._last = -float("inf")
         self._suppressed = 0
 
     def warn(self, message: str, *args: object) -> None:
-        now = self._clock()
+        now = time.monotonic()
         if now - self._last < self.interval:
             self._suppressed += 1
             return

@@ -102,13 +102,11 @@ class RedisStore:
         *,
         key_prefix: str = "mcp-oauth-shim:",
         timeout: float = 0.5,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.rate_limits = rate_limits
         self.key_prefix = key_prefix
         self.timeout = timeout
-        self._clock = clock
         self._use_refresh = client.register_script(USE_REFRESH)
         self._release_refresh = client.register_script(RELEASE_REFRESH)
         self._revoke_family = client.register_script(REVOKE_FAMILY)
@@ -131,10 +129,14 @@ class RedisStore:
 
     def _lifetime_ms(self, until: float) -> int:
         """Milliseconds from now to ``until`` plus the margin; at least one second."""
-        return max(1000, math.ceil((until - self._clock() + RETENTION_MARGIN_SECONDS) * 1000))
+        return max(1000, math.ceil((until - time.time() + RETENTION_MARGIN_SECONDS) * 1000))
 
-    def _family_key(self, family: str) -> str:
-        return f"{self.key_prefix}refresh:{{{digest(family)}}}"
+    def _revoked_key(self, family: str) -> str:
+        return f"{self.key_prefix}refresh:{{{digest(family)}}}:revoked"
+
+    def _refresh_keys(self, family: str, token_id: str) -> list[str]:
+        """The family's revoked mark and the token's used mark (the scripts' KEYS)."""
+        return [self._revoked_key(family), f"{self.key_prefix}refresh:{{{digest(family)}}}:used:{digest(token_id)}"]
 
     async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -150,25 +152,23 @@ class RedisStore:
         return bool(stored)
 
     async def use_refresh(self, family: str, token_id: str, until: float) -> RefreshUse:
-        family_key = self._family_key(family)
-        keys = [family_key + ":revoked", f"{family_key}:used:{digest(token_id)}"]
+        keys = self._refresh_keys(family, token_id)
         args = [self._lifetime_ms(until)]
         answer: Any = await self._bounded(lambda: self._use_refresh(keys=keys, args=args))
         return (RefreshUse.FIRST_USE, RefreshUse.REUSED, RefreshUse.REVOKED)[int(answer)]
 
     async def release_refresh(self, family: str, token_id: str) -> bool:
-        family_key = self._family_key(family)
-        keys = [family_key + ":revoked", f"{family_key}:used:{digest(token_id)}"]
+        keys = self._refresh_keys(family, token_id)
         answer: Any = await self._bounded(lambda: self._release_refresh(keys=keys))
         return bool(answer)
 
     async def is_family_revoked(self, family: str) -> bool:
-        key = self._family_key(family) + ":revoked"
+        key = self._revoked_key(family)
         found: Any = await self._bounded(lambda: self.client.exists(key))
         return bool(found)
 
     async def revoke_family(self, family: str, until: float) -> None:
-        keys = [self._family_key(family) + ":revoked"]
+        keys = [self._revoked_key(family)]
         args = [self._lifetime_ms(until)]
         await self._bounded(lambda: self._revoke_family(keys=keys, args=args))
 
