@@ -63,7 +63,7 @@ class UpstreamTokenExchange:
         self._audience = audience_params(ctx.upstream, ctx.resource)
 
     async def exchange(
-        self, upstream_form: dict[str, str], client: Client, granted: str, *, lineage: RefreshLineage | None = None
+        self, upstream_form: dict[str, str], client: Client | None, granted: str, *, lineage: RefreshLineage | None = None
     ) -> Response:
         """The IdP's answer to ``upstream_form`` (audience added), as the client's token response.
 
@@ -71,6 +71,8 @@ class UpstreamTokenExchange:
         (RFC 6749 §5.1: an absent ``scope`` means the requested one) and sealed into the
         refresh token for later refreshes (RFC 6749 §6). ``lineage``: in strict mode, what the
         next refresh token of a refreshed family carries (a login starts a new family).
+        ``client`` is ``None`` for the ``client_credentials`` grant, which answers no refresh
+        token (RFC 6749 §4.4.3): the IdP's is dropped, like its ID token.
         """
         ctx = self.ctx
         try:
@@ -81,6 +83,8 @@ class UpstreamTokenExchange:
         answer["token_type"] = "Bearer"
         if "scope" not in answer and granted:
             answer["scope"] = granted
+        if client is None:
+            return no_store_json(_encode_json(answer).encode())
         refresh = body.get("refresh_token")
         if lineage is None:
             lineage = start_refresh_family(ctx.strict)
