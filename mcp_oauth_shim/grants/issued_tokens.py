@@ -27,17 +27,9 @@ from ..clients import Client
 from ..context import ShimContext
 from ..errors import InvalidGrantError
 from ..identity import UpstreamTokens
-from ..issued_refresh import IssuedRefresh, RefreshTokenError, open_refresh_token
+from ..issued_refresh import RefreshTokenError, open_refresh_token
 from ..issuing import IssuedMode
-from ..strict.checks import (
-    DERIVED_FAMILY_PREFIX,
-    RefreshLineage,
-    check_refresh_use,
-    new_token_id,
-    refresh_at_idp,
-    start_refresh_family,
-)
-from ..strict.store import digest
+from ..strict.checks import refresh_at_idp, start_refresh_family, use_refresh_token
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["IssuedTokenGrants"]
@@ -83,7 +75,7 @@ class IssuedTokenGrants:
         if scope is not None:
             check_refresh_scope(scope, granted)
             granted = scope
-        lineage = await self._use(refresh, sealed)
+        lineage = await use_refresh_token(ctx.strict, refresh, sealed, ctx.lifetimes.refresh_token)
         identity_claims: dict[str, Any] = dict(refresh.identity_claims)
         if refresh.upstream_refresh_token is not None:
             form = {"grant_type": "refresh_token", "refresh_token": refresh.upstream_refresh_token}
@@ -112,20 +104,6 @@ class IssuedTokenGrants:
             auth_time=refresh.auth_time,
             lineage=lineage,
         )
-
-    async def _use(self, refresh: IssuedRefresh, sealed: str) -> RefreshLineage | None:
-        """Strict mode: record this refresh token's use before the IdP is called (a reuse
-        revokes its family, RFC 9700 §4.14.2); the lineage of the token issued in its place."""
-        strict = self.ctx.strict
-        if strict is None:
-            return None
-        if refresh.family is not None and refresh.token_id is not None:
-            family, token_id = refresh.family, refresh.token_id
-        else:
-            token_id = digest(sealed)
-            family = DERIVED_FAMILY_PREFIX + token_id
-        await check_refresh_use(strict, family, token_id, self.ctx.lifetimes.refresh_token)
-        return RefreshLineage(family, new_token_id(), replaces=token_id)
 
 
 def _text(value: object) -> str | None:

@@ -32,8 +32,8 @@ class RefreshTokenGrant(UpstreamGrant):
         sealed = form.get("refresh_token")
         if not sealed:
             raise InvalidRequestError(description="refresh_token is required.")
+        scope = form.get("scope")
         if self._issued is not None:
-            scope = form.get("scope")
             return await self._issued.refresh(sealed, client, scope if scope and not scope.isspace() else None)
         try:
             token = RefreshToken.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.refresh_token)
@@ -43,7 +43,6 @@ class RefreshTokenGrant(UpstreamGrant):
             raise InvalidGrantError(description="The refresh token was issued to another client.")
         granted = token.scope
         upstream_form = {"grant_type": "refresh_token", "refresh_token": token.upstream_refresh_token}
-        scope = form.get("scope")
         if scope and not scope.isspace():
             check_refresh_scope(scope, granted)
             upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
