@@ -118,18 +118,16 @@ class UpstreamTokenExchange:
 class UpstreamGrant:
     """What the grants answered through the IdP (``authorization_code``, ``refresh_token``)
     share: every configuration serves them, each with its own :class:`UpstreamTokenExchange`
-    and, in issued-token mode, the shim's own tokens (:class:`.issued_tokens.IssuedTokenGrants`)."""
+    and, in issued-token mode, the shim's own tokens (:mod:`.issued_tokens`)."""
 
     @staticmethod
     def offered(ctx: ShimContext) -> bool:
         return True
 
     def __init__(self, ctx: ShimContext) -> None:
-        from .issued_tokens import IssuedTokenGrants  # which builds on this module
-
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)
-        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
+        self._issued = ctx.issued
 
 
 def map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:
