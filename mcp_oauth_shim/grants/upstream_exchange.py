@@ -29,7 +29,7 @@ from starlette.responses import Response
 from ..clients import Client
 from ..context import ShimContext
 from ..endpoints.base import no_store_json
-from ..errors import OAuth2Error, json_error, oauth_error
+from ..errors import OAuth2Error, oauth_error
 from ..payloads import RefreshToken
 from ..rfc8707 import audience_params
 from ..strict.checks import RefreshLineage, start_refresh_family
@@ -75,10 +75,7 @@ class UpstreamTokenExchange:
         token (RFC 6749 §4.4.3): the IdP's is dropped, like its ID token.
         """
         ctx = self.ctx
-        try:
-            body = await self.request_tokens(upstream_form)
-        except OAuth2Error as err:
-            return json_error(err)
+        body = await self.request_tokens(upstream_form)  # its OAuth2Error is the endpoint's to answer
         answer: dict[str, Any] = {k: body[k] for k in PASSED_FIELDS if k in body}
         answer["token_type"] = "Bearer"
         if "scope" not in answer and granted:
