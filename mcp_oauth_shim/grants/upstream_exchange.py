@@ -65,7 +65,8 @@ class UpstreamTokenExchange:
     async def exchange(
         self, upstream_form: dict[str, str], client: Client | None, granted: str, *, lineage: RefreshLineage | None = None
     ) -> Response:
-        """The IdP's answer to ``upstream_form`` (audience added), as the client's token response.
+        """The IdP's answer to ``upstream_form`` (audience added), as the client's token response;
+        its refusals raised as :class:`OAuth2Error` (:meth:`request_tokens`).
 
         ``granted`` is the scope the shim knows was granted, reported when the IdP names none
         (RFC 6749 §5.1: an absent ``scope`` means the requested one) and sealed into the
@@ -75,7 +76,7 @@ class UpstreamTokenExchange:
         token (RFC 6749 §4.4.3): the IdP's is dropped, like its ID token.
         """
         ctx = self.ctx
-        body = await self.request_tokens(upstream_form)  # its OAuth2Error is the endpoint's to answer
+        body = await self.request_tokens(upstream_form)
         answer: dict[str, Any] = {k: body[k] for k in PASSED_FIELDS if k in body}
         answer["token_type"] = "Bearer"
         if "scope" not in answer and granted:
