@@ -24,6 +24,7 @@ from ..log_context import bind_login
 from ..payloads import AuthorizationCode
 from ..sealing import SealError
 from ..strict.checks import first_use
+from .issued_tokens import issue_after_code
 from .upstream_exchange import UpstreamGrant
 
 __all__ = ["AuthorizationCodeGrant"]
@@ -48,7 +49,7 @@ class AuthorizationCodeGrant(UpstreamGrant):
             "code_verifier": form["code_verifier"],
         }
         if self._issued is not None:
-            return await self._issued.after_code(upstream_form, client, code.scope, code.nonce)
+            return await issue_after_code(self._upstream, self._issued, upstream_form, client, code.scope, code.nonce)
         return await self._upstream.exchange(upstream_form, client, code.scope)
 
     def validate(self, form: dict[str, str], client: Client) -> AuthorizationCode:

@@ -26,11 +26,11 @@ from ..context import ShimContext
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # annotations only: not a runtime dependency
 
-__all__ = ["ConfidentialGrant", "TokenGrant", "is_confidential"]
+__all__ = ["ConfidentialGrant", "GrantHandler", "TokenGrant", "is_confidential"]
 
 
-class TokenGrant(Protocol):
-    """One ``grant_type`` of the token endpoint; built once per shim with its context."""
+class GrantHandler(Protocol):
+    """What every ``grant_type`` handler has; built once per shim with its context."""
 
     grant_type: ClassVar[str]
 
@@ -40,23 +40,18 @@ class TokenGrant(Protocol):
     def offered(ctx: ShimContext) -> bool:
         """Does this shim's configuration serve the grant?"""
         ...
+
+
+class TokenGrant(GrantHandler, Protocol):
+    """One ``grant_type`` of the token endpoint, for the client the endpoint resolved."""
 
     async def respond(self, form: dict[str, str], client: Client) -> Response:
         """The token response (RFC 6749 §5.1) for an authenticated ``client``'s ``form``."""
         ...
 
 
-class ConfidentialGrant(Protocol):
+class ConfidentialGrant(GrantHandler, Protocol):
     """A ``grant_type`` whose handler authenticates the client itself (RFC 6749 §2.3)."""
-
-    grant_type: ClassVar[str]
-
-    def __init__(self, ctx: ShimContext) -> None: ...
-
-    @staticmethod
-    def offered(ctx: ShimContext) -> bool:
-        """Does this shim's configuration serve the grant?"""
-        ...
 
     async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
         """The token response (RFC 6749 §5.1) to ``form``, sent with the ``authorization``

@@ -17,17 +17,15 @@ The access token then comes from one of two places, per client (:attr:`.MachineC
 
 from __future__ import annotations
 
-import json
 from typing import ClassVar
 
 from starlette.responses import Response
 
 from ..context import ShimContext
-from ..endpoints.base import no_store_json
 from ..errors import json_error, oauth_error
 from ..machine_access import authenticate_machine_client
 from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE
-from .upstream_exchange import PASSED_FIELDS, UpstreamTokenExchange
+from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["ClientCredentialsGrant"]
 
@@ -58,10 +56,5 @@ class ClientCredentialsGrant:
         upstream_form = {"grant_type": CLIENT_CREDENTIALS_GRANT_TYPE}
         if scopes:
             upstream_form["scope"] = self.ctx.upstream.upstream_scope(" ".join(scopes))
-        body = await self._upstream.request_tokens(upstream_form)
-        answer = {k: body[k] for k in PASSED_FIELDS if k in body}
-        answer["token_type"] = "Bearer"
-        if "scope" not in answer and scopes:
-            answer["scope"] = " ".join(scopes)
-        # RFC 6749 §4.4.3: no refresh token; an IdP's is dropped, like its ID token.
-        return no_store_json(json.dumps(answer).encode())
+        # RFC 6749 §4.4.3: no refresh token (no client to bind one to); an IdP's is dropped.
+        return await self._upstream.exchange(upstream_form, None, " ".join(scopes))

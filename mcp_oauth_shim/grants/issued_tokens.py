@@ -24,108 +24,80 @@ from typing import Any
 from starlette.responses import Response
 
 from ..clients import Client
-from ..context import ShimContext
 from ..errors import InvalidGrantError
 from ..identity import UpstreamTokens
-from ..issued_refresh import IssuedRefresh, RefreshTokenError, open_refresh_token
+from ..issued_refresh import RefreshTokenError, open_refresh_token
 from ..issuing import IssuedMode
-from ..strict.checks import (
-    DERIVED_FAMILY_PREFIX,
-    RefreshLineage,
-    check_refresh_use,
-    new_token_id,
-    refresh_at_idp,
-    start_refresh_family,
-)
-from ..strict.store import digest
+from ..strict.checks import refresh_at_idp, start_refresh_family, use_refresh_token
 from .upstream_exchange import UpstreamTokenExchange
 
-__all__ = ["IssuedTokenGrants"]
+__all__ = ["issue_after_code", "issue_after_refresh"]
 
 
-class IssuedTokenGrants:
-    """The issued-token ending of the authorization code and refresh token grants."""
+async def issue_after_code(
+    upstream: UpstreamTokenExchange, issued: IssuedMode, upstream_form: dict[str, str], client: Client, scope: str, nonce: str | None
+) -> Response:
+    """Redeem the IdP's code through ``upstream``, learn the user, answer with the shim's tokens."""
+    body = await upstream.request_tokens(upstream_form)
+    tokens = UpstreamTokens.from_response(body, nonce=nonce)
+    identity = await issued.identity.resolve(tokens)
+    return issued.tokens.issue(
+        client_id=client.client_id,
+        client_fingerprint=client.fingerprint,
+        subject=identity.subject,
+        scopes=scope,
+        identity_claims=identity.token_claims(),
+        upstream_access_token=tokens.access_token,
+        upstream_refresh_token=_text(body.get("refresh_token")),
+        auth_time=int(time.time()),
+        lineage=start_refresh_family(upstream.ctx.strict),
+    )
 
-    def __init__(self, ctx: ShimContext, issued: IssuedMode, upstream: UpstreamTokenExchange) -> None:
-        self.ctx = ctx
-        self.issued = issued
-        self._upstream = upstream
 
-    async def after_code(self, upstream_form: dict[str, str], client: Client, scope: str, nonce: str | None) -> Response:
-        """Redeem the IdP's code, learn the user, answer with the shim's tokens."""
-        body = await self._upstream.request_tokens(upstream_form)
-        tokens = UpstreamTokens.from_response(body, nonce=nonce)
-        identity = await self.issued.identity.resolve(tokens)
-        return self.issued.tokens.issue(
-            client_id=client.client_id,
-            client_fingerprint=client.fingerprint,
-            subject=identity.subject,
-            scopes=scope,
-            identity_claims=identity.token_claims(),
-            upstream_access_token=tokens.access_token,
-            upstream_refresh_token=_text(body.get("refresh_token")),
-            auth_time=int(time.time()),
-            lineage=start_refresh_family(self.ctx.strict),
+async def issue_after_refresh(
+    upstream: UpstreamTokenExchange, issued: IssuedMode, sealed: str, client: Client, scope: str | None
+) -> Response:
+    """Redeem the shim's refresh token ``sealed`` (the IdP called through ``upstream``);
+    ``scope`` may narrow the grant."""
+    ctx = upstream.ctx
+    try:
+        refresh = open_refresh_token(
+            ctx.sealer, issued.cipher, sealed, client=client.fingerprint, resource=ctx.resource, max_age=ctx.lifetimes.refresh_token
         )
+    except RefreshTokenError as exc:
+        raise InvalidGrantError(description=exc.reason) from None
+    from .refresh_token import refreshed_scope
 
-    async def refresh(self, sealed: str, client: Client, scope: str | None) -> Response:
-        """Redeem the shim's refresh token ``sealed``; ``scope`` may narrow the grant."""
-        ctx, issued = self.ctx, self.issued
-        try:
-            refresh = open_refresh_token(
-                ctx.sealer, issued.cipher, sealed, client=client.fingerprint, resource=ctx.resource, max_age=ctx.lifetimes.refresh_token
-            )
-        except RefreshTokenError as exc:
-            raise InvalidGrantError(description=exc.reason) from None
-        from .refresh_token import check_refresh_scope
-
-        granted = refresh.scope
+    granted = refreshed_scope(scope, refresh.scope)
+    lineage = await use_refresh_token(ctx.strict, refresh, sealed, ctx.lifetimes.refresh_token)
+    identity_claims: dict[str, Any] = dict(refresh.identity_claims)
+    if refresh.upstream_refresh_token is not None:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh.upstream_refresh_token}
         if scope is not None:
-            check_refresh_scope(scope, granted)
-            granted = scope
-        lineage = await self._use(refresh, sealed)
-        identity_claims: dict[str, Any] = dict(refresh.identity_claims)
-        if refresh.upstream_refresh_token is not None:
-            form = {"grant_type": "refresh_token", "refresh_token": refresh.upstream_refresh_token}
-            if scope is not None:
-                form["scope"] = ctx.upstream.upstream_scope(scope)
-            body = await refresh_at_idp(ctx.strict, lineage, self._upstream.request_tokens(form))
-            upstream_access = _text(body.get("access_token"))
-            # An IdP that does not rotate its refresh token keeps the one it gave.
-            upstream_refresh = _text(body.get("refresh_token")) or refresh.upstream_refresh_token
-        elif refresh.upstream_access_token is not None:
-            recheck = issued.identity.recheck(refresh.upstream_access_token, refresh.subject)
-            identity = await refresh_at_idp(ctx.strict, lineage, recheck)
-            # The re-check reads less (no /user/emails): what it does not say is kept.
-            identity_claims.update(identity.token_claims())
-            upstream_access, upstream_refresh = refresh.upstream_access_token, None
-        else:
-            raise InvalidGrantError(description="The refresh token can no longer be used; sign in again.")
-        return issued.tokens.issue(
-            client_id=client.client_id,
-            client_fingerprint=client.fingerprint,
-            subject=refresh.subject,
-            scopes=granted,
-            identity_claims=identity_claims,
-            upstream_access_token=upstream_access,
-            upstream_refresh_token=upstream_refresh,
-            auth_time=refresh.auth_time,
-            lineage=lineage,
-        )
-
-    async def _use(self, refresh: IssuedRefresh, sealed: str) -> RefreshLineage | None:
-        """Strict mode: record this refresh token's use before the IdP is called (a reuse
-        revokes its family, RFC 9700 §4.14.2); the lineage of the token issued in its place."""
-        strict = self.ctx.strict
-        if strict is None:
-            return None
-        if refresh.family is not None and refresh.token_id is not None:
-            family, token_id = refresh.family, refresh.token_id
-        else:
-            token_id = digest(sealed)
-            family = DERIVED_FAMILY_PREFIX + token_id
-        await check_refresh_use(strict, family, token_id, self.ctx.lifetimes.refresh_token)
-        return RefreshLineage(family, new_token_id(), replaces=token_id)
+            form["scope"] = ctx.upstream.upstream_scope(scope)
+        body = await refresh_at_idp(ctx.strict, lineage, upstream.request_tokens(form))
+        upstream_access = _text(body.get("access_token"))
+        # An IdP that does not rotate its refresh token keeps the one it gave.
+        upstream_refresh = _text(body.get("refresh_token")) or refresh.upstream_refresh_token
+    elif refresh.upstream_access_token is not None:
+        recheck = issued.identity.recheck(refresh.upstream_access_token, refresh.subject)
+        identity = await refresh_at_idp(ctx.strict, lineage, recheck)
+        # The re-check reads less (no /user/emails): what it does not say is kept.
+        identity_claims.update(identity.token_claims())
+        upstream_access, upstream_refresh = refresh.upstream_access_token, None
+    else:
+        raise InvalidGrantError(description="The refresh token can no longer be used; sign in again.")
+    return issued.tokens.issue(
+        client_id=client.client_id,
+        client_fingerprint=client.fingerprint,
+        subject=refresh.subject,
+        scopes=granted,
+        identity_claims=identity_claims,
+        upstream_access_token=upstream_access,
+        upstream_refresh_token=upstream_refresh,
+        auth_time=refresh.auth_time,
+        lineage=lineage,
+    )
 
 
 def _text(value: object) -> str | None:

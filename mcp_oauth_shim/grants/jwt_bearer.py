@@ -18,14 +18,12 @@ grant, "Refresh Token": the authorization server SHOULD NOT return one).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from starlette.responses import Response
 
 from ..context import ShimContext
 from ..errors import InvalidRequestError, json_error, oauth_error
-from ..id_jag import IdJagGrant
 from ..machine_access import authenticate_machine_client
 from ..rfc7523 import JWT_BEARER_GRANT_TYPE
 
@@ -67,11 +65,7 @@ class JwtBearerGrant:
             client_id=client.client_id,
             subject=grant.subject,
             scopes=scopes,
-            identity_claims=enterprise_identity_claims(grant),
+            # What the token says about the enterprise user beyond ``sub``: the standard
+            # claims the IdP put in the ID-JAG, when they are strings.
+            identity_claims={name: grant.claims[name] for name in ENTERPRISE_CLAIMS if isinstance(grant.claims.get(name), str)},
         )
-
-
-def enterprise_identity_claims(grant: IdJagGrant) -> Mapping[str, Any]:
-    """What the access token says about the enterprise user beyond ``sub``: the standard
-    claims the IdP put in the ID-JAG, when they are strings."""
-    return {name: grant.claims[name] for name in ENTERPRISE_CLAIMS if isinstance(grant.claims.get(name), str)}

@@ -20,9 +20,10 @@ from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
 from ..strict.checks import refresh_at_idp, use_refresh_token
+from .issued_tokens import issue_after_refresh
 from .upstream_exchange import UpstreamGrant
 
-__all__ = ["RefreshTokenGrant", "check_refresh_scope"]
+__all__ = ["RefreshTokenGrant", "refreshed_scope"]
 
 
 class RefreshTokenGrant(UpstreamGrant):
@@ -32,9 +33,11 @@ class RefreshTokenGrant(UpstreamGrant):
         sealed = form.get("refresh_token")
         if not sealed:
             raise InvalidRequestError(description="refresh_token is required.")
+        scope = form.get("scope")
+        if not scope or scope.isspace():
+            scope = None
         if self._issued is not None:
-            scope = form.get("scope")
-            return await self._issued.refresh(sealed, client, scope if scope and not scope.isspace() else None)
+            return await issue_after_refresh(self._upstream, self._issued, sealed, client, scope)
         try:
             token = RefreshToken.open(self.ctx.sealer, sealed, max_age=self.ctx.lifetimes.refresh_token)
         except SealError as exc:
@@ -43,19 +46,18 @@ class RefreshTokenGrant(UpstreamGrant):
             raise InvalidGrantError(description="The refresh token was issued to another client.")
         granted = token.scope
         upstream_form = {"grant_type": "refresh_token", "refresh_token": token.upstream_refresh_token}
-        scope = form.get("scope")
-        if scope and not scope.isspace():
-            check_refresh_scope(scope, granted)
+        if scope is not None:
+            granted = refreshed_scope(scope, granted)
             upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
-            granted = scope
         # Strict mode: reuse detection, before the IdP is called (None without strict mode).
         lineage = await use_refresh_token(self.ctx.strict, token, sealed, self.ctx.lifetimes.refresh_token)
         exchange = self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
         return await refresh_at_idp(self.ctx.strict, lineage, exchange)  # an IdP failure releases the use
 
 
-def check_refresh_scope(requested: str, granted: str) -> None:
-    """RFC 6749 §6: the scope of a refresh "MUST NOT include any scope not originally granted".
+def refreshed_scope(requested: str | None, granted: str) -> str:
+    """The scope of a refresh's tokens: ``requested`` (``None``: not sent) once checked, else
+    ``granted``. RFC 6749 §6: it "MUST NOT include any scope not originally granted".
 
     ``granted`` is what the shim knows was granted: the scope the IdP reported, or else the
     scope the shim asked for (RFC 6749 §5.1: an absent ``scope`` means the requested one). It is
@@ -65,10 +67,10 @@ def check_refresh_scope(requested: str, granted: str) -> None:
     ``scope`` and keep whatever the IdP granted. Relying on the IdP to refuse would not do:
     some let a refresh token obtain any scope the user ever consented to.
     """
-    asked = set(requested.split())
+    if requested is None:
+        return granted
     if not granted:
-        raise InvalidScopeError(
-            description="The original grant named no scope: refresh without the scope parameter."
-        )
-    if not asked <= set(granted.split()):
+        raise InvalidScopeError(description="The original grant named no scope: refresh without the scope parameter.")
+    if not set(requested.split()) <= set(granted.split()):
         raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
+    return requested

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from ..clients import Client
 from ..context import ShimContext
 from ..endpoints.base import no_store_json
-from ..errors import OAuth2Error, json_error, oauth_error
+from ..errors import OAuth2Error, oauth_error
 from ..payloads import RefreshToken
 from ..rfc8707 import audience_params
 from ..strict.checks import RefreshLineage, start_refresh_family
@@ -63,24 +63,26 @@ class UpstreamTokenExchange:
         self._audience = audience_params(ctx.upstream, ctx.resource)
 
     async def exchange(
-        self, upstream_form: dict[str, str], client: Client, granted: str, *, lineage: RefreshLineage | None = None
+        self, upstream_form: dict[str, str], client: Client | None, granted: str, *, lineage: RefreshLineage | None = None
     ) -> Response:
-        """The IdP's answer to ``upstream_form`` (audience added), as the client's token response.
+        """The IdP's answer to ``upstream_form`` (audience added), as the client's token response;
+        its refusals raised as :class:`OAuth2Error` (:meth:`request_tokens`).
 
         ``granted`` is the scope the shim knows was granted, reported when the IdP names none
         (RFC 6749 §5.1: an absent ``scope`` means the requested one) and sealed into the
         refresh token for later refreshes (RFC 6749 §6). ``lineage``: in strict mode, what the
         next refresh token of a refreshed family carries (a login starts a new family).
+        ``client`` is ``None`` for the ``client_credentials`` grant, which answers no refresh
+        token (RFC 6749 §4.4.3): the IdP's is dropped, like its ID token.
         """
         ctx = self.ctx
-        try:
-            body = await self.request_tokens(upstream_form)
-        except OAuth2Error as err:
-            return json_error(err)
+        body = await self.request_tokens(upstream_form)
         answer: dict[str, Any] = {k: body[k] for k in PASSED_FIELDS if k in body}
         answer["token_type"] = "Bearer"
         if "scope" not in answer and granted:
             answer["scope"] = granted
+        if client is None:
+            return no_store_json(_encode_json(answer).encode())
         refresh = body.get("refresh_token")
         if lineage is None:
             lineage = start_refresh_family(ctx.strict)
@@ -114,18 +116,16 @@ class UpstreamTokenExchange:
 class UpstreamGrant:
     """What the grants answered through the IdP (``authorization_code``, ``refresh_token``)
     share: every configuration serves them, each with its own :class:`UpstreamTokenExchange`
-    and, in issued-token mode, the shim's own tokens (:class:`.issued_tokens.IssuedTokenGrants`)."""
+    and, in issued-token mode, the shim's own tokens (:mod:`.issued_tokens`)."""
 
     @staticmethod
     def offered(ctx: ShimContext) -> bool:
         return True
 
     def __init__(self, ctx: ShimContext) -> None:
-        from .issued_tokens import IssuedTokenGrants  # which builds on this module
-
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)
-        self._issued = IssuedTokenGrants(ctx, ctx.issued, self._upstream) if ctx.issued is not None else None
+        self._issued = ctx.issued
 
 
 def map_upstream_error(status: int, body: dict[str, Any]) -> OAuth2Error:

@@ -34,6 +34,7 @@ from .mode import StrictMode
 from .store import digest
 
 if TYPE_CHECKING:
+    from ..issued_refresh import IssuedRefresh
     from ..payloads import RefreshToken
 
 __all__ = [
@@ -139,7 +140,9 @@ def start_refresh_family(strict: StrictMode | None) -> RefreshLineage | None:
     return RefreshLineage(random_token(12), new_token_id())
 
 
-async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, sealed: str, lifetime: int) -> RefreshLineage | None:
+async def use_refresh_token(
+    strict: StrictMode | None, token: RefreshToken | IssuedRefresh, sealed: str, lifetime: int
+) -> RefreshLineage | None:
     """Record the use of a refresh token; the lineage of the token to issue in its place.
 
     RFC 9700 §4.14.2: a rotated refresh token presented a second time means two parties hold
@@ -147,6 +150,7 @@ async def use_refresh_token(strict: StrictMode | None, token: RefreshToken, seal
     ``invalid_grant``. A token sealed without a family (strict mode was off, or an earlier
     version sealed it) gets one made from its own digest, so a second use of it is a reuse too.
     ``lifetime``: the refresh-token lifetime, how long any token of the family can be honoured.
+    ``token`` is either kind of refresh token: the sealed IdP one or the shim's own.
     """
     if strict is None:
         return None

@@ -158,9 +158,8 @@ class UpstreamClient:
             endpoints[key] = value
         authorization, token = endpoints.pop("authorization_endpoint"), endpoints.pop("token_endpoint")
         if not authorization or not token:
-            raise UpstreamError(
-                502, "server_error", "The identity provider's metadata lacks authorization_endpoint or token_endpoint."
-            )
+            lacks = "The identity provider's metadata lacks authorization_endpoint or token_endpoint."
+            raise UpstreamError(502, "server_error", lacks)
         issuer = issuer if isinstance(issuer, str) else up.issuer
         return UpstreamMetadata(issuer, authorization_endpoint=authorization, token_endpoint=token, raw=dict(doc), **endpoints)
 

@@ -39,16 +39,12 @@ class ClientAuthentication:
         return (urlencode(form) + "&" + self.form).encode() if form else self.form.encode()
 
 
-def basic_authorization(client_id: str, client_secret: str) -> str:
-    """The ``Authorization`` value for ``client_secret_basic`` (RFC 6749 §2.3.1)."""
-    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
-    return "Basic " + base64.b64encode(pair.encode()).decode()
-
-
 def client_authentication(method: str, client_id: str, client_secret: str) -> ClientAuthentication:
     """The form and headers for ``method`` (``client_secret_basic`` or ``client_secret_post``)."""
-    headers = [("Accept", JSON), ("Content-Type", FORM)]
-    if method == "client_secret_basic":
-        headers.append(("Authorization", basic_authorization(client_id, client_secret)))
-        return ClientAuthentication(urlencode({"client_id": client_id}), tuple(headers))
-    return ClientAuthentication(urlencode({"client_id": client_id, "client_secret": client_secret}), tuple(headers))
+    headers: tuple[tuple[str, str], ...] = (("Accept", JSON), ("Content-Type", FORM))
+    if method != "client_secret_basic":
+        return ClientAuthentication(urlencode({"client_id": client_id, "client_secret": client_secret}), headers)
+    # HTTP Basic (RFC 6749 §2.3.1): each part form-urlencoded, then joined and base64-encoded.
+    pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+    basic = ("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    return ClientAuthentication(urlencode({"client_id": client_id}), (*headers, basic))
