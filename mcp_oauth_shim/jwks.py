@@ -18,6 +18,7 @@ Key lookup policy:
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -141,8 +142,8 @@ class SignatureKeys:
 FailureT = TypeVar("FailureT", bound=Exception)
 
 
-class KeyCache(Generic[FailureT]):
-    """Keys that :meth:`_fetch_keys` obtains, under the lookup policy described in this
+class KeyCache(ABC, Generic[FailureT]):
+    """Keys that :meth:`fetch_keys` obtains, under the lookup policy described in this
     module's docstring. A subclass fetches, names the exception its fetch raises when it cannot
     obtain keys (``failure``) and what the keys are called in logs (``what``)."""
 
@@ -195,7 +196,7 @@ class KeyCache(Generic[FailureT]):
     async def _fetch_and_keep(self) -> None:
         self._attempted_at = self._clock()
         try:
-            keys = await self._fetch_keys()
+            keys = await self.fetch_keys()
         except self.failure as exc:
             logger.warning("%s fetch failed: %s", self.what, exc)
             self._last_error = exc
@@ -203,9 +204,9 @@ class KeyCache(Generic[FailureT]):
         self.held, self._fetched_at, self._last_error = keys, self._clock(), None
         logger.info("%s fetched: %d signature keys", self.what, len(keys))
 
-    async def _fetch_keys(self) -> SignatureKeys:
+    @abstractmethod
+    async def fetch_keys(self) -> SignatureKeys:
         """The keys, fetched now; ``failure`` when there are none to be had."""
-        raise NotImplementedError
 
     def expire(self) -> None:
         """Forget when the keys were fetched: the next lookup refreshes them."""
@@ -258,7 +259,7 @@ class KeyStore(KeyCache[UpstreamError]):
             raise InvalidToken("The access token is signed with a key the identity provider does not publish.")
         return key
 
-    async def _fetch_keys(self) -> SignatureKeys:
+    async def fetch_keys(self) -> SignatureKeys:
         meta = await self._source.metadata()
         if not meta.jwks_uri:
             raise UpstreamError(

@@ -145,7 +145,7 @@ class RemoteKeys(KeyCache[KeysUnavailable]):
         assert self.held is not None
         return self.held
 
-    async def _fetch_keys(self) -> SignatureKeys:
+    async def fetch_keys(self) -> SignatureKeys:
         assert self._fetch is not None
         url = self._jwks_uri or await self._discover_jwks_uri()
         try:
