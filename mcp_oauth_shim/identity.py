@@ -11,8 +11,9 @@ shim must learn the user's identity right after the upstream code exchange. Thre
   :func:`fetch_github_user`.
 
 The resolvers (:class:`IdTokenResolver`, :class:`UserinfoResolver`, :class:`GitHubResolver`)
-wrap each source behind one call, ``await resolver.resolve(http, tokens)``. The caller brings
-the ``httpx.AsyncClient``; every request has a timeout and a total deadline, every answer a size
+wrap each source behind one call, ``await resolver.resolve(transport, tokens)``. The caller brings
+the :class:`~mcp_oauth_shim.upstream.Transport` the shim talks to its IdP on (the keep-alive
+pool, or the operator's httpx client); every request has a total deadline, every answer a size
 bound, and every failure becomes an :class:`~mcp_oauth_shim.upstream.UpstreamError` with a
 description free of secrets: a 401 means the upstream token is not good (``invalid_grant``,
 400), a 5xx or a timeout that the IdP is unavailable (502/504).
@@ -23,21 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
-import httpx
 from joserfc.errors import JoseError
 from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 
 from . import jsonsafe
 from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
-from .outbound import TRANSPORT_ERRORS, read_at_most
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
+from .upstream.framing import HTTPError
+from .upstream.transport import Transport
 from .verify import InvalidToken
 
 __all__ = [
@@ -71,8 +72,8 @@ _ID_TOKEN_REGISTRY = algorithm_registry(ID_TOKEN_ALGORITHMS)
 MAX_ID_TOKEN_LENGTH = 16 * 1024
 #: A user document larger than this is an attack or a bug (GitHub's ``/user`` is ~1.5 KiB).
 MAX_IDENTITY_BYTES = 256 * 1024
-#: Seconds one identity request may take in all (headers and body); httpx's own timeouts
-#: bound each read, this bounds a peer that drips bytes.
+#: Seconds one identity request may take in all (connecting, headers and body), within the
+#: transport's own deadline: a peer that drips bytes is cut off.
 DEFAULT_TIMEOUT = 10.0
 #: The standard claims (OpenID Connect Core §5.1) an :class:`Identity` keeps in ``claims``.
 KEPT_CLAIMS = frozenset(
@@ -80,7 +81,8 @@ KEPT_CLAIMS = frozenset(
 )
 # The identity claims an issued access token repeats, in this order; ``email_verified`` follows ``email``.
 _TOKEN_CLAIMS = ("name", "preferred_username", "email")
-_GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+_GITHUB_HEADERS = (("Accept", "application/vnd.github+json"), ("X-GitHub-Api-Version", "2022-11-28"))
+_ACCEPT_JSON = (("Accept", "application/json"),)
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ def _bad_id_token(problem: str) -> UpstreamError:
 
 
 async def fetch_userinfo(
-    http: httpx.AsyncClient,
+    transport: Transport,
     url: str,
     access_token: str,
     *,
@@ -296,9 +298,7 @@ async def fetch_userinfo(
     response "MUST NOT be used"). Signed or encrypted UserInfo (``application/jwt``) is refused.
     """
     with idp_call("userinfo") as call:
-        status, document = await _get_json(
-            http, url, {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout, "UserInfo"
-        )
+        status, document = await _get_json(transport, url, _ACCEPT_JSON, access_token, timeout, "UserInfo")
         call.status(status)
     _raise_for_status(status, "UserInfo")
     if not isinstance(document, dict):
@@ -310,7 +310,7 @@ async def fetch_userinfo(
 
 
 async def fetch_github_user(
-    http: httpx.AsyncClient,
+    transport: Transport,
     access_token: str,
     *,
     api_url: str = GITHUB_API,
@@ -326,9 +326,8 @@ async def fetch_github_user(
     primary verified address. Without that scope GitHub answers 403/404 there and the identity
     simply has no e-mail.
     """
-    headers = {"Authorization": f"Bearer {access_token}", **_GITHUB_HEADERS}
     base = api_url.rstrip("/")
-    status, user = await _get_json(http, f"{base}/user", headers, timeout, "GitHub user API")
+    status, user = await _get_json(transport, f"{base}/user", _GITHUB_HEADERS, access_token, timeout, "GitHub user API")
     _raise_for_status(status, "GitHub user API")
     if not isinstance(user, dict):
         raise UpstreamError(502, "server_error", "GitHub's user API answer is not a JSON object.")
@@ -338,7 +337,7 @@ async def fetch_github_user(
     email = _text(user.get("email"))
     verified: bool | None = None
     if email is None and fetch_emails:
-        email = await _github_primary_email(http, base, headers, timeout)
+        email = await _github_primary_email(transport, base, access_token, timeout)
         verified = True if email is not None else None
     claims = {
         "sub": str(user_id),
@@ -351,9 +350,9 @@ async def fetch_github_user(
     return replace(identity, email_verified=verified)
 
 
-async def _github_primary_email(http: httpx.AsyncClient, base: str, headers: Mapping[str, str], timeout: float) -> str | None:
+async def _github_primary_email(transport: Transport, base: str, access_token: str, timeout: float) -> str | None:
     """``GET /user/emails``: the address with ``primary`` and ``verified`` both true, if any."""
-    status, emails = await _get_json(http, f"{base}/user/emails", headers, timeout, "GitHub e-mail API")
+    status, emails = await _get_json(transport, f"{base}/user/emails", _GITHUB_HEADERS, access_token, timeout, "GitHub e-mail API")
     if status in (403, 404):  # no user:email scope: an identity without an e-mail address
         return None
     _raise_for_status(status, "GitHub e-mail API")
@@ -366,26 +365,26 @@ async def _github_primary_email(http: httpx.AsyncClient, base: str, headers: Map
 
 
 async def _get_json(
-    http: httpx.AsyncClient, url: str, headers: Mapping[str, str], timeout: float, what: str
+    transport: Transport, url: str, headers: Sequence[tuple[str, str]], access_token: str, timeout: float, what: str
 ) -> tuple[int, Any]:
-    """``GET url``: the status and, for a 200, the parsed JSON (``None`` otherwise). The body is
-    read up to :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds."""
+    """``GET url`` with ``access_token`` as a Bearer token (RFC 6750 §2.1): the status and, for
+    a 200, the parsed JSON (``None`` otherwise). The body is read up to
+    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            async with http.stream("GET", url, headers=dict(headers), timeout=timeout) as response:
-                if response.status_code != 200:
-                    return response.status_code, None
-                body = await read_at_most(response, MAX_IDENTITY_BYTES)
-    except (TimeoutError, httpx.TimeoutException):
+            response = await transport.request("GET", url, headers=headers, authorization=f"Bearer {access_token}")
+    except TimeoutError:
         logger.warning("identity request timed out: %s", url)
         raise UpstreamError(504, "temporarily_unavailable", f"The identity provider's {what} did not answer in time.") from None
-    except TRANSPORT_ERRORS as exc:
-        logger.warning("identity request failed: %s (%s)", url, type(exc).__name__)
+    except HTTPError as exc:
+        logger.warning("identity request failed: %s (%s)", url, exc)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
-    if body is None:
+    if response.status != 200:
+        return response.status, None
+    if len(response.body) > MAX_IDENTITY_BYTES:
         raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is too large.")
     try:
-        return 200, jsonsafe.loads(body)
+        return 200, jsonsafe.loads(response.body)
     except (ValueError, UnicodeError):
         raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is not JSON.") from None
 
@@ -412,7 +411,7 @@ def _text(value: Any) -> str | None:
 class IdentityResolver(Protocol):
     """How the token endpoint learns the user after the upstream exchange."""
 
-    async def resolve(self, http: httpx.AsyncClient, tokens: UpstreamTokens) -> Identity: ...
+    async def resolve(self, transport: Transport, tokens: UpstreamTokens) -> Identity: ...
 
 
 @dataclass(frozen=True)
@@ -427,11 +426,11 @@ class IdTokenResolver:
     userinfo_url: str | None = None
     leeway: int = 60
 
-    async def resolve(self, http: httpx.AsyncClient, tokens: UpstreamTokens) -> Identity:
+    async def resolve(self, transport: Transport, tokens: UpstreamTokens) -> Identity:
         if tokens.id_token is None:
             if self.userinfo_url is None:
                 raise UpstreamError(502, "server_error", "The identity provider returned no ID token (is the openid scope requested?).")
-            return await fetch_userinfo(http, self.userinfo_url, tokens.access_token, issuer=self.issuer)
+            return await fetch_userinfo(transport, self.userinfo_url, tokens.access_token, issuer=self.issuer)
         if isinstance(self.keys, PublicKeys):
             claims = verify_id_token(
                 tokens.id_token, self.keys, issuer=self.issuer, client_id=self.client_id, nonce=tokens.nonce, leeway=self.leeway
@@ -451,8 +450,8 @@ class UserinfoResolver:
     issuer: str | None = None
     timeout: float = DEFAULT_TIMEOUT
 
-    async def resolve(self, http: httpx.AsyncClient, tokens: UpstreamTokens) -> Identity:
-        return await fetch_userinfo(http, self.url, tokens.access_token, issuer=self.issuer, timeout=self.timeout)
+    async def resolve(self, transport: Transport, tokens: UpstreamTokens) -> Identity:
+        return await fetch_userinfo(transport, self.url, tokens.access_token, issuer=self.issuer, timeout=self.timeout)
 
 
 @dataclass(frozen=True)
@@ -463,7 +462,7 @@ class GitHubResolver:
     fetch_emails: bool = True
     timeout: float = DEFAULT_TIMEOUT
 
-    async def resolve(self, http: httpx.AsyncClient, tokens: UpstreamTokens) -> Identity:
+    async def resolve(self, transport: Transport, tokens: UpstreamTokens) -> Identity:
         return await fetch_github_user(
-            http, tokens.access_token, api_url=self.api_url, fetch_emails=self.fetch_emails, timeout=self.timeout
+            transport, tokens.access_token, api_url=self.api_url, fetch_emails=self.fetch_emails, timeout=self.timeout
         )

@@ -18,10 +18,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import replace
-
-import httpx
 
 from .config import GOOGLE_ISSUER, Upstream
 from .identity import (
@@ -49,11 +46,10 @@ _ISSUER_ALIASES = {GOOGLE_ISSUER: ("accounts.google.com",)}
 class UpstreamIdentity:
     """The user behind the IdP's tokens, from the source the upstream is configured with."""
 
-    def __init__(self, upstream: Upstream, client: UpstreamClient, http: Callable[[], httpx.AsyncClient], keys: KeyStore) -> None:
+    def __init__(self, upstream: Upstream, client: UpstreamClient, keys: KeyStore) -> None:
         self.upstream = upstream
         self.source = upstream.identity
         self._client = client
-        self._http = http
         self._keys = keys
 
     @property
@@ -65,7 +61,7 @@ class UpstreamIdentity:
         """The user the IdP's token response (and the ``nonce`` sent, if any) names, or
         :class:`UpstreamError` (``invalid_grant`` when the IdP says the token is no good)."""
         resolver = await self._resolver(tokens)
-        identity = await resolver.resolve(self._http(), tokens)
+        identity = await resolver.resolve(self._client.transport, tokens)
         if self.source == "id_token" and tokens.id_token is not None and identity.name is None and identity.email is None:
             identity = await self._with_userinfo(identity, tokens.access_token)
         return identity
@@ -79,7 +75,7 @@ class UpstreamIdentity:
         if url is None:
             return identity
         try:
-            extra = await fetch_userinfo(self._http(), url, access_token, issuer=issuer, expected_subject=identity.subject)
+            extra = await fetch_userinfo(self._client.transport, url, access_token, issuer=issuer, expected_subject=identity.subject)
         except UpstreamError as exc:
             logger.warning("UserInfo not read, the identity keeps the ID token's claims only: %s", exc.description)
             return identity
@@ -102,7 +98,7 @@ class UpstreamIdentity:
             if url is None:
                 raise UpstreamError(400, "invalid_grant", "The sign-in can no longer be renewed; sign in again.")
             resolver = UserinfoResolver(url, issuer=issuer)
-        identity = await resolver.resolve(self._http(), UpstreamTokens(access_token))
+        identity = await resolver.resolve(self._client.transport, UpstreamTokens(access_token))
         if identity.subject != subject:
             raise UpstreamError(400, "invalid_grant", "The identity provider now names another user; sign in again.")
         return identity

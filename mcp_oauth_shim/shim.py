@@ -210,7 +210,6 @@ class OAuthShim:
         self.issue_tokens = self.custom_metadata is None and upstream.resolve_issue_tokens(issue_tokens)
         if signing_keys is not None and not self.issue_tokens:
             raise ConfigurationError("signing_keys sign the shim's own tokens: they need issue_tokens=True.")
-        self._identity_http: httpx.AsyncClient | None = None
         if self.issue_tokens:
             self.context.issued = self._issued_mode(secret_keys or (), signing_keys)
         if machine_clients or enterprise_idps:
@@ -251,21 +250,8 @@ class OAuthShim:
             resource=self.resource,
             access_token_lifetime=self.context.lifetimes.access_token,
         )
-        identity = UpstreamIdentity(self.upstream, self.upstream_client, self._identity_client, KeyStore(self.upstream_client, clock=time.time))
+        identity = UpstreamIdentity(self.upstream, self.upstream_client, KeyStore(self.upstream_client, clock=time.time))
         return IssuedMode(cipher=cipher, tokens=tokens, identity=identity)
-
-    def _identity_client(self) -> httpx.AsyncClient:
-        """The httpx client for identity lookups (UserInfo, GitHub's API): the IdP client's
-        httpx client when it has one (``http_client``, or one assigned later), else one of the
-        shim's own, opened on first use."""
-        given = self.upstream_client.http
-        if given is not None:
-            return given
-        if self._identity_http is None or self._identity_http.is_closed:
-            from .upstream.client import default_http_client
-
-            self._identity_http = default_http_client(self.upstream.timeout)
-        return self._identity_http
 
     # -- what the shim serves ----------------------------------------------------------------
 
@@ -388,8 +374,6 @@ class OAuthShim:
         """Close the connections to the IdP. The shim stays usable: a later request or lifespan
         (a second ``TestClient``, an app restarted in the same process) opens new ones."""
         await self.upstream_client.aclose()  # stays usable: its pool reconnects on demand
-        if self._identity_http is not None:
-            await self._identity_http.aclose()  # reopened on the next login
         if self.strict is not None:
             await self.strict.aclose()  # redis.asyncio reconnects on the next call
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .framing import HTTPError, RawResponse, ResponseReader
+from .transport import authorization_field
 
 __all__ = ["MAX_CONNECTIONS_PER_ORIGIN", "MAX_IDLE_SECONDS", "ConnectionPool", "HTTPError", "RawResponse"]
 
@@ -151,14 +152,24 @@ class ConnectionPool:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def request(
-        self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+        authorization: str | None = None,
     ) -> RawResponse:
         """Send one request, once; the whole exchange is bounded by ``timeout`` (TimeoutError).
 
-        Every other failure, a connection closed before the answer included, is an
-        :class:`HTTPError`.
+        ``headers`` are the same from request to request and encoded once per URL;
+        ``authorization`` (a user's credential, :func:`~.transport.authorization_field`) is
+        added to this request only and never kept. Every other failure, a connection closed
+        before the answer included, is an :class:`HTTPError`.
         """
         origin, head = _request_head(method, url, tuple(headers))
+        if authorization is not None:
+            head += b"Authorization: %s\r\n" % authorization_field(authorization)
         if body or method not in ("GET", "HEAD"):
             request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
         else:

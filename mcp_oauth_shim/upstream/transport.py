@@ -16,6 +16,7 @@ way), so the layer above maps failures to :class:`~.client.UpstreamError` in one
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -24,14 +25,38 @@ import httpx
 from ..outbound import TRANSPORT_ERRORS, read_at_most
 from .framing import MAX_BODY_BYTES, HTTPError, RawResponse
 
-__all__ = ["HttpxTransport", "Transport"]
+__all__ = ["HttpxTransport", "Transport", "authorization_field"]
+
+# RFC 9110 §5.5: a field value is visible characters, spaces and tabs; a credential (RFC 6750
+# §2.1's b64token, ``Basic`` credentials) is printable ASCII. Anything else, a CR or LF first
+# of all, would let the value end the field and add others of its choosing.
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+
+
+def authorization_field(value: str) -> bytes:
+    """``value`` as the bytes of an ``Authorization`` field, or :class:`~.framing.HTTPError`
+    when it is not printable ASCII (RFC 9110 §5.5, §11.6.2)."""
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        raise HTTPError("the Authorization field holds a character it may not")
+    return value.encode("ascii")
 
 
 class Transport(Protocol):
-    """One request, sent once, answered in full (at most :data:`~.framing.MAX_BODY_BYTES`)."""
+    """One request, sent once, answered in full (at most :data:`~.framing.MAX_BODY_BYTES`).
+
+    ``authorization`` is the ``Authorization`` field of this one request (a user's access
+    token, for UserInfo): unlike ``headers``, which repeat from request to request, it is never
+    kept once the request is sent.
+    """
 
     async def request(
-        self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+        authorization: str | None = None,
     ) -> RawResponse: ...
 
     async def aclose(self) -> None: ...
@@ -50,11 +75,20 @@ class HttpxTransport:
         self.deadline = deadline
 
     async def request(
-        self, method: str, url: str, *, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+        authorization: str | None = None,
     ) -> RawResponse:
+        fields = list(headers)
+        if authorization is not None:
+            fields.append(("Authorization", authorization_field(authorization).decode("ascii")))
         try:
             async with asyncio.timeout(self.deadline):
-                request = self.client.build_request(method, url, content=body or None, headers=list(headers))
+                request = self.client.build_request(method, url, content=body or None, headers=fields)
                 response = await self.client.send(request, stream=True)
                 try:
                     content = await read_at_most(response, MAX_BODY_BYTES)

@@ -554,3 +554,56 @@ async def test_a_hostile_framing_from_the_idp_is_a_json_502_at_the_token_endpoin
         (answer,) = await _refresh_through_the_shim(url, 1)
     assert answer.status_code == 502
     assert answer.json()["error"] == "temporarily_unavailable"
+
+
+# -- a user's credential on one request (UserInfo, GitHub's API) -------------------------------
+
+
+async def test_the_authorization_field_is_sent_with_its_request():
+    server = Server(answering(OK, OK))
+    async with server as url:
+        pool = ConnectionPool(timeout=2.0)
+        await pool.request("GET", url, authorization="Bearer user-token-1")
+        await pool.request("GET", url)
+        await pool.aclose()
+    assert b"\r\nAuthorization: Bearer user-token-1\r\n" in server.requests[0]
+    assert b"Authorization" not in server.requests[1]
+
+
+async def test_requests_with_different_credentials_share_one_encoded_head():
+    """The head cache is keyed by method, URL and the repeating fields: a user's credential
+    is never part of a key, so the cache keeps no tokens and does not grow per user."""
+    from mcp_oauth_shim.upstream.pool import _request_head
+
+    server = Server(answering(OK, OK, OK))
+    async with server as url:
+        pool = ConnectionPool(timeout=2.0)
+        await pool.request("GET", url, authorization="Bearer first")
+        before = _request_head.cache_info()
+        await pool.request("GET", url, authorization="Bearer second")
+        await pool.request("GET", url, authorization="Bearer third")
+        after = _request_head.cache_info()
+        await pool.aclose()
+    assert (after.misses, after.currsize) == (before.misses, before.currsize)
+    assert after.hits == before.hits + 2
+
+
+@pytest.mark.parametrize(
+    "credential",
+    ["Bearer a\r\nX-Injected: 1", "Bearer a\nb", "Bearer a\rb", "Bearer \x00", "Bearer caf\u00e9", "Bearer \u2028"],
+    ids=["crlf", "lf", "cr", "nul", "non-ascii", "unicode-line-separator"],
+)
+@pytest.mark.parametrize("transport", ["pool", "httpx"])
+async def test_an_authorization_field_that_could_split_the_request_is_refused_unsent(credential, transport):
+    from mcp_oauth_shim.upstream import HttpxTransport
+
+    server = Server(answering(OK))
+    async with server as url:
+        if transport == "pool":
+            sender = ConnectionPool(timeout=2.0)
+        else:
+            sender = HttpxTransport(httpx.AsyncClient(), deadline=2.0)
+        with pytest.raises(HTTPError, match="Authorization"):
+            await sender.request("GET", url, authorization=credential)
+        await sender.aclose()
+    assert server.requests == []

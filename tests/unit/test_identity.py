@@ -29,7 +29,7 @@ from mcp_oauth_shim.identity import (
     verify_id_token,
 )
 from mcp_oauth_shim.signing_keys import PublicKeys
-from mcp_oauth_shim.upstream import UpstreamError
+from mcp_oauth_shim.upstream import HttpxTransport, UpstreamError
 
 pytestmark = pytest.mark.anyio
 
@@ -197,7 +197,7 @@ def test_id_token_against_a_non_jwks_is_an_upstream_error() -> None:
 
 async def userinfo(handler: Callable[[httpx.Request], httpx.Response], **options: Any) -> Identity:
     async with client(handler) as http:
-        return await fetch_userinfo(http, USERINFO, "upstream-at", **options)
+        return await fetch_userinfo(HttpxTransport(http), USERINFO, "upstream-at", **options)
 
 
 async def test_userinfo_sends_the_upstream_token_as_bearer() -> None:
@@ -277,7 +277,7 @@ async def test_userinfo_body_that_never_ends_times_out() -> None:
 
 async def github(recorder: Recorder, **options: Any) -> Identity:
     async with client(recorder) as http:
-        return await fetch_github_user(http, "gho_token", **options)
+        return await fetch_github_user(HttpxTransport(http), "gho_token", **options)
 
 
 async def test_github_request_carries_the_documented_headers() -> None:
@@ -339,7 +339,7 @@ async def test_github_emails_are_not_asked_when_switched_off() -> None:
 async def test_github_failures_map_to_upstream_errors(handler: Any, status: int, error: str) -> None:
     async with client(handler) as http:
         with pytest.raises(UpstreamError) as caught:
-            await fetch_github_user(http, "gho_token")
+            await fetch_github_user(HttpxTransport(http), "gho_token")
     assert (caught.value.status_code, caught.value.error) == (status, error)
 
 
@@ -355,7 +355,7 @@ async def test_github_user_without_a_numeric_id_is_refused(user_id: Any) -> None
 async def test_github_api_url_is_configurable() -> None:
     recorder = Recorder({"/api/v3/user": json_response(200, GITHUB_USER)})
     async with client(recorder) as http:
-        await fetch_github_user(http, "gho_token", api_url="https://ghe.example.com/api/v3/")
+        await fetch_github_user(HttpxTransport(http), "gho_token", api_url="https://ghe.example.com/api/v3/")
     assert str(recorder.requests[0].url) == "https://ghe.example.com/api/v3/user"
 
 
@@ -368,7 +368,7 @@ async def test_id_token_resolver_checks_times_on_the_real_clock() -> None:
     async with client(Recorder({})) as http:
         with pytest.raises(UpstreamError, match="in the future"):
             # A token from 2100 is refused on today's clock: the resolver checks time.
-            await resolver.resolve(http, UpstreamTokens("at", token, "n-1"))
+            await resolver.resolve(HttpxTransport(http), UpstreamTokens("at", token, "n-1"))
 
 
 async def test_id_token_resolver_gives_the_identity_of_a_current_id_token() -> None:
@@ -378,31 +378,31 @@ async def test_id_token_resolver_gives_the_identity_of_a_current_id_token() -> N
     resolver = IdTokenResolver(keys=PublicKeys.from_jwks(IDP_JWKS), issuer=IDP, client_id=CLIENT_ID)
     token = id_token(id_claims(iat=now, exp=now + 600))
     async with client(Recorder({})) as http:
-        identity = await resolver.resolve(http, UpstreamTokens("at", token, "n-1"))
+        identity = await resolver.resolve(HttpxTransport(http), UpstreamTokens("at", token, "n-1"))
     assert (identity.subject, identity.name, identity.issuer) == ("u1", "Ada", IDP)
 
 
 async def test_id_token_resolver_falls_back_to_userinfo_without_an_id_token() -> None:
     resolver = IdTokenResolver(keys=PublicKeys.from_jwks(IDP_JWKS), issuer=IDP, client_id=CLIENT_ID, userinfo_url=USERINFO)
     async with client(Recorder({"/userinfo": json_response(200, {"sub": "u9"})})) as http:
-        assert (await resolver.resolve(http, UpstreamTokens("at"))).subject == "u9"
+        assert (await resolver.resolve(HttpxTransport(http), UpstreamTokens("at"))).subject == "u9"
 
 
 async def test_id_token_resolver_without_id_token_or_userinfo_is_an_upstream_error() -> None:
     resolver = IdTokenResolver(keys=PublicKeys.from_jwks(IDP_JWKS), issuer=IDP, client_id=CLIENT_ID)
     async with client(Recorder({})) as http:
         with pytest.raises(UpstreamError, match="no ID token"):
-            await resolver.resolve(http, UpstreamTokens("at"))
+            await resolver.resolve(HttpxTransport(http), UpstreamTokens("at"))
 
 
 async def test_userinfo_resolver_asks_userinfo() -> None:
     async with client(Recorder({"/userinfo": json_response(200, {"sub": "u3"})})) as http:
-        assert (await UserinfoResolver(USERINFO, IDP).resolve(http, UpstreamTokens("at"))).subject == "u3"
+        assert (await UserinfoResolver(USERINFO, IDP).resolve(HttpxTransport(http), UpstreamTokens("at"))).subject == "u3"
 
 
 async def test_github_resolver_asks_github() -> None:
     async with client(Recorder({"/user": json_response(200, GITHUB_USER)})) as http:
-        assert (await GitHubResolver().resolve(http, UpstreamTokens("gho"))).subject == "1"
+        assert (await GitHubResolver().resolve(HttpxTransport(http), UpstreamTokens("gho"))).subject == "1"
 
 
 def test_token_response_without_access_token_is_an_upstream_error() -> None:
@@ -482,5 +482,5 @@ async def test_id_token_resolver_takes_a_key_lookup() -> None:
     now = int(time.time())
     async with client(idp_with_jwks(IDP_JWKS)) as http:
         resolver = IdTokenResolver(keys=await verifier_key_lookup(IDP_JWKS, http), issuer=IDP, client_id=CLIENT_ID)
-        identity = await resolver.resolve(http, UpstreamTokens("at", id_token(id_claims(iat=now, exp=now + 600)), "n-1"))
+        identity = await resolver.resolve(HttpxTransport(http), UpstreamTokens("at", id_token(id_claims(iat=now, exp=now + 600)), "n-1"))
     assert identity.subject == "u1"
