@@ -36,8 +36,10 @@ async def read_message(receive: Receive, send: Send, limit: int) -> tuple[Any, R
             break
     body = b"".join(chunks)
     try:
-        parsed = jsonsafe.loads(body) if body else None
-    except ValueError:
+        # UTF-8 only (RFC 8259 §8.1), as the SDK's parser: `json.loads` of bytes would also
+        # take UTF-16/32 and a BOM, and the fast path would serve what the SDK calls a parse error.
+        parsed = jsonsafe.loads(body.decode("utf-8")) if body else None
+    except ValueError:  # UnicodeDecodeError included
         parsed = None
     return parsed, replay(body, trailing, receive)
 

@@ -55,14 +55,17 @@ class ScopeGuard:
             spec = registry.by_name.get(name) if isinstance(name, str) else None
             if spec is not None and not spec.scopes <= granted:
                 # Imported here: with auth=None the bridge never loads the shim.
-                from mcp_oauth_shim.rfc6750 import bearer_error_response
+                from mcp_oauth_shim.rfc6750 import bearer_error_response, is_scope_token
 
                 needed = spec.scopes - granted
+                # A granted value that is no scope-token (an IdP's role named with a space or a
+                # quote) cannot be named in the challenge, nor asked for again: left out.
+                kept = {s for s in granted if is_scope_token(s)}
                 response = bearer_error_response(
                     error="insufficient_scope",
                     error_description=f"tool {spec.name} requires scope {' '.join(sorted(needed))}",
                     resource_metadata=self.resource_metadata,
-                    scope=sorted(needed | granted),
+                    scope=sorted(needed | kept),
                 )
                 await response({"type": "http"}, _no_receive, send)
                 return True

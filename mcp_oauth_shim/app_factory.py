@@ -92,6 +92,7 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
             mount_path=path,
             forward_authorization=settings.values["forward_authorization"],
             http=mcp_http,
+            sealer=shim.context.sealer,  # session ids open on every replica sharing secret_keys
         )
         guarded = shim.protect(proxy)
         # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.

@@ -96,8 +96,14 @@ def claims_object(payload: bytes | None) -> dict[str, Any] | None:
 
 def is_numeric_date(value: Any) -> TypeGuard[float]:
     """An RFC 7519 §2 NumericDate: a JSON number, not a boolean; Python's JSON parser also
-    accepts NaN and Infinity, and neither is a time."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    accepts NaN and Infinity, and neither is a time, and reads an integer of any length exactly:
+    one beyond the range of a float is no time either (comparing or converting it overflows)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def audience_values(aud: Any) -> tuple[Any, ...]:

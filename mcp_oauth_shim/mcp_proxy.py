@@ -11,7 +11,14 @@ to the real server. What it does to a request, and why:
   and are none of the MCP server's business; MCP clients use ``Mcp-Session-Id`` instead,
   which passes through both ways like every other end-to-end header;
 - ``Host`` becomes the upstream's (so its DNS-rebinding checks see its own name) and the
-  original one travels in ``X-Forwarded-Host`` with ``X-Forwarded-Proto`` and ``-For``.
+  original one travels in ``X-Forwarded-Host`` with ``X-Forwarded-Proto`` and ``-For``;
+- ``Mcp-Session-Id`` is bound to the user it was handed to (MCP 2025-11-25 "Security Best
+  Practices", Session Hijacking). The server behind the proxy does not know who calls, so it
+  cannot do that itself: the client gets the server's session id sealed together with a digest
+  of the caller's identity (the ``mcp`` SDK's session owner: client, issuer, subject), and a
+  request reaches the server with the plain id only when it carries the credential of that
+  same user. Any other session id is answered as an unknown session, 404 (MCP 2025-11-25
+  "Transports", Session Management), without a request to the server.
 
 Responses stream chunk by chunk (Server-Sent Events arrive as they are written) and bytes are
 passed on undecoded, so ``Content-Encoding`` stays true. When the client goes away the upstream
@@ -21,8 +28,12 @@ response is closed. An unreachable upstream is a 502, a slow connect a 504, neve
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 import re
+import secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -31,6 +42,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from .outbound import TRANSPORT_ERRORS, outbound_client
+from .sealing import Sealer, SealError
 
 __all__ = ["MCPReverseProxy"]
 
@@ -46,6 +58,14 @@ _REPLACED_REQUEST_HEADERS = frozenset(
 )
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
+SESSION_HEADER = "mcp-session-id"
+_SESSION_PURPOSE = "mcp-proxy-session"
+#: How long a sealed session id stays usable. The server ends idle sessions long before (the
+#: SDK's default: 30 minutes); this only bounds the life of a sealed value that leaked.
+SESSION_MAX_AGE = 30 * 24 * 3600
+# The SDK's own answer for an unknown session (mcp.server.streamable_http_manager).
+_SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+
 
 # Encoded dots, slashes, backslashes, "?" and "#", or a raw backslash, in the part after the mount.
 _UNSAFE_SUFFIX = re.compile(r"%(2e|2f|5c|3f|23|00)|\\", re.IGNORECASE)
@@ -55,7 +75,9 @@ class MCPReverseProxy:
     """ASGI app forwarding ``mount_path`` (and below) to ``upstream_url`` (and below).
 
     ``http``: the client for upstream calls (default: no read timeout, since an SSE stream may
-    stay quiet for minutes; connect/write/pool bounded).
+    stay quiet for minutes; connect/write/pool bounded). ``sealer`` seals the session ids
+    handed to clients; pass the shim's (``shim.context.sealer``) so that every replica sharing
+    its ``secret_keys`` opens them (default: a key of this process alone).
     """
 
     def __init__(
@@ -66,6 +88,7 @@ class MCPReverseProxy:
         forward_authorization: bool = False,
         http: httpx.AsyncClient | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        sealer: Sealer | None = None,
     ) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -74,6 +97,7 @@ class MCPReverseProxy:
         self.mount_path = mount_path.rstrip("/")
         self.forward_authorization = forward_authorization
         self.max_body_bytes = max_body_bytes
+        self.sealer = sealer or Sealer([secrets.token_bytes(32)])
         self._owns_http = http is None
         self._http = http or outbound_client(httpx.Timeout(connect=10.0, read=None, write=60.0, pool=10.0))
 
@@ -124,7 +148,12 @@ class MCPReverseProxy:
         if url is None:
             await _json(scope, receive, send, 400, "invalid_request", "This path is not served here.")
             return
-        request = self._http.build_request(scope["method"], url, headers=self.request_headers(scope), content=body)
+        owner = session_owner(scope)
+        headers = self._unsealed_sessions(self.request_headers(scope), owner)
+        if headers is None:
+            await _send_session_not_found(send)
+            return
+        request = self._http.build_request(scope["method"], url, headers=headers, content=body)
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:
@@ -136,10 +165,49 @@ class MCPReverseProxy:
             await _json(scope, receive, send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
             return
         try:
-            await send({"type": "http.response.start", "status": response.status_code, "headers": _response_headers(response)})
+            answer_headers = self._sealed_sessions(_response_headers(response), owner)
+            await send({"type": "http.response.start", "status": response.status_code, "headers": answer_headers})
             await self._stream(response, receive, send)
         finally:
             await response.aclose()
+
+    def seal_session_id(self, session_id: str, owner: str) -> str:
+        """The id the client gets for the server's ``session_id``, usable by ``owner`` only
+        (a :func:`session_owner` digest): base64url and dots, visible ASCII as MCP requires."""
+        return self.sealer.seal(_SESSION_PURPOSE, [session_id, owner])
+
+    def open_session_id(self, sealed: str, owner: str) -> str | None:
+        """The server's session id inside ``sealed``; ``None`` unless it was sealed here for
+        ``owner`` within :data:`SESSION_MAX_AGE` (forged, another user's, or too old)."""
+        try:
+            value = self.sealer.unseal(_SESSION_PURPOSE, sealed, max_age=SESSION_MAX_AGE)
+        except SealError:
+            return None
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(part, str) for part in value)):
+            return None
+        return value[0] if hmac.compare_digest(value[1], owner) else None
+
+    def _unsealed_sessions(self, headers: list[tuple[str, str]], owner: str) -> list[tuple[str, str]] | None:
+        """``headers`` with each ``Mcp-Session-Id`` opened to the server's own id; ``None`` when
+        one does not open for ``owner``."""
+        opened = []
+        for name, value in headers:
+            if name == SESSION_HEADER:
+                session_id = self.open_session_id(value, owner)
+                if session_id is None:
+                    return None
+                value = session_id
+            opened.append((name, value))
+        return opened
+
+    def _sealed_sessions(self, headers: list[tuple[bytes, bytes]], owner: str) -> list[tuple[bytes, bytes]]:
+        """The server's answer headers with each ``Mcp-Session-Id`` sealed for ``owner``."""
+        return [
+            (name, self.seal_session_id(value.decode("latin-1"), owner).encode("ascii"))
+            if name == SESSION_HEADER.encode()
+            else (name, value)
+            for name, value in headers
+        ]
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The client's body; ``None`` when there is nothing more to do: the client went away,
@@ -184,6 +252,24 @@ class MCPReverseProxy:
             logger.warning("MCP upstream stream broke off (%s)", type(failure).__name__)
         elif failure is not None:
             raise failure
+
+
+def session_owner(scope: Scope) -> str:
+    """A digest of who the request is authenticated as: the ``mcp`` SDK's session owner
+    (client, issuer, subject of the verified token ``shim.protect`` put in ``scope["user"]``);
+    the empty string for a request without one."""
+    access = getattr(scope.get("user"), "access_token", None)
+    if access is None:
+        return ""
+    issuer = (access.claims or {}).get("iss")
+    identity = [access.client_id, None if issuer is None else str(issuer), access.subject]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+
+
+async def _send_session_not_found(send: Send) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_SESSION_NOT_FOUND)).encode())]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": _SESSION_NOT_FOUND})
 
 
 def _hop_by_hop(connection_headers: Iterable[str]) -> set[str]:

@@ -24,6 +24,7 @@ __all__ = [
     "BEARER_ERRORS",
     "bearer_challenge",
     "bearer_error_response",
+    "is_scope_token",
     "quoted_string",
     "sanitize_description",
     "validate_scope_token",
@@ -70,9 +71,14 @@ def sanitize_description(text: str) -> str:
     return text
 
 
+def is_scope_token(scope: object) -> bool:
+    """Whether ``scope`` is an RFC 6749 §3.3 scope-token (what a challenge may name)."""
+    return isinstance(scope, str) and _SCOPE_TOKEN.fullmatch(scope) is not None
+
+
 def validate_scope_token(scope: str) -> str:
     """Return ``scope`` if it is an RFC 6749 §3.3 scope-token, else raise ``ValueError``."""
-    if not isinstance(scope, str) or not _SCOPE_TOKEN.fullmatch(scope):
+    if not is_scope_token(scope):
         raise ValueError(f"{scope!r} is not a valid OAuth scope token (RFC 6749 §3.3)")
     return scope
 

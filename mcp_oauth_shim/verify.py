@@ -43,7 +43,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from .bearer_errors import InsufficientScope, InvalidToken
 from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
 from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeySource, KeyStore
-from .jwt_claims import algorithm_registry, audience_values, claims_object, signature_valid, typ_value
+from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, signature_valid, typ_value
 from .memo import BoundedMemo, SingleFlight
 from .rfc6750 import validate_scope_token
 from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, IntrospectionClient, introspect
@@ -372,6 +372,10 @@ class BearerVerifier:
             raise InvalidToken("The token is addressed to the client and grants nothing: an ID token, not an access token.")
 
     def _check_claims(self, claims: dict[str, Any], issuer: str, now: float, *, require_exp: bool = True) -> None:
+        exp = claims.get("exp")
+        if exp is not None and not is_numeric_date(exp):
+            # joserfc takes any integer; one beyond a float's range would overflow the cache's deadline.
+            raise InvalidToken(_CLAIM_PROBLEMS["exp"])
         registry = JWTClaimsRegistry(
             now=int(now),
             leeway=self.leeway,

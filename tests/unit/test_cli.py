@@ -365,8 +365,15 @@ CLIENT_HEADERS = {
 }
 
 
+def _with_session(proxy: MCPReverseProxy) -> dict[str, str]:
+    """CLIENT_HEADERS carrying the id the proxy handed out for the server's session-123 (the
+    request has no verified user, so the session belongs to nobody in particular)."""
+    return {**CLIENT_HEADERS, "Mcp-Session-Id": proxy.seal_session_id("session-123", owner="")}
+
+
 def test_proxy_forwards_end_to_end_headers_and_drops_the_rest(mcp_server: _UpstreamServer) -> None:
-    response = asyncio.run(_call(_proxy(mcp_server), "POST", "/mcp", headers=CLIENT_HEADERS, content=b'{"a":1}'))
+    proxy = _proxy(mcp_server)
+    response = asyncio.run(_call(proxy, "POST", "/mcp", headers=_with_session(proxy), content=b'{"a":1}'))
     assert response.status_code == 200
     seen = {k.lower(): v for k, v in mcp_server.seen[0]["headers"].items()}
     assert seen["mcp-session-id"] == "session-123"
@@ -382,14 +389,17 @@ def test_proxy_forwards_end_to_end_headers_and_drops_the_rest(mcp_server: _Upstr
 
 
 def test_proxy_forwards_authorization_when_asked(mcp_server: _UpstreamServer) -> None:
-    asyncio.run(_call(_proxy(mcp_server, forward_authorization=True), "POST", "/mcp", headers=CLIENT_HEADERS))
+    proxy = _proxy(mcp_server, forward_authorization=True)
+    asyncio.run(_call(proxy, "POST", "/mcp", headers=_with_session(proxy)))
     seen = {k.lower(): v for k, v in mcp_server.seen[0]["headers"].items()}
     assert seen["authorization"] == "Bearer user-access-token"
 
 
 def test_proxy_returns_session_id_and_drops_hop_by_hop_response_headers(mcp_server: _UpstreamServer) -> None:
-    response = asyncio.run(_call(_proxy(mcp_server), "POST", "/mcp", content=b"{}"))
-    assert response.headers["mcp-session-id"] == "session-123"
+    proxy = _proxy(mcp_server)
+    response = asyncio.run(_call(proxy, "POST", "/mcp", content=b"{}"))
+    # The server's id, sealed for the caller (here: no verified user) by the proxy.
+    assert proxy.open_session_id(response.headers["mcp-session-id"], owner="") == "session-123"
     assert "keep-alive" not in response.headers
     assert "x-private-hop" not in response.headers
     assert response.json()["result"]["echo"] == "{}"

@@ -788,3 +788,26 @@ def test_one_verifier_serves_successive_event_loops(idp: FakeIdP) -> None:
     verifier.keys.expire()  # force a contended refresh in the next loop
     second = asyncio.run(burst("b"))
     assert all(first) and all(second)
+
+
+# -- IdP answers that lie ------------------------------------------------------------------------
+
+# One past what a float holds: Python's JSON parser reads it as an exact integer.
+BEYOND_FLOAT = 10**400
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+async def test_an_introspection_time_beyond_any_float_is_refused_as_malformed(
+    verifier: BearerVerifier, idp: FakeIdP, claim: str
+) -> None:
+    idp.introspection = {"active": True, "aud": AUDIENCE, "exp": NOW + 60, claim: BEYOND_FLOAT}
+    with pytest.raises(InvalidToken, match=claim):
+        await verifier.authenticate("opaque-token-value")
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+async def test_a_signed_jwt_time_beyond_any_float_is_refused_as_malformed(
+    verifier: BearerVerifier, idp: FakeIdP, claim: str
+) -> None:
+    with pytest.raises(InvalidToken, match=claim):
+        await verifier.authenticate(good_token(idp, **{claim: BEYOND_FLOAT}))
