@@ -3,12 +3,15 @@ against a live in-process shim: every test names the behaviour that resists the 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
 
+from mcp_oauth_shim import OAuthShim
 from mcp_oauth_shim.machine_clients import MachineClient
 
-from .kit import CLIENT_REDIRECT, make_kit
+from .kit import CLIENT_REDIRECT, SECRET_KEY, make_kit, pkce_pair
 from .test_machine_grants import (
     ENTERPRISE,
     JB,
@@ -17,6 +20,7 @@ from .test_machine_grants import (
     RESOURCE,
     SECRET,
     TOKEN,
+    UPSTREAM,
     basic,
     machine_shim,
 )
@@ -58,3 +62,61 @@ def test_a_registered_client_name_with_spoofing_characters_is_invalid_client_met
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_client_metadata"
     assert response.headers["cache-control"] == "no-store"
+
+
+# -- the consent form's same-origin check ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("public_url", "browser_origin"),
+    [
+        pytest.param("http://LOCALHOST:8000", "http://localhost:8000", id="upper-case-host"),
+        pytest.param("http://127.0.0.1:80", "http://127.0.0.1", id="default-http-port"),
+        pytest.param("https://MCP.example.com:443", "https://mcp.example.com", id="default-https-port"),
+        pytest.param("HTTPS://mcp.example.com", "https://mcp.example.com", id="upper-case-scheme"),
+    ],
+)
+def test_the_consent_form_posted_from_the_shims_own_origin_is_accepted_however_public_url_is_spelt(
+    public_url: str, browser_origin: str
+) -> None:
+    # Browsers send the RFC 6454 serialization of the origin: lower-case scheme and host, no
+    # default port. A public_url spelt otherwise is still the same origin, not "another site".
+    shim = OAuthShim(public_url=public_url, upstream=UPSTREAM, secret_keys=[SECRET_KEY])
+    with TestClient(shim.app, base_url=public_url) as browser:
+        client_id = browser.post("/oauth/register", json={"redirect_uris": [CLIENT_REDIRECT]}).json()["client_id"]
+        page = browser.get(
+            "/oauth/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": CLIENT_REDIRECT,
+                "code_challenge": pkce_pair()[1],
+                "code_challenge_method": "S256",
+                "state": "s-1",
+            },
+        )
+        ticket = re.search(r'name="ticket" value="([^"]+)"', page.text)
+        assert ticket is not None, page.text
+        answer = browser.post(
+            "/oauth/consent",
+            data={"ticket": ticket[1], "decision": "deny"},
+            headers={"Origin": browser_origin},
+            follow_redirects=False,
+        )
+    assert answer.status_code == 302, answer.text
+    assert answer.headers["location"].startswith(CLIENT_REDIRECT + "?error=access_denied")
+
+
+def test_the_consent_form_posted_from_another_origin_is_still_refused() -> None:
+    shim = OAuthShim(public_url="https://MCP.example.com:443", upstream=UPSTREAM, secret_keys=[SECRET_KEY])
+    with TestClient(shim.app, base_url="https://mcp.example.com") as browser:
+        client_id = browser.post("/oauth/register", json={"redirect_uris": [CLIENT_REDIRECT]}).json()["client_id"]
+        page = browser.get(
+            "/oauth/authorize",
+            params={"response_type": "code", "client_id": client_id, "code_challenge": pkce_pair()[1], "code_challenge_method": "S256"},
+        )
+        ticket = re.search(r'name="ticket" value="([^"]+)"', page.text)
+        assert ticket is not None, page.text
+        for origin in ("https://mcp.example.com:8443", "http://mcp.example.com", "https://evil.example", "null"):
+            answer = browser.post("/oauth/consent", data={"ticket": ticket[1], "decision": "deny"}, headers={"Origin": origin})
+            assert answer.status_code == 403, (origin, answer.text)
