@@ -120,3 +120,18 @@ def test_the_consent_form_posted_from_another_origin_is_still_refused() -> None:
         for origin in ("https://mcp.example.com:8443", "http://mcp.example.com", "https://evil.example", "null"):
             answer = browser.post("/oauth/consent", data={"ticket": ticket[1], "decision": "deny"}, headers={"Origin": origin})
             assert answer.status_code == 403, (origin, answer.text)
+
+
+@pytest.mark.parametrize("public_url", ["https://mcp.example.com", "HTTPS://mcp.example.com", "Https://mcp.example.com"])
+def test_an_https_public_url_gets_secure_host_only_cookies_whatever_the_scheme_case(public_url: str) -> None:
+    # RFC 3986 §3.1: the scheme is case-insensitive; the cookies must be Secure and __Host- anyway.
+    shim = OAuthShim(public_url=public_url, upstream=UPSTREAM, secret_keys=[SECRET_KEY])
+    with TestClient(shim.app, base_url="https://mcp.example.com") as browser:
+        client_id = browser.post("/oauth/register", json={"redirect_uris": [CLIENT_REDIRECT]}).json()["client_id"]
+        page = browser.get(
+            "/oauth/authorize",
+            params={"response_type": "code", "client_id": client_id, "code_challenge": pkce_pair()[1], "code_challenge_method": "S256"},
+        )
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("__Host-mcp-shim-csrf="), cookie
+    assert "; Secure" in cookie
