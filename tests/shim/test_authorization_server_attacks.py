@@ -3,13 +3,18 @@ against a live in-process shim: every test names the behaviour that resists the 
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
+import time
 
 import pytest
 from starlette.testclient import TestClient
 
 from mcp_oauth_shim import OAuthShim
 from mcp_oauth_shim.machine_clients import MachineClient
+
+from tests.peers.servers import serve_asgi
 
 from .kit import CLIENT_REDIRECT, SECRET_KEY, make_kit, pkce_pair
 from .test_machine_grants import (
@@ -135,3 +140,47 @@ def test_an_https_public_url_gets_secure_host_only_cookies_whatever_the_scheme_c
     cookie = page.headers["set-cookie"]
     assert cookie.startswith("__Host-mcp-shim-csrf="), cookie
     assert "; Secure" in cookie
+
+
+# -- a client that goes away in the middle of its request body --------------------------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/oauth/token", "application/x-www-form-urlencoded"),
+        ("/oauth/revoke", "application/x-www-form-urlencoded"),
+        ("/oauth/register", "application/json"),
+        ("/oauth/consent", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_client_that_disconnects_mid_body_leaves_no_traceback_in_the_server_log(path: str, content_type: str) -> None:
+    # Anyone can do this at will: an error-level "Exception in ASGI application" traceback per
+    # request would flood the operator's logs (and alerts) with the shim's "crashes".
+    server_errors = _Records()
+    uvicorn_error = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not propagate to the root
+    uvicorn_error.addHandler(server_errors)
+    try:
+        with serve_asgi(make_kit().shim.app) as running:
+            host, port = running.url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port))) as conn:
+                conn.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+                    "Content-Length: 1000\r\n\r\ngrant_type=authorization_code&code=".encode()
+                )
+            deadline = time.monotonic() + 10
+            while not running.requests.lines and time.monotonic() < deadline:
+                time.sleep(0.01)  # the request log gets its line once the app has returned
+            assert running.requests.lines == [f"POST {path} -> no response"]
+    finally:
+        uvicorn_error.removeHandler(server_errors)
+    assert [r.getMessage() for r in server_errors.records] == []
