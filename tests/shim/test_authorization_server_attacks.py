@@ -184,3 +184,22 @@ def test_a_client_that_disconnects_mid_body_leaves_no_traceback_in_the_server_lo
     finally:
         uvicorn_error.removeHandler(server_errors)
     assert [r.getMessage() for r in server_errors.records] == []
+
+
+# -- a refresh that narrows the scope ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("issue_tokens", [False, True], ids=["passthrough", "issued-tokens"])
+def test_a_refresh_that_narrows_the_scope_keeps_the_session_refreshable(issue_tokens: bool) -> None:
+    # The shim adds the upstream's extra scopes (offline_access) to every login so that the IdP
+    # issues refresh tokens; a client narrowing its scope on refresh (RFC 6749 §6) does not
+    # know that. Were they dropped upstream, a rotating IdP would end the session: no new
+    # refresh token, and the presented one spent.
+    kit = make_kit(issue_tokens=issue_tokens)
+    login = kit.login()
+    tokens = kit.exchange(login).json()
+    narrowed = kit.token(grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=login["client_id"], scope="openid profile")
+    assert narrowed.status_code == 200, narrowed.text
+    assert "refresh_token" in narrowed.json()
+    again = kit.token(grant_type="refresh_token", refresh_token=narrowed.json()["refresh_token"], client_id=login["client_id"])
+    assert again.status_code == 200, again.text
