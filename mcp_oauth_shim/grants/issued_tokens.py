@@ -74,7 +74,7 @@ async def issue_after_refresh(
     if refresh.upstream_refresh_token is not None:
         form = {"grant_type": "refresh_token", "refresh_token": refresh.upstream_refresh_token}
         if scope is not None:
-            form["scope"] = upstream_refresh_scope(ctx.upstream, scope)
+            form["scope"] = upstream_refresh_scope(ctx.upstream, scope, refresh.scope)
         body = await refresh_at_idp(ctx.strict, lineage, upstream.request_tokens(form))
         upstream_access = _text(body.get("access_token"))
         # An IdP that does not rotate its refresh token keeps the one it gave.

@@ -49,7 +49,7 @@ class RefreshTokenGrant(UpstreamGrant):
         upstream_form = {"grant_type": "refresh_token", "refresh_token": token.upstream_refresh_token}
         if scope is not None:
             granted = refreshed_scope(scope, granted)
-            upstream_form["scope"] = upstream_refresh_scope(self.ctx.upstream, scope)
+            upstream_form["scope"] = upstream_refresh_scope(self.ctx.upstream, scope, token.scope)
         # Strict mode: reuse detection, before the IdP is called (None without strict mode).
         lineage = await use_refresh_token(self.ctx.strict, token, sealed, self.ctx.lifetimes.refresh_token)
         exchange = self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
@@ -77,9 +77,11 @@ def refreshed_scope(requested: str | None, granted: str) -> str:
     return requested
 
 
-def upstream_refresh_scope(upstream: Upstream, requested: str) -> str:
-    """The ``scope`` sent to the IdP for a refresh that names ``requested``: with the upstream's
-    ``extra_scopes`` kept, as every login asks for them. The client does not know the shim added
-    them (``offline_access``); without it most IdPs issue no new refresh token, and a rotating
-    one has spent the presented token, so narrowing would end the session."""
-    return upstream.upstream_scope(" ".join(dict.fromkeys([*requested.split(), *upstream.extra_scopes])))
+def upstream_refresh_scope(upstream: Upstream, requested: str, granted: str) -> str:
+    """The ``scope`` sent to the IdP for a refresh that names ``requested``: with those of the
+    upstream's ``extra_scopes`` that the original grant holds kept, as every login asks for
+    them. The client does not know the shim added them (``offline_access``); without it most
+    IdPs issue no new refresh token, and a rotating one has spent the presented token, so
+    narrowing would end the session."""
+    kept = [s for s in upstream.extra_scopes if s in granted.split()]
+    return upstream.upstream_scope(" ".join(dict.fromkeys([*requested.split(), *kept])))
