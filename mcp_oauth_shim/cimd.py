@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .json_documents import DocumentProblem, JSONDocumentError, is_json_media_type, json_object
 from .memo import BoundedMemo, SingleFlight
 from .outbound import TRANSPORT_ERRORS, outbound_client, read_at_most
+from .pages import SPOOFING_CHARACTERS
 from .redirects import RedirectURIError, check_registrable
 from .ssrf import (
     BlockedAddress,
@@ -71,8 +72,6 @@ SHARED_SECRET_METHODS = frozenset({"client_secret_post", "client_secret_basic", 
 _AUTHORITY = re.compile(r"(?P<host>\[(?P<ipv6>[0-9A-Za-z:.%]+)\]|[^\[\]:]*)(?::(?P<port>[0-9]*))?")
 _AUTHORITY_END = re.compile(r"[/?#]")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-# C0/C1 controls, line and paragraph separators, bidi embeddings, overrides and isolates.
-_SPOOFING_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _DNS_NAME = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?)*\.?$")
 # The last label decides whether a WHATWG/inet_aton parser reads the host as IPv4:
 # "2130706433", "0x7f.1" and "0177.0.0.1" all mean 127.0.0.1 to some resolver.
@@ -403,7 +402,7 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
     for name, needed in (("grant_types", "authorization_code"), ("response_types", "code")):
         if needed not in getattr(document, name):
             raise ClientMetadataError(f"The client metadata document's {name} must include {needed}.")
-    if document.client_name is not None and _SPOOFING_CHARACTERS.search(document.client_name):
+    if document.client_name is not None and SPOOFING_CHARACTERS.search(document.client_name):
         # The name is shown on the consent page: no line breaks, control or bidi override
         # characters that could make it read as something else.
         raise ClientMetadataError("The client metadata document's client_name contains control or formatting characters.")

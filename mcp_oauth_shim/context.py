@@ -57,7 +57,8 @@ class ShimContext:
 
     @property
     def secure_cookies(self) -> bool:
-        return self.public_url.startswith("https://")
+        # RFC 3986 §3.1: the scheme is case-insensitive ("HTTPS://" is https too).
+        return self.public_url[:8].lower() == "https://"
 
     def cookie_name(self, name: str) -> str:
         # RFC 6265bis §4.1.3.2: __Host- pins the cookie to this host, https and path /.
@@ -65,5 +66,12 @@ class ShimContext:
 
     @property
     def origin(self) -> str:
+        """The public URL's origin as a browser sends it in ``Origin`` (RFC 6454 §6.1): lower-case
+        scheme and host, the port only when it is not the scheme's default."""
         parts = urlsplit(self.public_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 literal
+            host = f"[{host}]"
+        port = parts.port
+        default_port = {"http": 80, "https": 443}.get(parts.scheme)
+        return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")

@@ -11,6 +11,11 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+#: Characters a client-chosen name shown on a page must not hold: C0/C1 controls, line and
+#: paragraph separators, bidi marks, embeddings, overrides and isolates (Unicode UAX #9), with
+#: which a name can be made to read as something else once displayed.
+SPOOFING_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
 
 def load_template(name: str) -> str:
     """``templates/<name>`` as a ``str.format`` template: ``$name`` placeholders, literal braces kept."""

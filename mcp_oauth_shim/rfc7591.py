@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from .errors import InvalidClientMetadataError, InvalidRedirectURIError, ascii_description
+from .pages import SPOOFING_CHARACTERS
 from .redirects import RedirectURIError, check_registrable, matches
 
 __all__ = ["MAX_REDIRECT_URIS", "ClientMetadata", "parse_client_metadata"]
@@ -72,6 +73,10 @@ def parse_client_metadata(meta: dict[str, Any], *, allowed: tuple[str, ...], sta
     if application_type not in ("native", "web"):
         raise InvalidClientMetadataError(description="application_type must be native or web.")
     name = _optional_str(meta, "client_name", 200)
+    if name is not None and SPOOFING_CHARACTERS.search(name):
+        # The consent page shows the name: no line breaks, controls or bidi overrides that
+        # could make it read as something else (the rule for metadata documents too).
+        raise InvalidClientMetadataError(description="client_name contains control or formatting characters.")
     client_uri = _optional_str(meta, "client_uri", 2000)
     if client_uri is not None and not client_uri.startswith("https://"):
         client_uri = None  # only ever displayed; an unusable value is dropped, not fatal

@@ -102,7 +102,12 @@ class Endpoint:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handler(Request(scope, receive, send))
+        try:
+            response = await self.handler(Request(scope, receive, send))
+        except ClientDisconnect:
+            # The client went away before its body was read: there is nobody to answer, and
+            # nothing failed here (raising would log a traceback and a 500 per such request).
+            return
         await response(scope, receive, send)
 
 

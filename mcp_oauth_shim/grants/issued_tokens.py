@@ -66,7 +66,7 @@ async def issue_after_refresh(
         )
     except RefreshTokenError as exc:
         raise InvalidGrantError(description=exc.reason) from None
-    from .refresh_token import refreshed_scope
+    from .refresh_token import refreshed_scope, upstream_refresh_scope
 
     granted = refreshed_scope(scope, refresh.scope)
     lineage = await use_refresh_token(ctx.strict, refresh, sealed, ctx.lifetimes.refresh_token)
@@ -74,7 +74,7 @@ async def issue_after_refresh(
     if refresh.upstream_refresh_token is not None:
         form = {"grant_type": "refresh_token", "refresh_token": refresh.upstream_refresh_token}
         if scope is not None:
-            form["scope"] = ctx.upstream.upstream_scope(scope)
+            form["scope"] = upstream_refresh_scope(ctx.upstream, scope, refresh.scope)
         body = await refresh_at_idp(ctx.strict, lineage, upstream.request_tokens(form))
         upstream_access = _text(body.get("access_token"))
         # An IdP that does not rotate its refresh token keeps the one it gave.

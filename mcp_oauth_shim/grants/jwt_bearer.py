@@ -23,7 +23,7 @@ from typing import ClassVar
 from starlette.responses import Response
 
 from ..context import ShimContext
-from ..errors import InvalidRequestError, json_error, oauth_error
+from ..errors import InvalidRequestError, InvalidScopeError, json_error, oauth_error
 from ..machine_access import authenticate_machine_client
 from ..rfc7523 import JWT_BEARER_GRANT_TYPE
 
@@ -61,6 +61,10 @@ class JwtBearerGrant:
         elif client.scopes:
             # Requested: each scope must be allowed to the client too (invalid_scope names those that are not).
             client.granted_scopes(requested)
+        elif grant.scopes is None and scopes:
+            # Neither the IdP (no scope claim) nor the operator (no scopes) granted any: what the
+            # client asks for is no grant (RFC 6749 §3.3).
+            raise InvalidScopeError(description="Neither the identity assertion nor this client's configuration grants a scope.")
         return ctx.issued.tokens.issue(
             client_id=client.client_id,
             subject=grant.subject,

@@ -16,6 +16,7 @@ from typing import ClassVar
 from starlette.responses import Response
 
 from ..clients import Client
+from ..config import Upstream
 from ..errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from ..payloads import RefreshToken
 from ..sealing import SealError
@@ -23,7 +24,7 @@ from ..strict.checks import refresh_at_idp, use_refresh_token
 from .issued_tokens import issue_after_refresh
 from .upstream_exchange import UpstreamGrant
 
-__all__ = ["RefreshTokenGrant", "refreshed_scope"]
+__all__ = ["RefreshTokenGrant", "refreshed_scope", "upstream_refresh_scope"]
 
 
 class RefreshTokenGrant(UpstreamGrant):
@@ -48,7 +49,7 @@ class RefreshTokenGrant(UpstreamGrant):
         upstream_form = {"grant_type": "refresh_token", "refresh_token": token.upstream_refresh_token}
         if scope is not None:
             granted = refreshed_scope(scope, granted)
-            upstream_form["scope"] = self.ctx.upstream.upstream_scope(scope)
+            upstream_form["scope"] = upstream_refresh_scope(self.ctx.upstream, scope, token.scope)
         # Strict mode: reuse detection, before the IdP is called (None without strict mode).
         lineage = await use_refresh_token(self.ctx.strict, token, sealed, self.ctx.lifetimes.refresh_token)
         exchange = self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
@@ -74,3 +75,13 @@ def refreshed_scope(requested: str | None, granted: str) -> str:
     if not set(requested.split()) <= set(granted.split()):
         raise InvalidScopeError(description="A refresh may not ask for scopes beyond the original grant.")
     return requested
+
+
+def upstream_refresh_scope(upstream: Upstream, requested: str, granted: str) -> str:
+    """The ``scope`` sent to the IdP for a refresh that names ``requested``: with those of the
+    upstream's ``extra_scopes`` that the original grant holds kept, as every login asks for
+    them. The client does not know the shim added them (``offline_access``); without it most
+    IdPs issue no new refresh token, and a rotating one has spent the presented token, so
+    narrowing would end the session."""
+    kept = [s for s in upstream.extra_scopes if s in granted.split()]
+    return upstream.upstream_scope(" ".join(dict.fromkeys([*requested.split(), *kept])))
