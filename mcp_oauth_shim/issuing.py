@@ -99,6 +99,7 @@ class TokenIssuer:
         upstream_refresh_token: str | None = None,
         auth_time: int | None = None,
         lineage: RefreshLineage | None = None,
+        refresh_scope: str | None = None,
     ) -> Response:
         """The token response (RFC 6749 §5.1) for ``subject``, never cached (``no-store``).
 
@@ -108,8 +109,10 @@ class TokenIssuer:
         refresh token bound to that client; it carries ``upstream_refresh_token``, or, without
         one, ``upstream_access_token`` for a re-check at refresh time. A machine grant (RFC 6749
         §4.4.3: no refresh token) passes none. ``lineage``: in strict mode, the refresh token's
-        family and new id (:mod:`.strict.checks`). The answer never contains the IdP's tokens
-        in clear.
+        family and new id (:mod:`.strict.checks`). ``refresh_scope``: the refresh token's
+        scope when it is not ``scopes`` (RFC 6749 §6: a refresh that narrows the scope keeps the
+        original one in the new refresh token). The answer never contains the IdP's tokens in
+        clear.
         """
         scope = scopes if isinstance(scopes, str) else " ".join(scopes)
         scope = " ".join(dict.fromkeys(scope.split()))
@@ -133,7 +136,7 @@ class TokenIssuer:
                 client=client_fingerprint,
                 resource=self.resource,
                 subject=subject,
-                scope=scope,
+                scope=scope if refresh_scope is None else refresh_scope,
                 upstream_refresh_token=upstream_refresh_token,
                 # Without the IdP's refresh token, its access token is what a refresh re-checks.
                 upstream_access_token=upstream_access_token if upstream_refresh_token is None else None,

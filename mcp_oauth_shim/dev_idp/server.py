@@ -365,10 +365,13 @@ class DevAuthorizationServer(AuthorizationServer):
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         if "refresh_token" in token:
+            # RFC 6749 §6: a new refresh token has the scope of the one presented; a refresh
+            # that asks for less narrows its access token only (authlib would narrow both).
+            presented = getattr(request, "refresh_token", None)
             self.store.refresh_tokens[token["refresh_token"]] = RefreshToken(
                 token=token["refresh_token"],
                 client_id=request.client.get_client_id(),
-                scope=token["scope"],
+                scope=presented.scope if isinstance(presented, RefreshToken) else token["scope"],
                 principal=request.user,
                 expires_at=time.time() + self.refresh_token_ttl,
             )

@@ -97,6 +97,7 @@ async def issue_after_refresh(
         upstream_refresh_token=upstream_refresh,
         auth_time=refresh.auth_time,
         lineage=lineage,
+        refresh_scope=refresh.scope,  # RFC 6749 §6: a narrowed refresh narrows the access token only
     )
 
 

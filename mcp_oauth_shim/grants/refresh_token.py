@@ -52,7 +52,9 @@ class RefreshTokenGrant(UpstreamGrant):
             upstream_form["scope"] = upstream_refresh_scope(self.ctx.upstream, scope, token.scope)
         # Strict mode: reuse detection, before the IdP is called (None without strict mode).
         lineage = await use_refresh_token(self.ctx.strict, token, sealed, self.ctx.lifetimes.refresh_token)
-        exchange = self._upstream.exchange(upstream_form, client, granted, lineage=lineage)
+        # RFC 6749 §6: the new refresh token keeps the scope of this one, narrowed or not.
+        kept = token.scope if scope is not None else None
+        exchange = self._upstream.exchange(upstream_form, client, granted, lineage=lineage, refresh_scope=kept)
         return await refresh_at_idp(self.ctx.strict, lineage, exchange)  # an IdP failure releases the use
 
 

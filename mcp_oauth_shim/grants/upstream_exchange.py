@@ -63,7 +63,13 @@ class UpstreamTokenExchange:
         self._audience = audience_params(ctx.upstream, ctx.resource)
 
     async def exchange(
-        self, upstream_form: dict[str, str], client: Client | None, granted: str, *, lineage: RefreshLineage | None = None
+        self,
+        upstream_form: dict[str, str],
+        client: Client | None,
+        granted: str,
+        *,
+        lineage: RefreshLineage | None = None,
+        refresh_scope: str | None = None,
     ) -> Response:
         """The IdP's answer to ``upstream_form`` (audience added), as the client's token response;
         its refusals raised as :class:`OAuth2Error` (:meth:`request_tokens`).
@@ -72,6 +78,9 @@ class UpstreamTokenExchange:
         (RFC 6749 §5.1: an absent ``scope`` means the requested one) and sealed into the
         refresh token for later refreshes (RFC 6749 §6). ``lineage``: in strict mode, what the
         next refresh token of a refreshed family carries (a login starts a new family).
+        ``refresh_scope``: the scope the next refresh token keeps when it is not the answer's;
+        RFC 6749 §6: a refresh that narrows the scope narrows the access token only, the new
+        refresh token has the scope of the one presented.
         ``client`` is ``None`` for the ``client_credentials`` grant, which answers no refresh
         token (RFC 6749 §4.4.3): the IdP's is dropped, like its ID token.
         """
@@ -89,7 +98,7 @@ class UpstreamTokenExchange:
         if not (isinstance(refresh, str) and refresh) and lineage is not None:
             refresh = lineage.upstream_refresh_token  # the IdP did not rotate: keep its token
         if isinstance(refresh, str) and refresh:
-            scope = answer.get("scope", granted)
+            scope = answer.get("scope", granted) if refresh_scope is None else refresh_scope
             sealed_scope = scope if isinstance(scope, str) else granted  # an IdP's odd scope is not kept
             family, token_id = (lineage.family, lineage.token_id) if lineage is not None else (None, None)
             answer["refresh_token"] = RefreshToken(refresh, client.fingerprint, sealed_scope, family, token_id).seal(ctx.sealer)

@@ -117,6 +117,19 @@ def test_refresh_issues_a_new_access_token_and_rotates_the_refresh_token() -> No
     assert refresh(kit, login, renewed["refresh_token"]).status_code == 200
 
 
+def test_a_narrowed_refresh_narrows_the_access_token_and_keeps_the_grant() -> None:
+    """RFC 6749 §6: the new refresh token has the scope of the one presented."""
+    kit = issued_kit()
+    login, body = login_and_exchange(kit)
+    original = body["scope"]
+    narrowed = refresh(kit, login, body["refresh_token"], scope="openid")
+    assert narrowed.status_code == 200, narrowed.text
+    assert verify_with_pyjwt(narrowed.json()["access_token"], jwks_of(kit))["scope"] == "openid"
+    widened = refresh(kit, login, narrowed.json()["refresh_token"], scope=original)
+    assert widened.status_code == 200, widened.text
+    assert widened.json()["scope"] == original
+
+
 def test_refresh_token_of_another_client_is_invalid_grant() -> None:
     kit = issued_kit()
     _, body = login_and_exchange(kit)

@@ -60,6 +60,21 @@ def test_refresh_may_narrow_the_scope(kit):
     assert set(response.json()["scope"].split()) == {"openid", "offline_access"}
 
 
+def test_a_narrowed_refresh_keeps_the_original_scope_in_the_new_refresh_token(kit):
+    """RFC 6749 §6: the new refresh token has the scope of the one presented, so narrowing
+    one access token does not narrow the grant: the next refresh may ask for all of it again."""
+    login = kit.login()
+    tokens = kit.exchange(login).json()
+    original = tokens["scope"]
+    narrowed = kit.token(grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=login["client_id"], scope="openid")
+    assert narrowed.status_code == 200, narrowed.text
+    widened = kit.token(
+        grant_type="refresh_token", refresh_token=narrowed.json()["refresh_token"], client_id=login["client_id"], scope=original
+    )
+    assert widened.status_code == 200, widened.text
+    assert set(widened.json()["scope"].split()) == set(original.split())
+
+
 class SilentScopeIdP:
     """An IdP that applies its own default scope and never reports it (RFC 6749 §5.1 allows an
     absent ``scope``), so the shim knows of no granted scope. Records what it is sent."""
