@@ -291,6 +291,12 @@ def serve_settings(args: argparse.Namespace, environ: Mapping[str, str], *, fact
             raise UsageError(f"--public-url / {ENV_PREFIX}PUBLIC_URL is required when listening on {v['host']}.")
         v["public_url"] = f"http://{_url_host(v['host'])}:{v['port']}"
         settings.sources["public_url"] = "derived from host and port"
+    if not factory and v["metrics_port"] == v["port"]:
+        # Both listen on HOST: the second to bind would fail only once the first served.
+        raise UsageError(
+            f"--metrics-port / {ENV_PREFIX}METRICS_PORT must differ from --port ({v['port']}): "
+            "the metrics are served apart from the public endpoints."
+        )
     missing = [o for o in ("client_id", "client_secret", "secret_keys") if not v[o]]
     if not (v["upstream_issuer"] or v["upstream_metadata_url"]):
         missing.insert(0, "upstream_issuer")
@@ -358,7 +364,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     if v["metrics_port"] is not None:
         from .metrics import start_metrics_server
 
-        start_metrics_server(v["metrics_port"], v["host"])
+        try:
+            start_metrics_server(v["metrics_port"], v["host"])
+        except OSError as exc:  # taken by another process, or an address this host lacks
+            where = f"{_url_host(v['host'])}:{v['metrics_port']}"
+            raise UsageError(f"--metrics-port / {ENV_PREFIX}METRICS_PORT: cannot listen on {where} ({exc.strerror or exc}).") from None
     uvicorn.run(app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]))
     return 0
 
