@@ -87,12 +87,17 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
         if (public.scheme, public.netloc) != (resource.scheme, resource.netloc):
             raise UsageError("--mcp-upstream needs the resource on the same origin as the public URL.")
         path = resource.path.rstrip("/") or "/"
-        proxy = MCPReverseProxy(
-            upstream_url,
-            mount_path=path,
-            forward_authorization=settings.values["forward_authorization"],
-            http=mcp_http,
-        )
+        try:
+            proxy = MCPReverseProxy(
+                upstream_url,
+                mount_path=path,
+                forward_authorization=settings.values["forward_authorization"],
+                http=mcp_http,
+            )
+        except ValueError:  # its message quotes the URL, whose query may hold a credential
+            raise UsageError(
+                "--mcp-upstream / MCP_OAUTH_SHIM_MCP_UPSTREAM must be an http(s) URL without query or fragment."
+            ) from None
         guarded = shim.protect(proxy)
         # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.
         routes += [Route(path, guarded), Route(path.rstrip("/") + "/{rest:path}", guarded)]

@@ -52,3 +52,32 @@ def test_a_metrics_port_equal_to_the_serving_port_is_refused_before_anything_lis
         f"mcp-oauth-shim serve: --metrics-port / MCP_OAUTH_SHIM_METRICS_PORT must differ from --port ({busy_port}): "
         "the metrics are served apart from the public endpoints."
     )
+
+
+MCP_UPSTREAM_REFUSED = (
+    "--mcp-upstream / MCP_OAUTH_SHIM_MCP_UPSTREAM must be an http(s) URL without query or fragment."
+)
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    ["http://127.0.0.1:9/mcp?token=proxy-credential-in-query", "http://127.0.0.1:9/mcp#proxy-credential-in-fragment"],
+    ids=["query", "fragment"],
+)
+def test_an_mcp_upstream_with_a_query_or_fragment_is_one_line_that_does_not_echo_it(upstream: str) -> None:
+    code, out, err = run_main(["serve", "--check"], {"MCP_OAUTH_SHIM_MCP_UPSTREAM": upstream})
+    assert code == 2
+    assert err.strip() == f"mcp-oauth-shim serve: {MCP_UPSTREAM_REFUSED}"
+    assert "proxy-credential" not in out + err
+
+
+def test_the_app_factory_refuses_an_mcp_upstream_with_a_query_as_a_boot_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {**BASE_ENV, "MCP_OAUTH_SHIM_PUBLIC_URL": "http://127.0.0.1:8000",
+                        "MCP_OAUTH_SHIM_MCP_UPSTREAM": "http://127.0.0.1:9/mcp?token=proxy-credential"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        cli.create_app()
+    assert exited.value.code == cli.APP_BOOT_FAILURE
+    assert capsys.readouterr().err.strip() == f"mcp-oauth-shim create_app: {MCP_UPSTREAM_REFUSED}"
