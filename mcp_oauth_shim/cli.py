@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from .config import AUDIENCE_PARAMS, TOKEN_AUTH_METHODS, ConfigurationError
+from .logs import without_password
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
@@ -172,6 +173,8 @@ class Settings:
             value = self.values.get(option.name)
             if option.secret and value:
                 value = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
+            elif option.kind == "url" and value:
+                value = without_password(value)
             lines.append(f"  {option.flag[2:]:<26} {_shown(value)}  [{self.sources.get(option.name, 'default')}]")
         return lines
 

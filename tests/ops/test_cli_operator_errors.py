@@ -81,3 +81,40 @@ def test_the_app_factory_refuses_an_mcp_upstream_with_a_query_as_a_boot_failure(
         cli.create_app()
     assert exited.value.code == cli.APP_BOOT_FAILURE
     assert capsys.readouterr().err.strip() == f"mcp-oauth-shim create_app: {MCP_UPSTREAM_REFUSED}"
+
+
+PROXY_PASSWORD = "mcp-server-basic-auth-password"
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["MCP_OAUTH_SHIM_MCP_UPSTREAM", "MCP_OAUTH_SHIM_UPSTREAM_METADATA_URL"],
+)
+def test_the_configuration_report_redacts_a_password_given_in_a_url(variable: str) -> None:
+    url = f"http://operator:{PROXY_PASSWORD}@127.0.0.1:9/mcp"
+    code, out, err = run_main(["serve", "--check"], {variable: url})
+    assert code == 0, err
+    assert PROXY_PASSWORD not in out + err
+    assert "http://operator:<redacted>@127.0.0.1:9/mcp" in out
+
+
+def test_the_reverse_proxy_logs_the_mcp_server_it_cannot_reach_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    import httpx
+
+    from mcp_oauth_shim.mcp_proxy import MCPReverseProxy
+
+    proxy = MCPReverseProxy(f"http://operator:{PROXY_PASSWORD}@127.0.0.1:9/mcp", mount_path="/mcp")
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=proxy), base_url="https://api.example.com") as client:
+            answer = await client.post("/mcp", content=b"{}")
+        await proxy.aclose()
+        return answer
+
+    with caplog.at_level("DEBUG"):
+        assert asyncio.run(call()).status_code == 502
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "MCP upstream unreachable: http://operator:<redacted>@127.0.0.1:9/mcp" in logged
+    assert PROXY_PASSWORD not in logged
