@@ -235,6 +235,14 @@ def _parse_value(option: Option, raw: str) -> Any:
     """``raw`` read as ``option`` says; a malformed value is a :class:`UsageError` naming both
     the flag and the variable, so a wrong setting reads the same from either. A secret's value
     (a Redis URL may hold a password) is never echoed."""
+    if not raw.isascii():
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # a byte os.environ or argv could not decode, kept as a surrogate
+            raise UsageError(
+                f"{option.flag} / {option.env} is not UTF-8 text: it holds a byte that cannot be decoded "
+                "(a file written in another encoding?)."
+            ) from None
     try:
         if option.choices and raw not in option.choices:
             raise ValueError(f"one of {', '.join(option.choices)}")

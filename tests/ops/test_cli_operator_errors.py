@@ -118,3 +118,27 @@ def test_the_reverse_proxy_logs_the_mcp_server_it_cannot_reach_without_its_passw
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "MCP upstream unreachable: http://operator:<redacted>@127.0.0.1:9/mcp" in logged
     assert PROXY_PASSWORD not in logged
+
+
+# os.environ holds a byte that is not UTF-8 (an env file written in Latin-1) as a lone surrogate.
+UNDECODABLE = "caf\udce9"
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable", "secret"),
+    [
+        (["serve", "--check"], "MCP_OAUTH_SHIM_SECRET_KEYS", True),
+        (["serve", "--check"], "MCP_OAUTH_SHIM_CLIENT_SECRET", True),
+        (["serve", "--check"], "MCP_OAUTH_SHIM_CLIENT_ID", False),
+        (["serve", "--check"], "MCP_OAUTH_SHIM_PUBLIC_URL", False),
+        (["doctor"], "MCP_OAUTH_SHIM_UPSTREAM_ISSUER", False),
+    ],
+    ids=["secret-keys", "client-secret", "client-id", "public-url", "doctor-issuer"],
+)
+def test_a_setting_that_is_not_utf8_text_is_one_line_naming_it(argv: list[str], variable: str, secret: bool) -> None:
+    value = "https://idp.example/" + UNDECODABLE * 12 if "URL" in variable or "ISSUER" in variable else UNDECODABLE * 12
+    code, out, err = run_main(argv, {variable: value})
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert variable in line and "not UTF-8 text" in line
+    assert "caf" not in out + err  # never echoed: it may be a secret, and it cannot be printed
