@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -190,12 +191,22 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+# RFC 3986 §3.2: [userinfo "@"] host [":" port], the host a name or a bracketed IP literal.
+_AUTHORITY = re.compile(r"(?:[^@]*@)?(?:\[[^\]]+\]|[^\[\]@:]+)(?::[0-9]*)?")
+
+
 def is_absolute_http_url(url: str) -> bool:
     """An ``http://`` or ``https://`` URL with a host and a usable port: a scheme-less value
     (``localhost:9000/mcp``) is refused, not guessed at."""
     try:
         parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        return (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0
+            # urlsplit ignores what follows "]" up to a ":" (``http://[::1]x``); HTTP clients refuse it.
+            and _AUTHORITY.fullmatch(parts.netloc) is not None
+        )
     except ValueError:  # a bad port or an unclosed IPv6 bracket
         return False
 

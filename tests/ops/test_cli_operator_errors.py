@@ -142,3 +142,20 @@ def test_a_setting_that_is_not_utf8_text_is_one_line_naming_it(argv: list[str], 
     [line] = err.strip().splitlines()
     assert variable in line and "not UTF-8 text" in line
     assert "caf" not in out + err  # never echoed: it may be a secret, and it cannot be printed
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable", "url"),
+    [
+        (["doctor"], "MCP_OAUTH_SHIM_UPSTREAM_ISSUER", "http://[::1]x"),
+        (["serve", "--check"], "MCP_OAUTH_SHIM_UPSTREAM_ISSUER", "http://[::1]x"),
+        (["serve", "--check"], "MCP_OAUTH_SHIM_PUBLIC_URL", "http://[::1]x:8000"),
+        (["serve", "--check"], "MCP_OAUTH_SHIM_MCP_UPSTREAM", "http://[::1]junk/mcp"),
+    ],
+    ids=["doctor-issuer", "serve-issuer", "public-url", "mcp-upstream"],
+)
+def test_a_url_with_text_after_its_bracketed_host_is_refused_in_one_line(argv: list[str], variable: str, url: str) -> None:
+    code, _, err = run_main(argv, {variable: url})
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert variable in line and "must be an absolute http:// or https:// URL" in line
