@@ -192,7 +192,7 @@ def _shown(value: Any) -> str:
 
 
 # RFC 3986 §3.2: [userinfo "@"] host [":" port], the host a name or a bracketed IP literal.
-_AUTHORITY = re.compile(r"(?:[^@]*@)?(?:\[[^\]]+\]|[^\[\]@:]+)(?::[0-9]*)?")
+_AUTHORITY = re.compile(r"(?:.*@)?(?:\[[^\]]+\]|[^\[\]@:]+)(?::[0-9]*)?")
 
 
 def is_absolute_http_url(url: str) -> bool:
