@@ -373,6 +373,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         lines.append("  (no --mcp-upstream: serving the OAuth endpoints only)")
     if mismatch := listener_mismatch(settings):
         lines.append(f"  {mismatch}")
+    if environ.get("WEB_CONCURRENCY"):
+        lines.append(
+            "  note: WEB_CONCURRENCY is not honoured, serve runs one process; for several, run "
+            "uvicorn --factory mcp_oauth_shim.cli:create_app --workers N"
+        )
     if settings.sources.get("client_secret") == "flag":
         lines.append(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET")
     print(*lines, sep="\n", file=out, flush=True)
@@ -391,7 +396,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         except OSError as exc:  # taken by another process, or an address this host lacks
             where = f"{_url_host(v['host'])}:{v['metrics_port']}"
             raise UsageError(f"--metrics-port / {ENV_PREFIX}METRICS_PORT: cannot listen on {where} ({exc.strerror or exc}).") from None
-    uvicorn.run(app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]))
+    # One worker, said explicitly: uvicorn would otherwise take WEB_CONCURRENCY (set by some
+    # platforms) as a worker count, which it refuses for an app object, and exit.
+    uvicorn.run(
+        app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]), workers=1
+    )
     return 0
 
 

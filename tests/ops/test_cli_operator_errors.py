@@ -159,3 +159,39 @@ def test_a_url_with_text_after_its_bracketed_host_is_refused_in_one_line(argv: l
     assert code == 2
     [line] = err.strip().splitlines()
     assert variable in line and "must be an absolute http:// or https:// URL" in line
+
+
+def test_serve_runs_where_the_platform_sets_web_concurrency() -> None:
+    """Heroku-style platforms set WEB_CONCURRENCY, which uvicorn reads as its worker count; with
+    the app object ``serve`` hands it, uvicorn would exit at once ("You must pass the
+    application as an import string")."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, **BASE_ENV, "WEB_CONCURRENCY": "4", "MCP_OAUTH_SHIM_PORT": str(port)}
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_oauth_shim", "serve"], cwd=root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        answered = None
+        while answered is None and process.poll() is None and time.monotonic() < deadline:
+            try:
+                answered = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status
+            except OSError:
+                time.sleep(0.1)
+        running = process.poll() is None
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert running and answered == 200, output[-2000:]
+    assert "WEB_CONCURRENCY" in output  # the report says it is not honoured
