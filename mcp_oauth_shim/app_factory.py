@@ -72,7 +72,6 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     misconfigured is logged as a warning then, not first met by a user; start-up goes on.
     """
     from starlette.applications import Starlette
-    from starlette.middleware import Middleware
     from starlette.routing import Route
 
     from .request_id import RequestIdMiddleware
@@ -114,7 +113,9 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
 
     # The guarded MCP endpoint is the hot path: request ids there only when logs are JSON.
     skip = [urlsplit(shim.resource).path] if proxy is not None and settings.values["log_format"] != "json" else []
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware, skip=skip)])
+    # Around the app rather than in its middleware list: Starlette's error handler is outermost
+    # there, and the 500 it sends would go out without the request's id.
+    return RequestIdMiddleware(Starlette(routes=routes, lifespan=lifespan), skip=skip)
 
 
 async def warn_if_idp_unavailable(shim: OAuthShim) -> None:
