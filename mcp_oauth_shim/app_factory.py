@@ -72,7 +72,6 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     misconfigured is logged as a warning then, not first met by a user; start-up goes on.
     """
     from starlette.applications import Starlette
-    from starlette.middleware import Middleware
     from starlette.routing import Route
 
     from .request_id import RequestIdMiddleware
@@ -87,13 +86,18 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
         if (public.scheme, public.netloc) != (resource.scheme, resource.netloc):
             raise UsageError("--mcp-upstream needs the resource on the same origin as the public URL.")
         path = resource.path.rstrip("/") or "/"
-        proxy = MCPReverseProxy(
-            upstream_url,
-            mount_path=path,
-            forward_authorization=settings.values["forward_authorization"],
-            http=mcp_http,
-            sealer=shim.context.sealer,  # session ids open on every replica sharing secret_keys
-        )
+        try:
+            proxy = MCPReverseProxy(
+                upstream_url,
+                mount_path=path,
+                forward_authorization=settings.values["forward_authorization"],
+                http=mcp_http,
+                sealer=shim.context.sealer,  # session ids open on every replica sharing secret_keys
+            )
+        except ValueError:  # its message quotes the URL, whose query may hold a credential
+            raise UsageError(
+                "--mcp-upstream / MCP_OAUTH_SHIM_MCP_UPSTREAM must be an http(s) URL without query or fragment."
+            ) from None
         guarded = shim.protect(proxy)
         # Exact routes, not Mount: a Mount at /mcp would answer POST /mcp with a redirect to /mcp/.
         routes += [Route(path, guarded), Route(path.rstrip("/") + "/{rest:path}", guarded)]
@@ -110,7 +114,9 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
 
     # The guarded MCP endpoint is the hot path: request ids there only when logs are JSON.
     skip = [urlsplit(shim.resource).path] if proxy is not None and settings.values["log_format"] != "json" else []
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware, skip=skip)])
+    # Around the app rather than in its middleware list: Starlette's error handler is outermost
+    # there, and the 500 it sends would go out without the request's id.
+    return RequestIdMiddleware(Starlette(routes=routes, lifespan=lifespan), skip=skip)
 
 
 async def warn_if_idp_unavailable(shim: OAuthShim) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from .config import AUDIENCE_PARAMS, TOKEN_AUTH_METHODS, ConfigurationError
+from .logs import without_password
 from .urls import is_loopback_host
 
 if TYPE_CHECKING:
@@ -172,6 +174,8 @@ class Settings:
             value = self.values.get(option.name)
             if option.secret and value:
                 value = f"{REDACTED} ({len(value)} keys)" if option.kind == "list" else REDACTED
+            elif option.kind == "url" and value:
+                value = without_password(value)
             lines.append(f"  {option.flag[2:]:<26} {_shown(value)}  [{self.sources.get(option.name, 'default')}]")
         return lines
 
@@ -187,12 +191,22 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+# RFC 3986 §3.2: [userinfo "@"] host [":" port], the host a name or a bracketed IP literal.
+_AUTHORITY = re.compile(r"(?:.*@)?(?:\[[^\]]+\]|[^\[\]@:]+)(?::[0-9]*)?")
+
+
 def is_absolute_http_url(url: str) -> bool:
     """An ``http://`` or ``https://`` URL with a host and a usable port: a scheme-less value
     (``localhost:9000/mcp``) is refused, not guessed at."""
     try:
         parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        return (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0
+            # urlsplit ignores what follows "]" up to a ":" (``http://[::1]x``); HTTP clients refuse it.
+            and _AUTHORITY.fullmatch(parts.netloc) is not None
+        )
     except ValueError:  # a bad port or an unclosed IPv6 bracket
         return False
 
@@ -232,6 +246,14 @@ def _parse_value(option: Option, raw: str) -> Any:
     """``raw`` read as ``option`` says; a malformed value is a :class:`UsageError` naming both
     the flag and the variable, so a wrong setting reads the same from either. A secret's value
     (a Redis URL may hold a password) is never echoed."""
+    if not raw.isascii():
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # a byte os.environ or argv could not decode, kept as a surrogate
+            raise UsageError(
+                f"{option.flag} / {option.env} is not UTF-8 text: it holds a byte that cannot be decoded "
+                "(a file written in another encoding?)."
+            ) from None
     try:
         if option.choices and raw not in option.choices:
             raise ValueError(f"one of {', '.join(option.choices)}")
@@ -291,6 +313,12 @@ def serve_settings(args: argparse.Namespace, environ: Mapping[str, str], *, fact
             raise UsageError(f"--public-url / {ENV_PREFIX}PUBLIC_URL is required when listening on {v['host']}.")
         v["public_url"] = f"http://{_url_host(v['host'])}:{v['port']}"
         settings.sources["public_url"] = "derived from host and port"
+    if not factory and v["metrics_port"] == v["port"]:
+        # Both listen on HOST: the second to bind would fail only once the first served.
+        raise UsageError(
+            f"--metrics-port / {ENV_PREFIX}METRICS_PORT must differ from --port ({v['port']}): "
+            "the metrics are served apart from the public endpoints."
+        )
     missing = [o for o in ("client_id", "client_secret", "secret_keys") if not v[o]]
     if not (v["upstream_issuer"] or v["upstream_metadata_url"]):
         missing.insert(0, "upstream_issuer")
@@ -345,6 +373,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         lines.append("  (no --mcp-upstream: serving the OAuth endpoints only)")
     if mismatch := listener_mismatch(settings):
         lines.append(f"  {mismatch}")
+    if environ.get("WEB_CONCURRENCY"):
+        lines.append(
+            "  note: WEB_CONCURRENCY is not honoured, serve runs one process; for several, run "
+            "uvicorn --factory mcp_oauth_shim.cli:create_app --workers N"
+        )
     if settings.sources.get("client_secret") == "flag":
         lines.append(f"  warning: --client-secret is visible in the process list; prefer {ENV_PREFIX}CLIENT_SECRET")
     print(*lines, sep="\n", file=out, flush=True)
@@ -358,8 +391,16 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     if v["metrics_port"] is not None:
         from .metrics import start_metrics_server
 
-        start_metrics_server(v["metrics_port"], v["host"])
-    uvicorn.run(app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]))
+        try:
+            start_metrics_server(v["metrics_port"], v["host"])
+        except OSError as exc:  # taken by another process, or an address this host lacks
+            where = f"{_url_host(v['host'])}:{v['metrics_port']}"
+            raise UsageError(f"--metrics-port / {ENV_PREFIX}METRICS_PORT: cannot listen on {where} ({exc.strerror or exc}).") from None
+    # One worker, said explicitly: uvicorn would otherwise take WEB_CONCURRENCY (set by some
+    # platforms) as a worker count, which it refuses for an app object, and exit.
+    uvicorn.run(
+        app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]), workers=1
+    )
     return 0
 
 

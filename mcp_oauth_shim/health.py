@@ -10,13 +10,15 @@
   after :data:`READINESS_TIMEOUT` seconds. An upstream configured without discovery (its
   endpoints given) has nothing to fetch and is reported ready with ``"idp": "not checked"``.
 
-Neither answer carries a secret or the document itself; the reason is the description the shim
-would log for an unusable IdP.
+Neither answer carries a secret, the document itself or its URL (which may be an internal
+address): the reason says what failed ("answered 404 for its discovery document"), and the
+shim logs the full description, URL included, at WARNING with each failed check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ READINESS_TTL = 5.0
 READINESS_TIMEOUT = 2.0
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+logger = logging.getLogger("mcp_oauth_shim.health")
 
 
 class Liveness:
@@ -85,7 +89,10 @@ class Readiness:
         try:
             await asyncio.wait_for(self.upstream_client.get_json(url), self.timeout)
         except UpstreamError as exc:
-            return ReadinessResult(False, "unreachable", exc.description, self._clock())
+            # The probe is public; where the shim reads the IdP's metadata may be an internal
+            # address: the answer names the document, the operator's log the URL.
+            logger.warning("not ready: %s", exc.description)
+            return ReadinessResult(False, "unreachable", exc.description.replace(url, "its discovery document"), self._clock())
         except TimeoutError:
             return ReadinessResult(False, "unreachable", "The identity provider did not answer in time.", self._clock())
         return ReadinessResult(True, "reachable", None, self._clock())

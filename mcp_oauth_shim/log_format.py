@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any, Literal, TextIO
@@ -79,18 +80,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
+# What would end a text line or drive the operator's terminal: C0 and C1 controls but the tab,
+# DEL, and the Unicode line and paragraph separators (str.splitlines breaks on all of them).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every character of :data:`_UNPRINTABLE` written as its Python escape
+    (``\\n``, ``\\x1b``): a value a client chose stays on its record's line."""
+    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class TextFormatter(logging.Formatter):
     """``time level logger: message`` then ``key=value`` for the request id, login id and event
-    fields that are set."""
+    fields that are set; one line per record (control characters escaped, see
+    :func:`printable`), a traceback below it."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = {"request_id": getattr(record, "request_id", None), "login_id": getattr(record, "login_id", None)}
         fields.update(event_fields(record))
-        suffix = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+        suffix = printable(" ".join(f"{key}={value}" for key, value in fields.items() if value is not None))
         if not suffix:
             return line
         head, newline, rest = line.partition("\n")  # keep a traceback below the first line

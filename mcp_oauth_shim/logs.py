@@ -45,6 +45,19 @@ def redact(text: str) -> str:
     return _BEARER.sub(r"\1[redacted]", _QUERY.sub("?[redacted]", text))
 
 
+def without_password(url: str) -> str:
+    """``url`` with the password of its userinfo (RFC 3986 §3.2.1) replaced by ``<redacted>``:
+    fit to print in a log line or a configuration report, the user name still saying which
+    account it is."""
+    scheme, separator, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (separator and at and colon and password):
+        return url
+    return f"{scheme}://{user}:<redacted>@{host}{slash}{path}"
+
+
 class RedactQueryStrings(logging.Filter):
     """A logging filter that removes query strings (and bearer tokens) from records."""
 

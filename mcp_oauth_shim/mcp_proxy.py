@@ -41,6 +41,7 @@ import httpx
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from .logs import without_password
 from .outbound import TRANSPORT_ERRORS, outbound_client
 from .sealing import Sealer, SealError
 
@@ -157,11 +158,11 @@ class MCPReverseProxy:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:
-            logger.warning("MCP upstream timed out: %s", self.upstream_url)
+            logger.warning("MCP upstream timed out: %s", without_password(self.upstream_url))
             await _json(scope, receive, send, 504, "temporarily_unavailable", "The MCP server behind the shim did not answer in time.")
             return
         except TRANSPORT_ERRORS as exc:
-            logger.warning("MCP upstream unreachable: %s (%s)", self.upstream_url, type(exc).__name__)
+            logger.warning("MCP upstream unreachable: %s (%s)", without_password(self.upstream_url), type(exc).__name__)
             await _json(scope, receive, send, 502, "temporarily_unavailable", "The MCP server behind the shim could not be reached.")
             return
         try:

@@ -11,6 +11,11 @@ Ids made here are a random per-process prefix and a counter (``"3f9a0c1e5b7d-1a2
 across replicas and restarts without a random draw per request. They are correlation ids, not
 secrets.
 
+A request whose app raises keeps its id in the context: the 500 and the traceback the server
+then logs carry it. Put the middleware outermost (around the app, not in Starlette's
+``middleware=``, which runs inside Starlette's error handler) and the 500 answers with the id
+too, as ``serve`` does.
+
 ``skip``: paths (and everything below them) passed straight to the app. ``serve`` skips the
 guarded MCP endpoint unless logs are JSON: there every request is a tool call on the hot path,
 and the middleware's cost buys nothing when no log line prints the id: a context variable, a
@@ -63,6 +68,7 @@ class RequestIdMiddleware:
                 raw = value
                 break
         encoded = raw if raw is not None and _VALID.fullmatch(raw) else new_request_id().encode("ascii")
+        outer = request_id_var.get()
         token = request_id_var.set(encoded.decode("ascii"))
 
         async def send_with_id(message: Message) -> None:
@@ -75,5 +81,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
+        except BaseException:
+            # What comes after a failure is about this request: the 500 an outer error handler
+            # sends (the access line the server logs for it) and the server's traceback, logged
+            # in this request's context (an ASGI server runs each request in a task of its own,
+            # with a copy of the context). So the id stays, unless this was a request made from
+            # within another one (a bridge calling its app in process), whose id comes back.
+            if outer is not None:
+                request_id_var.reset(token)
+            raise
+        request_id_var.reset(token)
