@@ -161,9 +161,10 @@ DOCTOR_OPTIONS = (
 
 @dataclass
 class Settings:
-    """Resolved option values and where each came from (flag, env, default, derived)."""
+    """Resolved option values and where each came from (flag, env, default, derived). The
+    values hold the secrets: they are not in the ``repr``, :meth:`describe` shows them redacted."""
 
-    values: dict[str, Any]
+    values: dict[str, Any] = field(repr=False)
     sources: dict[str, str] = field(default_factory=dict)
     options: tuple[Option, ...] = ()
 

@@ -61,7 +61,7 @@ class DoctorInput:
     issuer: str | None = None
     metadata_url: str | None = None
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     token_auth_method: str = "client_secret_post"
     public_url: str | None = None
     audience: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ..forms import urlencode
@@ -25,10 +25,11 @@ CREDENTIAL_FIELDS = frozenset({"client_id", "client_secret"})
 
 @dataclass(frozen=True)
 class ClientAuthentication:
-    """What authenticates one client: form fields (encoded) and header fields to add."""
+    """What authenticates one client: form fields (encoded) and header fields to add. Both
+    may hold the client secret: neither is in the ``repr`` (tracebacks, debug logs)."""
 
-    form: str
-    headers: tuple[tuple[str, str], ...]
+    form: str = field(repr=False)
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
 
     def body(self, form: Mapping[str, str] | None = None) -> bytes:
         """``form`` (credential fields in it dropped: ours win) followed by the credentials."""
