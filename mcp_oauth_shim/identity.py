@@ -34,6 +34,7 @@ from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 
 from . import jsonsafe
 from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, lifetime_problem, signature_valid
+from .logs import without_password
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
@@ -374,10 +375,10 @@ async def _get_json(
         async with asyncio.timeout(timeout):
             response = await transport.request("GET", url, headers=headers, authorization=f"Bearer {access_token}")
     except TimeoutError:
-        logger.warning("identity request timed out: %s", url)
+        logger.warning("identity request timed out: %s", without_password(url))
         raise UpstreamError(504, "temporarily_unavailable", f"The identity provider's {what} did not answer in time.") from None
     except HTTPError as exc:
-        logger.warning("identity request failed: %s (%s)", url, exc)
+        logger.warning("identity request failed: %s (%s)", without_password(url), exc)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
     if response.status != 200:
         return response.status, None

@@ -19,6 +19,7 @@ import httpx
 
 from ..config import Upstream
 from ..json_documents import JSONDocumentError, json_object
+from ..logs import without_password
 from ..memo import SingleFlight
 from ..outbound import outbound_client
 from ..telemetry import idp_call
@@ -229,12 +230,12 @@ async def exchange(
     try:
         return await transport.request(method, url, body=body, headers=headers)
     except TimeoutError:
-        logger.warning("identity provider timed out: %s %s", method, url)
+        logger.warning("identity provider timed out: %s %s", method, without_password(url))
         raise UpstreamError(
             504, "temporarily_unavailable", "The identity provider did not answer in time.", reason="timed out"
         ) from None
     except HTTPError as exc:
-        logger.warning("identity provider unreachable: %s %s (%s)", method, url, exc)
+        logger.warning("identity provider unreachable: %s %s (%s)", method, without_password(url), exc)
         raise UpstreamError(
             502, "temporarily_unavailable", "The identity provider could not be reached.", reason=f"could not connect ({exc})"
         ) from None

@@ -607,3 +607,14 @@ async def test_an_authorization_field_that_could_split_the_request_is_refused_un
             await sender.request("GET", url, authorization=credential)
         await sender.aclose()
     assert server.requests == []
+
+
+async def test_an_unreachable_idp_is_logged_without_the_password_its_url_may_hold(caplog):
+    url = "http://shim-user:idp-url-password@127.0.0.1:9/token"
+    client = UpstreamClient(Upstream.oidc(client_id="c", client_secret="s", authorization_endpoint=url, token_endpoint=url))
+    with caplog.at_level("WARNING"), pytest.raises(UpstreamError):
+        await client.post_form(url, {"grant_type": "refresh_token"})
+    await client.aclose()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "shim-user:<redacted>@127.0.0.1:9" in logged
+    assert "idp-url-password" not in logged
