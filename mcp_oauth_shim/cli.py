@@ -47,7 +47,7 @@ class Option:
 
     name: str  # dest; the variable is ENV_PREFIX + name.upper() unless ``variable`` says otherwise
     help: str
-    kind: str = "str"  # str or a key of _READERS
+    kind: str = "str"  # "str", or one of the kinds _read knows
     default: Any = None
     secret: bool = False  # redacted in the configuration shown, never echoed in an error
     choices: tuple[str, ...] | None = None
@@ -140,6 +140,12 @@ SERVE_OPTIONS = (
         "metrics_port", "serve Prometheus metrics on this port of HOST (keep it internal; needs mcp-oauth-shim[metrics])",
         kind="port",
     ),
+    Option(
+        "shutdown_timeout",
+        "seconds a stopping server (SIGTERM) lets requests in flight finish before it cancels them; an MCP event "
+        "stream never finishes by itself (keep it below the orchestrator's grace period)",
+        kind="seconds", default=20.0, metavar="SECONDS",
+    ),
 )
 
 DOCTOR_OPTIONS = (
@@ -226,6 +232,14 @@ def _read(kind: str, raw: str) -> Any:
         if not 1 <= number <= 65535:
             raise ValueError("a port number from 1 to 65535")
         return number
+    if kind == "seconds":
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise ValueError("a number of seconds") from None
+        if not 0 < seconds <= 3600:  # also refuses nan and inf
+            raise ValueError("a number of seconds above 0 and at most 3600")
+        return seconds
     if kind == "url" and not is_absolute_http_url(raw):
         raise ValueError("an absolute http:// or https:// URL")
     if kind == "redis_url":
@@ -400,7 +414,13 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
     # One worker, said explicitly: uvicorn would otherwise take WEB_CONCURRENCY (set by some
     # platforms) as a worker count, which it refuses for an app object, and exit.
     uvicorn.run(
-        app, host=v["host"], port=v["port"], log_level=v["log_level"], log_config=uvicorn_log_config(v["log_format"]), workers=1
+        app,
+        host=v["host"],
+        port=v["port"],
+        log_level=v["log_level"],
+        log_config=uvicorn_log_config(v["log_format"]),
+        workers=1,
+        timeout_graceful_shutdown=v["shutdown_timeout"],
     )
     return 0
 

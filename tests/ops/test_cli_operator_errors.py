@@ -195,3 +195,74 @@ def test_serve_runs_where_the_platform_sets_web_concurrency() -> None:
         output = process.communicate(timeout=30)[0]
     assert running and answered == 200, output[-2000:]
     assert "WEB_CONCURRENCY" in output  # the report says it is not honoured
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf", "3601"])
+def test_a_shutdown_timeout_that_is_no_positive_number_of_seconds_is_one_line(value: str) -> None:
+    code, _, err = run_main(["serve", "--check"], {"MCP_OAUTH_SHIM_SHUTDOWN_TIMEOUT": value})
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert "--shutdown-timeout / MCP_OAUTH_SHIM_SHUTDOWN_TIMEOUT" in line and "seconds" in line
+
+
+def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_timeout() -> None:
+    """SIGTERM with a request waiting on an IdP that never answers (the shim's own timeout is
+    10 s): after --shutdown-timeout the request is cancelled and the process exits, rather than
+    living on until the request ends (an MCP event stream never does)."""
+    import http.client
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections, never answers
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ, **BASE_ENV, "MCP_OAUTH_SHIM_PORT": str(port), "MCP_OAUTH_SHIM_SHUTDOWN_TIMEOUT": "1",
+        "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": f"http://127.0.0.1:{silent.getsockname()[1]}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_oauth_shim", "serve"], cwd=Path(__file__).resolve().parents[2], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    outcome: list[object] = []
+
+    def ask_metadata() -> None:  # needs the IdP's discovery document: waits on the silent IdP
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("GET", "/.well-known/oauth-authorization-server")
+            outcome.append(connection.getresponse().status)
+        except (OSError, http.client.HTTPException) as exc:
+            outcome.append(type(exc).__name__)
+
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        waiting = threading.Thread(target=ask_metadata)
+        waiting.start()
+        while not silent.accept():  # the shim is now waiting on the IdP
+            pass
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+        waiting.join(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        silent.close()
+    # uvicorn ends by re-raising the signal it caught: the exit status says "stopped by SIGTERM".
+    assert process.returncode in (0, -signal.SIGTERM), output[-2000:]
+    assert "timeout graceful shutdown exceeded" in output
+    assert outcome and outcome[0] != 504, outcome  # cancelled, not answered after the IdP's timeout
