@@ -5,7 +5,8 @@ Lua script (registered with redis-py's ``register_script``: ``EVALSHA``, reloade
 ``NOSCRIPT``) for refresh families (use, release, revoke) and for GCRA. Every call is bounded: socket timeouts of
 ``timeout`` seconds, at most one immediate retry (a pooled connection that Redis closed, after
 a restart, fails once and is replaced), and the whole call under ``asyncio.timeout(timeout)``.
-Any failure to get an answer becomes :class:`~mcp_oauth_shim.strict.store.StoreUnavailable`.
+Any failure to get an answer, and any error reply (a Redis that is up but refuses to write),
+becomes :class:`~mcp_oauth_shim.strict.store.StoreUnavailable`.
 
 Key layout (``P`` is the key prefix, every ``<…>`` a SHA-256 hex digest; ``{…}`` is a Redis
 Cluster hash tag, so a family's keys live in one slot)::
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -90,6 +91,14 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def refusal_code(exc: ResponseError) -> str:
+    """The error code a Redis error reply starts with (``NOREPLICAS``, ``MISCONF``, ``BUSY``):
+    the reply's first word when it is upper case, else ``ERR``. The rest of the reply may name
+    keys, so only the code is logged."""
+    word = str(exc).split(" ", 1)[0]
+    return word if word.isalpha() and word.isupper() else "ERR"
+
+
 class RedisStore:
     """The :class:`~mcp_oauth_shim.strict.store.StrictStore` shared by all replicas."""
 
@@ -144,6 +153,11 @@ class RedisStore:
                 return await call()
         except UNAVAILABLE_ERRORS as exc:
             raise StoreUnavailable(f"Redis did not answer ({type(exc).__name__})") from None
+        except ResponseError as exc:
+            # Up, but refusing the command: writes stopped for want of replicas (NOREPLICAS) or
+            # of a disk to persist to (MISCONF), a script running too long (BUSY). Strict mode
+            # cannot check the request all the same, so the operator's choice applies.
+            raise StoreUnavailable(f"Redis refused the command ({refusal_code(exc)})") from None
 
     async def consume_once(self, kind: str, identifier: str, until: float) -> bool:
         key = f"{self.key_prefix}once:{kind}:{digest(identifier)}"
