@@ -37,6 +37,7 @@ from .jwt_claims import algorithm_registry, audience_values, claims_object, is_n
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
+from .upstream.client import busy_error
 from .upstream.framing import HTTPError
 from .upstream.transport import Transport
 from .verify import InvalidToken
@@ -369,7 +370,8 @@ async def _get_json(
 ) -> tuple[int, Any]:
     """``GET url`` with ``access_token`` as a Bearer token (RFC 6750 §2.1): the status and, for
     a 200, the parsed JSON (``None`` otherwise). The body is read up to
-    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds."""
+    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds. A 429 (RFC 6585 §4) or 503
+    (RFC 9110 §15.6.4) is raised at once as a 503 carrying the IdP's ``Retry-After``."""
     try:
         async with asyncio.timeout(timeout):
             response = await transport.request("GET", url, headers=headers, authorization=f"Bearer {access_token}")
@@ -379,6 +381,11 @@ async def _get_json(
     except HTTPError as exc:
         logger.warning("identity request failed: %s (%s)", url, exc)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
+    busy = busy_error(response)
+    if busy is not None:  # 429 or 503: passed on as 503 with the IdP's Retry-After, as for its other endpoints
+        raise UpstreamError(
+            busy.status_code, busy.error, f"The identity provider's {what} is busy; try again later.", retry_after=busy.retry_after
+        )
     if response.status != 200:
         return response.status, None
     if len(response.body) > MAX_IDENTITY_BYTES:
@@ -395,7 +402,7 @@ def _raise_for_status(status: int, what: str) -> None:
     if status == 401:
         # RFC 6750 §3.1: the IdP does not take the access token it just issued.
         raise UpstreamError(400, "invalid_grant", f"The identity provider's {what} refused the upstream access token (401).")
-    if status == 429 or status >= 500:
+    if status >= 500:
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} is unavailable ({status}).")
     raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.")
 
