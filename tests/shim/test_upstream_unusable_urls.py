@@ -8,11 +8,12 @@ import asyncio
 import json
 import time
 
+import httpx
 import pytest
 
 from mcp_oauth_shim import Upstream
 from mcp_oauth_shim.jwks import KeyStore
-from mcp_oauth_shim.upstream import UpstreamClient, UpstreamError
+from mcp_oauth_shim.upstream import HttpxTransport, UpstreamClient, UpstreamError
 from mcp_oauth_shim.upstream.pool import ConnectionPool, HTTPError
 
 pytestmark = pytest.mark.anyio
@@ -52,13 +53,14 @@ async def test_a_url_with_characters_a_request_line_cannot_hold_is_refused_unsen
     ["http://127.0.0.1:99999/keys", "http://[::1/keys", "http://\u20ac.example/keys"],
     ids=["port-out-of-range", "unclosed-ip-literal", "non-ascii-host"],
 )
-async def test_a_url_whose_authority_is_unusable_is_refused_as_an_http_error(url: str) -> None:
-    pool = ConnectionPool(timeout=2.0)
+@pytest.mark.parametrize("transport", ["pool", "httpx"])
+async def test_a_url_whose_authority_is_unusable_is_refused_as_an_http_error(url: str, transport: str) -> None:
+    sender = ConnectionPool(timeout=2.0) if transport == "pool" else HttpxTransport(httpx.AsyncClient(), deadline=2.0)
     try:
         with pytest.raises(HTTPError):
-            await pool.request("GET", url)
+            await sender.request("GET", url)
     finally:
-        await pool.aclose()
+        await sender.aclose()
 
 
 @pytest.mark.parametrize(
