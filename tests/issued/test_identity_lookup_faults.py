@@ -93,3 +93,74 @@ async def test_a_busy_identity_lookup_is_503_with_the_idps_retry_after(kind: str
     assert (caught.value.status_code, caught.value.error) == (503, "temporarily_unavailable")
     # An HTTP-date is read against the clock: the wait may come out a second shorter.
     assert seconds - 2 <= int(caught.value.headers["Retry-After"]) <= seconds
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    await reader.read()  # until the client gives up
+
+
+async def slow_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n":
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+async def dripped_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    body = b'{"sub": "u1", "name": "' + b"x" * 200 + b'"}'
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for byte in body:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+async def reset_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"sub": "u')
+    await writer.drain()
+    writer.transport.abort()  # RST
+
+
+async def closed_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+
+
+# Each fault, and the (status, error) the token endpoint answers with.
+FAULTS: list[tuple[str, Handler, tuple[int, str]]] = [
+    ("no-answer", silent, (504, "temporarily_unavailable")),
+    ("headers-dripped", slow_headers, (504, "temporarily_unavailable")),
+    ("body-dripped", dripped_body, (504, "temporarily_unavailable")),
+    ("reset-mid-answer", reset_mid_answer, (502, "temporarily_unavailable")),
+    ("closed-unanswered", closed_at_once, (502, "temporarily_unavailable")),
+    ("500", answering(reply(500, b"<html>oops</html>")), (502, "temporarily_unavailable")),
+    ("html", answering(reply(200, b"<html>login</html>", Content_Type="text/html")), (502, "server_error")),
+    ("truncated-json", answering(reply(200, b'{"sub": "u1", "na')), (502, "server_error")),
+    ("json-array", answering(reply(200, b'[{"sub": "u1"}]')), (502, "server_error")),
+    ("huge-body", answering(reply(200, b'{"sub": "u1", "pad": "' + b"x" * 600_000 + b'"}')), (502, "server_error")),
+    ("body-past-the-pool-bound", answering(reply(200, b"x" * (2 * 1024 * 1024))), (502, "temporarily_unavailable")),
+    ("401", answering(reply(401, b'{"error": "invalid_token"}')), (400, "invalid_grant")),
+]
+
+
+@pytest.mark.parametrize("kind", ["userinfo", "github"])
+@pytest.mark.parametrize(("handler", "expected"), [(h, e) for _, h, e in FAULTS], ids=[n for n, _, _ in FAULTS])
+async def test_an_identity_lookup_fault_is_a_clear_upstream_error_within_the_deadline(
+    kind: str, handler: Handler, expected: tuple[int, str]
+) -> None:
+    async with serving(handler) as base:
+        with pytest.raises(UpstreamError) as caught:
+            await lookup(kind, base)
+    assert (caught.value.status_code, caught.value.error) == expected
+    assert TOKEN not in caught.value.description
+
+
+async def test_an_identity_lookup_to_a_port_nobody_listens_on_is_502() -> None:
+    async with serving(silent) as base:
+        pass  # the port is free again: connections are refused
+    with pytest.raises(UpstreamError) as caught:
+        await lookup("userinfo", base)
+    assert (caught.value.status_code, caught.value.error) == (502, "temporarily_unavailable")
