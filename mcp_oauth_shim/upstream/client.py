@@ -138,11 +138,13 @@ class UpstreamClient:
                 raise UpstreamError(
                     exc.status_code, exc.error, exc.description.rstrip(".") + where + ".", retry_after=exc.retry_after
                 ) from None
-        meta = self._from_document(doc)
+        meta = self.metadata_from(doc)
         self._metadata, self._metadata_at = meta, time.monotonic()
         return meta
 
-    def _from_document(self, doc: Mapping[str, Any]) -> UpstreamMetadata:
+    def metadata_from(self, doc: Mapping[str, Any]) -> UpstreamMetadata:
+        """The endpoints ``doc`` (a discovery document) and the configuration name together, or
+        :class:`UpstreamError` (502) when the shim could not use them."""
         up = self.upstream
         issuer = doc.get("issuer")
         # RFC 8414 §3.3 / OIDC Discovery §4.3: the issuer in the document must be the one we
