@@ -37,8 +37,8 @@ from .jwt_claims import algorithm_registry, audience_values, claims_object, is_n
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
-from .upstream.client import busy_error
-from .upstream.framing import HTTPError
+from .upstream.client import busy_error, retry_after_seconds
+from .upstream.framing import HTTPError, RawResponse
 from .upstream.transport import Transport
 from .verify import InvalidToken
 
@@ -370,8 +370,8 @@ async def _get_json(
 ) -> tuple[int, Any]:
     """``GET url`` with ``access_token`` as a Bearer token (RFC 6750 §2.1): the status and, for
     a 200, the parsed JSON (``None`` otherwise). The body is read up to
-    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds. A 429 (RFC 6585 §4) or 503
-    (RFC 9110 §15.6.4) is raised at once as a 503 carrying the IdP's ``Retry-After``."""
+    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds. An answer saying "come back
+    later" is raised at once (:func:`_busy`)."""
     try:
         async with asyncio.timeout(timeout):
             response = await transport.request("GET", url, headers=headers, authorization=f"Bearer {access_token}")
@@ -381,11 +381,9 @@ async def _get_json(
     except HTTPError as exc:
         logger.warning("identity request failed: %s (%s)", url, exc)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
-    busy = busy_error(response)
-    if busy is not None:  # 429 or 503: passed on as 503 with the IdP's Retry-After, as for its other endpoints
-        raise UpstreamError(
-            busy.status_code, busy.error, f"The identity provider's {what} is busy; try again later.", retry_after=busy.retry_after
-        )
+    busy = _busy(response, what)
+    if busy is not None:
+        raise busy
     if response.status != 200:
         return response.status, None
     if len(response.body) > MAX_IDENTITY_BYTES:
@@ -394,6 +392,29 @@ async def _get_json(
         return 200, jsonsafe.loads(response.body)
     except (ValueError, UnicodeError):
         raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is not JSON.") from None
+
+
+def _busy(response: RawResponse, what: str) -> UpstreamError | None:
+    """A 503 ``temporarily_unavailable`` with the wait the IdP asked for, as for its other
+    endpoints, when ``response`` says "come back later": a 429 (RFC 6585 §4) or 503 (RFC 9110
+    §15.6.4), or GitHub's rate limits, a 403 with ``Retry-After`` (secondary limit) or with
+    ``x-ratelimit-remaining: 0`` and the Unix time it resets at in ``x-ratelimit-reset``."""
+    headers = response.headers
+    if response.status == 403 and ("retry-after" in headers or headers.get("x-ratelimit-remaining") == "0"):
+        retry_after = retry_after_seconds(headers.get("retry-after") or _seconds_until(headers.get("x-ratelimit-reset")))
+    else:
+        busy = busy_error(response)
+        if busy is None:
+            return None
+        retry_after = busy.retry_after
+    return UpstreamError(503, "temporarily_unavailable", f"The identity provider's {what} is busy; try again later.", retry_after=retry_after)
+
+
+def _seconds_until(unix_time: str | None) -> str | None:
+    """Delay-seconds (RFC 9110 §10.2.3) until ``unix_time``, when it is a number of seconds."""
+    if unix_time is None or not (unix_time.isascii() and unix_time.isdigit()):
+        return None
+    return str(max(0, int(unix_time[:12]) - int(time.time())))
 
 
 def _raise_for_status(status: int, what: str) -> None:

@@ -164,3 +164,27 @@ async def test_an_identity_lookup_to_a_port_nobody_listens_on_is_502() -> None:
     with pytest.raises(UpstreamError) as caught:
         await lookup("userinfo", base)
     assert (caught.value.status_code, caught.value.error) == (502, "temporarily_unavailable")
+
+
+# GitHub's REST API over its limits: a 403 (or 429) with x-ratelimit-remaining 0 and the reset
+# time in epoch seconds (primary limit), or with Retry-After (secondary limit).
+GITHUB_LIMITS: list[tuple[str, Callable[[], bytes], int]] = [
+    ("primary-403", lambda: reply(403, b'{"message": "API rate limit exceeded"}', X_RateLimit_Remaining="0", X_RateLimit_Reset=str(int(time.time()) + 60)), 60),
+    ("secondary-403", lambda: reply(403, b'{"message": "secondary rate limit"}', Retry_After="30"), 30),
+]
+
+
+@pytest.mark.parametrize(("response", "seconds"), [(r, s) for _, r, s in GITHUB_LIMITS], ids=[n for n, _, _ in GITHUB_LIMITS])
+async def test_githubs_rate_limit_is_503_with_retry_after_not_a_server_error(response: Callable[[], bytes], seconds: int) -> None:
+    async with serving(answering(response())) as base:
+        with pytest.raises(UpstreamError) as caught:
+            await lookup("github", base)
+    assert (caught.value.status_code, caught.value.error) == (503, "temporarily_unavailable")
+    assert seconds - 2 <= int(caught.value.headers["Retry-After"]) <= seconds
+
+
+async def test_a_plain_403_from_github_stays_a_server_error() -> None:
+    async with serving(answering(reply(403, b'{"message": "Resource not accessible"}'))) as base:
+        with pytest.raises(UpstreamError) as caught:
+            await lookup("github", base)
+    assert (caught.value.status_code, caught.value.error) == (502, "server_error")
