@@ -353,8 +353,10 @@ async def fetch_github_user(
 
 async def _github_primary_email(transport: Transport, base: str, access_token: str, timeout: float) -> str | None:
     """``GET /user/emails``: the address with ``primary`` and ``verified`` both true, if any."""
-    status, emails = await _get_json(transport, f"{base}/user/emails", _GITHUB_HEADERS, access_token, timeout, "GitHub e-mail API")
-    if status in (403, 404):  # no user:email scope: an identity without an e-mail address
+    status, emails = await _get_json(
+        transport, f"{base}/user/emails", _GITHUB_HEADERS, access_token, timeout, "GitHub e-mail API", absent=(403, 404)
+    )
+    if status in (403, 404):  # no user:email scope (or over the rate limit): an identity without an e-mail address
         return None
     _raise_for_status(status, "GitHub e-mail API")
     if not isinstance(emails, list):
@@ -366,12 +368,20 @@ async def _github_primary_email(transport: Transport, base: str, access_token: s
 
 
 async def _get_json(
-    transport: Transport, url: str, headers: Sequence[tuple[str, str]], access_token: str, timeout: float, what: str
+    transport: Transport,
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    access_token: str,
+    timeout: float,
+    what: str,
+    *,
+    absent: tuple[int, ...] = (),
 ) -> tuple[int, Any]:
     """``GET url`` with ``access_token`` as a Bearer token (RFC 6750 §2.1): the status and, for
     a 200, the parsed JSON (``None`` otherwise). The body is read up to
     :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds. An answer saying "come back
-    later" is raised at once (:func:`_busy`)."""
+    later" is raised at once (:func:`_busy`), unless its status is one of ``absent`` (the
+    caller can do without the document)."""
     try:
         async with asyncio.timeout(timeout):
             response = await transport.request("GET", url, headers=headers, authorization=f"Bearer {access_token}")
@@ -381,7 +391,7 @@ async def _get_json(
     except HTTPError as exc:
         logger.warning("identity request failed: %s (%s)", url, exc)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
-    busy = _busy(response, what)
+    busy = None if response.status in absent else _busy(response, what)
     if busy is not None:
         raise busy
     if response.status != 200:

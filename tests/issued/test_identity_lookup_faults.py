@@ -188,3 +188,24 @@ async def test_a_plain_403_from_github_stays_a_server_error() -> None:
         with pytest.raises(UpstreamError) as caught:
             await lookup("github", base)
     assert (caught.value.status_code, caught.value.error) == (502, "server_error")
+
+
+async def test_githubs_rate_limit_on_the_email_api_leaves_the_identity_without_an_email() -> None:
+    """The e-mail address is optional (a 403 there usually means no user:email scope): over the
+    rate limit on /user/emails, the user known from /user still signs in."""
+    user = b'{"id": 1, "login": "octocat", "email": null}'
+    limited = reply(403, b'{"message": "API rate limit exceeded"}', X_RateLimit_Remaining="0", X_RateLimit_Reset=str(int(time.time()) + 60))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(limited if head.startswith(b"GET /user/emails ") else reply(200, user))
+            await writer.drain()
+
+    async with serving(handler) as base:
+        pool = ConnectionPool(timeout=TIMEOUT)
+        try:
+            identity = await fetch_github_user(pool, TOKEN, api_url=base)
+        finally:
+            await pool.aclose()
+    assert (identity.subject, identity.email) == ("1", None)
