@@ -435,7 +435,7 @@ def _raise_for_status(status: int, what: str) -> None:
         raise UpstreamError(400, "invalid_grant", f"The identity provider's {what} refused the upstream access token (401).")
     if status >= 500:
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} is unavailable ({status}).")
-    raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.")
+    raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.", reason=f"HTTP {status}")
 
 
 def _text(value: Any) -> str | None:

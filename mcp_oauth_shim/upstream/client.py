@@ -125,6 +125,12 @@ class UpstreamClient:
         if self.upstream.metadata_url is not None:
             self._metadata_at = -DISCOVERY_TTL
 
+    def rediscover_if_gone(self, error: UpstreamError) -> None:
+        """The same for a request made on :attr:`transport` directly (the identity lookups):
+        when ``error`` is such an answer (its ``reason`` ``HTTP 404`` or ``HTTP 410``)."""
+        if error.reason in _GONE:
+            self._rediscover()
+
     async def _discover(self) -> UpstreamMetadata:
         up = self.upstream
         # Without discovery, the configured endpoints (which always win) are the whole document.
@@ -174,8 +180,7 @@ class UpstreamClient:
             try:
                 return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
             except UpstreamError as exc:
-                if exc.reason in _GONE:
-                    self._rediscover()
+                self.rediscover_if_gone(exc)
                 raise
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
