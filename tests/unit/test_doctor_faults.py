@@ -4,6 +4,7 @@ timeout it was given (a finding, never a hang), whichever httpx client carries i
 from __future__ import annotations
 
 import asyncio
+import json
 
 import anyio
 import httpx
@@ -48,3 +49,26 @@ async def test_a_discovery_document_dripped_byte_by_byte_fails_within_the_timeou
         server.close()
     failures = [f for f in findings if f.level == "FAIL"]
     assert failures and failures[0].check == "discovery"
+
+
+@pytest.mark.parametrize(
+    "jwks_uri", ["http://[::1/jwks", "http://127.0.0.1:99999/jwks", "http://\u20ac.example/jwks"],
+    ids=["unclosed-ip-literal", "port-out-of-range", "non-ascii-host"],
+)
+async def test_a_discovered_url_httpx_cannot_use_is_a_finding_not_a_crash(jwks_uri: str) -> None:
+    async def discovery(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        document = {"issuer": issuer, "authorization_endpoint": f"{issuer}/a", "token_endpoint": f"{issuer}/t", "jwks_uri": jwks_uri}
+        body = json.dumps(document).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(discovery, "127.0.0.1", 0)
+    issuer = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        with anyio.fail_after(HANG_GUARD):
+            findings = await diagnose(DoctorInput(issuer=issuer), timeout=TIMEOUT)
+    finally:
+        server.close()
+    assert any(f.level in ("FAIL", "WARN") and "jwks" in f.check.lower() for f in findings), findings
