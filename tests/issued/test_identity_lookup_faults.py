@@ -77,17 +77,18 @@ def in_seconds(seconds: int) -> str:
     return email.utils.formatdate(time.time() + seconds, usegmt=True)
 
 
-BUSY: list[tuple[str, bytes, int]] = [
-    ("429-seconds", reply(429, Retry_After="7"), 7),
-    ("503-seconds", reply(503, Retry_After="12"), 12),
-    ("429-http-date", reply(429, Retry_After=in_seconds(120)), 120),
+# Built when the test runs: an HTTP-date is a moment, not a delay.
+BUSY: list[tuple[str, Callable[[], bytes], int]] = [
+    ("429-seconds", lambda: reply(429, Retry_After="7"), 7),
+    ("503-seconds", lambda: reply(503, Retry_After="12"), 12),
+    ("429-http-date", lambda: reply(429, Retry_After=in_seconds(120)), 120),
 ]
 
 
 @pytest.mark.parametrize("kind", ["userinfo", "github"])
 @pytest.mark.parametrize(("response", "seconds"), [(r, s) for _, r, s in BUSY], ids=[n for n, _, _ in BUSY])
-async def test_a_busy_identity_lookup_is_503_with_the_idps_retry_after(kind: str, response: bytes, seconds: int) -> None:
-    async with serving(answering(response)) as base:
+async def test_a_busy_identity_lookup_is_503_with_the_idps_retry_after(kind: str, response: Callable[[], bytes], seconds: int) -> None:
+    async with serving(answering(response())) as base:
         with pytest.raises(UpstreamError) as caught:
             await lookup(kind, base)
     assert (caught.value.status_code, caught.value.error) == (503, "temporarily_unavailable")
