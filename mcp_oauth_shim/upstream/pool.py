@@ -328,6 +328,8 @@ def _request_head(method: str, url: str, headers: tuple[tuple[str, str], ...]) -
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:  # a port out of range, an IP literal left open (RFC 3986 §3.2)
         raise HTTPError(f"unusable URL ({exc})") from None
+    if "@" in parts.netloc:  # RFC 9110 §4.2.4: userinfo is an error; Host is host and port only
+        raise HTTPError("URL carries userinfo")  # (checked first: the message below names the URL)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"unsupported URL {url!r}")
     if any(ch in url for ch in "\r\n \t"):

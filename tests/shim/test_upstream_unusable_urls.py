@@ -88,3 +88,25 @@ async def test_a_discovered_jwks_uri_no_request_can_carry_is_a_502(jwks_uri: str
         await client.aclose()
         server.close()
     assert (caught.value.status_code, caught.value.error) == (502, "temporarily_unavailable")
+
+
+async def test_a_url_with_userinfo_is_refused_unsent() -> None:
+    """RFC 9110 §4.2.4: userinfo in an http(s) URI is deprecated and to be treated as an error;
+    the pool would otherwise send it in the Host field (RFC 9110 §7.2 allows host and port
+    only), a credential on the wire where no one expects one."""
+    received: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read(4096))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool(timeout=2.0)
+    try:
+        with pytest.raises(HTTPError):
+            await pool.request("GET", f"http://shim:pa55word@127.0.0.1:{port}/keys")
+    finally:
+        await pool.aclose()
+        server.close()
+    assert b"pa55word" not in b"".join(received)
