@@ -85,7 +85,7 @@ def failed(findings: list[Finding]) -> bool:
 async def diagnose(given: DoctorInput, *, http: httpx.AsyncClient | None = None, timeout: float = 10.0) -> list[Finding]:
     """Run every check; network problems become findings, never exceptions."""
     async with default_http_client(timeout) if http is None else nullcontext(http) as client:
-        return await _Doctor(given, client).run()
+        return await _Doctor(given, client, timeout).run()
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -98,9 +98,11 @@ class _Doctor:
     Most checks return their :data:`Verdict` and :meth:`run` files it under the check's name;
     the two that name different settings by their outcome (the code flow, PKCE) add findings."""
 
-    def __init__(self, given: DoctorInput, http: httpx.AsyncClient) -> None:
+    def __init__(self, given: DoctorInput, http: httpx.AsyncClient, timeout: float) -> None:
         self.given = given
-        self.transport: Transport = HttpxTransport(http)
+        # ``timeout`` bounds each request in all, as the shim's own deadline does: httpx's
+        # timeouts bound each read, and a body dripped a byte at a time never trips them.
+        self.transport: Transport = HttpxTransport(http, deadline=timeout)
         self.findings: list[Finding] = []
 
     def add(self, level: Level, check: str, message: str) -> None:

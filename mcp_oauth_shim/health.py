@@ -4,7 +4,8 @@
   whenever the process answers HTTP. It asks nothing of the IdP: a liveness probe that failed
   with the IdP would have the orchestrator restart healthy replicas during an IdP outage.
 * ``GET /readyz`` (:attr:`~mcp_oauth_shim.config.Paths.readiness`): 200 when the IdP's
-  discovery document could be read, 503 ``{"status": "unavailable", "reason": ...}`` when
+  discovery document could be read and is usable (the configured issuer, the endpoints the
+  shim needs: RFC 8414 §3.3), 503 ``{"status": "unavailable", "reason": ...}`` when
   not. The answer is computed at most once per :data:`READINESS_TTL` seconds, and concurrent
   probes share one fetch, so probes cannot multiply into load on the IdP; each fetch gives up
   after :data:`READINESS_TIMEOUT` seconds. An upstream configured without discovery (its
@@ -87,7 +88,10 @@ class Readiness:
         if url is None:
             return ReadinessResult(True, "not checked", None, self._clock())
         try:
-            await asyncio.wait_for(self.upstream_client.get_json(url), self.timeout)
+            document = await asyncio.wait_for(self.upstream_client.get_json(url), self.timeout)
+            # Read is not enough: a document naming another issuer, or no token endpoint, is
+            # one every login would be refused for (502), so the replica is not ready.
+            self.upstream_client.metadata_from(document)
         except UpstreamError as exc:
             # The probe is public; where the shim reads the IdP's metadata may be an internal
             # address: the answer names the document, the operator's log the URL.

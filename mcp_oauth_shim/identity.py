@@ -38,7 +38,8 @@ from .logs import without_password
 from .signing_keys import PublicKey, PublicKeys
 from .telemetry import idp_call
 from .upstream import UpstreamError
-from .upstream.framing import HTTPError
+from .upstream.client import busy_error, retry_after_seconds
+from .upstream.framing import HTTPError, RawResponse
 from .upstream.transport import Transport
 from .verify import InvalidToken
 
@@ -353,8 +354,10 @@ async def fetch_github_user(
 
 async def _github_primary_email(transport: Transport, base: str, access_token: str, timeout: float) -> str | None:
     """``GET /user/emails``: the address with ``primary`` and ``verified`` both true, if any."""
-    status, emails = await _get_json(transport, f"{base}/user/emails", _GITHUB_HEADERS, access_token, timeout, "GitHub e-mail API")
-    if status in (403, 404):  # no user:email scope: an identity without an e-mail address
+    status, emails = await _get_json(
+        transport, f"{base}/user/emails", _GITHUB_HEADERS, access_token, timeout, "GitHub e-mail API", absent=(403, 404)
+    )
+    if status in (403, 404):  # no user:email scope (or over the rate limit): an identity without an e-mail address
         return None
     _raise_for_status(status, "GitHub e-mail API")
     if not isinstance(emails, list):
@@ -366,11 +369,20 @@ async def _github_primary_email(transport: Transport, base: str, access_token: s
 
 
 async def _get_json(
-    transport: Transport, url: str, headers: Sequence[tuple[str, str]], access_token: str, timeout: float, what: str
+    transport: Transport,
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    access_token: str,
+    timeout: float,
+    what: str,
+    *,
+    absent: tuple[int, ...] = (),
 ) -> tuple[int, Any]:
     """``GET url`` with ``access_token`` as a Bearer token (RFC 6750 §2.1): the status and, for
     a 200, the parsed JSON (``None`` otherwise). The body is read up to
-    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds."""
+    :data:`MAX_IDENTITY_BYTES`, all within ``timeout`` seconds. An answer saying "come back
+    later" is raised at once (:func:`_busy`), unless its status is one of ``absent`` (the
+    caller can do without the document)."""
     try:
         async with asyncio.timeout(timeout):
             response = await transport.request("GET", url, headers=headers, authorization=f"Bearer {access_token}")
@@ -380,6 +392,9 @@ async def _get_json(
     except HTTPError as exc:
         logger.warning("identity request failed: %s (%s)", without_password(url), exc)
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} could not be reached.") from None
+    busy = None if response.status in absent else _busy(response, what)
+    if busy is not None:
+        raise busy
     if response.status != 200:
         return response.status, None
     if len(response.body) > MAX_IDENTITY_BYTES:
@@ -390,15 +405,38 @@ async def _get_json(
         raise UpstreamError(502, "server_error", f"The identity provider's {what} answer is not JSON.") from None
 
 
+def _busy(response: RawResponse, what: str) -> UpstreamError | None:
+    """A 503 ``temporarily_unavailable`` with the wait the IdP asked for, as for its other
+    endpoints, when ``response`` says "come back later": a 429 (RFC 6585 §4) or 503 (RFC 9110
+    §15.6.4), or GitHub's rate limits, a 403 with ``Retry-After`` (secondary limit) or with
+    ``x-ratelimit-remaining: 0`` and the Unix time it resets at in ``x-ratelimit-reset``."""
+    headers = response.headers
+    if response.status == 403 and ("retry-after" in headers or headers.get("x-ratelimit-remaining") == "0"):
+        retry_after = retry_after_seconds(headers.get("retry-after") or _seconds_until(headers.get("x-ratelimit-reset")))
+    else:
+        busy = busy_error(response)
+        if busy is None:
+            return None
+        retry_after = busy.retry_after
+    return UpstreamError(503, "temporarily_unavailable", f"The identity provider's {what} is busy; try again later.", retry_after=retry_after)
+
+
+def _seconds_until(unix_time: str | None) -> str | None:
+    """Delay-seconds (RFC 9110 §10.2.3) until ``unix_time``, when it is a number of seconds."""
+    if unix_time is None or not (unix_time.isascii() and unix_time.isdigit()):
+        return None
+    return str(max(0, int(unix_time[:12]) - int(time.time())))
+
+
 def _raise_for_status(status: int, what: str) -> None:
     if status == 200:
         return
     if status == 401:
         # RFC 6750 §3.1: the IdP does not take the access token it just issued.
         raise UpstreamError(400, "invalid_grant", f"The identity provider's {what} refused the upstream access token (401).")
-    if status == 429 or status >= 500:
+    if status >= 500:
         raise UpstreamError(502, "temporarily_unavailable", f"The identity provider's {what} is unavailable ({status}).")
-    raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.")
+    raise UpstreamError(502, "server_error", f"The identity provider's {what} answered {status}.", reason=f"HTTP {status}")
 
 
 def _text(value: Any) -> str | None:

@@ -61,7 +61,7 @@ class UpstreamIdentity:
         """The user the IdP's token response (and the ``nonce`` sent, if any) names, or
         :class:`UpstreamError` (``invalid_grant`` when the IdP says the token is no good)."""
         resolver = await self._resolver(tokens)
-        identity = await resolver.resolve(self._client.transport, tokens)
+        identity = await self._looked_up(resolver, tokens)
         if self.source == "id_token" and tokens.id_token is not None and identity.name is None and identity.email is None:
             identity = await self._with_userinfo(identity, tokens.access_token)
         return identity
@@ -77,6 +77,7 @@ class UpstreamIdentity:
         try:
             extra = await fetch_userinfo(self._client.transport, url, access_token, issuer=issuer, expected_subject=identity.subject)
         except UpstreamError as exc:
+            self._client.rediscover_if_gone(exc)
             logger.warning("UserInfo not read, the identity keeps the ID token's claims only: %s", exc.description)
             return identity
         return replace(
@@ -98,10 +99,20 @@ class UpstreamIdentity:
             if url is None:
                 raise UpstreamError(400, "invalid_grant", "The sign-in can no longer be renewed; sign in again.")
             resolver = UserinfoResolver(url, issuer=issuer)
-        identity = await resolver.resolve(self._client.transport, UpstreamTokens(access_token))
+        identity = await self._looked_up(resolver, UpstreamTokens(access_token))
         if identity.subject != subject:
             raise UpstreamError(400, "invalid_grant", "The identity provider now names another user; sign in again.")
         return identity
+
+    async def _looked_up(self, resolver: IdentityResolver, tokens: UpstreamTokens) -> Identity:
+        """``resolver``'s answer on the IdP client's transport. An endpoint that answers 404 or
+        410 may have moved: the next lookup reads the discovery document again, as every
+        other request to the IdP does."""
+        try:
+            return await resolver.resolve(self._client.transport, tokens)
+        except UpstreamError as exc:
+            self._client.rediscover_if_gone(exc)
+            raise
 
     async def _resolver(self, tokens: UpstreamTokens) -> IdentityResolver:
         if self.source == "github":

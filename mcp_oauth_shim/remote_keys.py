@@ -21,6 +21,7 @@ Fetch policy (RFC 7517 key sets rotate; RFC 7515 §4.1.4 ``kid`` names the key):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from .outbound import TRANSPORT_ERRORS, read_at_most
 from .urls import service_url_problem
 
 __all__ = [
+    "DEFAULT_FETCH_DEADLINE",
     "MAX_DOCUMENT_BYTES",
     "JsonFetchError",
     "JsonFetcher",
@@ -48,6 +50,8 @@ JsonFetcher = Callable[[str], Awaitable[Mapping[str, Any]]]
 
 #: A metadata document or key set bigger than this is an attack or a misconfiguration.
 MAX_DOCUMENT_BYTES = 512 * 1024
+#: Seconds one fetch may take in all (connecting, headers and body).
+DEFAULT_FETCH_DEADLINE = 10.0
 
 
 class JsonFetchError(Exception):
@@ -63,16 +67,23 @@ class KeysUnavailable(Exception):
         self.description = description
 
 
-def httpx_json_fetcher(client: httpx.AsyncClient, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> JsonFetcher:
+def httpx_json_fetcher(
+    client: httpx.AsyncClient, *, max_bytes: int = MAX_DOCUMENT_BYTES, deadline: float = DEFAULT_FETCH_DEADLINE
+) -> JsonFetcher:
     """A :data:`JsonFetcher` on ``client``: GET, 200 only, redirects not followed, at most
-    ``max_bytes``, a JSON object. Every failure is a :class:`JsonFetchError`."""
+    ``max_bytes``, a JSON object, all within ``deadline`` seconds (httpx's own timeouts bound
+    each read, so a body dripped a byte at a time would never trip them). Every failure is a
+    :class:`JsonFetchError`."""
 
     async def fetch(url: str) -> Mapping[str, Any]:
         try:
-            async with client.stream("GET", url, headers={"Accept": "application/json"}, follow_redirects=False) as response:
-                if response.status_code != 200:
-                    raise JsonFetchError(f"{url} answered {response.status_code}")
-                body = await read_at_most(response, max_bytes)
+            async with asyncio.timeout(deadline):
+                async with client.stream("GET", url, headers={"Accept": "application/json"}, follow_redirects=False) as response:
+                    if response.status_code != 200:
+                        raise JsonFetchError(f"{url} answered {response.status_code}")
+                    body = await read_at_most(response, max_bytes)
+        except TimeoutError:
+            raise JsonFetchError(f"{url} did not answer within {deadline} s") from None
         except TRANSPORT_ERRORS as exc:
             raise JsonFetchError(f"{url} could not be fetched ({type(exc).__name__})") from None
         if body is None:

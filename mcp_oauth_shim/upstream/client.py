@@ -126,6 +126,12 @@ class UpstreamClient:
         if self.upstream.metadata_url is not None:
             self._metadata_at = -DISCOVERY_TTL
 
+    def rediscover_if_gone(self, error: UpstreamError) -> None:
+        """The same for a request made on :attr:`transport` directly (the identity lookups):
+        when ``error`` is such an answer (its ``reason`` ``HTTP 404`` or ``HTTP 410``)."""
+        if error.reason in _GONE:
+            self._rediscover()
+
     async def _discover(self) -> UpstreamMetadata:
         up = self.upstream
         # Without discovery, the configured endpoints (which always win) are the whole document.
@@ -139,11 +145,13 @@ class UpstreamClient:
                 raise UpstreamError(
                     exc.status_code, exc.error, exc.description.rstrip(".") + where + ".", retry_after=exc.retry_after
                 ) from None
-        meta = self._from_document(doc)
+        meta = self.metadata_from(doc)
         self._metadata, self._metadata_at = meta, time.monotonic()
         return meta
 
-    def _from_document(self, doc: Mapping[str, Any]) -> UpstreamMetadata:
+    def metadata_from(self, doc: Mapping[str, Any]) -> UpstreamMetadata:
+        """The endpoints ``doc`` (a discovery document) and the configuration name together, or
+        :class:`UpstreamError` (502) when the shim could not use them."""
         up = self.upstream
         issuer = doc.get("issuer")
         # RFC 8414 §3.3 / OIDC Discovery §4.3: the issuer in the document must be the one we
@@ -173,8 +181,7 @@ class UpstreamClient:
             try:
                 return await get_json(self.transport, url, what=what, max_bytes=max_bytes)
             except UpstreamError as exc:
-                if exc.reason in _GONE:
-                    self._rediscover()
+                self.rediscover_if_gone(exc)
                 raise
 
     async def post_form(self, url: str, form: Mapping[str, str]) -> tuple[int, dict[str, Any]]:

@@ -321,12 +321,19 @@ class ConnectionPool:
 def _request_head(method: str, url: str, headers: tuple[tuple[str, str], ...]) -> tuple[Origin, bytes]:
     """The origin, and the request line and header fields but Content-Length, encoded (RFC 9112
     §3, §5); computed once per URL and header set."""
-    parts = urlsplit(url)
+    if not url.isascii():  # RFC 3986 §2: a URI is ASCII; the discovery document may say otherwise
+        raise HTTPError("URL is not ASCII")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range, an IP literal left open (RFC 3986 §3.2)
+        raise HTTPError(f"unusable URL ({exc})") from None
+    if "@" in parts.netloc:  # RFC 9110 §4.2.4: userinfo is an error; Host is host and port only
+        raise HTTPError("URL carries userinfo")  # (checked first: the message below names the URL)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"unsupported URL {url!r}")
     if any(ch in url for ch in "\r\n \t"):
         raise HTTPError("URL contains whitespace")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if any(ch in f"{name}{value}" for name, value in headers for ch in "\r\n"):
         raise HTTPError("header field contains a line break")

@@ -87,8 +87,13 @@ class HttpxTransport:
         if authorization is not None:
             fields.append(("Authorization", authorization_field(authorization).decode("ascii")))
         try:
+            request = self.client.build_request(method, url, content=body or None, headers=fields)
+        except httpx.InvalidURL as exc:  # not an httpx.HTTPError: a bad host or port, as discovery may name
+            raise HTTPError(f"unusable URL ({exc})") from None
+        if not 0 < (request.url.port or 80) < 65536:  # else the socket layer raises OverflowError in a group
+            raise HTTPError("unusable URL (port out of range)")
+        try:
             async with asyncio.timeout(self.deadline):
-                request = self.client.build_request(method, url, content=body or None, headers=fields)
                 response = await self.client.send(request, stream=True)
                 try:
                     content = await read_at_most(response, MAX_BODY_BYTES)

@@ -237,8 +237,8 @@ class Dripping(httpx.AsyncByteStream):
 HTTP_FAULTS: list[tuple[str, Callable[[httpx.Request], httpx.Response], int, str]] = [
     ("401", lambda r: json_response(401, {"error": "invalid_token"}), 400, "invalid_grant"),
     ("500", lambda r: httpx.Response(500), 502, "temporarily_unavailable"),
-    ("503", lambda r: httpx.Response(503), 502, "temporarily_unavailable"),
-    ("429", lambda r: httpx.Response(429), 502, "temporarily_unavailable"),
+    ("503", lambda r: httpx.Response(503), 503, "temporarily_unavailable"),
+    ("429", lambda r: httpx.Response(429), 503, "temporarily_unavailable"),
     ("403", lambda r: httpx.Response(403), 502, "server_error"),
     ("timeout", raises(httpx.ReadTimeout("slow")), 504, "temporarily_unavailable"),
     ("connect-error", raises(httpx.ConnectError("refused")), 502, "temporarily_unavailable"),
