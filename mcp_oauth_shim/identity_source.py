@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from dataclasses import replace
 
+from . import jsonsafe
 from .config import GOOGLE_ISSUER, Upstream
 from .identity import (
     GITHUB_API,
@@ -143,7 +143,7 @@ def _accepted_issuer(id_token: str, issuer: str) -> str:
         return issuer
     try:
         payload = id_token.split(".")[1]
-        claimed = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("iss")
+        claimed = jsonsafe.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("iss")
     except (IndexError, ValueError, binascii.Error, AttributeError, UnicodeError):
         return issuer
     return claimed if claimed in aliases else issuer

@@ -4,6 +4,7 @@ from UserInfo when UserInfo names the same user; otherwise the verified ID token
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
@@ -120,3 +121,14 @@ def test_by_default_identity_lookups_share_the_keep_alive_pool_of_the_token_post
     assert received[0].startswith(b"GET /userinfo HTTP/1.1\r\nHost: 127.0.0.1:")
     assert b"\r\nAuthorization: Bearer upstream-at\r\n" in received[0]
     assert b"python-httpx" not in received[0].lower()
+
+
+def test_a_deeply_nested_id_token_payload_is_no_recursion_error_when_reading_googles_issuer() -> None:
+    """Google's ID tokens name one of two issuer spellings; the claimed one is read before the
+    signature is checked (the checks then refuse the token), so a hostile payload must not
+    raise anything but what the checks expect."""
+    from mcp_oauth_shim.config import GOOGLE_ISSUER
+    from mcp_oauth_shim.identity_source import _accepted_issuer
+
+    deep = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode().rstrip("=")
+    assert _accepted_issuer(f"e30.{deep}.sig", GOOGLE_ISSUER) == GOOGLE_ISSUER
