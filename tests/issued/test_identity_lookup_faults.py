@@ -17,6 +17,7 @@ import pytest
 from mcp_oauth_shim.identity import fetch_github_user, fetch_userinfo
 from mcp_oauth_shim.upstream import UpstreamError
 from mcp_oauth_shim.upstream.pool import ConnectionPool
+from tests.dripping import dripping_json
 
 pytestmark = pytest.mark.anyio
 
@@ -109,14 +110,7 @@ async def slow_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         await asyncio.sleep(0.1)
 
 
-async def dripped_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readuntil(b"\r\n\r\n")
-    body = b'{"sub": "u1", "name": "' + b"x" * 200 + b'"}'
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
-    for byte in body:
-        writer.write(bytes([byte]))
-        await writer.drain()
-        await asyncio.sleep(0.1)
+dripped_body = dripping_json(b'{"sub": "u1", "name": "' + b"x" * 200 + b'"}')
 
 
 async def reset_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from mcp_oauth_shim.remote_keys import KeysUnavailable, RemoteKeys, httpx_json_fetcher
+from tests.dripping import dripping_json
 
 pytestmark = pytest.mark.anyio
 
@@ -18,19 +19,7 @@ DEADLINE = 0.5
 HANG_GUARD = 10  # a liveness guard only: the dripped body takes ~40 s to arrive
 
 
-async def dripped_key_set(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        body = b'{"keys": [], "pad": "' + b"x" * 400 + b'"}'
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
-        for byte in body:
-            writer.write(bytes([byte]))
-            await writer.drain()
-            await asyncio.sleep(0.1)
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
+dripped_key_set = dripping_json(b'{"keys": [], "pad": "' + b"x" * 400 + b'"}')
 
 
 async def test_a_key_set_dripped_byte_by_byte_is_a_fetch_error_at_the_deadline() -> None:

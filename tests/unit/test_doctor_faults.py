@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from mcp_oauth_shim.doctor import DoctorInput, diagnose
+from tests.dripping import dripping_json
 
 pytestmark = pytest.mark.anyio
 
@@ -18,21 +19,9 @@ TIMEOUT = 0.5  # seconds: the doctor's timeout
 HANG_GUARD = 10  # a liveness guard only: the dripped body below takes ~40 s to arrive
 
 
-async def dripped_discovery(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A 200 whose body arrives one byte every 0.1 s: each read is well within the timeout,
-    the whole far beyond it."""
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        body = b'{"issuer": "' + b"x" * 400 + b'"}'
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
-        for byte in body:
-            writer.write(bytes([byte]))
-            await writer.drain()
-            await asyncio.sleep(0.1)
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
+# A 200 whose body arrives one byte every 0.1 s: each read is well within the timeout, the
+# whole far beyond it.
+dripped_discovery = dripping_json(b'{"issuer": "' + b"x" * 400 + b'"}')
 
 
 @pytest.mark.parametrize("client", ["doctor's own", "operator's"])
