@@ -299,6 +299,9 @@ class Restart:
 
     replica: Replica
     after: int
+    #: Whether traffic has met the stopped replica: it stays down until then (or until every
+    #: login is done), so the restart is seen mid-run however the logins are scheduled.
+    met: Callable[[], bool] = lambda: True
     done_at_stop: int | None = None
     done_at_start: int | None = None
 
@@ -329,6 +332,9 @@ async def run_logins(public_url: str, restart: Restart) -> tuple[list[str], list
         restart.done_at_stop = done
         await asyncio.to_thread(restart.replica.stop)
         await asyncio.sleep(0.5)  # requests meanwhile reach the other replica
+        down_until = asyncio.get_running_loop().time() + READY_WITHIN_S
+        while not restart.met() and done < LOGINS and asyncio.get_running_loop().time() < down_until:
+            await asyncio.sleep(0.05)
         await asyncio.to_thread(restart.replica.start)
         await asyncio.to_thread(restart.replica.wait_ready)
         restart.done_at_start = done
@@ -344,7 +350,7 @@ def test_concurrent_logins_alternating_between_replicas_survive_a_replica_restar
 ) -> None:
     proxy = RoundRobinProxy([replica.url for replica in replicas])
     serve_app(proxy)
-    restart = Restart(replicas[0], RESTART_AFTER)
+    restart = Restart(replicas[0], RESTART_AFTER, met=lambda: proxy.resent > 0)
     results, failures = asyncio.run(run_logins(public_url, restart))
     assert failures == [], "\n".join(failures[:10])
     assert sorted(results) == sorted(f"login {n}" for n in range(LOGINS))
