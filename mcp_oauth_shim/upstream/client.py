@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -30,7 +30,10 @@ from .transport import HttpxTransport, Transport
 
 logger = logging.getLogger(__name__)
 
+#: How long a discovery document is used before it is read again.
 DISCOVERY_TTL = 3600.0
+#: After a failed re-read, how long the document held is used before the next attempt.
+DISCOVERY_RETRY_AFTER = 5.0
 # A JSON document from an IdP larger than this is not metadata, it is an attack or a bug.
 MAX_JSON_BYTES = 1024 * 1024
 
@@ -84,16 +87,20 @@ class UpstreamClient:
 
     Its :class:`~.transport.Transport` is chosen here, once: the keep-alive pool by default,
     or ``http`` when the caller brings an httpx client (proxies, custom TLS, tests).
-    Assigning :attr:`http` later switches to that client.
+    Assigning :attr:`http` later switches to that client. ``clock`` (seconds, monotonic)
+    decides when the discovery document is read again.
     """
 
-    def __init__(self, upstream: Upstream, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, upstream: Upstream, *, http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.upstream = upstream
         self.transport: Transport = (
             ConnectionPool(timeout=upstream.timeout) if http is None else HttpxTransport(http, deadline=upstream.timeout)
         )
+        self.clock = clock
         self._metadata: UpstreamMetadata | None = None
-        self._metadata_at = 0.0
+        self._read_again_at = 0.0  # clock time after which the document is read again
         self._discovery: SingleFlight[str, UpstreamMetadata] = SingleFlight()
 
     @property
@@ -113,18 +120,30 @@ class UpstreamClient:
     # -- discovery -------------------------------------------------------------------------
 
     async def metadata(self) -> UpstreamMetadata:
-        """Discovered (or configured) endpoints, cached; concurrent callers share one fetch."""
-        if self._metadata is not None and time.monotonic() - self._metadata_at < DISCOVERY_TTL:
-            return self._metadata
+        """Discovered (or configured) endpoints, cached for :data:`DISCOVERY_TTL`; concurrent
+        callers share one fetch.
+
+        When reading the document again fails (the IdP is down, slow, or answers something
+        unusable), the document held keeps serving, as the JWKS does: the endpoints of an IdP
+        that is away have not moved, and what needs the IdP fails on its own call, while what
+        does not (a bearer check against cached keys, this server's metadata) goes on. The
+        next attempt comes :data:`DISCOVERY_RETRY_AFTER` later. Only a shim that never read
+        the document sees the failure. While the document is being read again, only the
+        request that started the read waits for it (at most the IdP timeout); the others go on
+        with the document held.
+        """
+        held = self._metadata
+        if held is not None and (self.clock() < self._read_again_at or len(self._discovery)):
+            return held
         return await self._discovery.run("metadata", self._discover)
 
     def _rediscover(self) -> None:
         """An endpoint named by discovery answered 404 or 410: the IdP may have moved it
         (its discovery document changed while the shim ran). The next request reads the
         document again rather than trust the cached one for the rest of the hour; concurrent
-        callers still share one fetch, and a failed fetch is not cached."""
+        callers still share one fetch."""
         if self.upstream.metadata_url is not None:
-            self._metadata_at = -DISCOVERY_TTL
+            self._read_again_at = 0.0
 
     def rediscover_if_gone(self, error: UpstreamError) -> None:
         """The same for a request made on :attr:`transport` directly (the identity lookups):
@@ -133,6 +152,19 @@ class UpstreamClient:
             self._rediscover()
 
     async def _discover(self) -> UpstreamMetadata:
+        held = self._metadata
+        try:
+            meta = await self._read_metadata()
+        except UpstreamError as exc:
+            if held is None:
+                raise
+            self._read_again_at = self.clock() + DISCOVERY_RETRY_AFTER
+            logger.warning("discovery failed, keeping the document read before: %s", exc.description)
+            return held
+        self._metadata, self._read_again_at = meta, self.clock() + DISCOVERY_TTL
+        return meta
+
+    async def _read_metadata(self) -> UpstreamMetadata:
         up = self.upstream
         # Without discovery, the configured endpoints (which always win) are the whole document.
         doc: Mapping[str, Any] = {"issuer": up.issuer}
@@ -145,9 +177,7 @@ class UpstreamClient:
                 raise UpstreamError(
                     exc.status_code, exc.error, exc.description.rstrip(".") + where + ".", retry_after=exc.retry_after
                 ) from None
-        meta = self.metadata_from(doc)
-        self._metadata, self._metadata_at = meta, time.monotonic()
-        return meta
+        return self.metadata_from(doc)
 
     def metadata_from(self, doc: Mapping[str, Any]) -> UpstreamMetadata:
         """The endpoints ``doc`` (a discovery document) and the configuration name together, or

@@ -17,6 +17,7 @@ for documents) and a one-second IdP timeout. For every fault and place:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from mcp_oauth_shim import OAuthShim, Upstream
+from mcp_oauth_shim.upstream.client import DISCOVERY_TTL
 
 from .faulty_idp import CLIENT_ID, CLIENT_SECRET, FAULTS, FaultyIdP
 from .kit import pkce_pair
@@ -347,6 +349,24 @@ async def test_discovery_is_read_again_after_a_wrong_issuer(setup: Setup) -> Non
     assert (await setup.consent()).status_code == 502
     setup.idp.discovery_changes.clear()
     assert (await setup.consent()).status_code == 303
+
+
+@pytest.mark.parametrize("fault", ALL_FAULTS)
+async def test_the_document_read_before_keeps_the_consent_redirect_working_while_the_idp_fails(
+    setup: Setup, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An hour after discovery the document is due to be read again, and the IdP fails then.
+    The shim tries, keeps the document it has, and the consent page still sends the browser
+    to the IdP's authorization endpoint."""
+    await _discovered(setup)
+    an_hour_later = time.monotonic() + DISCOVERY_TTL
+    setup.shim.upstream_client.clock = lambda: an_hour_later
+    await inject(setup.idp, "discovery", fault)
+    with caplog.at_level(logging.WARNING, logger="mcp_oauth_shim.upstream.client"):
+        answer = await asyncio.wait_for(setup.consent(), ANSWER_WITHIN)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"].startswith(setup.idp.issuer + "/authorize?")
+    assert any("keeping the document read before" in r.getMessage() for r in caplog.records)
 
 
 MOVES = {
