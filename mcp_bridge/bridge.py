@@ -36,6 +36,7 @@ from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.results import encode_result, error_result, is_error_result
 from mcp_bridge.routes import LiteralRoutes, is_api_route, route_views, ungrouped
 from mcp_bridge.security import HostOriginPolicy, default_allowed
+from mcp_bridge.sessions import DEFAULT_MAX_SESSIONS_PER_CALLER
 from mcp_bridge.tools import Filters, ToolSpec, collect_tools
 from mcp_bridge.transport import MCPEndpoint
 from mcp_oauth_shim.telemetry import tool_call
@@ -258,13 +259,18 @@ class MCPBridge:
         json_response: bool = False,
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] | None = None,
+        max_sessions_per_caller: int = DEFAULT_MAX_SESSIONS_PER_CALLER,
     ) -> MCPEndpoint:
         """Serve Streamable HTTP at `path` on `router` (default: the app itself).
 
         The endpoint is placed first in the router, ahead of the app's routes; the shim's routes
         (with `auth`) follow it. The session manager runs in the router's lifespan; for an
         `APIRouter`, include it in its app after this call (FastAPI merges router lifespans).
+        `max_sessions_per_caller` (stateful, with `auth`): the sessions one verified caller may
+        hold open at once; a new one beyond it is answered 429.
         """
+        if max_sessions_per_caller < 1:
+            raise ValueError("max_sessions_per_caller must be at least 1")
         host, host_router, route_path = self._host(router, path)
         endpoint = MCPEndpoint(
             server=lambda: self._sdk_server,
@@ -277,6 +283,7 @@ class MCPBridge:
             guard=self._scope_guard(),
             fast_path=self.fast_path,
         )
+        endpoint.sessions.max_sessions_per_caller = max_sessions_per_caller
         self._mount(host, host_router, [(route_path, endpoint, _METHODS)], endpoint.run, announce=route_path)
         return endpoint
 

@@ -100,6 +100,10 @@ class SessionManagerInternals:
         """Sessions the SDK holds open (they count against the endpoint's session limit)."""
         return len(self._transports)
 
+    def sessions_of(self, owner: object) -> int:
+        """How many open SDK sessions `owner` opened (a scan: called per new session)."""
+        return sum(1 for o in list(self._owners.values()) if o == owner)
+
     def holds(self, session_id: str) -> bool:
         return session_id in self._transports
 

@@ -24,6 +24,10 @@ from starlette.types import Scope
 # The SDK's defaults (mcp.server.streamable_http_manager): 30 minutes idle, 10 000 sessions.
 DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 DEFAULT_MAX_SESSIONS = 10_000
+# Sessions one caller (the owner of one credential) may hold open at once, here and in the SDK
+# together. MCP clients open one per connection; the bound keeps a caller that opens sessions
+# and never ends them from filling the server's DEFAULT_MAX_SESSIONS for everyone else.
+DEFAULT_MAX_SESSIONS_PER_CALLER = 100
 _SWEEP_EVERY = 60.0
 _BEARER_AUTH_MODULE = "mcp.server.auth.middleware.bearer_auth"
 
@@ -61,9 +65,11 @@ class SessionTable:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         clock: Callable[[], float] = time.monotonic,
+        max_sessions_per_caller: int = DEFAULT_MAX_SESSIONS_PER_CALLER,
     ) -> None:
         self.idle_timeout = idle_timeout
         self.max_sessions = max_sessions
+        self.max_sessions_per_caller = max_sessions_per_caller
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._swept = clock()
@@ -82,6 +88,11 @@ class SessionTable:
         session = Session(uuid.uuid4().hex, owner, params, protocol_version, self._clock())
         self._sessions[session.id] = session
         return session
+
+    def held_by(self, owner: Any) -> int:
+        """How many live sessions of this table `owner` opened (a scan: called per new session)."""
+        self._sweep()
+        return sum(1 for s in self._sessions.values() if s.owner == owner)
 
     def find(self, session_id: str | None, owner: Any) -> Session | None:
         """The live session `session_id` if `owner` opened it; refreshes its idle clock."""

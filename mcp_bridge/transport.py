@@ -69,6 +69,10 @@ _FAST_METHODS = frozenset({"tools/call", "tools/list", "ping", "initialize", "no
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 # The SDK's answers without a request id (mcp.server.streamable_http_manager._error_response).
 _SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+_TOO_MANY_CALLER_SESSIONS = (
+    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,'
+    b'"message":"Too many open sessions for this caller: end one (DELETE) before opening another"}}'
+)
 _TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
 _MAX_CHECKED = 256
 # Fast-path refreshes of SDK sessions' idle deadlines remembered (one entry per live session).
@@ -179,6 +183,10 @@ class MCPEndpoint:
                 self.manager, self._internals = None, None
 
     async def _to_sdk(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
+        if not self.stateless and headers.session is None and scope["method"] == "POST" and self._caller_at_limit(scope):
+            # The SDK opens a session for every POST without one (even one it then refuses).
+            await send_json(send, 429, _TOO_MANY_CALLER_SESSIONS)
+            return
         if not self.stateless and headers.session is not None and headers.handshake_era:
             # A session this endpoint issued becomes the SDK's before the SDK sees its request.
             # Any other session is unknown while the SDK is not running, as the SDK would say.
@@ -195,6 +203,17 @@ class MCPEndpoint:
             await send_plain(send, 421, FOREIGN_HOST_BODY)  # the SDK's own answer names no setting
             return
         await manager.handle_request(scope, receive, send)
+
+    def _caller_at_limit(self, scope: Scope) -> bool:
+        """The verified caller already holds `max_sessions_per_caller` sessions (here and in the
+        SDK). An app without auth has no caller to count: only the server's limit applies."""
+        owner = requestor(scope)
+        if owner is None:
+            return False
+        held = self.sessions.held_by(owner)
+        if self._internals is not None:
+            held += self._internals.sessions_of(owner)
+        return held >= self.sessions.max_sessions_per_caller
 
     async def _adopt(self, opened: Session, scope: Scope) -> bool:
         if await self._ensure_manager() is None:
@@ -313,6 +332,9 @@ class MCPEndpoint:
         if not self.stateless:
             if not self._issue_sessions:
                 return False
+            if self._caller_at_limit(scope):
+                await send_json(send, 429, _TOO_MANY_CALLER_SESSIONS)
+                return True
             others = self._internals.session_count() if self._internals is not None else 0
             opened = self.sessions.open(requestor(scope), params, negotiated, others)
             if opened is None:

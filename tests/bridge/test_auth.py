@@ -43,7 +43,7 @@ class Protected:
 
 @contextlib.contextmanager
 def protected(
-    *, stateless: bool = True, fast_path: bool = True, hide_unreachable_tools: bool = False
+    *, stateless: bool = True, fast_path: bool = True, hide_unreachable_tools: bool = False, **mount: Any
 ) -> Iterator[Protected]:
     sock = bind_loopback()
     url = "http://127.0.0.1:%d" % sock.getsockname()[1]
@@ -51,7 +51,7 @@ def protected(
     app, calls = build_app()
     shim = issuer.shim(url, scopes_supported=["reports:read", "reports:write"])
     bridge = MCPBridge(app, auth=shim, fast_path=fast_path, hide_unreachable_tools=hide_unreachable_tools)
-    bridge.mount_http("/mcp", stateless=stateless)
+    bridge.mount_http("/mcp", stateless=stateless, **mount)
     with serve_asgi(app, sock) as running:
         yield Protected(running.url, issuer, calls, app)
 
