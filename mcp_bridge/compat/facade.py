@@ -14,6 +14,7 @@ from mcp_bridge.bridge import MCPBridge
 from mcp_bridge.compat.config import ENV_PUBLIC_URL, AuthConfig, OAuthMetadata, public_url_of
 from mcp_bridge.compat.deferred import DeferredShim, build_shim
 from mcp_bridge.security import default_allowed
+from mcp_bridge.sessions import DEFAULT_MAX_SESSIONS_PER_CALLER
 
 if TYPE_CHECKING:
     import httpx
@@ -128,15 +129,25 @@ class FastApiMCP:
         json_response: bool = False,
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] | None = None,
+        max_sessions_per_caller: int = DEFAULT_MAX_SESSIONS_PER_CALLER,
     ) -> MCPEndpoint:
         """Serve Streamable HTTP at `mount_path` on `router` (default: the app).
 
         Keyword-only extras (ours): `stateless=True` for several workers or replicas without
         sticky sessions; `json_response`; `allowed_hosts` / `allowed_origins` for the Host and
-        Origin checks (default: loopback plus the public URL's host).
+        Origin checks (default: loopback plus the public URL's host); `max_sessions_per_caller`
+        (the stateful sessions one verified caller may hold open at once).
         """
         host, path, allowed = self._placement(router, mount_path, allowed_hosts, allowed_origins)
-        return self.bridge.mount_http(path, router=host, stateless=stateless, json_response=json_response, **allowed)
+        return self.bridge.mount_http(
+            path,
+            router=host,
+            stateless=stateless,
+            json_response=json_response,
+            allowed_hosts=allowed["allowed_hosts"],
+            allowed_origins=allowed["allowed_origins"],
+            max_sessions_per_caller=max_sessions_per_caller,
+        )
 
     def mount_sse(
         self,
