@@ -158,6 +158,8 @@ class MCPBridge:
             describe_full_response_schema=self.describe_full_response_schema,
             excluded_paths=self._mounted_paths,
         )
+        if self.auth is not None:
+            _check_scopes(specs)
         return ToolRegistry(specs, hide_unreachable=self.hide_unreachable_tools)
 
     def refresh(self) -> None:
@@ -489,3 +491,19 @@ def _extend_lifespan(
             yield state
 
     router.lifespan_context = lifespan
+
+
+def _check_scopes(specs: Sequence[ToolSpec]) -> None:
+    """Every scope a route declares must be an RFC 6749 §3.3 scope-token: no token could grant
+    one with a space, a quote or a backslash, and no challenge (RFC 6750 §3) could ask for it.
+    Found when the tools are built rather than at the first call that needs it."""
+    from mcp_oauth_shim.config import ConfigurationError
+    from mcp_oauth_shim.rfc6750 import is_scope_token
+
+    for spec in specs:
+        for scope in sorted(spec.scopes):
+            if not is_scope_token(scope):
+                raise ConfigurationError(
+                    f"Route {spec.method} {spec.path_template} (tool {spec.name}) declares scope {scope!r}, "
+                    "which is no OAuth scope (RFC 6749 section 3.3: no spaces, quotes or backslashes)."
+                )

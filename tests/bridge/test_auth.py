@@ -245,3 +245,36 @@ def test_auth_routes_go_where_the_endpoint_is_mounted() -> None:
     assert anonymous.status_code == 401
     assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
     assert not any(getattr(r, "path", "").startswith("/.well-known") for r in source.routes)
+
+
+@pytest.mark.parametrize("scope", ["read notes", 'say"hi', "back\\slash"])
+def test_a_route_declaring_a_scope_no_token_can_carry_is_refused_when_the_bridge_is_built(scope: str) -> None:
+    from fastapi import Security
+
+    from mcp_oauth_shim import ConfigurationError
+    from tests.bridge.sample_app import scoped
+
+    app = FastAPI()
+
+    @app.get("/notes", operation_id="read_notes")
+    def read_notes(granted: list[str] = Security(scoped, scopes=[scope])) -> list[str]:
+        return granted
+
+    shim = TokenIssuer().shim("http://127.0.0.1:8000")
+    with pytest.raises(ConfigurationError, match="read_notes") as refused:
+        MCPBridge(app, auth=shim)
+    assert repr(scope) in str(refused.value)
+
+
+def test_without_auth_declared_scopes_are_not_checked() -> None:
+    from fastapi import Security
+
+    from tests.bridge.sample_app import scoped
+
+    app = FastAPI()
+
+    @app.get("/notes", operation_id="read_notes")
+    def read_notes(granted: list[str] = Security(scoped, scopes=["read notes"])) -> list[str]:
+        return granted
+
+    assert [tool.name for tool in MCPBridge(app).tools] == ["read_notes"]
