@@ -74,6 +74,7 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     from starlette.applications import Starlette
     from starlette.routing import Route
 
+    from .body_deadline import BodyDeadlineMiddleware
     from .request_id import RequestIdMiddleware
 
     upstream_url = settings.values["mcp_upstream"]
@@ -116,7 +117,9 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     skip = [urlsplit(shim.resource).path] if proxy is not None and settings.values["log_format"] != "json" else []
     # Around the app rather than in its middleware list: Starlette's error handler is outermost
     # there, and the 500 it sends would go out without the request's id.
-    return RequestIdMiddleware(Starlette(routes=routes, lifespan=lifespan), skip=skip)
+    # The body deadline inside the request ids: its 408 carries the request's id too.
+    app = BodyDeadlineMiddleware(Starlette(routes=routes, lifespan=lifespan), seconds=settings.values["body_timeout"])
+    return RequestIdMiddleware(app, skip=skip)
 
 
 async def warn_if_idp_unavailable(shim: OAuthShim) -> None:

@@ -141,6 +141,11 @@ SERVE_OPTIONS = (
         kind="port",
     ),
     Option(
+        "body_timeout",
+        "seconds a client has to send a request body; a slower one gets 408 and its connection closed",
+        kind="seconds", default=30.0, metavar="SECONDS",
+    ),
+    Option(
         "shutdown_timeout",
         "seconds a stopping server (SIGTERM) lets requests in flight finish before it cancels them; an MCP event "
         "stream never finishes by itself (keep it below the orchestrator's grace period)",

@@ -1,0 +1,96 @@
+"""A deadline for the request body: a client that sends it too slowly gets 408 and is let go.
+
+uvicorn bounds how long an idle keep-alive connection may stay open, but not how long a client
+may take to send the body of a request it has started: one that announces ``Content-Length:
+60000`` and sends a byte a minute holds its connection and a task for as long as it likes, and
+enough of them exhaust the server (the "slow POST" attack). :class:`BodyDeadlineMiddleware`
+gives the whole body ``seconds`` from the moment the request reaches the app. When the time is
+up, the app sees ``http.disconnect`` (the shim's endpoints and the MCP proxy stop quietly on
+it) and, unless it already answered, the client gets ``408 Request Timeout`` (RFC 9110
+§15.5.9) with ``Connection: close`` and a JSON ``invalid_request`` body (RFC 6749 §5.2).
+
+Only reads of the body are bounded: an app waiting for ``http.disconnect`` after the body (an
+event stream) waits as long as it likes. A reverse proxy in front that buffers request bodies
+(nginx's default) makes this a second line of defence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["DEFAULT_BODY_TIMEOUT", "BodyDeadlineMiddleware"]
+
+#: Seconds a client has to send a whole request body (nginx waits 60 s between two reads).
+DEFAULT_BODY_TIMEOUT = 30.0
+
+_TIMED_OUT = json.dumps(
+    {"error": "invalid_request", "error_description": "The request body did not arrive in time."}
+).encode()
+_TIMED_OUT_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(_TIMED_OUT)).encode()),
+    (b"connection", b"close"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class _Exchange:
+    """What one request's body reads and answer have done so far."""
+
+    __slots__ = ("answered", "body_complete", "timed_out")
+
+    def __init__(self) -> None:
+        self.body_complete = False
+        self.answered = False
+        self.timed_out = False
+
+
+class BodyDeadlineMiddleware:
+    """Bounds the time an HTTP request's body may take to arrive to ``seconds``."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float = DEFAULT_BODY_TIMEOUT) -> None:
+        if not seconds > 0:
+            raise ValueError("seconds must be a positive number")
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        exchange = _Exchange()
+
+        async def receive_in_time() -> Message:
+            if exchange.timed_out:
+                return {"type": "http.disconnect"}
+            if exchange.body_complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                exchange.timed_out = True
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                exchange.body_complete = True
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                exchange.answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_in_time, send_tracked)
+        except Exception:
+            # An app that does not expect the disconnect raises on it: not a failure of the
+            # server, and one log record per slow client would be a lever to flood the logs.
+            if not exchange.timed_out:
+                raise
+        if exchange.timed_out and not exchange.answered:
+            await send({"type": "http.response.start", "status": 408, "headers": _TIMED_OUT_HEADERS})
+            await send({"type": "http.response.body", "body": _TIMED_OUT})
