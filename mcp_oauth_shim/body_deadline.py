@@ -16,9 +16,9 @@ event stream) waits as long as it likes. A reverse proxy in front that buffers r
 
 from __future__ import annotations
 
-import asyncio
 import json
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "BodyDeadlineMiddleware"]
@@ -61,7 +61,7 @@ class BodyDeadlineMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = asyncio.get_running_loop().time() + self.seconds
+        deadline = anyio.current_time() + self.seconds
         exchange = _Exchange()
 
         async def receive_in_time() -> Message:
@@ -69,10 +69,9 @@ class BodyDeadlineMiddleware:
                 return {"type": "http.disconnect"}
             if exchange.body_complete:
                 return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
+            with anyio.CancelScope(deadline=deadline) as waiting:
+                message = await receive()
+            if waiting.cancelled_caught:
                 exchange.timed_out = True
                 return {"type": "http.disconnect"}
             if message["type"] != "http.request" or not message.get("more_body", False):
