@@ -1,0 +1,206 @@
+"""`serve --mcp-upstream` with a legacy HTTP+SSE MCP server (MCP 2024-11-05).
+
+The legacy transport opens a stream with ``GET``; its first event, ``endpoint``, names the URL
+the client posts its messages to, the session id in its query (``session_id`` for the Python
+SDK, ``sessionId`` for the TypeScript one). Through the proxy that URL must name the public
+path (the server only knows its own), and the session must be bound to the user who opened
+the stream exactly as ``Mcp-Session-Id`` is: a query string ends up in the access logs of
+every intermediary, and a leaked id must not let another user post into the session.
+
+Real peers: the ``mcp`` SDK's legacy SSE server (``MCPServer.sse_app``) on loopback uvicorn
+behind the real proxy behind ``shim.protect``, tokens from the test IdP's key, and the SDK's
+``sse_client`` as the session owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.server.mcpserver import MCPServer
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_oauth_shim.mcp_proxy import MCPReverseProxy
+from tests.bridge.token_issuer import TokenIssuer
+from tests.peers.servers import bind_loopback, serve_asgi
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+@dataclass
+class QueryLog:
+    """The query string of every request the legacy server received, recorded as it arrives
+    (a request log written when a response ends would race with streams closing)."""
+
+    queries: list[str] = field(default_factory=list)
+
+    def recording(self, app: ASGIApp) -> ASGIApp:
+        async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                self.queries.append(scope["query_string"].decode())
+            await app(scope, receive, send)
+
+        return wrapper
+
+
+@dataclass
+class Front:
+    origin: str
+    issuer: TokenIssuer
+    upstream_queries: QueryLog
+
+    def headers(self, subject: str) -> dict[str, str]:
+        token = self.issuer.token(audience=self.origin + "/mcp", subject=subject)
+        return {"authorization": f"Bearer {token}"}
+
+    @contextlib.contextmanager
+    def stream(self, subject: str, path: str = "/mcp/sse") -> Iterator[list[str]]:
+        """Open a legacy SSE stream as ``subject``; yields the data lines of its first event."""
+        with httpx.Client(timeout=10) as http:
+            headers = {**self.headers(subject), "accept": "text/event-stream"}
+            with http.stream("GET", self.origin + path, headers=headers) as response:
+                assert response.status_code == 200
+                # Not a for loop with break: closing the line iterator would close the stream.
+                lines, data = response.iter_lines(), []
+                for line in lines:
+                    if line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line and data:
+                        yield data
+                        return
+                yield data
+
+    def post(self, subject: str, query: str, body: object = INIT) -> httpx.Response:
+        return httpx.post(f"{self.origin}/mcp/messages/?{query}", json=body, headers=self.headers(subject), timeout=10)
+
+
+def _legacy_server() -> MCPServer:
+    server = MCPServer("legacy")
+
+    @server.tool()
+    def echo(text: str) -> str:
+        return text
+
+    return server
+
+
+@contextlib.contextmanager
+def proxied() -> Iterator[Front]:
+    """The legacy server at the root of its origin: ``/sse`` and ``/messages/``. Public ``/mcp``
+    maps to the root; ``/outside`` maps to ``/sse`` alone, so the message path it announces
+    (``/messages/``) has no public URL."""
+    queries = QueryLog()
+    with serve_asgi(queries.recording(_legacy_server().sse_app())) as upstream:
+        sock = bind_loopback()
+        origin = "http://127.0.0.1:%d" % sock.getsockname()[1]
+        issuer = TokenIssuer()
+        shim = issuer.shim(origin)
+        proxy = MCPReverseProxy(upstream.url, mount_path="/mcp", sealer=shim.context.sealer)
+        outside = MCPReverseProxy(upstream.url + "/sse", mount_path="/outside", sealer=shim.context.sealer)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with shim.lifespan(app):
+                yield
+            await proxy.aclose()
+            await outside.aclose()
+
+        guarded = shim.protect(proxy)
+        routes = [Route("/mcp", guarded), Route("/mcp/{rest:path}", guarded), Route("/outside", shim.protect(outside))]
+        with serve_asgi(Starlette(routes=[*shim.routes, *routes], lifespan=lifespan), sock) as running:
+            yield Front(running.url, issuer, queries)
+
+
+@pytest.fixture(scope="module")
+def front() -> Iterator[Front]:
+    with proxied() as running:
+        yield running
+
+
+def _query(endpoint: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(endpoint).query)
+
+
+@pytest.mark.anyio
+async def test_the_sdk_legacy_sse_client_calls_tools_through_the_proxy(front: Front) -> None:
+    async def call() -> str:
+        async with sse_client(front.origin + "/mcp/sse", headers=front.headers("alice")) as streams:
+            async with ClientSession(*streams) as session:
+                await session.initialize()
+                result = await session.call_tool("echo", {"text": "through the proxy"})
+        return result.content[0].text  # type: ignore[union-attr]
+
+    # A guard against a hang, not a performance assertion.
+    assert await asyncio.wait_for(call(), 30) == "through the proxy"
+
+
+def test_the_endpoint_event_names_the_message_path_under_the_mount_path(front: Front) -> None:
+    with front.stream("alice") as data:
+        assert urlsplit(data[0]).path == "/mcp/messages/"
+
+
+def test_the_endpoint_event_hands_out_a_sealed_session_id_that_reaches_the_server_opened(front: Front) -> None:
+    with front.stream("alice") as data:
+        handed_out = _query(data[0])["session_id"][0]
+        assert front.post("alice", f"session_id={handed_out}").status_code == 202
+        server_id = parse_qs(front.upstream_queries.queries[-1])["session_id"][0]
+    assert len(server_id) == 32 and handed_out != server_id
+
+
+def test_another_users_legacy_session_id_is_404_and_never_reaches_the_server(front: Front) -> None:
+    with front.stream("alice") as data:
+        handed_out = _query(data[0])["session_id"][0]
+        seen_before = len(front.upstream_queries.queries)
+        assert front.post("mallory", f"session_id={handed_out}").status_code == 404
+        assert len(front.upstream_queries.queries) == seen_before
+        assert front.post("alice", f"session_id={handed_out}").status_code == 202
+
+
+def test_the_servers_own_legacy_session_id_is_404_and_never_reaches_the_server(front: Front) -> None:
+    """The id an intermediary's access log would hold once the server saw it."""
+    with front.stream("alice") as data:
+        assert front.post("alice", urlsplit(data[0]).query).status_code == 202
+        leaked = front.upstream_queries.queries[-1]
+        seen_before = len(front.upstream_queries.queries)
+        assert front.post("mallory", leaked).status_code == 404
+        assert front.post("alice", leaked).status_code == 404
+        assert len(front.upstream_queries.queries) == seen_before
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["session_id=" + "f" * 32, "session_id=a.b.c", "session_id=", "session_id", "%73ession_id=" + "f" * 32,
+     "sessionId=" + "f" * 32, "x=1&session_id=" + "f" * 32],
+    ids=["unknown", "dotted", "empty", "bare-name", "encoded-name", "typescript-name", "second-parameter"],
+)
+def test_a_legacy_session_id_the_proxy_did_not_hand_out_is_404_and_never_reaches_the_server(front: Front, query: str) -> None:
+    seen_before = len(front.upstream_queries.queries)
+    response = front.post("alice", query)
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Session not found"
+    assert len(front.upstream_queries.queries) == seen_before
+
+
+def test_an_endpoint_outside_the_proxied_path_ends_the_stream_without_it(front: Front, caplog: pytest.LogCaptureFixture) -> None:
+    """The server announces ``/messages/``, which no public URL reaches: the client gets a
+    stream that ends at once without an ``endpoint`` (its SDK then fails to connect), the
+    operator a warning naming the path (never the session id)."""
+    with caplog.at_level(logging.WARNING, logger="mcp_oauth_shim.mcp_proxy"), front.stream("alice", "/outside") as data:
+        assert data == []
+    warning = next(r.getMessage() for r in caplog.records if r.name == "mcp_oauth_shim.mcp_proxy")
+    assert "/messages/" in warning and "session_id" not in warning
