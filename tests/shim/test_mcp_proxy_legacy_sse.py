@@ -19,12 +19,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 import pytest
+from mcp.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -32,7 +36,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_oauth_shim.mcp_proxy import MCPReverseProxy
 from tests.bridge.token_issuer import TokenIssuer
-from tests.peers.servers import bind_loopback, serve_asgi
+from tests.peers import node
+from tests.peers.clients import SESSION_TIMEOUT_S
+from tests.peers.servers import bind_loopback, free_port, serve_asgi
 
 INIT = {
     "jsonrpc": "2.0",
@@ -147,6 +153,29 @@ async def test_the_sdk_legacy_sse_client_calls_tools_through_the_proxy(front: Fr
 
     # A guard against a hang, not a performance assertion.
     assert await asyncio.wait_for(call(), 30) == "through the proxy"
+
+
+@pytest.mark.integration
+def test_mcp_remote_forced_to_sse_calls_tools_through_the_proxy(front: Front, tmp_path: Path) -> None:
+    """mcp-remote falls back to the legacy transport for old servers; ``--transport sse-only``
+    makes it use that at once (the token travels in ``--header``: the login is not the point)."""
+    (tmp_path / "home").mkdir()
+    token = front.headers("alice")["authorization"]
+    params = StdioServerParameters(
+        command=str(node.node_binary()),
+        args=[str(node.package_bin("mcp-remote", "mcp-remote")), front.origin + "/mcp/sse", str(free_port()),
+              "--transport", "sse-only", "--header", f"Authorization:{token}"],
+        env={"PATH": node.peer_env()["PATH"], "HOME": str(tmp_path / "home"), "MCP_REMOTE_CONFIG_DIR": str(tmp_path / "config")},
+        cwd=str(tmp_path),
+    )
+
+    async def call() -> str:
+        with anyio.fail_after(SESSION_TIMEOUT_S), open(tmp_path / "mcp-remote.log", "w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog), mode="legacy", read_timeout_seconds=SESSION_TIMEOUT_S) as client:
+                result = await client.call_tool("echo", {"text": "through mcp-remote"})
+        return result.content[0].text  # type: ignore[union-attr]
+
+    assert anyio.run(call) == "through mcp-remote", (tmp_path / "mcp-remote.log").read_text()
 
 
 def test_the_endpoint_event_names_the_message_path_under_the_mount_path(front: Front) -> None:
