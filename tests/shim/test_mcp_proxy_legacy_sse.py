@@ -17,9 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import selectors
+import subprocess
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -38,6 +43,7 @@ from mcp_oauth_shim.mcp_proxy import MCPReverseProxy
 from tests.bridge.token_issuer import TokenIssuer
 from tests.peers import node
 from tests.peers.clients import SESSION_TIMEOUT_S
+from tests.peers.procs import read_ready_line, stop
 from tests.peers.servers import bind_loopback, free_port, serve_asgi
 
 INIT = {
@@ -50,10 +56,13 @@ INIT = {
 
 @dataclass
 class QueryLog:
-    """The query string of every request the legacy server received, recorded as it arrives
-    (a request log written when a response ends would race with streams closing)."""
+    """The query string of every request the legacy server received, recorded as it arrives,
+    before it is answered (a request log written when a response ends would race with streams
+    closing). ``lines``: a peer's stdout with a ``POST <query>`` line per message, written
+    before the message is answered; read when :meth:`arrived` is asked."""
 
     queries: list[str] = field(default_factory=list)
+    lines: IO[str] | None = None
 
     def recording(self, app: ASGIApp) -> ASGIApp:
         async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,12 +72,27 @@ class QueryLog:
 
         return wrapper
 
+    def arrived(self) -> list[str]:
+        if self.lines is not None:
+            # Raw reads of what the pipe holds now: a buffered readline could keep lines back.
+            received = b""
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.lines, selectors.EVENT_READ)
+                while selector.select(0) and (chunk := os.read(self.lines.fileno(), 65536)):
+                    received += chunk
+            for line in received.decode().splitlines():
+                if line.startswith("POST "):
+                    self.queries.append(line[5:].lstrip("?"))
+        return self.queries
+
 
 @dataclass
 class Front:
     origin: str
     issuer: TokenIssuer
     upstream_queries: QueryLog
+    messages_path: str
+    session_parameter: str
 
     def headers(self, subject: str) -> dict[str, str]:
         token = self.issuer.token(audience=self.origin + "/mcp", subject=subject)
@@ -92,7 +116,7 @@ class Front:
                 yield data
 
     def post(self, subject: str, query: str, body: object = INIT) -> httpx.Response:
-        return httpx.post(f"{self.origin}/mcp/messages/?{query}", json=body, headers=self.headers(subject), timeout=10)
+        return httpx.post(f"{self.origin}/mcp{self.messages_path}?{query}", json=body, headers=self.headers(subject), timeout=10)
 
 
 def _legacy_server() -> MCPServer:
@@ -106,36 +130,62 @@ def _legacy_server() -> MCPServer:
 
 
 @contextlib.contextmanager
-def proxied() -> Iterator[Front]:
-    """The legacy server at the root of its origin: ``/sse`` and ``/messages/``. Public ``/mcp``
-    maps to the root; ``/outside`` maps to ``/sse`` alone, so the message path it announces
-    (``/messages/``) has no public URL."""
-    queries = QueryLog()
+def python_legacy_server(queries: QueryLog) -> Iterator[str]:
     with serve_asgi(queries.recording(_legacy_server().sse_app())) as upstream:
-        sock = bind_loopback()
-        origin = "http://127.0.0.1:%d" % sock.getsockname()[1]
-        issuer = TokenIssuer()
-        shim = issuer.shim(origin)
-        proxy = MCPReverseProxy(upstream.url, mount_path="/mcp", sealer=shim.context.sealer)
-        outside = MCPReverseProxy(upstream.url + "/sse", mount_path="/outside", sealer=shim.context.sealer)
-
-        @contextlib.asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with shim.lifespan(app):
-                yield
-            await proxy.aclose()
-            await outside.aclose()
-
-        guarded = shim.protect(proxy)
-        routes = [Route("/mcp", guarded), Route("/mcp/{rest:path}", guarded), Route("/outside", shim.protect(outside))]
-        with serve_asgi(Starlette(routes=[*shim.routes, *routes], lifespan=lifespan), sock) as running:
-            yield Front(running.url, issuer, queries)
+        yield upstream.url
 
 
-@pytest.fixture(scope="module")
-def front() -> Iterator[Front]:
-    with proxied() as running:
-        yield running
+@contextlib.contextmanager
+def typescript_legacy_server(queries: QueryLog, log: Path) -> Iterator[str]:
+    script = Path(node.__file__).with_name("legacy_sse_server.mjs")
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [str(node.node_binary()), str(script)], cwd=script.parent, stdout=subprocess.PIPE, stderr=stderr,
+            text=True, env=node.peer_env(),
+        )
+    try:
+        url = read_ready_line(process, "READY ", 30, log)
+        queries.lines = process.stdout
+        yield url
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def proxied(upstream_url: str, queries: QueryLog, messages_path: str, session_parameter: str) -> Iterator[Front]:
+    """The legacy server at the root of its origin: ``/sse`` and ``messages_path``. Public
+    ``/mcp`` maps to the root; ``/outside`` maps to ``/sse`` alone, so the message path it
+    announces has no public URL."""
+    sock = bind_loopback()
+    origin = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    issuer = TokenIssuer()
+    shim = issuer.shim(origin)
+    proxy = MCPReverseProxy(upstream_url, mount_path="/mcp", sealer=shim.context.sealer)
+    outside = MCPReverseProxy(upstream_url + "/sse", mount_path="/outside", sealer=shim.context.sealer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with shim.lifespan(app):
+            yield
+        await proxy.aclose()
+        await outside.aclose()
+
+    guarded = shim.protect(proxy)
+    routes = [Route("/mcp", guarded), Route("/mcp/{rest:path}", guarded), Route("/outside", shim.protect(outside))]
+    with serve_asgi(Starlette(routes=[*shim.routes, *routes], lifespan=lifespan), sock) as running:
+        yield Front(running.url, issuer, queries, messages_path, session_parameter)
+
+
+@pytest.fixture(scope="module", params=["python-sdk", pytest.param("typescript-sdk", marks=pytest.mark.integration)])
+def front(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    queries = QueryLog()
+    if request.param == "python-sdk":
+        with python_legacy_server(queries) as url, proxied(url, queries, "/messages/", "session_id") as running:
+            yield running
+    else:
+        log = tmp_path_factory.mktemp("legacy-ts") / "server.log"
+        with typescript_legacy_server(queries, log) as url, proxied(url, queries, "/messages", "sessionId") as running:
+            yield running
 
 
 def _query(endpoint: str) -> dict[str, list[str]]:
@@ -180,35 +230,35 @@ def test_mcp_remote_forced_to_sse_calls_tools_through_the_proxy(front: Front, tm
 
 def test_the_endpoint_event_names_the_message_path_under_the_mount_path(front: Front) -> None:
     with front.stream("alice") as data:
-        assert urlsplit(data[0]).path == "/mcp/messages/"
+        assert urlsplit(data[0]).path == "/mcp" + front.messages_path
 
 
 def test_the_endpoint_event_hands_out_a_sealed_session_id_that_reaches_the_server_opened(front: Front) -> None:
     with front.stream("alice") as data:
-        handed_out = _query(data[0])["session_id"][0]
-        assert front.post("alice", f"session_id={handed_out}").status_code == 202
-        server_id = parse_qs(front.upstream_queries.queries[-1])["session_id"][0]
-    assert len(server_id) == 32 and handed_out != server_id
+        handed_out = _query(data[0])[front.session_parameter][0]
+        assert front.post("alice", f"{front.session_parameter}={handed_out}").status_code == 202
+        server_id = parse_qs(front.upstream_queries.arrived()[-1])[front.session_parameter][0]
+    assert uuid.UUID(server_id) and handed_out != server_id
 
 
 def test_another_users_legacy_session_id_is_404_and_never_reaches_the_server(front: Front) -> None:
     with front.stream("alice") as data:
-        handed_out = _query(data[0])["session_id"][0]
-        seen_before = len(front.upstream_queries.queries)
-        assert front.post("mallory", f"session_id={handed_out}").status_code == 404
-        assert len(front.upstream_queries.queries) == seen_before
-        assert front.post("alice", f"session_id={handed_out}").status_code == 202
+        handed_out = _query(data[0])[front.session_parameter][0]
+        seen_before = len(front.upstream_queries.arrived())
+        assert front.post("mallory", f"{front.session_parameter}={handed_out}").status_code == 404
+        assert len(front.upstream_queries.arrived()) == seen_before
+        assert front.post("alice", f"{front.session_parameter}={handed_out}").status_code == 202
 
 
 def test_the_servers_own_legacy_session_id_is_404_and_never_reaches_the_server(front: Front) -> None:
     """The id an intermediary's access log would hold once the server saw it."""
     with front.stream("alice") as data:
         assert front.post("alice", urlsplit(data[0]).query).status_code == 202
-        leaked = front.upstream_queries.queries[-1]
-        seen_before = len(front.upstream_queries.queries)
+        leaked = front.upstream_queries.arrived()[-1]
+        seen_before = len(front.upstream_queries.arrived())
         assert front.post("mallory", leaked).status_code == 404
         assert front.post("alice", leaked).status_code == 404
-        assert len(front.upstream_queries.queries) == seen_before
+        assert len(front.upstream_queries.arrived()) == seen_before
 
 
 @pytest.mark.parametrize(
@@ -218,18 +268,18 @@ def test_the_servers_own_legacy_session_id_is_404_and_never_reaches_the_server(f
     ids=["unknown", "dotted", "empty", "bare-name", "encoded-name", "typescript-name", "second-parameter"],
 )
 def test_a_legacy_session_id_the_proxy_did_not_hand_out_is_404_and_never_reaches_the_server(front: Front, query: str) -> None:
-    seen_before = len(front.upstream_queries.queries)
+    seen_before = len(front.upstream_queries.arrived())
     response = front.post("alice", query)
     assert response.status_code == 404
     assert response.json()["error"]["message"] == "Session not found"
-    assert len(front.upstream_queries.queries) == seen_before
+    assert len(front.upstream_queries.arrived()) == seen_before
 
 
 def test_an_endpoint_outside_the_proxied_path_ends_the_stream_without_it(front: Front, caplog: pytest.LogCaptureFixture) -> None:
-    """The server announces ``/messages/``, which no public URL reaches: the client gets a
+    """The server announces its message path, which no public URL reaches: the client gets a
     stream that ends at once without an ``endpoint`` (its SDK then fails to connect), the
     operator a warning naming the path (never the session id)."""
     with caplog.at_level(logging.WARNING, logger="mcp_oauth_shim.mcp_proxy"), front.stream("alice", "/outside") as data:
         assert data == []
     warning = next(r.getMessage() for r in caplog.records if r.name == "mcp_oauth_shim.mcp_proxy")
-    assert "/messages/" in warning and "session_id" not in warning
+    assert front.messages_path in warning and front.session_parameter not in warning
