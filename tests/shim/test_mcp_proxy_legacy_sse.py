@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import os
 import selectors
@@ -36,6 +37,8 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -283,3 +286,29 @@ def test_an_endpoint_outside_the_proxied_path_ends_the_stream_without_it(front: 
         assert data == []
     warning = next(r.getMessage() for r in caplog.records if r.name == "mcp_oauth_shim.mcp_proxy")
     assert front.messages_path in warning and front.session_parameter not in warning
+
+
+def test_a_compressed_stream_passes_unchanged_and_its_session_id_never_opens() -> None:
+    """A stream with ``Content-Encoding`` cannot be read without decoding it, so it is passed
+    on as sent: the client gets the server's own session id, which the proxy never opens. A
+    misbehaving loopback server stands in for a legacy server behind a compressing middleware."""
+    body = gzip.compress(b"event: endpoint\ndata: /messages/?session_id=" + b"f" * 32 + b"\n\n")
+    reached: list[str] = []
+
+    async def stream(request: Request) -> Response:
+        return Response(body, media_type="text/event-stream", headers={"content-encoding": "gzip"})
+
+    async def message(request: Request) -> Response:
+        reached.append(request.url.query)
+        return Response("Accepted", status_code=202)
+
+    upstream_app = Starlette(routes=[Route("/sse", stream), Route("/messages/", message, methods=["POST"])])
+    with serve_asgi(upstream_app) as upstream:
+        proxy = MCPReverseProxy(upstream.url, mount_path="/mcp")
+        with serve_asgi(proxy) as running:
+            answer = httpx.get(running.url + "/mcp/sse", timeout=10)
+            endpoint = answer.text.split("data: ")[1].strip()
+            posted = httpx.post(running.url + "/mcp" + endpoint, json=INIT, timeout=10)
+    assert (answer.content, endpoint, posted.status_code, reached) == (
+        gzip.decompress(body), "/messages/?session_id=" + "f" * 32, 404, []
+    )
