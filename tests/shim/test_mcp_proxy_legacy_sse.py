@@ -39,7 +39,7 @@ from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_oauth_shim.mcp_proxy import MCPReverseProxy
@@ -312,3 +312,15 @@ def test_a_compressed_stream_passes_unchanged_and_its_session_id_never_opens() -
     assert (answer.content, endpoint, posted.status_code, reached) == (
         gzip.decompress(body), "/messages/?session_id=" + "f" * 32, 404, []
     )
+
+
+def test_a_legacy_server_below_a_path_of_its_origin_is_announced_under_the_mount_path() -> None:
+    """Upstream ``/legacy`` (its app mounted there: ``/legacy/sse``, ``/legacy/messages/``)
+    behind public ``/mcp``: the event names ``/mcp/messages/``, and posting there works."""
+    queries = QueryLog()
+    upstream_app = Starlette(routes=[Mount("/legacy", app=_legacy_server().sse_app())])
+    with serve_asgi(queries.recording(upstream_app)) as upstream, proxied(
+        upstream.url + "/legacy", queries, "/messages/", "session_id"
+    ) as front, front.stream("alice") as data:
+        assert urlsplit(data[0]).path == "/mcp/messages/"
+        assert front.post("alice", urlsplit(data[0]).query).status_code == 202
