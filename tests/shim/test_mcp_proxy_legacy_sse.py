@@ -209,15 +209,19 @@ async def test_the_sdk_legacy_sse_client_calls_tools_through_the_proxy(front: Fr
 
 
 @pytest.mark.integration
-def test_mcp_remote_forced_to_sse_calls_tools_through_the_proxy(front: Front, tmp_path: Path) -> None:
-    """mcp-remote falls back to the legacy transport for old servers; ``--transport sse-only``
-    makes it use that at once (the token travels in ``--header``: the login is not the point)."""
+@pytest.mark.parametrize("transport", [[], ["--transport", "sse-only"]], ids=["falls-back-from-http", "sse-only"])
+def test_mcp_remote_over_the_legacy_transport_calls_tools_through_the_proxy(
+    front: Front, tmp_path: Path, transport: list[str]
+) -> None:
+    """mcp-remote tries Streamable HTTP first and falls back to the legacy transport when the
+    server answers its POST with 405; ``--transport sse-only`` goes there at once (the token
+    travels in ``--header``: the login is not the point here)."""
     (tmp_path / "home").mkdir()
     token = front.headers("alice")["authorization"]
     params = StdioServerParameters(
         command=str(node.node_binary()),
         args=[str(node.package_bin("mcp-remote", "mcp-remote")), front.origin + "/mcp/sse", str(free_port()),
-              "--transport", "sse-only", "--header", f"Authorization:{token}"],
+              *transport, "--header", f"Authorization:{token}"],
         env={"PATH": node.peer_env()["PATH"], "HOME": str(tmp_path / "home"), "MCP_REMOTE_CONFIG_DIR": str(tmp_path / "config")},
         cwd=str(tmp_path),
     )
