@@ -8,8 +8,9 @@ session id has to be bound to the user as ``Mcp-Session-Id`` is. Everything afte
 through untouched.
 
 Parsing follows the HTML Living Standard, "Server-sent events", §9.2.6 "Interpreting an event
-stream": lines end in CRLF, LF or CR; a blank line dispatches the event when a field set it;
-lines starting with ``:`` are comments; ``field: value`` loses one space after the colon.
+stream": lines end in CRLF, LF or CR; lines starting with ``:`` are comments; ``field: value``
+loses one space after the colon; a blank line dispatches the event when a field set it (as
+httpx2, the parser of the ``mcp`` SDK's clients, reads it; the standard asks for data).
 """
 
 from __future__ import annotations

@@ -188,8 +188,11 @@ class MCPReverseProxy:
         """The URL a legacy ``endpoint`` event should name for the client: ``endpoint`` is
         resolved against ``stream_url`` (the upstream URL of the stream), mapped below the
         mount path, its session id sealed for ``owner``. Raises :class:`EndpointOutsideProxy`
-        when it lies outside the upstream URL (no public URL reaches it)."""
-        target, upstream = urlsplit(urljoin(stream_url, endpoint)), urlsplit(self.upstream_url)
+        when it lies outside the upstream URL (no public URL reaches it) or does not parse."""
+        try:
+            target, upstream = urlsplit(urljoin(stream_url, endpoint)), urlsplit(self.upstream_url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket in an absolute URL
+            raise EndpointOutsideProxy("(an unparsable URL)") from None
         inside = target.path == upstream.path or target.path.startswith(upstream.path.rstrip("/") + "/")
         if (target.scheme, target.netloc) != (upstream.scheme, upstream.netloc) or not inside:
             raise EndpointOutsideProxy(target.path)

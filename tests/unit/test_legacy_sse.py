@@ -13,7 +13,8 @@ import dataclasses
 import httpx2
 import pytest
 
-from mcp_oauth_shim.legacy_sse import MAX_FIRST_EVENT_BYTES, EndpointEventRewriter, map_session_parameters
+from mcp_oauth_shim.legacy_sse import MAX_FIRST_EVENT_BYTES, EndpointEventRewriter, EndpointOutsideProxy, map_session_parameters
+from mcp_oauth_shim.mcp_proxy import MCPReverseProxy
 
 STREAMS = {
     "sdk-python": b"event: endpoint\r\ndata: /messages/?session_id=abc\r\n\r\n: ping\r\n\r\nevent: message\r\ndata: {}\r\n\r\n",
@@ -73,3 +74,15 @@ def test_session_parameters_are_mapped_and_every_other_byte_kept(query: str, map
 
 def test_a_session_parameter_that_does_not_map_refuses_the_whole_query() -> None:
     assert map_session_parameters("x=1&session_id=abc", lambda value: None) is None
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://[::1/messages/?session_id=abc", "//other.example/messages/?session_id=abc", "/elsewhere/?session_id=abc",
+     "https://127.0.0.1:9000/messages/?session_id=abc"],
+    ids=["unparsable-host", "other-origin", "outside-the-upstream-path", "other-scheme"],
+)
+def test_an_endpoint_the_proxy_cannot_map_is_endpoint_outside_proxy(endpoint: str) -> None:
+    proxy = MCPReverseProxy("http://127.0.0.1:9000/mcp", mount_path="/mcp")
+    with pytest.raises(EndpointOutsideProxy):
+        proxy.public_endpoint(endpoint, "http://127.0.0.1:9000/mcp/sse", owner="")
