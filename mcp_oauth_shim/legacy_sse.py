@@ -24,9 +24,9 @@ __all__ = ["SESSION_QUERY_PARAMETERS", "EndpointEventRewriter", "EndpointOutside
 
 #: The query parameters that carry a legacy session id (Python SDK, TypeScript SDK).
 SESSION_QUERY_PARAMETERS = frozenset({"session_id", "sessionId"})
-#: How much of a stream is held back looking for its first event. The SDKs' ``endpoint``
-#: events are about 100 bytes; a stream whose first event is not complete by then is passed
-#: on as it is (a session id in it then stays the server's, which the proxy never opens).
+#: How much of a stream's first event is held back. The SDKs' ``endpoint`` events are about
+#: 100 bytes; a stream whose first event is not complete by then is passed on as it is (a
+#: session id in it then stays the server's, which the proxy never opens).
 MAX_FIRST_EVENT_BYTES = 16 * 1024
 
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
@@ -59,8 +59,8 @@ class EndpointEventRewriter:
     """Feeds a stream's chunks through, replacing the data of its first event when that is
     ``endpoint`` with ``rewrite(data)``. ``rewrite`` raises :class:`EndpointOutsideProxy` for
     a URL it cannot map. Only the first event is held back (at most
-    :data:`MAX_FIRST_EVENT_BYTES`); after it every chunk passes at once, unchanged. Each byte
-    is parsed once, whatever the chunks."""
+    :data:`MAX_FIRST_EVENT_BYTES`): comments before it pass at once, and after it every chunk
+    passes at once, unchanged. Each byte is parsed once, whatever the chunks."""
 
     rewrite: Callable[[str], str]
     _held: bytearray = field(default_factory=bytearray)
@@ -77,7 +77,14 @@ class EndpointEventRewriter:
         if len(self._held) > MAX_FIRST_EVENT_BYTES:
             return self._release(None)
         first = self._first_event()
-        return b"" if first is None else self._release(first)
+        if first is not None:
+            return self._release(first)
+        # Comments and blank lines before the event (keep-alive pings) go on at once.
+        passed = bytes(self._held[: self._block_start])
+        del self._held[: self._block_start]
+        self._parsed -= self._block_start
+        self._block_start = 0
+        return passed
 
     def flush(self) -> bytes:
         """What is still held when the stream ends (an unfinished event is never dispatched)."""

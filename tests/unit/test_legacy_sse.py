@@ -86,3 +86,11 @@ def test_an_endpoint_the_proxy_cannot_map_is_endpoint_outside_proxy(endpoint: st
     proxy = MCPReverseProxy("http://127.0.0.1:9000/mcp", mount_path="/mcp")
     with pytest.raises(EndpointOutsideProxy):
         proxy.public_endpoint(endpoint, "http://127.0.0.1:9000/mcp/sse", owner="")
+
+
+def test_keep_alive_comments_before_the_first_event_pass_at_once() -> None:
+    """A quiet stream's pings keep intermediaries from closing it: none is held back."""
+    rewriter = EndpointEventRewriter(lambda data: "rewritten:" + data)
+    pings = [b": ping - 1\r\n\r\n", b": ping - 2\r\n", b"\r\n"]
+    assert [rewriter.feed(ping) for ping in pings] == [pings[0], b"", pings[1] + pings[2]]
+    assert rewriter.feed(b"event: endpoint\ndata: /m\n\n") == b"event: endpoint\ndata: rewritten:/m\n\n"
