@@ -73,9 +73,12 @@ class EndpointEventRewriter:
         """What to send on now for ``chunk`` (empty while the first event is incomplete)."""
         if self._done:
             return chunk
+        may_end_a_line = b"\n" in chunk or b"\r" in chunk or self._held.endswith(b"\r")
         self._held += chunk
         if len(self._held) > MAX_FIRST_EVENT_BYTES:
             return self._release(None)
+        if not may_end_a_line:  # no new line: no need to scan the unfinished one again
+            return b""
         first = self._first_event()
         if first is not None:
             return self._release(first)
