@@ -18,7 +18,11 @@ to the real server. What it does to a request, and why:
   of the caller's identity (the ``mcp`` SDK's session owner: client, issuer, subject), and a
   request reaches the server with the plain id only when it carries the credential of that
   same user. Any other session id is answered as an unknown session, 404 (MCP 2025-11-25
-  "Transports", Session Management), without a request to the server.
+  "Transports", Session Management), without a request to the server;
+- the legacy HTTP+SSE transport (MCP 2024-11-05) carries its session id in the query of the
+  URL its stream's first event, ``endpoint``, names: the proxy maps that URL to the public path
+  (a stream whose URL has no public one ends there, logged) and seals the id as above; a
+  ``session_id`` / ``sessionId`` query parameter reaches the server opened, or not at all.
 
 Responses stream chunk by chunk (Server-Sent Events arrive as they are written) and bytes are
 passed on undecoded, so ``Content-Encoding`` stays true. When the client goes away the upstream
@@ -35,12 +39,13 @@ import logging
 import re
 import secrets
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from .legacy_sse import EndpointEventRewriter, EndpointOutsideProxy, map_session_parameters
 from .logs import without_password
 from .outbound import TRANSPORT_ERRORS, outbound_client
 from .sealing import Sealer, SealError
@@ -145,13 +150,16 @@ class MCPReverseProxy:
         body = await self._read_body(scope, receive, send)
         if body is None:
             return
-        url = self.target_url(scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
+        owner = session_owner(scope)
+        query = map_session_parameters(
+            scope.get("query_string", b"").decode("latin-1"), lambda sealed: self.open_session_id(sealed, owner)
+        )
+        url = self.target_url(scope.get("raw_path") or scope["path"].encode(), (query or "").encode("latin-1"))
         if url is None:
             await _json(scope, receive, send, 400, "invalid_request", "This path is not served here.")
             return
-        owner = session_owner(scope)
         headers = self._unsealed_sessions(self.request_headers(scope), owner)
-        if headers is None:
+        if headers is None or query is None:
             await _send_session_not_found(send)
             return
         request = self._http.build_request(scope["method"], url, headers=headers, content=body)
@@ -167,10 +175,30 @@ class MCPReverseProxy:
             return
         try:
             answer_headers = self._sealed_sessions(_response_headers(response), owner)
+            rewriter = None
+            if scope["method"] == "GET" and _is_plain_event_stream(response):
+                rewriter = EndpointEventRewriter(lambda endpoint: self.public_endpoint(endpoint, url, owner))
+                answer_headers = [(name, value) for name, value in answer_headers if name != b"content-length"]
             await send({"type": "http.response.start", "status": response.status_code, "headers": answer_headers})
-            await self._stream(response, receive, send)
+            await self._stream(response, receive, send, rewriter)
         finally:
             await response.aclose()
+
+    def public_endpoint(self, endpoint: str, stream_url: str, owner: str) -> str:
+        """The URL a legacy ``endpoint`` event should name for the client: ``endpoint`` is
+        resolved against ``stream_url`` (the upstream URL of the stream), mapped below the
+        mount path, its session id sealed for ``owner``. Raises :class:`EndpointOutsideProxy`
+        when it lies outside the upstream URL (no public URL reaches it) or does not parse."""
+        try:
+            target, upstream = urlsplit(urljoin(stream_url, endpoint)), urlsplit(self.upstream_url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket in an absolute URL
+            raise EndpointOutsideProxy("(an unparsable URL)") from None
+        inside = target.path == upstream.path or target.path.startswith(upstream.path.rstrip("/") + "/")
+        if (target.scheme, target.netloc) != (upstream.scheme, upstream.netloc) or not inside:
+            raise EndpointOutsideProxy(target.path)
+        query = map_session_parameters(target.query, lambda session_id: self.seal_session_id(session_id, owner))
+        path = (self.mount_path + target.path[len(upstream.path) :]) or "/"
+        return f"{path}?{query}" if query else path
 
     def seal_session_id(self, session_id: str, owner: str) -> str:
         """The id the client gets for the server's ``session_id``, usable by ``owner`` only
@@ -225,14 +253,29 @@ class MCPReverseProxy:
             if not message.get("more_body", False):
                 return bytes(body)
 
-    async def _stream(self, response: httpx.Response, receive: Receive, send: Send) -> None:
-        """Copy the body as it arrives; stop as soon as the client disconnects."""
+    async def _stream(
+        self, response: httpx.Response, receive: Receive, send: Send, rewriter: EndpointEventRewriter | None
+    ) -> None:
+        """Copy the body as it arrives (through ``rewriter`` if given); stop as soon as the
+        client disconnects."""
 
         async def pump() -> None:
-            async for chunk in response.aiter_raw():
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            try:
+                async for chunk in response.aiter_raw():
+                    if rewriter is not None:
+                        chunk = rewriter.feed(chunk)
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                tail = rewriter.flush() if rewriter is not None else b""
+            except EndpointOutsideProxy as outside:
+                logger.warning(
+                    "The MCP server's legacy SSE endpoint event names %s, outside %s: no public URL reaches it; "
+                    "stream ended. Point --mcp-upstream at a URL above both the SSE and the message path.",
+                    outside.args[0],
+                    without_password(self.upstream_url),
+                )
+                tail = b""
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
 
         async def client_gone() -> None:
             message: Message = {"type": ""}
@@ -271,6 +314,13 @@ async def _send_session_not_found(send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_SESSION_NOT_FOUND)).encode())]
     await send({"type": "http.response.start", "status": 404, "headers": headers})
     await send({"type": "http.response.body", "body": _SESSION_NOT_FOUND})
+
+
+def _is_plain_event_stream(response: httpx.Response) -> bool:
+    """A Server-Sent Events body the proxy can read: not content-encoded."""
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return response.status_code == 200 and media_type == "text/event-stream" and encoding == "identity"
 
 
 def _hop_by_hop(connection_headers: Iterable[str]) -> set[str]:
