@@ -118,6 +118,56 @@ def test_the_server_keeps_serving_while_slow_bodies_wait(served: tuple[str, int]
         slow.close()
 
 
+def _drip_until_closed(address: tuple[str, int], head: bytes) -> tuple[bytes, bool]:
+    """``head`` and a body byte every 0.1 s for up to ``ANSWER_WITHIN`` seconds: what the server
+    answered, and whether it closed the connection meanwhile."""
+    with socket.create_connection(address) as sock:
+        sock.sendall(head + b"g")
+        sock.settimeout(0.1)
+        answer = b""
+        started = time.monotonic()
+        while time.monotonic() - started < ANSWER_WITHIN:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = None
+            except ConnectionResetError:
+                return answer, True
+            if chunk == b"":
+                return answer, True
+            answer += chunk or b""
+            try:
+                sock.sendall(b"g")
+            except OSError:
+                return answer, True
+        return answer, False
+
+
+# Requests the app answers without reading their body: the deadline never sees those reads.
+UNREAD_BODIES = [("POST", "/no-such-path"), ("GET", "/healthz"), ("POST", "/.well-known/oauth-authorization-server")]
+
+
+@pytest.mark.parametrize(("method", "path"), UNREAD_BODIES)
+def test_a_body_the_app_does_not_read_cannot_hold_the_connection(
+    served: tuple[str, int], method: str, path: str
+) -> None:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n".encode()
+    answer, closed = _drip_until_closed(served, head)
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    assert b"\r\nconnection: close" in answer.partition(b"\r\n\r\n")[0].lower()
+    assert closed, "the server kept reading a body nobody reads"
+
+
+def test_requests_without_a_body_keep_the_connection_alive(served: tuple[str, int]) -> None:
+    with socket.create_connection(served) as sock:
+        sock.settimeout(ANSWER_WITHIN)
+        for _ in range(2):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            assert b"\r\nconnection: close" not in answer.lower()
+
+
 # -- the middleware around other apps -----------------------------------------------------------
 
 
