@@ -133,6 +133,9 @@ class MCPEndpoint:
     _checked: BoundedMemo[tuple[str | None, str | None, bytes, bytes], bool] = field(
         default_factory=lambda: BoundedMemo(_MAX_CHECKED), init=False
     )
+    # Owners of the session-less POSTs the SDK is serving now: each may be opening a session
+    # the SDK has not admitted yet, and counts against its caller's limit until it is answered.
+    _opening: list[Any] = field(default_factory=list, init=False)
     _task_group: TaskGroup | None = field(default=None, init=False)
     _stopping: anyio.Event | None = field(default=None, init=False)
     _starting: anyio.Lock | None = field(default=None, init=False)
@@ -183,10 +186,24 @@ class MCPEndpoint:
                 self.manager, self._internals = None, None
 
     async def _to_sdk(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
-        if not self.stateless and headers.session is None and scope["method"] == "POST" and self._caller_at_limit(scope):
+        opening = not self.stateless and headers.session is None and scope["method"] == "POST"
+        if opening and self._caller_at_limit(scope):
             # The SDK opens a session for every POST without one (even one it then refuses).
             await send_json(send, 429, _TOO_MANY_CALLER_SESSIONS)
             return
+        if not opening:
+            await self._sdk_handles(scope, receive, send, headers)
+            return
+        # Counted from the check on, with no await between: requests sent at once would each
+        # pass the count before the SDK admits any of them.
+        owner = requestor(scope)
+        self._opening.append(owner)
+        try:
+            await self._sdk_handles(scope, receive, send, headers)
+        finally:
+            self._opening.remove(owner)
+
+    async def _sdk_handles(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
         if not self.stateless and headers.session is not None and headers.handshake_era:
             # A session this endpoint issued becomes the SDK's before the SDK sees its request.
             # Any other session is unknown while the SDK is not running, as the SDK would say.
@@ -210,7 +227,7 @@ class MCPEndpoint:
         owner = requestor(scope)
         if owner is None:
             return False
-        held = self.sessions.held_by(owner)
+        held = self.sessions.held_by(owner) + sum(1 for o in self._opening if o == owner)
         if self._internals is not None:
             held += self._internals.sessions_of(owner)
         return held >= self.sessions.max_sessions_per_caller

@@ -7,13 +7,16 @@ counted here and in the SDK together, whichever path opened them (`fast_path` on
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 from fastapi import FastAPI
 
 from mcp_bridge import MCPBridge
 from mcp_bridge.sessions import DEFAULT_MAX_SESSIONS_PER_CALLER
 from tests.bridge.sample_app import build_app
-from tests.bridge.test_auth import INIT, LIST, Protected, protected, rpc
+from tests.bridge.test_auth import ACCEPT, INIT, LIST, Protected, protected, rpc
 
 LIMIT = 3
 PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["bridge sessions", "SDK sessions"])
@@ -73,6 +76,24 @@ def test_ending_a_session_frees_its_place_for_a_new_one(fast_path: bool) -> None
         assert ended.status_code == 200, ended.text
         again = rpc(server, INIT, alice)
     assert again.status_code == 200, again.text
+
+
+async def _initialize_at_once(server: Protected, token: str, count: int) -> list[int]:
+    """`count` opening requests of one caller sent at the same time: their statuses."""
+    headers = {**ACCEPT, "authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=count)) as client:
+        answers = await asyncio.gather(*(client.post(server.mcp, json=INIT, headers=headers) for _ in range(count)))
+    return [answer.status_code for answer in answers]
+
+
+@PATHS
+def test_opening_requests_sent_at_once_open_no_more_sessions_than_the_limit(fast_path: bool) -> None:
+    """The count and the opening of a session are one step: requests racing past the count
+    while the SDK admits the first ones would each open a session."""
+    with protected(stateless=False, fast_path=fast_path, max_sessions_per_caller=LIMIT) as server:
+        statuses = asyncio.run(_initialize_at_once(server, server.token(subject="alice"), 5 * LIMIT))
+    assert statuses.count(200) == LIMIT, statuses
+    assert set(statuses) == {200, 429}, statuses
 
 
 def test_a_new_token_of_the_same_caller_counts_against_the_same_limit() -> None:
