@@ -7,7 +7,8 @@ enough of them exhaust the server (the "slow POST" attack). :class:`BodyDeadline
 gives the whole body ``seconds`` from the moment the request reaches the app. When the time is
 up, the app sees ``http.disconnect`` (the shim's endpoints and the MCP proxy stop quietly on
 it) and, unless it already answered, the client gets ``408 Request Timeout`` (RFC 9110
-§15.5.9) with ``Connection: close`` and a JSON ``invalid_request`` body (RFC 6749 §5.2).
+§15.5.9) with ``Connection: close`` and a JSON ``invalid_request`` body (RFC 6749 §5.2), in
+place of whatever the app answers to the disconnect.
 
 A request answered before its body was read (a 404, a ``GET`` with a body, a 401 before the
 body) is answered with ``Connection: close``: the server would otherwise discard the rest of
@@ -93,6 +94,10 @@ class BodyDeadlineMiddleware:
             return message
 
         async def send_tracked(message: Message) -> None:
+            if exchange.timed_out and not exchange.answered:
+                # The app's answer to the disconnect it was told of (FastAPI's 400 "error
+                # parsing the body", Starlette's 500): the 408 below replaces it.
+                return
             if message["type"] == "http.response.start":
                 exchange.answered = True
                 if not exchange.body_complete and _announces_body(scope):

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -60,7 +62,7 @@ def _read_until_closed(sock: socket.socket) -> bytes:
 
 
 # What each endpoint reads: it checks the media type before it waits for the body.
-MEDIA_TYPES = {"/oauth/register": "application/json"}
+MEDIA_TYPES = {"/oauth/register": "application/json", "/": "application/json"}
 
 
 def _send_slowly(address: tuple[str, int], path: str) -> tuple[bytes, float]:
@@ -213,6 +215,43 @@ def test_an_app_that_raises_on_the_disconnect_still_gives_408_and_logs_no_error(
         answer, _ = _send_slowly(("127.0.0.1", int(running.url.rsplit(":", 1)[1])), "/")
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+class Note(BaseModel):
+    text: str
+
+
+def fastapi_with_a_json_body() -> ASGIApp:
+    """FastAPI answers a body it could not read with its own 400 ("error parsing the body")."""
+    app = FastAPI()
+
+    @app.post("/")
+    async def take(note: Note) -> dict[str, str]:
+        return {"text": note.text}
+
+    return app
+
+
+def starlette_reading_json() -> ASGIApp:
+    """Starlette's error handler answers the ClientDisconnect of ``request.json()`` with 500."""
+    from starlette.routing import Route
+
+    async def take(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(await request.json()))
+
+    return Starlette(routes=[Route("/", take, methods=["POST"])])
+
+
+# Frameworks answer the disconnect the deadline reports with an answer of their own.
+FRAMEWORK_APPS = {"FastAPI": fastapi_with_a_json_body, "Starlette": starlette_reading_json}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORK_APPS)
+def test_an_app_that_answers_the_disconnect_itself_still_gives_408(framework: str) -> None:
+    app = BodyDeadlineMiddleware(FRAMEWORK_APPS[framework](), seconds=DEADLINE)
+    with serve_asgi(app) as running:
+        answer, _ = _send_slowly(("127.0.0.1", int(running.url.rsplit(":", 1)[1])), "/")
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
 
 
 @pytest.mark.parametrize("seconds", [0, -1.0, float("nan")])
