@@ -120,6 +120,58 @@ def test_the_server_keeps_serving_while_slow_bodies_wait(served: tuple[str, int]
         slow.close()
 
 
+def test_a_chunked_body_dripped_chunk_by_chunk_gets_408_at_the_deadline(served: tuple[str, int]) -> None:
+    """Each chunk arrives in time; the whole body does not: the deadline is the body's."""
+    with socket.create_connection(served) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.settimeout(DEADLINE / 5)
+        answer = b""
+        while not answer and time.monotonic() - started < ANSWER_WITHIN:
+            sock.sendall(b"1\r\ng\r\n")
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                pass
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+def test_a_client_that_expects_100_continue_and_sends_nothing_gets_408(served: tuple[str, int]) -> None:
+    with socket.create_connection(served) as sock:
+        sock.sendall(_head("/oauth/token", 200).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 100 "), answer[:200]
+    assert b"\r\n\r\nHTTP/1.1 408 " in answer, answer[:300]
+
+
+def test_a_slow_body_to_the_mcp_proxy_with_a_valid_token_gets_408() -> None:
+    """``--mcp-upstream``: the token is checked, then the proxy waits for the body."""
+    from tests.bridge.token_issuer import TokenIssuer
+    from tests.peers.servers import bind_loopback
+
+    sock = bind_loopback()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    issuer = TokenIssuer()
+    environ = {
+        **BASE_ENV, "MCP_OAUTH_SHIM_BODY_TIMEOUT": str(DEADLINE), "MCP_OAUTH_SHIM_PUBLIC_URL": url,
+        "MCP_OAUTH_SHIM_MCP_UPSTREAM": "http://127.0.0.1:9/mcp",  # never reached: the body never ends
+    }
+    settings = cli.serve_settings(cli.parser().parse_args(["serve"]), environ)
+    app = build_app(settings, issuer.shim(url, resource=url + "/mcp"))
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\n"
+        f"Authorization: Bearer {issuer.token(audience=url + '/mcp')}\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Length: 200\r\n\r\n{"
+    ).encode()
+    with serve_asgi(app, sock), socket.create_connection(sock.getsockname()[:2]) as client:
+        client.sendall(head)
+        answer = _read_until_closed(client)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
 def _drip_until_closed(address: tuple[str, int], head: bytes) -> tuple[bytes, bool]:
     """``head`` and a body byte every 0.1 s for up to ``ANSWER_WITHIN`` seconds: what the server
     answered, and whether it closed the connection meanwhile."""
