@@ -49,7 +49,7 @@ from mcp_bridge.handshake import (
 )
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
-from mcp_bridge.sessions import Session, SessionTable, requestor
+from mcp_bridge.sessions import Session, SessionTable, requestor, sessions_of_caller
 from mcp_oauth_shim.media_types import JSON, is_media_type
 from mcp_oauth_shim.memo import BoundedMemo
 
@@ -227,7 +227,7 @@ class MCPEndpoint:
         owner = requestor(scope)
         if owner is None:
             return False
-        held = self.sessions.held_by(owner) + sum(1 for o in self._opening if o == owner)
+        held = self.sessions.held_by(owner) + sessions_of_caller(owner, self._opening)
         if self._internals is not None:
             held += self._internals.sessions_of(owner)
         return held >= self.sessions.max_sessions_per_caller

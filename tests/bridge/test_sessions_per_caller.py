@@ -104,6 +104,22 @@ def test_a_new_token_of_the_same_caller_counts_against_the_same_limit() -> None:
     assert refused.status_code == 429
 
 
+def token_of(server: Protected, subject: str, client: str) -> str:
+    """A token of `subject` issued to `client`."""
+    return server.token(subject=subject, extra_claims={"client_id": client, "azp": client})
+
+
+@PATHS
+def test_the_limit_is_the_users_whichever_client_they_sign_in_with(fast_path: bool) -> None:
+    """Anyone may register clients (RFC 7591): one user signing in with a new client for each
+    session would otherwise hold the limit once per client, and fill the server's limit all the same."""
+    with protected(stateless=False, fast_path=fast_path, max_sessions_per_caller=LIMIT) as server:
+        for client in range(LIMIT):
+            open_sessions(server, token_of(server, "alice", f"client-{client}"), 1)
+        refused = rpc(server, INIT, token_of(server, "alice", "one-more-client"))
+    assert refused.status_code == 429, refused.text
+
+
 def test_a_stateless_endpoint_has_no_sessions_to_count() -> None:
     with protected(stateless=True, max_sessions_per_caller=1) as server:
         alice = server.token(subject="alice")
