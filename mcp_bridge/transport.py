@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mcp_bridge import sdk
 from mcp_bridge.asgi_io import SESSION_HEADER, read_message, send_json, send_plain
@@ -134,7 +134,7 @@ class MCPEndpoint:
         default_factory=lambda: BoundedMemo(_MAX_CHECKED), init=False
     )
     # Owners of the session-less POSTs the SDK is serving now: each may be opening a session
-    # the SDK has not admitted yet, and counts against its caller's limit until it is answered.
+    # the SDK has not admitted yet, and counts against its caller's limit until its answer starts.
     _opening: list[Any] = field(default_factory=list, init=False)
     _task_group: TaskGroup | None = field(default=None, init=False)
     _stopping: anyio.Event | None = field(default=None, init=False)
@@ -195,13 +195,25 @@ class MCPEndpoint:
             await self._sdk_handles(scope, receive, send, headers)
             return
         # Counted from the check on, with no await between: requests sent at once would each
-        # pass the count before the SDK admits any of them.
+        # pass the count before the SDK admits any of them. Until the answer starts: by then
+        # the SDK counts the session itself, and a client that opens its next session once
+        # this answer arrived must not find this one counted twice.
         owner = requestor(scope)
         self._opening.append(owner)
+        counted = True
+
+        async def send_uncounting(message: Message) -> None:
+            nonlocal counted
+            if counted and message["type"] == "http.response.start":
+                counted = False
+                self._opening.remove(owner)
+            await send(message)
+
         try:
-            await self._sdk_handles(scope, receive, send, headers)
+            await self._sdk_handles(scope, receive, send_uncounting, headers)
         finally:
-            self._opening.remove(owner)
+            if counted:
+                self._opening.remove(owner)
 
     async def _sdk_handles(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
         if not self.stateless and headers.session is not None and headers.handshake_era:

