@@ -106,6 +106,19 @@ def test_a_new_token_of_the_same_caller_counts_against_the_same_limit() -> None:
     assert refused.status_code == 429
 
 
+@PATHS
+def test_callers_opening_sessions_one_after_another_up_to_the_limit_are_never_refused(fast_path: bool) -> None:
+    """A session whose answer has arrived counts once, however soon the next request comes
+    (one kept-alive connection per caller: the next request follows the answer at once)."""
+    statuses = []
+    with protected(stateless=False, fast_path=fast_path, max_sessions_per_caller=LIMIT) as server:
+        for n in range(15):
+            headers = {**ACCEPT, "authorization": f"Bearer {server.token(subject=f'user-{n}')}"}
+            with httpx.Client(timeout=10) as client:
+                statuses += [client.post(server.mcp, json=INIT, headers=headers).status_code for _ in range(LIMIT)]
+    assert statuses == [200] * (15 * LIMIT), statuses
+
+
 def token_of(server: Protected, subject: str, client: str) -> str:
     """A token of `subject` issued to `client`."""
     return server.token(subject=subject, extra_claims={"client_id": client, "azp": client})
