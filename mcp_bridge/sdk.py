@@ -34,6 +34,7 @@ import anyio
 from starlette.types import Message, Scope
 
 from mcp_bridge.asgi_io import body_then_wait
+from mcp_bridge.sessions import sessions_of_caller
 
 if TYPE_CHECKING:
     from mcp_bridge.sessions import Session
@@ -101,8 +102,8 @@ class SessionManagerInternals:
         return len(self._transports)
 
     def sessions_of(self, owner: object) -> int:
-        """How many open SDK sessions `owner` opened (a scan: called per new session)."""
-        return sum(1 for o in list(self._owners.values()) if o == owner)
+        """How many open SDK sessions the caller `owner` opened (`sessions.sessions_of_caller`)."""
+        return sessions_of_caller(owner, list(self._owners.values()))
 
     def holds(self, session_id: str) -> bool:
         return session_id in self._transports

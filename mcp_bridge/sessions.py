@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,10 @@ from starlette.types import Scope
 # The SDK's defaults (mcp.server.streamable_http_manager): 30 minutes idle, 10 000 sessions.
 DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 DEFAULT_MAX_SESSIONS = 10_000
-# Sessions one caller (the owner of one credential) may hold open at once, here and in the SDK
-# together. MCP clients open one per connection; the bound keeps a caller that opens sessions
-# and never ends them from filling the server's DEFAULT_MAX_SESSIONS for everyone else.
+# Sessions one caller (one user, whichever client: `sessions_of_caller`) may hold open at
+# once, here and in the SDK together. MCP clients open one per connection; the bound keeps a
+# caller that opens sessions and never ends them from filling the server's DEFAULT_MAX_SESSIONS
+# for everyone else.
 DEFAULT_MAX_SESSIONS_PER_CALLER = 100
 _SWEEP_EVERY = 60.0
 _BEARER_AUTH_MODULE = "mcp.server.auth.middleware.bearer_auth"
@@ -45,6 +46,23 @@ def requestor(scope: Scope) -> Any:
     if module is None or not isinstance(user, module.AuthenticatedUser):
         return None
     return module.authorization_context(user)
+
+
+def sessions_of_caller(owner: Any, owners: Iterable[Any]) -> int:
+    """How many of `owners` (session owners, `requestor`s) are the caller `owner`.
+
+    A caller is the user (issuer and subject) when the token names one, whichever client it
+    was issued to: anyone may register a client (RFC 7591), so a user signing in with a new
+    client for each session would otherwise hold the limit once per client. Without a subject
+    (a machine client's token), the owners must be equal. A scan, written out for speed
+    (about 1 ms for 10,000 owners): it runs once per new session.
+    """
+    if owner is None:
+        return 0
+    subject, issuer = owner["subject"], owner["issuer"]
+    if subject is None:
+        return sum(1 for other in owners if other == owner)
+    return sum(1 for other in owners if other is not None and other["subject"] == subject and other["issuer"] == issuer)
 
 
 @dataclass(eq=False, slots=True)
@@ -92,7 +110,7 @@ class SessionTable:
     def held_by(self, owner: Any) -> int:
         """How many live sessions of this table `owner` opened (a scan: called per new session)."""
         self._sweep()
-        return sum(1 for s in self._sessions.values() if s.owner == owner)
+        return sessions_of_caller(owner, [s.owner for s in self._sessions.values()])
 
     def find(self, session_id: str | None, owner: Any) -> Session | None:
         """The live session `session_id` if `owner` opened it; refreshes its idle clock."""

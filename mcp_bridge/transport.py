@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mcp_bridge import sdk
 from mcp_bridge.asgi_io import SESSION_HEADER, read_message, send_json, send_plain
@@ -49,7 +49,7 @@ from mcp_bridge.handshake import (
 )
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
-from mcp_bridge.sessions import Session, SessionTable, requestor
+from mcp_bridge.sessions import Session, SessionTable, requestor, sessions_of_caller
 from mcp_oauth_shim.media_types import JSON, is_media_type
 from mcp_oauth_shim.memo import BoundedMemo
 
@@ -133,6 +133,9 @@ class MCPEndpoint:
     _checked: BoundedMemo[tuple[str | None, str | None, bytes, bytes], bool] = field(
         default_factory=lambda: BoundedMemo(_MAX_CHECKED), init=False
     )
+    # Owners of the session-less POSTs the SDK is serving now: each may be opening a session
+    # the SDK has not admitted yet, and counts against its caller's limit until its answer starts.
+    _opening: list[Any] = field(default_factory=list, init=False)
     _task_group: TaskGroup | None = field(default=None, init=False)
     _stopping: anyio.Event | None = field(default=None, init=False)
     _starting: anyio.Lock | None = field(default=None, init=False)
@@ -183,10 +186,36 @@ class MCPEndpoint:
                 self.manager, self._internals = None, None
 
     async def _to_sdk(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
-        if not self.stateless and headers.session is None and scope["method"] == "POST" and self._caller_at_limit(scope):
+        opening = not self.stateless and headers.session is None and scope["method"] == "POST"
+        if opening and self._caller_at_limit(scope):
             # The SDK opens a session for every POST without one (even one it then refuses).
             await send_json(send, 429, _TOO_MANY_CALLER_SESSIONS)
             return
+        if not opening:
+            await self._sdk_handles(scope, receive, send, headers)
+            return
+        # Counted from the check on, with no await between: requests sent at once would each
+        # pass the count before the SDK admits any of them. Until the answer starts: by then
+        # the SDK counts the session itself, and a client that opens its next session once
+        # this answer arrived must not find this one counted twice.
+        owner = requestor(scope)
+        self._opening.append(owner)
+        counted = True
+
+        async def send_uncounting(message: Message) -> None:
+            nonlocal counted
+            if counted and message["type"] == "http.response.start":
+                counted = False
+                self._opening.remove(owner)
+            await send(message)
+
+        try:
+            await self._sdk_handles(scope, receive, send_uncounting, headers)
+        finally:
+            if counted:
+                self._opening.remove(owner)
+
+    async def _sdk_handles(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
         if not self.stateless and headers.session is not None and headers.handshake_era:
             # A session this endpoint issued becomes the SDK's before the SDK sees its request.
             # Any other session is unknown while the SDK is not running, as the SDK would say.
@@ -210,7 +239,7 @@ class MCPEndpoint:
         owner = requestor(scope)
         if owner is None:
             return False
-        held = self.sessions.held_by(owner)
+        held = self.sessions.held_by(owner) + sessions_of_caller(owner, self._opening)
         if self._internals is not None:
             held += self._internals.sessions_of(owner)
         return held >= self.sessions.max_sessions_per_caller

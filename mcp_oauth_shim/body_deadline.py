@@ -7,7 +7,12 @@ enough of them exhaust the server (the "slow POST" attack). :class:`BodyDeadline
 gives the whole body ``seconds`` from the moment the request reaches the app. When the time is
 up, the app sees ``http.disconnect`` (the shim's endpoints and the MCP proxy stop quietly on
 it) and, unless it already answered, the client gets ``408 Request Timeout`` (RFC 9110
-§15.5.9) with ``Connection: close`` and a JSON ``invalid_request`` body (RFC 6749 §5.2).
+§15.5.9) with ``Connection: close`` and a JSON ``invalid_request`` body (RFC 6749 §5.2), in
+place of whatever the app answers to the disconnect.
+
+A request answered before its body was read (a 404, a ``GET`` with a body, a 401 before the
+body) is answered with ``Connection: close``: the server would otherwise discard the rest of
+the body for as long as the client sends it.
 
 Only reads of the body are bounded: an app waiting for ``http.disconnect`` after the body (an
 event stream) waits as long as it likes. A reverse proxy in front that buffers request bodies
@@ -48,6 +53,15 @@ class _Exchange:
         self.timed_out = False
 
 
+def _announces_body(scope: Scope) -> bool:
+    """Whether the request's head announces a body (RFC 9112 §6.3): a transfer coding, or a
+    ``Content-Length`` other than 0."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
 class BodyDeadlineMiddleware:
     """Bounds the time an HTTP request's body may take to arrive to ``seconds``."""
 
@@ -79,8 +93,17 @@ class BodyDeadlineMiddleware:
             return message
 
         async def send_tracked(message: Message) -> None:
+            if exchange.timed_out and not exchange.answered:
+                # The app's answer to the disconnect it was told of (FastAPI's 400 "error
+                # parsing the body", Starlette's 500): the 408 below replaces it.
+                return
             if message["type"] == "http.response.start":
                 exchange.answered = True
+                if not exchange.body_complete and _announces_body(scope):
+                    # Answered before its body was read: the server would keep the connection
+                    # and discard what follows, for as long as the client trickles it, beyond
+                    # any deadline. Closing it after the answer is what RFC 9112 §9.6 allows.
+                    message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             await send(message)
 
         try:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -60,7 +62,7 @@ def _read_until_closed(sock: socket.socket) -> bytes:
 
 
 # What each endpoint reads: it checks the media type before it waits for the body.
-MEDIA_TYPES = {"/oauth/register": "application/json"}
+MEDIA_TYPES = {"/oauth/register": "application/json", "/": "application/json"}
 
 
 def _send_slowly(address: tuple[str, int], path: str) -> tuple[bytes, float]:
@@ -118,6 +120,108 @@ def test_the_server_keeps_serving_while_slow_bodies_wait(served: tuple[str, int]
         slow.close()
 
 
+def test_a_chunked_body_dripped_chunk_by_chunk_gets_408_at_the_deadline(served: tuple[str, int]) -> None:
+    """Each chunk arrives in time; the whole body does not: the deadline is the body's."""
+    with socket.create_connection(served) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            b"POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        sock.settimeout(DEADLINE / 5)
+        answer = b""
+        while not answer and time.monotonic() - started < ANSWER_WITHIN:
+            sock.sendall(b"1\r\ng\r\n")
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                pass
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+def test_a_client_that_expects_100_continue_and_sends_nothing_gets_408(served: tuple[str, int]) -> None:
+    with socket.create_connection(served) as sock:
+        sock.sendall(_head("/oauth/token", 200).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 100 "), answer[:200]
+    assert b"\r\n\r\nHTTP/1.1 408 " in answer, answer[:300]
+
+
+def test_a_slow_body_to_the_mcp_proxy_with_a_valid_token_gets_408() -> None:
+    """``--mcp-upstream``: the token is checked, then the proxy waits for the body."""
+    from tests.bridge.token_issuer import TokenIssuer
+    from tests.peers.servers import bind_loopback
+
+    sock = bind_loopback()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    issuer = TokenIssuer()
+    environ = {
+        **BASE_ENV, "MCP_OAUTH_SHIM_BODY_TIMEOUT": str(DEADLINE), "MCP_OAUTH_SHIM_PUBLIC_URL": url,
+        "MCP_OAUTH_SHIM_MCP_UPSTREAM": "http://127.0.0.1:9/mcp",  # never reached: the body never ends
+    }
+    settings = cli.serve_settings(cli.parser().parse_args(["serve"]), environ)
+    app = build_app(settings, issuer.shim(url, resource=url + "/mcp"))
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {url.removeprefix('http://')}\r\n"
+        f"Authorization: Bearer {issuer.token(audience=url + '/mcp')}\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\nContent-Length: 200\r\n\r\n{"
+    ).encode()
+    with serve_asgi(app, sock), socket.create_connection(sock.getsockname()[:2]) as client:
+        client.sendall(head)
+        answer = _read_until_closed(client)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+def _drip_until_closed(address: tuple[str, int], head: bytes) -> tuple[bytes, bool]:
+    """``head`` and a body byte every 0.1 s for up to ``ANSWER_WITHIN`` seconds: what the server
+    answered, and whether it closed the connection meanwhile."""
+    with socket.create_connection(address) as sock:
+        sock.sendall(head + b"g")
+        sock.settimeout(0.1)
+        answer = b""
+        started = time.monotonic()
+        while time.monotonic() - started < ANSWER_WITHIN:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                chunk = None
+            except ConnectionResetError:
+                return answer, True
+            if chunk == b"":
+                return answer, True
+            answer += chunk or b""
+            try:
+                sock.sendall(b"g")
+            except OSError:
+                return answer, True
+        return answer, False
+
+
+# Requests the app answers without reading their body: the deadline never sees those reads.
+UNREAD_BODIES = [("POST", "/no-such-path"), ("GET", "/healthz"), ("POST", "/.well-known/oauth-authorization-server")]
+
+
+@pytest.mark.parametrize(("method", "path"), UNREAD_BODIES)
+def test_a_body_the_app_does_not_read_cannot_hold_the_connection(
+    served: tuple[str, int], method: str, path: str
+) -> None:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n".encode()
+    answer, closed = _drip_until_closed(served, head)
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    assert b"\r\nconnection: close" in answer.partition(b"\r\n\r\n")[0].lower()
+    assert closed, "the server kept reading a body nobody reads"
+
+
+def test_requests_without_a_body_keep_the_connection_alive(served: tuple[str, int]) -> None:
+    with socket.create_connection(served) as sock:
+        sock.settimeout(ANSWER_WITHIN)
+        for _ in range(2):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+            assert b"\r\nconnection: close" not in answer.lower()
+
+
 # -- the middleware around other apps -----------------------------------------------------------
 
 
@@ -163,6 +267,43 @@ def test_an_app_that_raises_on_the_disconnect_still_gives_408_and_logs_no_error(
         answer, _ = _send_slowly(("127.0.0.1", int(running.url.rsplit(":", 1)[1])), "/")
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+class Note(BaseModel):
+    text: str
+
+
+def fastapi_with_a_json_body() -> ASGIApp:
+    """FastAPI answers a body it could not read with its own 400 ("error parsing the body")."""
+    app = FastAPI()
+
+    @app.post("/")
+    async def take(note: Note) -> dict[str, str]:
+        return {"text": note.text}
+
+    return app
+
+
+def starlette_reading_json() -> ASGIApp:
+    """Starlette's error handler answers the ClientDisconnect of ``request.json()`` with 500."""
+    from starlette.routing import Route
+
+    async def take(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(await request.json()))
+
+    return Starlette(routes=[Route("/", take, methods=["POST"])])
+
+
+# Frameworks answer the disconnect the deadline reports with an answer of their own.
+FRAMEWORK_APPS = {"FastAPI": fastapi_with_a_json_body, "Starlette": starlette_reading_json}
+
+
+@pytest.mark.parametrize("framework", FRAMEWORK_APPS)
+def test_an_app_that_answers_the_disconnect_itself_still_gives_408(framework: str) -> None:
+    app = BodyDeadlineMiddleware(FRAMEWORK_APPS[framework](), seconds=DEADLINE)
+    with serve_asgi(app) as running:
+        answer, _ = _send_slowly(("127.0.0.1", int(running.url.rsplit(":", 1)[1])), "/")
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:300]
 
 
 @pytest.mark.parametrize("seconds", [0, -1.0, float("nan")])

@@ -179,3 +179,33 @@ def test_while_the_document_is_read_again_only_the_request_that_started_the_read
     assert others == [ISSUER + "/token"] * 20
     assert waiting == 1
     assert reads == 2
+
+
+def test_a_read_again_whose_starting_request_is_cancelled_still_replaces_the_document(
+    client: UpstreamClient, clock: Clock
+) -> None:
+    """The client that started the read went away: the read goes on for everyone else."""
+    answered = asyncio.Event()
+    reads = 0
+
+    async def slow_after_the_first_read(request: httpx.Request) -> httpx.Response:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            await answered.wait()
+        return httpx.Response(200, json=DOC if reads == 1 else MOVED)
+
+    async def main() -> str:
+        await client.metadata()
+        clock.now += DISCOVERY_TTL
+        started = asyncio.ensure_future(client.metadata())
+        await asyncio.sleep(0.01)  # the read is under way
+        started.cancel()
+        answered.set()
+        while len(client._discovery):  # the read finishes without its starter
+            await asyncio.sleep(0.01)
+        return (await client.metadata()).token_endpoint
+
+    client.http = httpx.AsyncClient(transport=httpx.MockTransport(slow_after_the_first_read))
+    assert asyncio.run(main()) == ISSUER + "/v2/token"
+    assert reads == 2
