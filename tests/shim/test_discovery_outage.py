@@ -148,11 +148,26 @@ def test_without_a_document_held_the_failure_is_the_callers(client: UpstreamClie
     assert raised.value.status_code == 502
 
 
+class SlowAfterTheFirstRead:
+    """An IdP that answers the first read at once with DOC, and later reads with MOVED only
+    once ``answered`` is set."""
+
+    def __init__(self) -> None:
+        self.answered = asyncio.Event()
+        self.reads = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.reads += 1
+        if self.reads > 1:
+            await self.answered.wait()
+        return httpx.Response(200, json=DOC if self.reads == 1 else MOVED)
+
+
 def test_while_the_document_is_read_again_only_the_request_that_started_the_read_waits(
-    client: UpstreamClient, idp: IdP, clock: Clock
+    client: UpstreamClient, clock: Clock
 ) -> None:
     """The IdP takes its time to answer; the requests arriving meanwhile are not held up."""
-    answered = asyncio.Event()
+    idp = SlowAfterTheFirstRead()
 
     async def main() -> tuple[list[str], int]:
         await client.metadata()
@@ -161,39 +176,22 @@ def test_while_the_document_is_read_again_only_the_request_that_started_the_read
         await asyncio.sleep(0)  # the read is under way
         others = [m.token_endpoint for m in await asyncio.gather(*(client.metadata() for _ in range(20)))]
         waiting = 0 if started.done() else 1
-        answered.set()
+        idp.answered.set()
         await started
         return others, waiting
 
-    reads = 0
-
-    async def slow_after_the_first_read(request: httpx.Request) -> httpx.Response:
-        nonlocal reads
-        reads += 1
-        if reads > 1:
-            await answered.wait()
-        return httpx.Response(200, json=DOC if reads == 1 else MOVED)
-
-    client.http = httpx.AsyncClient(transport=httpx.MockTransport(slow_after_the_first_read))
+    client.http = httpx.AsyncClient(transport=httpx.MockTransport(idp))
     others, waiting = asyncio.run(main())
     assert others == [ISSUER + "/token"] * 20
     assert waiting == 1
-    assert reads == 2
+    assert idp.reads == 2
 
 
 def test_a_read_again_whose_starting_request_is_cancelled_still_replaces_the_document(
     client: UpstreamClient, clock: Clock
 ) -> None:
     """The client that started the read went away: the read goes on for everyone else."""
-    answered = asyncio.Event()
-    reads = 0
-
-    async def slow_after_the_first_read(request: httpx.Request) -> httpx.Response:
-        nonlocal reads
-        reads += 1
-        if reads > 1:
-            await answered.wait()
-        return httpx.Response(200, json=DOC if reads == 1 else MOVED)
+    idp = SlowAfterTheFirstRead()
 
     async def main() -> str:
         await client.metadata()
@@ -201,11 +199,11 @@ def test_a_read_again_whose_starting_request_is_cancelled_still_replaces_the_doc
         started = asyncio.ensure_future(client.metadata())
         await asyncio.sleep(0.01)  # the read is under way
         started.cancel()
-        answered.set()
+        idp.answered.set()
         while len(client._discovery):  # the read finishes without its starter
             await asyncio.sleep(0.01)
         return (await client.metadata()).token_endpoint
 
-    client.http = httpx.AsyncClient(transport=httpx.MockTransport(slow_after_the_first_read))
+    client.http = httpx.AsyncClient(transport=httpx.MockTransport(idp))
     assert asyncio.run(main()) == ISSUER + "/v2/token"
-    assert reads == 2
+    assert idp.reads == 2
