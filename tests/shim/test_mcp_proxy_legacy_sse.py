@@ -140,6 +140,7 @@ def python_legacy_server(queries: QueryLog) -> Iterator[str]:
 
 @contextlib.contextmanager
 def typescript_legacy_server(queries: QueryLog, log: Path) -> Iterator[str]:
+    node.ensure_installed()  # a fresh checkout has no peers yet: installed once from the lock
     script = Path(node.__file__).with_name("legacy_sse_server.mjs")
     with open(log, "w") as stderr:
         process = subprocess.Popen(
@@ -216,6 +217,7 @@ def test_mcp_remote_over_the_legacy_transport_calls_tools_through_the_proxy(
     """mcp-remote tries Streamable HTTP first and falls back to the legacy transport when the
     server answers its POST with 405; ``--transport sse-only`` goes there at once (the token
     travels in ``--header``: the login is not the point here)."""
+    node.ensure_installed()
     (tmp_path / "home").mkdir()
     token = front.headers("alice")["authorization"]
     params = StdioServerParameters(
