@@ -22,11 +22,14 @@ event stream) waits as long as it likes. A reverse proxy in front that buffers r
 from __future__ import annotations
 
 import json
+import logging
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "BodyDeadlineMiddleware"]
+
+logger = logging.getLogger(__name__)
 
 #: Seconds a client has to send a whole request body (nginx waits 60 s between two reads).
 DEFAULT_BODY_TIMEOUT = 30.0
@@ -110,9 +113,11 @@ class BodyDeadlineMiddleware:
             await self.app(scope, receive_in_time, send_tracked)
         except Exception:
             # An app that does not expect the disconnect raises on it: not a failure of the
-            # server, and one log record per slow client would be a lever to flood the logs.
+            # server, and one record per slow client at WARNING or above would be a lever to
+            # flood the logs; kept at DEBUG for whoever looks into it.
             if not exchange.timed_out:
                 raise
+            logger.debug("the app raised on the disconnect after the body deadline", exc_info=True)
         if exchange.timed_out and not exchange.answered:
             await send({"type": "http.response.start", "status": 408, "headers": _TIMED_OUT_HEADERS})
             await send({"type": "http.response.body", "body": _TIMED_OUT})

@@ -47,6 +47,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .legacy_sse import EndpointEventRewriter, EndpointOutsideProxy, map_session_parameters
 from .logs import without_password
+from .media_types import EVENT_STREAM, is_media_type
 from .outbound import TRANSPORT_ERRORS, outbound_client
 from .sealing import Sealer, SealError
 
@@ -318,9 +319,12 @@ async def _send_session_not_found(send: Send) -> None:
 
 def _is_plain_event_stream(response: httpx.Response) -> bool:
     """A Server-Sent Events body the proxy can read: not content-encoded."""
-    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    return response.status_code == 200 and media_type == "text/event-stream" and encoding == "identity"
+    return (
+        response.status_code == 200
+        and is_media_type(response.headers.get("content-type"), EVENT_STREAM)
+        and encoding == "identity"
+    )
 
 
 def _hop_by_hop(connection_headers: Iterable[str]) -> set[str]:

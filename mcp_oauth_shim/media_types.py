@@ -9,8 +9,9 @@ from __future__ import annotations
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
 
-__all__ = ["FORM", "JSON", "essence", "is_media_type"]
+__all__ = ["EVENT_STREAM", "FORM", "JSON", "essence", "is_media_type"]
 
 
 def essence(content_type: str | bytes | None) -> str:
