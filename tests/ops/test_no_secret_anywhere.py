@@ -21,14 +21,12 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
-from fastapi import FastAPI
 
-from mcp_bridge import MCPBridge
 from mcp_oauth_shim.logs import uvicorn_log_config
 from mcp_oauth_shim.request_id import RequestIdMiddleware
 
 from ..shim.kit import CLIENT_REDIRECT, Kit, make_kit
-from .test_no_secrets_in_logs import ACCEPT, from_other_parties, serve, whole_flow
+from .test_no_secrets_in_logs import ACCEPT, from_other_parties, items_api_behind, serve, whole_flow
 
 # Answers that carry a secret by design: (method, path, status).
 CARRIERS = {
@@ -107,13 +105,7 @@ def test_a_whole_flow_and_its_error_paths_leak_no_secret_to_logs_metrics_spans_o
     from prometheus_client import generate_latest
 
     kit = make_kit()
-    api = FastAPI()
-
-    @api.get("/items/{item_id}", operation_id="get_item")
-    async def get_item(item_id: int) -> dict[str, int]:
-        return {"item_id": item_id}
-
-    MCPBridge(api, auth=kit.shim).mount_http("/mcp", stateless=True)
+    api = items_api_behind(kit)
     caplog.set_level(logging.DEBUG)
     answers: list[Answer] = []
 

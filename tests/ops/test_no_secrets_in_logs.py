@@ -104,9 +104,8 @@ def from_other_parties(line: str, format: str) -> bool:
     return len(fields) > 3 and fields[3].startswith(OTHER_PARTIES)
 
 
-@pytest.mark.parametrize("format", ["json", "text"])
-def test_a_whole_flow_at_debug_logs_no_secret(format, caplog, capsys):
-    kit = make_kit()
+def items_api_behind(kit: Kit) -> FastAPI:
+    """A one-route FastAPI app served as an MCP tool behind the kit's shim."""
     api = FastAPI()
 
     @api.get("/items/{item_id}", operation_id="get_item")
@@ -114,6 +113,13 @@ def test_a_whole_flow_at_debug_logs_no_secret(format, caplog, capsys):
         return {"item_id": item_id}
 
     MCPBridge(api, auth=kit.shim).mount_http("/mcp", stateless=True)
+    return api
+
+
+@pytest.mark.parametrize("format", ["json", "text"])
+def test_a_whole_flow_at_debug_logs_no_secret(format, caplog, capsys):
+    kit = make_kit()
+    api = items_api_behind(kit)
     logging.config.dictConfig(uvicorn_log_config(format))
     logging.getLogger().setLevel(logging.DEBUG)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "mcp_oauth_shim", "mcp_bridge", "mcp", "httpx", "httpcore"):

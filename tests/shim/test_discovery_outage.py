@@ -18,13 +18,8 @@ from mcp_oauth_shim import Upstream
 from mcp_oauth_shim.upstream import UpstreamClient, UpstreamError
 from mcp_oauth_shim.upstream.client import DISCOVERY_RETRY_AFTER, DISCOVERY_TTL
 
-ISSUER = "https://idp.example"
-DOC = {
-    "issuer": ISSUER,
-    "authorization_endpoint": ISSUER + "/authorize",
-    "token_endpoint": ISSUER + "/token",
-    "jwks_uri": ISSUER + "/jwks",
-}
+from .test_upstream import DOC, ISSUER
+
 MOVED = {**DOC, "token_endpoint": ISSUER + "/v2/token"}
 
 
