@@ -103,7 +103,7 @@ class SessionManagerInternals:
 
     def sessions_of(self, owner: object) -> int:
         """How many open SDK sessions the caller `owner` opened (`sessions.sessions_of_caller`)."""
-        return sessions_of_caller(owner, list(self._owners.values()))
+        return sessions_of_caller(owner, self._owners.values())
 
     def holds(self, session_id: str) -> bool:
         return session_id in self._transports

@@ -110,7 +110,7 @@ class SessionTable:
     def held_by(self, owner: Any) -> int:
         """How many live sessions of this table `owner` opened (a scan: called per new session)."""
         self._sweep()
-        return sessions_of_caller(owner, [s.owner for s in self._sessions.values()])
+        return sessions_of_caller(owner, (s.owner for s in self._sessions.values()))
 
     def find(self, session_id: str | None, owner: Any) -> Session | None:
         """The live session `session_id` if `owner` opened it; refreshes its idle clock."""
