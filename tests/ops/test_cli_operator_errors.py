@@ -234,6 +234,7 @@ def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_ti
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     outcome: list[object] = []
+    idp_side: socket.socket | None = None
 
     def ask_metadata() -> None:  # needs the IdP's discovery document: waits on the silent IdP
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -253,14 +254,18 @@ def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_ti
                 time.sleep(0.1)
         waiting = threading.Thread(target=ask_metadata)
         waiting.start()
-        while not silent.accept():  # the shim is now waiting on the IdP
-            pass
+        # Once accepted, the shim is waiting on the IdP. The accepted connection is held open until
+        # the end: dropping it would close it, and the shim could answer before the signal arrives.
+        silent.settimeout(60)
+        idp_side, _ = silent.accept()
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=60)[0]
         waiting.join(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
+        if idp_side is not None:
+            idp_side.close()
         silent.close()
     # uvicorn ends by re-raising the signal it caught: the exit status says "stopped by SIGTERM".
     assert process.returncode in (0, -signal.SIGTERM), output[-2000:]
