@@ -12,8 +12,11 @@ in front of which the shim is the only authorization server the clients see:
   stream; the resource it asks for is the one the protected resource metadata names (``/mcp``),
   which lies above the stream's URL (RFC 9728 §3.3 and §7.3: the client checks exactly that).
 
+Each in two modes: the IdP's access tokens passed through, and ``--issue-tokens`` in front of
+an IdP set up like Google (opaque access tokens: the shim issues its own RFC 9068 tokens).
 ``--forward-authorization`` passes the user's access token on, so the server's ``whoami`` tool
-reports whose token reached it: the IdP's subject, for the public MCP URL.
+reports whose token reached it: the IdP's user, issued for the public MCP URL by the IdP or the
+shim.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ pytestmark = pytest.mark.integration
 
 STREAMABLE_HTTP = "streamable-http"
 LEGACY_SSE = "legacy-sse"
+PASSTHROUGH = "idp-tokens"
+ISSUED = "issued-tokens-google-like"
 SERVE_START_TIMEOUT_S = 60.0
 
 
@@ -99,6 +104,7 @@ class ProxiedServer:
     transport: str
     public_url: str
     idp: IdP
+    token_issuer: str  # who signs the access tokens the server receives: the IdP or the shim
 
     @property
     def resource(self) -> str:
@@ -143,10 +149,27 @@ def run_serve(env: dict[str, str], log: Path, health_url: str) -> subprocess.Pop
 
 
 @pytest.fixture(params=[STREAMABLE_HTTP, LEGACY_SSE])
+def transport(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(params=[PASSTHROUGH, ISSUED])
+def token_mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def token_settings(token_mode: str) -> dict[str, str]:
+    """``serve``'s settings for the mode: ``resource=`` and the IdP's tokens, or (Google) no
+    audience parameter, no ``offline_access``, and the shim's own tokens."""
+    if token_mode == ISSUED:
+        return {"MCP_OAUTH_SHIM_ISSUE_TOKENS": "true", "MCP_OAUTH_SHIM_AUDIENCE_PARAM": "none"}
+    return {"MCP_OAUTH_SHIM_EXTRA_SCOPES": "offline_access"}
+
+
+@pytest.fixture
 def proxied(
-    request: pytest.FixtureRequest, start_idp: Callable[..., IdP], peer_logs: PeerLogs, tmp_path: Path
+    transport: str, token_mode: str, start_idp: Callable[..., IdP], peer_logs: PeerLogs, tmp_path: Path
 ) -> Iterator[ProxiedServer]:
-    transport: str = request.param
     port = free_port()  # serve binds it itself
     public_url = f"http://127.0.0.1:{port}"
     idp = start_idp(
@@ -154,6 +177,7 @@ def proxied(
         resources=[public_url + "/mcp"],
         sends_iss=True,
         token_endpoint_auth_method="client_secret_basic",
+        google_like=token_mode == ISSUED,
     )
     upstream, upstream_path = serve_upstream(transport)
     with upstream as running:
@@ -168,27 +192,29 @@ def proxied(
             "MCP_OAUTH_SHIM_CLIENT_SECRET": idp.client_secret,
             "MCP_OAUTH_SHIM_TOKEN_AUTH_METHOD": idp.token_endpoint_auth_method,
             "MCP_OAUTH_SHIM_SCOPES": "openid profile email",
-            "MCP_OAUTH_SHIM_EXTRA_SCOPES": "offline_access",
             "MCP_OAUTH_SHIM_SECRET_KEYS": secrets.token_urlsafe(48),
             "MCP_OAUTH_SHIM_MCP_UPSTREAM": running.url + upstream_path,
             "MCP_OAUTH_SHIM_FORWARD_AUTHORIZATION": "true",
+            **token_settings(token_mode),
         }
         process = run_serve(env, log, public_url + "/healthz")
         try:
-            yield ProxiedServer(transport, public_url, idp)
+            with urllib.request.urlopen(public_url + "/.well-known/oauth-authorization-server", timeout=10) as answer:
+                shim_issuer = json.load(answer)["issuer"]
+            yield ProxiedServer(transport, public_url, idp, shim_issuer if token_mode == ISSUED else idp.issuer)
         finally:
             stop(process)
 
 
 def assert_the_server_saw_the_user(result: CallToolResult, server: ProxiedServer) -> None:
-    """The server behind the proxy got the IdP's access token of the user who logged in,
-    issued for the public MCP URL."""
+    """The server behind the proxy got an access token of the IdP's user who logged in,
+    issued for the public MCP URL (by the IdP, or by the shim in issued-token mode)."""
     assert not result.is_error, result
     content = result.content[0]
     assert isinstance(content, TextContent), result
     claims = json.loads(content.text)
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    assert (claims["sub"], claims["iss"]) == (server.idp.subject, server.idp.issuer)
+    assert (claims["sub"], claims["iss"]) == (server.idp.subject, server.token_issuer)
     assert server.resource in audiences
 
 
