@@ -209,6 +209,7 @@ def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_ti
     """SIGTERM with a request waiting on an IdP that never answers (the shim's own timeout is
     10 s): after --shutdown-timeout the request is cancelled and the process exits, rather than
     living on until the request ends (an MCP event stream never does)."""
+    import contextlib
     import http.client
     import os
     import signal
@@ -252,6 +253,12 @@ def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_ti
                 break
             except OSError:
                 time.sleep(0.1)
+        # The start-up check of the IdP (done once the server answers) left its connection in
+        # the backlog: drop it, so that the connection accepted next is the request's.
+        silent.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                silent.accept()[0].close()
         waiting = threading.Thread(target=ask_metadata)
         waiting.start()
         # Once accepted, the shim is waiting on the IdP. The accepted connection is held open until
