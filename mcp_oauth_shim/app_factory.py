@@ -76,6 +76,7 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
 
     from .body_deadline import BodyDeadlineMiddleware
     from .request_id import RequestIdMiddleware
+    from .shutdown import ShutdownMiddleware
 
     upstream_url = settings.values["mcp_upstream"]
     proxy = None
@@ -117,9 +118,10 @@ def build_app(settings: Settings, shim: OAuthShim, *, mcp_http: httpx.AsyncClien
     skip = [urlsplit(shim.resource).path] if proxy is not None and settings.values["log_format"] != "json" else []
     # Around the app rather than in its middleware list: Starlette's error handler is outermost
     # there, and the 500 it sends would go out without the request's id.
-    # The body deadline inside the request ids: its 408 carries the request's id too.
+    # The body deadline and the shutdown answer inside the request ids: their 408 and 503 carry
+    # the request's id too.
     app = BodyDeadlineMiddleware(Starlette(routes=routes, lifespan=lifespan), seconds=settings.values["body_timeout"])
-    return RequestIdMiddleware(app, skip=skip)
+    return RequestIdMiddleware(ShutdownMiddleware(app), skip=skip)
 
 
 async def warn_if_idp_unavailable(shim: OAuthShim) -> None:
