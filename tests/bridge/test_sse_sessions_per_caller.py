@@ -91,6 +91,8 @@ def open_stream(stack: contextlib.ExitStack, server: SSEServer, token: str | Non
     headers = {"accept": "text/event-stream"} | ({"authorization": f"Bearer {token}"} if token else {})
     response = stack.enter_context(httpx.stream("GET", server.sse, headers=headers, timeout=10))
     lines = response.iter_lines()
+    # The stack holds the stream: a line iterator dropped by the caller would close it.
+    stack.callback(lines.close)
     stream = Stream(response, lines, None)
     if response.status_code == 200:
         stream.messages = stream.next_data()
@@ -256,19 +258,21 @@ def test_each_endpoint_counts_its_own_sessions(filled: str) -> None:
         assert other() == 200
 
 
-def _foreign(server: SSEServer) -> dict[str, str]:
-    return {"another user": server.token("mallory"), "the same user through another client": server.token("alice", "other")}
-
-
-@pytest.mark.parametrize("intruder", ["another user", "the same user through another client"])
-def test_a_message_for_another_callers_stream_is_refused_as_an_unknown_session(intruder: str) -> None:
+@pytest.mark.parametrize(
+    ("subject", "client"),
+    [
+        pytest.param("mallory", "upstream-client", id="another user"),
+        pytest.param("alice", "another-client", id="the same user through another client"),
+    ],
+)
+def test_a_message_for_another_callers_stream_is_refused_as_an_unknown_session(subject: str, client: str) -> None:
     """A stream's session is bound to the credential that opened it, as `mount_http` binds an
     `Mcp-Session-Id`: another caller gets the answer of a session that does not exist, and its
     message never reaches the stream."""
     with sse_server() as server, contextlib.ExitStack() as streams:
         alice = server.token("alice")
         stream = open_streams(streams, server, alice, 1)[0]
-        intruding = post(server, stream, {"jsonrpc": "2.0", "id": "intruder", "method": "ping"}, _foreign(server)[intruder])
+        intruding = post(server, stream, {"jsonrpc": "2.0", "id": "intruder", "method": "ping"}, server.token(subject, client))
         unknown = httpx.post(
             server.sse + "/messages/?session_id=" + "0" * 32,
             json=INIT,
@@ -281,9 +285,11 @@ def test_a_message_for_another_callers_stream_is_refused_as_an_unknown_session(i
     assert first_answer["id"] == "owner"
 
 
-def test_the_default_limits_are_mount_https() -> None:
-    endpoint = MCPBridge(build_app()[0]).mount_sse("/sse")
-    assert (endpoint.max_sessions_per_caller, endpoint.max_sessions) == (DEFAULT_MAX_SESSIONS_PER_CALLER, DEFAULT_MAX_SESSIONS)
+def test_the_default_limits_are_those_of_mount_http() -> None:
+    bridge = MCPBridge(build_app()[0])
+    sse, http = bridge.mount_sse("/sse"), bridge.mount_http("/mcp")
+    assert (sse.max_sessions_per_caller, sse.max_sessions) == (DEFAULT_MAX_SESSIONS_PER_CALLER, DEFAULT_MAX_SESSIONS)
+    assert (sse.max_sessions_per_caller, sse.max_sessions) == (http.sessions.max_sessions_per_caller, http.sessions.max_sessions)
 
 
 @pytest.mark.parametrize("limit", [0, -1])
