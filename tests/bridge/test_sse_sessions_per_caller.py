@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
+from mcp.client.client import Client
+from mcp.client.sse import sse_client
 
 from mcp_bridge import MCPBridge
 from mcp_bridge.compat import FastApiMCP
@@ -154,6 +157,40 @@ def test_the_streams_of_a_caller_at_its_limit_keep_working() -> None:
         answer = json.loads(first.next_data())
     assert accepted.status_code == 202
     assert answer["id"] == INIT["id"] and "serverInfo" in answer["result"]
+
+
+async def _sdk_tool_names(server: SSEServer, token: str) -> list[str]:
+    """A session of the SDK's own legacy SSE client: the tools it lists."""
+    async with Client(sse_client(server.sse, headers={"authorization": f"Bearer {token}"}), mode="legacy") as session:  # type: ignore[arg-type]
+        return [tool.name for tool in (await session.list_tools()).tools]
+
+
+def test_the_sdk_client_of_a_caller_at_its_limit_is_refused_with_429() -> None:
+    with sse_server(max_sessions_per_caller=LIMIT) as server, contextlib.ExitStack() as streams:
+        alice = server.token("alice")
+        open_streams(streams, server, alice, LIMIT)
+        with pytest.raises(httpx2.HTTPStatusError) as refused:
+            asyncio.run(_sdk_tool_names(server, alice))
+    assert refused.value.response.status_code == 429
+
+
+def test_the_sdk_client_of_a_caller_below_its_limit_is_served() -> None:
+    with sse_server(max_sessions_per_caller=LIMIT) as server, contextlib.ExitStack() as streams:
+        alice = server.token("alice")
+        open_streams(streams, server, alice, LIMIT - 1)
+        names = asyncio.run(_sdk_tool_names(server, alice))
+    assert "text" in names
+
+
+def test_a_stream_the_transport_refuses_for_its_origin_takes_no_place() -> None:
+    """The SDK's Origin check answers inside the opening of the stream (403): the place it was
+    counted in is given back."""
+    with sse_server(max_sessions_per_caller=1) as server, contextlib.ExitStack() as streams:
+        alice = server.token("alice")
+        headers = {"accept": "text/event-stream", "authorization": f"Bearer {alice}", "origin": "https://evil.example"}
+        foreign = [httpx.get(server.sse, headers=headers, timeout=10).status_code for _ in range(2)]
+        allowed = open_stream(streams, server, alice)
+    assert (foreign, allowed.status) == ([403, 403], 200), str(allowed)
 
 
 def _open_when_a_place_is_free(server: SSEServer, token: str, stack: contextlib.ExitStack) -> Stream:
