@@ -271,8 +271,7 @@ class MCPBridge:
         `max_sessions_per_caller` (stateful, with `auth`): the sessions one verified caller may
         hold open at once; a new one beyond it is answered 429.
         """
-        if max_sessions_per_caller < 1:
-            raise ValueError("max_sessions_per_caller must be at least 1")
+        _check_caller_limit(max_sessions_per_caller)
         host, host_router, route_path = self._host(router, path)
         endpoint = MCPEndpoint(
             server=lambda: self._sdk_server,
@@ -296,13 +295,20 @@ class MCPBridge:
         router: FastAPI | APIRouter | None = None,
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] | None = None,
+        max_sessions_per_caller: int = DEFAULT_MAX_SESSIONS_PER_CALLER,
     ) -> SSEEndpoint:
         """Serve the legacy HTTP+SSE transport: `GET path` (stream), `POST path/messages/`.
 
         For clients that predate Streamable HTTP (FastAPI-MCP's `mount_sse`); same auth,
-        scope checks, Host/Origin policy and lifespan as `mount_http`.
+        scope checks, Host/Origin policy and lifespan as `mount_http`. Every stream is a
+        session: `max_sessions_per_caller` (with `auth`) bounds the streams one verified
+        caller holds open at once, counted on this endpoint alone; a stream beyond it is
+        answered 429, as `mount_http` answers a session beyond it. The endpoint's
+        `max_sessions` (10 000, as `mount_http`'s) bounds all streams together (503 beyond).
         """
         from mcp_bridge.sse import SSEEndpoint  # the legacy transport: loaded only when mounted
+
+        _check_caller_limit(max_sessions_per_caller)
 
         host, host_router, stream_path = self._host(router, path.rstrip("/"))
         messages_path = stream_path + "/messages/"
@@ -311,6 +317,7 @@ class MCPBridge:
             messages_path=messages_path,
             policy=self._host_origin_policy(allowed_hosts, allowed_origins),
             guard=self._scope_guard(),
+            max_sessions_per_caller=max_sessions_per_caller,
         )
         placements = [(stream_path, endpoint, ["GET"]), (messages_path, endpoint, ["POST"])]
         self._mount(host, host_router, placements, endpoint.run, announce=stream_path)
@@ -491,6 +498,12 @@ def _extend_lifespan(
             yield state
 
     router.lifespan_context = lifespan
+
+
+def _check_caller_limit(max_sessions_per_caller: int) -> None:
+    """A caller must be able to hold at least one session (the mount would serve nobody)."""
+    if max_sessions_per_caller < 1:
+        raise ValueError("max_sessions_per_caller must be at least 1")
 
 
 def _check_scopes(specs: Sequence[ToolSpec]) -> None:

@@ -28,13 +28,13 @@ import json
 import logging
 import math
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.types import Message, Scope
 
 from mcp_bridge.asgi_io import body_then_wait
-from mcp_bridge.sessions import sessions_of_caller
 
 if TYPE_CHECKING:
     from mcp_bridge.sessions import Session
@@ -101,9 +101,9 @@ class SessionManagerInternals:
         """Sessions the SDK holds open (they count against the endpoint's session limit)."""
         return len(self._transports)
 
-    def sessions_of(self, owner: object) -> int:
-        """How many open SDK sessions the caller `owner` opened (`sessions.sessions_of_caller`)."""
-        return sessions_of_caller(owner, self._owners.values())
+    def owners(self) -> Iterable[Any]:
+        """The owners of the open SDK sessions (for `sessions.caller_at_limit`)."""
+        return self._owners.values()
 
     def holds(self, session_id: str) -> bool:
         return session_id in self._transports

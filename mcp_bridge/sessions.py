@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +25,19 @@ from starlette.types import Scope
 DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 DEFAULT_MAX_SESSIONS = 10_000
 # Sessions one caller (one user, whichever client: `sessions_of_caller`) may hold open at
-# once, here and in the SDK together. MCP clients open one per connection; the bound keeps a
+# once on one endpoint (a Streamable HTTP endpoint: here and in the SDK together; a legacy
+# HTTP+SSE endpoint: its open streams). MCP clients open one per connection; the bound keeps a
 # caller that opens sessions and never ends them from filling the server's DEFAULT_MAX_SESSIONS
 # for everyone else.
 DEFAULT_MAX_SESSIONS_PER_CALLER = 100
+# The answers to a request that would open a session beyond a limit, worded as the SDK words
+# its own (mcp.server.streamable_http_manager: a JSON-RPC error without a request id): 429 for
+# the caller's limit, 503 for the server's.
+TOO_MANY_CALLER_SESSIONS = (
+    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,'
+    b'"message":"Too many open sessions for this caller: end one (DELETE) before opening another"}}'
+)
+TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
 _SWEEP_EVERY = 60.0
 _BEARER_AUTH_MODULE = "mcp.server.auth.middleware.bearer_auth"
 
@@ -63,6 +72,15 @@ def sessions_of_caller(owner: Any, owners: Iterable[Any]) -> int:
     if subject is None:
         return sum(1 for other in owners if other == owner)
     return sum(1 for other in owners if other is not None and other["subject"] == subject and other["issuer"] == issuer)
+
+
+def caller_at_limit(owner: Any, limit: int, *owners: Iterable[Any]) -> bool:
+    """The caller `owner` (a `requestor`) already holds `limit` of the sessions whose owners
+    are `owners` (one iterable per place an endpoint keeps sessions). An app without auth has
+    no caller to count (`owner` is None): only the server's limit applies to it."""
+    if owner is None:
+        return False
+    return sum(sessions_of_caller(owner, group) for group in owners) >= limit
 
 
 @dataclass(eq=False, slots=True)
@@ -107,10 +125,10 @@ class SessionTable:
         self._sessions[session.id] = session
         return session
 
-    def held_by(self, owner: Any) -> int:
-        """How many live sessions of this table `owner` opened (a scan: called per new session)."""
+    def owners(self) -> Iterator[Any]:
+        """The owners of the live sessions (for `caller_at_limit`, once per new session)."""
         self._sweep()
-        return sessions_of_caller(owner, (s.owner for s in self._sessions.values()))
+        return (s.owner for s in self._sessions.values())
 
     def find(self, session_id: str | None, owner: Any) -> Session | None:
         """The live session `session_id` if `owner` opened it; refreshes its idle clock."""

@@ -6,6 +6,15 @@ Both are the SDK's `SseServerTransport`; the bridge adds the same Host/Origin po
 same per-tool scope check (a 403 step-up challenge on the POST) as on Streamable HTTP.
 Streamable HTTP (`mount_http`) is what current clients use; this exists for FastAPI-MCP's
 `mount_sse` users.
+
+Each stream is a session (a long-lived connection and a task running the MCP server), and the
+SDK's transport opens one for every `GET` it is given. The endpoint bounds them as `mount_http`
+bounds its sessions, with the same answers: a verified caller holding `max_sessions_per_caller`
+streams gets 429 for another (`sessions.caller_at_limit`: the user, whichever client), and
+once `max_sessions` streams are open anyone gets 503. A stream counts from the check that
+admitted it until it ends (the client disconnected or the server stopped). A message for a
+stream is only taken with the credential that opened it: the SDK answers another caller as if
+the session did not exist (404), as the Streamable HTTP endpoint does.
 """
 
 from __future__ import annotations
@@ -13,16 +22,24 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_bridge.asgi_io import read_message, send_plain
+from mcp_bridge.asgi_io import read_message, send_json, send_plain
 from mcp_bridge.auth import ScopeGuard
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy
+from mcp_bridge.sessions import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSIONS_PER_CALLER,
+    TOO_MANY_CALLER_SESSIONS,
+    TOO_MANY_SESSIONS,
+    caller_at_limit,
+    requestor,
+)
 from mcp_bridge.transport import DEFAULT_MAX_BODY_SIZE
 
 if TYPE_CHECKING:
@@ -39,6 +56,11 @@ class SSEEndpoint:
     messages_path: str
     policy: HostOriginPolicy
     guard: ScopeGuard | None
+    # The streams one verified caller may hold open at once, and all callers together.
+    max_sessions_per_caller: int = DEFAULT_MAX_SESSIONS_PER_CALLER
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    # The owner (`requestor`, None without auth) of every stream open now.
+    _owners: list[Any] = field(default_factory=list, init=False)
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -69,6 +91,16 @@ class SSEEndpoint:
         if scope["method"] != "GET":
             await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
             return
+        owner = requestor(scope)
+        if caller_at_limit(owner, self.max_sessions_per_caller, self._owners):
+            await send_json(send, 429, TOO_MANY_CALLER_SESSIONS)
+            return
+        if len(self._owners) >= self.max_sessions:
+            await send_json(send, 503, TOO_MANY_SESSIONS)
+            return
+        # Counted from the check on, with no await between: streams requested at once would
+        # each pass the count before any of them opened.
+        self._owners.append(owner)
         transport = self._sdk_transport
         server = self.server()
         try:
@@ -76,6 +108,8 @@ class SSEEndpoint:
                 await server.run(read_stream, write_stream, server.create_initialization_options())
         except ValueError:
             return  # refused by the transport's Host/Origin check; it has answered already
+        finally:
+            self._owners.remove(owner)
 
     async def _message(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = self._sdk_transport

@@ -49,7 +49,14 @@ from mcp_bridge.handshake import (
 )
 from mcp_bridge.registry import ToolRegistry
 from mcp_bridge.security import FOREIGN_HOST_BODY, HostOriginPolicy, accepts
-from mcp_bridge.sessions import Session, SessionTable, requestor, sessions_of_caller
+from mcp_bridge.sessions import (
+    TOO_MANY_CALLER_SESSIONS,
+    TOO_MANY_SESSIONS,
+    Session,
+    SessionTable,
+    caller_at_limit,
+    requestor,
+)
 from mcp_oauth_shim.media_types import JSON, is_media_type
 from mcp_oauth_shim.memo import BoundedMemo
 
@@ -69,11 +76,6 @@ _FAST_METHODS = frozenset({"tools/call", "tools/list", "ping", "initialize", "no
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 # The SDK's answers without a request id (mcp.server.streamable_http_manager._error_response).
 _SESSION_NOT_FOUND = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
-_TOO_MANY_CALLER_SESSIONS = (
-    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,'
-    b'"message":"Too many open sessions for this caller: end one (DELETE) before opening another"}}'
-)
-_TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
 _MAX_CHECKED = 256
 # Fast-path refreshes of SDK sessions' idle deadlines remembered (one entry per live session).
 _MAX_IDLE_REFRESHED = 16_384
@@ -189,7 +191,7 @@ class MCPEndpoint:
         opening = not self.stateless and headers.session is None and scope["method"] == "POST"
         if opening and self._caller_at_limit(scope):
             # The SDK opens a session for every POST without one (even one it then refuses).
-            await send_json(send, 429, _TOO_MANY_CALLER_SESSIONS)
+            await send_json(send, 429, TOO_MANY_CALLER_SESSIONS)
             return
         if not opening:
             await self._sdk_handles(scope, receive, send, headers)
@@ -236,13 +238,9 @@ class MCPEndpoint:
     def _caller_at_limit(self, scope: Scope) -> bool:
         """The verified caller already holds `max_sessions_per_caller` sessions (here and in the
         SDK). An app without auth has no caller to count: only the server's limit applies."""
-        owner = requestor(scope)
-        if owner is None:
-            return False
-        held = self.sessions.held_by(owner) + sessions_of_caller(owner, self._opening)
-        if self._internals is not None:
-            held += self._internals.sessions_of(owner)
-        return held >= self.sessions.max_sessions_per_caller
+        sdk_owners = self._internals.owners() if self._internals is not None else ()
+        limit = self.sessions.max_sessions_per_caller
+        return caller_at_limit(requestor(scope), limit, self.sessions.owners(), self._opening, sdk_owners)
 
     async def _adopt(self, opened: Session, scope: Scope) -> bool:
         if await self._ensure_manager() is None:
@@ -362,12 +360,12 @@ class MCPEndpoint:
             if not self._issue_sessions:
                 return False
             if self._caller_at_limit(scope):
-                await send_json(send, 429, _TOO_MANY_CALLER_SESSIONS)
+                await send_json(send, 429, TOO_MANY_CALLER_SESSIONS)
                 return True
             others = self._internals.session_count() if self._internals is not None else 0
             opened = self.sessions.open(requestor(scope), params, negotiated, others)
             if opened is None:
-                await send_json(send, 503, _TOO_MANY_SESSIONS)
+                await send_json(send, 503, TOO_MANY_SESSIONS)
                 return True
             session_id = opened.id
         await send_json(send, 200, _response(request_id, answer.result_bytes(negotiated)), session_id)

@@ -156,10 +156,15 @@ class FastApiMCP:
         *,
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] | None = None,
+        max_sessions_per_caller: int = DEFAULT_MAX_SESSIONS_PER_CALLER,
     ) -> SSEEndpoint:
-        """Serve the legacy HTTP+SSE transport: `GET mount_path`, `POST mount_path/messages/`."""
+        """Serve the legacy HTTP+SSE transport: `GET mount_path`, `POST mount_path/messages/`.
+
+        Keyword-only extras (ours): `allowed_hosts` / `allowed_origins` as for `mount_http`;
+        `max_sessions_per_caller` (the event streams one verified caller may hold open at once).
+        """
         host, path, allowed = self._placement(router, mount_path, allowed_hosts, allowed_origins)
-        return self.bridge.mount_sse(path, router=host, **allowed)
+        return self.bridge.mount_sse(path, router=host, max_sessions_per_caller=max_sessions_per_caller, **allowed)
 
     def mount(
         self,
