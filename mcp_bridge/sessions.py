@@ -35,7 +35,7 @@ DEFAULT_MAX_SESSIONS_PER_CALLER = 100
 # the caller's limit, 503 for the server's.
 TOO_MANY_CALLER_SESSIONS = (
     b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,'
-    b'"message":"Too many open sessions for this caller: end one (DELETE) before opening another"}}'
+    b'"message":"Too many open sessions for this caller: end one (DELETE, or close its stream) before opening another"}}'
 )
 TOO_MANY_SESSIONS = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Too many open sessions"}}'
 _SWEEP_EVERY = 60.0
