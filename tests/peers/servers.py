@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -75,9 +76,11 @@ class RunningServer:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[RunningServer]:
+def serve_asgi(
+    app: ASGIApp, sock: socket.socket | None = None, *, http: type[asyncio.Protocol] | str = "auto"
+) -> Iterator[RunningServer]:
     """Run `app` (lifespan included) on `sock` (default: a fresh loopback socket) until the
-    block ends."""
+    block ends; `http` is uvicorn's HTTP protocol (its name, or the class)."""
     sock = sock or bind_loopback()
     host, port = sock.getsockname()[:2]
     requests = RequestLog()
@@ -89,6 +92,7 @@ def serve_asgi(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[Runn
         access_log=False,
         # Open MCP streams (GET /mcp) would hold a graceful shutdown forever.
         timeout_graceful_shutdown=3,
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
