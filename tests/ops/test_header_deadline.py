@@ -386,3 +386,40 @@ def test_with_an_unknown_uvicorn_serve_says_the_header_timeout_is_not_enforced(
     assert code == 0
     [warning] = [line for line in out.splitlines() if "--header-timeout" in line]
     assert warning.strip().startswith("warning: --header-timeout is not enforced: "), out
+
+
+@pytest.mark.parametrize("name", ["HttpToolsWithHeaderDeadline", "H11WithHeaderDeadline"])
+def test_uvicorns_command_line_loads_the_protocol_by_name_with_the_default_deadline(name: str) -> None:
+    """``uvicorn --factory mcp_oauth_shim.cli:create_app --http mcp_oauth_shim.header_deadline:<name>``."""
+    import uvicorn
+
+    from mcp_oauth_shim.header_deadline import HeaderDeadline
+
+    config = uvicorn.Config(Starlette(), http=f"mcp_oauth_shim.header_deadline:{name}")
+    config.load()
+    assert issubclass(config.http_protocol_class, HeaderDeadline) and config.http_protocol_class.seconds == 10.0
+
+
+def test_a_client_that_keeps_sending_after_the_408_reads_it_whole_and_is_let_go(server: tuple[str, int]) -> None:
+    """After the 408 the server closes its side, drops what the client still sends for at most
+    LINGER_SECONDS (2 s), then closes the connection."""
+    with socket.create_connection(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        sock.settimeout(0.05)
+        received, answered, let_go, started = b"", False, False, time.monotonic()
+        while not let_go and time.monotonic() - started < ANSWER_WITHIN:
+            try:
+                sock.sendall(b"X-More: a\r\n")
+                if not answered:
+                    chunk = sock.recv(65536)
+                    answered = chunk == b""  # the server's side is closed: the 408 is whole
+                    received += chunk
+                else:
+                    time.sleep(0.05)
+            except TimeoutError:
+                pass
+            except OSError:  # the server closed the connection: the next bytes are refused
+                let_go = True
+    assert answered and let_go, (answered, let_go)
+    [answer] = responses(received)
+    assert_timed_out(answer)
