@@ -1,8 +1,9 @@
 """A client that sends its request head too slowly (or nothing at all) gets 408 and is let go.
 
-Real uvicorn on loopback, raw sockets as clients. The shim's app is served two ways: by a real
-``mcp-oauth-shim serve`` process (uvicorn's automatic choice, httptools, as operators run it),
-and in this process under uvicorn's h11 protocol, the other one the deadline is built for.
+Real uvicorn on loopback, raw sockets as clients. The shim's app is served by a real
+``mcp-oauth-shim serve`` process (uvicorn's automatic choices: httptools, and uvloop where it is
+installed), and in this process under each protocol the deadline is built for (httptools, h11)
+on asyncio's own event loop.
 """
 
 from __future__ import annotations
@@ -19,18 +20,24 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mcp_oauth_shim import cli
-from tests.peers.servers import serve_asgi
+from tests.peers.servers import RunningServer, serve_asgi
 
 from .test_cli_operator_errors import BASE_ENV, run_main
+
+if TYPE_CHECKING:
+    from mcp_oauth_shim.header_deadline import HeaderDeadline
 
 DEADLINE = 0.5
 # Longer than DEADLINE: a request with a slow body outlives the header deadline.
@@ -46,7 +53,6 @@ SERVE_ENV = {
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
 def serve_process() -> Iterator[tuple[str, int]]:
     """``mcp-oauth-shim serve`` with ``--header-timeout 0.5``, in its own process."""
     with socket.socket() as probe:
@@ -72,25 +78,38 @@ def serve_process() -> Iterator[tuple[str, int]]:
         process.communicate(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def h11_server() -> Iterator[tuple[str, int]]:
-    """``serve``'s app with the same settings under uvicorn's h11 protocol."""
+def in_process(protocol: str) -> Iterator[tuple[str, int]]:
+    """``serve``'s app with the same settings, in this process under uvicorn's ``protocol`` and
+    asyncio's own event loop (uvloop is no dependency of the shim)."""
     from mcp_oauth_shim.app_factory import build_app, build_shim
-    from mcp_oauth_shim.header_deadline import H11WithHeaderDeadline
 
     settings = cli.serve_settings(cli.parser().parse_args(["serve"]), SERVE_ENV)
-    app = build_app(settings, build_shim(settings))
-    with serve_asgi(app, http=H11WithHeaderDeadline.with_seconds(DEADLINE)) as running:
+    with serve_with_deadline(build_app(settings, build_shim(settings)), protocol, DEADLINE) as running:
         yield "127.0.0.1", int(running.url.rsplit(":", 1)[1])
 
 
-# The HTTP/1.1 implementations of uvicorn the deadline is built for: serve's choice, and h11.
-SERVERS = ["serve (httptools)", "h11"]
+# serve as operators run it (uvicorn's automatic choices: httptools, uvloop where installed, as
+# here for the benchmarks), and serve's app in process under each protocol on asyncio's loop.
+SERVERS = ["serve", "httptools", "h11"]
 
 
-@pytest.fixture(params=SERVERS)
-def server(request: pytest.FixtureRequest) -> tuple[str, int]:
-    return request.getfixturevalue("serve_process" if request.param == SERVERS[0] else "h11_server")
+@pytest.fixture(scope="module", params=SERVERS)
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    yield from serve_process() if request.param == "serve" else in_process(request.param)
+
+
+def protocols() -> dict[str, type[HeaderDeadline]]:
+    from mcp_oauth_shim.header_deadline import H11WithHeaderDeadline, HttpToolsWithHeaderDeadline
+
+    return {"httptools": HttpToolsWithHeaderDeadline, "h11": H11WithHeaderDeadline}
+
+
+PROTOCOLS = ["httptools", "h11"]
+
+
+def serve_with_deadline(app: ASGIApp, protocol: str, seconds: float, **settings: Any) -> AbstractContextManager[RunningServer]:
+    """``app`` under uvicorn's ``protocol`` with a header deadline of ``seconds``."""
+    return serve_asgi(app, http=protocols()[protocol].with_seconds(seconds), loop="asyncio", **settings)
 
 
 class _Unclosable(io.BytesIO):
@@ -213,13 +232,6 @@ def test_the_server_keeps_serving_while_heads_are_awaited(server: tuple[str, int
 # -- the deadline around other apps, under both protocols --------------------------------------
 
 
-def protocols() -> dict[str, type[asyncio.Protocol]]:
-    from mcp_oauth_shim.header_deadline import H11WithHeaderDeadline, HttpToolsWithHeaderDeadline
-
-    return {"httptools": HttpToolsWithHeaderDeadline, "h11": H11WithHeaderDeadline}
-
-
-PROTOCOLS = ["httptools", "h11"]
 # Room enough for a head sent in three pieces on a busy machine.
 IN_TIME_DEADLINE = 1.0
 
@@ -242,7 +254,7 @@ SLOW_HEAD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: but in time\r\n\r\n"
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_head_sent_slowly_but_in_time_is_served(protocol: str) -> None:
     app = Starlette(routes=[Route("/", hello)])
-    with serve_asgi(app, http=protocols()[protocol].with_seconds(IN_TIME_DEADLINE)) as running:
+    with serve_with_deadline(app, protocol, IN_TIME_DEADLINE) as running:
         with socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1]))) as sock:
             in_pieces(sock, SLOW_HEAD)
             sock.settimeout(ANSWER_WITHIN)
@@ -254,7 +266,7 @@ def test_a_head_sent_slowly_but_in_time_is_served(protocol: str) -> None:
 def test_each_request_on_a_kept_alive_connection_gets_its_own_deadline(protocol: str) -> None:
     """Three heads, each in time, together longer than the deadline."""
     app = Starlette(routes=[Route("/", hello)])
-    with serve_asgi(app, http=protocols()[protocol].with_seconds(IN_TIME_DEADLINE)) as running:
+    with serve_with_deadline(app, protocol, IN_TIME_DEADLINE) as running:
         with socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1]))) as sock:
             answers = []
             for _ in range(3):
@@ -286,7 +298,7 @@ SLOW_RESPONSES = {"/events": b"".join(b"data: %d\n\n" % n for n in range(6)), "/
 @pytest.mark.parametrize("path", SLOW_RESPONSES)
 def test_a_long_response_is_not_cut(protocol: str, path: str) -> None:
     app = Starlette(routes=[Route("/events", event_stream), Route("/late", late_answer)])
-    with serve_asgi(app, http=protocols()[protocol].with_seconds(DEADLINE)) as running:
+    with serve_with_deadline(app, protocol, DEADLINE) as running:
         with socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1]))) as sock:
             sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             [(status, _, body)] = responses(read_until_closed(sock))
@@ -299,7 +311,7 @@ def test_a_timed_out_head_is_one_info_line_and_no_error(protocol: str, caplog: p
     uvicorn_logger = logging.getLogger("uvicorn")  # it does not propagate to the root logger
     uvicorn_logger.addHandler(caplog.handler)
     try:
-        with caplog.at_level(logging.DEBUG), serve_asgi(app, http=protocols()[protocol].with_seconds(DEADLINE)) as running:
+        with caplog.at_level(logging.DEBUG), serve_with_deadline(app, protocol, DEADLINE) as running:
             caplog.clear()  # uvicorn's start-up lines
             with socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1]))) as sock:
                 sock.sendall(b"GET / HTTP/1.1\r\n")
@@ -423,3 +435,36 @@ def test_a_client_that_keeps_sending_after_the_408_reads_it_whole_and_is_let_go(
     assert answered and let_go, (answered, let_go)
     [answer] = responses(received)
     assert_timed_out(answer)
+
+
+class SwitchedProtocol(asyncio.Protocol):
+    """Stands in for uvicorn's WebSocket protocol (no WebSocket library is installed here):
+    takes the connection over after an upgrade, says so, and keeps it open."""
+
+    def __init__(self, **uvicorn_arguments: object) -> None:
+        self.transport: Any = None  # uvloop's transports are no asyncio.Transport subclasses
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"GET "):
+            self.transport.write(b"switched\n")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_connection_upgraded_to_websocket_is_left_to_its_new_protocol(protocol: str) -> None:
+    app = Starlette(routes=[Route("/", hello)])
+    upgrade = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with serve_with_deadline(app, protocol, DEADLINE, ws=SwitchedProtocol) as running:
+        with socket.create_connection(("127.0.0.1", int(running.url.rsplit(":", 1)[1]))) as sock:
+            sock.sendall(upgrade)
+            sock.settimeout(ANSWER_WITHIN)
+            switched = sock.recv(65536)
+            sock.settimeout(DEADLINE * 3)
+            with pytest.raises(TimeoutError):  # neither a 408 nor a close
+                sock.recv(65536)
+    assert switched == b"switched\n"
