@@ -58,15 +58,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Seconds a client has to send a request's line and header fields. MCP clients send a head of
-#: a few hundred bytes in one write; 10 s is room for a slow mobile link, and a tenth of the
-#: time a slowloris client would like (nginx allows 60 s, Apache 20 s rising to 40 s).
+#: a few hundred bytes in one write: 10 s is ample even over a slow mobile link, and a sixth of
+#: what nginx allows (``client_header_timeout`` 60 s; Apache 20 s, rising to 40 s while data
+#: arrives), so that a slowloris client holds each connection six times shorter.
 DEFAULT_HEADER_TIMEOUT = 10.0
 
 #: Seconds the connection stays half-closed after the 408, reading and dropping what the
 #: client still sends (nginx's lingering close, with a shorter bound).
 LINGER_SECONDS = 2.0
 
-#: The uvicorn versions whose internals this module was built and tested on.
+#: The uvicorn versions this module was built for, as the shim's dependencies allow them: 0.34
+#: already has every hook used here, and the tests run it on the installed one.
 SUPPORTED_UVICORN = ((0, 34), (1, 0))
 
 #: What :class:`HeaderDeadline` overrides or calls on uvicorn's protocol class.

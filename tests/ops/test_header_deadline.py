@@ -400,6 +400,13 @@ def test_with_an_unknown_uvicorn_serve_says_the_header_timeout_is_not_enforced(
     assert warning.strip().startswith("warning: --header-timeout is not enforced: "), out
 
 
+def uvicorn_version() -> tuple[int, ...]:
+    import uvicorn
+
+    return tuple(int(part) for part in uvicorn.__version__.split(".")[:2])
+
+
+@pytest.mark.skipif(uvicorn_version() < (0, 36), reason="uvicorn takes --http as an import string since 0.36")
 @pytest.mark.parametrize("name", ["HttpToolsWithHeaderDeadline", "H11WithHeaderDeadline"])
 def test_uvicorns_command_line_loads_the_protocol_by_name_with_the_default_deadline(name: str) -> None:
     """``uvicorn --factory mcp_oauth_shim.cli:create_app --http mcp_oauth_shim.header_deadline:<name>``."""
