@@ -146,6 +146,12 @@ SERVE_OPTIONS = (
         kind="seconds", default=30.0, metavar="SECONDS",
     ),
     Option(
+        "header_timeout",
+        "seconds a client has to send a request's line and header fields, from connecting or from the end of the "
+        "previous response on a kept-alive connection; a slower one gets 408 and its connection closed",
+        kind="seconds", default=10.0, metavar="SECONDS",
+    ),
+    Option(
         "shutdown_timeout",
         "seconds a stopping server (SIGTERM) lets requests in flight finish before it cancels them; an MCP event "
         "stream never finishes by itself (keep it below the orchestrator's grace period)",
@@ -393,6 +399,14 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         lines.append("  (no --mcp-upstream: serving the OAuth endpoints only)")
     if mismatch := listener_mismatch(settings):
         lines.append(f"  {mismatch}")
+    from .header_deadline import HeaderDeadlineUnavailable, protocol_with_header_deadline
+
+    http: type[asyncio.Protocol] | str
+    try:
+        http = protocol_with_header_deadline(v["header_timeout"])
+    except HeaderDeadlineUnavailable as exc:
+        http = "auto"
+        lines.append(f"  warning: --header-timeout is not enforced: {exc}; a reverse proxy in front can bound it")
     if environ.get("WEB_CONCURRENCY"):
         lines.append(
             "  note: WEB_CONCURRENCY is not honoured, serve runs one process; for several, run "
@@ -426,6 +440,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> 
         log_config=uvicorn_log_config(v["log_format"]),
         workers=1,
         timeout_graceful_shutdown=v["shutdown_timeout"],
+        http=http,
     )
     return 0
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,9 +76,9 @@ class RunningServer:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[RunningServer]:
+def serve_asgi(app: ASGIApp, sock: socket.socket | None = None, **settings: Any) -> Iterator[RunningServer]:
     """Run `app` (lifespan included) on `sock` (default: a fresh loopback socket) until the
-    block ends."""
+    block ends; `settings`: more uvicorn settings (its `http` or `ws` protocol, say)."""
     sock = sock or bind_loopback()
     host, port = sock.getsockname()[:2]
     requests = RequestLog()
@@ -89,6 +90,7 @@ def serve_asgi(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[Runn
         access_log=False,
         # Open MCP streams (GET /mcp) would hold a graceful shutdown forever.
         timeout_graceful_shutdown=3,
+        **settings,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
