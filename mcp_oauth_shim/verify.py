@@ -394,6 +394,12 @@ class BearerVerifier:
                 _CLAIM_PROBLEMS.get(exc.claim, f"The access token's {exc.claim} claim is invalid."),
                 reason="wrong_audience" if exc.claim == "aud" else "invalid",
             ) from None
+        # RFC 9068 §2.2 requires a subject, and it is who the caller is: MCP sessions, the
+        # bridge's per-user limits and the tools' view of the caller are keyed on it, so tokens
+        # without one would all be one user. Checked last: a token for another audience or
+        # issuer is refused for that first.
+        if not claims.get("sub"):
+            raise InvalidToken(_NO_SUBJECT)
 
     def _to_access_token(self, token: str, claims: dict[str, Any], scopes: list[str]) -> AccessToken:
         from mcp.server.auth.provider import AccessToken
@@ -449,6 +455,8 @@ _OPAQUE_REFUSED = (
     "are. Ask the identity provider for a JWT access token for this resource (set the audience)."
 )
 
+
+_NO_SUBJECT = "The access token names no subject (sub): this resource cannot tell whose token it is."
 
 _CLAIM_PROBLEMS = {
     "iss": "The access token was issued by another issuer than this resource trusts.",

@@ -118,7 +118,7 @@ async def test_a_refused_token_is_asked_about_again_after_the_refusal_ttl() -> N
         await call(client, token)
         assert idp.requests["introspect"] == 1
         clock.now += 2
-        idp.active[token] = {"active": True, "aud": RESOURCE, "client_id": "shim-client", "scope": "files:read"}
+        idp.active[token] = {"active": True, "aud": RESOURCE, "sub": "user-1", "client_id": "shim-client", "scope": "files:read"}
         response = await call(client, token)
     assert idp.requests["introspect"] == 2
     assert response.status_code == 200
@@ -129,7 +129,7 @@ async def test_concurrent_requests_with_one_token_share_one_introspection() -> N
     idp = CountingIdP()
     shim = idp.shim(oidc(idp))
     token = opaque()
-    idp.active[token] = {"active": True, "aud": RESOURCE, "scope": "files:read"}
+    idp.active[token] = {"active": True, "aud": RESOURCE, "sub": "user-1", "scope": "files:read"}
     idp.gate = asyncio.Event()
     async with http(RequestsIn(shim.protect(whoami), idp.gate, expected=20)) as client:
         answers = await asyncio.gather(*(call(client, token) for _ in range(20)))
@@ -200,7 +200,7 @@ async def test_the_verified_token_cache_is_bounded_for_introspected_tokens() -> 
     guard, verifier = guarded(idp, clock, cache_size=4)
     tokens = [opaque() for _ in range(10)]
     for token in tokens:
-        idp.active[token] = {"active": True, "aud": RESOURCE, "scope": "files:read"}
+        idp.active[token] = {"active": True, "aud": RESOURCE, "sub": "user-1", "scope": "files:read"}
     async with http(guard) as client:
         for token in tokens:
             assert (await call(client, token)).status_code == 200
@@ -213,7 +213,7 @@ async def test_an_unreachable_idp_is_not_remembered_as_a_refusal() -> None:
     idp, clock = CountingIdP(), Clock()
     guard, verifier = guarded(idp, clock)
     token = opaque()
-    idp.active[token] = {"active": True, "aud": RESOURCE}
+    idp.active[token] = {"active": True, "aud": RESOURCE, "sub": "user-1"}
 
     async with http(guard) as client:
         await call(client, "warm-up-" + opaque())  # discovery cached

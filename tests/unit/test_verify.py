@@ -217,6 +217,8 @@ BAD_TOKENS: list[tuple[str, Callable[[FakeIdP], str], str]] = [
     ("no exp", lambda idp: good_token(idp, exp=None), "exp"),
     ("no iss", lambda idp: good_token(idp, iss=None), "iss"),
     ("no aud", lambda idp: good_token(idp, aud=None), "aud"),
+    ("no sub: tokens without a subject would all be one user", lambda idp: good_token(idp, sub=None), "no subject"),
+    ("empty sub", lambda idp: good_token(idp, sub=""), "subject"),
     ("exp as a string", lambda idp: good_token(idp, exp=str(NOW + 3600)), "expiry"),
     ("alg none", unsigned, "unsigned"),
     ("HS256 keyed with the public key", hs256_with_public_key, "symmetric"),
@@ -705,6 +707,7 @@ async def test_opaque_token_is_introspected_with_the_upstream_credentials(
         ({"active": True}, "aud"),
         ({"active": True, "aud": AUDIENCE, "iss": "https://evil.example.com/"}, "issuer"),
         ({"active": True, "aud": AUDIENCE, "exp": NOW - 3600}, "expired"),
+        ({"active": True, "aud": AUDIENCE, "exp": NOW + 3600}, "no subject"),
     ],
 )
 async def test_introspection_refusals(
@@ -724,7 +727,7 @@ async def test_introspection_can_be_switched_off(make_verifier: Callable[..., Be
 
 
 async def test_introspection_results_are_cached_briefly(verifier: BearerVerifier, idp: FakeIdP, clock: Clock) -> None:
-    idp.introspection = {"active": True, "aud": AUDIENCE, "exp": NOW + 3600}
+    idp.introspection = {"active": True, "aud": AUDIENCE, "sub": "user-1", "exp": NOW + 3600}
     await verifier.authenticate("opaque-token-value")
     await verifier.authenticate("opaque-token-value")
     assert len(idp.introspection_requests) == 1
