@@ -60,6 +60,8 @@ _SCALAR_BYTES = 48
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 AsymmetricKey = ECKey | RSAKey | OKPKey
+#: What makes a public key of each type (RFC 7518 §6.2.1, §6.3.1; RFC 8037 §2): all a verifier needs.
+_PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e"), "OKP": ("kty", "crv", "x")}
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,12 @@ class SigningKey:
 
     @cached_property
     def public_jwk(self) -> dict[str, Any]:
-        """The public JWK as published (RFC 7517 §4): no private member, with kid, alg, use."""
-        jwk = dict(self.key.as_dict(private=False))
-        for private in ("d", "p", "q", "dp", "dq", "qi", "oth", "k"):
-            jwk.pop(private, None)
+        """The public JWK as published (RFC 7517 §4): the key type's public members only, with
+        kid, alg, use. Nothing else of an operator's JWK is carried over: not its private
+        members, not its own members, not ``key_ops`` (a private key exported by WebCrypto says
+        ``["sign"]``, and a verifier that honours it would refuse to verify with the public key)."""
+        public = self.key.as_dict(private=False)
+        jwk = {member: public[member] for member in _PUBLIC_MEMBERS[public["kty"]]}
         jwk.update(kid=self.kid, alg=self.alg, use="sig")
         return jwk
 
@@ -137,7 +141,7 @@ class SigningKeys:
     @cached_property
     def public_keys(self) -> PublicKeys:
         """The verifying side of these keys."""
-        return PublicKeys(PublicKey(k.kid, k.alg, _public(k.key)) for k in self.keys)
+        return PublicKeys(PublicKey(k.kid, k.alg, type(k.key).import_key(k.public_jwk)) for k in self.keys)
 
 
 def _derived_key(secret: bytes) -> SigningKey:
@@ -200,10 +204,6 @@ class PublicKeys:
 # -- helpers ------------------------------------------------------------------------------------
 
 _CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "Ed25519": "EdDSA"}
-
-
-def _public(key: AsymmetricKey) -> AsymmetricKey:
-    return type(key).import_key(key.as_dict(private=False))
 
 
 def _public_entry(data: Any) -> PublicKey | None:
