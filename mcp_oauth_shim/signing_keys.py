@@ -79,7 +79,7 @@ class SigningKey:
         members, not its own members, not ``key_ops`` (a private key exported by WebCrypto says
         ``["sign"]``, and a verifier that honours it would refuse to verify with the public key)."""
         public = self.key.as_dict(private=False)
-        jwk = {member: public[member] for member in _PUBLIC_MEMBERS[public["kty"]]}
+        jwk = {member: public[member] for member in _PUBLIC_MEMBERS[self.key.key_type]}
         jwk.update(kid=self.kid, alg=self.alg, use="sig")
         return jwk
 
@@ -224,6 +224,7 @@ def _public_entry(data: Any) -> PublicKey | None:
 def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> SigningKey:
     where = f"signing key #{position}"
     given_kid: str | None = None
+    data: dict[str, Any] = {}
     try:
         if isinstance(item, Mapping) or (isinstance(item, (str, bytes)) and item.strip()[:1] in ("{", b"{")):
             data = dict(item) if isinstance(item, Mapping) else jsonsafe.loads(item)
@@ -247,7 +248,21 @@ def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> S
     except (JoseError, ValueError, TypeError, KeyError):
         raise ConfigurationError(f"{where} could not be read as a PEM private key or a private JWK.") from None
     alg = _algorithm_for(key, where)
+    _check_jwk_purpose(data, alg, where)
     return SigningKey(kid=given_kid or key.thumbprint(), alg=alg, key=key)
+
+
+def _check_jwk_purpose(data: Mapping[str, Any], alg: str, where: str) -> None:
+    """A JWK that names its purpose (RFC 7517 §4.2 ``use``, §4.3 ``key_ops``, §4.4 ``alg``)
+    must allow signing with ``alg``; the JOSE library would otherwise refuse it at the first
+    token, not at start-up."""
+    use, key_ops, named_alg = data.get("use"), data.get("key_ops"), data.get("alg")
+    if use is not None and use != "sig":
+        raise ConfigurationError(f"{where} has use {use!r}; a signing key needs use 'sig' or none.")
+    if key_ops is not None and not (isinstance(key_ops, list) and "sign" in key_ops):
+        raise ConfigurationError(f"{where} has key_ops {key_ops!r}, without 'sign'; add it or leave key_ops out.")
+    if named_alg is not None and named_alg != alg:
+        raise ConfigurationError(f"{where} names alg {named_alg!r}; the shim signs this key type with {alg}: set that or leave alg out.")
 
 
 def _from_pem(text: bytes, where: str) -> AsymmetricKey:

@@ -103,3 +103,20 @@ def test_jwks_publishes_only_the_public_key_members_of_an_operator_jwk(served: A
     (published,) = document["keys"]
     assert set(published) == PUBLISHED[published["kty"]] | NAMING
     assert published["use"] == "sig"
+
+
+@pytest.mark.parametrize(
+    ("kind", "members", "message"),
+    [
+        pytest.param("rsa", {"alg": "PS256"}, "PS256", id="rsa-for-ps256"),
+        pytest.param("ec", {"alg": "ES384"}, "ES384", id="ec-for-es384"),
+        pytest.param("ec", {"use": "enc"}, "use", id="encryption-key"),
+        pytest.param("rsa", {"key_ops": ["decrypt"]}, "key_ops", id="key-ops-without-sign"),
+        pytest.param("ec", {"key_ops": "sign"}, "key_ops", id="key-ops-not-a-list"),
+    ],
+)
+def test_an_operator_jwk_the_shim_cannot_sign_with_is_refused_at_start(kind: str, members: dict[str, Any], message: str) -> None:
+    from mcp_oauth_shim.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=f"signing key #1 .*{message}"):
+        shim_with(jwk(kind, **members))
