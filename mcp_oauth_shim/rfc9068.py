@@ -108,8 +108,10 @@ class OversizedToken(IssuedTokenError):
 
 
 class MalformedToken(IssuedTokenError):
+    message = "The access token {}."
+
     def __init__(self, what: str = "is not a well-formed JWT") -> None:
-        super().__init__(f"The access token {what}.")
+        super().__init__(what)
 
 
 class WrongType(IssuedTokenError):
@@ -145,8 +147,10 @@ class NotYetValid(IssuedTokenError):
 
 
 class MissingClaim(IssuedTokenError):
+    message = "The access token {}: {}."
+
     def __init__(self, claim: str, problem: str = "lacks the required claim") -> None:
-        super().__init__(f"The access token {problem}: {claim}.")
+        super().__init__(problem, claim)
         self.claim = claim
 
 

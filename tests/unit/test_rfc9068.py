@@ -272,6 +272,32 @@ def test_refusal_descriptions_never_contain_the_token(make: Any, refusal: type[I
     assert not token or token not in caught.value.description
 
 
+DESCRIBED_REFUSALS = [
+    pytest.param(lambda: forge(good_claims(sub=None)), "lacks the required claim: sub", id="missing-sub"),
+    pytest.param(lambda: forge(good_claims(client_id=7)), "has a malformed claim: client_id", id="client-id-number"),
+    pytest.param(lambda: forge(good_claims(exp="soon")), "has a malformed claim: exp", id="exp-text"),
+    pytest.param(lambda: "a.b", "is not a well-formed JWT", id="two-parts"),
+    pytest.param(
+        lambda: signed_raw({"typ": "at+jwt", "alg": "ES256", "kid": KEYS.current.kid, "crit": ["x"], "x": 1}, good_claims()),
+        "unsupported critical parameters",
+        id="crit-unknown",
+    ),
+    pytest.param(
+        lambda: jws.serialize_compact({"typ": "at+jwt", "alg": "ES256", "kid": KEYS.current.kid}, "[1]", KEYS.current.key),
+        "payload is not a JSON object",
+        id="payload-not-object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "says"), DESCRIBED_REFUSALS)
+def test_refusal_description_says_which_check_failed(make: Any, says: str) -> None:
+    """What the client reads in ``error_description`` (RFC 6750 §3) names the failed check."""
+    with pytest.raises(InvalidToken) as caught:
+        check(make(), MIXED)
+    assert says in caught.value.description
+
+
 @pytest.mark.parametrize("algorithms", [["HS256"], ["none"], ["ES256", "HS512"], [], ["XX999"]])
 def test_symmetric_none_or_unknown_algorithm_lists_are_a_configuration_error(algorithms: list[str]) -> None:
     with pytest.raises(ValueError):
