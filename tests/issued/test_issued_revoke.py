@@ -4,9 +4,11 @@ revoked at the IdP; the shim's access tokens are accepted and stay valid until t
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
+from tests.issued.test_issued_login import IdPAnswers
 from tests.shim.kit import Kit, make_kit
 from tests.shim.test_revoke import IdPRequests
 
@@ -50,3 +52,33 @@ def test_another_clients_refresh_token_is_not_forwarded() -> None:
     other = kit.register(client_name="Another client")["client_id"]
     assert revoke(kit, tokens["refresh_token"], other).status_code == 200
     assert counted.revocations == 0
+
+
+class RevocationForms:
+    """Records the forms the IdP's revocation endpoint receives (what the shim asks it to revoke)."""
+
+    def __init__(self, kit: Kit) -> None:
+        self.forms: list[dict[str, str]] = []
+        http = kit.shim.upstream_client.http
+        assert http is not None
+        http.event_hooks["request"].append(self._record)
+
+    async def _record(self, request: httpx.Request) -> None:
+        if request.url.path == REVOCATION_PATH:
+            await request.aread()
+            self.forms.append({k: v[0] for k, v in parse_qs(request.content.decode()).items()})
+
+
+def test_revoking_a_refresh_token_that_carries_the_idps_access_token_revokes_that_token_at_the_idp() -> None:
+    """An IdP that gave no refresh token (no offline_access): the shim's refresh token carries
+    the IdP's access token, which each refresh re-checks at UserInfo; revoking the shim's refresh
+    token must revoke that access token at the IdP (RFC 7009 §2.1 ``token_type_hint``), or the
+    next refresh would still succeed."""
+    kit = make_kit(issue_tokens=True, upstream_overrides={"extra_scopes": ()})
+    seen = IdPAnswers(kit)
+    forms = RevocationForms(kit)
+    login, tokens = signed_in(kit)
+    assert "refresh_token" not in seen.bodies[0]
+    assert revoke(kit, tokens["refresh_token"], login["client_id"]).status_code == 200
+    asked = [(form["token"], form.get("token_type_hint")) for form in forms.forms]
+    assert asked == [(seen.bodies[0]["access_token"], "access_token")]
