@@ -249,7 +249,7 @@ REFUSALS: list[tuple[str, Any, type[InvalidToken]]] = [
     ("sub-empty", lambda: forge(good_claims(sub="")), MissingClaim),
     ("client-id-number", lambda: forge(good_claims(client_id=7)), MissingClaim),
     ("scope-list", lambda: forge(good_claims(scope=["read"])), MissingClaim),
-    ("oversized", lambda: forge(good_claims(pad="x" * 9000)), OversizedToken),
+    ("oversized", lambda: forge(good_claims(pad="x" * rfc9068.MAX_TOKEN_LENGTH)), OversizedToken),
     ("two-parts", lambda: "a.b", MalformedToken),
     ("empty", lambda: "", MalformedToken),
     ("non-ascii", lambda: "é.é.é", MalformedToken),
