@@ -121,7 +121,10 @@ class RevocationHandler:
             # The shim's own credentials are wrong: the operator must act, the client cannot.
             logger.error("identity provider refused the shim's client at revocation (%s)", error)
             return json_error(oauth_error("server_error", "The identity provider refused this server's credentials.", 502))
-        if error == "unsupported_token_type":
+        if error == "unsupported_token_type" and ctx.issued is None:
+            # The client's token is the IdP's: it is the one the IdP cannot revoke. In issued-token
+            # mode the client sent the shim's refresh token, a type the shim supports; the IdP's
+            # token inside (an access token, which IdPs need not revoke) is logged below.
             return json_error(oauth_error("unsupported_token_type", "The identity provider cannot revoke this token."))
         if error:
             logger.warning("identity provider revocation answered %s %s", status, str(error)[:40])

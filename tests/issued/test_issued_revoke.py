@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from tests.issued.test_issued_login import IdPAnswers
-from tests.shim.kit import Kit, make_kit
+from tests.shim.kit import IDP_ISSUER, Kit, make_kit
 from tests.shim.test_revoke import IdPRequests
 
 REVOCATION_PATH = "/oauth/revoke"
@@ -82,3 +82,24 @@ def test_revoking_a_refresh_token_that_carries_the_idps_access_token_revokes_tha
     assert revoke(kit, tokens["refresh_token"], login["client_id"]).status_code == 200
     asked = [(form["token"], form.get("token_type_hint")) for form in forms.forms]
     assert asked == [(seen.bodies[0]["access_token"], "access_token")]
+
+
+def revocation_answers(kit: Kit, answer: httpx.Response) -> None:
+    """The dev IdP as it is, except that its revocation endpoint gives ``answer`` (fault injection)."""
+    idp = httpx.ASGITransport(app=kit.idp.app)
+
+    class Transport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return answer if request.url.path == REVOCATION_PATH else await idp.handle_async_request(request)
+
+    kit.shim.upstream_client.http = httpx.AsyncClient(transport=Transport(), base_url=IDP_ISSUER)
+
+
+def test_an_idp_that_cannot_revoke_access_tokens_does_not_fail_the_revocation_of_the_shims_refresh_token() -> None:
+    """RFC 7009 §2.1: revoking access tokens is optional for the IdP (``unsupported_token_type``,
+    §2.2.1). The client revoked the shim's refresh token, a type the shim supports: 200."""
+    kit = make_kit(issue_tokens=True, upstream_overrides={"extra_scopes": ()})
+    login, tokens = signed_in(kit)
+    revocation_answers(kit, httpx.Response(400, json={"error": "unsupported_token_type"}))
+    answer = revoke(kit, tokens["refresh_token"], login["client_id"])
+    assert answer.status_code == 200, answer.text
