@@ -29,10 +29,16 @@ from typing import Any
 from .encryption import UPSTREAM_ACCESS_TOKEN, UPSTREAM_REFRESH_TOKEN, DecryptionError, TokenCipher
 from .sealing import ReasonError, Sealer, SealError
 
-__all__ = ["ISSUED_REFRESH", "IssuedRefresh", "RefreshTokenError", "open_refresh_token", "seal_refresh_token"]
+__all__ = ["ISSUED_REFRESH", "MAX_REFRESH_TOKEN_LENGTH", "IssuedRefresh", "RefreshTokenError", "open_refresh_token", "seal_refresh_token"]
 
 #: The sealing purpose (itsdangerous salt) of issued-mode refresh tokens.
 ISSUED_REFRESH = "mcp-oauth-shim.issued-refresh-token"
+#: A refresh token carries the IdP's refresh token or, from an IdP that gives none, its access
+#: token, encrypted and then base64url-encoded twice: about 1.8 times that token's length, plus
+#: the identity claims. 48 KiB holds one carrying the largest IdP access token the shim accepts
+#: (16 KiB); IdP JWTs listing roles and groups run to several KiB. The token endpoint reads at
+#: most 64 KiB of form.
+MAX_REFRESH_TOKEN_LENGTH = 48 * 1024
 _VERSION = 1
 
 
@@ -88,7 +94,7 @@ def open_refresh_token(
     """The content of ``token`` if it is one of ours, unexpired, issued to ``client`` for
     ``resource``; otherwise :class:`RefreshTokenError`."""
     try:
-        value = sealer.unseal(ISSUED_REFRESH, token, max_age=max_age)
+        value = sealer.unseal(ISSUED_REFRESH, token, max_age=max_age, max_length=MAX_REFRESH_TOKEN_LENGTH)
     except SealError as exc:
         raise RefreshTokenError(f"The refresh token is {exc.reason}.") from None
     if not isinstance(value, dict) or value.get("v") != _VERSION:

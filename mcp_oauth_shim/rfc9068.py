@@ -77,8 +77,12 @@ __all__ = [
 ACCESS_TOKEN_TYPE = "at+jwt"
 #: What the shim signs with (:mod:`.signing_keys`) and therefore accepts by default.
 ALGORITHMS: tuple[str, ...] = ("ES256", "RS256", "EdDSA")
-#: An issued token is well under 2 KiB (with an encrypted GitHub token inside); far larger is an attack.
-MAX_TOKEN_LENGTH = 8 * 1024
+#: An issued token grows with the IdP access token it carries encrypted in ``upt``: about 1.8
+#: times its length (AES-GCM, base64url, then base64url again as part of the payload) plus 1 KiB
+#: or so. 32 KiB holds one carrying the largest IdP token the shim accepts (16 KiB, the
+#: passthrough limit); roles-and-groups JWTs of Keycloak, Entra ID or Okta run to several KiB.
+#: Longer is refused before it is hashed or parsed.
+MAX_TOKEN_LENGTH = 32 * 1024
 #: The private claim carrying the IdP's access token, encrypted (:mod:`.encryption`).
 UPSTREAM_TOKEN_CLAIM = "upt"
 
@@ -108,8 +112,10 @@ class OversizedToken(IssuedTokenError):
 
 
 class MalformedToken(IssuedTokenError):
+    message = "The access token {}."
+
     def __init__(self, what: str = "is not a well-formed JWT") -> None:
-        super().__init__(f"The access token {what}.")
+        super().__init__(what)
 
 
 class WrongType(IssuedTokenError):
@@ -145,8 +151,10 @@ class NotYetValid(IssuedTokenError):
 
 
 class MissingClaim(IssuedTokenError):
+    message = "The access token {}: {}."
+
     def __init__(self, claim: str, problem: str = "lacks the required claim") -> None:
-        super().__init__(f"The access token {problem}: {claim}.")
+        super().__init__(problem, claim)
         self.claim = claim
 
 

@@ -105,16 +105,18 @@ class Sealer:
         mac.update(signed)
         return (signed + b"." + _b64encode(mac.digest())).decode("ascii")
 
-    def unseal(self, purpose: str, token: str, *, max_age: int) -> Any:
-        return self.unseal_timed(purpose, token, max_age=max_age)[0]
+    def unseal(self, purpose: str, token: str, *, max_age: int, max_length: int = MAX_SEALED_LENGTH) -> Any:
+        return self.unseal_timed(purpose, token, max_age=max_age, max_length=max_length)[0]
 
-    def unseal_timed(self, purpose: str, token: str, *, max_age: int) -> tuple[Any, float]:
+    def unseal_timed(self, purpose: str, token: str, *, max_age: int, max_length: int = MAX_SEALED_LENGTH) -> tuple[Any, float]:
         """The value and when it was sealed (a POSIX timestamp).
 
         The signature is checked before anything else is parsed; then the age, which must lie
         within ``[0, max_age]`` seconds (a value from the future is as suspect as an old one).
+        ``max_length``: longer is refused unread (a purpose whose values carry an IdP's
+        token encrypted may need more than the default).
         """
-        if not isinstance(token, str) or not token or len(token) > MAX_SEALED_LENGTH or not token.isascii():
+        if not isinstance(token, str) or not token or len(token) > max_length or not token.isascii():
             raise SealError("malformed")
         signed, dot, signature = token.encode("ascii").rpartition(b".")
         if not dot:

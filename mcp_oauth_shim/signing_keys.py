@@ -60,6 +60,8 @@ _SCALAR_BYTES = 48
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 AsymmetricKey = ECKey | RSAKey | OKPKey
+#: What makes a public key of each type (RFC 7518 §6.2.1, §6.3.1; RFC 8037 §2): all a verifier needs.
+_PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e"), "OKP": ("kty", "crv", "x")}
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,12 @@ class SigningKey:
 
     @cached_property
     def public_jwk(self) -> dict[str, Any]:
-        """The public JWK as published (RFC 7517 §4): no private member, with kid, alg, use."""
-        jwk = dict(self.key.as_dict(private=False))
-        for private in ("d", "p", "q", "dp", "dq", "qi", "oth", "k"):
-            jwk.pop(private, None)
+        """The public JWK as published (RFC 7517 §4): the key type's public members only, with
+        kid, alg, use. Nothing else of an operator's JWK is carried over: not its private
+        members, not its own members, not ``key_ops`` (a private key exported by WebCrypto says
+        ``["sign"]``, and a verifier that honours it would refuse to verify with the public key)."""
+        public = self.key.as_dict(private=False)
+        jwk = {member: public[member] for member in _PUBLIC_MEMBERS[self.key.key_type]}
         jwk.update(kid=self.kid, alg=self.alg, use="sig")
         return jwk
 
@@ -137,7 +141,7 @@ class SigningKeys:
     @cached_property
     def public_keys(self) -> PublicKeys:
         """The verifying side of these keys."""
-        return PublicKeys(PublicKey(k.kid, k.alg, _public(k.key)) for k in self.keys)
+        return PublicKeys(PublicKey(k.kid, k.alg, type(k.key).import_key(k.public_jwk)) for k in self.keys)
 
 
 def _derived_key(secret: bytes) -> SigningKey:
@@ -202,10 +206,6 @@ class PublicKeys:
 _CURVE_ALG = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "Ed25519": "EdDSA"}
 
 
-def _public(key: AsymmetricKey) -> AsymmetricKey:
-    return type(key).import_key(key.as_dict(private=False))
-
-
 def _public_entry(data: Any) -> PublicKey | None:
     kind = PUBLIC_KEY_TYPES.get(str(data.get("kty"))) if isinstance(data, dict) else None
     if kind is None or not isinstance(data.get("kid"), str) or data.get("use", "sig") != "sig":
@@ -224,6 +224,7 @@ def _public_entry(data: Any) -> PublicKey | None:
 def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> SigningKey:
     where = f"signing key #{position}"
     given_kid: str | None = None
+    data: dict[str, Any] = {}
     try:
         if isinstance(item, Mapping) or (isinstance(item, (str, bytes)) and item.strip()[:1] in ("{", b"{")):
             data = dict(item) if isinstance(item, Mapping) else jsonsafe.loads(item)
@@ -247,7 +248,21 @@ def _load_private_key(item: str | bytes | Mapping[str, Any], position: int) -> S
     except (JoseError, ValueError, TypeError, KeyError):
         raise ConfigurationError(f"{where} could not be read as a PEM private key or a private JWK.") from None
     alg = _algorithm_for(key, where)
+    _check_jwk_purpose(data, alg, where)
     return SigningKey(kid=given_kid or key.thumbprint(), alg=alg, key=key)
+
+
+def _check_jwk_purpose(data: Mapping[str, Any], alg: str, where: str) -> None:
+    """A JWK that names its purpose (RFC 7517 §4.2 ``use``, §4.3 ``key_ops``, §4.4 ``alg``)
+    must allow signing with ``alg``; the JOSE library would otherwise refuse it at the first
+    token, not at start-up."""
+    use, key_ops, named_alg = data.get("use"), data.get("key_ops"), data.get("alg")
+    if use is not None and use != "sig":
+        raise ConfigurationError(f"{where} has use {use!r}; a signing key needs use 'sig' or none.")
+    if key_ops is not None and not (isinstance(key_ops, list) and "sign" in key_ops):
+        raise ConfigurationError(f"{where} has key_ops {key_ops!r}, without 'sign'; add it or leave key_ops out.")
+    if named_alg is not None and named_alg != alg:
+        raise ConfigurationError(f"{where} names alg {named_alg!r}; the shim signs this key type with {alg}: set that or leave alg out.")
 
 
 def _from_pem(text: bytes, where: str) -> AsymmetricKey:

@@ -16,8 +16,10 @@ therefore forwarded only when it is one the calling client may revoke:
 In issued-token mode the shim's own tokens are the ones clients hold:
 
 * the shim's refresh token, when issued to the calling client: the IdP's refresh token
-  encrypted inside is decrypted and sent to the IdP's revocation endpoint (a refresh token
-  that carries only the IdP's access token, GitHub OAuth Apps, has nothing to forward);
+  encrypted inside is decrypted and sent to the IdP's revocation endpoint; a refresh token
+  that carries only the IdP's access token (an IdP that gave no refresh token) sends that
+  access token instead, since it is what the next refresh re-checks at the IdP (GitHub has no
+  revocation endpoint: nothing is sent);
 * the shim's access token: accepted with 200 and nothing forwarded. It is a self-contained
   JWT and the shim keeps no list of revoked ones, so it stays valid until its ``exp`` (at most
   :attr:`.config.Lifetimes.access_token`); the refresh token, once revoked at the IdP, no
@@ -119,7 +121,10 @@ class RevocationHandler:
             # The shim's own credentials are wrong: the operator must act, the client cannot.
             logger.error("identity provider refused the shim's client at revocation (%s)", error)
             return json_error(oauth_error("server_error", "The identity provider refused this server's credentials.", 502))
-        if error == "unsupported_token_type":
+        if error == "unsupported_token_type" and ctx.issued is None:
+            # The client's token is the IdP's: it is the one the IdP cannot revoke. In issued-token
+            # mode the client sent the shim's refresh token, a type the shim supports; the IdP's
+            # token inside (an access token, which IdPs need not revoke) is logged below.
             return json_error(oauth_error("unsupported_token_type", "The identity provider cannot revoke this token."))
         if error:
             logger.warning("identity provider revocation answered %s %s", status, str(error)[:40])
@@ -171,7 +176,12 @@ class RevocationHandler:
             logger.info("revocation without a request to the identity provider: %s", exc.reason)
             return None
         await revoke_refresh_family(ctx.strict, refresh.family, token, ctx.lifetimes.refresh_token)
-        if refresh.upstream_refresh_token is None:
-            logger.info("revocation of a refresh token that carries no refresh token of the identity provider")
+        if refresh.upstream_refresh_token is not None:
+            return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
+        # Without the IdP's refresh token, its access token is what a refresh re-checks at the
+        # IdP: revoked there, the next refresh fails. An IdP with no revocation endpoint (GitHub)
+        # cannot be asked; only strict mode's family revocation then ends the session.
+        if refresh.upstream_access_token is None or not (await ctx.upstream_client.metadata()).revocation_endpoint:
+            logger.info("revocation of a refresh token whose identity provider token cannot be revoked there")
             return None
-        return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
+        return {"token": refresh.upstream_access_token, "token_type_hint": "access_token"}

@@ -10,6 +10,7 @@ import pytest
 from mcp_oauth_shim.encryption import UPSTREAM_REFRESH_TOKEN, TokenCipher
 from mcp_oauth_shim.issued_refresh import (
     ISSUED_REFRESH,
+    MAX_REFRESH_TOKEN_LENGTH,
     IssuedRefresh,
     RefreshTokenError,
     open_refresh_token,
@@ -124,3 +125,8 @@ def test_malformed_content_is_refused(value: object) -> None:
 
 def test_refresh_token_stays_well_below_the_sealed_size_limit() -> None:
     assert len(seal()) < 1024
+
+
+def test_refresh_token_longer_than_the_limit_is_refused_unread() -> None:
+    with pytest.raises(RefreshTokenError, match="malformed"):
+        open_("a" * (MAX_REFRESH_TOKEN_LENGTH + 1))

@@ -249,7 +249,7 @@ REFUSALS: list[tuple[str, Any, type[InvalidToken]]] = [
     ("sub-empty", lambda: forge(good_claims(sub="")), MissingClaim),
     ("client-id-number", lambda: forge(good_claims(client_id=7)), MissingClaim),
     ("scope-list", lambda: forge(good_claims(scope=["read"])), MissingClaim),
-    ("oversized", lambda: forge(good_claims(pad="x" * 9000)), OversizedToken),
+    ("oversized", lambda: forge(good_claims(pad="x" * rfc9068.MAX_TOKEN_LENGTH)), OversizedToken),
     ("two-parts", lambda: "a.b", MalformedToken),
     ("empty", lambda: "", MalformedToken),
     ("non-ascii", lambda: "é.é.é", MalformedToken),
@@ -270,6 +270,32 @@ def test_refusal_descriptions_never_contain_the_token(make: Any, refusal: type[I
     with pytest.raises(InvalidToken) as caught:
         check(token, MIXED)
     assert not token or token not in caught.value.description
+
+
+DESCRIBED_REFUSALS = [
+    pytest.param(lambda: forge(good_claims(sub=None)), "lacks the required claim: sub", id="missing-sub"),
+    pytest.param(lambda: forge(good_claims(client_id=7)), "has a malformed claim: client_id", id="client-id-number"),
+    pytest.param(lambda: forge(good_claims(exp="soon")), "has a malformed claim: exp", id="exp-text"),
+    pytest.param(lambda: "a.b", "is not a well-formed JWT", id="two-parts"),
+    pytest.param(
+        lambda: signed_raw({"typ": "at+jwt", "alg": "ES256", "kid": KEYS.current.kid, "crit": ["x"], "x": 1}, good_claims()),
+        "unsupported critical parameters",
+        id="crit-unknown",
+    ),
+    pytest.param(
+        lambda: jws.serialize_compact({"typ": "at+jwt", "alg": "ES256", "kid": KEYS.current.kid}, "[1]", KEYS.current.key),
+        "payload is not a JSON object",
+        id="payload-not-object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "says"), DESCRIBED_REFUSALS)
+def test_refusal_description_says_which_check_failed(make: Any, says: str) -> None:
+    """What the client reads in ``error_description`` (RFC 6750 §3) names the failed check."""
+    with pytest.raises(InvalidToken) as caught:
+        check(make(), MIXED)
+    assert says in caught.value.description
 
 
 @pytest.mark.parametrize("algorithms", [["HS256"], ["none"], ["ES256", "HS512"], [], ["XX999"]])
