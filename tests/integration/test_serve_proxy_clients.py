@@ -24,11 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import secrets
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -56,7 +52,7 @@ from tests.peers.clients import (
 )
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import IdP
-from tests.peers.procs import stop, tail
+from tests.peers.procs import start_serve, stop, tail
 from tests.peers.servers import RunningServer, free_port, serve_asgi
 
 pytestmark = pytest.mark.integration
@@ -65,7 +61,6 @@ STREAMABLE_HTTP = "streamable-http"
 LEGACY_SSE = "legacy-sse"
 PASSTHROUGH = "idp-tokens"
 ISSUED = "issued-tokens-google-like"
-SERVE_START_TIMEOUT_S = 60.0
 
 
 def upstream_mcp_server() -> MCPServer:
@@ -124,30 +119,6 @@ def serve_upstream(transport: str) -> tuple[AbstractContextManager[RunningServer
     return serve_asgi(server.streamable_http_app()), "/mcp"
 
 
-def run_serve(env: dict[str, str], log: Path, health_url: str) -> subprocess.Popen[str]:
-    """``python -m mcp_oauth_shim serve`` with ``env``, once it answers ``health_url``."""
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_oauth_shim", "serve"],
-            cwd=Path(__file__).resolve().parents[2],
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"serve exited with {process.returncode}:\n{tail(log, 40)}")
-        try:
-            with urllib.request.urlopen(health_url, timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    stop(process)
-    raise RuntimeError(f"serve did not answer {health_url} in time:\n{tail(log, 40)}")
-
-
 @pytest.fixture(params=[STREAMABLE_HTTP, LEGACY_SSE])
 def transport(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -185,8 +156,6 @@ def proxied(
         log = tmp_path / "serve.log"
         peer_logs.add("mcp-oauth-shim serve (output)", lambda: tail(log, 60))
         env = {
-            "MCP_OAUTH_SHIM_HOST": "127.0.0.1",
-            "MCP_OAUTH_SHIM_PORT": str(port),
             "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": idp.issuer,
             "MCP_OAUTH_SHIM_CLIENT_ID": idp.client_id,
             "MCP_OAUTH_SHIM_CLIENT_SECRET": idp.client_secret,
@@ -197,7 +166,8 @@ def proxied(
             "MCP_OAUTH_SHIM_FORWARD_AUTHORIZATION": "true",
             **token_settings(token_mode),
         }
-        process = run_serve(env, log, public_url + "/healthz")
+        with open(log, "w") as output:
+            process = start_serve(env, port, output)
         try:
             with urllib.request.urlopen(public_url + "/.well-known/oauth-authorization-server", timeout=10) as answer:
                 shim_issuer = json.load(answer)["issuer"]

@@ -211,29 +211,21 @@ def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_ti
     living on until the request ends (an MCP event stream never does)."""
     import contextlib
     import http.client
-    import os
     import signal
-    import subprocess
-    import sys
     import threading
-    import time
-    import urllib.request
-    from pathlib import Path
+
+    from tests.peers.procs import start_serve
+    from tests.peers.servers import free_port
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen()  # accepts connections, never answers
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
-        **os.environ, **BASE_ENV, "MCP_OAUTH_SHIM_PORT": str(port), "MCP_OAUTH_SHIM_SHUTDOWN_TIMEOUT": "1",
+        **BASE_ENV, "MCP_OAUTH_SHIM_SHUTDOWN_TIMEOUT": "1",
         "MCP_OAUTH_SHIM_UPSTREAM_ISSUER": f"http://127.0.0.1:{silent.getsockname()[1]}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_oauth_shim", "serve"], cwd=Path(__file__).resolve().parents[2], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    process = start_serve(env, port)
     outcome: list[object] = []
     retry_after: list[str | None] = []
     idp_side: socket.socket | None = None
@@ -249,13 +241,6 @@ def test_a_stopping_server_cancels_what_is_still_in_flight_after_the_shutdown_ti
             outcome.append(type(exc).__name__)
 
     try:
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.1)
         # The start-up check of the IdP (done once the server answers) left its connection in
         # the backlog: drop it, so that the connection accepted next is the request's.
         silent.setblocking(False)

@@ -13,15 +13,11 @@ import http.client
 import io
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
+import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,7 +28,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from mcp_oauth_shim import cli
-from tests.peers.servers import RunningServer, serve_asgi
+from tests.peers.procs import start_serve, stop
+from tests.peers.servers import RunningServer, free_port, serve_asgi
 
 from .test_cli_operator_errors import BASE_ENV, run_main
 
@@ -55,27 +52,13 @@ HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 def serve_process() -> Iterator[tuple[str, int]]:
     """``mcp-oauth-shim serve`` with ``--header-timeout 0.5``, in its own process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, **SERVE_ENV, "MCP_OAUTH_SHIM_PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mcp_oauth_shim", "serve"], cwd=Path(__file__).resolve().parents[2], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert process.poll() is None, process.communicate()[0][-2000:]
-        yield "127.0.0.1", port
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+    port = free_port()
+    with tempfile.TemporaryFile("w+") as output:
+        process = start_serve(SERVE_ENV, port, output)
+        try:
+            yield "127.0.0.1", port
+        finally:
+            stop(process)
 
 
 def in_process(protocol: str) -> Iterator[tuple[str, int]]:

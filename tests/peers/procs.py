@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import selectors
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO
 
@@ -55,3 +58,32 @@ def stop(process: subprocess.Popen[str], grace_s: float = 5.0) -> None:
     for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             stream.close()
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def start_serve(env: dict[str, str], port: int, output: IO[str] | int = subprocess.PIPE, timeout_s: float = 60.0) -> subprocess.Popen[str]:
+    """`python -m mcp_oauth_shim serve` on 127.0.0.1:`port` with `env` added to this process'
+    environment, returned once it answers `/healthz`; its output (stdout and stderr together)
+    goes to `output`. Stopping it is the caller's: `stop`, or a signal of the test's choice."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_oauth_shim", "serve"],
+        cwd=REPOSITORY,
+        env={**os.environ, **env, "MCP_OAUTH_SHIM_HOST": "127.0.0.1", "MCP_OAUTH_SHIM_PORT": str(port)},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            said = process.communicate()[0] if output == subprocess.PIPE else "(see its log)"
+            raise PeerStartError(f"serve exited with {process.returncode}: {(said or '')[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    stop(process)
+    raise PeerStartError(f"serve did not answer /healthz within {timeout_s} s")
