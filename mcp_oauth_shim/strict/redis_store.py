@@ -28,7 +28,14 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    InvalidResponse,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -94,6 +101,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OutOfMemoryError,  # maxmemory reached under the noeviction policy
     ClusterDownError,  # a cluster without a quorum, or a slot without its master
     TryAgainError,  # a cluster slot being migrated
+    InvalidResponse,  # not Redis at that address (a web server, memcached): its answer does not parse
     OSError,
     TimeoutError,  # asyncio.timeout
 )
