@@ -18,6 +18,7 @@ operator chose ``on_unavailable="refuse"``); the endpoints answer it with 503
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ __all__ = [
 
 # What a request without a peer address counts as (an ASGI server may leave "client" out).
 UNKNOWN_ADDRESS = "unknown"
+# The IPv6 prefix one end site holds at least (RFC 6177), under which the rate limits count it.
+IPV6_SITE_PREFIX = 64
+IPV6_HOST_BITS = 128 - IPV6_SITE_PREFIX
 # A family made up for a refresh token sealed without one (strict mode off, or an older version).
 DERIVED_FAMILY_PREFIX = "sealed-"
 # The lowest status of an answer that says the IdP failed (RFC 9110 §15.6), not the grant.
@@ -72,15 +76,32 @@ class RateLimited(Exception):
 
 
 def client_address(request: Request) -> str:
-    """The address the request came from: the ASGI scope's ``client``, the connection's peer.
+    """The address the request is counted under: the ASGI scope's ``client``, the connection's
+    peer; for an IPv6 peer its /64 network.
 
-    Behind a reverse proxy that is the proxy's address, unless the ASGI server rewrites it from
-    ``X-Forwarded-For`` for trusted proxies (uvicorn ``--forwarded-allow-ips``, which only then
-    trusts the header): without that every request counts as one address and the per-address
-    limits apply to all users together.
+    RFC 4291 §2.5.4 and RFC 6177: an IPv6 end site (a home network, a cloud VM) is given at
+    least a /64, so one host can send each request from a new address of its own; counting
+    per address would let it past every per-address limit. An IPv4-mapped address (a
+    dual-stack listener's IPv4 peer, RFC 4291 §2.5.5.2) counts as the IPv4 address it maps.
+
+    Behind a reverse proxy the peer is the proxy's address, unless the ASGI server rewrites it
+    from ``X-Forwarded-For`` for trusted proxies (uvicorn ``--forwarded-allow-ips``, which only
+    then trusts the header): without that every request counts as one address and the
+    per-address limits apply to all users together.
     """
     peer = request.scope.get("client")
-    return str(peer[0]) if peer else UNKNOWN_ADDRESS
+    if not peer:
+        return UNKNOWN_ADDRESS
+    host = str(peer[0])
+    if ":" not in host:  # IPv4, or not an IP address: counted as it is
+        return host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address) >> IPV6_HOST_BITS << IPV6_HOST_BITS, IPV6_SITE_PREFIX)))
 
 
 def client_and_address(client_id: str, address: str) -> str:

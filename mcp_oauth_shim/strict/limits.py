@@ -29,7 +29,8 @@ class RateBucket(StrEnum):
     """What is counted, and by which key the endpoint counts it.
 
     The key the endpoint passes to :meth:`~mcp_oauth_shim.strict.StrictMode.hit` is named in
-    each member's comment; a key is reduced to its SHA-256 digest before it is stored.
+    each member's comment ("IP address": an IPv6 caller's /64 network); a key is reduced to its
+    SHA-256 digest before it is stored.
     """
 
     REGISTER_IP = "register-ip"  # POST /oauth/register, keyed by the caller's IP address

@@ -1,0 +1,91 @@
+"""Which address the per-address rate limits count: the connection's peer (never a header the
+caller writes), and for IPv6 the peer's /64, since one host or home network holds a whole /64
+and can send each request from a new address in it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mcp_oauth_shim import OAuthShim
+from mcp_oauth_shim.strict import RateLimit, RateLimits, StrictMode
+from mcp_oauth_shim.strict.checks import client_address
+from starlette.requests import Request
+
+from .shim_replicas import CLIENT_REDIRECT, PUBLIC_URL, SECRET_KEY, make_idp
+
+pytestmark = pytest.mark.anyio
+
+
+def request_from(peer: tuple[str, int] | None) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": [], "client": peer})
+
+
+@pytest.mark.parametrize(
+    ("peer", "counted"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:0:0:0:9", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        # A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6: still one IPv4 address each.
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.8", "198.51.100.8"),
+        # Not an IP address (a proxy's "unknown", a Unix socket's path): counted as it is.
+        ("unknown", "unknown"),
+    ],
+)
+def test_the_counted_address_is_the_peer_or_its_ipv6_64(peer: str, counted: str) -> None:
+    assert client_address(request_from((peer, 50000))) == counted
+
+
+def test_a_request_without_a_peer_is_counted_as_unknown() -> None:
+    assert client_address(request_from(None)) == "unknown"
+
+
+def one_registration_a_minute() -> OAuthShim:
+    idp = make_idp()
+    return OAuthShim(
+        public_url=PUBLIC_URL,
+        upstream=idp.upstream(),
+        secret_keys=[SECRET_KEY],
+        http_client=idp.http(),
+        strict=StrictMode.in_memory(rate_limits=RateLimits(register_ip=RateLimit(1, 60.0))),
+    )
+
+
+async def register(shim: OAuthShim, address: str, headers: dict[str, str] | None = None) -> int:
+    transport = httpx.ASGITransport(app=shim.app, client=(address, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+        answer = await http.post("/oauth/register", json={"redirect_uris": [CLIENT_REDIRECT]}, headers=headers)
+        return answer.status_code
+
+
+async def test_new_addresses_from_one_ipv6_64_share_its_limit() -> None:
+    shim = one_registration_a_minute()
+    statuses = [await register(shim, f"2001:db8:1:2::{n:x}") for n in range(1, 4)]
+    elsewhere = await register(shim, "2001:db8:1:3::1")
+    assert statuses == [201, 429, 429]
+    assert elsewhere == 201
+
+
+@pytest.mark.parametrize(
+    "spoofed",
+    [
+        {"X-Forwarded-For": "203.0.113.{n}"},
+        {"Forwarded": "for=203.0.113.{n}"},
+        {"X-Real-IP": "203.0.113.{n}"},
+    ],
+    ids=["x-forwarded-for", "forwarded", "x-real-ip"],
+)
+async def test_a_proxy_header_from_the_caller_does_not_change_the_counted_address(spoofed: dict[str, str]) -> None:
+    """The ASGI server rewrites the peer from a proxy header only for proxies the operator
+    trusts (uvicorn ``--forwarded-allow-ips``); the shim itself never reads one."""
+    shim = one_registration_a_minute()
+    statuses = []
+    for n in range(1, 4):
+        headers = {name: value.format(n=n) for name, value in spoofed.items()}
+        statuses.append(await register(shim, "198.51.100.7", headers))
+    assert statuses == [201, 429, 429]
