@@ -60,7 +60,11 @@ class RateLimit:
 
     @property
     def period_ms(self) -> int:
-        return max(1, math.ceil(self.period_seconds * 1000))
+        """The period as GCRA counts it: ``requests`` whole intervals, so that a burst of exactly
+        ``requests`` is admitted. The interval is rounded up to a whole millisecond; the period
+        itself rounded would fall short of ``requests`` intervals whenever they do not divide it
+        (3 in 10 s: intervals of 3334 ms, two of which fit before 10000 - 3334) and admit one fewer."""
+        return self.interval_ms * self.requests
 
 
 @dataclass(frozen=True, slots=True)
