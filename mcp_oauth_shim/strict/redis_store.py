@@ -33,6 +33,7 @@ from redis.exceptions import (
     InvalidResponse,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisError,
     ResponseError,
     TryAgainError,
 )
@@ -153,6 +154,13 @@ class RedisStore:
             retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
+        try:
+            # redis-py checks some of the URL's settings (ssl_cert_reqs) only when it builds a
+            # connection, at the first call: build one now (no I/O), so that such a URL is
+            # refused at configuration and not with an error on every strict request.
+            client.connection_pool.make_connection()
+        except RedisError as exc:
+            raise ValueError(f"The Redis URL holds a setting redis-py refuses ({type(exc).__name__}).") from None
         return cls(client, rate_limits, key_prefix=key_prefix, timeout=timeout)
 
     def _lifetime_ms(self, until: float) -> int:
