@@ -293,7 +293,9 @@ async def test_an_address_over_its_limit_is_answered_429_with_retry_after_by_eve
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["content-type"].startswith(media_type)
+    assert refused.headers["cache-control"] == "no-store"
     assert "temporarily_unavailable" in refused.text
+    assert "location" not in refused.headers
     assert elsewhere.status_code != 429
 
 
