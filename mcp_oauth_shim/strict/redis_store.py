@@ -110,8 +110,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 def refusal_code(exc: ResponseError) -> str:
     """The error code a Redis error reply starts with (``NOREPLICAS``, ``MISCONF``, ``BUSY``):
-    the reply's first word when it is upper case, else ``ERR``. The rest of the reply may name
+    the reply's first word when it is upper case, else ``ERR``; for the codes redis-py raises as
+    a class of their own, without the code in the text, that class's name (``MovedError``: a
+    Redis Cluster node, ``NoPermissionError``: an ACL refusal). The rest of the reply may name
     keys, so only the code is logged."""
+    if type(exc) is not ResponseError:
+        return type(exc).__name__
     word = str(exc).split(" ", 1)[0]
     return word if word.isalpha() and word.isupper() else "ERR"
 
