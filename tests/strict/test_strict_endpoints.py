@@ -122,6 +122,20 @@ async def test_a_refresh_token_reused_on_another_replica_revokes_its_family(idp:
     assert idp.token_calls == calls
 
 
+async def test_a_revoked_family_leaves_the_access_tokens_already_issued_valid_until_they_expire(
+    idp: IdP, replicas: tuple[Replica, Replica]
+) -> None:
+    """As documented: a revocation refuses refresh tokens; access tokens are checked without a
+    store, so one already issued works until its ``exp`` (keep their lifetime short)."""
+    first, second = replicas
+    login, tokens = await tokens_after_login(idp, first)
+    stolen = tokens["refresh_token"]
+    newer = (await token(first, refresh_form(login, stolen))).json()
+    assert (await token(second, refresh_form(login, stolen))).status_code == 400
+
+    assert await second.shim.verifier.verify_token(newer["access_token"]) is not None
+
+
 async def test_a_reuse_leaves_another_login_of_the_same_client_alone(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
     first, second = replicas
     login, tokens = await tokens_after_login(idp, first)
