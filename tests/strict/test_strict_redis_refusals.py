@@ -78,3 +78,57 @@ async def test_a_redis_user_with_the_documented_rights_runs_every_operation(own_
     finally:
         await mode.aclose()
     assert answers == [True, RefreshUse.FIRST_USE, True, None, True, True, RefreshUse.REVOKED]
+
+
+def require_a_password(server: RedisServer) -> None:
+    with server.client() as admin:
+        admin.config_set("requirepass", "the-right-password")
+
+
+def follow_an_absent_primary(server: RedisServer) -> None:
+    """A read-only replica (what a failover leaves at the old primary's address)."""
+    with server.client() as admin:
+        admin.replicaof("127.0.0.1", "1")
+
+
+# Misconfigurations an operator meets: the server, what to do to it, the URL's user part and
+# database, and the kind of failure the warning names.
+MISCONFIGURED = {
+    "password required, none given": (require_a_password, "", 0, "AuthenticationError"),
+    "wrong password": (require_a_password, ":a-wrong-password@", 0, "AuthenticationError"),
+    "database that does not exist": (None, "", 99, "DB"),  # ERR DB index is out of range
+    "read-only replica": (follow_an_absent_primary, "", 0, "ReadOnlyError"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISCONFIGURED))
+async def test_a_misconfigured_redis_refuses_with_unavailable_and_the_warning_names_the_kind(
+    own_redis_server: RedisServer, key_prefix: str, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    configure, user, database, kind = MISCONFIGURED[case]
+    if configure is not None:
+        configure(own_redis_server)
+    mode = StrictMode.redis(f"redis://{user}127.0.0.1:{own_redis_server.port}/{database}", key_prefix=key_prefix)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mcp_oauth_shim.strict"), pytest.raises(StrictModeUnavailable):
+            await mode.consume_once("code", "sealed-code", time.time() + 300)
+    finally:
+        await mode.aclose()
+    assert f"({kind})" in caplog.text
+    assert "password" not in caplog.text
+
+
+async def test_a_replica_promoted_to_primary_is_written_to_again_without_a_restart(
+    own_redis_server: RedisServer, key_prefix: str
+) -> None:
+    follow_an_absent_primary(own_redis_server)
+    mode = StrictMode.redis(own_redis_server.url, key_prefix=key_prefix)
+    try:
+        with pytest.raises(StrictModeUnavailable):
+            await mode.consume_once("code", "sealed-code", time.time() + 300)
+        with own_redis_server.client() as admin:
+            admin.replicaof("NO", "ONE")
+        assert await mode.consume_once("code", "sealed-code", time.time() + 300) is True
+        assert await mode.consume_once("code", "sealed-code", time.time() + 300) is False
+    finally:
+        await mode.aclose()
