@@ -89,3 +89,16 @@ async def test_a_proxy_header_from_the_caller_does_not_change_the_counted_addres
         headers = {name: value.format(n=n) for name, value in spoofed.items()}
         statuses.append(await register(shim, "198.51.100.7", headers))
     assert statuses == [201, 429, 429]
+
+
+async def test_made_up_client_ids_at_the_authorization_endpoint_still_count_against_the_address() -> None:
+    idp = make_idp()
+    limits = RateLimits(authorize_ip=RateLimit(2, 60.0), authorize_client_ip=RateLimit(1, 60.0))
+    shim = OAuthShim(
+        public_url=PUBLIC_URL, upstream=idp.upstream(), secret_keys=[SECRET_KEY], http_client=idp.http(),
+        strict=StrictMode.in_memory(rate_limits=limits),
+    )
+    transport = httpx.ASGITransport(app=shim.app, client=("198.51.100.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+        statuses = [(await http.get("/oauth/authorize", params={"client_id": f"made-up-{n}"})).status_code for n in range(3)]
+    assert statuses == [400, 400, 429]
