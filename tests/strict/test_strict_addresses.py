@@ -95,7 +95,10 @@ async def test_made_up_client_ids_at_the_authorization_endpoint_still_count_agai
     idp = make_idp()
     limits = RateLimits(authorize_ip=RateLimit(2, 60.0), authorize_client_ip=RateLimit(1, 60.0))
     shim = OAuthShim(
-        public_url=PUBLIC_URL, upstream=idp.upstream(), secret_keys=[SECRET_KEY], http_client=idp.http(),
+        public_url=PUBLIC_URL,
+        upstream=idp.upstream(),
+        secret_keys=[SECRET_KEY],
+        http_client=idp.http(),
         strict=StrictMode.in_memory(rate_limits=limits),
     )
     transport = httpx.ASGITransport(app=shim.app, client=("198.51.100.7", 50000))

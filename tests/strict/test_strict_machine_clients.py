@@ -16,7 +16,9 @@ pytestmark = pytest.mark.anyio
 
 async def client_credentials(http: httpx.AsyncClient, client_id: str) -> int:
     basic = base64.b64encode(f"{client_id}:{SECRET}".encode()).decode()
-    answer = await http.post("/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": "Basic " + basic})
+    answer = await http.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": "Basic " + basic}
+    )
     return answer.status_code
 
 

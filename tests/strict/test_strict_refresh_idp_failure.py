@@ -291,7 +291,6 @@ async def test_a_release_redis_cannot_make_leaves_the_idps_error_as_the_answer(
     assert any("release_refresh not done" in record.getMessage() for record in caplog.records)
 
 
-
 async def test_a_code_the_idp_failed_to_exchange_is_spent_and_the_client_starts_again(setup: Setup) -> None:
     """As documented: unlike a refresh token's use, a code's single use is not released."""
     login = await Browser(setup.idp).login(setup.replica)
