@@ -18,7 +18,7 @@ operator chose ``on_unavailable="refuse"``); the endpoints answer it with 503
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import socket
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -57,8 +57,10 @@ __all__ = [
 # What a request without a peer address counts as (an ASGI server may leave "client" out).
 UNKNOWN_ADDRESS = "unknown"
 # The IPv6 prefix one end site holds at least (RFC 6177), under which the rate limits count it.
-IPV6_SITE_PREFIX = 64
-IPV6_HOST_BITS = 128 - IPV6_SITE_PREFIX
+IPV6_SITE_BYTES = 8
+IPV6_SITE_SUFFIX = "/64"
+# ::ffff:0:0/96, IPv4 addresses as a dual-stack socket reports them (RFC 4291 §2.5.5.2).
+IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 # A family made up for a refresh token sealed without one (strict mode off, or an older version).
 DERIVED_FAMILY_PREFIX = "sealed-"
 # The lowest status of an answer that says the IdP failed (RFC 9110 §15.6), not the grant.
@@ -95,13 +97,15 @@ def client_address(request: Request) -> str:
     host = str(peer[0])
     if ":" not in host:  # IPv4, or not an IP address: counted as it is
         return host
+    # socket's C parser rather than ipaddress: 3 µs against 73 µs per IPv6 request, measured on a
+    # busy two-core machine (tests/strict/test_strict_addresses.py compares the two).
     try:
-        address = ipaddress.IPv6Address(host)
-    except ValueError:
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])  # less a zone (fe80::1%eth0)
+    except OSError:
         return host
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(ipaddress.IPv6Network((int(address) >> IPV6_HOST_BITS << IPV6_HOST_BITS, IPV6_SITE_PREFIX)))
+    if packed.startswith(IPV4_MAPPED_PREFIX):
+        return socket.inet_ntop(socket.AF_INET, packed[len(IPV4_MAPPED_PREFIX) :])
+    return socket.inet_ntop(socket.AF_INET6, packed[:IPV6_SITE_BYTES] + bytes(16 - IPV6_SITE_BYTES)) + IPV6_SITE_SUFFIX
 
 
 def client_and_address(client_id: str, address: str) -> str:

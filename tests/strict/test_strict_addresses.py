@@ -4,6 +4,9 @@ and can send each request from a new address in it."""
 
 from __future__ import annotations
 
+import ipaddress
+import random
+
 import httpx
 import pytest
 
@@ -39,6 +42,24 @@ def request_from(peer: tuple[str, int] | None) -> Request:
 )
 def test_the_counted_address_is_the_peer_or_its_ipv6_64(peer: str, counted: str) -> None:
     assert client_address(request_from((peer, 50000))) == counted
+
+
+def by_ipaddress(peer: str) -> str:
+    """What client_address computes, with the standard library's ipaddress module."""
+    address = ipaddress.IPv6Address(peer)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+
+
+def test_the_counted_ipv6_address_is_what_ipaddress_computes() -> None:
+    draw = random.Random(20261205)
+    peers = [str(ipaddress.IPv6Address(draw.getrandbits(128))) for _ in range(500)]
+    peers += [str(ipaddress.IPv6Address(draw.getrandbits(64) << 64)) for _ in range(100)]  # host part zero
+    peers += [f"::ffff:{ipaddress.IPv4Address(draw.getrandbits(32))}" for _ in range(100)]
+    peers += [ipaddress.IPv6Address(draw.getrandbits(128)).exploded.upper() for _ in range(100)]
+    peers += ["::", "::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "64:ff9b::198.51.100.7"]
+    assert [client_address(request_from((peer, 50000))) for peer in peers] == [by_ipaddress(peer) for peer in peers]
 
 
 def test_a_request_without_a_peer_is_counted_as_unknown() -> None:
