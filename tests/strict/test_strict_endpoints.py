@@ -180,6 +180,21 @@ async def test_a_consent_form_replayed_on_another_replica_is_refused(idp: IdP, r
     assert "already used" in replay.text
 
 
+async def test_a_consent_form_denied_cannot_then_be_approved(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
+    """The person's answer ends the ticket either way: the client was told access_denied."""
+    first, second = replicas
+    browser = Browser(idp)
+    client_id = await browser.register(first)
+    form = await browser.consent_form(first, client_id, pkce_pair()[1])
+    denied = await browser.request(first, "POST", "/oauth/consent", data={**form, "decision": "deny"})
+    assert "error=access_denied" in denied.headers["location"]
+
+    replay = await browser.approve(second, form)
+
+    assert replay.status_code == 400
+    assert "already used" in replay.text
+
+
 async def test_an_idp_answer_replayed_on_another_replica_with_the_flow_cookie_is_refused(
     idp: IdP, replicas: tuple[Replica, Replica]
 ) -> None:
