@@ -144,6 +144,11 @@ class ConsentHandler:
             return _invalid("This consent form was not shown in this browser; start the sign-in again.", 403)
         decision = form.get("decision")
         if decision == "deny":
+            # Strict mode: the person's answer spends the ticket, so a denied form cannot be
+            # approved afterwards (the client was already told access_denied).
+            refused = await _spent(ctx, form["ticket"])
+            if refused is not None:
+                return refused
             return redirect_error(
                 AccessDeniedError(description="The user denied access."),
                 ticket.redirect_uri,
@@ -161,11 +166,9 @@ class ConsentHandler:
             page = html_error(oauth_error(err.error, f"{err.description} Try again shortly.", err.status_code))
             page.headers.update(err.headers)  # Retry-After, when the IdP gave one
             return page
-        try:
-            if ctx.strict is not None and not await first_use(ctx.strict, "consent", form["ticket"], ctx.lifetimes.consent):
-                return _invalid("This consent form was already used; start the sign-in again.")
-        except StrictModeUnavailable as exc:
-            return unavailable_page(exc)
+        refused = await _spent(ctx, form["ticket"])
+        if refused is not None:
+            return refused
         flow = random_token(6)
         binding = random_token()
         # Issued-token mode with the user from the ID token: a nonce binds the ID token to this
@@ -193,6 +196,17 @@ class ConsentHandler:
         )
         logger.info("consent approved; redirecting to the identity provider (flow %s)", flow)
         return response
+
+
+async def _spent(ctx: ShimContext, ticket: str) -> Response | None:
+    """Strict mode: spend the consent ticket ``ticket`` once, whichever replica sees it; the
+    page refusing a ticket already spent or that strict mode cannot check, else ``None``."""
+    try:
+        if ctx.strict is not None and not await first_use(ctx.strict, "consent", ticket, ctx.lifetimes.consent):
+            return _invalid("This consent form was already used; start the sign-in again.")
+    except StrictModeUnavailable as exc:
+        return unavailable_page(exc)
+    return None
 
 
 def _invalid(description: str, status_code: int = 400) -> Response:

@@ -29,7 +29,8 @@ class RateBucket(StrEnum):
     """What is counted, and by which key the endpoint counts it.
 
     The key the endpoint passes to :meth:`~mcp_oauth_shim.strict.StrictMode.hit` is named in
-    each member's comment; a key is reduced to its SHA-256 digest before it is stored.
+    each member's comment ("IP address": an IPv6 caller's /64 network); a key is reduced to its
+    SHA-256 digest before it is stored.
     """
 
     REGISTER_IP = "register-ip"  # POST /oauth/register, keyed by the caller's IP address
@@ -59,7 +60,11 @@ class RateLimit:
 
     @property
     def period_ms(self) -> int:
-        return max(1, math.ceil(self.period_seconds * 1000))
+        """The period as GCRA counts it: ``requests`` whole intervals, so that a burst of exactly
+        ``requests`` is admitted. The interval is rounded up to a whole millisecond; the period
+        itself rounded would fall short of ``requests`` intervals whenever they do not divide it
+        (3 in 10 s: intervals of 3334 ms, two of which fit before 10000 - 3334) and admit one fewer."""
+        return self.interval_ms * self.requests
 
 
 @dataclass(frozen=True, slots=True)

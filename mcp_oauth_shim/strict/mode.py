@@ -114,7 +114,8 @@ class StrictMode:
     ) -> StrictMode:
         """Strict mode on the Redis server at ``url`` (needs the ``redis`` extra:
         ``pip install 'mcp-oauth-shim[redis]'``). ``timeout`` bounds every call in seconds.
-        Replicas that should share records use the same ``url`` and ``key_prefix``."""
+        Replicas that should share records use the same ``url`` and ``key_prefix``.
+        ``ValueError`` for a URL redis-py cannot use (its message never quotes the URL)."""
         from .redis_store import RedisStore  # the redis package is an optional extra
 
         store = RedisStore.from_url(url, rate_limits or RateLimits(), key_prefix=key_prefix, timeout=timeout)

@@ -28,7 +28,15 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    InvalidResponse,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -94,6 +102,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OutOfMemoryError,  # maxmemory reached under the noeviction policy
     ClusterDownError,  # a cluster without a quorum, or a slot without its master
     TryAgainError,  # a cluster slot being migrated
+    InvalidResponse,  # not Redis at that address (a web server, memcached): its answer does not parse
     OSError,
     TimeoutError,  # asyncio.timeout
 )
@@ -101,8 +110,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 def refusal_code(exc: ResponseError) -> str:
     """The error code a Redis error reply starts with (``NOREPLICAS``, ``MISCONF``, ``BUSY``):
-    the reply's first word when it is upper case, else ``ERR``. The rest of the reply may name
+    the reply's first word when it is upper case, else ``ERR``; for the codes redis-py raises as
+    a class of their own, without the code in the text, that class's name (``MovedError``: a
+    Redis Cluster node, ``NoPermissionError``: an ACL refusal). The rest of the reply may name
     keys, so only the code is logged."""
+    if type(exc) is not ResponseError:
+        return type(exc).__name__
     word = str(exc).split(" ", 1)[0]
     return word if word.isalpha() and word.isupper() else "ERR"
 
@@ -119,17 +132,24 @@ class RedisStore:
         *,
         key_prefix: str = "mcp-oauth-shim:",
         timeout: float = 0.5,
+        reconnect: Callable[[], Redis] | None = None,
     ) -> None:
-        self.client = client
+        """``reconnect``: makes a client like ``client``, for each event loop after the first
+        (see :meth:`_slots`); without it, ``client`` serves one event loop only."""
         self.rate_limits = rate_limits
         self.key_prefix = key_prefix
         self.timeout = timeout
+        self._reconnect = reconnect
+        self._use_client(client)
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._slots_semaphore = asyncio.Semaphore(MAX_CONNECTIONS)
+
+    def _use_client(self, client: Redis) -> None:
+        self.client = client
         self._use_refresh = client.register_script(USE_REFRESH)
         self._release_refresh = client.register_script(RELEASE_REFRESH)
         self._revoke_family = client.register_script(REVOKE_FAMILY)
         self._gcra = client.register_script(GCRA)
-        self._slots_loop: asyncio.AbstractEventLoop | None = None
-        self._slots_semaphore = asyncio.Semaphore(MAX_CONNECTIONS)
 
     @classmethod
     def from_url(
@@ -137,15 +157,26 @@ class RedisStore:
     ) -> RedisStore:
         """A store on its own connection pool to ``url`` (``redis://``, ``rediss://``,
         ``unix://``; credentials and database in the URL as redis-py reads them)."""
-        client = Redis.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,  # never reached: calls wait for a slot first (_bounded)
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-            health_check_interval=30,
-        )
-        return cls(client, rate_limits, key_prefix=key_prefix, timeout=timeout)
+
+        def connect() -> Redis:
+            return Redis.from_url(
+                url,
+                max_connections=MAX_CONNECTIONS,  # never reached: calls wait for a slot first (_bounded)
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 1),
+                health_check_interval=30,
+            )
+
+        client = connect()
+        try:
+            # redis-py checks some of the URL's settings (ssl_cert_reqs) only when it builds a
+            # connection, at the first call: build one now (no I/O), so that such a URL is
+            # refused at configuration and not with an error on every strict request.
+            client.connection_pool.make_connection()
+        except RedisError as exc:
+            raise ValueError(f"The Redis URL holds a setting redis-py refuses ({type(exc).__name__}).") from None
+        return cls(client, rate_limits, key_prefix=key_prefix, timeout=timeout, reconnect=connect)
 
     def _lifetime_ms(self, until: float) -> int:
         """Milliseconds from now to ``until`` plus the margin; at least one second."""
@@ -162,9 +193,16 @@ class RedisStore:
         """At most :data:`MAX_CONNECTIONS` calls at a time on this event loop (a semaphore
         belongs to the loop it first waited on: a new loop, a new one). A semaphore rather
         than redis-py's ``BlockingConnectionPool``: measured against a local redis-server, the
-        blocking pool made each call 10-15 % slower, an uncontended semaphore costs nothing."""
+        blocking pool made each call 10-15 % slower, an uncontended semaphore costs nothing.
+
+        A new loop gets a new client too: a redis.asyncio connection (and its pool's lock)
+        belongs to the loop that opened it, and one used on another loop fails with
+        ``RuntimeError`` (Starlette's ``TestClient`` without ``with`` runs each request on a
+        loop of its own). The old loop's connections are left to it (it may be closed)."""
         loop = asyncio.get_running_loop()
         if self._slots_loop is not loop:
+            if self._slots_loop is not None and self._reconnect is not None:
+                self._use_client(self._reconnect())
             self._slots_loop, self._slots_semaphore = loop, asyncio.Semaphore(MAX_CONNECTIONS)
         return self._slots_semaphore
 
@@ -218,4 +256,10 @@ class RedisStore:
         return ALLOWED if admitted else refused_after_ms(wait_ms)
 
     async def aclose(self) -> None:
+        if self._slots_loop not in (None, asyncio.get_running_loop()) and self._reconnect is not None:
+            # The client's connections belong to another loop, which may be closed: they cannot
+            # be closed from this one. The next call gets a new client.
+            self._use_client(self._reconnect())
+            self._slots_loop = None
+            return
         await self.client.aclose()

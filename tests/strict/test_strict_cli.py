@@ -58,3 +58,19 @@ def test_the_effective_configuration_redacts_the_redis_url() -> None:
     assert code == 0, err.getvalue()
     assert "a-redis-password" not in out.getvalue()
     assert "redis-url" in out.getvalue() and "strict-on-unavailable" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://:a-redis-password@127.0.0.1:6390/0?ssl_cert_reqs=sometimes",
+        "rediss://:a-redis-password@127.0.0.1:6390/0?ssl_min_version=TLSv9",
+    ],
+)
+def test_a_redis_url_with_a_setting_redis_refuses_is_refused_at_start_without_echoing_it(url: str) -> None:
+    """Not at the first request, where every strict endpoint would answer it with a 500."""
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["serve", "--check"], environ={**BASE_ENV, "MCP_OAUTH_SHIM_REDIS_URL": url}, out=out, err=err)
+    assert code == 2
+    assert "--redis-url is not a usable Redis URL" in err.getvalue()
+    assert "a-redis-password" not in out.getvalue() + err.getvalue()

@@ -4,6 +4,7 @@ development IdP whose token endpoint calls are counted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -121,6 +122,20 @@ async def test_a_refresh_token_reused_on_another_replica_revokes_its_family(idp:
     assert idp.token_calls == calls
 
 
+async def test_a_revoked_family_leaves_the_access_tokens_already_issued_valid_until_they_expire(
+    idp: IdP, replicas: tuple[Replica, Replica]
+) -> None:
+    """As documented: a revocation refuses refresh tokens; access tokens are checked without a
+    store, so one already issued works until its ``exp`` (keep their lifetime short)."""
+    first, second = replicas
+    login, tokens = await tokens_after_login(idp, first)
+    stolen = tokens["refresh_token"]
+    newer = (await token(first, refresh_form(login, stolen))).json()
+    assert (await token(second, refresh_form(login, stolen))).status_code == 400
+
+    assert await second.shim.verifier.verify_token(newer["access_token"]) is not None
+
+
 async def test_a_reuse_leaves_another_login_of_the_same_client_alone(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
     first, second = replicas
     login, tokens = await tokens_after_login(idp, first)
@@ -165,6 +180,21 @@ async def test_a_consent_form_replayed_on_another_replica_is_refused(idp: IdP, r
     assert "already used" in replay.text
 
 
+async def test_a_consent_form_denied_cannot_then_be_approved(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
+    """The person's answer ends the ticket either way: the client was told access_denied."""
+    first, second = replicas
+    browser = Browser(idp)
+    client_id = await browser.register(first)
+    form = await browser.consent_form(first, client_id, pkce_pair()[1])
+    denied = await browser.request(first, "POST", "/oauth/consent", data={**form, "decision": "deny"})
+    assert "error=access_denied" in denied.headers["location"]
+
+    replay = await browser.approve(second, form)
+
+    assert replay.status_code == 400
+    assert "already used" in replay.text
+
+
 async def test_an_idp_answer_replayed_on_another_replica_with_the_flow_cookie_is_refused(
     idp: IdP, replicas: tuple[Replica, Replica]
 ) -> None:
@@ -180,6 +210,72 @@ async def test_an_idp_answer_replayed_on_another_replica_with_the_flow_cookie_is
 
     assert replay.status_code == 403
     assert "location" not in replay.headers
+
+
+# -- the same value presented to two replicas at once -----------------------------------------
+
+
+def the_one(answers: list[httpx.Response], status: int) -> httpx.Response:
+    (answer,) = [a for a in answers if a.status_code == status]
+    return answer
+
+
+AT_ONCE = 8  # presentations of one value, alternating between the two replicas
+
+
+async def test_a_code_presented_to_two_replicas_at_once_is_redeemed_once(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
+    login = await Browser(idp).login(replicas[0])
+
+    answers = list(await asyncio.gather(*(token(replicas[n % 2], login.code_form()) for n in range(AT_ONCE))))
+
+    assert sorted(a.status_code for a in answers) == [200] + [400] * (AT_ONCE - 1)
+    assert {a.json()["error"] for a in answers if a.status_code == 400} == {"invalid_grant"}
+    assert idp.token_calls == 1  # the others never reached the IdP
+
+
+async def test_a_refresh_token_presented_to_two_replicas_at_once_is_honoured_once_and_revokes_its_family(
+    idp: IdP, replicas: tuple[Replica, Replica]
+) -> None:
+    first, second = replicas
+    login, tokens = await tokens_after_login(idp, first)
+    form = refresh_form(login, tokens["refresh_token"])
+
+    answers = list(await asyncio.gather(token(first, form), token(second, form)))
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    assert the_one(answers, 400).json()["error"] == "invalid_grant"
+    # The winner's new token belongs to the family the second presentation revoked.
+    after = await token(second, refresh_form(login, the_one(answers, 200).json()["refresh_token"]))
+
+    assert (after.status_code, after.json()["error"]) == (400, "invalid_grant")
+
+
+async def test_a_consent_form_submitted_to_two_replicas_at_once_starts_one_login(
+    idp: IdP, replicas: tuple[Replica, Replica]
+) -> None:
+    first, second = replicas
+    browser = Browser(idp)
+    client_id = await browser.register(first)
+    form = await browser.consent_form(first, client_id, pkce_pair()[1])
+    copy = Browser(idp, cookies=httpx.Cookies(browser.cookies))
+
+    answers = list(await asyncio.gather(browser.approve(first, form), copy.approve(second, form)))
+
+    assert sorted(a.status_code for a in answers) == [303, 400]
+    assert "already used" in the_one(answers, 400).text
+
+
+async def test_an_idp_answer_relayed_to_two_replicas_at_once_gives_one_code(idp: IdP, replicas: tuple[Replica, Replica]) -> None:
+    first, second = replicas
+    browser = Browser(idp)
+    client_id = await browser.register(first)
+    consent = await browser.approve(first, await browser.consent_form(first, client_id, pkce_pair()[1]))
+    callback_url = await browser.at_idp(consent.headers["location"])
+    copy = Browser(idp, cookies=httpx.Cookies(browser.cookies))
+
+    answers = list(await asyncio.gather(browser.callback(first, callback_url), copy.callback(second, callback_url)))
+
+    assert sorted(a.status_code for a in answers) == [302, 403]
+    assert "location" not in the_one(answers, 403).headers
 
 
 # -- rate limits -------------------------------------------------------------------------------
@@ -226,7 +322,9 @@ async def test_an_address_over_its_limit_is_answered_429_with_retry_after_by_eve
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["content-type"].startswith(media_type)
+    assert refused.headers["cache-control"] == "no-store"
     assert "temporarily_unavailable" in refused.text
+    assert "location" not in refused.headers
     assert elsewhere.status_code != 429
 
 

@@ -119,6 +119,18 @@ def test_gcra_admits_a_burst_of_the_limit_then_one_per_interval(
     assert outcome == admitted
 
 
+@pytest.mark.parametrize(("requests", "period"), [(3, 10), (7, 60), (7, 1), (30, 60), (1000, 7)])
+def test_a_burst_of_exactly_the_limit_is_admitted_when_the_period_does_not_divide_evenly(requests: int, period: float) -> None:
+    limit = RateLimit(requests, period)
+    tat: float | None = None
+    outcome = []
+    for _ in range(requests + 1):
+        step = gcra(tat, 1_800_000_000_000.0, limit)
+        outcome.append(step.allowed)
+        tat = step.new_tat_ms
+    assert outcome == [True] * requests + [False]
+
+
 @pytest.mark.parametrize(("requests", "period"), [(0, 60), (1, 0), (1, -5)])
 def test_a_rate_limit_that_admits_nothing_is_refused_at_configuration(requests: int, period: float) -> None:
     with pytest.raises(ValueError):

@@ -374,3 +374,26 @@ async def test_a_redis_out_of_memory_refuses_with_unavailable(own_redis_server: 
             await mode.consume_once("code", "sealed-code", time.time() + 300)
     finally:
         await mode.aclose()
+
+
+async def test_the_scripts_work_again_after_redis_forgot_them(redis_server: RedisServer, key_prefix: str) -> None:
+    """A restarted Redis (or SCRIPT FLUSH) has no scripts: each is loaded again on NOSCRIPT,
+    instead of every refresh and rate-limit check failing until the shim restarts."""
+    limits = RateLimits(register_ip=RateLimit(1, 60.0))
+    mode = StrictMode.redis(redis_server.url, key_prefix=key_prefix, rate_limits=limits, timeout=REPLICA_TIMEOUT)
+    until = time.time() + 300
+    try:
+        assert await mode.use_refresh("family", "token-1", until) is RefreshUse.FIRST_USE
+        with redis_server.client() as admin:
+            admin.script_flush()
+        answers = [
+            await mode.use_refresh("family", "token-1", until),
+            await mode.release_refresh("other-family", "token"),
+            await mode.hit(RateBucket.REGISTER_IP, "198.51.100.7"),
+            await mode.hit(RateBucket.REGISTER_IP, "198.51.100.7"),
+        ]
+    finally:
+        await mode.aclose()
+    assert answers[0] is RefreshUse.REUSED
+    assert answers[1] is False
+    assert [answers[2].allowed, answers[3].allowed] == [True, False]

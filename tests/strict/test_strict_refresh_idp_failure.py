@@ -290,3 +290,16 @@ async def test_a_release_redis_cannot_make_leaves_the_idps_error_as_the_answer(
     assert (failed.status_code, failed.json()["error"]) == (502, "server_error")
     assert any("release_refresh not done" in record.getMessage() for record in caplog.records)
 
+
+async def test_a_code_the_idp_failed_to_exchange_is_spent_and_the_client_starts_again(setup: Setup) -> None:
+    """As documented: unlike a refresh token's use, a code's single use is not released."""
+    login = await Browser(setup.idp).login(setup.replica)
+    setup.faults.fault = answer(500, {"error": "server_error"})
+    failed = await token(setup.replica, login.code_form())
+    setup.faults.fault = None
+
+    retry = await token(setup.replica, login.code_form())
+
+    assert failed.status_code == 502
+    assert refused_as_used(retry)
+    assert "already used" in retry.json()["error_description"]
