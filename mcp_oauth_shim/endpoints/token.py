@@ -30,6 +30,7 @@ from ..errors import (
     oauth_error,
 )
 from ..grants import GRANTS, ConfidentialGrant, GrantClass, TokenGrant, is_confidential, offered_grants
+from ..machine_access import authenticate_machine_client
 from ..media_types import FORM, is_media_type
 from ..rfc8707 import resource_matches
 from ..strict import RateBucket, StrictModeUnavailable
@@ -90,7 +91,12 @@ class TokenHandler:
             if confidential is None:
                 raise UnsupportedGrantTypeError(grant_type[:60])
             self._check_resource(form)
-            return await confidential.respond_to(form, header(request, b"authorization"))
+            machine = await authenticate_machine_client(
+                self.ctx, form, header(request, b"authorization"), grant_type=grant_type
+            )
+            if strict is not None:
+                await check_rates(strict, (RateBucket.TOKEN_CLIENT_IP, client_and_address(machine.client_id, address)))
+            return await confidential.respond_to(form, machine)
         credentials = presented_credentials(form, header(request, b"authorization"))
         client = await authenticate_client(
             self.ctx.clients, credentials, static_secret=self.ctx.upstream.client_secret

@@ -5,11 +5,10 @@ shares (``resource``, RFC 8707 §2.2) and hands the form to the handler register
 request's ``grant_type``. A handler checks its own parameters and answers with tokens or raises
 :class:`..errors.OAuth2Error` (RFC 6749 §5.2).
 
-Two kinds of handler, told apart by how the client authenticates: a :class:`TokenGrant` gets
-the client the endpoint resolved (the public clients of the authorization code flow); a
-:class:`ConfidentialGrant` authenticates its client itself, from the form and the
-``Authorization`` header (RFC 6749 §2.3: secrets or RFC 7523 §2.2 client assertions of the
-operator's machine clients). Each says with :meth:`TokenGrant.offered` whether this shim's
+Two kinds of handler, told apart by their clients: a :class:`TokenGrant` gets the public
+client the endpoint resolved (the clients of the authorization code flow); a
+:class:`ConfidentialGrant` gets one of the operator's machine clients, which the endpoint
+authenticated (RFC 6749 §2.3: secrets or RFC 7523 §2.2 client assertions). Each says with :meth:`TokenGrant.offered` whether this shim's
 configuration serves it; only those are dispatched to and advertised (RFC 8414 §2
 ``grant_types_supported``).
 """
@@ -22,6 +21,7 @@ from starlette.responses import Response
 
 from ..clients import Client
 from ..context import ShimContext
+from ..machine_clients import MachineClient
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # annotations only: not a runtime dependency
@@ -51,11 +51,10 @@ class TokenGrant(GrantHandler, Protocol):
 
 
 class ConfidentialGrant(GrantHandler, Protocol):
-    """A ``grant_type`` whose handler authenticates the client itself (RFC 6749 §2.3)."""
+    """A ``grant_type`` of the operator's machine clients, which authenticate (RFC 6749 §2.3)."""
 
-    async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
-        """The token response (RFC 6749 §5.1) to ``form``, sent with the ``authorization``
-        header (``None`` when absent)."""
+    async def respond_to(self, form: dict[str, str], client: MachineClient) -> Response:
+        """The token response (RFC 6749 §5.1) for the authenticated machine ``client``'s ``form``."""
         ...
 
 

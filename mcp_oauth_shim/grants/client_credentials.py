@@ -23,8 +23,7 @@ from starlette.responses import Response
 
 from ..context import ShimContext
 from ..errors import json_error, oauth_error
-from ..machine_access import authenticate_machine_client
-from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE
+from ..machine_clients import CLIENT_CREDENTIALS_GRANT_TYPE, MachineClient
 from .upstream_exchange import UpstreamTokenExchange
 
 __all__ = ["ClientCredentialsGrant"]
@@ -41,8 +40,7 @@ class ClientCredentialsGrant:
         self.ctx = ctx
         self._upstream = UpstreamTokenExchange(ctx)
 
-    async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
-        client = await authenticate_machine_client(self.ctx, form, authorization, grant_type=self.grant_type)
+    async def respond_to(self, form: dict[str, str], client: MachineClient) -> Response:
         scopes = client.narrowed_scopes(form.get("scope"))
         if client.mode == "upstream":
             return await self._from_upstream(scopes)

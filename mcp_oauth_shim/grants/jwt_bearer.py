@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from ..context import ShimContext
 from ..errors import InvalidRequestError, InvalidScopeError, json_error, oauth_error
-from ..machine_access import authenticate_machine_client
+from ..machine_clients import MachineClient
 from ..rfc7523 import JWT_BEARER_GRANT_TYPE
 
 __all__ = ["ENTERPRISE_CLAIMS", "JwtBearerGrant"]
@@ -45,9 +45,8 @@ class JwtBearerGrant:
     def __init__(self, ctx: ShimContext) -> None:
         self.ctx = ctx
 
-    async def respond_to(self, form: dict[str, str], authorization: str | None) -> Response:
+    async def respond_to(self, form: dict[str, str], client: MachineClient) -> Response:
         ctx = self.ctx
-        client = await authenticate_machine_client(ctx, form, authorization, grant_type=self.grant_type)
         if ctx.id_jag is None or ctx.issued is None:  # refused at configuration time
             return json_error(oauth_error("server_error", "This server accepts no identity assertions.", 500))
         if not form.get("assertion"):
