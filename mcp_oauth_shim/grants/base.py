@@ -59,5 +59,5 @@ class ConfidentialGrant(GrantHandler, Protocol):
 
 
 def is_confidential(handler: TokenGrant | ConfidentialGrant) -> TypeIs[ConfidentialGrant]:
-    """Does ``handler`` authenticate its client itself?"""
+    """Is ``handler`` a grant of the machine clients (:class:`ConfidentialGrant`)?"""
     return hasattr(handler, "respond_to")
