@@ -17,18 +17,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from mcp_oauth_shim import MachineClient, OAuthShim, Upstream
+from mcp_oauth_shim import MachineClient, OAuthShim
+from tests.shim.test_machine_grants import PUBLIC_URL, SECRET, UPSTREAM
 
-PUBLIC_URL = "http://127.0.0.1:8000"
-SECRET = "s3cr3t-of-the-reporting-job-0123"
-UPSTREAM = Upstream(
-    client_id="shim-at-the-idp",
-    client_secret="upstream-secret-0123456789",
-    issuer="https://idp.upstream.example",
-    authorization_endpoint="https://idp.upstream.example/authorize",
-    token_endpoint="https://idp.upstream.example/token",
-    jwks_uri="https://idp.upstream.example/jwks",
-)
 #: What RFC 7518 §6.2.1, §6.3.1 and RFC 8037 §2 make a public key of each type, plus what the
 #: shim adds to name it (RFC 7517 §4.2, §4.4, §4.5).
 PUBLISHED = {"EC": {"kty", "crv", "x", "y"}, "RSA": {"kty", "n", "e"}, "OKP": {"kty", "crv", "x"}}
