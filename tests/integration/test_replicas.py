@@ -174,7 +174,9 @@ class RoundRobinProxy:
             base = self.replicas[(first + attempt) % len(self.replicas)]
             try:
                 answer = await self.client.request(scope["method"], base + target, headers=headers, content=body)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, AttributeError):
+                # AttributeError: a connection the stopping replica closed at once, before
+                # httpcore read its details (anyio's socket is gone then; nothing was sent yet).
                 self.resent += 1
                 continue
             self.served[base] += 1
