@@ -27,7 +27,8 @@ from starlette.responses import Response
 from . import rfc9068
 from .encryption import TokenCipher
 from .endpoints.base import no_store_json
-from .issued_refresh import IssuedRefresh, seal_refresh_token
+from .errors import oauth_error
+from .issued_refresh import MAX_REFRESH_TOKEN_LENGTH, IssuedRefresh, seal_refresh_token
 from .sealing import Sealer
 from .signing_keys import SigningKeys
 
@@ -146,6 +147,7 @@ class TokenIssuer:
                 token_id=lineage.token_id if lineage is not None else None,
             )
             answer["refresh_token"] = seal_refresh_token(self.sealer, self.cipher, refresh)
+        _refuse_unusable(answer)
         return no_store_json(_encode_json(answer).encode())
 
 
@@ -158,3 +160,18 @@ class IssuedMode:
     cipher: TokenCipher
     tokens: TokenIssuer
     identity: UpstreamIdentity
+
+
+def _refuse_unusable(answer: Mapping[str, Any]) -> None:
+    """A token the shim would refuse when it comes back is never issued. When the IdP's access
+    token carried inside, or the user's claims from the IdP, make the access token longer than
+    :data:`.rfc9068.MAX_TOKEN_LENGTH` or the refresh token longer than
+    :data:`.issued_refresh.MAX_REFRESH_TOKEN_LENGTH`, the token endpoint answers a 502
+    ``server_error`` now, rather than a login whose every MCP request is then refused."""
+    access, refresh = answer["access_token"], answer.get("refresh_token")
+    if len(access) > rfc9068.MAX_TOKEN_LENGTH or (refresh is not None and len(refresh) > MAX_REFRESH_TOKEN_LENGTH):
+        raise oauth_error(
+            "server_error",
+            "The tokens for this user would be too large: the identity provider's access token or claims are too long.",
+            502,
+        )

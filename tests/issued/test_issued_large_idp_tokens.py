@@ -17,9 +17,9 @@ from tests.shim.kit import IDP_ISSUER, PUBLIC_URL, RESOURCE, SECRET_KEY, Kit
 LONG_USERNAME = "user-" + "r" * 5_000
 
 
-def kit_with_large_idp_tokens() -> Kit:
+def kit_with_large_idp_tokens(username: str = LONG_USERNAME) -> Kit:
     idp = DevIdP(issuer=IDP_ISSUER, redirect_uris=[PUBLIC_URL + "/oauth/callback"], auto_approve=True, send_iss=True,
-                 audiences=[RESOURCE], username=LONG_USERNAME)
+                 audiences=[RESOURCE], username=username)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=idp.app), base_url=IDP_ISSUER)
     upstream = Upstream.oidc(issuer=IDP_ISSUER, client_id=idp.client_id, client_secret=idp.client_secret, audience=RESOURCE,
                              default_scopes=("openid", "profile"))
@@ -39,3 +39,15 @@ def test_a_refresh_token_carrying_a_large_idp_access_token_refreshes() -> None:
     assert again.status_code == 200, again.text
     answer = protected_app(kit).post("/mcp/", headers={"Authorization": "Bearer " + again.json()["access_token"]})
     assert answer.status_code == 200, answer.headers.get("www-authenticate")
+
+
+def test_tokens_too_large_to_come_back_are_a_502_at_the_token_endpoint_not_refused_later() -> None:
+    """An IdP access token and user claims that would make the shim's tokens longer than it
+    accepts back (32 KiB, 48 KiB): the token endpoint says so, instead of issuing tokens every
+    MCP request or refresh would then refuse."""
+    kit = kit_with_large_idp_tokens(username="user-" + "r" * 11_000)
+    answer = kit.exchange(kit.login())
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error"] == "server_error"
+    assert "too large" in answer.json()["error_description"]
+    assert answer.headers["cache-control"] == "no-store"
