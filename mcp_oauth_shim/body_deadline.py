@@ -21,11 +21,12 @@ event stream) waits as long as it likes. A reverse proxy in front that buffers r
 
 from __future__ import annotations
 
-import json
 import logging
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import json_error, oauth_error
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "BodyDeadlineMiddleware"]
 
@@ -33,16 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a client has to send a whole request body (nginx waits 60 s between two reads).
 DEFAULT_BODY_TIMEOUT = 30.0
-
-_TIMED_OUT = json.dumps(
-    {"error": "invalid_request", "error_description": "The request body did not arrive in time."}
-).encode()
-_TIMED_OUT_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_TIMED_OUT)).encode()),
-    (b"connection", b"close"),
-    (b"cache-control", b"no-store"),
-]
 
 
 class _Exchange:
@@ -119,5 +110,5 @@ class BodyDeadlineMiddleware:
                 raise
             logger.debug("the app raised on the disconnect after the body deadline", exc_info=True)
         if exchange.timed_out and not exchange.answered:
-            await send({"type": "http.response.start", "status": 408, "headers": _TIMED_OUT_HEADERS})
-            await send({"type": "http.response.body", "body": _TIMED_OUT})
+            timed_out = oauth_error("invalid_request", "The request body did not arrive in time.", 408)
+            await json_error(timed_out, headers={"Connection": "close"})(scope, receive, send)

@@ -22,23 +22,15 @@ meant for uvicorn, as ``serve`` runs it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import json_error, oauth_error
+
 __all__ = ["ShutdownMiddleware"]
 
 logger = logging.getLogger(__name__)
-
-_STOPPING = json.dumps({"error": "temporarily_unavailable", "error_description": "The server is stopping; try again."}).encode()
-_STOPPING_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_STOPPING)).encode()),
-    (b"retry-after", b"1"),
-    (b"connection", b"close"),
-    (b"cache-control", b"no-store"),
-]
 
 
 class ShutdownMiddleware:
@@ -75,7 +67,7 @@ class ShutdownMiddleware:
                 if started:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 else:
-                    await send({"type": "http.response.start", "status": 503, "headers": _STOPPING_HEADERS})
-                    await send({"type": "http.response.body", "body": _STOPPING})
+                    stopping = oauth_error("temporarily_unavailable", "The server is stopping; try again.", 503)
+                    await json_error(stopping, headers={"Retry-After": "1", "Connection": "close"})(scope, receive, send)
             except OSError:  # the connection is already gone: nothing left to tell
                 logger.debug("the stopping server could not answer %s", scope.get("path", ""), exc_info=True)
