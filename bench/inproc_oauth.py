@@ -58,12 +58,7 @@ async def prepare(n: int, strict: Any = None) -> tuple[dict[str, Call], dict[str
     ``strict``: the shim's ``StrictMode`` (default none)."""
     key = os.environ.setdefault("BENCH_SECRET_KEY", secrets.token_urlsafe(48))
     shim = targets.make_shim(PUBLIC, STUB, strict=strict)
-    token_answer = json.loads(targets.TOKEN_RESPONSE)
-
-    async def answer_from_the_stub(url: str, form: Any) -> tuple[int, dict[str, Any]]:
-        return 200, dict(token_answer)
-
-    shim.upstream_client.post_form = answer_from_the_stub  # type: ignore[method-assign]
+    targets.answer_in_process(shim)
     app = targets.shim_app(shim)
 
     registration = json.dumps(

@@ -203,10 +203,26 @@ def _AiohttpTransport() -> Any:  # noqa: N802 - a class made on demand (aiohttp 
     return _aiohttp_transport_class()()
 
 
+def answer_in_process(s: Any) -> None:
+    """Make the shim ``s`` answer its token POSTs to the IdP in process with the stub's fixed
+    token answer (:data:`TOKEN_RESPONSE`): what the shim's own work costs per token request,
+    without the exchange with the IdP. Measurement only; discovery and keys are untouched."""
+    answer = json.loads(TOKEN_RESPONSE)
+
+    async def post_form(url: str, form: Any) -> tuple[int, dict[str, Any]]:
+        return 200, dict(answer)
+
+    s.upstream_client.post_form = post_form
+
+
 def shim(opts: Mapping[str, str]) -> ASGIApp:
-    """The shim's routes plus a trivial Starlette route (the baseline) in one Starlette app."""
+    """The shim's routes plus a trivial Starlette route (the baseline) in one Starlette app;
+    ``idp=in-process``: token POSTs to the IdP answered in process (:func:`answer_in_process`)."""
     public = f"http://127.0.0.1:{opts['_port']}"
-    return shim_app(make_shim(public, opts["stub"], opts.get("transport", ""), issue=opts.get("issue", "")))
+    s = make_shim(public, opts["stub"], opts.get("transport", ""), issue=opts.get("issue", ""))
+    if opts.get("idp") == "in-process":
+        answer_in_process(s)
+    return shim_app(s)
 
 
 def shim_app(s: Any) -> ASGIApp:
