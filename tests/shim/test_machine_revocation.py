@@ -231,3 +231,33 @@ def test_a_machine_clients_issued_access_token_stays_valid_after_revocation_unti
     access = anyio.run(kit.shim.verifier.verify_token, token)
     assert isinstance(access, IssuedAccessToken)
     assert access.client_id == "reporter"
+
+
+# -- metadata ------------------------------------------------------------------------------------
+
+METADATA: list[Any] = [
+    pytest.param(
+        (MachineClient("reporter", client_secret=SECRET, mode="upstream"),),
+        ["none", "client_secret_basic", "client_secret_post"],
+        False,
+        id="secret-clients",
+    ),
+    pytest.param(
+        (MachineClient("reporter", client_secret=SECRET, mode="upstream"), MachineClient("signer", jwks=jwks(EC_KEY), mode="upstream")),
+        ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        True,
+        id="secret-and-key-clients",
+    ),
+]
+
+
+@pytest.mark.parametrize(("clients", "methods", "signed"), METADATA)
+def test_metadata_offers_the_machine_clients_methods_at_revocation_as_at_the_token_endpoint(
+    clients: tuple[MachineClient, ...], methods: list[str], signed: bool
+) -> None:
+    kit = make_kit(machine_clients=clients)
+    doc = kit.client.get("/.well-known/oauth-authorization-server").json()
+    assert doc["revocation_endpoint_auth_methods_supported"] == doc["token_endpoint_auth_methods_supported"] == methods
+    algorithms = doc.get("revocation_endpoint_auth_signing_alg_values_supported")
+    assert algorithms == (doc["token_endpoint_auth_signing_alg_values_supported"] if signed else None)
+    assert not signed or "ES256" in algorithms
