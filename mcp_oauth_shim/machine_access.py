@@ -7,6 +7,7 @@ client's transport. :func:`authenticate_machine_client` adds the token endpoint'
 client that is not a machine client: a client the shim knows as public (a dynamically
 registered or metadata document client) is ``unauthorized_client`` for these grants (RFC 6749
 §5.2), a client_id the shim does not know at all is ``invalid_client`` (401, RFC 6749 §5.2).
+:func:`revoking_machine_client` is the revocation endpoint's view (RFC 7009 §2.1).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .clients import presented_credentials
 from .config import ConfigurationError
 from .context import ShimContext
 from .errors import InvalidClientError
@@ -25,10 +27,10 @@ from .machine_clients import (
     NotAMachineClient,
 )
 from .remote_keys import JsonFetchError
-from .rfc7523 import JWT_BEARER_GRANT_TYPE, ReplayGuard
+from .rfc7523 import JWT_BEARER_CLIENT_ASSERTION_TYPE, JWT_BEARER_GRANT_TYPE, ReplayGuard
 from .upstream import UpstreamError
 
-__all__ = ["authenticate_machine_client", "build_machine_access"]
+__all__ = ["authenticate_machine_client", "build_machine_access", "revoking_machine_client"]
 
 
 def build_machine_access(
@@ -119,6 +121,28 @@ async def authenticate_machine_client(
     except NotAMachineClient as refusal:
         if await _is_public_client(ctx, refusal.client_id):
             raise
+        raise InvalidClientError(description="Unknown client_id.", status_code=401) from None
+
+
+async def revoking_machine_client(ctx: ShimContext, form: Mapping[str, str], authorization: str | None) -> MachineClient | None:
+    """The authenticated machine client of a revocation request, or ``None`` when the request
+    is not a machine client's (the shim's public clients are authenticated as before).
+
+    RFC 7009 §2.1: the client authenticates as at the token endpoint. A request is a machine
+    client's when it carries an RFC 7523 §2.2 client assertion or its client_id (body or Basic
+    header) names a machine client; its refusals are the token endpoint's, except that an
+    assertion naming no machine client is ``invalid_client`` (401): a revocation asks for no
+    grant, so ``unauthorized_client`` does not apply.
+    """
+    machine = ctx.machine_clients
+    if machine is None:
+        return None
+    asserted = form.get("client_assertion_type") == JWT_BEARER_CLIENT_ASSERTION_TYPE
+    if not asserted and not machine.is_machine_client(presented_credentials(dict(form), authorization).client_id):
+        return None
+    try:
+        return (await machine.authenticate_for_revocation(form, authorization)).client
+    except NotAMachineClient:
         raise InvalidClientError(description="Unknown client_id.", status_code=401) from None
 
 

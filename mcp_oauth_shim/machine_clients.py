@@ -255,6 +255,20 @@ class MachineClients:
         methods at once, :class:`~mcp_oauth_shim.upstream.UpstreamError` when a ``jwks_uri``
         cannot be fetched.
         """
+        return await self._authenticate(form, authorization, grant_type)
+
+    async def authenticate_for_revocation(self, form: Mapping[str, str], authorization: str | None) -> AuthenticatedMachineClient:
+        """Authenticate the machine client of a revocation request (RFC 7009 §2.1: as at the
+        token endpoint, so with the same methods and checks; an assertion's ``jti`` is spent
+        at whichever endpoint sees it first). Whatever grants the client is registered for:
+        revoking grants nothing. Raises as :meth:`authenticate`, :class:`NotAMachineClient`
+        for a client_id that is no machine client.
+        """
+        return await self._authenticate(form, authorization, None)
+
+    async def _authenticate(
+        self, form: Mapping[str, str], authorization: str | None, grant_type: str | None
+    ) -> AuthenticatedMachineClient:
         assertion_type = form.get("client_assertion_type")
         if assertion_type is None and form.get("client_assertion") is None:
             # RFC 6749 §2.3.1: the client secret, in the Authorization header or the body.
@@ -278,15 +292,18 @@ class MachineClients:
         except AssertionRefused as refusal:
             raise refusal.oauth_error() from refusal
 
-    def _client_for_grant(self, client_id: str, grant_type: str) -> MachineClient:
+    def _client_for_grant(self, client_id: str, grant_type: str | None) -> MachineClient:
+        """The machine client ``client_id``, allowed ``grant_type`` (any grant when ``None``)."""
         client = self._clients.get(client_id)
         if client is None:
             raise NotAMachineClient(client_id)
-        if grant_type not in client.grant_types:
+        if grant_type is not None and grant_type not in client.grant_types:
             raise UnauthorizedClientError(description="This client is not registered for this grant type.")
         return client
 
-    async def _verify_assertion(self, assertion: str | None, body_client_id: str | None, grant_type: str) -> AuthenticatedMachineClient:
+    async def _verify_assertion(
+        self, assertion: str | None, body_client_id: str | None, grant_type: str | None
+    ) -> AuthenticatedMachineClient:
         unverified = read_assertion(assertion, self._rules, "client_authentication")
         # RFC 7523 §3 items 1-2: for client authentication both iss and sub are the client_id.
         client_id = unverified.subject

@@ -52,13 +52,18 @@ def build_metadata(ctx: ShimContext, *, revocation: bool) -> dict[str, Any]:
         # Issued-token mode: the keys that verify the shim's own access tokens (RFC 8414 §2).
         doc["jwks_uri"] = ctx.url(ctx.paths.jwks)
     machine = ctx.machine_clients
+    algorithms: list[str] = []
     if machine is not None:
         # The machine clients' methods (client credentials extension, RFC 7523 §2.2): the
         # algorithms are required alongside private_key_jwt (RFC 8414 §2).
         doc["token_endpoint_auth_methods_supported"] += list(machine.auth_methods_supported)
-        if machine.signing_algorithms_supported:
-            doc["token_endpoint_auth_signing_alg_values_supported"] = list(machine.signing_algorithms_supported)
+        algorithms = list(machine.signing_algorithms_supported)
+        if algorithms:
+            doc["token_endpoint_auth_signing_alg_values_supported"] = algorithms
     if revocation:
+        # RFC 7009 §2.1: clients authenticate at revocation as at the token endpoint.
         doc["revocation_endpoint"] = ctx.url(ctx.paths.revoke)
-        doc["revocation_endpoint_auth_methods_supported"] = ["none"]
+        doc["revocation_endpoint_auth_methods_supported"] = list(doc["token_endpoint_auth_methods_supported"])
+        if algorithms:
+            doc["revocation_endpoint_auth_signing_alg_values_supported"] = list(algorithms)
     return doc

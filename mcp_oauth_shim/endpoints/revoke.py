@@ -25,6 +25,12 @@ In issued-token mode the shim's own tokens are the ones clients hold:
   :attr:`.config.Lifetimes.access_token`); the refresh token, once revoked at the IdP, no
   longer renews it.
 
+The operator's machine clients authenticate as at the token endpoint (RFC 7009 §2.1: secret or
+RFC 7523 client assertion, its ``jti`` single-use across both endpoints). They hold no refresh
+tokens, only access tokens: the shim's (issued-token mode), accepted with 200 and nothing
+forwarded, like a user's; or the IdP's client credentials token (``mode="upstream"``), which the
+IdP issued to the shim's own client and is forwarded exactly as above.
+
 Everything else is answered 200 without a request to the IdP: RFC 7009 §2.2, "invalid tokens
 do not cause an error response since the client cannot handle such an error in a reasonable
 way", and the same holds for another client's refresh token (§2.1: the server checks that the
@@ -49,6 +55,7 @@ from starlette.responses import Response
 from ..clients import Client, authenticate_client, presented_credentials
 from ..context import ShimContext
 from ..errors import NO_STORE, InvalidRequestError, OAuth2Error, json_error, oauth_error
+from ..machine_access import revoking_machine_client
 from ..media_types import FORM, is_media_type
 from ..payloads import RefreshToken
 from ..sealing import SealError
@@ -60,6 +67,7 @@ from .base import ParameterError, header, parse_form, read_body_limited
 
 if TYPE_CHECKING:
     from ..issuing import IssuedMode
+    from ..machine_clients import MachineClient
     from ..verify import BearerVerifier
 
 logger = logging.getLogger(__name__)
@@ -101,10 +109,16 @@ class RevocationHandler:
         token = form.get("token")
         if not token:
             raise InvalidRequestError(description="token is required.")
-        credentials = presented_credentials(form, header(request, b"authorization"))
-        client = await authenticate_client(ctx.clients, credentials, static_secret=ctx.upstream.client_secret)
+        authorization = header(request, b"authorization")
         try:
-            upstream_form = await self._upstream_form(token, client)
+            # Inside the try: a key client's jwks_uri that cannot be fetched is 503, as the IdP's keys are.
+            machine = await revoking_machine_client(ctx, form, authorization)
+            if machine is not None:
+                upstream_form = await self._machine_upstream_form(token, machine)
+            else:
+                credentials = presented_credentials(form, authorization)
+                client = await authenticate_client(ctx.clients, credentials, static_secret=ctx.upstream.client_secret)
+                upstream_form = await self._upstream_form(token, client)
             if upstream_form is None:
                 return Response(status_code=200, headers=NO_STORE)
             metadata = await ctx.upstream_client.metadata()
@@ -147,6 +161,21 @@ class RevocationHandler:
                 return {"token": refresh.upstream_refresh_token, "token_type_hint": "refresh_token"}
             logger.info("revocation of another client's refresh token ignored")
             return None
+        return await self._access_token_form(token)
+
+    async def _machine_upstream_form(self, token: str, client: MachineClient) -> dict[str, str] | None:
+        """A machine client's revocation: it holds no refresh token (RFC 6749 §4.4.3), so only an
+        access token can be its own. The shim's (issued-token mode) is a self-contained JWT:
+        nothing to send, it stays valid until its ``exp``. The IdP's (``mode="upstream"``) is
+        sent as any access token the IdP issued to the shim's client is."""
+        if self.ctx.issued is not None:
+            logger.info("revocation by machine client %s without a request to the identity provider", client.client_id)
+            return None
+        return await self._access_token_form(token)
+
+    async def _access_token_form(self, token: str) -> dict[str, str] | None:
+        """``token`` for the IdP if it is an access token for this resource that the IdP issued
+        to the shim's own client (verified locally), else ``None``."""
         from ..verify import InvalidToken, token_client  # the JWT stack, loaded on first use
 
         verifier = self._verifier()
