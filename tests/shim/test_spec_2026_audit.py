@@ -4,11 +4,13 @@ the behaviour the normative text asks for, over HTTP against the development IdP
 
 from __future__ import annotations
 
+import base64
 import re
+from urllib.parse import quote
 
 import pytest
 
-from .kit import RESOURCE, Kit, pkce_pair
+from .kit import CLIENT_REDIRECT, RESOURCE, Kit, pkce_pair
 
 
 def _page_error(text: str) -> str | None:
@@ -44,3 +46,40 @@ def test_a_resource_with_a_fragment_is_invalid_target_at_the_token_endpoint(kit:
     )
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_target"
+
+
+# -- RFC 6749 §3.1 and §3.2 (OAuth 2.1 the same): "Parameters sent without a value MUST be
+# treated as if they were omitted from the request." -----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["resource", "redirect_uri", "response_mode", "state", "scope"])
+def test_an_authorization_request_parameter_without_a_value_counts_as_omitted(kit: Kit, name: str) -> None:
+    client_id = kit.register()["client_id"]  # one redirect URI: redirect_uri may be omitted
+    _, challenge = pkce_pair()
+    page = kit.client.get("/oauth/authorize", params=kit.authorize_params(client_id, challenge, **{name: ""}))
+    assert page.status_code == 200, _page_error(page.text)
+
+
+def test_a_state_without_a_value_is_not_echoed_to_the_client(kit: Kit) -> None:
+    login = kit.login(state="")
+    assert "state=" not in login["location"]
+
+
+@pytest.mark.parametrize("name", ["resource", "redirect_uri", "scope"])
+def test_a_token_request_parameter_without_a_value_counts_as_omitted(kit: Kit, name: str) -> None:
+    login = kit.login(redirect_uri=None)  # no redirect_uri at authorize: none needed at token
+    form = {"grant_type": "authorization_code", "code": login["code"], "code_verifier": login["verifier"], "client_id": login["client_id"]}
+    answer = kit.token(**form, **{name: ""})
+    assert answer.status_code == 200, answer.text
+
+
+def test_basic_authentication_with_a_client_secret_parameter_without_a_value_is_one_method(kit: Kit) -> None:
+    login = kit.login()
+    basic = base64.b64encode(quote(login["client_id"], safe="").encode() + b":").decode()
+    answer = kit.client.post(
+        "/oauth/token",
+        data={"grant_type": "authorization_code", "code": login["code"], "code_verifier": login["verifier"],
+              "redirect_uri": CLIENT_REDIRECT, "client_secret": ""},
+        headers={"Authorization": "Basic " + basic},
+    )
+    assert answer.status_code == 200, answer.text
