@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .kit import CLIENT_REDIRECT, RESOURCE, Kit, pkce_pair
+from .kit import CLIENT_REDIRECT, RESOURCE, Kit, make_kit, pkce_pair
 
 
 def _page_error(text: str) -> str | None:
@@ -83,3 +83,22 @@ def test_basic_authentication_with_a_client_secret_parameter_without_a_value_is_
         headers={"Authorization": "Basic " + basic},
     )
     assert answer.status_code == 200, answer.text
+
+
+
+# -- OAuth 2.1 §8.4.2 / RFC 8252 §7.3: "The authorization server MUST allow any port to be
+# specified at the time of the request for loopback IP redirect URIs". An empty path and "/"
+# stay one URI (RFC 3986 §6.2.3): VS Code registers and sends "http://127.0.0.1:<port>/" while
+# operators list "http://127.0.0.1:33418" for it (docs/connect-clients.md).
+
+
+def test_vs_code_loopback_redirect_matches_the_documented_static_allow_list() -> None:
+    static = make_kit(registration="static", allowed_redirect_uris=["http://127.0.0.1:33418", "https://vscode.dev/redirect"])
+    registered = static.client.post(
+        "/oauth/register",
+        json={"redirect_uris": ["https://vscode.dev/redirect", "http://127.0.0.1/", "http://127.0.0.1:33418/"], "client_name": "Visual Studio Code"},
+    )
+    assert registered.status_code == 201, registered.text
+    _, challenge = pkce_pair()
+    params = static.authorize_params(registered.json()["client_id"], challenge, redirect_uri="http://127.0.0.1:51000/")
+    assert static.client.get("/oauth/authorize", params=params).status_code == 200
