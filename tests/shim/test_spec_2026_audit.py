@@ -9,8 +9,10 @@ import re
 from urllib.parse import quote
 
 import pytest
+from starlette.responses import PlainTextResponse
+from starlette.testclient import TestClient
 
-from .kit import CLIENT_REDIRECT, RESOURCE, Kit, make_kit, pkce_pair
+from .kit import CLIENT_REDIRECT, PUBLIC_URL, RESOURCE, Kit, make_kit, pkce_pair
 
 
 def _page_error(text: str) -> str | None:
@@ -102,3 +104,31 @@ def test_vs_code_loopback_redirect_matches_the_documented_static_allow_list() ->
     _, challenge = pkce_pair()
     params = static.authorize_params(registered.json()["client_id"], challenge, redirect_uri="http://127.0.0.1:51000/")
     assert static.client.get("/oauth/authorize", params=params).status_code == 200
+
+
+# -- MCP 2026-07-28 "Refresh Tokens": "MCP Servers (Protected Resources) SHOULD NOT include
+# offline_access in WWW-Authenticate scope or Protected Resource Metadata scopes_supported, as
+# refresh tokens are not a resource requirement." The authorization server metadata keeps it
+# (clients MAY ask for it when the AS lists it).
+
+
+@pytest.fixture
+def kit_offering_offline_access() -> Kit:
+    return make_kit(scopes_supported=["openid", "profile", "offline_access"])
+
+
+def test_protected_resource_metadata_does_not_advertise_offline_access(kit_offering_offline_access: Kit) -> None:
+    document = kit_offering_offline_access.client.get("/.well-known/oauth-protected-resource/mcp").json()
+    assert document["scopes_supported"] == ["openid", "profile"]
+
+
+def test_authorization_server_metadata_still_lists_offline_access(kit_offering_offline_access: Kit) -> None:
+    document = kit_offering_offline_access.client.get("/.well-known/oauth-authorization-server").json()
+    assert "offline_access" in document["scopes_supported"]
+
+
+def test_the_401_challenge_does_not_ask_for_offline_access(kit_offering_offline_access: Kit) -> None:
+    shim = kit_offering_offline_access.shim
+    guarded = TestClient(shim.protect(PlainTextResponse("ok")), base_url=PUBLIC_URL)
+    challenge = guarded.post("/mcp").headers["www-authenticate"]
+    assert 'scope="openid profile"' in challenge
