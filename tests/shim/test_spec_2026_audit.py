@@ -132,3 +132,30 @@ def test_the_401_challenge_does_not_ask_for_offline_access(kit_offering_offline_
     guarded = TestClient(shim.protect(PlainTextResponse("ok")), base_url=PUBLIC_URL)
     challenge = guarded.post("/mcp").headers["www-authenticate"]
     assert 'scope="openid profile"' in challenge
+
+
+# -- MCP security considerations, "Localhost Redirect URI Risks": authorization servers SHOULD
+# display additional warnings for localhost-only redirect URIs. Every host the registration
+# policy accepts as loopback for plain http gets the warning, not only three spellings.
+
+LOOPBACK_WARNING = "The answer goes to a program on this computer."
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    ["http://127.0.0.1:53682/callback", "http://localhost:53682/callback", "http://[::1]:53682/callback",
+     "http://127.0.0.2:53682/callback", "http://app.localhost:53682/callback", "http://[::ffff:127.0.0.1]:53682/callback"],
+)
+def test_the_consent_page_warns_about_every_loopback_redirect_uri(kit: Kit, redirect_uri: str) -> None:
+    client_id = kit.register(redirect_uris=[redirect_uri])["client_id"]
+    _, challenge = pkce_pair()
+    page = kit.client.get("/oauth/authorize", params=kit.authorize_params(client_id, challenge, redirect_uri=redirect_uri))
+    assert page.status_code == 200, _page_error(page.text)
+    assert LOOPBACK_WARNING in page.text
+
+
+def test_the_consent_page_does_not_warn_about_an_https_redirect_uri(kit: Kit) -> None:
+    client_id = kit.register(redirect_uris=["https://app.example/cb"])["client_id"]
+    _, challenge = pkce_pair()
+    page = kit.client.get("/oauth/authorize", params=kit.authorize_params(client_id, challenge, redirect_uri="https://app.example/cb"))
+    assert LOOPBACK_WARNING not in page.text
