@@ -12,6 +12,8 @@ import pytest
 from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
+from mcp_oauth_shim.config import ConfigurationError
+
 from .kit import CLIENT_REDIRECT, PUBLIC_URL, RESOURCE, Kit, make_kit, pkce_pair
 
 
@@ -159,3 +161,28 @@ def test_the_consent_page_does_not_warn_about_an_https_redirect_uri(kit: Kit) ->
     _, challenge = pkce_pair()
     page = kit.client.get("/oauth/authorize", params=kit.authorize_params(client_id, challenge, redirect_uri="https://app.example/cb"))
     assert LOOPBACK_WARNING not in page.text
+
+
+# -- RFC 8414 §2: the issuer is "a URL that uses the "https" scheme and has no query or fragment
+# components"; MCP security considerations: every authorization server endpoint over HTTPS.
+# The public URL was checked; an explicit ``issuer=`` went out in metadata and ``iss`` unchecked.
+
+
+@pytest.mark.parametrize(
+    ("issuer", "problem"),
+    [
+        ("https://as.example/?tenant=1", "query"),
+        ("https://as.example/tenant?", "query"),
+        ("https://as.example/#top", "fragment"),
+        ("http://as.example", "https"),
+        ("as.example", "absolute"),
+    ],
+)
+def test_an_issuer_that_rfc_8414_forbids_is_refused_at_start_up(issuer: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"issuer must .*{problem}"):
+        make_kit(issuer=issuer)
+
+
+@pytest.mark.parametrize("issuer", ["https://as.example", "https://as.example/tenant/", "http://127.0.0.1:8000"])
+def test_an_issuer_rfc_8414_allows_is_served_as_given(issuer: str) -> None:
+    assert make_kit(issuer=issuer).shim.context.issuer == issuer
