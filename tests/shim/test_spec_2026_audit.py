@@ -90,6 +90,18 @@ def test_basic_authentication_with_a_client_secret_parameter_without_a_value_is_
 
 
 
+
+def test_a_revocation_with_basic_authentication_and_a_client_secret_parameter_without_a_value_is_one_method(kit: Kit) -> None:
+    # RFC 7009 §2.1 authenticates the client as the token endpoint does (RFC 6749 §2.3, §3.2).
+    login = kit.login()
+    refresh_token = kit.exchange(login).json()["refresh_token"]
+    basic = base64.b64encode(quote(login["client_id"], safe="").encode() + b":").decode()
+    answer = kit.client.post(
+        "/oauth/revoke", data={"token": refresh_token, "client_secret": ""}, headers={"Authorization": "Basic " + basic}
+    )
+    assert answer.status_code == 200, answer.text
+
+
 # -- OAuth 2.1 §8.4.2 / RFC 8252 §7.3: "The authorization server MUST allow any port to be
 # specified at the time of the request for loopback IP redirect URIs". An empty path and "/"
 # stay one URI (RFC 3986 §6.2.3): VS Code registers and sends "http://127.0.0.1:<port>/" while
