@@ -8,10 +8,12 @@ import base64
 import re
 from urllib.parse import quote
 
+import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
+from mcp_oauth_shim.cimd import ClientMetadataDocuments
 from mcp_oauth_shim.config import ConfigurationError
 
 from .kit import CLIENT_REDIRECT, PUBLIC_URL, RESOURCE, Kit, make_kit, pkce_pair
@@ -198,3 +200,32 @@ def test_an_issuer_that_rfc_8414_forbids_is_refused_at_start_up(issuer: str, pro
 @pytest.mark.parametrize("issuer", ["https://as.example", "https://as.example/tenant/", "http://127.0.0.1:8000"])
 def test_an_issuer_rfc_8414_allows_is_served_as_given(issuer: str) -> None:
     assert make_kit(issuer=issuer).shim.context.issuer == issuer
+
+
+# -- MCP 2026-07-28 client registration, Client ID Metadata Documents: "The metadata document
+# MUST include at least the following properties: client_id, client_name, redirect_uris", and
+# authorization servers "MUST validate the document structure is valid JSON and contains required
+# fields". The consent page names the client by that name (MCP security best practices).
+
+CIMD_CLIENT_ID = "http://127.0.0.1:9911/oauth/client.json"
+
+
+def _kit_serving_document(document: dict[str, object]) -> Kit:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=document)
+
+    documents = ClientMetadataDocuments(http=httpx.AsyncClient(transport=httpx.MockTransport(handler)), allow_http_loopback=True)
+    return make_kit(client_metadata_documents=documents)
+
+
+@pytest.mark.parametrize("name", [None, "", "   "], ids=["absent", "empty", "blank"])
+def test_a_client_metadata_document_without_a_client_name_is_invalid_client(name: str | None) -> None:
+    document: dict[str, object] = {"client_id": CIMD_CLIENT_ID, "redirect_uris": ["http://127.0.0.1/callback"]}
+    if name is not None:
+        document["client_name"] = name
+    kit = _kit_serving_document(document)
+    params = kit.authorize_params(CIMD_CLIENT_ID, pkce_pair()[1], redirect_uri="http://127.0.0.1:5000/callback")
+    page = kit.client.get("/oauth/authorize", params=params)
+    assert page.status_code == 400
+    assert _page_error(page.text) == "invalid_client"
+    assert "client_name" in page.text
