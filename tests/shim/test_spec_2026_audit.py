@@ -1,6 +1,7 @@
 """Spec audit (MCP 2026-07-28 / 2025-11-25 authorization and the RFCs they cite): the
 authorization server and protected resource requirements the shim had broken, each pinned by
-the behaviour the normative text asks for, over HTTP against the development IdP."""
+the behaviour the normative text asks for, over HTTP against the development IdP, next to the
+behaviour around each fix that is right already (so that a fix that overshoots fails too)."""
 
 from __future__ import annotations
 
