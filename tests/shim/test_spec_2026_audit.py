@@ -230,3 +230,30 @@ def test_a_client_metadata_document_without_a_client_name_is_invalid_client(name
     assert page.status_code == 400
     assert _page_error(page.text) == "invalid_client"
     assert "client_name" in page.text
+
+
+# -- Pins of requirements the shim meets, that no other test names ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "shown"),
+    [("https://app.example/oauth/cb", "app.example"), ("http://127.0.0.1:53682/callback", "127.0.0.1:53682")],
+)
+def test_the_consent_page_shows_the_redirect_uri_host(kit: Kit, redirect_uri: str, shown: str) -> None:
+    # MCP security considerations, Localhost Redirect URI Risks: "MUST clearly display the
+    # redirect URI hostname during authorization".
+    client_id = kit.register(redirect_uris=[redirect_uri])["client_id"]
+    _, challenge = pkce_pair()
+    page = kit.client.get("/oauth/authorize", params=kit.authorize_params(client_id, challenge, redirect_uri=redirect_uri))
+    assert f'It will receive the answer at <span class="host">{shown}</span>' in page.text
+
+
+@pytest.mark.parametrize("resource", ["HTTP://127.0.0.1:8000/mcp", RESOURCE + "/"])
+def test_a_resource_with_an_upper_case_scheme_or_a_trailing_slash_is_accepted(kit: Kit, resource: str) -> None:
+    # MCP 2026-07-28 "Canonical Server URI": implementations SHOULD accept uppercase scheme and
+    # host components (the test resource's host is an IP literal); the canonical form has no
+    # trailing slash, and clients send either.
+    client_id = kit.register()["client_id"]
+    _, challenge = pkce_pair()
+    page = kit.client.get("/oauth/authorize", params=kit.authorize_params(client_id, challenge, resource=resource))
+    assert page.status_code == 200, _page_error(page.text)
