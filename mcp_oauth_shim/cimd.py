@@ -360,7 +360,8 @@ class ClientMetadataDocuments:
 
 
 def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = False) -> ClientMetadataDocument:
-    """Validate a fetched document against its client_id URL (draft §4, §4.1)."""
+    """Validate a fetched document against its client_id URL (draft §4, §4.1) and the
+    properties MCP requires of it (``client_id``, ``client_name``, ``redirect_uris``)."""
     try:
         # The fetcher checked the media type and bounded the size before reading it all.
         data = json_object(body, max_bytes=len(body), check_media_type=False)
@@ -402,7 +403,11 @@ def parse_document(client_id: str, body: bytes, *, allow_http_loopback: bool = F
     for name, needed in (("grant_types", "authorization_code"), ("response_types", "code")):
         if needed not in getattr(document, name):
             raise ClientMetadataError(f"The client metadata document's {name} must include {needed}.")
-    if document.client_name is not None and SPOOFING_CHARACTERS.search(document.client_name):
+    if document.client_name is None or not document.client_name.strip():
+        # MCP (client ID metadata documents) lists client_name among the properties a document
+        # must include, and the consent page names the client by it.
+        raise ClientMetadataError("The client metadata document has no client_name; it must name the client.")
+    if SPOOFING_CHARACTERS.search(document.client_name):
         # The name is shown on the consent page: no line breaks, control or bidi override
         # characters that could make it read as something else.
         raise ClientMetadataError("The client metadata document's client_name contains control or formatting characters.")

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .rfc6750 import bearer_error_response, validate_scope_token
+from .rfc9728 import resource_scopes
 from .telemetry import bearer_rejected
 from .upstream import UpstreamError
 from .verify import BearerVerifier, InsufficientScope, InvalidToken
@@ -139,8 +140,8 @@ class RequireBearer:
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(validate_scope_token(s) for s in scopes))
         needed = tuple(dict.fromkeys(verifier.required_scopes + self.scopes))
         # MCP 2025-11-25: the 401 names the scopes to request; when nothing is required,
-        # the advertised scopes_supported (clients would fall back to them anyway).
-        self._challenge_scopes: tuple[str, ...] = needed or tuple(verifier.scopes_supported or ())
+        # the scopes_supported the resource metadata advertises (clients would fall back to them).
+        self._challenge_scopes: tuple[str, ...] = needed or resource_scopes(verifier.scopes_supported or ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

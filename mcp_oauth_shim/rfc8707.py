@@ -22,7 +22,8 @@ def _canonical(url: str) -> tuple[str, str, int | None, str] | None:
     except ValueError:
         return None
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.fragment or "@" in parts.netloc:
+    # RFC 8707 §2: no fragment component, not even an empty one ("...#": urlsplit drops it).
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "#" in url or "@" in parts.netloc:
         return None
     if port is None:
         port = _DEFAULT_PORTS[scheme]

@@ -131,8 +131,10 @@ class OAuthShim:
         metrics: bool = False,
         tracing: bool = False,
     ) -> None:
-        # RFC 8414 §2: the issuer (by default the public URL) has no query or fragment.
+        # RFC 8414 §2: the issuer (by default the public URL) is https with no query or fragment.
         _require_service_url("public_url", public_url, query_allowed=False)
+        if issuer is not None:
+            _require_service_url("issuer", issuer, query_allowed=False)
         self.public_url = public_url.rstrip("/")
         self.resource = resource or self.public_url + "/mcp"
         _require_service_url("resource", self.resource)

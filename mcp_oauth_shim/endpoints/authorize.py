@@ -46,7 +46,7 @@ from ..strict import RateBucket, StrictModeUnavailable
 from ..strict.answers import rate_limited_page, unavailable_page
 from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
 from ..telemetry import login_step
-from .base import ParameterError, single_params
+from .base import ParameterError, omitting_blank, single_params
 
 if TYPE_CHECKING:
     from .consent import ConsentPage
@@ -77,7 +77,7 @@ async def parse_authorization_request(ctx: ShimContext, request: Request, csrf_d
     page, never redirected: RFC 6749 §4.1.2.1), :class:`RedirectableError` for the rest.
     """
     try:
-        params = single_params(request)
+        params = omitting_blank(single_params(request))
     except ParameterError as exc:
         raise InvalidRequestError(description=exc.description) from None
 

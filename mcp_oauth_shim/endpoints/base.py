@@ -15,6 +15,7 @@ __all__ = [
     "ParameterError",
     "header",
     "no_store_json",
+    "omitting_blank",
     "parse_form",
     "read_body_limited",
     "redirect",
@@ -80,6 +81,15 @@ def set_cookie(response: Response, name: str, value: str, *, max_age: int, secur
     if secure:
         attributes += "; Secure"
     response.raw_headers.append((b"set-cookie", attributes.encode("latin-1")))
+
+
+def omitting_blank(params: dict[str, str]) -> dict[str, str]:
+    """``params`` without the ones sent with no value: RFC 6749 §3.1 (authorization endpoint)
+    and §3.2 (token endpoint), "Parameters sent without a value MUST be treated as if they were
+    omitted from the request" (``resource=``, ``state=``, ``redirect_uri=`` ...)."""
+    if "" not in params.values():
+        return params  # the usual request: no copy
+    return {name: value for name, value in params.items() if value}
 
 
 def single_params(request: Request) -> dict[str, str]:

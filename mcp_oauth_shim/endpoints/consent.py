@@ -43,6 +43,7 @@ from ..strict.answers import unavailable_page
 from ..strict.checks import first_use
 from ..telemetry import login_step_answered
 from ..upstream import UpstreamError
+from ..urls import is_loopback_host
 from .base import ParameterError, parse_form, read_body_limited, redirect, set_cookie
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class ConsentPage:
         elif client.kind == "metadata_document":
             # CIMD draft section 8.5: the client_id's host is the identity that was verified.
             unverified = f" This application is published by {urlsplit(client.client_id).netloc}."
-        if redirect.scheme == "http" and redirect.hostname in ("127.0.0.1", "localhost", "::1"):
+        # Every loopback host the redirect URI policy lets plain http use (127/8, *.localhost, ...).
+        if redirect.scheme == "http" and is_loopback_host(redirect.hostname):
             unverified += " The answer goes to a program on this computer."
         page = _TEMPLATE.format(
             client_name=html.escape(client.name or "An unnamed application"),

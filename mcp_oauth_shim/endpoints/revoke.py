@@ -63,7 +63,7 @@ from ..strict import StrictModeUnavailable
 from ..strict.answers import unavailable_response
 from ..strict.checks import revoke_refresh_family
 from ..upstream import UpstreamError
-from .base import ParameterError, header, parse_form, read_body_limited
+from .base import ParameterError, header, omitting_blank, parse_form, read_body_limited
 
 if TYPE_CHECKING:
     from ..issuing import IssuedMode
@@ -103,7 +103,7 @@ class RevocationHandler:
         if raw is None:
             raise InvalidRequestError(description="The revocation request is too large.")
         try:
-            form = parse_form(raw)
+            form = omitting_blank(parse_form(raw))  # as at the token endpoint (RFC 6749 §3.2)
         except ParameterError:
             raise InvalidRequestError(description="The revocation request body is malformed.") from None
         token = form.get("token")

@@ -38,7 +38,7 @@ from ..strict.answers import rate_limited_response, unavailable_response
 from ..strict.checks import RateLimited, check_rates, client_address, client_and_address
 from ..telemetry import TokenRequestSeen
 from ..upstream import UpstreamError
-from .base import ParameterError, header, parse_form, read_body_limited
+from .base import ParameterError, header, omitting_blank, parse_form, read_body_limited
 
 MAX_TOKEN_BODY = 64 * 1024
 
@@ -115,13 +115,14 @@ class TokenHandler:
 
 
 async def read_token_request(request: Request) -> dict[str, str]:
-    """The token request's parameters (RFC 6749 §3.2), or ``invalid_request``."""
+    """The token request's parameters (RFC 6749 §3.2; one sent without a value counts as
+    omitted), or ``invalid_request``."""
     if not is_media_type(header(request, b"content-type"), FORM):
         raise InvalidRequestError(description="The token request must be application/x-www-form-urlencoded.")
     body = await read_body_limited(request, MAX_TOKEN_BODY)
     if body is None:
         raise InvalidRequestError(description="The token request is too large.")
     try:
-        return parse_form(body)
+        return omitting_blank(parse_form(body))
     except ParameterError as exc:
         raise InvalidRequestError(description=exc.description) from None

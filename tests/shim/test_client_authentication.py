@@ -111,7 +111,8 @@ def test_failed_authentication_in_the_body_is_400_invalid_client(endpoint, make,
 
 def test_a_secret_in_both_the_header_and_the_body_is_an_invalid_request(kit):
     login = kit.login()
-    attempt = Attempt(lambda c, s: basic(f"{quote(c, safe='')}:"), lambda c, s: {"client_secret": ""})
+    # A body secret with a value: "client_secret=" alone counts as omitted (RFC 6749 §3.2).
+    attempt = Attempt(lambda c, s: basic(f"{quote(c, safe='')}:"), lambda c, s: {"client_secret": "x"})
     response = _post(kit, "/oauth/token", login, attempt)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"

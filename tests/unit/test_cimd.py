@@ -430,9 +430,11 @@ def test_valid_document_is_returned() -> None:
 
 
 def test_minimal_document_gets_defaults() -> None:
-    docs, _ = make(lambda request: json_response({"client_id": CLIENT_ID, "redirect_uris": ["https://client.example/cb"]}))
+    # The minimum MCP requires of a document: client_id, client_name and redirect_uris.
+    minimal = {"client_id": CLIENT_ID, "client_name": "Minimal", "redirect_uris": ["https://client.example/cb"]}
+    docs, _ = make(lambda request: json_response(minimal))
     doc = get(docs)
-    assert doc.client_name is None
+    assert doc.client_name == "Minimal"
     assert doc.token_endpoint_auth_method == "none"
     assert doc.grant_types == ("authorization_code",)
     assert doc.response_types == ("code",)
