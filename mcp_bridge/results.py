@@ -114,7 +114,16 @@ def _not_json_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-_strict_json = json.JSONDecoder(parse_constant=_not_json_constant).decode
+_decode_strict = json.JSONDecoder(parse_constant=_not_json_constant).decode
+
+
+def _strict_json(text: str) -> Any:
+    """The value of strict JSON text (RFC 8259); ValueError for anything else, including text
+    nested deeper than the parser's recursion goes (which `json` reports as RecursionError)."""
+    try:
+        return _decode_strict(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _json_success_bytes(spec: ToolSpec, body: bytes) -> bytes | None:
