@@ -26,7 +26,6 @@ from starlette.types import Scope
 
 from mcp_bridge.encoding import encode_ascii
 from mcp_bridge.tools import ToolSpec
-from mcp_oauth_shim import jsonsafe
 
 MAX_ERROR_BODY = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -75,8 +74,10 @@ def response_result(
     if media_type == "application/json" or media_type.endswith("+json"):
         result = text_result(body.decode("utf-8", errors="replace"))
         if spec.has_output_schema:
-            with contextlib.suppress(ValueError):  # not JSON after all: text only
-                value = jsonsafe.loads(body)
+            # Strict JSON text only (RFC 8259: UTF-8 without a BOM, no NaN), as the fast path
+            # reads it; anything else is text only.
+            with contextlib.suppress(ValueError):
+                value = _strict_json(body.decode("utf-8"))
                 if spec.wrap_output:
                     result["structuredContent"] = {"result": value}
                 elif isinstance(value, dict):

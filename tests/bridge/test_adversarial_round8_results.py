@@ -66,3 +66,22 @@ def test_json_nested_too_deeply_for_the_parser_is_text_on_both_paths(
     assert "structuredContent" not in result
     assert result["content"][0]["text"] == body.decode()
     assert not [record for record in caplog.records if record.exc_info], "no traceback for a route's answer"
+
+
+@pytest.mark.parametrize(
+    ("body", "response_model"),
+    [
+        pytest.param(b'{"a": NaN}', dict[str, float], id="nan"),
+        pytest.param(b'{"a": -Infinity}', dict[str, float], id="infinity"),
+        pytest.param(b"[NaN]", list[float], id="nan-wrapped"),
+        pytest.param(b'\xef\xbb\xbf{"a": 1}', dict[str, int], id="utf8-bom"),
+        pytest.param('{"a": 1}'.encode("utf-16"), dict[str, int], id="utf16"),
+    ],
+)
+def test_json_that_is_not_strict_rfc8259_gets_no_structured_content_on_either_path(
+    body: bytes, response_model: Any
+) -> None:
+    fast, sdk = _answers(body, response_model)
+    assert fast == sdk
+    assert fast[0] == 200
+    assert "structuredContent" not in fast[1]["result"]
