@@ -8,7 +8,6 @@ the bridge with the fast path on and off (the SDK's own handler), through the re
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -85,3 +84,33 @@ def test_json_that_is_not_strict_rfc8259_gets_no_structured_content_on_either_pa
     assert fast == sdk
     assert fast[0] == 200
     assert "structuredContent" not in fast[1]["result"]
+
+
+@pytest.mark.parametrize(
+    ("body", "response_model"),
+    [
+        pytest.param(b'{"a": "\\ud800"}', dict[str, str], id="lone-high-surrogate"),
+        pytest.param(b'{"a": "x\\uDC00y"}', dict[str, str], id="lone-low-surrogate"),
+        pytest.param(b'{"\\ud83d": 1}', dict[str, int], id="in-a-key"),
+        pytest.param(b'["\\ude00\\ud83d"]', list[str], id="pair-in-the-wrong-order-wrapped"),
+    ],
+)
+def test_json_with_a_lone_surrogate_escape_is_text_only_and_never_a_500(body: bytes, response_model: Any) -> None:
+    # Valid JSON grammar, but no Unicode text: UTF-8 (and the SDK's serializer) cannot carry it.
+    fast, sdk = _answers(body, response_model)
+    assert fast == sdk
+    assert fast[0] == 200
+    assert fast[1]["result"] == {"content": [{"type": "text", "text": body.decode()}], "isError": False}
+
+
+@pytest.mark.parametrize(
+    ("body", "structured"),
+    [
+        pytest.param(b'{"a": "\\ud83d\\ude00"}', {"a": "\U0001f600"}, id="surrogate-pair"),
+        pytest.param(b'{"a": "\\\\ud800"}', {"a": "\\ud800"}, id="escaped-backslash"),
+    ],
+)
+def test_json_with_well_formed_unicode_escapes_stays_structured(body: bytes, structured: Any) -> None:
+    fast, sdk = _answers(body, dict[str, str])
+    assert fast == sdk
+    assert fast[1]["result"]["structuredContent"] == structured
