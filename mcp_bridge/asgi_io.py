@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 from starlette.types import Message, Receive, Send
 
+from mcp_bridge.encoding import refuse_lone_surrogates
 from mcp_oauth_shim import jsonsafe
 
 __all__ = ["body_then_wait", "read_message", "replay", "send_json", "send_plain"]
@@ -38,7 +39,10 @@ async def read_message(receive: Receive, send: Send, limit: int) -> tuple[Any, R
     try:
         # UTF-8 only (RFC 8259 §8.1), as the SDK's parser: `json.loads` of bytes would also
         # take UTF-16/32 and a BOM, and the fast path would serve what the SDK calls a parse error.
-        parsed = jsonsafe.loads(body.decode("utf-8")) if body else None
+        # A lone surrogate escape too: the SDK answers its parse error, so the fast path must not.
+        text = body.decode("utf-8")
+        parsed = jsonsafe.loads(text) if body else None
+        refuse_lone_surrogates(text, parsed)
     except ValueError:  # UnicodeDecodeError included
         parsed = None
     return parsed, replay(body, trailing, receive)

@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.types import Scope
 
-from mcp_bridge.encoding import encode_ascii, encode_utf8
+from mcp_bridge.encoding import encode_ascii, refuse_lone_surrogates
 from mcp_bridge.tools import ToolSpec
 
 MAX_ERROR_BODY = 2000
@@ -118,10 +118,6 @@ def _not_json_constant(name: str) -> Any:
 _decode_strict = json.JSONDecoder(parse_constant=_not_json_constant).decode
 
 
-# Where a `\uXXXX` escape of a UTF-16 surrogate starts (D800-DFFF).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
 def _strict_json(text: str) -> Any:
     """The value of strict JSON text (RFC 8259); ValueError for anything else, including text
     nested deeper than the parser's recursion goes (which `json` reports as RecursionError)
@@ -129,10 +125,9 @@ def _strict_json(text: str) -> Any:
     text, so no UTF-8 encoder - the SDK's included - can write the value out again)."""
     try:
         value = _decode_strict(text)
-        if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # rare: only then the full test
-            encode_utf8(value).encode("utf-8")  # UnicodeEncodeError (a ValueError) for a lone one
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+    refuse_lone_surrogates(text, value)
     return value
 
 

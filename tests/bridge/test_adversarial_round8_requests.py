@@ -1,0 +1,75 @@
+"""Hostile JSON-RPC requests: the fast path answers exactly what the SDK answers.
+
+The fast path may answer a request only when the SDK would accept it; anything the SDK refuses
+(here: a body that is no Unicode text, or headers it reads differently) must reach the SDK and
+get the SDK's own answer. Each request is sent with the fast path on and off.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+
+from mcp_bridge import MCPBridge
+
+ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}", operation_id="get_item")
+    def get_item(item_id: str, q: str | None = None) -> dict[str, Any]:
+        return {"id": item_id, "q": q}
+
+    return app
+
+
+def _answers(raw: bytes, headers: list[tuple[str, str]] | None = None, **mount: Any) -> list[tuple[int, Any]]:
+    """Status and JSON body of the endpoint's answer to `raw`, fast path first, then the SDK's."""
+    answers = []
+    for fast_path in (True, False):
+        app = _app()
+        MCPBridge(app, fast_path=fast_path).mount_http("/mcp", **mount)
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+            response = client.post("/mcp", content=raw, headers=headers or list(ACCEPT.items()))
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        answers.append((response.status_code, body))
+    return answers
+
+
+def _call(arguments: str, *, name: str = "get_item", request_id: str = "1") -> bytes:
+    # Written by hand: `json.dumps` would refuse nothing, but no client library writes these.
+    text = '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"%s","arguments":%s}}'
+    return (text % (request_id, name, arguments)).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(_call('{"item_id":"\\ud800"}'), id="path-argument"),
+        pytest.param(_call('{"item_id":"a","q":"x\\uDC00"}'), id="query-argument"),
+        pytest.param(_call("{}", name="\\ud800x"), id="tool-name"),
+        pytest.param(_call('{"item_id":"a"}', request_id='"\\ud800"'), id="request-id"),
+        pytest.param(b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"k":"\\udfff"}}}', id="list"),
+        pytest.param(b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"k":"\\ud800"}}}', id="ping"),
+    ],
+)
+def test_request_with_a_lone_surrogate_escape_gets_the_sdks_parse_error(raw: bytes) -> None:
+    fast, sdk = _answers(raw, stateless=True, json_response=True)
+    assert fast == sdk
+    assert fast[0] == 400
+    assert fast[1]["error"]["code"] == -32700
+
+
+def test_request_with_a_surrogate_pair_escape_is_served_the_same_on_both_paths() -> None:
+    fast, sdk = _answers(_call('{"item_id":"\\ud83d\\ude00"}'), stateless=True, json_response=True)
+    assert fast == sdk
+    assert json.loads(fast[1]["result"]["content"][0]["text"])["id"] == "\U0001f600"
