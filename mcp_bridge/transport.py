@@ -84,13 +84,13 @@ _IDLE_REFRESH_EVERY = 1.0
 
 
 class _Headers:
-    """The request headers the endpoint decides on (the last one of a repeated name, as read in
-    one pass)."""
+    """The request headers the endpoint decides on: the first one of a repeated name, as the
+    SDK reads them (Starlette's `Headers.get`), so that both paths judge the same value."""
 
     __slots__ = ("accept", "content_type", "host", "origin", "session", "version")
 
     def __init__(self, scope: Scope) -> None:
-        raw: dict[bytes, bytes] = dict(scope["headers"])
+        raw: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         self.version = raw.get(_VERSION_HEADER)
         self.session = _text(raw.get(SESSION_HEADER))
         self.host = _text(raw.get(b"host"))

@@ -73,3 +73,23 @@ def test_request_with_a_surrogate_pair_escape_is_served_the_same_on_both_paths()
     fast, sdk = _answers(_call('{"item_id":"\\ud83d\\ude00"}'), stateless=True, json_response=True)
     assert fast == sdk
     assert json.loads(fast[1]["result"]["content"][0]["text"])["id"] == "\U0001f600"
+
+
+_TOOLS_LIST = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        # The SDK reads the first of a repeated header (Starlette's `Headers.get`).
+        pytest.param([("host", "evil.example"), ("host", "127.0.0.1:8000")], 421, id="foreign-host-first"),
+        pytest.param([("origin", "http://evil.example"), ("origin", "http://127.0.0.1:8000")], 403, id="foreign-origin"),
+        pytest.param([("content-type", "text/plain"), ("content-type", "application/json")], 400, id="content-type"),
+        pytest.param([("accept", "text/html"), ("accept", "application/json, text/event-stream")], 406, id="accept"),
+    ],
+)
+def test_a_repeated_header_is_read_as_the_sdk_reads_it(headers: list[tuple[str, str]], status: int) -> None:
+    names = {name for name, _ in headers}
+    sent = [(k, v) for k, v in ACCEPT.items() if k not in names] + headers
+    fast, sdk = _answers(_TOOLS_LIST, sent, stateless=True, json_response=True)
+    assert fast[0] == sdk[0] == status
