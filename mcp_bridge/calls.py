@@ -246,14 +246,20 @@ def _not_served(spec: ToolSpec, route_exists: bool) -> str:
 
 
 async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
-    """Call `app` once; return status, headers and the (bounded) body."""
+    """Call `app` once; return status, headers and the (bounded) body.
+
+    An answer the app did not finish (it failed, or returned, before its last body message) is
+    a 500 without its partial body: a server would cut the connection, and no HTTP client would
+    take the part as a response.
+    """
     status = 0
     headers: list[tuple[bytes, bytes]] = []
     chunks: list[bytes] = []
     size = 0
+    finished = False
 
     async def send(message: Message) -> None:
-        nonlocal status, headers, size
+        nonlocal status, headers, size, finished
         if message["type"] == "http.response.start":
             status = message["status"]
             headers = list(message.get("headers", ()))
@@ -263,15 +269,16 @@ async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
             if size > MAX_RESPONSE_BYTES:
                 raise _ResponseTooLarge
             chunks.append(chunk)
+            finished = not message.get("more_body", False)
 
     try:
         await app(scope, body_then_wait(body), send)
     except _ResponseTooLarge:
         return -1, headers, b""
     except Exception:  # noqa: BLE001 - any failure of the app is its 500, as a server would answer
-        # ServerErrorMiddleware has already sent its 500 when it re-raises; keep that answer.
-        if status == 0:
-            status = 500
+        pass  # ServerErrorMiddleware has already sent (finished) its 500 when it re-raises: kept
+    if not finished:
+        return 500, [], b""
     return status, headers, b"".join(chunks)
 
 
