@@ -316,6 +316,8 @@ async def run_request_over(client: httpx.AsyncClient, scope: Scope, body: bytes)
             if size > MAX_RESPONSE_BYTES:
                 return -1, [], b""
             chunks.append(chunk)
+    except httpx.HTTPError as exc:  # the connection closed or stalled mid-answer: no answer
+        return 502, [(b"content-type", b"text/plain")], f"the API's answer was cut off: {type(exc).__name__}".encode()
     finally:
         await response.aclose()
     return response.status_code, list(response.headers.raw), b"".join(chunks)

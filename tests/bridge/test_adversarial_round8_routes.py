@@ -7,9 +7,11 @@ bridge must not hand the partial body to the model as a successful result.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import Response, StreamingResponse
@@ -17,6 +19,8 @@ from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from mcp_bridge import MCPBridge
+from tests.bridge.conftest import origin_scope
+from tests.peers.servers import serve_asgi
 
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
@@ -67,3 +71,20 @@ def test_a_route_that_fails_after_starting_its_answer_is_a_tool_error_not_its_pa
     assert fast == sdk
     assert fast["isError"] is True
     assert fast["content"] == [{"type": "text", "text": "HTTP 500"}]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tool", ["stream", "unfinished"])
+async def test_an_api_that_cuts_its_answer_off_is_a_502_tool_error_over_http_client(
+    tool: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `http_client`: the API runs elsewhere (here: real uvicorn, which cuts the connection when
+    # the route fails mid-answer); the bridge reads the answer over HTTP.
+    with serve_asgi(_app()) as api:
+        async with httpx.AsyncClient(base_url=api.url) as http:
+            bridge = MCPBridge(_app(), http_client=http)
+            with caplog.at_level(logging.ERROR, logger="mcp_bridge"):
+                result = await bridge.call(tool, {}, origin_scope())
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == "HTTP 502: the API's answer was cut off: RemoteProtocolError"
+    assert not [record for record in caplog.records if record.name.startswith("mcp_bridge")]
