@@ -174,7 +174,9 @@ def _build_request(
         elif where == "body":
             body, has_body = value, True
         elif where == "form":
-            form_fields.append((arg.wire_name, value if isinstance(value, str) else json.dumps(value)))
+            # A list is repeated fields of one name, as forms send it (and FastAPI reads it).
+            for item in value if isinstance(value, list) else (value,):
+                form_fields.append((arg.wire_name, item if isinstance(item, str) else json.dumps(item)))
             has_body = True
         elif where == "file":
             try:
