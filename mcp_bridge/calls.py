@@ -179,10 +179,11 @@ def _build_request(
                 form_fields.append((arg.wire_name, item if isinstance(item, str) else json.dumps(item)))
             has_body = True
         elif where == "file":
-            try:
-                files.append((arg.wire_name, base64.b64decode(scalar_text(value), validate=True)))
-            except (ValueError, TypeError) as exc:
-                raise ArgumentError(f"argument {key!r} must be base64") from exc
+            for item in value if isinstance(value, list) else (value,):  # a list: one part per file
+                try:
+                    files.append((arg.wire_name, base64.b64decode(scalar_text(item), validate=True)))
+                except (ValueError, TypeError) as exc:
+                    raise ArgumentError(f"argument {key!r} must be base64") from exc
             has_body = True
 
     # One pass over the template: a value that looks like "{other}" stays a value.
