@@ -93,3 +93,13 @@ def test_a_repeated_header_is_read_as_the_sdk_reads_it(headers: list[tuple[str, 
     sent = [(k, v) for k, v in ACCEPT.items() if k not in names] + headers
     fast, sdk = _answers(_TOOLS_LIST, sent, stateless=True, json_response=True)
     assert fast[0] == sdk[0] == status
+
+
+@pytest.mark.parametrize(("depth", "status"), [(150, 200), (198, 200), (199, 400), (400, 400)])
+def test_arguments_nested_deeper_than_the_sdks_parser_takes_get_its_parse_error(depth: int, status: int) -> None:
+    # The SDK parses with pydantic-core, which takes 201 levels; the message, its params and
+    # the arguments object are three of them. (Python's `json` takes about 1000.)
+    nested = "[" * depth + "]" * depth
+    fast, sdk = _answers(_call('{"item_id":"a","q":%s}' % nested), stateless=True, json_response=True)
+    assert fast == sdk
+    assert fast[0] == status
