@@ -72,6 +72,7 @@ EncodedToolCaller = Callable[[str, "dict[str, Any] | None", Scope], Awaitable[by
 _VERSION_HEADER = b"mcp-protocol-version"
 # Anything else (the 2026-07-28 per-request envelope) is the SDK's to serve.
 HANDSHAKE_VERSION_HEADERS = frozenset(v.encode() for v in HANDSHAKE_VERSIONS)
+_JSON_BYTES = JSON.encode()
 _FAST_METHODS = frozenset({"tools/call", "tools/list", "ping", "initialize", "notifications/initialized"})
 DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 # The SDK's answers without a request id (mcp.server.streamable_http_manager._error_response).
@@ -293,6 +294,9 @@ class MCPEndpoint:
             has_json, has_sse = accepts(headers.accept.decode("latin-1"))
             passed = (
                 self.policy.refusal(headers.host, headers.origin) is None
+                # The SDK compares the type case-sensitively, after no leading space (RFC 9110
+                # §8.3.1 would take `APPLICATION/JSON`; the SDK answers it 415): only what it takes.
+                and headers.content_type.startswith(_JSON_BYTES)
                 and is_media_type(headers.content_type, JSON)
                 and has_json
                 and (self.json_response or has_sse)

@@ -103,3 +103,20 @@ def test_arguments_nested_deeper_than_the_sdks_parser_takes_get_its_parse_error(
     fast, sdk = _answers(_call('{"item_id":"a","q":%s}' % nested), stateless=True, json_response=True)
     assert fast == sdk
     assert fast[0] == status
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("APPLICATION/JSON", 415),  # the SDK compares the type case-sensitively
+        ("Application/Json; charset=utf-8", 415),
+        (" application/json", 400),  # its transport security: a prefix test, no leading space
+        ("application/json; charset=utf-8", 200),
+        ("application/json, text/plain", 200),  # the SDK takes it: served (by the SDK) on both
+    ],
+)
+@pytest.mark.parametrize("json_response", [True, False])
+def test_a_content_type_the_sdk_refuses_gets_the_sdks_answer(content_type: str, status: int, json_response: bool) -> None:
+    headers = [("content-type", content_type), ("accept", ACCEPT["accept"])]
+    fast, sdk = _answers(_TOOLS_LIST, headers, stateless=True, json_response=json_response)
+    assert fast[0] == sdk[0] == status
