@@ -309,7 +309,9 @@ class MCPEndpoint:
         if method not in _FAST_METHODS or message.get("jsonrpc") != "2.0" or not self._passes_sdk_checks(headers):
             return False
         params = message.get("params")
-        if params is not None and not isinstance(params, dict):
+        if params is not None and not (isinstance(params, dict) and _plain_meta(params.get("_meta"))):
+            return False
+        if "error" in message:  # the SDK reads a message with an `error` member as a response
             return False
         if method == "notifications/initialized":
             return "id" not in message and await self._initialized(scope, send, headers)
@@ -395,6 +397,13 @@ class MCPEndpoint:
         self.sessions.discard(opened.id)
         await send_json(send, 200, b"", opened.id)
         return True
+
+
+def _plain_meta(meta: Any) -> bool:
+    """`params._meta` as the SDK takes it (MCP 2025-11-25 `RequestParams`): absent, or an object
+    whose `progressToken`, if any, is a string or an integer. Anything else is left to the
+    SDK, which answers it -32602."""
+    return meta is None or (type(meta) is dict and type(meta.get("progressToken", "")) in (str, int))
 
 
 def _response(request_id: str | int, result: bytes) -> bytes:

@@ -7,6 +7,7 @@ get the SDK's own answer. Each request is sent with the fast path on and off.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -113,3 +114,50 @@ def test_a_content_type_the_sdk_refuses_gets_the_sdks_answer(content_type: str, 
     headers = [("content-type", content_type), ("accept", ACCEPT["accept"])]
     fast, sdk = _answers(_TOOLS_LIST, headers, stateless=True, json_response=json_response)
     assert fast[0] == sdk[0] == status
+
+
+_GET_ITEM = {"name": "get_item", "arguments": {"item_id": "a"}}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param({"method": "tools/call", "params": {**_GET_ITEM, "_meta": "x"}}, id="call-meta-string"),
+        pytest.param({"method": "tools/call", "params": {**_GET_ITEM, "_meta": {"progressToken": {}}}}, id="call-token"),
+        pytest.param({"method": "tools/call", "params": {**_GET_ITEM, "_meta": {"progressToken": 1.5}}}, id="float-token"),
+        pytest.param({"method": "tools/list", "params": {"_meta": 5}}, id="list-meta-number"),
+        pytest.param({"method": "ping", "params": {"_meta": []}}, id="ping-meta-array"),
+        pytest.param({"method": "ping", "error": {"code": 1, "message": "x"}}, id="request-with-an-error-member"),
+        pytest.param({"method": "ping", "result": {}}, id="request-with-a-result-member"),
+        # Accepted by the SDK, and served the same way by the fast path:
+        pytest.param({"method": "tools/call", "params": {**_GET_ITEM, "_meta": {"progressToken": "t"}}}, id="str-token"),
+        pytest.param({"method": "tools/call", "params": {**_GET_ITEM, "_meta": {"progressToken": 7}}}, id="int-token"),
+        pytest.param({"method": "tools/list", "params": {"_meta": None}}, id="null-meta"),
+    ],
+)
+@pytest.mark.parametrize("stateless", [True, False])
+def test_request_params_the_sdk_refuses_get_the_sdks_answer(message: dict[str, Any], stateless: bool) -> None:
+    raw = json.dumps({"jsonrpc": "2.0", "id": 5, **message}).encode()
+    fast, sdk = _answers(raw, stateless=True, json_response=True) if stateless else _stateful_answers(raw)
+    assert fast == sdk
+
+
+def _stateful_answers(raw: bytes) -> list[tuple[int, Any]]:
+    """As `_answers`, inside an initialized stateful session (the fast path's own session)."""
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    answers = []
+    for fast_path in (True, False):
+        app = _app()
+        MCPBridge(app, fast_path=fast_path).mount_http("/mcp", json_response=True)
+        with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+            opened = client.post("/mcp", json=initialize, headers=ACCEPT)
+            session = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
+            client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+            response = client.post("/mcp", content=raw, headers=session)
+        answers.append((response.status_code, response.json() if response.content else None))
+    return answers
