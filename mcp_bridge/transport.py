@@ -414,10 +414,10 @@ class MCPEndpoint:
 
         The call runs inside `asyncio.timeout(None)`, which `_cancelled` makes expire at once:
         asyncio's own way to cancel a task's work and carry on (it uncancels the task). An anyio
-        `CancelScope` would serve any event loop, but costs about 30 µs per stateful call (the
-        `bench/` app's tools/call, interleaved runs on a loaded machine: 656 µs without a wrapper,
-        656 µs with `asyncio.timeout`, 689 µs with a `CancelScope`). Under another event loop
-        (trio) a call is not cancellable here; the SDK's path cancels its own.
+        `CancelScope` would serve any event loop, but costs 30-47 µs per stateful call against
+        0-13 µs for `asyncio.timeout` (the `bench/` app's tools/call, 610-660 µs, interleaved A/B
+        runs on a loaded machine). Under another event loop (trio) a call is not cancellable
+        here; the SDK's path cancels its own.
         """
         if not self._asyncio:
             return await self.call(name, arguments, scope)
