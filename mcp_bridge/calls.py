@@ -174,13 +174,16 @@ def _build_request(
         elif where == "body":
             body, has_body = value, True
         elif where == "form":
-            form_fields.append((arg.wire_name, value if isinstance(value, str) else json.dumps(value)))
+            # A list is repeated fields of one name, as forms send it (and FastAPI reads it).
+            for item in value if isinstance(value, list) else (value,):
+                form_fields.append((arg.wire_name, item if isinstance(item, str) else json.dumps(item)))
             has_body = True
         elif where == "file":
-            try:
-                files.append((arg.wire_name, base64.b64decode(scalar_text(value), validate=True)))
-            except (ValueError, TypeError) as exc:
-                raise ArgumentError(f"argument {key!r} must be base64") from exc
+            for item in value if isinstance(value, list) else (value,):  # a list: one part per file
+                try:
+                    files.append((arg.wire_name, base64.b64decode(scalar_text(item), validate=True)))
+                except (ValueError, TypeError) as exc:
+                    raise ArgumentError(f"argument {key!r} must be base64") from exc
             has_body = True
 
     # One pass over the template: a value that looks like "{other}" stays a value.
@@ -246,14 +249,20 @@ def _not_served(spec: ToolSpec, route_exists: bool) -> str:
 
 
 async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
-    """Call `app` once; return status, headers and the (bounded) body."""
+    """Call `app` once; return status, headers and the (bounded) body.
+
+    An answer the app did not finish (it failed, or returned, before its last body message) is
+    a 500 without its partial body: a server would cut the connection, and no HTTP client would
+    take the part as a response.
+    """
     status = 0
     headers: list[tuple[bytes, bytes]] = []
     chunks: list[bytes] = []
     size = 0
+    finished = False
 
     async def send(message: Message) -> None:
-        nonlocal status, headers, size
+        nonlocal status, headers, size, finished
         if message["type"] == "http.response.start":
             status = message["status"]
             headers = list(message.get("headers", ()))
@@ -263,15 +272,16 @@ async def run_request(app: ASGIApp, scope: Scope, body: bytes) -> RouteAnswer:
             if size > MAX_RESPONSE_BYTES:
                 raise _ResponseTooLarge
             chunks.append(chunk)
+            finished = not message.get("more_body", False)
 
     try:
         await app(scope, body_then_wait(body), send)
     except _ResponseTooLarge:
         return -1, headers, b""
     except Exception:  # noqa: BLE001 - any failure of the app is its 500, as a server would answer
-        # ServerErrorMiddleware has already sent its 500 when it re-raises; keep that answer.
-        if status == 0:
-            status = 500
+        pass  # ServerErrorMiddleware has already sent (finished) its 500 when it re-raises: kept
+    if not finished:
+        return 500, [], b""
     return status, headers, b"".join(chunks)
 
 
@@ -309,6 +319,8 @@ async def run_request_over(client: httpx.AsyncClient, scope: Scope, body: bytes)
             if size > MAX_RESPONSE_BYTES:
                 return -1, [], b""
             chunks.append(chunk)
+    except httpx.HTTPError as exc:  # the connection closed or stalled mid-answer: no answer
+        return 502, [(b"content-type", b"text/plain")], f"the API's answer was cut off: {type(exc).__name__}".encode()
     finally:
         await response.aclose()
     return response.status_code, list(response.headers.raw), b"".join(chunks)

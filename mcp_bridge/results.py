@@ -24,9 +24,8 @@ from typing import Any
 
 from starlette.types import Scope
 
-from mcp_bridge.encoding import encode_ascii
+from mcp_bridge.encoding import encode_ascii, refuse_lone_surrogates
 from mcp_bridge.tools import ToolSpec
-from mcp_oauth_shim import jsonsafe
 
 MAX_ERROR_BODY = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -75,8 +74,10 @@ def response_result(
     if media_type == "application/json" or media_type.endswith("+json"):
         result = text_result(body.decode("utf-8", errors="replace"))
         if spec.has_output_schema:
-            with contextlib.suppress(ValueError):  # not JSON after all: text only
-                value = jsonsafe.loads(body)
+            # Strict JSON text only (RFC 8259: UTF-8 without a BOM, no NaN), as the fast path
+            # reads it; anything else is text only.
+            with contextlib.suppress(ValueError):
+                value = _strict_json(body.decode("utf-8"))
                 if spec.wrap_output:
                     result["structuredContent"] = {"result": value}
                 elif isinstance(value, dict):
@@ -114,7 +115,20 @@ def _not_json_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-_strict_json = json.JSONDecoder(parse_constant=_not_json_constant).decode
+_decode_strict = json.JSONDecoder(parse_constant=_not_json_constant).decode
+
+
+def _strict_json(text: str) -> Any:
+    """The value of strict JSON text (RFC 8259); ValueError for anything else, including text
+    nested deeper than the parser's recursion goes (which `json` reports as RecursionError)
+    and a lone surrogate escape (`"\\ud800"`: JSON's grammar takes it, but it is no Unicode
+    text, so no UTF-8 encoder - the SDK's included - can write the value out again)."""
+    try:
+        value = _decode_strict(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    refuse_lone_surrogates(text, value)
+    return value
 
 
 def _json_success_bytes(spec: ToolSpec, body: bytes) -> bytes | None:

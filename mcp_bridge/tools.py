@@ -131,6 +131,23 @@ class ToolSpec:
         return mcp_types.Tool.model_validate(self.tool_json)
 
 
+def _file_as_base64(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The argument schema of a form field that holds files (base64 text per file), or None
+    for any other field: a file (`UploadFile`, `bytes`: a binary string), a list of files, or
+    either of them or null (`UploadFile | None`)."""
+    if schema.get("format") == "binary" or "contentMediaType" in schema:
+        return {"type": "string", "contentEncoding": "base64", "description": "file content, base64-encoded"}
+    items = schema.get("items")
+    if schema.get("type") == "array" and isinstance(items, dict) and (item := _file_as_base64(items)) is not None:
+        return {"type": "array", "items": item}
+    branches = schema.get("anyOf")
+    if isinstance(branches, list) and all(isinstance(branch, dict) for branch in branches):
+        files = [branch if branch.get("type") == "null" else _file_as_base64(branch) for branch in branches]
+        if None not in files and files != branches:
+            return {"anyOf": files}
+    return None
+
+
 def route_scopes(dependant: Dependant) -> frozenset[str]:
     """All OAuth scopes declared anywhere in a route's dependency tree (`Security(scopes=...)`)."""
     return frozenset(dependant.own_oauth_scopes or ()).union(*map(route_scopes, dependant.dependencies))
@@ -269,16 +286,10 @@ def build_spec(
         if body_content_type in _FORM_TYPES and is_object:
             # Form fields are always spread; a clash with a parameter gets a prefixed key.
             for prop, prop_schema in body_schema["properties"].items():
-                is_file = prop_schema.get("format") == "binary" or "contentMediaType" in prop_schema
+                file_schema = _file_as_base64(prop_schema)
                 key = _unique_key(prop, properties)
-                if is_file:
-                    prop_schema = {
-                        "type": "string",
-                        "contentEncoding": "base64",
-                        "description": "file content, base64-encoded",
-                    }
-                properties[key] = prop_schema
-                arguments[key] = Argument(key, "file" if is_file else "form", prop)
+                properties[key] = prop_schema if file_schema is None else file_schema
+                arguments[key] = Argument(key, "form" if file_schema is None else "file", prop)
                 if prop in body_schema.get("required", ()):
                     required.append(key)
         elif is_object and not clashes and body_content_type in _JSON_TYPES:
