@@ -19,7 +19,7 @@ import pytest
 
 from tests.peers.fixtures import *  # noqa: F403 - fixtures and the failure-report hook
 from tests.peers.idp import CLIENT_SETUPS, IDP_PROFILES, IdP, IdPProfile  # noqa: F401 - re-exported
-from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim
+from tests.peers.mcp_under_test import ShimServer, ShimSettings, serve_shim
 from tests.peers.servers import RunningServer
 
 
@@ -50,13 +50,4 @@ def idp(start_idp: Callable[..., IdP], idp_profile: IdPProfile, public_url: str)
 def shim_server(
     idp: IdP, idp_profile: IdPProfile, public_url: str, serve_app: Callable[..., RunningServer]
 ) -> ShimServer:
-    built = build_shim(public_url, idp, ShimSettings.for_profile(idp_profile))
-    running = serve_app(built.app)
-    return ShimServer(
-        public_url=running.url,
-        mcp_url=running.url + "/mcp",
-        idp=idp,
-        requests=running.requests,
-        token_issuer=built.token_issuer,
-        issue_tokens=built.issue_tokens,
-    )
+    return serve_shim(public_url, idp, ShimSettings.for_profile(idp_profile), serve_app)

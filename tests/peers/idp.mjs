@@ -17,12 +17,23 @@
 //   - with --google-like, an IdP that behaves like Google instead: no resource indicators and
 //     no `audience`, so every access token is OPAQUE and good only at its own userinfo
 //     endpoint; no introspection endpoint; ID tokens for `openid`; refresh tokens for the
-//     client; PKCE S256. The shim cannot verify such access tokens: it must issue its own.
+//     client; PKCE S256. The shim cannot verify such access tokens: it must issue its own;
+//   - with --jwt-alg ALG (RS256, the default, PS256 or ES256), access tokens are signed with
+//     that algorithm; a key for it is added to the JWKS file when it holds none;
+//   - with --token-shape SHAPE, access tokens look like another IdP's (default `rfc9068`,
+//     oidc-provider's own: `typ: at+jwt`, `scope` string, `client_id`, `aud` the resource):
+//       `keycloak`: `typ: JWT` header, a `typ: "Bearer"` claim, `aud` an array of the resource
+//         and "account", the client in `azp`; the resource is the default one, as an
+//         "Audience" mapper makes it (Keycloak ignores `resource`/`audience` parameters);
+//       `okta`: no `typ` header, scopes in `scp` (an array), the client in `cid`, the user's
+//         id in `uid`, `ver: 1`; the resource is the default one (the custom authorization
+//         server's audience), as Okta ignores `resource`/`audience` parameters.
 //
 // Usage: node idp.mjs --port 0 --redirect-uri URI [--redirect-uri URI ...] --jwks-file FILE
 //        [--client-id ID] [--client-secret S | env IDP_CLIENT_SECRET] [--auth-method post|basic]
 //        [--resource URI ...] [--no-iss] [--subject SUB] [--access-token-ttl SECONDS]
 //        [--login-form [--password P | env IDP_USER_PASSWORD]] [--google-like]
+//        [--jwt-alg RS256|PS256|ES256] [--token-shape rfc9068|keycloak|okta]
 // Prints one line `IDP READY <issuer>` on stdout once it listens on 127.0.0.1.
 
 import * as crypto from 'node:crypto';
@@ -49,6 +60,8 @@ const { values: opts } = parseArgs({
     password: { type: 'string', default: process.env.IDP_USER_PASSWORD },
     'google-like': { type: 'boolean', default: false },
     'client-credentials': { type: 'boolean', default: false },
+    'jwt-alg': { type: 'string', default: 'RS256' },
+    'token-shape': { type: 'string', default: 'rfc9068' },
   },
   strict: true,
 });
@@ -65,17 +78,53 @@ if (opts['login-form'] && !opts.password) fail('--login-form needs a password (-
 const authMethods = { post: 'client_secret_post', basic: 'client_secret_basic' };
 const tokenEndpointAuthMethod = authMethods[opts['auth-method']];
 if (!tokenEndpointAuthMethod) fail(`--auth-method must be one of ${Object.keys(authMethods)}`);
+// The key type each supported access token signing algorithm needs (RFC 7518 §3.1).
+const keyTypes = {
+  RS256: ['rsa', { modulusLength: 2048 }],
+  PS256: ['rsa', { modulusLength: 2048 }],
+  ES256: ['ec', { namedCurve: 'P-256' }],
+};
+const jwtAlg = opts['jwt-alg'];
+if (!keyTypes[jwtAlg]) fail(`--jwt-alg must be one of ${Object.keys(keyTypes)}`);
+const tokenShape = opts['token-shape'];
+if (!['rfc9068', 'keycloak', 'okta'].includes(tokenShape)) fail('--token-shape must be rfc9068, keycloak or okta');
 
 // The signing key outlives a restart of this process: verifiers cache JWKS by `kid`, so a
 // fresh key per start would make a restarted IdP look like an attacker to them.
+// RS256 signs the ID tokens, so its key is always there; another access token algorithm
+// gets its own key next to it.
 function loadOrCreateJwks(path) {
-  if (fs.existsSync(path)) return JSON.parse(fs.readFileSync(path, 'utf8'));
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg: 'RS256', use: 'sig' };
-  const jwks = { keys: [jwk] };
+  const jwks = fs.existsSync(path) ? JSON.parse(fs.readFileSync(path, 'utf8')) : { keys: [] };
+  const missing = ['RS256', jwtAlg].filter((alg) => !jwks.keys.some((key) => key.alg === alg));
+  if (missing.length === 0) return jwks;
+  for (const alg of new Set(missing)) {
+    const { privateKey } = crypto.generateKeyPairSync(...keyTypes[alg]);
+    jwks.keys.push({ ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg, use: 'sig' });
+  }
   fs.writeFileSync(path, JSON.stringify(jwks), { mode: 0o600 });
   return jwks;
 }
+
+// --token-shape: rewrite oidc-provider's RFC 9068 access token into another IdP's shape.
+const tokenShapes = {
+  rfc9068: () => {},
+  keycloak: (token, { header, payload }) => {
+    Object.assign(header, { typ: 'JWT' });
+    payload.typ = 'Bearer';
+    payload.azp = payload.client_id;
+    payload.aud = [payload.aud, 'account'];
+    delete payload.client_id;
+  },
+  okta: (token, { header, payload }) => {
+    Object.assign(header, { typ: undefined });
+    payload.ver = 1;
+    payload.cid = payload.client_id;
+    payload.uid = token.accountId;
+    payload.scp = String(payload.scope ?? '').split(' ').filter(Boolean);
+    delete payload.client_id;
+    delete payload.scope;
+  },
+};
 
 const withIss = !opts['no-iss'];
 const subject = opts.subject;
@@ -139,8 +188,9 @@ const provider = new Provider(issuer, {
     // --google-like: no resource indicators at all, so access tokens stay opaque (userinfo only).
     resourceIndicators: googleLike ? { enabled: false } : {
       enabled: true,
-      // No resource requested: an opaque token good for userinfo only, as with Auth0.
-      defaultResource: () => undefined,
+      // No resource requested: an opaque token good for userinfo only, as with Auth0; IdPs
+      // that ignore the parameter (Keycloak, Okta) mint for their configured audience.
+      defaultResource: () => (tokenShape === 'rfc9068' ? undefined : opts.resource[0]),
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, resourceIndicator) => {
         if (!allowedResources.has(resourceIndicator)) throw new errors.InvalidTarget();
@@ -149,7 +199,7 @@ const provider = new Provider(issuer, {
           audience: resourceIndicator,
           accessTokenTTL: accessTokenTtl,
           accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
+          jwt: { sign: { alg: jwtAlg } },
         };
       },
     },
@@ -168,6 +218,14 @@ const provider = new Provider(issuer, {
     RefreshToken: 86400,
   },
   rotateRefreshToken: true,
+  formats: {
+    customizers: {
+      jwt: async (_ctx, token, structured) => {
+        structured.header ??= {};
+        tokenShapes[tokenShape](token, structured);
+      },
+    },
+  },
   renderError: async (ctx, out) => {
     ctx.type = 'json';
     ctx.body = out;

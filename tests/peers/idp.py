@@ -93,6 +93,8 @@ def run_idp(
     google_like: bool = False,
     client_credentials: bool = False,
     resource_scopes: str | None = None,
+    jwt_alg: str = "RS256",
+    token_shape: str = "rfc9068",
     start_timeout_s: float = 30.0,
 ) -> Iterator[IdP]:
     """Run the IdP on a free loopback port for the duration of the block.
@@ -107,6 +109,10 @@ def run_idp(
     `client_credentials=True`: its client may also use the client_credentials grant (RFC 6749
     §4.4), getting JWT access tokens for a `resources` entry it names. `resource_scopes`: the
     scopes every resource offers (space-separated; default the OIDC ones).
+    `jwt_alg`: the access tokens' signing algorithm (RS256, PS256, ES256; a key for it is
+    added to `jwks_file`). `token_shape`: what they look like, `rfc9068` (oidc-provider's),
+    `keycloak` or `okta` (see idp.mjs); the last two need no resource parameter: the first of
+    `resources` is the audience of every access token, as those IdPs are configured.
     """
     node.ensure_installed()
     client_secret = secrets.token_urlsafe(24)
@@ -127,6 +133,10 @@ def run_idp(
         subject,
         "--access-token-ttl",
         str(access_token_ttl_s),
+        "--jwt-alg",
+        jwt_alg,
+        "--token-shape",
+        token_shape,
     ]
     for uri in redirect_uris:
         args += ["--redirect-uri", uri]

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
 from starlette.types import ASGIApp
 
 from .idp import IdP, IdPProfile
-from .servers import RequestLog
+from .servers import RequestLog, RunningServer
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,11 @@ class ShimSettings:
     issue_tokens: bool = False
     identity: str = "id_token"
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    # What the IdP's access tokens look like (an AccessTokenProfile; None: Upstream's default).
+    access_tokens: Any = None
+    # The audience the shim expects in the IdP's tokens even when it does not ask for one
+    # (audience_param "none": Keycloak's audience mapper, Okta's authorization server).
+    fixed_audience: bool = False
 
     @classmethod
     def for_profile(cls, profile: IdPProfile, identity: str = "id_token") -> ShimSettings:
@@ -141,9 +146,11 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
     """`Upstream.oidc` towards the test IdP, as `settings` say."""
     from mcp_oauth_shim import Upstream
 
-    issued: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    if settings.access_tokens is not None:
+        options["access_tokens"] = settings.access_tokens
     if settings.issue_tokens:
-        issued = {
+        options |= {
             "issue_tokens": True,
             "identity": settings.identity,
             "extra_authorize_params": dict(settings.extra_authorize_params),
@@ -152,12 +159,12 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
         issuer=idp.issuer,
         client_id=idp.client_id,
         client_secret=idp.client_secret,
-        audience=None if settings.audience_param == "none" else mcp_url,
+        audience=None if settings.audience_param == "none" and not settings.fixed_audience else mcp_url,
         audience_param=settings.audience_param,  # type: ignore[arg-type]
         default_scopes=settings.default_scopes,
         extra_scopes=settings.extra_scopes,
         token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
-        **issued,
+        **options,
     )
 
 
@@ -205,4 +212,20 @@ def build_shim(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings(
         app=app,
         token_issuer=shim.issuer if settings.issue_tokens else idp.issuer,
         issue_tokens=settings.issue_tokens,
+    )
+
+
+def serve_shim(
+    public_url: str, idp: IdP, settings: ShimSettings, serve_app: Callable[[ASGIApp], RunningServer]
+) -> ShimServer:
+    """`build_shim`, served with `serve_app` (the fixture of that name), as a ShimServer."""
+    built = build_shim(public_url, idp, settings)
+    running = serve_app(built.app)
+    return ShimServer(
+        public_url=running.url,
+        mcp_url=running.url + "/mcp",
+        idp=idp,
+        requests=running.requests,
+        token_issuer=built.token_issuer,
+        issue_tokens=built.issue_tokens,
     )

@@ -1,0 +1,168 @@
+"""The IdP's access tokens in the shapes other real IdPs mint, passed through the shim.
+
+The real IdP (oidc-provider, tests/peers/idp.mjs) signs with another algorithm or rewrites its
+RFC 9068 tokens into Keycloak's or Okta's shape (`--jwt-alg`, `--token-shape`); the shim is
+configured as a user of that IdP configures it (`Upstream.oidc` with the access token profile
+of the preset whose tokens look like that). The mcp SDK's OAuth client logs in through the shim
+and calls a tool, which must see the IdP's user; a token of another shape than the configured
+profile is refused with an RFC 6750 §3 challenge.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+import pytest
+from mcp.types import CallToolResult
+
+from mcp_oauth_shim import AccessTokenProfile
+from mcp_oauth_shim.config import KEYCLOAK_ACCESS_TOKENS, OKTA_ACCESS_TOKENS
+from tests.integration.test_clients import sdk_session, whoami
+from tests.integration.test_shim_with_real_idp import complete_login
+from tests.peers.browser import new_browser_client
+from tests.peers.clients import REQUEST_TIMEOUT_S, SESSION_TIMEOUT_S, sdk_oauth_client
+from tests.peers.fixtures import PeerLogs
+from tests.peers.idp import IdP
+from tests.peers.mcp_under_test import ShimServer, ShimSettings, serve_shim
+from tests.peers.servers import RunningServer
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class TokenShape:
+    """How the IdP mints its access tokens, and how the shim is configured for them."""
+
+    id: str
+    jwt_alg: str  # idp.mjs --jwt-alg
+    token_shape: str  # idp.mjs --token-shape
+    settings: ShimSettings
+    typ: str | None  # the access tokens' `typ` header
+    shape_claims: frozenset[str]  # claims that mark the shape (where scopes and client are)
+
+
+# Keycloak and Okta ignore `resource`/`audience`: the audience is configured at the IdP (an
+# "Audience" mapper, the authorization server's audience), and the shim only expects it.
+RFC9068_ES256 = TokenShape(
+    "rfc9068-es256",
+    "ES256",
+    "rfc9068",
+    ShimSettings(access_tokens=AccessTokenProfile.rfc9068()),
+    "at+jwt",
+    frozenset({"scope", "client_id"}),
+)
+KEYCLOAK_PS256 = TokenShape(
+    "keycloak-like-ps256",
+    "PS256",
+    "keycloak",
+    ShimSettings(audience_param="none", fixed_audience=True, access_tokens=KEYCLOAK_ACCESS_TOKENS),
+    "JWT",
+    frozenset({"scope", "azp", "typ"}),
+)
+OKTA_RS256 = TokenShape(
+    "okta-like",
+    "RS256",
+    "okta",
+    ShimSettings(audience_param="none", fixed_audience=True, access_tokens=OKTA_ACCESS_TOKENS),
+    None,
+    frozenset({"scp", "cid", "uid", "ver"}),
+)
+TOKEN_SHAPES = (RFC9068_ES256, KEYCLOAK_PS256, OKTA_RS256)
+
+
+def jwt_parts(token: str) -> tuple[dict, dict]:
+    """A JWT's header and claims, unverified: what the IdP put there."""
+    header, payload = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) for part in token.split(".")[:2])
+    return header, payload
+
+
+@pytest.fixture
+def serve_for_shape(
+    start_idp: Callable[..., IdP], serve_app: Callable[..., RunningServer], public_url: str
+) -> Callable[[str, str, ShimSettings], ShimServer]:
+    """`serve_for_shape(jwt_alg, token_shape, settings)`: the IdP minting tokens that way, and
+    the shim configured with `settings` in front of it."""
+
+    def serve(jwt_alg: str, token_shape: str, settings: ShimSettings) -> ShimServer:
+        idp = start_idp(
+            redirect_uris=[public_url + "/oauth/callback"],
+            resources=[public_url + "/mcp"],
+            jwt_alg=jwt_alg,
+            token_shape=token_shape,
+        )
+        return serve_shim(public_url, idp, settings, serve_app)
+
+    return serve
+
+
+@pytest.mark.parametrize("shape", TOKEN_SHAPES, ids=lambda shape: shape.id)
+def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
+    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer], peer_logs: PeerLogs, shape: TokenShape
+) -> None:
+    server = serve_for_shape(shape.jwt_alg, shape.token_shape, shape.settings)
+    client = sdk_oauth_client(server.mcp_url)
+    peer_logs.add("headless browser (SDK client)", lambda: str(client.user.trace))
+
+    async def scenario() -> CallToolResult:
+        with anyio.fail_after(SESSION_TIMEOUT_S):
+            async with httpx2.AsyncClient(auth=client.provider, timeout=REQUEST_TIMEOUT_S) as http:
+                async with sdk_session(server, http) as session:
+                    return await session.call_tool("whoami")
+
+    caller = whoami(anyio.run(scenario))
+    audiences = caller["aud"] if isinstance(caller["aud"], list) else [caller["aud"]]
+    assert (caller["subject"], caller["client_id"], caller["iss"], server.mcp_url in audiences) == (
+        server.idp.subject,
+        server.idp.client_id,
+        server.idp.issuer,
+        True,
+    )
+    # The scopes the user granted, read from where this IdP puts them (`scope` or `scp`).
+    assert {"openid", "email"} <= set(caller["scopes"]), caller["scopes"]
+    assert client.user.logins == 1
+    header, claims = jwt_parts(client.storage.tokens[-1].access_token)
+    assert (header["alg"], header.get("typ"), shape.shape_claims <= claims.keys()) == (
+        shape.jwt_alg,
+        shape.typ,
+        True,
+    ), "the IdP did not mint the token shape under test"
+
+
+@pytest.mark.parametrize(
+    ("minted", "configured"),
+    [
+        # oidc-provider's own RFC 9068 tokens where Keycloak's are expected: no `typ: Bearer` claim.
+        (RFC9068_ES256, KEYCLOAK_PS256),
+        # Okta's tokens (no `typ` header) where RFC 9068's `typ: at+jwt` is required.
+        (OKTA_RS256, RFC9068_ES256),
+    ],
+    ids=["rfc9068-token-at-keycloak-profile", "okta-token-at-rfc9068-profile"],
+)
+def test_a_token_of_another_shape_than_the_profile_is_refused_with_invalid_token(
+    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer], minted: TokenShape, configured: TokenShape
+) -> None:
+    """RFC 6750 §3.1: a token the profile does not take for an access token is `invalid_token`
+    (401 with a Bearer challenge), not a server error."""
+    settings = configured.settings
+    if minted.token_shape == "rfc9068":
+        # oidc-provider's own tokens need the resource parameter to be JWTs at all.
+        settings = ShimSettings(access_tokens=settings.access_tokens)
+    server = serve_for_shape(minted.jwt_alg, minted.token_shape, settings)
+    with new_browser_client() as http:
+        _, _, tokens = complete_login(server, http)
+        answer = http.post(
+            server.mcp_url,
+            headers={"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json, text/event-stream"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+    challenge = answer.headers.get("www-authenticate", "")
+    assert (answer.status_code, challenge.startswith("Bearer "), 'error="invalid_token"' in challenge) == (
+        401,
+        True,
+        True,
+    ), (answer.status_code, answer.text[:300])
