@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
+import httpx
 import httpx2
 import pytest
 from mcp.types import CallToolResult
 
 from mcp_oauth_shim import AccessTokenProfile
-from mcp_oauth_shim.config import KEYCLOAK_ACCESS_TOKENS, OKTA_ACCESS_TOKENS
+from mcp_oauth_shim.config import ENTRA_ACCESS_TOKENS, KEYCLOAK_ACCESS_TOKENS, OKTA_ACCESS_TOKENS
 from tests.integration.test_clients import sdk_session, whoami
 from tests.integration.test_shim_with_real_idp import complete_login
 from tests.peers.browser import new_browser_client
@@ -44,6 +45,7 @@ class TokenShape:
     settings: ShimSettings
     typ: str | None  # the access tokens' `typ` header
     shape_claims: frozenset[str]  # claims that mark the shape (where scopes and client are)
+    jwks_names_alg: bool = True  # whether the IdP's JWKS names each key's `alg`
 
 
 # Keycloak and Okta ignore `resource`/`audience`: the audience is configured at the IdP (an
@@ -60,7 +62,7 @@ KEYCLOAK_PS256 = TokenShape(
     "keycloak-like-ps256",
     "PS256",
     "keycloak",
-    ShimSettings(audience_param="none", fixed_audience=True, access_tokens=KEYCLOAK_ACCESS_TOKENS),
+    ShimSettings(audience_param="none", expected_audience="resource", access_tokens=KEYCLOAK_ACCESS_TOKENS),
     "JWT",
     frozenset({"scope", "azp", "typ"}),
 )
@@ -68,11 +70,21 @@ OKTA_RS256 = TokenShape(
     "okta-like",
     "RS256",
     "okta",
-    ShimSettings(audience_param="none", fixed_audience=True, access_tokens=OKTA_ACCESS_TOKENS),
+    ShimSettings(audience_param="none", expected_audience="resource", access_tokens=OKTA_ACCESS_TOKENS),
     None,
     frozenset({"scp", "cid", "uid", "ver"}),
 )
-TOKEN_SHAPES = (RFC9068_ES256, KEYCLOAK_PS256, OKTA_RS256)
+# Entra ID v2 names the API's client ID as the audience, and its JWKS names no `alg`.
+ENTRA_RS256 = TokenShape(
+    "entra-like",
+    "RS256",
+    "entra",
+    ShimSettings(audience_param="none", expected_audience="client_id", access_tokens=ENTRA_ACCESS_TOKENS),
+    "JWT",
+    frozenset({"scp", "azp", "ver", "tid", "oid"}),
+    jwks_names_alg=False,
+)
+TOKEN_SHAPES = (RFC9068_ES256, KEYCLOAK_PS256, OKTA_RS256, ENTRA_RS256)
 
 
 def jwt_parts(token: str) -> tuple[dict, dict]:
@@ -116,7 +128,8 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
 
     caller = whoami(anyio.run(scenario))
     audiences = caller["aud"] if isinstance(caller["aud"], list) else [caller["aud"]]
-    assert (caller["subject"], caller["client_id"], caller["iss"], server.mcp_url in audiences) == (
+    audience = server.idp.client_id if shape.settings.expected_audience == "client_id" else server.mcp_url
+    assert (caller["subject"], caller["client_id"], caller["iss"], audience in audiences) == (
         server.idp.subject,
         server.idp.client_id,
         server.idp.issuer,
@@ -131,6 +144,8 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
         shape.typ,
         True,
     ), "the IdP did not mint the token shape under test"
+    jwks = httpx.get(httpx.get(server.idp.discovery_url).json()["jwks_uri"]).json()["keys"]
+    assert {"alg" in key for key in jwks} == {shape.jwks_names_alg}, "the IdP's JWKS is not the one under test"
 
 
 @pytest.mark.parametrize(

@@ -28,12 +28,15 @@
 //       `okta`: no `typ` header, scopes in `scp` (an array), the client in `cid`, the user's
 //         id in `uid`, `ver: 1`; the resource is the default one (the custom authorization
 //         server's audience), as Okta ignores `resource`/`audience` parameters.
+//       `entra`: Entra ID v2's: `typ: JWT` header, `aud` the client ID, the client in `azp`,
+//         scopes in `scp` (a space-separated string), `ver: "2.0"`, `tid`, `oid`; and its
+//         JWKS, like Entra's, names no `alg` on its keys.
 //
 // Usage: node idp.mjs --port 0 --redirect-uri URI [--redirect-uri URI ...] --jwks-file FILE
 //        [--client-id ID] [--client-secret S | env IDP_CLIENT_SECRET] [--auth-method post|basic]
 //        [--resource URI ...] [--no-iss] [--subject SUB] [--access-token-ttl SECONDS]
 //        [--login-form [--password P | env IDP_USER_PASSWORD]] [--google-like]
-//        [--jwt-alg RS256|PS256|ES256] [--token-shape rfc9068|keycloak|okta]
+//        [--jwt-alg RS256|PS256|ES256] [--token-shape rfc9068|keycloak|okta|entra]
 // Prints one line `IDP READY <issuer>` on stdout once it listens on 127.0.0.1.
 
 import * as crypto from 'node:crypto';
@@ -87,7 +90,7 @@ const keyTypes = {
 const jwtAlg = opts['jwt-alg'];
 if (!keyTypes[jwtAlg]) fail(`--jwt-alg must be one of ${Object.keys(keyTypes)}`);
 const tokenShape = opts['token-shape'];
-if (!['rfc9068', 'keycloak', 'okta'].includes(tokenShape)) fail('--token-shape must be rfc9068, keycloak or okta');
+if (!['rfc9068', 'keycloak', 'okta', 'entra'].includes(tokenShape)) fail('--token-shape must be rfc9068, keycloak, okta or entra');
 
 // The signing key outlives a restart of this process: verifiers cache JWKS by `kid`, so a
 // fresh key per start would make a restarted IdP look like an attacker to them.
@@ -124,7 +127,17 @@ const tokenShapes = {
     delete payload.client_id;
     delete payload.scope;
   },
+  entra: (token, { header, payload }) => {
+    Object.assign(header, { typ: 'JWT' });
+    Object.assign(payload, { ver: '2.0', tid: entraTenant, oid: payload.sub, aud: payload.client_id });
+    payload.azp = payload.client_id;
+    payload.scp = payload.scope;
+    delete payload.client_id;
+    delete payload.scope;
+  },
 };
+// --token-shape entra: the tenant ID its tokens name (any fixed GUID).
+const entraTenant = '9188040d-6c67-4c5b-b112-36a304b66dad';
 
 const withIss = !opts['no-iss'];
 const subject = opts.subject;
@@ -265,6 +278,16 @@ provider.use(async (ctx, next) => {
   }
   await next();
 });
+
+// --token-shape entra: Entra ID's JWKS names no `alg` on its keys; verifiers match by `kid`/`kty`.
+if (tokenShape === 'entra') {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/jwks' && Array.isArray(ctx.body?.keys)) {
+      ctx.body = { keys: ctx.body.keys.map(({ alg: _alg, ...key }) => key) };
+    }
+  });
+}
 
 // --no-iss: behave like an IdP without RFC 9207 (Auth0): no `iss` on the redirect back to
 // the client, and no claim of support in discovery.

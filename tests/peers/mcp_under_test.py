@@ -123,9 +123,10 @@ class ShimSettings:
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
     # What the IdP's access tokens look like (an AccessTokenProfile; None: Upstream's default).
     access_tokens: Any = None
-    # The audience the shim expects in the IdP's tokens even when it does not ask for one
-    # (audience_param "none": Keycloak's audience mapper, Okta's authorization server).
-    fixed_audience: bool = False
+    # The audience the shim expects in the IdP's tokens when it does not ask for one
+    # (audience_param "none"): "resource", the MCP URL (Keycloak's audience mapper, Okta's
+    # authorization server), or "client_id", the upstream client's (Entra ID).
+    expected_audience: str | None = None
 
     @classmethod
     def for_profile(cls, profile: IdPProfile, identity: str = "id_token") -> ShimSettings:
@@ -146,6 +147,9 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
     """`Upstream.oidc` towards the test IdP, as `settings` say."""
     from mcp_oauth_shim import Upstream
 
+    audience = None if settings.audience_param == "none" else mcp_url
+    if settings.expected_audience is not None:
+        audience = {"resource": mcp_url, "client_id": idp.client_id}[settings.expected_audience]
     options: dict[str, Any] = {}
     if settings.access_tokens is not None:
         options["access_tokens"] = settings.access_tokens
@@ -159,7 +163,7 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
         issuer=idp.issuer,
         client_id=idp.client_id,
         client_secret=idp.client_secret,
-        audience=None if settings.audience_param == "none" and not settings.fixed_audience else mcp_url,
+        audience=audience,
         audience_param=settings.audience_param,  # type: ignore[arg-type]
         default_scopes=settings.default_scopes,
         extra_scopes=settings.extra_scopes,
@@ -192,16 +196,12 @@ def build_shim(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings(
 
     mcp_url = public_url + "/mcp"
     upstream = build_upstream(idp, mcp_url, settings)
-    shim = OAuthShim(
-        public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)]
-    )
+    shim = OAuthShim(public_url=public_url, resource=mcp_url, upstream=upstream, secret_keys=[secrets.token_urlsafe(48)])
     mcp = build_mcp_server(IdPApi(userinfo_endpoint(idp)) if settings.issue_tokens else None)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp",
         # DNS rebinding protection stays on: only this server's own Host and Origin pass.
-        transport_security=TransportSecuritySettings(
-            allowed_hosts=[public_url.split("://", 1)[1]], allowed_origins=[public_url]
-        ),
+        transport_security=TransportSecuritySettings(allowed_hosts=[public_url.split("://", 1)[1]], allowed_origins=[public_url]),
     )
     app = Starlette(
         routes=[*shim.routes, Mount("/", app=shim.protect(mcp_app))],
@@ -215,9 +215,7 @@ def build_shim(public_url: str, idp: IdP, settings: ShimSettings = ShimSettings(
     )
 
 
-def serve_shim(
-    public_url: str, idp: IdP, settings: ShimSettings, serve_app: Callable[[ASGIApp], RunningServer]
-) -> ShimServer:
+def serve_shim(public_url: str, idp: IdP, settings: ShimSettings, serve_app: Callable[[ASGIApp], RunningServer]) -> ShimServer:
     """`build_shim`, served with `serve_app` (the fixture of that name), as a ShimServer."""
     built = build_shim(public_url, idp, settings)
     running = serve_app(built.app)
