@@ -11,6 +11,7 @@ profile is refused with an RFC 6750 §3 challenge.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +25,14 @@ from mcp.types import CallToolResult
 from mcp_oauth_shim import AccessTokenProfile
 from mcp_oauth_shim.config import ENTRA_ACCESS_TOKENS, KEYCLOAK_ACCESS_TOKENS, OKTA_ACCESS_TOKENS
 from tests.integration.test_clients import sdk_session, whoami
+from tests.integration.test_idp_peer import CALLBACK as IDP_DIRECT_CALLBACK
+from tests.integration.test_idp_peer import login as login_at_idp
 from tests.integration.test_shim_with_real_idp import complete_login
 from tests.peers.browser import new_browser_client
 from tests.peers.clients import REQUEST_TIMEOUT_S, SESSION_TIMEOUT_S, sdk_oauth_client
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import IdP
-from tests.peers.mcp_under_test import ShimServer, ShimSettings, serve_shim
+from tests.peers.mcp_under_test import ShimServer, ShimSettings, expected_audience, serve_shim
 from tests.peers.servers import RunningServer
 
 pytestmark = pytest.mark.integration
@@ -49,7 +52,8 @@ class TokenShape:
 
 
 # Keycloak and Okta ignore `resource`/`audience`: the audience is configured at the IdP (an
-# "Audience" mapper, the authorization server's audience), and the shim only expects it.
+# "Audience" mapper naming the MCP URL; the default authorization server's "api://default"),
+# and the shim only expects it, as `Upstream.keycloak(audience=...)` and `Upstream.okta` do.
 RFC9068_ES256 = TokenShape(
     "rfc9068-es256",
     "ES256",
@@ -70,7 +74,7 @@ OKTA_RS256 = TokenShape(
     "okta-like",
     "RS256",
     "okta",
-    ShimSettings(audience_param="none", expected_audience="resource", access_tokens=OKTA_ACCESS_TOKENS),
+    ShimSettings(audience_param="none", expected_audience="api://default", access_tokens=OKTA_ACCESS_TOKENS),
     None,
     frozenset({"scp", "cid", "uid", "ver"}),
 )
@@ -98,11 +102,12 @@ def serve_for_shape(
     start_idp: Callable[..., IdP], serve_app: Callable[..., RunningServer], public_url: str
 ) -> Callable[[str, str, ShimSettings], ShimServer]:
     """`serve_for_shape(jwt_alg, token_shape, settings)`: the IdP minting tokens that way, and
-    the shim configured with `settings` in front of it."""
+    the shim configured with `settings` in front of it. The IdP also accepts the redirect URI
+    of tests that log in there directly (`test_idp_peer.CALLBACK`)."""
 
     def serve(jwt_alg: str, token_shape: str, settings: ShimSettings) -> ShimServer:
         idp = start_idp(
-            redirect_uris=[public_url + "/oauth/callback"],
+            redirect_uris=[public_url + "/oauth/callback", IDP_DIRECT_CALLBACK],
             resources=[public_url + "/mcp"],
             jwt_alg=jwt_alg,
             token_shape=token_shape,
@@ -128,7 +133,7 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
 
     caller = whoami(anyio.run(scenario))
     audiences = caller["aud"] if isinstance(caller["aud"], list) else [caller["aud"]]
-    audience = server.idp.client_id if shape.settings.expected_audience == "client_id" else server.mcp_url
+    audience = expected_audience(shape.settings.expected_audience or "resource", server.idp, server.mcp_url)
     assert (caller["subject"], caller["client_id"], caller["iss"], audience in audiences) == (
         server.idp.subject,
         server.idp.client_id,
@@ -149,35 +154,59 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
 
 
 @pytest.mark.parametrize(
-    ("minted", "configured"),
+    ("minted", "configured", "reason"),
     [
         # oidc-provider's own RFC 9068 tokens where Keycloak's are expected: no `typ: Bearer` claim.
-        (RFC9068_ES256, KEYCLOAK_PS256),
+        (RFC9068_ES256, KEYCLOAK_PS256, "its typ claim says otherwise"),
         # Okta's tokens (no `typ` header) where RFC 9068's `typ: at+jwt` is required.
-        (OKTA_RS256, RFC9068_ES256),
+        (OKTA_RS256, RFC9068_ES256, "its typ header names another kind of token"),
     ],
     ids=["rfc9068-token-at-keycloak-profile", "okta-token-at-rfc9068-profile"],
 )
 def test_a_token_of_another_shape_than_the_profile_is_refused_with_invalid_token(
-    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer], minted: TokenShape, configured: TokenShape
+    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer],
+    minted: TokenShape,
+    configured: TokenShape,
+    reason: str,
 ) -> None:
     """RFC 6750 §3.1: a token the profile does not take for an access token is `invalid_token`
     (401 with a Bearer challenge), not a server error."""
-    settings = configured.settings
-    if minted.token_shape == "rfc9068":
-        # oidc-provider's own tokens need the resource parameter to be JWTs at all.
-        settings = ShimSettings(access_tokens=settings.access_tokens)
+    # Configured for the IdP's audience, with the other shape's profile.
+    settings = dataclasses.replace(minted.settings, access_tokens=configured.settings.access_tokens)
     server = serve_for_shape(minted.jwt_alg, minted.token_shape, settings)
     with new_browser_client() as http:
         _, _, tokens = complete_login(server, http)
-        answer = http.post(
-            server.mcp_url,
-            headers={"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json, text/event-stream"},
-            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-        )
+    assert_refused_as_invalid_token(call_mcp(server, tokens["access_token"]), reason)
+
+
+def test_the_idps_id_token_is_refused_at_the_entra_profile(
+    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer],
+) -> None:
+    """Entra ID gives ID tokens and access tokens the same `aud` (the client ID) and `typ: JWT`:
+    the profile must still refuse the ID token (OpenID Connect Core §2), with `invalid_token`:
+    it names no client in `azp`, as every Entra ID v2 access token does."""
+    server = serve_for_shape(ENTRA_RS256.jwt_alg, ENTRA_RS256.token_shape, ENTRA_RS256.settings)
+    id_token = login_at_idp(server.idp, scope="openid profile email offline_access")["id_token"]
+    assert jwt_parts(id_token)[1]["aud"] == server.idp.client_id, "the ID token is not addressed like an access token"
+    assert_refused_as_invalid_token(call_mcp(server, id_token), "names no client it was issued to")
+
+
+def call_mcp(server: ShimServer, token: str) -> httpx.Response:
+    """`tools/list` at the MCP endpoint with `token` as the bearer token (RFC 6750 §2.1)."""
+    return httpx.post(
+        server.mcp_url,
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+    )
+
+
+def assert_refused_as_invalid_token(answer: httpx.Response, reason: str) -> None:
+    """RFC 6750 §3.1: 401 with a Bearer challenge naming `invalid_token`, and `reason` in its
+    `error_description`."""
     challenge = answer.headers.get("www-authenticate", "")
-    assert (answer.status_code, challenge.startswith("Bearer "), 'error="invalid_token"' in challenge) == (
-        401,
-        True,
-        True,
-    ), (answer.status_code, answer.text[:300])
+    assert (
+        answer.status_code,
+        challenge.startswith("Bearer "),
+        'error="invalid_token"' in challenge,
+        reason in challenge,
+    ) == (401, True, True, True), (answer.status_code, challenge, answer.text[:300])

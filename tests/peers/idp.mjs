@@ -25,11 +25,11 @@
 //       `keycloak`: `typ: JWT` header, a `typ: "Bearer"` claim, `aud` an array of the resource
 //         and "account", the client in `azp`; the resource is the default one, as an
 //         "Audience" mapper makes it (Keycloak ignores `resource`/`audience` parameters);
-//       `okta`: no `typ` header, scopes in `scp` (an array), the client in `cid`, the user's
-//         id in `uid`, `ver: 1`; the resource is the default one (the custom authorization
-//         server's audience), as Okta ignores `resource`/`audience` parameters.
+//       `okta`: no `typ` header, `aud` "api://default" (the default authorization server's
+//         audience: Okta ignores `resource`/`audience` parameters), scopes in `scp` (an
+//         array), the client in `cid`, the user's id in `uid`, `ver: 1`;
 //       `entra`: Entra ID v2's: `typ: JWT` header, `aud` the client ID, the client in `azp`,
-//         scopes in `scp` (a space-separated string), `ver: "2.0"`, `tid`, `oid`; and its
+//         scopes in `scp` (a space-separated string), `ver: "2.0"`, `tid`, `oid`, `nbf`; and its
 //         JWKS, like Entra's, names no `alg` on its keys.
 //
 // Usage: node idp.mjs --port 0 --redirect-uri URI [--redirect-uri URI ...] --jwks-file FILE
@@ -120,6 +120,7 @@ const tokenShapes = {
   },
   okta: (token, { header, payload }) => {
     Object.assign(header, { typ: undefined });
+    payload.aud = 'api://default';
     payload.ver = 1;
     payload.cid = payload.client_id;
     payload.uid = token.accountId;
@@ -129,7 +130,7 @@ const tokenShapes = {
   },
   entra: (token, { header, payload }) => {
     Object.assign(header, { typ: 'JWT' });
-    Object.assign(payload, { ver: '2.0', tid: entraTenant, oid: payload.sub, aud: payload.client_id });
+    Object.assign(payload, { ver: '2.0', tid: entraTenant, oid: payload.sub, aud: payload.client_id, nbf: payload.iat });
     payload.azp = payload.client_id;
     payload.scp = payload.scope;
     delete payload.client_id;

@@ -124,8 +124,9 @@ class ShimSettings:
     # What the IdP's access tokens look like (an AccessTokenProfile; None: Upstream's default).
     access_tokens: Any = None
     # The audience the shim expects in the IdP's tokens when it does not ask for one
-    # (audience_param "none"): "resource", the MCP URL (Keycloak's audience mapper, Okta's
-    # authorization server), or "client_id", the upstream client's (Entra ID).
+    # (audience_param "none"): "resource", the MCP URL (Keycloak's audience mapper),
+    # "client_id", the upstream client's (Entra ID), or any other value as it is (Okta's
+    # "api://default").
     expected_audience: str | None = None
 
     @classmethod
@@ -149,7 +150,7 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
 
     audience = None if settings.audience_param == "none" else mcp_url
     if settings.expected_audience is not None:
-        audience = {"resource": mcp_url, "client_id": idp.client_id}[settings.expected_audience]
+        audience = expected_audience(settings.expected_audience, idp, mcp_url)
     options: dict[str, Any] = {}
     if settings.access_tokens is not None:
         options["access_tokens"] = settings.access_tokens
@@ -170,6 +171,11 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
         token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
         **options,
     )
+
+
+def expected_audience(name: str, idp: IdP, mcp_url: str) -> str:
+    """`ShimSettings.expected_audience` for this IdP and MCP endpoint."""
+    return {"resource": mcp_url, "client_id": idp.client_id}.get(name, name)
 
 
 @dataclass(frozen=True)
