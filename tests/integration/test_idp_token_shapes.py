@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from tests.integration.test_shim_with_real_idp import complete_login
 from tests.peers.browser import new_browser_client
 from tests.peers.clients import REQUEST_TIMEOUT_S, SESSION_TIMEOUT_S, sdk_oauth_client
 from tests.peers.fixtures import PeerLogs
+from tests.peers.idp import DEFAULT_CLIENT_ID as IDP_CLIENT_ID
 from tests.peers.idp import IdP
 from tests.peers.mcp_under_test import ShimServer, ShimSettings, expected_audience, serve_shim
 from tests.peers.servers import RunningServer
@@ -48,7 +50,10 @@ class TokenShape:
     settings: ShimSettings
     typ: str | None  # the access tokens' `typ` header
     shape_claims: frozenset[str]  # claims that mark the shape (where scopes and client are)
+    # Scopes the tool must see granted (the login asks for the OpenID ones).
+    granted: frozenset[str] = frozenset({"openid", "profile", "email"})
     jwks_names_alg: bool = True  # whether the IdP's JWKS names each key's `alg`
+    resource_scopes: str | None = None  # idp.mjs --resource-scopes (None: its default)
 
 
 # Keycloak and Okta ignore `resource`/`audience`: the audience is configured at the IdP (an
@@ -78,15 +83,26 @@ OKTA_RS256 = TokenShape(
     None,
     frozenset({"scp", "cid", "uid", "ver"}),
 )
-# Entra ID v2 names the API's client ID as the audience, and its JWKS names no `alg`.
+# Entra ID v2 names the API's client ID as the audience, and its JWKS names no `alg`; API scopes
+# are asked for as `api://<client id>/<name>` and granted in `scp` by their short names (what
+# `Upstream.entra` configures).
+ENTRA_API_SCOPE = "tools.read"
 ENTRA_RS256 = TokenShape(
     "entra-like",
     "RS256",
     "entra",
-    ShimSettings(audience_param="none", expected_audience="client_id", access_tokens=ENTRA_ACCESS_TOKENS),
+    ShimSettings(
+        audience_param="none",
+        expected_audience="client_id",
+        access_tokens=ENTRA_ACCESS_TOKENS,
+        default_scopes=("openid", "profile", ENTRA_API_SCOPE),
+        scope_prefix=f"api://{IDP_CLIENT_ID}/",
+    ),
     "JWT",
     frozenset({"scp", "azp", "ver", "tid", "oid"}),
+    granted=frozenset({ENTRA_API_SCOPE}),
     jwks_names_alg=False,
+    resource_scopes=f"openid profile email offline_access api://{IDP_CLIENT_ID}/{ENTRA_API_SCOPE}",
 )
 TOKEN_SHAPES = (RFC9068_ES256, KEYCLOAK_PS256, OKTA_RS256, ENTRA_RS256)
 
@@ -100,17 +116,18 @@ def jwt_parts(token: str) -> tuple[dict, dict]:
 @pytest.fixture
 def serve_for_shape(
     start_idp: Callable[..., IdP], serve_app: Callable[..., RunningServer], public_url: str
-) -> Callable[[str, str, ShimSettings], ShimServer]:
-    """`serve_for_shape(jwt_alg, token_shape, settings)`: the IdP minting tokens that way, and
+) -> Callable[[TokenShape, ShimSettings], ShimServer]:
+    """`serve_for_shape(shape, settings)`: the IdP minting tokens in `shape`, and
     the shim configured with `settings` in front of it. The IdP also accepts the redirect URI
     of tests that log in there directly (`test_idp_peer.CALLBACK`)."""
 
-    def serve(jwt_alg: str, token_shape: str, settings: ShimSettings) -> ShimServer:
+    def serve(shape: TokenShape, settings: ShimSettings) -> ShimServer:
         idp = start_idp(
             redirect_uris=[public_url + "/oauth/callback", IDP_DIRECT_CALLBACK],
             resources=[public_url + "/mcp"],
-            jwt_alg=jwt_alg,
-            token_shape=token_shape,
+            jwt_alg=shape.jwt_alg,
+            token_shape=shape.token_shape,
+            resource_scopes=shape.resource_scopes,
         )
         return serve_shim(public_url, idp, settings, serve_app)
 
@@ -119,9 +136,9 @@ def serve_for_shape(
 
 @pytest.mark.parametrize("shape", TOKEN_SHAPES, ids=lambda shape: shape.id)
 def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
-    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer], peer_logs: PeerLogs, shape: TokenShape
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer], peer_logs: PeerLogs, shape: TokenShape
 ) -> None:
-    server = serve_for_shape(shape.jwt_alg, shape.token_shape, shape.settings)
+    server = serve_for_shape(shape, shape.settings)
     client = sdk_oauth_client(server.mcp_url)
     peer_logs.add("headless browser (SDK client)", lambda: str(client.user.trace))
 
@@ -141,7 +158,7 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
         True,
     )
     # The scopes the user granted, read from where this IdP puts them (`scope` or `scp`).
-    assert {"openid", "email"} <= set(caller["scopes"]), caller["scopes"]
+    assert shape.granted <= set(caller["scopes"]), caller["scopes"]
     assert client.user.logins == 1
     header, claims = jwt_parts(client.storage.tokens[-1].access_token)
     assert (header["alg"], header.get("typ"), shape.shape_claims <= claims.keys()) == (
@@ -151,6 +168,34 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
     ), "the IdP did not mint the token shape under test"
     jwks = httpx.get(httpx.get(server.idp.discovery_url).json()["jwks_uri"]).json()["keys"]
     assert {"alg" in key for key in jwks} == {shape.jwks_names_alg}, "the IdP's JWKS is not the one under test"
+
+
+@pytest.mark.parametrize("shape", TOKEN_SHAPES, ids=lambda shape: shape.id)
+def test_mcp_sdk_client_refreshes_into_a_token_of_the_idps_shape(
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer], peer_logs: PeerLogs, shape: TokenShape
+) -> None:
+    """The refresh grant through the shim (RFC 6749 §6), where the IdP decides the audience on
+    its own, yields a token the profile accepts for the same user."""
+    server = serve_for_shape(shape, shape.settings)
+    client = sdk_oauth_client(server.mcp_url)
+    peer_logs.add("headless browser (SDK client)", lambda: str(client.user.trace))
+
+    async def scenario() -> CallToolResult:
+        with anyio.fail_after(SESSION_TIMEOUT_S):
+            async with httpx2.AsyncClient(auth=client.provider, timeout=REQUEST_TIMEOUT_S) as http:
+                async with sdk_session(server, http) as session:
+                    await session.call_tool("whoami")
+                    # The access token is now due: the provider refreshes before the next request.
+                    client.provider.context.token_expiry_time = time.time() - 1
+                    return await session.call_tool("whoami")
+
+    caller = whoami(anyio.run(scenario))
+    first, refreshed = client.storage.tokens
+    assert (caller["subject"], refreshed.access_token != first.access_token, client.user.logins) == (
+        server.idp.subject,
+        True,
+        1,
+    ), (first.scope, refreshed.scope)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +209,7 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
     ids=["rfc9068-token-at-keycloak-profile", "okta-token-at-rfc9068-profile"],
 )
 def test_a_token_of_another_shape_than_the_profile_is_refused_with_invalid_token(
-    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer],
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer],
     minted: TokenShape,
     configured: TokenShape,
     reason: str,
@@ -173,19 +218,19 @@ def test_a_token_of_another_shape_than_the_profile_is_refused_with_invalid_token
     (401 with a Bearer challenge), not a server error."""
     # Configured for the IdP's audience, with the other shape's profile.
     settings = dataclasses.replace(minted.settings, access_tokens=configured.settings.access_tokens)
-    server = serve_for_shape(minted.jwt_alg, minted.token_shape, settings)
+    server = serve_for_shape(minted, settings)
     with new_browser_client() as http:
         _, _, tokens = complete_login(server, http)
     assert_refused_as_invalid_token(call_mcp(server, tokens["access_token"]), reason)
 
 
 def test_the_idps_id_token_is_refused_at_the_entra_profile(
-    serve_for_shape: Callable[[str, str, ShimSettings], ShimServer],
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer],
 ) -> None:
     """Entra ID gives ID tokens and access tokens the same `aud` (the client ID) and `typ: JWT`:
     the profile must still refuse the ID token (OpenID Connect Core §2), with `invalid_token`:
     it names no client in `azp`, as every Entra ID v2 access token does."""
-    server = serve_for_shape(ENTRA_RS256.jwt_alg, ENTRA_RS256.token_shape, ENTRA_RS256.settings)
+    server = serve_for_shape(ENTRA_RS256, ENTRA_RS256.settings)
     id_token = login_at_idp(server.idp, scope="openid profile email offline_access")["id_token"]
     assert jwt_parts(id_token)[1]["aud"] == server.idp.client_id, "the ID token is not addressed like an access token"
     assert_refused_as_invalid_token(call_mcp(server, id_token), "names no client it was issued to")

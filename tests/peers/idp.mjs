@@ -29,8 +29,9 @@
 //         audience: Okta ignores `resource`/`audience` parameters), scopes in `scp` (an
 //         array), the client in `cid`, the user's id in `uid`, `ver: 1`;
 //       `entra`: Entra ID v2's: `typ: JWT` header, `aud` the client ID, the client in `azp`,
-//         scopes in `scp` (a space-separated string), `ver: "2.0"`, `tid`, `oid`, `nbf`; and its
-//         JWKS, like Entra's, names no `alg` on its keys.
+//         `scp` the granted API scopes (`api://<client id>/<name>`, give them in
+//         --resource-scopes) by their short names, space-separated, and no OpenID scope;
+//         `ver: "2.0"`, `tid`, `oid`, `nbf`; and its JWKS, like Entra's, names no `alg`.
 //
 // Usage: node idp.mjs --port 0 --redirect-uri URI [--redirect-uri URI ...] --jwks-file FILE
 //        [--client-id ID] [--client-secret S | env IDP_CLIENT_SECRET] [--auth-method post|basic]
@@ -131,8 +132,10 @@ const tokenShapes = {
   entra: (token, { header, payload }) => {
     Object.assign(header, { typ: 'JWT' });
     Object.assign(payload, { ver: '2.0', tid: entraTenant, oid: payload.sub, aud: payload.client_id, nbf: payload.iat });
+    const apiPrefix = `api://${payload.client_id}/`;
     payload.azp = payload.client_id;
-    payload.scp = payload.scope;
+    payload.scp = String(payload.scope ?? '').split(' ').filter((scope) => scope.startsWith(apiPrefix))
+      .map((scope) => scope.slice(apiPrefix.length)).join(' ');
     delete payload.client_id;
     delete payload.scope;
   },

@@ -16,6 +16,8 @@ IDP_SCRIPT = node.PEERS_DIR / "idp.mjs"
 READY_PREFIX = "IDP READY "
 # The one account's username on the --login-form sign-in page (its password is per run).
 LOGIN_USERNAME = "tester"
+# The client ID of the IdP's one client unless a test names another.
+DEFAULT_CLIENT_ID = "shim-upstream-client"
 
 # The token endpoint client authentication methods the IdP's one client can be registered
 # with (RFC 6749 §2.3.1), keyed by the value the shim's `Upstream` takes.
@@ -45,9 +47,7 @@ IDP_PROFILES = (
 
 # Google as it is: opaque access tokens, no audience or resource parameter, RFC 9207 `iss`; the
 # shim issues its own tokens and learns the user from the ID token.
-GOOGLE_LIKE_ISSUED = IdPProfile(
-    "google-like-issued", True, "none", "client_secret_post", google_like=True, issue_tokens=True
-)
+GOOGLE_LIKE_ISSUED = IdPProfile("google-like-issued", True, "none", "client_secret_post", google_like=True, issue_tokens=True)
 
 # Every setup the real clients are run against: the IdP's tokens passed through, and issued.
 CLIENT_SETUPS = (*IDP_PROFILES, GOOGLE_LIKE_ISSUED)
@@ -86,7 +86,7 @@ def run_idp(
     log: Path,
     sends_iss: bool = True,
     token_endpoint_auth_method: str = "client_secret_post",
-    client_id: str = "shim-upstream-client",
+    client_id: str = DEFAULT_CLIENT_ID,
     subject: str = "test-user-1",
     access_token_ttl_s: int = 600,
     login_form: bool = False,

@@ -128,6 +128,8 @@ class ShimSettings:
     # "client_id", the upstream client's (Entra ID), or any other value as it is (Okta's
     # "api://default").
     expected_audience: str | None = None
+    # Put in front of the API scopes sent to the IdP (Entra ID: "api://<client id>/").
+    scope_prefix: str = ""
 
     @classmethod
     def for_profile(cls, profile: IdPProfile, identity: str = "id_token") -> ShimSettings:
@@ -167,6 +169,7 @@ def build_upstream(idp: IdP, mcp_url: str, settings: ShimSettings) -> Any:
         audience=audience,
         audience_param=settings.audience_param,  # type: ignore[arg-type]
         default_scopes=settings.default_scopes,
+        scope_prefix=settings.scope_prefix,
         extra_scopes=settings.extra_scopes,
         token_auth_method=idp.token_endpoint_auth_method,  # type: ignore[arg-type]
         **options,
