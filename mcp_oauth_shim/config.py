@@ -351,6 +351,14 @@ class Upstream:
             return scopes
         return " ".join(s if s in OPENID_SCOPES else self.scope_prefix + s for s in scopes.split())
 
+    def client_scope(self, scope: str) -> str:
+        """The IdP's granted ``scope`` in our names: ``scope_prefix`` taken off again (Entra ID
+        grants ``api://<app>/read`` for ``read``), as clients asked for and refresh with them."""
+        if not self.scope_prefix:
+            return scope
+        prefix = self.scope_prefix
+        return " ".join(s.removeprefix(prefix) for s in scope.split())
+
     # -- presets: values built on oidc() ----------------------------------------------------
 
     @classmethod

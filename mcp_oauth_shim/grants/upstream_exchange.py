@@ -88,6 +88,8 @@ class UpstreamTokenExchange:
         body = await self.request_tokens(upstream_form)
         answer: dict[str, Any] = {k: body[k] for k in PASSED_FIELDS if k in body}
         answer["token_type"] = "Bearer"
+        if isinstance(answer.get("scope"), str):
+            answer["scope"] = ctx.upstream.client_scope(answer["scope"])
         if "scope" not in answer and granted:
             answer["scope"] = granted
         if client is None:

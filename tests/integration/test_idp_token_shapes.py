@@ -28,7 +28,7 @@ from mcp_oauth_shim.config import ENTRA_ACCESS_TOKENS, KEYCLOAK_ACCESS_TOKENS, O
 from tests.integration.test_clients import sdk_session, whoami
 from tests.integration.test_idp_peer import CALLBACK as IDP_DIRECT_CALLBACK
 from tests.integration.test_idp_peer import login as login_at_idp
-from tests.integration.test_shim_with_real_idp import complete_login
+from tests.integration.test_shim_with_real_idp import complete_login, shim_token
 from tests.peers.browser import new_browser_client
 from tests.peers.clients import REQUEST_TIMEOUT_S, SESSION_TIMEOUT_S, sdk_oauth_client
 from tests.peers.fixtures import PeerLogs
@@ -198,6 +198,33 @@ def test_mcp_sdk_client_refreshes_into_a_token_of_the_idps_shape(
     ), (first.scope, refreshed.scope)
 
 
+def test_the_token_response_names_the_api_scopes_as_the_shim_advertises_them(
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer],
+) -> None:
+    """RFC 6749 §5.1 `scope` is in the authorization server's names: the shim advertises and
+    the client asks for `tools.read`, which Entra ID grants as `api://<client id>/tools.read`."""
+    server = serve_for_shape(ENTRA_RS256, ENTRA_RS256.settings)
+    with new_browser_client() as http:
+        _, _, tokens = complete_login(server, http)
+    assert set(tokens["scope"].split()) == {"openid", "profile", ENTRA_API_SCOPE}
+
+
+@pytest.mark.parametrize("scope", [ENTRA_API_SCOPE, f"openid {ENTRA_API_SCOPE}"])
+def test_a_refresh_narrowed_to_granted_api_scopes_succeeds_with_a_scope_prefix(
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer], scope: str
+) -> None:
+    """RFC 6749 §6: a refresh may name any scope of the original grant, by the names the
+    client was granted; the shim prefixes them for the IdP once."""
+    server = serve_for_shape(ENTRA_RS256, ENTRA_RS256.settings)
+    with new_browser_client() as http:
+        login, _, tokens = complete_login(server, http)
+        refreshed = shim_token(
+            http, login, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": scope}
+        )
+    assert (refreshed.status_code, refreshed.json().get("error")) == (200, None), refreshed.text
+    assert_accepted(call_mcp(server, refreshed.json()["access_token"]))
+
+
 @pytest.mark.parametrize(
     ("minted", "configured", "reason"),
     [
@@ -237,12 +264,21 @@ def test_the_idps_id_token_is_refused_at_the_entra_profile(
 
 
 def call_mcp(server: ShimServer, token: str) -> httpx.Response:
-    """`tools/list` at the MCP endpoint with `token` as the bearer token (RFC 6750 §2.1)."""
+    """MCP `initialize` at the MCP endpoint with `token` as the bearer token (RFC 6750 §2.1)."""
     return httpx.post(
         server.mcp_url,
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
-        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+        },
     )
+
+
+def assert_accepted(answer: httpx.Response) -> None:
+    assert answer.status_code == 200, (answer.status_code, answer.headers.get("www-authenticate"), answer.text[:300])
 
 
 def assert_refused_as_invalid_token(answer: httpx.Response, reason: str) -> None:
