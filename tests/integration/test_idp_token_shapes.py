@@ -251,6 +251,19 @@ def test_a_token_of_another_shape_than_the_profile_is_refused_with_invalid_token
     assert_refused_as_invalid_token(call_mcp(server, tokens["access_token"]), reason)
 
 
+def test_an_opaque_token_of_an_idp_without_the_audience_configured_is_refused_with_a_hint(
+    serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer],
+) -> None:
+    """Keycloak without its "Audience" mapper, Auth0 without `audience`: the IdP mints a token
+    good for its userinfo only (here opaque). The Keycloak profile refuses it without asking
+    the IdP, with `invalid_token` and what to change, not a 500 or a bare refusal."""
+    server = serve_for_shape(RFC9068_ES256, KEYCLOAK_PS256.settings)
+    with new_browser_client() as http:
+        _, _, tokens = complete_login(server, http)
+    assert tokens["access_token"].count(".") != 2, "the IdP minted a JWT: the audience was configured after all"
+    assert_refused_as_invalid_token(call_mcp(server, tokens["access_token"]), "set the audience")
+
+
 def test_the_idps_id_token_is_refused_at_the_entra_profile(
     serve_for_shape: Callable[[TokenShape, ShimSettings], ShimServer],
 ) -> None:
