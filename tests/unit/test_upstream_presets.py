@@ -225,3 +225,20 @@ def test_granted_scopes_are_split_as_the_idp_writes_them(upstream: Upstream, sco
 def test_scope_delimiter_other_than_space_or_comma_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="granted_scope_delimiter"):
         Upstream.oidc(issuer="https://idp.example", client_id="c", client_secret="s", granted_scope_delimiter=";")
+
+
+ENTRA = Upstream.entra(tenant_id="t", client_id="app", client_secret="s")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "granted", "client_scope"),
+    [
+        (ENTRA, "openid profile api://app/access_as_user offline_access", "openid profile access_as_user offline_access"),
+        (ENTRA, "api://other-app/read", "api://other-app/read"),
+        (GOOGLE, "openid https://www.googleapis.com/auth/userinfo.email", "openid https://www.googleapis.com/auth/userinfo.email"),
+    ],
+    ids=["entra-own-api", "entra-other-api-kept", "no-prefix-unchanged"],
+)
+def test_granted_scopes_are_told_to_the_client_in_its_own_names(upstream: Upstream, granted: str, client_scope: str) -> None:
+    """The inverse of upstream_scope: the IdP's granted names, without this API's prefix."""
+    assert upstream.client_scope(granted) == client_scope
