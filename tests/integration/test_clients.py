@@ -74,6 +74,23 @@ def sdk_session(server: ShimServer, http: httpx2.AsyncClient, mode: str = "legac
     )
 
 
+def call_whoami(server: ShimServer, client: SdkClient, *, refresh_in_between: bool = False) -> CallToolResult:
+    """The `whoami` tool's result for `client`, logged in through `server`. With
+    `refresh_in_between`, `whoami` is called once, the access token is made due, and the
+    result is that of the second call, which the provider makes after refreshing (RFC 6749 §6)."""
+
+    async def scenario() -> CallToolResult:
+        with anyio.fail_after(SESSION_TIMEOUT_S):
+            async with httpx2.AsyncClient(auth=client.provider, timeout=REQUEST_TIMEOUT_S) as http:
+                async with sdk_session(server, http) as session:
+                    if refresh_in_between:
+                        await session.call_tool("whoami")
+                        client.provider.context.token_expiry_time = time.time() - 1
+                    return await session.call_tool("whoami")
+
+    return anyio.run(scenario)
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["initialize-handshake", "discover-2026"])
 def test_mcp_sdk_client_logs_in_lists_tools_and_calls_whoami(
     shim_server: ShimServer, sdk_client: SdkClient, mode: str
@@ -92,16 +109,7 @@ def test_mcp_sdk_client_logs_in_lists_tools_and_calls_whoami(
 
 
 def test_mcp_sdk_client_refreshes_its_token_through_the_shim(shim_server: ShimServer, sdk_client: SdkClient) -> None:
-    async def scenario() -> CallToolResult:
-        with anyio.fail_after(SESSION_TIMEOUT_S):
-            async with httpx2.AsyncClient(auth=sdk_client.provider, timeout=REQUEST_TIMEOUT_S) as http:
-                async with sdk_session(shim_server, http) as session:
-                    await session.call_tool("whoami")
-                    # The access token is now due: the provider refreshes before the next request.
-                    sdk_client.provider.context.token_expiry_time = time.time() - 1
-                    return await session.call_tool("whoami")
-
-    result = anyio.run(scenario)
+    result = call_whoami(shim_server, sdk_client, refresh_in_between=True)
     assert_caller_is_the_idp_user(result, shim_server)
     first, refreshed = sdk_client.storage.tokens
     assert refreshed.access_token != first.access_token

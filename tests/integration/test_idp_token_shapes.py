@@ -13,24 +13,20 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
 import httpx
-import httpx2
 import pytest
-from mcp.types import CallToolResult
 
 from mcp_oauth_shim import AccessTokenProfile
 from mcp_oauth_shim.config import ENTRA_ACCESS_TOKENS, KEYCLOAK_ACCESS_TOKENS, OKTA_ACCESS_TOKENS
-from tests.integration.test_clients import sdk_session, whoami
+from tests.integration.test_clients import call_whoami, whoami
 from tests.integration.test_idp_peer import CALLBACK as IDP_DIRECT_CALLBACK
 from tests.integration.test_idp_peer import login as login_at_idp
 from tests.integration.test_shim_with_real_idp import complete_login, shim_token
 from tests.peers.browser import new_browser_client
-from tests.peers.clients import REQUEST_TIMEOUT_S, SESSION_TIMEOUT_S, sdk_oauth_client
+from tests.peers.clients import sdk_oauth_client
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import DEFAULT_CLIENT_ID as IDP_CLIENT_ID
 from tests.peers.idp import IdP
@@ -142,13 +138,7 @@ def test_mcp_sdk_client_calls_a_tool_as_the_idp_user_with_the_idps_token_shape(
     client = sdk_oauth_client(server.mcp_url)
     peer_logs.add("headless browser (SDK client)", lambda: str(client.user.trace))
 
-    async def scenario() -> CallToolResult:
-        with anyio.fail_after(SESSION_TIMEOUT_S):
-            async with httpx2.AsyncClient(auth=client.provider, timeout=REQUEST_TIMEOUT_S) as http:
-                async with sdk_session(server, http) as session:
-                    return await session.call_tool("whoami")
-
-    caller = whoami(anyio.run(scenario))
+    caller = whoami(call_whoami(server, client))
     audiences = caller["aud"] if isinstance(caller["aud"], list) else [caller["aud"]]
     audience = expected_audience(shape.settings.expected_audience or "resource", server.idp, server.mcp_url)
     assert (caller["subject"], caller["client_id"], caller["iss"], audience in audiences) == (
@@ -180,16 +170,7 @@ def test_mcp_sdk_client_refreshes_into_a_token_of_the_idps_shape(
     client = sdk_oauth_client(server.mcp_url)
     peer_logs.add("headless browser (SDK client)", lambda: str(client.user.trace))
 
-    async def scenario() -> CallToolResult:
-        with anyio.fail_after(SESSION_TIMEOUT_S):
-            async with httpx2.AsyncClient(auth=client.provider, timeout=REQUEST_TIMEOUT_S) as http:
-                async with sdk_session(server, http) as session:
-                    await session.call_tool("whoami")
-                    # The access token is now due: the provider refreshes before the next request.
-                    client.provider.context.token_expiry_time = time.time() - 1
-                    return await session.call_tool("whoami")
-
-    caller = whoami(anyio.run(scenario))
+    caller = whoami(call_whoami(server, client, refresh_in_between=True))
     first, refreshed = client.storage.tokens
     assert (caller["subject"], refreshed.access_token != first.access_token, client.user.logins) == (
         server.idp.subject,

@@ -38,7 +38,7 @@ from tests.peers.browser_cli import BrowserCommand
 from tests.peers.clients import REQUEST_TIMEOUT_S, SESSION_TIMEOUT_S, SdkClient, sdk_oauth_client
 from tests.peers.fixtures import PeerLogs
 from tests.peers.idp import GOOGLE_LIKE_ISSUED, IdP, IdPProfile
-from tests.peers.mcp_under_test import ShimServer, ShimSettings, build_shim
+from tests.peers.mcp_under_test import ShimServer, ShimSettings, serve_shim
 from tests.peers.servers import RunningServer
 
 pytestmark = pytest.mark.integration
@@ -67,16 +67,7 @@ def serve(kind: str, idp: IdP, public_url: str, serve_app: Callable[..., Running
             token_issuer=bridge.token_issuer,
             issue_tokens=bridge.issue_tokens,
         )
-    built = build_shim(public_url, idp, ShimSettings.for_profile(GOOGLE_LIKE_ISSUED, identity=identity))
-    running = serve_app(built.app)
-    return ShimServer(
-        public_url=running.url,
-        mcp_url=running.url + "/mcp",
-        idp=idp,
-        requests=running.requests,
-        token_issuer=built.token_issuer,
-        issue_tokens=built.issue_tokens,
-    )
+    return serve_shim(public_url, idp, ShimSettings.for_profile(GOOGLE_LIKE_ISSUED, identity=identity), serve_app)
 
 
 @pytest.fixture(params=["mcpserver", "bridge"])
