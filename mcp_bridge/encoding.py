@@ -11,11 +11,10 @@ the cycle check is off for the UTF-8 writer, which runs on every tool call with 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["encode_ascii", "encode_utf8", "refuse_lone_surrogates"]
+__all__ = ["encode_ascii", "encode_utf8"]
 
 # Non-ASCII characters as `\uXXXX` escapes, as `json.dumps` writes by default: the results the
 # endpoint sends, byte for byte what the SDK's path gives.
@@ -27,21 +26,3 @@ encode_utf8: Callable[[Any], str] = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, check_circular=False
 ).encode
 
-
-# Where a `\uXXXX` escape of a UTF-16 surrogate (D800-DFFF) starts.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def refuse_lone_surrogates(text: str, value: Any) -> None:
-    """ValueError when `value`, parsed from the JSON `text`, holds a lone surrogate.
-
-    JSON's grammar takes an escape such as `"\\ud800"` (RFC 8259 §8.2), but it is no Unicode
-    text: no UTF-8 encoder (the SDK's included) writes it out, and the SDK's parser refuses it.
-    Only text with a surrogate escape is encoded again to find out (a pair is fine); any other
-    text costs one substring search.
-    """
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
-        try:
-            encode_utf8(value).encode("utf-8")  # UnicodeEncodeError, a ValueError, for a lone one
-        except RecursionError:
-            raise ValueError("JSON nested too deeply") from None

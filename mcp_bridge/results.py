@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import re
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+import pydantic_core
 from starlette.types import Scope
 
-from mcp_bridge.encoding import encode_ascii, refuse_lone_surrogates
+from mcp_bridge.encoding import encode_ascii
 from mcp_bridge.tools import ToolSpec
 
 MAX_ERROR_BODY = 2000
@@ -110,25 +110,12 @@ def encode_result(result: dict[str, Any]) -> bytes:
     return encode_ascii(result).encode("ascii")
 
 
-def _not_json_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259 §6): such a body is not spliced.
-    raise ValueError(name)
-
-
-_decode_strict = json.JSONDecoder(parse_constant=_not_json_constant).decode
-
-
 def _strict_json(text: str) -> Any:
-    """The value of strict JSON text (RFC 8259); ValueError for anything else, including text
-    nested deeper than the parser's recursion goes (which `json` reports as RecursionError)
-    and a lone surrogate escape (`"\\ud800"`: JSON's grammar takes it, but it is no Unicode
-    text, so no UTF-8 encoder - the SDK's included - can write the value out again)."""
-    try:
-        value = _decode_strict(text)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-    refuse_lone_surrogates(text, value)
-    return value
+    """The value of strict JSON text (RFC 8259), read by the parser the SDK reads messages with
+    (pydantic-core, as `asgi_io.read_message` does): ValueError for NaN and Infinity (§6), a lone
+    surrogate escape such as `"\\ud800"` (no Unicode text: no UTF-8 encoder, the SDK's
+    included, could write the value out again) and nesting past 200 levels."""
+    return pydantic_core.from_json(text, allow_inf_nan=False)
 
 
 def _json_success_bytes(spec: ToolSpec, body: bytes) -> bytes | None:
