@@ -343,12 +343,11 @@ class MCPEndpoint:
             if self.stateless or headers.session is None:
                 result = await self.call(name, arguments, scope)
             else:
-                cancelled = await self._call_in_session(name, arguments, scope, (headers.session, request_id))
-                if cancelled is None:
-                    body = _error_response(request_id, _CANCELLED)
-                    await send_json(send, 200, body, headers.session)
+                answered = await self._call_in_session(name, arguments, scope, (headers.session, request_id))
+                if answered is None:  # the client cancelled the call
+                    await send_json(send, 200, _error_response(request_id, _CANCELLED), headers.session)
                     return True
-                result = cancelled
+                result = answered
         elif method == "tools/list":
             if params and params.get("cursor") is not None:
                 return False
