@@ -17,14 +17,13 @@ identity source); :attr:`.context.ShimContext.issued` holds it, ``None`` in pass
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from . import rfc9068
+from . import jsonsafe, rfc9068
 from .encryption import TokenCipher
 from .endpoints.base import no_store_json
 from .errors import oauth_error
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from .strict.checks import RefreshLineage
 
 __all__ = ["IssuedMode", "TokenIssuer"]
-
-_encode_json = json.JSONEncoder().encode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,7 +145,7 @@ class TokenIssuer:
             )
             answer["refresh_token"] = seal_refresh_token(self.sealer, self.cipher, refresh)
         _refuse_unusable(answer)
-        return no_store_json(_encode_json(answer).encode())
+        return no_store_json(jsonsafe.dumps(answer))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 from itsdangerous import Signer
 
+from . import jsonsafe
 from .config import ConfigurationError
 
 CLIENT = "mcp-oauth-shim.client-id"
@@ -37,9 +37,6 @@ REFRESH = "mcp-oauth-shim.refresh-token"
 
 # What a signed value may be at most when it comes back to us: more is an attack on the parser.
 MAX_SEALED_LENGTH = 8192
-
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode  # ASCII only (ensure_ascii)
-_decode_json = json.JSONDecoder().decode
 
 
 #: The shortest secret key accepted, for the HMAC keys here and the keys derived from the same secrets.
@@ -100,7 +97,7 @@ class Sealer:
     def seal(self, purpose: str, value: Any) -> str:
         """``value`` (JSON-serialisable) signed for ``purpose``; base64url and dots only, so it
         is safe in URLs, forms and cookies as it is."""
-        signed = _b64encode(_encode_json(value).encode("ascii")) + b"." + self._timestamp()
+        signed = _b64encode(jsonsafe.dumps_ascii(value)) + b"." + self._timestamp()
         mac = self._macs_for(purpose)[0].copy()
         mac.update(signed)
         return (signed + b"." + _b64encode(mac.digest())).decode("ascii")
@@ -131,7 +128,7 @@ class Sealer:
         payload, _, stamp = signed.rpartition(b".")
         try:
             signed_at = int.from_bytes(_b64decode(stamp), "big")
-            value = _decode_json(_b64decode(payload).decode("ascii"))
+            value = jsonsafe.loads(_b64decode(payload))
         except (ValueError, binascii.Error):
             raise SealError("malformed") from None  # signed by us, so only a bug gets here
         age = int(time.time()) - signed_at

@@ -20,12 +20,12 @@ tokens. In issued-token mode the grants take the IdP's checked answer
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from starlette.responses import Response
 
+from .. import jsonsafe
 from ..clients import Client
 from ..context import ShimContext
 from ..endpoints.base import no_store_json
@@ -50,9 +50,6 @@ GITHUB_ERRORS = {
     "incorrect_client_credentials": "invalid_client",
     "unverified_user_email": "invalid_grant",
 }
-# ensure_ascii: whatever the IdP sent (lone surrogates included) can be encoded. Built once:
-# json.dumps makes an encoder per call.
-_encode_json = json.JSONEncoder().encode
 
 
 class UpstreamTokenExchange:
@@ -93,7 +90,7 @@ class UpstreamTokenExchange:
         if "scope" not in answer and granted:
             answer["scope"] = granted
         if client is None:
-            return no_store_json(_encode_json(answer).encode())
+            return no_store_json(jsonsafe.dumps(answer))
         refresh = body.get("refresh_token")
         if lineage is None:
             lineage = start_refresh_family(ctx.strict)
@@ -104,7 +101,7 @@ class UpstreamTokenExchange:
             sealed_scope = scope if isinstance(scope, str) else granted  # an IdP's odd scope is not kept
             family, token_id = (lineage.family, lineage.token_id) if lineage is not None else (None, None)
             answer["refresh_token"] = RefreshToken(refresh, client.fingerprint, sealed_scope, family, token_id).seal(ctx.sealer)
-        return no_store_json(_encode_json(answer).encode())
+        return no_store_json(jsonsafe.dumps(answer))
 
 
     async def request_tokens(self, upstream_form: dict[str, str]) -> dict[str, Any]:
