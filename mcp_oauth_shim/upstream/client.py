@@ -238,9 +238,11 @@ class UpstreamClient:
         """What a request to ``url`` is, named by the discovered endpoint it is (``token``,
         ``jwks``, ``introspection``, ``revoke``, ``userinfo``, ``discovery``; else ``other``):
         the label of its timing, never the URL itself."""
+        meta = self._metadata
+        if meta is not None and url == meta.token_endpoint:
+            return "token"  # every login and refresh: answered before the list below is built
         if url == self.upstream.metadata_url:
             return "discovery"
-        meta = self._metadata
         if meta is None:
             return "other"
         endpoints = (
