@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Scope
 
 from mcp_bridge.arguments import ArgumentError, scalar_text
 from mcp_bridge.asgi_io import body_then_wait
-from mcp_bridge.encoding import encode_utf8
+from mcp_bridge.encoding import to_utf8_bytes
 from mcp_bridge.results import encode_response_result, encode_result, error_result, response_result
 from mcp_bridge.tools import ToolSpec, header_forbidden
 
@@ -203,7 +203,7 @@ def _build_request(
         elif spec.body_content_type == "application/x-www-form-urlencoded":
             content, content_type = urlencode(form_fields).encode(), b"application/x-www-form-urlencoded"
         else:
-            content = encode_utf8(body_fields if body is None else body).encode()
+            content = to_utf8_bytes(body_fields if body is None else body)
             content_type = b"application/json"
 
     request_headers = [(name, value) for name, value in origin["headers"] if name == b"host" or name in forward_headers]
