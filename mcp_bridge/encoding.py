@@ -34,7 +34,6 @@ encode_utf8: Callable[[Any], str] = json.JSONEncoder(
 ).encode
 
 
-
 def to_utf8_bytes(value: Any) -> bytes:
     """`value` as compact UTF-8 JSON bytes, as `encode_utf8(value).encode()` would write them."""
     try:
