@@ -19,6 +19,7 @@ import pytest
 from mcp_oauth_shim import sealing
 from mcp_oauth_shim.context import Lifetimes
 from mcp_oauth_shim.payloads import (
+    _SHAPE_ERRORS,
     AuthorizationCode,
     ClientRegistration,
     ConsentTicket,
@@ -355,3 +356,43 @@ def test_the_default_lifetimes_are_the_payloads_own() -> None:
         AuthorizationCode.lifetime,
         RefreshToken.lifetime,
     )
+
+
+# The wire mapping each payload class runs is compiled from its fields (``payloads.payload``);
+# the loops of ``SealedPayload`` say what it must do. Both are compared on every value above.
+_READ_BY_LOOPS = SealedPayload.__dict__["from_wire"].__func__
+_WRITTEN_BY_LOOPS = SealedPayload.__dict__["to_wire"]
+
+
+def _outcome(read: Any, kind: type[SealedPayload], wire: object) -> object:
+    try:
+        return read(kind, wire)
+    except _SHAPE_ERRORS:
+        return "malformed"
+
+
+@pytest.mark.parametrize(("kind", "wire"), [*_cases(), *[pytest.param(kind, wire, id=f"{kind.__name__}-ok") for kind, wire, _, _ in SHAPES]])
+def test_a_compiled_wire_reader_reads_what_the_loop_reads(kind: type[SealedPayload], wire: object) -> None:
+    assert kind.__dict__["from_wire"].__func__ is not _READ_BY_LOOPS
+    assert _outcome(kind.__dict__["from_wire"].__func__, kind, wire) == _outcome(_READ_BY_LOOPS, kind, wire)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ClientRegistration(redirect_uris=("http://127.0.0.1:1/cb",)),
+        ClientRegistration(("https://a.example/cb",), "web", "Name", "https://a.example/"),
+        TICKET,
+        ConsentTicket("fp", "https://a.example/cb", False, "s", CHALLENGE, "", {"prompt": "login"}, "cd"),
+        STATE,
+        UpstreamState.approved(TICKET, browser_binding_digest="bd", flow_id="fl", nonce="n-1"),
+        AuthorizationCode.wrapping("upstream-code", STATE),
+        RefreshToken("upstream-refresh", "fp", "openid", "family", "token-id"),
+        RefreshToken("upstream-refresh", "fp"),
+    ],
+    ids=lambda p: type(p).__name__,
+)
+def test_a_compiled_wire_writer_writes_what_the_loop_writes_in_its_order(payload: SealedPayload) -> None:
+    assert type(payload).__dict__["to_wire"] is not _WRITTEN_BY_LOOPS
+    written, by_loops = payload.to_wire(), _WRITTEN_BY_LOOPS(payload)
+    assert list(written.items()) == list(by_loops.items())
