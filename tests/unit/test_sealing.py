@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from itsdangerous import TimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
@@ -20,6 +23,7 @@ from mcp_oauth_shim.sealing import (
     STATE,
     Sealer,
     SealError,
+    _KeyedMac,
 )
 from tests.shim.kit import sealed_at
 
@@ -160,3 +164,19 @@ def test_weak_key_sets_are_refused(keys: list[str | bytes]) -> None:
 
     with pytest.raises(ConfigurationError):
         Sealer(keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=200), message=st.binary(max_size=2000))
+def test_the_prepared_mac_is_hmac_sha256(key: bytes, message: bytes) -> None:
+    """The seal's MAC against the standard library's HMAC (RFC 2104), keys shorter than, as
+    long as and longer than SHA-256's 64-byte block."""
+    assert _KeyedMac(key).digest(message) == hmac.new(key, message, hashlib.sha256).digest()
+
+
+def test_the_prepared_mac_gives_the_same_digest_for_every_message_in_turn() -> None:
+    """Its hash states are copied, never consumed: the second message is not chained to the first."""
+    mac = _KeyedMac(b"k" * 32)
+    first = mac.digest(b"one")
+    mac.digest(b"two")
+    assert mac.digest(b"one") == first == hmac.new(b"k" * 32, b"one", hashlib.sha256).digest()
