@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ from starlette.authentication import AuthCredentials
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .rfc6750 import bearer_error_response, validate_scope_token
+from .rfc6750 import bearer_error_response, is_b64token, validate_scope_token
 from .rfc9728 import resource_scopes
 from .telemetry import bearer_rejected
 from .upstream import UpstreamError
@@ -45,8 +44,6 @@ __all__ = ["BearerRefusal", "RequireBearer", "upstream_error_response"]
 
 logger = logging.getLogger("mcp_oauth_shim.protect")
 
-# RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
 
 
 @functools.cache
@@ -81,7 +78,7 @@ def _bearer_token(scope: Scope) -> bytes | None:
     token = rest.lstrip(b" ")
     if scheme.lower() != b"bearer" or not token:
         return None
-    if not _B64TOKEN.fullmatch(token):
+    if not is_b64token(token):
         raise _Malformed("The Authorization header must be 'Bearer <token>' with a single token.")
     return token
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp_oauth_shim.rfc6750 import (
     bearer_challenge,
     bearer_error_response,
+    is_b64token,
     quoted_string,
     sanitize_description,
     validate_scope_token,
@@ -169,3 +173,35 @@ def test_insufficient_scope_response_body_lists_the_scopes() -> None:
 def test_error_response_body_carries_the_sanitised_description() -> None:
     response = bearer_error_response(error="invalid_token", error_description='bad "x"\n')
     assert json.loads(response.body)["error_description"] == "bad 'x' "
+
+
+# The grammar of RFC 6750 §2.1 as a regular expression: what is_b64token must decide.
+_B64TOKEN_GRAMMAR = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+# Every byte of the grammar, the bytes around its ranges, and a few that headers carry.
+_TOKEN_BYTES = b"AZaz09-._~+/=@[`{ ,;:\"\\\t\x00\x7f\x80\xff"
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (b"abc", True),
+        (b"a.b-c_d~e+f/g", True),
+        (b"abc==", True),
+        (b"a=", True),
+        (b"", False),
+        (b"=", False),
+        (b"==abc", False),
+        (b"ab=c", False),
+        (b"a b", False),
+        (b"abc\x00", False),
+        (b"abc\xff", False),
+    ],
+)
+def test_a_bearer_credential_is_a_b64token(token: bytes, expected: bool) -> None:
+    assert is_b64token(token) is expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40).map(lambda raw: bytes(_TOKEN_BYTES[b % len(_TOKEN_BYTES)] for b in raw)))
+def test_is_b64token_decides_as_the_grammar(token: bytes) -> None:
+    assert is_b64token(token) is (_B64TOKEN_GRAMMAR.fullmatch(token) is not None)
