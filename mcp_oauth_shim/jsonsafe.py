@@ -15,8 +15,9 @@ read and written are exactly those of ``json``:
   ``json`` does by default); a string pydantic_core cannot encode (a lone surrogate) is written
   by ``json``, escaped. Both are meant for values made of JSON's types (``dict``, ``list``,
   ``tuple``, ``str``, ``int``, ``float``, ``bool``, ``None``), which read back as ``json``'s
-  own output would; pydantic_core also writes some types ``json`` refuses (``bytes``, ``set``,
-  dates), which no caller passes.
+  own output would; a number may be spelled differently (``1e-05`` as ``0.00001``), never
+  valued differently. pydantic_core also writes some types ``json`` refuses (``bytes``,
+  ``set``, dates), which no caller passes.
 
 Why not ``json`` alone: these run on every login and refresh (the sealed values opened and
 written, the token answer), and ``json.JSONEncoder.encode`` builds its C encoder on every call.
@@ -43,8 +44,10 @@ def loads(data: bytes | bytearray | str) -> Any:
     that is not JSON, however deeply nested."""
     try:
         return pydantic_core.from_json(data, cache_strings="keys")
-    except ValueError:
-        pass  # not JSON, or JSON that only the standard library reads: it decides
+    except (ValueError, TypeError):
+        # Not JSON, JSON that only the standard library reads, or a str that is no UTF-8 text
+        # (a lone surrogate, refused with TypeError): the standard library decides.
+        pass
     try:
         return json.loads(data)
     except RecursionError:

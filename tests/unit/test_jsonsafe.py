@@ -55,6 +55,7 @@ EDGE_INPUTS: list[bytes | str] = [
     '{"a":1,"a":2}',
     '"\\u0000"',
     '"\\ud800"',
+    '"\ud800"',  # a str holding a lone surrogate itself, no escape
     '{"a":"\\udc00x"}',
     '"\\uD834\\uDD1E"',
     '"\\x41"',
