@@ -47,8 +47,11 @@ pytestmark = pytest.mark.integration
 
 LOGINS = 100
 REPLICAS = 2
-# A stopped replica comes back after this many logins have completed (of LOGINS).
+# A replica is stopped once this many logins have completed (of LOGINS).
 RESTART_AFTER = 25
+# Logins that start only once that replica is down: however fast the others run, traffic
+# meets the stopped replica mid-run (and the replica comes back while they go on).
+STARTED_AFTER_THE_STOP = 20
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_REDIRECT = "http://127.0.0.1:53682/callback"
 # Bounded waits (not measurements): a busy machine gets plenty of room.
@@ -311,11 +314,14 @@ class Restart:
 async def run_logins(public_url: str, restart: Restart) -> tuple[list[str], list[str]]:
     done = 0
     trigger = asyncio.Event()
+    stopped = asyncio.Event()
     results: list[str] = []
     failures: list[str] = []
 
     async def one(number: int) -> None:
         nonlocal done
+        if number >= LOGINS - STARTED_AFTER_THE_STOP:
+            await stopped.wait()
         # Idle connections are dropped after 1 s, well before the servers' own keep-alive
         # timeout (5 s in uvicorn and Node.js): a request sent on a connection the server is
         # closing at that moment fails without an answer, a client bug no load balancer covers.
@@ -333,6 +339,7 @@ async def run_logins(public_url: str, restart: Restart) -> tuple[list[str], list
         await trigger.wait()
         restart.done_at_stop = done
         await asyncio.to_thread(restart.replica.stop)
+        stopped.set()
         await asyncio.sleep(0.5)  # requests meanwhile reach the other replica
         down_until = asyncio.get_running_loop().time() + READY_WITHIN_S
         while not restart.met() and done < LOGINS and asyncio.get_running_loop().time() < down_until:
