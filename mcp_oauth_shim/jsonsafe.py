@@ -47,7 +47,10 @@ def loads(data: bytes | bytearray | str) -> Any:
     except (ValueError, TypeError):
         # Not JSON, JSON that only the standard library reads, or a str that is no UTF-8 text
         # (a lone surrogate, refused with TypeError): the standard library decides.
-        pass
+        return _standard_loads(data)
+
+
+def _standard_loads(data: bytes | bytearray | str) -> Any:
     try:
         return json.loads(data)
     except RecursionError:
