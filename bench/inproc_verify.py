@@ -3,7 +3,7 @@
 ``python bench/inproc_verify.py [--calls 200000] [--repeat 5]``
 
 The authenticated tools/call figure depends on what ``BearerVerifier.authenticate`` costs for a
-token it has seen (JWKS cached, token cached): a hash and a dictionary lookup. This loop times
+token it has seen (JWKS cached, token cached): a dictionary lookup. This loop times
 exactly that, plus (for scale) the verification of a token not seen before (RS256 signature,
 claims, access-token profile). CPU time (``time.process_time``), best of ``--repeat`` runs.
 """

@@ -2,8 +2,8 @@
 
 :class:`IssuedBearerVerifier` is what :attr:`.shim.OAuthShim.verifier` is in issued-token
 mode: the same interface as :class:`.verify.BearerVerifier` (``verify_token`` for the ``mcp``
-SDK's ``TokenVerifier`` protocol, ``authenticate``, ``access_token``, ``verify_locally``,
-``required_scopes``, ``challenge_scopes``), so :meth:`.shim.OAuthShim.protect`, the bridge and
+SDK's ``TokenVerifier`` protocol, ``authenticate``, ``access_token``, ``remembered``,
+``verify_locally``, ``required_scopes``, ``challenge_scopes``), so :meth:`.shim.OAuthShim.protect`, the bridge and
 the SDK work unchanged. It checks tokens locally against the shim's own keys
 (:mod:`.rfc9068`: ``typ`` ``at+jwt``, signature, ``iss`` the shim, ``aud`` the resource,
 lifetime) and never asks the IdP: the IdP's own tokens, and tokens of another shim or for
@@ -117,7 +117,7 @@ class IssuedBearerVerifier(BearerVerifier):
         )
         self.cipher = tokens.cipher
         # The token objects handed out are kept in the inherited cache until the token expires:
-        # a repeated call costs a hash and a lookup (pydantic validation is not repeated).
+        # a repeated call costs a dictionary lookup (pydantic validation is not repeated).
         self._issued = IssuedTokenVerifier(
             tokens.keys,
             issuer=tokens.issuer,
@@ -133,8 +133,8 @@ class IssuedBearerVerifier(BearerVerifier):
         the IdP."""
         return await self.access_token(token)
 
-    async def _verify_new(self, cache_key: bytes, token: str, now: float) -> IssuedAccessToken:
+    async def _verify_new(self, token: str, now: float) -> IssuedAccessToken:
         claims = self._issued.verify(token)
         access = IssuedAccessToken.from_claims(token, claims, self.cipher)
-        self._cache.put(cache_key, access, float(claims.expires_at))
+        self._cache.put(token, access, float(claims.expires_at))
         return access

@@ -197,7 +197,11 @@ class BearerVerifier:
         self._issuer = issuer
         self._registry = registry
         self._clock = clock
-        self._cache: BoundedMemo[bytes, AccessToken] = BoundedMemo(cache_size)
+        # Verified tokens by the token itself: the cached value (the SDK's ``AccessToken``) holds
+        # the token in any case, so a hashed key would hide nothing, and a SHA-256 of a JWT is
+        # about a third of the cost of an authenticated call's whole check (the dictionary's
+        # own hash of a str is keyed per process, so lookups give no timing oracle).
+        self._cache: BoundedMemo[str, AccessToken] = BoundedMemo(cache_size)
         self._cache_ttl = cache_ttl
         # Tokens the introspection refused, by hash: asked about again only after a while.
         self._refused: BoundedMemo[bytes, str] = BoundedMemo(refusal_cache_size if refusal_cache_ttl > 0 else 0)
@@ -249,6 +253,15 @@ class BearerVerifier:
                 raise InsufficientScope(tuple(dict.fromkeys(needed)), missing)
         return access
 
+    def remembered(self, token: str) -> AccessToken | None:
+        """``token``'s verified info if a verification within ``cache_ttl`` accepted it and it
+        has not expired since; ``None`` otherwise. No scope check, no IdP request, no coroutine:
+        the path of every repeated call (:class:`~mcp_oauth_shim.protect.RequireBearer` takes
+        it before :meth:`authenticate`)."""
+        if len(token) > self.max_token_length:
+            return None
+        return self._cache.get(token, self._clock())
+
     async def access_token(self, token: str) -> AccessToken:
         """Verify ``token`` (signature or introspection, issuer, audience, lifetime) without any
         scope check. Cached: the same token is only verified again after ``cache_ttl`` or when
@@ -257,15 +270,12 @@ class BearerVerifier:
             raise InvalidToken("No access token was given.")
         if len(token) > self.max_token_length:
             raise InvalidToken("The access token is too large.")
-        # Inline, not shared with verify_locally: one more coroutine per call costs ~0.5 us of
-        # the ~4 us a cached token takes (bench/inproc_verify.py).
-        cache_key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
-        cached = self._cache.get(cache_key, now)
+        cached = self._cache.get(token, now)
         if cached is not None:
             return cached
         try:
-            return await self._verify_new(cache_key, token, now)
+            return await self._verify_new(token, now)
         except InvalidToken as exc:
             logger.info("token refused: %s", exc.description)
             raise
@@ -278,27 +288,26 @@ class BearerVerifier:
         :class:`~mcp_oauth_shim.upstream.UpstreamError` (keys unavailable)."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("The token is not an access token for this resource.")
-        cache_key = hashlib.sha256(token.encode()).digest()
         now = self._clock()
-        return self._cache.get(cache_key, now) or await self._verify_new_locally(cache_key, token, now)
+        return self._cache.get(token, now) or await self._verify_new_locally(token, now)
 
-    async def _verify_new(self, cache_key: bytes, token: str, now: float) -> AccessToken:
+    async def _verify_new(self, token: str, now: float) -> AccessToken:
         if token.count(".") != 2:
-            return await self._introspect_once(cache_key, token, now)
-        return await self._verify_new_locally(cache_key, token, now)
+            return await self._introspect_once(token, now)
+        return await self._verify_new_locally(token, now)
 
-    async def _verify_new_locally(self, cache_key: bytes, token: str, now: float) -> AccessToken:
+    async def _verify_new_locally(self, token: str, now: float) -> AccessToken:
         if token.count(".") != 2:
             raise InvalidToken("The token is not an access token this resource has seen.")
         access = await self._verify_jwt(token, now)
-        self._remember(cache_key, access, now, self._cache_ttl)
+        self._remember(token, access, now, self._cache_ttl)
         return access
 
-    def _remember(self, cache_key: bytes, access: AccessToken, now: float, ttl: float) -> None:
+    def _remember(self, token: str, access: AccessToken, now: float, ttl: float) -> None:
         """Cache ``access`` for ``ttl`` seconds, never past its expiry (nothing when ``ttl <= 0``)."""
         valid_until = now + ttl if access.expires_at is None else min(now + ttl, float(access.expires_at))
         if valid_until > now:
-            self._cache.put(cache_key, access, valid_until)
+            self._cache.put(token, access, valid_until)
 
     async def _expected_issuer(self) -> str:
         if self._issuer is not None:
@@ -420,9 +429,11 @@ class BearerVerifier:
 
     # -- opaque tokens (RFC 7662) ------------------------------------------------------------
 
-    async def _introspect_once(self, cache_key: bytes, token: str, now: float) -> AccessToken:
+    async def _introspect_once(self, token: str, now: float) -> AccessToken:
         """Introspect ``token`` unless a recent introspection refused it; concurrent callers with
         the same token share one introspection (and so one IdP request)."""
+        # A refused token is not kept: its hash stands for it, here and while it is in flight.
+        cache_key = hashlib.sha256(token.encode()).digest()
         refusal = self._refused.get(cache_key, now)
         if refusal is not None:
             raise InvalidToken(refusal)
@@ -437,7 +448,7 @@ class BearerVerifier:
             self._refused.put(cache_key, exc.description, self._clock() + self._refusal_ttl)
             raise
         # A revocation at the IdP must show here soon: remember introspections briefly.
-        self._remember(cache_key, access, self._clock(), min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
+        self._remember(token, access, self._clock(), min(self._cache_ttl, INTROSPECTION_CACHE_TTL))
         return access
 
     async def _introspect(self, token: str, now: float) -> AccessToken:

@@ -240,6 +240,79 @@ async def test_the_sdk_context_is_reset_after_the_call(verifier: BearerVerifier,
     assert get_access_token() is None
 
 
+# -- a repeated token: answered from the verifier's memory, with every check of a first one ----
+
+
+async def test_a_repeated_token_reaches_the_app_as_the_same_sdk_user(verifier: BearerVerifier, app: Recorder) -> None:
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        first = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+        second = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert first.status_code == second.status_code == 200
+    users = [seen["scope"]["user"] for seen in app.calls]
+    assert users[0] is users[1]
+    assert app.calls[1]["context_token"] is users[1].access_token
+    assert app.calls[1]["scope"]["auth"].scopes == ["openid", "files:read"]
+
+
+async def test_two_tokens_reach_the_app_as_two_users(verifier: BearerVerifier, app: Recorder) -> None:
+    async with client(RequireBearer(app, verifier)) as http:
+        for subject in ("alice", "bob", "alice"):
+            await http.post("/mcp", headers={"Authorization": f"Bearer {token(sub=subject)}"})
+    assert [seen["scope"]["user"].access_token.subject for seen in app.calls] == ["alice", "bob", "alice"]
+
+
+async def test_the_sdk_context_is_reset_after_a_repeated_call(verifier: BearerVerifier, app: Recorder) -> None:
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        for _ in range(2):
+            await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert app.calls[1]["context_token"] is not None
+    assert get_access_token() is None
+
+
+async def test_a_repeated_token_lacking_a_scope_another_guard_needs_gets_403(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+    assert verifier.remembered(good) is not None
+    async with client(RequireBearer(app, verifier, scopes=["files:write"])) as http:
+        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+    assert len(app.calls) == 1
+
+
+async def test_a_repeated_token_sent_twice_in_one_request_is_invalid_request(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+        response = await http.post("/mcp", headers=[("Authorization", f"Bearer {good}")] * 2)
+    assert response.status_code == 400
+    assert len(app.calls) == 1
+
+
+async def test_a_repeated_token_is_refused_once_it_has_expired(idp: Idp, app: Recorder) -> None:
+    now = [float(NOW)]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handler)) as upstream_http:
+        upstream = UpstreamClient(Upstream.oidc(issuer=ISSUER, client_id="shim", client_secret="secret"), http=upstream_http)
+        verifier = BearerVerifier(upstream, audience=AUDIENCE, resource_metadata_url=PRM, leeway=0, clock=lambda: now[0])
+        short_lived = token(exp=NOW + 60)
+        async with client(RequireBearer(app, verifier)) as http:
+            assert (await http.post("/mcp", headers={"Authorization": f"Bearer {short_lived}"})).status_code == 200
+            now[0] += 61
+            response = await http.post("/mcp", headers={"Authorization": f"Bearer {short_lived}"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert len(app.calls) == 1
+
+
 async def test_sdk_bearer_backend_accepts_the_verifier(verifier: BearerVerifier) -> None:
     """The verifier plugs into the SDK's own auth stack as its TokenVerifier."""
     from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend

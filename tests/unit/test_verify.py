@@ -660,11 +660,35 @@ async def test_the_cache_is_bounded_and_evicts_the_least_recent(
     assert await verifier.authenticate(a) is not first_a
 
 
-async def test_the_cache_is_keyed_by_a_hash_not_the_token(verifier: BearerVerifier, idp: FakeIdP) -> None:
+async def test_the_cache_keys_a_verified_token_by_the_token_its_value_already_holds(
+    verifier: BearerVerifier, idp: FakeIdP
+) -> None:
+    token = good_token(idp)
+    access = await verifier.authenticate(token)
+    assert access.token == token
+    assert len(verifier._cache) == 1
+    assert verifier._cache.get(token) is access
+
+
+async def test_a_remembered_token_is_answered_without_a_coroutine(verifier: BearerVerifier, idp: FakeIdP) -> None:
+    token = good_token(idp)
+    assert verifier.remembered(token) is None
+    access = await verifier.authenticate(token)
+    assert verifier.remembered(token) is access
+
+
+async def test_a_remembered_token_is_forgotten_when_it_expires(
+    make_verifier: Callable[..., BearerVerifier], idp: FakeIdP, clock: Clock
+) -> None:
+    verifier = make_verifier(cache_ttl=10)
     token = good_token(idp)
     await verifier.authenticate(token)
-    assert len(verifier._cache) == 1
-    assert hashlib.sha256(token.encode()).digest() in verifier._cache
+    clock.now += 11
+    assert verifier.remembered(token) is None
+
+
+async def test_a_token_longer_than_any_accepted_one_is_never_remembered(verifier: BearerVerifier) -> None:
+    assert verifier.remembered("a" * (verifier.max_token_length + 1)) is None
 
 
 async def test_a_cached_token_still_meets_the_scope_check(
