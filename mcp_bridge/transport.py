@@ -42,6 +42,7 @@ from starlette.types import Message, Receive, Scope, Send
 from mcp_bridge import sdk
 from mcp_bridge.asgi_io import SESSION_HEADER, read_message, send_json, send_plain
 from mcp_bridge.auth import ScopeGuard, granted_scopes
+from mcp_bridge.cancellation import CancellableCall
 from mcp_bridge.handshake import (
     HANDSHAKE_VERSIONS,
     InitializeAnswer,
@@ -146,7 +147,7 @@ class MCPEndpoint:
     _opening: list[Any] = field(default_factory=list, init=False)
     # The tool calls the fast path runs in stateful sessions, by (session, request id): what a
     # client's `notifications/cancelled` ends. One entry per call in flight.
-    _in_flight: dict[tuple[str, str | int], asyncio.Timeout] = field(default_factory=dict, init=False)
+    _in_flight: dict[tuple[str, str | int], CancellableCall] = field(default_factory=dict, init=False)
     _task_group: TaskGroup | None = field(default=None, init=False)
     _asyncio: bool = field(default=False, init=False)  # the app runs on asyncio (`_call_in_session`)
     _stopping: anyio.Event | None = field(default=None, init=False)
@@ -411,28 +412,22 @@ class MCPEndpoint:
     ) -> bytes | None:
         """The tool call's result, or None when the client cancelled it (`_cancelled`).
 
-        The call runs inside `asyncio.timeout(None)`, which `_cancelled` makes expire at once:
-        asyncio's own way to cancel a task's work and carry on (it uncancels the task). An anyio
-        `CancelScope` would serve any event loop, but costs 30-47 µs per stateful call against
-        0-13 µs for `asyncio.timeout` (the `bench/` app's tools/call, 610-660 µs, interleaved A/B
-        runs on a loaded machine). Under another event loop (trio) a call is not cancellable
-        here; the SDK's path cancels its own.
+        The call is a `CancellableCall`, which `_cancelled` ends: asyncio's own way to cancel
+        a task's work and carry on (it uncancels the task). An anyio `CancelScope` would serve
+        any event loop, but costs 30-47 µs per stateful call against 0-13 µs for cancelling
+        the task (the `bench/` app's tools/call, 610-660 µs, interleaved A/B runs on a loaded
+        machine). Under another event loop (trio) a call is not cancellable here; the SDK's
+        path cancels its own.
         """
         if not self._asyncio:
             return await self.call(name, arguments, scope)
-        deadline = asyncio.timeout(None)
+        call = CancellableCall()
+        self._in_flight[key] = call
         try:
-            async with deadline:
-                self._in_flight[key] = deadline
-                try:
-                    return await self.call(name, arguments, scope)
-                finally:
-                    if self._in_flight.get(key) is deadline:
-                        del self._in_flight[key]
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            return None
+            return await call.run(self.call(name, arguments, scope))
+        finally:
+            if self._in_flight.get(key) is call:
+                del self._in_flight[key]
 
     async def _cancelled(self, params: dict[str, Any] | None, scope: Scope, send: Send, headers: _Headers) -> bool:
         """`notifications/cancelled` (2025-11-25 "Cancellation") of a tool call this endpoint is
@@ -443,10 +438,10 @@ class MCPEndpoint:
             return False
         if isinstance(request_id, bool):  # JSON's true is no request id (and would equal 1 here)
             return False
-        deadline = self._in_flight.get((headers.session, request_id))
-        if deadline is None or not self._session_is_live(headers.session, scope):
+        call = self._in_flight.get((headers.session, request_id))
+        if call is None or not self._session_is_live(headers.session, scope):
             return False
-        deadline.reschedule(-1.0)  # expired: the call's task is cancelled on the next loop turn
+        call.cancel()  # the call's task wakes up cancelled on the next loop turn
         await send_json(send, 202, b"", headers.session)
         return True
 

@@ -67,3 +67,30 @@ async def test_cancelled_notification_ends_the_tool_call_with_the_sdks_answer(fa
     assert answers["cancel"].status_code == 202
     assert answers["call"].status_code == 200
     assert answers["call"].json() == {"jsonrpc": "2.0", "id": 9, "error": {"code": -32800, "message": "Request cancelled"}}
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_cancellation_sent_three_times_ends_the_call_once(fast_path: bool) -> None:
+    started = threading.Event()
+    with serve_asgi(_app(started, fast_path)) as server:
+        url = server.url + "/mcp"
+        async with httpx.AsyncClient(timeout=30) as http:
+            opened = await http.post(url, json=INITIALIZE, headers=ACCEPT)
+            session = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
+            await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+            answers: dict[str, httpx.Response] = {}
+
+            async def call() -> None:
+                answers["call"] = await http.post(url, json=CALL, headers=session)
+
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}
+            with anyio.fail_after(20):  # a bound for a hang, not a timing assertion
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(call)
+                    await anyio.to_thread.run_sync(started.wait)
+                    repeated = [await http.post(url, json=cancel, headers=session) for _ in range(3)]
+            # And the session still serves the next call of its client.
+            pinged = await http.post(url, json={"jsonrpc": "2.0", "id": 10, "method": "ping"}, headers=session)
+    assert [answer.status_code for answer in repeated] == [202, 202, 202]
+    assert answers["call"].json() == {"jsonrpc": "2.0", "id": 9, "error": {"code": -32800, "message": "Request cancelled"}}
+    assert pinged.json() == {"jsonrpc": "2.0", "id": 10, "result": {}}
