@@ -188,3 +188,15 @@ async def test_a_cancellation_pending_before_the_call_is_not_taken_for_the_clien
     holder[0].cancel()
     assert await task is None
     assert task.cancelling() == 1
+
+
+async def test_a_cancellation_repeated_while_the_first_is_delivered_is_ignored() -> None:
+    # Where the two differ: the reference raises RuntimeError here ("Cannot change state of
+    # expiring Timeout"), which a repeated notifications/cancelled could meet in the endpoint.
+    running = Running(CancellableCall)
+    call = await running.started()
+    call.cancel()
+    await asyncio.sleep(0)
+    call.cancel()
+    assert await running.task is None
+    assert running.pending_after == 0
