@@ -103,6 +103,17 @@ def _is_cors_preflight(scope: Scope) -> bool:
     return preflight
 
 
+def _checks_are_bearer_verifiers(verifier: object) -> bool:
+    """Whether ``verifier`` accepts a token exactly as :class:`BearerVerifier` does, so that
+    its memory of accepted tokens (:meth:`BearerVerifier.remembered`) may answer for it: a
+    subclass that overrides ``authenticate`` or ``access_token`` (a deny list, a check of its
+    own) is asked about every request."""
+    if not isinstance(verifier, BearerVerifier):
+        return False
+    kind = type(verifier)
+    return kind.authenticate is BearerVerifier.authenticate and kind.access_token is BearerVerifier.access_token
+
+
 def upstream_error_response(exc: UpstreamError) -> Response:
     """502/504 JSON for an IdP that could not be used: the caller is not to blame.
 
@@ -141,6 +152,8 @@ class RequireBearer:
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(validate_scope_token(s) for s in scopes))
         needed = tuple(dict.fromkeys(verifier.required_scopes + self.scopes))
         self._needed_scopes = needed
+        # A verifier whose checks a subclass changed decides every request itself.
+        self._takes_remembered = _checks_are_bearer_verifiers(verifier)
         self._principals: BoundedMemo[int, tuple[AccessToken, Any, AuthCredentials]] = BoundedMemo(PRINCIPALS_KEPT)
         # MCP 2025-11-25: the 401 names the scopes to request; when nothing is required,
         # the scopes_supported the resource metadata advertises (clients would fall back to them).
@@ -149,7 +162,7 @@ class RequireBearer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             # A token seen before (nearly every call of a client) takes the short way.
-            access = None if scope["method"] == "OPTIONS" else self._remembered(scope)
+            access = self._remembered(scope) if self._takes_remembered and scope["method"] != "OPTIONS" else None
             if access is None:
                 if _is_cors_preflight(scope):
                     await self.app(scope, receive, send)

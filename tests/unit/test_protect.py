@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import httpx
@@ -310,6 +310,31 @@ async def test_a_repeated_token_is_refused_once_it_has_expired(idp: Idp, app: Re
             response = await http.post("/mcp", headers={"Authorization": f"Bearer {short_lived}"})
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert len(app.calls) == 1
+
+
+async def test_a_verifier_subclass_with_checks_of_its_own_decides_every_repeated_token(idp: Idp, app: Recorder) -> None:
+    from mcp_oauth_shim.verify import InvalidToken
+
+    class DenyList(BearerVerifier):
+        denied: set[str] = set()
+
+        async def authenticate(self, token: str, *, scopes: Iterable[str] = ()) -> Any:
+            access = await super().authenticate(token, scopes=scopes)
+            if access.subject in self.denied:
+                raise InvalidToken("This user is blocked.")
+            return access
+
+    good = token()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(idp.handler)) as upstream_http:
+        upstream = UpstreamClient(Upstream.oidc(issuer=ISSUER, client_id="shim", client_secret="secret"), http=upstream_http)
+        verifier = DenyList(upstream, audience=AUDIENCE, resource_metadata_url=PRM, clock=lambda: float(NOW))
+        async with client(RequireBearer(app, verifier)) as http:
+            assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+            assert verifier.remembered(good) is not None
+            DenyList.denied.add("alice")
+            response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 401
     assert len(app.calls) == 1
 
 
