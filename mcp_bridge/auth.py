@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from starlette.types import Message, Scope, Send
+from starlette.types import Scope
 
 if TYPE_CHECKING:
+    from starlette.responses import Response
+
     from mcp_bridge.registry import ToolRegistry
 
 
@@ -27,10 +29,6 @@ def granted_scopes(scope: Scope) -> frozenset[str] | None:
     return frozenset(getattr(token, "scopes", ()) or ())
 
 
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
-
-
 class ScopeGuard:
     """Refuses the first `tools/call` in a message whose tool needs scopes the caller lacks."""
 
@@ -38,15 +36,16 @@ class ScopeGuard:
         self._registry = registry
         self.resource_metadata = resource_metadata
 
-    async def refuse(self, message: object, scope: Scope, send: Send) -> bool:
-        """Answer the first refused call in `message` (one JSON-RPC message or a batch) with its
-        HTTP 403 step-up challenge; False when nothing was refused."""
+    def refusal(self, message: object, scope: Scope) -> Response | None:
+        """The HTTP 403 step-up challenge for the first refused call in `message` (one JSON-RPC
+        message or a batch); None when nothing is refused. A plain function, not a coroutine:
+        it runs on every authenticated MCP request and lets nearly all of them through."""
         registry = self._registry()
         if not registry.scoped:
-            return False
+            return None
         granted = granted_scopes(scope)
         if granted is None:
-            return False
+            return None
         for item in message if isinstance(message, list) else (message,):
             if not isinstance(item, dict) or item.get("method") != "tools/call":
                 continue
@@ -61,12 +60,10 @@ class ScopeGuard:
                 # A granted value that is no scope-token (an IdP's role named with a space or a
                 # quote) cannot be named in the challenge, nor asked for again: left out.
                 kept = {s for s in granted if is_scope_token(s)}
-                response = bearer_error_response(
+                return bearer_error_response(
                     error="insufficient_scope",
                     error_description=f"tool {spec.name} requires scope {' '.join(sorted(needed))}",
                     resource_metadata=self.resource_metadata,
                     scope=sorted(needed | kept),
                 )
-                await response({"type": "http"}, _no_receive, send)
-                return True
-        return False
+        return None

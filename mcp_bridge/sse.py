@@ -120,6 +120,8 @@ class SSEEndpoint:
         if read is None:
             return
         message, replayed = read
-        if message is not None and await self.guard.refuse(message, scope, send):
+        refused = self.guard.refusal(message, scope) if message is not None else None
+        if refused is not None:
+            await refused(scope, replayed, send)
             return
         await transport.handle_post_message(scope, replayed, send)

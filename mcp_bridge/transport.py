@@ -288,8 +288,11 @@ class MCPEndpoint:
         if read is None:
             return
         message, replayed = read
-        if self.guard is not None and message is not None and await self.guard.refuse(message, scope, send):
-            return
+        if self.guard is not None and message is not None:
+            refused = self.guard.refusal(message, scope)
+            if refused is not None:
+                await refused(scope, replayed, send)
+                return
 
         if self.fast_path and isinstance(message, dict) and await self._try_fast(message, scope, send, headers):
             return
