@@ -58,15 +58,21 @@ class CancellableCall:
     async def run(self, call: Awaitable[T]) -> T | None:
         """``call``'s result, or ``None`` when :meth:`cancel` ended it.
 
-        A call that catches the cancellation and finishes anyway keeps its result. Either way
-        the task is left with no cancellation of ours pending (``Task.uncancel``), so the
-        structured concurrency around it (task groups, timeouts) sees no trace of it.
+        A call that catches the cancellation and finishes anyway keeps its result, and one that
+        turns it into another error raises that error. Every way out leaves the task with no
+        cancellation of ours pending (``Task.uncancel``), so the structured concurrency around
+        it (task groups, timeouts) sees no trace of it.
         """
         try:
             result = await call
         except asyncio.CancelledError:
             if self._state == _CANCEL_REQUESTED and self._task.uncancel() <= self._cancelling:
                 return None
+            raise
+        except BaseException:
+            # The call turned the cancellation into another error: that error stands.
+            if self._state == _CANCEL_REQUESTED:
+                self._task.uncancel()
             raise
         else:
             if self._state == _CANCEL_REQUESTED:

@@ -31,7 +31,6 @@ from starlette.authentication import AuthCredentials
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .memo import BoundedMemo
 from .rfc6750 import bearer_error_response, is_b64token, validate_scope_token
 from .rfc9728 import resource_scopes
 from .telemetry import bearer_rejected
@@ -44,9 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["BearerRefusal", "RequireBearer", "upstream_error_response"]
 
 logger = logging.getLogger("mcp_oauth_shim.protect")
-
-#: Verified tokens whose request identity (``scope["user"]``, ``scope["auth"]``) is kept for reuse.
-PRINCIPALS_KEPT = 1024
 
 
 
@@ -103,15 +99,20 @@ def _is_cors_preflight(scope: Scope) -> bool:
     return preflight
 
 
-def _checks_are_bearer_verifiers(verifier: object) -> bool:
+def _is_method(bound: object, function: object) -> bool:
+    """Whether ``bound`` is ``function`` bound to an object: not overridden by its class, nor
+    replaced on the object itself."""
+    return getattr(bound, "__func__", None) is function
+
+
+def _decides_as_bearer_verifier(verifier: object) -> bool:
     """Whether ``verifier`` accepts a token exactly as :class:`BearerVerifier` does, so that
-    its memory of accepted tokens (:meth:`BearerVerifier.remembered`) may answer for it: a
-    subclass that overrides ``authenticate`` or ``access_token`` (a deny list, a check of its
-    own) is asked about every request."""
-    if not isinstance(verifier, BearerVerifier):
-        return False
-    kind = type(verifier)
-    return kind.authenticate is BearerVerifier.authenticate and kind.access_token is BearerVerifier.access_token
+    its memory of accepted tokens (:meth:`BearerVerifier.remembered`) may answer for it."""
+    return (
+        isinstance(verifier, BearerVerifier)
+        and _is_method(verifier.authenticate, BearerVerifier.authenticate)
+        and _is_method(verifier.access_token, BearerVerifier.access_token)
+    )
 
 
 def upstream_error_response(exc: UpstreamError) -> Response:
@@ -151,10 +152,6 @@ class RequireBearer:
         self.verifier = verifier
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(validate_scope_token(s) for s in scopes))
         needed = tuple(dict.fromkeys(verifier.required_scopes + self.scopes))
-        self._needed_scopes = needed
-        # A verifier whose checks a subclass changed decides every request itself.
-        self._takes_remembered = _checks_are_bearer_verifiers(verifier)
-        self._principals: BoundedMemo[int, tuple[AccessToken, Any, AuthCredentials]] = BoundedMemo(PRINCIPALS_KEPT)
         # MCP 2025-11-25: the 401 names the scopes to request; when nothing is required,
         # the scopes_supported the resource metadata advertises (clients would fall back to them).
         self._challenge_scopes: tuple[str, ...] = needed or resource_scopes(verifier.scopes_supported or ())
@@ -162,7 +159,7 @@ class RequireBearer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             # A token seen before (nearly every call of a client) takes the short way.
-            access = self._remembered(scope) if self._takes_remembered and scope["method"] != "OPTIONS" else None
+            access = None if scope["method"] == "OPTIONS" else self._remembered(scope)
             if access is None:
                 if _is_cors_preflight(scope):
                     await self.app(scope, receive, send)
@@ -183,24 +180,31 @@ class RequireBearer:
         needed: :meth:`authenticate`'s answer for a repeated token, without its coroutines.
 
         ``None`` sends the request through :meth:`authenticate`, which decides it and gives
-        every refusal its answer (the header is then read twice). Measured in process on a
-        whole tool call, skipping the three coroutines and their exception handlers saves
-        about 1 us of the 10 us that verification adds.
+        every refusal its answer (the header is then read twice). So does any change to that
+        decision: a subclass's or an instance's own ``authenticate`` (here or on the verifier)
+        or ``access_token`` is asked about every request. Measured in process on a whole tool
+        call, skipping the three coroutines and their exception handlers saves about 1 us of
+        the 10 us that verification adds.
         """
+        verifier = self.verifier
+        if not (_is_method(self.authenticate, RequireBearer.authenticate) and _decides_as_bearer_verifier(verifier)):
+            return None
         try:
             raw = _bearer_token(scope)
         except _Malformed:
             return None
         if raw is None:
             return None
-        access = self.verifier.remembered(raw.decode("ascii"))
+        access = verifier.remembered(raw.decode("ascii"))
         if access is None:
             return None
-        if self._needed_scopes:
-            granted = access.scopes
-            for needed in self._needed_scopes:
-                if needed not in granted:
-                    return None
+        granted = access.scopes
+        for needed in verifier.required_scopes:
+            if needed not in granted:
+                return None
+        for needed in self.scopes:
+            if needed not in granted:
+                return None
         return access
 
     async def authenticate(self, scope: Scope) -> AccessToken:
@@ -242,27 +246,11 @@ class RequireBearer:
             return
         await self._call_app(access, scope, receive, send)
 
-    def _principal(self, access: AccessToken) -> tuple[Any, AuthCredentials]:
-        """The ``scope["user"]`` and ``scope["auth"]`` of a request made with ``access``.
-
-        Made once per verified token and reused while the verifier hands out the same token
-        object (a client calls with one token until it refreshes): building them costs about
-        1 us of the 10 us that verification adds to a tool call. An entry holds the token
-        it was made for, so no other object can have that ``id``, its key, while it lives.
-        """
-        made = self._principals.get(id(access))
-        if made is not None:
-            return made[1], made[2]
-        authenticated_user, _ = _mcp_auth()
-        user, credentials = authenticated_user(access), AuthCredentials(access.scopes)
-        self._principals.put(id(access), (access, user, credentials))
-        return user, credentials
-
     async def _call_app(self, access: AccessToken, scope: Scope, receive: Receive, send: Send) -> None:
-        user, credentials = self._principal(access)
+        authenticated_user, auth_context_var = _mcp_auth()
+        user = authenticated_user(access)
         scope["user"] = user
-        scope["auth"] = credentials
-        auth_context_var = _mcp_auth()[1]
+        scope["auth"] = AuthCredentials(access.scopes)
         reset = auth_context_var.set(user)
         try:
             await self.app(scope, receive, send)

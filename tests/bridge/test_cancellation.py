@@ -60,10 +60,11 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 class Running:
     """A call started in its own task, waiting at an ``await`` until released."""
 
-    def __init__(self, implementation: Implementation, *, catch: bool = False) -> None:
+    def __init__(self, implementation: Implementation, *, catch: bool = False, turn_into: Exception | None = None) -> None:
         self.implementation = implementation
         self.release = asyncio.Event()
         self.catch = catch
+        self.turn_into = turn_into
         self.call: CancellableCall | TimeoutReference | None = None
         self.pending_after: int | None = None
         self.task = asyncio.create_task(self._serve())
@@ -72,6 +73,8 @@ class Running:
         try:
             await self.release.wait()
         except asyncio.CancelledError:
+            if self.turn_into is not None:
+                raise self.turn_into from None
             if not self.catch:
                 raise
             return "finished anyway"
@@ -79,8 +82,10 @@ class Running:
 
     async def _serve(self) -> str | None:
         self.call = self.implementation()
-        answer = await self.call.run(self._route())
-        self.pending_after = asyncio.current_task().cancelling()  # type: ignore[union-attr]
+        try:
+            answer = await self.call.run(self._route())
+        finally:
+            self.pending_after = asyncio.current_task().cancelling()  # type: ignore[union-attr]
         await asyncio.sleep(0)  # the task carries on: no cancellation of ours is left to fire
         return answer
 
@@ -113,6 +118,16 @@ async def test_a_call_that_catches_the_cancellation_keeps_its_result(implementat
     assert running.pending_after == 0
 
 
+async def test_a_call_that_turns_the_cancellation_into_an_error_raises_it_and_leaves_no_cancellation(
+    implementation: Implementation,
+) -> None:
+    running = Running(implementation, turn_into=LookupError("the route's own error"))
+    (await running.started()).cancel()
+    with pytest.raises(LookupError):
+        await running.task
+    assert running.pending_after == 0
+
+
 async def test_cancelling_twice_counts_once(implementation: Implementation) -> None:
     running = Running(implementation)
     call = await running.started()
@@ -129,7 +144,7 @@ async def test_another_cancellation_of_the_task_propagates(implementation: Imple
     running.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running.task
-    assert running.pending_after is None
+    assert running.pending_after == 1  # the other cancellation stays counted
 
 
 async def test_a_client_cancellation_together_with_another_propagates(implementation: Implementation) -> None:
@@ -139,7 +154,7 @@ async def test_a_client_cancellation_together_with_another_propagates(implementa
     running.task.cancel()  # the server shutting down, in the same loop turn
     with pytest.raises(asyncio.CancelledError):
         await running.task
-    assert running.pending_after is None
+    assert running.pending_after == 1  # the other cancellation stays counted
 
 
 async def test_cancel_after_the_call_finished_does_nothing() -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from mcp_oauth_shim.config import Upstream
@@ -243,16 +244,28 @@ async def test_the_sdk_context_is_reset_after_the_call(verifier: BearerVerifier,
 # -- a repeated token: answered from the verifier's memory, with every check of a first one ----
 
 
-async def test_a_repeated_token_reaches_the_app_as_the_same_sdk_user(verifier: BearerVerifier, app: Recorder) -> None:
+async def test_a_repeated_token_reaches_the_app_as_the_sdk_user_of_its_verified_token(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
     good = token()
     async with client(RequireBearer(app, verifier)) as http:
         first = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
         second = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
     assert first.status_code == second.status_code == 200
     users = [seen["scope"]["user"] for seen in app.calls]
-    assert users[0] is users[1]
+    assert users[0].access_token is users[1].access_token is verifier.remembered(good)
     assert app.calls[1]["context_token"] is users[1].access_token
     assert app.calls[1]["scope"]["auth"].scopes == ["openid", "files:read"]
+
+
+async def test_each_request_gets_its_own_user_and_credentials(verifier: BearerVerifier, app: Recorder) -> None:
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        for _ in range(2):
+            await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    first, second = (seen["scope"] for seen in app.calls)
+    assert first["user"] is not second["user"]
+    assert first["auth"] is not second["auth"]
 
 
 async def test_two_tokens_reach_the_app_as_two_users(verifier: BearerVerifier, app: Recorder) -> None:
@@ -335,6 +348,60 @@ async def test_a_verifier_subclass_with_checks_of_its_own_decides_every_repeated
             DenyList.denied.add("alice")
             response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
     assert response.status_code == 401
+    assert len(app.calls) == 1
+
+
+async def test_a_guard_subclass_with_a_decision_of_its_own_decides_every_repeated_token(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
+    from mcp_oauth_shim.protect import BearerRefusal
+
+    class Blocking(RequireBearer):
+        blocked: bool = False
+
+        async def authenticate(self, scope: Scope) -> Any:
+            access = await super().authenticate(scope)
+            if self.blocked:
+                raise BearerRefusal(PlainTextResponse("blocked", status_code=403))
+            return access
+
+    good = token()
+    guard = Blocking(app, verifier)
+    async with client(guard) as http:
+        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+        guard.blocked = True
+        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 403
+    assert len(app.calls) == 1
+
+
+async def test_an_authenticate_replaced_on_the_verifier_decides_every_repeated_token(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
+    from mcp_oauth_shim.verify import InvalidToken
+
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+
+        async def refuse_everyone(token: str, *, scopes: Iterable[str] = ()) -> Any:
+            raise InvalidToken("Nobody today.")
+
+        verifier.authenticate = refuse_everyone  # type: ignore[method-assign]
+        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 401
+    assert len(app.calls) == 1
+
+
+async def test_required_scopes_raised_after_the_guard_was_built_apply_to_a_repeated_token(
+    verifier: BearerVerifier, app: Recorder
+) -> None:
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+        verifier.required_scopes = ("files:write",)
+        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 403
     assert len(app.calls) == 1
 
 
