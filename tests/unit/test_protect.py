@@ -351,6 +351,48 @@ async def test_a_verifier_subclass_with_checks_of_its_own_decides_every_repeated
     assert len(app.calls) == 1
 
 
+class LongWayOnly(RequireBearer):
+    """A guard whose own ``authenticate`` decides every request: the reference for the short way."""
+
+    async def authenticate(self, scope: Scope) -> Any:
+        return await super().authenticate(scope)
+
+
+REMEMBERED = token()
+
+# Spellings of an Authorization header around a token the verifier remembers.
+HEADER_SPELLINGS = {
+    "canonical": b"Bearer " + REMEMBERED.encode(),
+    "lower-case scheme": b"bearer " + REMEMBERED.encode(),
+    "upper-case scheme": b"BEARER " + REMEMBERED.encode(),
+    "two spaces": b"Bearer  " + REMEMBERED.encode(),
+    "leading space": b" Bearer " + REMEMBERED.encode(),
+    "trailing space": b"Bearer " + REMEMBERED.encode() + b" ",
+    "tab separator": b"Bearer\t" + REMEMBERED.encode(),
+    "no separator": b"Bearer" + REMEMBERED.encode(),
+    "token twice": b"Bearer " + REMEMBERED.encode() + b" " + REMEMBERED.encode(),
+    "token with a suffix": b"Bearer " + REMEMBERED.encode() + b"x",
+    "token with padding": b"Bearer " + REMEMBERED.encode() + b"==",
+    "token cut short": b"Bearer " + REMEMBERED.encode()[:-1],
+    "token with a latin-1 byte": b"Bearer " + REMEMBERED.encode() + b"\xff",
+    "scheme only": b"Bearer ",
+    "another scheme": b"Basic " + REMEMBERED.encode(),
+}
+
+
+@pytest.mark.parametrize("header", list(HEADER_SPELLINGS.values()), ids=list(HEADER_SPELLINGS))
+async def test_a_remembered_token_gets_the_answer_of_the_long_way_in_any_spelling(
+    verifier: BearerVerifier, app: Recorder, header: bytes
+) -> None:
+    await verifier.authenticate(REMEMBERED)
+    answers = []
+    for guard in (RequireBearer(app, verifier), LongWayOnly(app, verifier)):
+        async with client(guard) as http:
+            response = await http.post("/mcp", headers=[(b"Authorization", header)])
+        answers.append((response.status_code, response.headers.get("www-authenticate"), response.content))
+    assert answers[0] == answers[1]
+
+
 async def test_a_guard_subclass_with_a_decision_of_its_own_decides_every_repeated_token(
     verifier: BearerVerifier, app: Recorder
 ) -> None:
@@ -388,6 +430,24 @@ async def test_an_authenticate_replaced_on_the_verifier_decides_every_repeated_t
             raise InvalidToken("Nobody today.")
 
         verifier.authenticate = refuse_everyone  # type: ignore[method-assign]
+        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 401
+    assert len(app.calls) == 1
+
+
+async def test_an_authenticate_patched_on_the_verifier_class_decides_every_repeated_token(
+    verifier: BearerVerifier, app: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_oauth_shim.verify import InvalidToken
+
+    good = token()
+    async with client(RequireBearer(app, verifier)) as http:
+        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+
+        async def refuse_everyone(self: BearerVerifier, token: str, *, scopes: Iterable[str] = ()) -> Any:
+            raise InvalidToken("Nobody today.")
+
+        monkeypatch.setattr(BearerVerifier, "authenticate", refuse_everyone)
         response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
     assert response.status_code == 401
     assert len(app.calls) == 1
