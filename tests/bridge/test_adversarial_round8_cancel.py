@@ -44,53 +44,45 @@ def _app(started: threading.Event, fast_path: bool) -> FastAPI:
     return app
 
 
+CANCEL = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}
+CANCELLED = {"jsonrpc": "2.0", "id": 9, "error": {"code": -32800, "message": "Request cancelled"}}
+
+
+async def _cancel_a_running_call(fast_path: bool, times: int) -> tuple[httpx.Response, list[httpx.Response], httpx.Response]:
+    """A stateful session's call that never ends, cancelled `times` times once it runs: the
+    call's answer, the cancellations' answers, and the answer to a ping sent afterwards."""
+    started = threading.Event()
+    with serve_asgi(_app(started, fast_path)) as server:
+        url = server.url + "/mcp"
+        async with httpx.AsyncClient(timeout=30) as http:
+            opened = await http.post(url, json=INITIALIZE, headers=ACCEPT)
+            session = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
+            await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+            answers: dict[str, httpx.Response] = {}
+
+            async def call() -> None:
+                answers["call"] = await http.post(url, json=CALL, headers=session)
+
+            with anyio.fail_after(20):  # a bound for a hang, not a timing assertion
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(call)
+                    await anyio.to_thread.run_sync(started.wait)
+                    cancels = [await http.post(url, json=CANCEL, headers=session) for _ in range(times)]
+            pinged = await http.post(url, json={"jsonrpc": "2.0", "id": 10, "method": "ping"}, headers=session)
+    return answers["call"], cancels, pinged
+
+
 @pytest.mark.parametrize("fast_path", [True, False])
 async def test_cancelled_notification_ends_the_tool_call_with_the_sdks_answer(fast_path: bool) -> None:
-    started = threading.Event()
-    with serve_asgi(_app(started, fast_path)) as server:
-        url = server.url + "/mcp"
-        async with httpx.AsyncClient(timeout=30) as http:
-            opened = await http.post(url, json=INITIALIZE, headers=ACCEPT)
-            session = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
-            await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
-            answers: dict[str, httpx.Response] = {}
-
-            async def call() -> None:
-                answers["call"] = await http.post(url, json=CALL, headers=session)
-
-            with anyio.fail_after(20):  # a bound for a hang, not a timing assertion
-                async with anyio.create_task_group() as calls:
-                    calls.start_soon(call)
-                    await anyio.to_thread.run_sync(started.wait)
-                    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}
-                    answers["cancel"] = await http.post(url, json=cancel, headers=session)
-    assert answers["cancel"].status_code == 202
-    assert answers["call"].status_code == 200
-    assert answers["call"].json() == {"jsonrpc": "2.0", "id": 9, "error": {"code": -32800, "message": "Request cancelled"}}
+    call, cancels, _ = await _cancel_a_running_call(fast_path, times=1)
+    assert cancels[0].status_code == 202
+    assert call.status_code == 200
+    assert call.json() == CANCELLED
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
-async def test_a_cancellation_sent_three_times_ends_the_call_once(fast_path: bool) -> None:
-    started = threading.Event()
-    with serve_asgi(_app(started, fast_path)) as server:
-        url = server.url + "/mcp"
-        async with httpx.AsyncClient(timeout=30) as http:
-            opened = await http.post(url, json=INITIALIZE, headers=ACCEPT)
-            session = {**ACCEPT, "mcp-session-id": opened.headers["mcp-session-id"]}
-            await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
-            answers: dict[str, httpx.Response] = {}
-
-            async def call() -> None:
-                answers["call"] = await http.post(url, json=CALL, headers=session)
-
-            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}
-            with anyio.fail_after(20):  # a bound for a hang, not a timing assertion
-                async with anyio.create_task_group() as calls:
-                    calls.start_soon(call)
-                    await anyio.to_thread.run_sync(started.wait)
-                    repeated = [await http.post(url, json=cancel, headers=session) for _ in range(3)]
-            # And the session still serves the next call of its client.
-            pinged = await http.post(url, json={"jsonrpc": "2.0", "id": 10, "method": "ping"}, headers=session)
-    assert [answer.status_code for answer in repeated] == [202, 202, 202]
-    assert answers["call"].json() == {"jsonrpc": "2.0", "id": 9, "error": {"code": -32800, "message": "Request cancelled"}}
+async def test_a_cancellation_sent_three_times_ends_the_call_once_and_the_session_serves_on(fast_path: bool) -> None:
+    call, cancels, pinged = await _cancel_a_running_call(fast_path, times=3)
+    assert [answer.status_code for answer in cancels] == [202, 202, 202]
+    assert call.json() == CANCELLED
     assert pinged.json() == {"jsonrpc": "2.0", "id": 10, "result": {}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -244,13 +244,16 @@ async def test_the_sdk_context_is_reset_after_the_call(verifier: BearerVerifier,
 # -- a repeated token: answered from the verifier's memory, with every check of a first one ----
 
 
+async def send_twice(guard: RequireBearer, bearer: str) -> list[httpx.Response]:
+    async with client(guard) as http:
+        return [await http.post("/mcp", headers={"Authorization": f"Bearer {bearer}"}) for _ in range(2)]
+
+
 async def test_a_repeated_token_reaches_the_app_as_the_sdk_user_of_its_verified_token(
     verifier: BearerVerifier, app: Recorder
 ) -> None:
     good = token()
-    async with client(RequireBearer(app, verifier)) as http:
-        first = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
-        second = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    first, second = await send_twice(RequireBearer(app, verifier), good)
     assert first.status_code == second.status_code == 200
     users = [seen["scope"]["user"] for seen in app.calls]
     assert users[0].access_token is users[1].access_token is verifier.remembered(good)
@@ -259,10 +262,7 @@ async def test_a_repeated_token_reaches_the_app_as_the_sdk_user_of_its_verified_
 
 
 async def test_each_request_gets_its_own_user_and_credentials(verifier: BearerVerifier, app: Recorder) -> None:
-    good = token()
-    async with client(RequireBearer(app, verifier)) as http:
-        for _ in range(2):
-            await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    await send_twice(RequireBearer(app, verifier), token())
     first, second = (seen["scope"] for seen in app.calls)
     assert first["user"] is not second["user"]
     assert first["auth"] is not second["auth"]
@@ -278,10 +278,7 @@ async def test_two_tokens_reach_the_app_as_two_users(verifier: BearerVerifier, a
 async def test_the_sdk_context_is_reset_after_a_repeated_call(verifier: BearerVerifier, app: Recorder) -> None:
     from mcp.server.auth.middleware.auth_context import get_access_token
 
-    good = token()
-    async with client(RequireBearer(app, verifier)) as http:
-        for _ in range(2):
-            await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    await send_twice(RequireBearer(app, verifier), token())
     assert app.calls[1]["context_token"] is not None
     assert get_access_token() is None
 
@@ -393,6 +390,16 @@ async def test_a_remembered_token_gets_the_answer_of_the_long_way_in_any_spellin
     assert answers[0] == answers[1]
 
 
+async def second_answer_after(guard: RequireBearer, change: Callable[[], object]) -> httpx.Response:
+    """One good token sent twice to ``guard``, ``change()`` in between: the second answer (the
+    first must be a 200, so the verifier remembers the token)."""
+    good = token()
+    async with client(guard) as http:
+        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+        change()
+        return await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+
+
 async def test_a_guard_subclass_with_a_decision_of_its_own_decides_every_repeated_token(
     verifier: BearerVerifier, app: Recorder
 ) -> None:
@@ -407,12 +414,8 @@ async def test_a_guard_subclass_with_a_decision_of_its_own_decides_every_repeate
                 raise BearerRefusal(PlainTextResponse("blocked", status_code=403))
             return access
 
-    good = token()
     guard = Blocking(app, verifier)
-    async with client(guard) as http:
-        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
-        guard.blocked = True
-        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    response = await second_answer_after(guard, lambda: setattr(guard, "blocked", True))
     assert response.status_code == 403
     assert len(app.calls) == 1
 
@@ -422,15 +425,12 @@ async def test_an_authenticate_replaced_on_the_verifier_decides_every_repeated_t
 ) -> None:
     from mcp_oauth_shim.verify import InvalidToken
 
-    good = token()
-    async with client(RequireBearer(app, verifier)) as http:
-        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+    async def refuse_everyone(token: str, *, scopes: Iterable[str] = ()) -> Any:
+        raise InvalidToken("Nobody today.")
 
-        async def refuse_everyone(token: str, *, scopes: Iterable[str] = ()) -> Any:
-            raise InvalidToken("Nobody today.")
-
-        verifier.authenticate = refuse_everyone  # type: ignore[method-assign]
-        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    response = await second_answer_after(
+        RequireBearer(app, verifier), lambda: setattr(verifier, "authenticate", refuse_everyone)
+    )
     assert response.status_code == 401
     assert len(app.calls) == 1
 
@@ -440,15 +440,12 @@ async def test_an_authenticate_patched_on_the_verifier_class_decides_every_repea
 ) -> None:
     from mcp_oauth_shim.verify import InvalidToken
 
-    good = token()
-    async with client(RequireBearer(app, verifier)) as http:
-        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
+    async def refuse_everyone(self: BearerVerifier, token: str, *, scopes: Iterable[str] = ()) -> Any:
+        raise InvalidToken("Nobody today.")
 
-        async def refuse_everyone(self: BearerVerifier, token: str, *, scopes: Iterable[str] = ()) -> Any:
-            raise InvalidToken("Nobody today.")
-
-        monkeypatch.setattr(BearerVerifier, "authenticate", refuse_everyone)
-        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    response = await second_answer_after(
+        RequireBearer(app, verifier), lambda: monkeypatch.setattr(BearerVerifier, "authenticate", refuse_everyone)
+    )
     assert response.status_code == 401
     assert len(app.calls) == 1
 
@@ -456,11 +453,9 @@ async def test_an_authenticate_patched_on_the_verifier_class_decides_every_repea
 async def test_required_scopes_raised_after_the_guard_was_built_apply_to_a_repeated_token(
     verifier: BearerVerifier, app: Recorder
 ) -> None:
-    good = token()
-    async with client(RequireBearer(app, verifier)) as http:
-        assert (await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})).status_code == 200
-        verifier.required_scopes = ("files:write",)
-        response = await http.post("/mcp", headers={"Authorization": f"Bearer {good}"})
+    response = await second_answer_after(
+        RequireBearer(app, verifier), lambda: setattr(verifier, "required_scopes", ("files:write",))
+    )
     assert response.status_code == 403
     assert len(app.calls) == 1
 
