@@ -3,11 +3,12 @@
 :class:`IssuedBearerVerifier` is what :attr:`.shim.OAuthShim.verifier` is in issued-token
 mode: the same interface as :class:`.verify.BearerVerifier` (``verify_token`` for the ``mcp``
 SDK's ``TokenVerifier`` protocol, ``authenticate``, ``access_token``, ``remembered``,
-``verify_locally``, ``required_scopes``, ``challenge_scopes``), so :meth:`.shim.OAuthShim.protect`, the bridge and
-the SDK work unchanged. It checks tokens locally against the shim's own keys
-(:mod:`.rfc9068`: ``typ`` ``at+jwt``, signature, ``iss`` the shim, ``aud`` the resource,
-lifetime) and never asks the IdP: the IdP's own tokens, and tokens of another shim or for
-another resource, are refused with 401 ``invalid_token`` (RFC 6750 §3.1).
+``verify_locally``, ``required_scopes``, ``challenge_scopes``), so
+:meth:`.shim.OAuthShim.protect`, the bridge and the SDK work unchanged. It checks tokens
+locally against the shim's own keys (:mod:`.rfc9068`: ``typ`` ``at+jwt``, signature, ``iss``
+the shim, ``aud`` the resource, lifetime) and never asks the IdP: the IdP's own tokens, and
+tokens of another shim or for another resource, are refused with 401 ``invalid_token`` (RFC
+6750 §3.1).
 
 A verified token is an :class:`IssuedAccessToken`: the SDK's ``AccessToken`` plus the user's
 identity and, for tools calling the IdP's API, :meth:`IssuedAccessToken.upstream_access_token`.

@@ -97,7 +97,7 @@ def _plain_bearer_token(header: bytes) -> str | None:
     Only for looking up a token already verified: such a token passed :func:`_bearer_token`'s
     b64token check on its first request, so the remainder of a header is one only if it is
     exactly that token, and any other remainder misses. What this skips for a repeated token
-    (the copies made by splitting, the syntax check, the ASCII decoding) is about 2.5 us of a
+    (the copies made by splitting, the syntax check, the ASCII decoding) is about 1 us of a
     tool call in process, measured against :func:`_bearer_token`.
     """
     if header[6:7] != b" " or header[:6].lower() != b"bearer":
@@ -217,7 +217,8 @@ class RequireBearer:
         """Whether this guard's ``authenticate`` and its verifier's ``authenticate`` and
         ``access_token`` are the library's own: not overridden in a subclass, replaced on the
         object or patched on the class. Asked on every request, in a way that creates no
-        object (bound methods cost about 3 us of a tool call in a running server)."""
+        object: comparing three bound methods instead cost about 2 us of a tool call in
+        process."""
         verifier = self.verifier
         return (
             type(self).authenticate is _GUARD_AUTHENTICATE
