@@ -352,7 +352,10 @@ class MCPBridge:
                 protected = self.auth.protect(app) if self.auth is not None else app
                 routes.append(Route(route_path, endpoint=protected, methods=methods, include_in_schema=False))
         if self.auth is not None and not self._shim_routes_added(host_router):
-            routes.extend(LiteralRoutes.group(self.auth.routes))
+            # An APIRouter's routes are built again when it is included in an app, by code that
+            # knows only FastAPI's and Starlette's own route types: a group would be dropped.
+            grouped = isinstance(host, FastAPI)
+            routes.extend(LiteralRoutes.group(self.auth.routes) if grouped else self.auth.routes)
         host_router.routes[0:0] = routes
         shim_lifespan = None
         if self.auth is not None and id(host_router) not in self._lifespan_routers:

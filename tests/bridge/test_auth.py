@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from mcp_bridge import MCPBridge
 from tests.bridge.sample_app import Calls, build_app
@@ -245,6 +245,28 @@ def test_auth_routes_go_where_the_endpoint_is_mounted() -> None:
     assert anonymous.status_code == 401
     assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
     assert not any(getattr(r, "path", "").startswith("/.well-known") for r in source.routes)
+
+
+def test_auth_routes_go_with_an_unprefixed_router_included_afterwards() -> None:
+    sock = bind_loopback()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    issuer = TokenIssuer()
+    source, calls = build_app()
+    router = APIRouter()
+    MCPBridge(source, auth=issuer.shim(url)).mount_http("/mcp", router=router, stateless=True)
+    host = FastAPI()
+    host.include_router(router)
+    token = issuer.token(audience=url + "/mcp")
+    with serve_asgi(host, sock):
+        prm = httpx.get(url + "/.well-known/oauth-protected-resource/mcp")
+        metadata = httpx.get(url + "/.well-known/oauth-authorization-server")
+        anonymous = rpc(Protected(url, issuer, calls, host), INIT, None)
+        result = result_of(rpc(Protected(url, issuer, calls, host), call("whoami"), token))
+    assert prm.status_code == 200 and prm.json()["resource"] == url + "/mcp"
+    assert metadata.status_code == 200 and metadata.json()["issuer"] == url
+    assert anonymous.status_code == 401
+    assert f'resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"' in _challenge(anonymous)
+    assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
 
 
 @pytest.mark.parametrize("scope", ["read notes", 'say"hi', "back\\slash"])
