@@ -327,7 +327,16 @@ class MCPBridge:
         """The host, its router and the full path there (an APIRouter's routes carry its prefix)."""
         host = router if router is not None else self.app
         host_router = host.router if isinstance(host, FastAPI) else host
-        return host, host_router, getattr(host_router, "prefix", "") + path
+        prefix = getattr(host_router, "prefix", "")
+        if prefix and self.auth is not None:
+            from mcp_oauth_shim.config import ConfigurationError
+
+            raise ConfigurationError(
+                f"With auth, mount on the app or on an APIRouter without a prefix (this one has {prefix!r}): "
+                "the shim's metadata must sit at the root of the origin (RFC 8414 section 3, RFC 9728 "
+                "section 3), and the router would move it under its prefix."
+            )
+        return host, host_router, prefix + path
 
     def _mount(
         self,

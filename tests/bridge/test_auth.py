@@ -269,6 +269,15 @@ def test_auth_routes_go_with_an_unprefixed_router_included_afterwards() -> None:
     assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
 
 
+def test_auth_on_a_prefixed_router_is_refused_when_mounted() -> None:
+    from mcp_oauth_shim.config import ConfigurationError
+
+    source, _ = build_app()
+    bridge = MCPBridge(source, auth=TokenIssuer().shim("http://127.0.0.1:8000"))
+    with pytest.raises(ConfigurationError, match="'/agents'"):
+        bridge.mount_http("/mcp", router=APIRouter(prefix="/agents"))
+
+
 @pytest.mark.parametrize("scope", ["read notes", 'say"hi', "back\\slash"])
 def test_a_route_declaring_a_scope_no_token_can_carry_is_refused_when_the_bridge_is_built(scope: str) -> None:
     from fastapi import Security
