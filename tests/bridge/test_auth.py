@@ -229,33 +229,20 @@ def test_legacy_sse_transport_is_protected_and_checks_tool_scopes() -> None:
     assert accepted.status_code == 202
 
 
-def test_auth_routes_go_where_the_endpoint_is_mounted() -> None:
+@pytest.mark.parametrize("host_kind", ["another app", "an unprefixed router included afterwards"])
+def test_auth_routes_go_where_the_endpoint_is_mounted(host_kind: str) -> None:
     sock = bind_loopback()
     url = "http://127.0.0.1:%d" % sock.getsockname()[1]
     issuer = TokenIssuer()
     source, calls = build_app()
+    bridge = MCPBridge(source, auth=issuer.shim(url))
     host = FastAPI()
-    MCPBridge(source, auth=issuer.shim(url)).mount_http("/mcp", router=host, stateless=True)
-    token = issuer.token(audience=url + "/mcp")
-    with serve_asgi(host, sock):
-        prm = httpx.get(url + "/.well-known/oauth-protected-resource/mcp")
-        anonymous = rpc(Protected(url, issuer, calls, host), INIT, None)
-        result = result_of(rpc(Protected(url, issuer, calls, host), call("whoami"), token))
-    assert prm.status_code == 200 and prm.json()["resource"] == url + "/mcp"
-    assert anonymous.status_code == 401
-    assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
-    assert not any(getattr(r, "path", "").startswith("/.well-known") for r in source.routes)
-
-
-def test_auth_routes_go_with_an_unprefixed_router_included_afterwards() -> None:
-    sock = bind_loopback()
-    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
-    issuer = TokenIssuer()
-    source, calls = build_app()
-    router = APIRouter()
-    MCPBridge(source, auth=issuer.shim(url)).mount_http("/mcp", router=router, stateless=True)
-    host = FastAPI()
-    host.include_router(router)
+    if host_kind == "another app":
+        bridge.mount_http("/mcp", router=host, stateless=True)
+    else:
+        router = APIRouter()
+        bridge.mount_http("/mcp", router=router, stateless=True)
+        host.include_router(router)
     token = issuer.token(audience=url + "/mcp")
     with serve_asgi(host, sock):
         prm = httpx.get(url + "/.well-known/oauth-protected-resource/mcp")
@@ -267,6 +254,7 @@ def test_auth_routes_go_with_an_unprefixed_router_included_afterwards() -> None:
     assert anonymous.status_code == 401
     assert f'resource_metadata="{url}/.well-known/oauth-protected-resource/mcp"' in _challenge(anonymous)
     assert json.loads(result["content"][0]["text"])["authorization"] == f"Bearer {token}"
+    assert not any(getattr(r, "path", "").startswith("/.well-known") for r in source.routes)
 
 
 def test_auth_on_a_prefixed_router_is_refused_when_mounted() -> None:
