@@ -137,5 +137,5 @@ class IssuedBearerVerifier(BearerVerifier):
     async def _verify_new(self, token: str, now: float) -> IssuedAccessToken:
         claims = self._issued.verify(token)
         access = IssuedAccessToken.from_claims(token, claims, self.cipher)
-        self._cache.put(token, access, float(claims.expires_at))
+        self._keep(token, access, float(claims.expires_at))
         return access

@@ -45,6 +45,14 @@ class AlgorithmRegistry(JWSRegistry):
         super().__init__(algorithms=list(algorithms), strict_check_header=False)
         self.allowed_names = frozenset(self.allowed or ())
 
+    def check_header(self, header: dict[str, Any]) -> None:
+        """joserfc's checks (``crit`` must name only parameters it understands, RFC 7515
+        §4.1.11), and no ``b64``: a JWT's payload is always base64url-encoded (RFC 7519 §7.2),
+        so an RFC 7797 unencoded payload, which joserfc would accept, makes it no JWT."""
+        if "b64" in header:
+            raise ValueError("a JWT has no unencoded payload (b64)")
+        super().check_header(header)
+
     def get_alg(self, name: str) -> JWSAlgModel:
         if name not in self.allowed_names or name not in self.algorithms:
             raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")

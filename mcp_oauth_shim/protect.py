@@ -220,13 +220,16 @@ class RequireBearer:
         object: comparing three bound methods instead cost about 2 us of a tool call in
         process."""
         verifier = self.verifier
+        if not isinstance(verifier, BearerVerifier):  # a stand-in (a proxy, a test double)
+            return False
+        replaced = getattr(verifier, "__dict__", ())
         return (
             type(self).authenticate is _GUARD_AUTHENTICATE
             and type(verifier).authenticate is _VERIFIER_AUTHENTICATE
             and type(verifier).access_token is _VERIFIER_ACCESS_TOKEN
             and "authenticate" not in self.__dict__
-            and "authenticate" not in verifier.__dict__
-            and "access_token" not in verifier.__dict__
+            and "authenticate" not in replaced
+            and "access_token" not in replaced
         )
 
     async def authenticate(self, scope: Scope) -> AccessToken:

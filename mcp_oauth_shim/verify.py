@@ -45,7 +45,7 @@ from .config import OIDC_ACCESS_TOKENS, AccessTokenProfile, Upstream
 from .jwks import ASYMMETRIC_ALGORITHMS, FORBIDDEN_ALGORITHMS, MAX_JWKS_BYTES, UNKNOWN_KID_REFETCH_AFTER, KeySource, KeyStore
 from .jwt_claims import algorithm_registry, audience_values, claims_object, is_numeric_date, signature_valid, typ_value
 from .memo import BoundedMemo, SingleFlight
-from .rfc6750 import validate_scope_token
+from .rfc6750 import is_b64token, validate_scope_token
 from .rfc7662 import INTROSPECTION_CACHE_TTL, NO_INTROSPECTION, REFUSAL_CACHE_TTL, IntrospectionClient, introspect
 from .upstream import UpstreamError
 
@@ -307,6 +307,15 @@ class BearerVerifier:
         """Cache ``access`` for ``ttl`` seconds, never past its expiry (nothing when ``ttl <= 0``)."""
         valid_until = now + ttl if access.expires_at is None else min(now + ttl, float(access.expires_at))
         if valid_until > now:
+            self._keep(token, access, valid_until)
+
+    def _keep(self, token: str, access: AccessToken, valid_until: float) -> None:
+        """Put ``access`` in the cache under ``token`` if an ``Authorization: Bearer`` header
+        can carry ``token`` (RFC 6750 §2.1 b64token). Whichever way a token was verified (a
+        request, the SDK's ``verify_token``, the revocation endpoint), :meth:`remembered` then
+        only ever hands out one that a well-formed header sends exactly as it is, which is what
+        :class:`~mcp_oauth_shim.protect.RequireBearer`'s short way relies on."""
+        if token.isascii() and is_b64token(token.encode("ascii")):
             self._cache.put(token, access, valid_until)
 
     async def _expected_issuer(self) -> str:

@@ -209,6 +209,18 @@ async def test_the_verified_token_cache_is_bounded_for_introspected_tokens() -> 
     assert idp.requests["introspect"] == 11
 
 
+@pytest.mark.parametrize("odd", ["opaque token", "opaque\ttoken", "opaque\u00e9"], ids=["space", "tab", "latin-1"])
+async def test_a_token_no_bearer_header_can_carry_is_verified_but_never_remembered(odd: str) -> None:
+    idp, clock = CountingIdP(), Clock()
+    guard, verifier = guarded(idp, clock)
+    idp.active[odd] = {"active": True, "aud": RESOURCE, "sub": "user-1", "scope": "files:read"}
+    assert await verifier.verify_token(odd) is not None  # the SDK's way, no header involved
+    assert verifier.remembered(odd) is None
+    async with http(guard) as client:
+        answer = await client.post("/mcp", headers=[(b"Authorization", b"Bearer " + odd.encode("latin-1"))], json={})
+    assert answer.status_code == 400
+
+
 async def test_an_unreachable_idp_is_not_remembered_as_a_refusal() -> None:
     idp, clock = CountingIdP(), Clock()
     guard, verifier = guarded(idp, clock)

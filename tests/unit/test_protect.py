@@ -450,6 +450,34 @@ async def test_an_authenticate_patched_on_the_verifier_class_decides_every_repea
     assert len(app.calls) == 1
 
 
+async def test_a_verifier_stand_in_is_asked_about_every_request(verifier: BearerVerifier, app: Recorder) -> None:
+    class Logged:
+        """Forwards everything to the real verifier (what a logging or metrics wrapper does)."""
+
+        def __init__(self, inner: BearerVerifier) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    answers = await send_twice(RequireBearer(app, Logged(verifier)), token())  # type: ignore[arg-type]
+    assert [answer.status_code for answer in answers] == [200, 200]
+
+
+async def test_a_jwt_with_an_unencoded_payload_is_refused(verifier: BearerVerifier, app: Recorder) -> None:
+    from joserfc.jws import JWSRegistry
+    from joserfc.util import urlsafe_b64encode
+
+    # RFC 7797: "b64": false leaves the payload as raw JSON between the dots, signed by the IdP's key.
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": NOW + 3600, "iat": NOW, "scope": "openid"}
+    header = urlsafe_b64encode(json.dumps({"alg": "RS256", "kid": "k1", "b64": False, "crit": ["b64"]}).encode())
+    signing_input = header + b"." + json.dumps(claims).replace(".", "\\u002e").encode()
+    signature = urlsafe_b64encode(JWSRegistry.algorithms["RS256"].sign(signing_input, KEY))
+    unencoded = (signing_input + b"." + signature).decode()
+    assert await verifier.verify_token(unencoded) is None
+    assert verifier.remembered(unencoded) is None
+
+
 async def test_required_scopes_raised_after_the_guard_was_built_apply_to_a_repeated_token(
     verifier: BearerVerifier, app: Recorder
 ) -> None:
