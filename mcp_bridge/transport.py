@@ -417,10 +417,10 @@ class MCPEndpoint:
 
         The call is a `CancellableCall`, which `_cancelled` ends: asyncio's own way to cancel
         a task's work and carry on (it uncancels the task). An anyio `CancelScope` would serve
-        any event loop, but costs 30-47 µs per stateful call against 0-13 µs for cancelling
-        the task (the `bench/` app's tools/call, 610-660 µs, interleaved A/B runs on a loaded
-        machine). Under another event loop (trio) a call is not cancellable here; the SDK's
-        path cancels its own.
+        any event loop, but cost 30-47 µs per stateful call against 0-13 µs for
+        `asyncio.timeout` (the `bench/` app's tools/call, 610-660 µs, interleaved A/B runs on a
+        loaded machine), which `CancellableCall` undercuts by about 4 µs more. Under another
+        event loop (trio) a call is not cancellable here; the SDK's path cancels its own.
         """
         if not self._asyncio:
             return await self.call(name, arguments, scope)
