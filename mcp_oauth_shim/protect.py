@@ -202,11 +202,12 @@ class RequireBearer:
         14 to 10 us of CPU per call end to end at 16 concurrent calls.
         """
         verifier = self.verifier
+        kind = type(verifier)  # not isinstance: a mock made with spec=BearerVerifier passes that
         if not (
-            isinstance(verifier, BearerVerifier)
+            issubclass(kind, BearerVerifier)
             and type(self).authenticate is _GUARD_AUTHENTICATE
-            and type(verifier).authenticate is _VERIFIER_AUTHENTICATE
-            and type(verifier).access_token is _VERIFIER_ACCESS_TOKEN
+            and kind.authenticate is _VERIFIER_AUTHENTICATE
+            and kind.access_token is _VERIFIER_ACCESS_TOKEN
             and "authenticate" not in self.__dict__
             and "authenticate" not in verifier.__dict__
             and "access_token" not in verifier.__dict__
@@ -241,7 +242,7 @@ class RequireBearer:
         if raw is None:
             raise self._refusal("missing", None, "This resource needs an OAuth access token (Authorization: Bearer).")
         try:
-            return await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
+            return await self._verify(raw)
         except InvalidToken as exc:
             raise self._refusal(exc.reason, "invalid_token", exc.description) from None
         except InsufficientScope as exc:
@@ -250,6 +251,14 @@ class RequireBearer:
             bearer_rejected("idp_unavailable")
             logger.warning("request refused, identity provider unavailable: %s", exc.description)
             raise BearerRefusal(upstream_error_response(exc)) from None
+
+    async def _verify(self, raw: bytes) -> AccessToken:
+        """The verifier's answer for a token with this guard's scopes; a stand-in verifier
+        that answers ``None`` instead of raising refuses the token (there is no caller)."""
+        access = await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
+        if access is None:
+            raise InvalidToken("The access token was not accepted.")
+        return access
 
     async def _websocket_access(self, scope: Scope, send: Send) -> AccessToken | None:
         """Secure by default: a WebSocket behind this middleware needs a bearer token too.
@@ -261,7 +270,7 @@ class RequireBearer:
             raw = _bearer_token(scope)
             if raw is None:
                 raise InvalidToken("no bearer token")
-            return await self.verifier.authenticate(raw.decode("ascii"), scopes=self.scopes)
+            return await self._verify(raw)
         except (_Malformed, InvalidToken, InsufficientScope, UpstreamError):
             await send({"type": "websocket.close", "code": 1008})
             return None

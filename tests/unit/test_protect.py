@@ -464,6 +464,19 @@ async def test_a_verifier_stand_in_is_asked_about_every_request(verifier: Bearer
     assert [answer.status_code for answer in answers] == [200, 200]
 
 
+async def test_a_mock_verifier_made_with_spec_is_asked_about_every_request(verifier: BearerVerifier, app: Recorder) -> None:
+    from unittest import mock
+
+    double = mock.Mock(spec=BearerVerifier, wraps=verifier)  # passes isinstance(double, BearerVerifier)
+    for name in ("required_scopes", "scopes_supported", "resource_metadata_url"):
+        setattr(double, name, getattr(verifier, name))
+    double.authenticate = mock.AsyncMock(wraps=verifier.authenticate)
+
+    answers = await send_twice(RequireBearer(app, double), token())
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert double.authenticate.await_count == 2
+
+
 async def test_a_jwt_with_an_unencoded_payload_is_refused(verifier: BearerVerifier, app: Recorder) -> None:
     from joserfc.jws import JWSRegistry
     from joserfc.util import urlsafe_b64encode
@@ -554,6 +567,41 @@ async def test_a_websocket_without_a_token_is_closed_before_the_handshake(verifi
         sent.append(message)
 
     await RequireBearer(app, verifier)({"type": "websocket", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert app.calls == []
+
+
+class AnswersNone:
+    """A verifier stand-in that answers None instead of raising: no token info, so no caller."""
+
+    def __init__(self, inner: BearerVerifier) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def authenticate(self, token: str, *, scopes: Iterable[str] = ()) -> None:
+        return None
+
+
+async def test_a_verifier_stand_in_answering_none_refuses_the_token(verifier: BearerVerifier, app: Recorder) -> None:
+    answers = await send_twice(RequireBearer(app, AnswersNone(verifier)), token())  # type: ignore[arg-type]
+    assert [answer.status_code for answer in answers] == [401, 401]
+    assert 'error="invalid_token"' in answers[0].headers["www-authenticate"]
+    assert app.calls == []
+
+
+async def test_a_websocket_is_closed_when_a_verifier_stand_in_answers_none(verifier: BearerVerifier, app: Recorder) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "headers": [(b"authorization", f"Bearer {token()}".encode())]}
+    await RequireBearer(app, AnswersNone(verifier))(scope, receive, send)  # type: ignore[arg-type]
     assert sent == [{"type": "websocket.close", "code": 1008}]
     assert app.calls == []
 
