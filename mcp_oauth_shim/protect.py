@@ -192,7 +192,8 @@ class RequireBearer:
           that token;
         - any change to the decision: a subclass's or an instance's own ``authenticate`` (here
           or on the verifier) or ``access_token``, or one patched on the class later, is asked
-          about every request; so is a verifier that is not a :class:`BearerVerifier`.
+          about every request; so is a verifier whose class is not a :class:`BearerVerifier`
+          (a proxy, a test double, a mock made with ``spec=BearerVerifier``).
 
         All of it is written out in this one method, and the caller is identified in
         :meth:`__call__` itself, on purpose: inside a request each function call costs several
