@@ -557,7 +557,8 @@ async def test_lifespan_passes_through_untouched(verifier: BearerVerifier, app: 
     assert app.calls[0]["scope"] == {"type": scope_type, "headers": []}
 
 
-async def test_a_websocket_without_a_token_is_closed_before_the_handshake(verifier: BearerVerifier, app: Recorder) -> None:
+async def websocket_answer(guard: RequireBearer, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """What the guard sends for a WebSocket connection with these headers."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -566,8 +567,12 @@ async def test_a_websocket_without_a_token_is_closed_before_the_handshake(verifi
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await RequireBearer(app, verifier)({"type": "websocket", "headers": []}, receive, send)
-    assert sent == [{"type": "websocket.close", "code": 1008}]
+    await guard({"type": "websocket", "headers": headers}, receive, send)
+    return sent
+
+
+async def test_a_websocket_without_a_token_is_closed_before_the_handshake(verifier: BearerVerifier, app: Recorder) -> None:
+    assert await websocket_answer(RequireBearer(app, verifier), []) == [{"type": "websocket.close", "code": 1008}]
     assert app.calls == []
 
 
@@ -592,16 +597,8 @@ async def test_a_verifier_stand_in_answering_none_refuses_the_token(verifier: Be
 
 
 async def test_a_websocket_is_closed_when_a_verifier_stand_in_answers_none(verifier: BearerVerifier, app: Recorder) -> None:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "headers": [(b"authorization", f"Bearer {token()}".encode())]}
-    await RequireBearer(app, AnswersNone(verifier))(scope, receive, send)  # type: ignore[arg-type]
+    guard = RequireBearer(app, AnswersNone(verifier))  # type: ignore[arg-type]
+    sent = await websocket_answer(guard, [(b"authorization", f"Bearer {token()}".encode())])
     assert sent == [{"type": "websocket.close", "code": 1008}]
     assert app.calls == []
 
@@ -609,14 +606,7 @@ async def test_a_websocket_is_closed_when_a_verifier_stand_in_answers_none(verif
 async def test_a_websocket_with_a_valid_token_reaches_the_app_as_the_sdk_user(
     verifier: BearerVerifier, app: Recorder
 ) -> None:
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        raise AssertionError("the guard must not answer")
-
-    scope = {"type": "websocket", "headers": [(b"authorization", f"Bearer {token()}".encode())]}
-    await RequireBearer(app, verifier)(scope, receive, send)
+    assert await websocket_answer(RequireBearer(app, verifier), [(b"authorization", f"Bearer {token()}".encode())]) == []
     assert app.calls[0]["scope"]["user"].access_token.subject
 
 
