@@ -59,18 +59,6 @@ class _Malformed(Exception):
     """The Authorization header is there but is not one well-formed Bearer credential."""
 
 
-def _authorization(scope: Scope) -> bytes | None:
-    """The value of the request's one ``Authorization`` header; ``None`` without one. Two are
-    a malformed request (which of them would count is anyone's guess)."""
-    found: bytes | None = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if found is not None:
-                raise _Malformed("Send exactly one Authorization header.")
-            found = value
-    return found
-
-
 def _bearer_token(scope: Scope) -> bytes | None:
     """The token of ``Authorization: Bearer <token>``; ``None`` when no Bearer credential is sent.
 
@@ -78,7 +66,12 @@ def _bearer_token(scope: Scope) -> bytes | None:
     Bearer credential: the answer is the plain challenge of RFC 6750 §3.1. Two Authorization
     headers, or a token outside the b64token syntax, are malformed requests.
     """
-    found = _authorization(scope)
+    found: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if found is not None:  # which of two would count is anyone's guess
+                raise _Malformed("Send exactly one Authorization header.")
+            found = value
     if found is None:
         return None
     scheme, _, rest = found.strip().partition(b" ")
